@@ -1,0 +1,21 @@
+"""xcs_bc: run the independent slow calls of ordinary Python code at the same time."""
+
+from __future__ import annotations
+
+from xcs_bc.errors import CaptureError, ConfigError, UnsupportedCodeError, XCSError
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
+
+__all__ = [
+    "MISSING",
+    "CaptureError",
+    "ComputationGraph",
+    "ConfigError",
+    "OpType",
+    "Operation",
+    "PathStep",
+    "Site",
+    "Source",
+    "UnsupportedCodeError",
+    "ValueRef",
+    "XCSError",
+]

@@ -1,0 +1,966 @@
+"""Build: a shadow stack machine that turns an observed run into an SSA graph.
+
+The observation hooks report every instruction executed by the target frames
+(the jitted function or the captured block, and its comprehension and
+generator-expression frames).  For each frame, `GraphBuilder` keeps a shadow
+of the value stack and of the locals in which every slot holds a `ValueRef`
+instead of a value: where it came from and which slow calls it depends on.
+An instruction's effect is applied when the *next* event of its frame arrives,
+because only then do we know whether it jumped, raised, or how long it took.
+
+Precision rests on a few rules, each conservative:
+
+* Pure computations (operators, f-strings, displays, subscripts, calls to
+  PURE functions, see `purity`) depend on exactly their operands.
+* A slow call's result is the output of its operation; a fast call to
+  anything not known to be pure has an UNKNOWN result, which depends on every
+  operation made so far.
+* Effects: a call may change the mutable objects it is handed (its receiver
+  too, unless it is a slow call: an LLM client is not changed by a request,
+  see docs).  A changed object is tracked by identity in `_heap`, so every
+  alias sees the change.
+* Control: a value made, or a call reached, after a branch on a value that
+  depends on operations, depends on them too, until the branch's immediate
+  post-dominator.
+* When the shadow stack and the static stack depth disagree (a construct we
+  do not model), the stack is rebuilt from UNKNOWN values.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from xcs_bc import purity
+from xcs_bc.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.observe import CallEvent
+from xcs_bc.values import (
+    NULL,
+    const,
+    describe_callee,
+    expr,
+    peek_attr,
+    peek_item,
+    peek_iter_item,
+    step,
+    union,
+    unknown,
+    with_deps,
+    with_value,
+)
+
+PY311 = sys.version_info >= (3, 11)
+PY312 = sys.version_info >= (3, 12)
+PY313 = sys.version_info >= (3, 13)
+
+_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"})
+_COND_POP_JUMPS = frozenset(
+    {
+        "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE",
+    }
+)
+_BINARY_3_10 = {
+    "BINARY_ADD": "+", "BINARY_SUBTRACT": "-", "BINARY_MULTIPLY": "*", "BINARY_TRUE_DIVIDE": "/",
+    "BINARY_FLOOR_DIVIDE": "//", "BINARY_MODULO": "%", "BINARY_POWER": "**", "BINARY_AND": "&",
+    "BINARY_OR": "|", "BINARY_XOR": "^", "BINARY_LSHIFT": "<<", "BINARY_RSHIFT": ">>",
+    "INPLACE_ADD": "+=", "INPLACE_SUBTRACT": "-=", "INPLACE_MULTIPLY": "*=", "INPLACE_MODULO": "%=",
+}
+_CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+EXC = ValueRef(Source.CONST, name="<exception>", value=None)
+"""A slot holding an exception (or exception bookkeeping) pushed by unwinding."""
+_SELF = "<self>"
+
+
+@dataclass
+class _Control:
+    """A branch the frame is still under: until `until` is reached, everything depends on `cond`."""
+
+    branch: int
+    until: int | None
+    cond: ValueRef
+
+
+@dataclass
+class _FrameState:
+    frame: types.FrameType
+    info: CodeInfo
+    is_module: bool
+    stack: list[ValueRef] = field(default_factory=list)
+    locals: dict[str, ValueRef] = field(default_factory=dict)
+    control: list[_Control] = field(default_factory=list)
+    control_deps: frozenset[int] = frozenset()
+    pending: Instr | None = None
+    started: float = 0.0
+    ops_before: int = 0
+    operands: tuple[ValueRef, ...] = ()  # the slots the pending instruction will consume
+    kwnames: tuple[str, ...] = ()  # 3.11/3.12 KW_NAMES register
+    callee: Any = MISSING  # the callable, from a CALL monitoring event
+    callee_args: dict[str, Any] | None = None  # bound arguments of a Python callee
+    callee_result: Any = MISSING
+    child_return: ValueRef | None = None  # what a nested comprehension frame returned
+    exception: BaseException | None = None
+    generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
+    precall: tuple[ValueRef, ...] = ()  # 3.11: the arguments PRECALL took off the stack for the next CALL
+
+
+class GraphBuilder:
+    """Receives observation events for the target frames and builds the graph."""
+
+    def __init__(self, *, min_call_ms: float, name: str) -> None:
+        self.min_call_s = min_call_ms / 1000.0
+        self.name = name
+        self.thread = threading.get_ident()
+        self.ops: list[Operation] = []
+        self.events: list[CallEvent] = []
+        self.inputs: dict[str, ValueRef] = {}
+        self.outputs: tuple[ValueRef, ...] = ()
+        self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
+        self._frames: dict[types.FrameType, _FrameState] = {}
+        self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
+        self._yields: dict[int, list[ValueRef]] = {}  # id(generator ref) -> refs it yielded
+        # id(iterator ref) -> [iterator ref, iterable ref, count]; shared by frames because a 3.10/3.11
+        # comprehension frame iterates the iterator its parent made
+        self._iters: dict[int, list[Any]] = {}
+        # id(operands) -> (operands, deps): what the *length* of a container built by the observed
+        # code depends on (the branches taken while it was built), as opposed to its elements' values.
+        # Keyed by the operands tuple, which survives `with_deps`/`with_value` copies of the ref.
+        self._shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]] = {}
+        self._occurrences: dict[tuple[int, int], int] = {}
+        self._started = time.perf_counter()
+        self._root_return: ValueRef | None = None
+
+    # -- events from the observation layer -----------------------------------------------------
+
+    def instruction(self, frame: types.FrameType, offset: int) -> None:
+        now = time.perf_counter()
+        fs = self._frames.get(frame)
+        info = fs.info if fs is not None else code_info(frame.f_code)
+        if offset not in info.instrs:
+            # 3.12+ reports an EXTENDED_ARG prefix on its own just before its instruction: skip it;
+            # 3.10/3.11 report the instruction at its prefix's offset: map it back
+            resolved = None if PY312 else info.resolve(offset)
+            if resolved is None:
+                return
+            offset = resolved
+        if fs is None:
+            fs = self._new_frame(frame, offset)
+        elif fs.pending is not None:
+            self._complete(fs, fs.pending, offset, now)
+        ins = fs.info.instrs.get(offset)
+        if ins is None:  # not an instruction we know (should not happen): forget the shadow
+            fs.pending = None
+            return
+        self._leave_branches(fs, offset)
+        if ins.depth is not None and len(fs.stack) != ins.depth:
+            self._resync(fs, ins, len(fs.stack))
+        if ins.opname in ("RETURN_VALUE", "RETURN_CONST"):
+            # the frame has no next event to complete this on: apply it now, and forget the frame
+            fs.pending = None
+            _h_return(self, fs, ins, False)
+            del self._frames[frame]
+            return
+        fs.pending = ins
+        fs.operands = tuple(fs.stack[len(fs.stack) - ins.pops :]) if ins.pops else ()
+        if ins.opname == "CALL" and not PY312:
+            fs.operands += fs.precall
+        fs.ops_before = len(self.ops)
+        fs.callee = MISSING
+        fs.callee_args = None
+        fs.callee_result = MISSING
+        fs.child_return = None
+        fs.exception = None
+        fs.started = time.perf_counter()
+
+    def call(self, frame: types.FrameType, callee: Any, arg0: Any) -> None:
+        """The callable of the call instruction now pending in `frame` (sys.monitoring CALL).
+
+        A method call `obj.m(...)` is reported as (C.m, obj); bind it again so that the callee
+        is what the code called.  (The builder prefers the callee it peeked itself, when it has one.)
+        """
+        fs = self._frames.get(frame)
+        if fs is None or fs.pending is None or fs.pending.opname not in _CALLS:
+            return
+        head = fs.operands[:2]
+        method_form = len(head) == 2 and head[0] is not NULL and head[1] is not NULL and arg0 is not MISSING
+        if method_form and hasattr(type(callee), "__get__"):
+            try:
+                callee = callee.__get__(arg0, type(arg0))
+            except Exception:  # noqa: BLE001 - a descriptor that refuses: keep the raw callable
+                pass
+        fs.callee = callee
+
+    def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None:
+        """A Python callee of the pending call in `caller` started: record its bound arguments."""
+        fs = self._frames.get(caller)
+        if fs is None or fs.callee_args is not None:
+            return
+        code = callee_frame.f_code
+        n = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+        f_locals = callee_frame.f_locals
+        fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
+
+    def returned(self, caller: types.FrameType, value: Any) -> None:
+        fs = self._frames.get(caller)
+        if fs is not None:
+            fs.callee_result = value
+
+    def raised(self, frame: types.FrameType, exc: BaseException) -> None:
+        fs = self._frames.get(frame)
+        if fs is not None:
+            fs.exception = exc
+
+    def finish(self, exc: BaseException | None) -> ComputationGraph:
+        """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
+        now = time.perf_counter()
+        for fs in list(self._frames.values()):
+            if fs.pending is not None and fs.pending.opname in _CALLS and exc is not None:
+                fs.exception = fs.exception or exc
+                self._complete_call(fs, fs.pending, now, raised=True)
+            fs.pending = None
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "wall_time": now - self._started,
+            "min_call_ms": self.min_call_s * 1000.0,
+            "resyncs": self.resyncs,
+        }
+        if exc is not None:
+            metadata["exception"] = exc
+        outputs = (self._root_return,) if self._root_return is not None else ()
+        return ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+
+    # -- frames --------------------------------------------------------------------------------
+
+    def _new_frame(self, frame: types.FrameType, offset: int) -> _FrameState:
+        fs = _FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals)
+        ins = fs.info.instrs.get(offset)
+        depth = ins.depth if ins is not None and ins.depth is not None else 0
+        fs.stack = [unknown(0)] * depth  # a block may start with an enclosing loop's iterator on the stack
+        parent = self._frames.get(frame.f_back) if frame.f_back is not None else None
+        if parent is not None and frame.f_code.co_name in _COMPREHENSIONS:
+            self._link_nested(fs, parent)
+        self._frames[frame] = fs
+        return fs
+
+    def _link_nested(self, fs: _FrameState, parent: _FrameState) -> None:
+        """A comprehension's `.0` is the iterator its maker was called with; a genexpr's comes with it."""
+        for ref in parent.operands:
+            if ref.source is Source.EXPR and ref.name == "genexpr":
+                fs.generator = ref
+                fs.locals[".0"] = ref.operands[0] if ref.operands else unknown(len(self.ops))
+                return
+        args = [ref for ref in parent.operands if ref is not NULL]
+        fs.locals[".0"] = args[-1] if args else unknown(len(self.ops))
+
+    # -- completing an instruction --------------------------------------------------------------
+
+    def _complete(self, fs: _FrameState, ins: Instr, offset: int, now: float) -> None:
+        fs.pending = None
+        normal = offset == ins.next or offset == ins.target
+        if ins.opname == "YIELD_VALUE" or ins.opname == "RETURN_GENERATOR":
+            normal = True  # a generator resumes where it left off
+        if not normal:
+            self._unwind(fs, ins, offset, now)
+            return
+        jumped = offset == ins.target and offset != ins.next
+        if ins.opname in _CALLS:
+            self._complete_call(fs, ins, now, raised=False)
+        else:
+            self._apply(fs, ins, jumped, now)
+
+    def _unwind(self, fs: _FrameState, ins: Instr, offset: int, now: float) -> None:
+        """Control reached `offset` by an exception raised at `ins`."""
+        if ins.opname in _CALLS:
+            if fs.exception is None:
+                fs.exception = sys.exc_info()[1]
+            self._complete_call(fs, ins, now, raised=True)
+        handler = fs.info.handler_at(ins.offset)
+        if handler is not None and handler.target == offset:
+            kept = fs.stack[: handler.depth]
+            fs.stack = kept + [EXC] * handler.pushed
+        # otherwise the static depth check in `instruction` resynchronises
+
+    def _resync(self, fs: _FrameState, ins: Instr, had: int) -> None:
+        self.resyncs.append(f"{fs.info.code.co_name}@{ins.offset} {ins.opname}: shadow {had}, static {ins.depth}")
+        fs.stack = [unknown(len(self.ops))] * (ins.depth or 0)
+
+    # -- the stack -------------------------------------------------------------------------------
+
+    def _push(self, fs: _FrameState, ref: ValueRef) -> None:
+        if fs.control_deps and ref is not NULL:
+            ref = with_deps(ref, fs.control_deps)
+        fs.stack.append(ref)
+
+    def _pop(self, fs: _FrameState, n: int) -> list[ValueRef]:
+        if n == 0:
+            return []
+        if n > len(fs.stack):
+            fs.stack[:0] = [unknown(len(self.ops))] * (n - len(fs.stack))
+        out = fs.stack[-n:]
+        del fs.stack[-n:]
+        return out
+
+    def _lookup(self, ref: ValueRef) -> ValueRef:
+        """The current ref of the object `ref` names, if that object was changed in place."""
+        value = ref.value
+        if value is MISSING or purity.is_immutable(value):
+            return ref
+        entry = self._heap.get(id(value))
+        if entry is not None and entry[0] is value:
+            return with_value(entry[1], value) if entry[1] is not ref else ref
+        return ref
+
+    def _mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
+        """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""
+        changed = new if new is not None else with_deps(expr("effect", (ref,), value=obj), deps)
+        if obj is not MISSING and not purity.is_immutable(obj):
+            self._heap[id(obj)] = (obj, changed)
+        return changed
+
+    def _set_shape(self, ref: ValueRef, deps: frozenset[int]) -> ValueRef:
+        if ref.operands:
+            self._shapes[id(ref.operands)] = (ref.operands, deps)
+        return ref
+
+    def _shape_deps(self, ref: ValueRef) -> frozenset[int]:
+        """What the number of items of `ref` depends on."""
+        if ref.source is Source.EXPR and ref.name in _CONTAINERS:
+            if not ref.operands:
+                return ref.deps
+            entry = self._shapes.get(id(ref.operands))
+            if entry is not None and entry[0] is ref.operands:
+                return entry[1]
+        return ref.deps
+
+    # -- control dependence ----------------------------------------------------------------------
+
+    def _branch(self, fs: _FrameState, ins: Instr, cond: ValueRef) -> None:
+        if not cond.deps:
+            return
+        for i, entry in enumerate(fs.control):
+            if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
+                del fs.control[i + 1 :]
+                entry.cond = expr("or", (entry.cond, cond))
+                break
+        else:
+            fs.control.append(_Control(ins.offset, fs.info.ipdom(ins.offset), cond))
+        fs.control_deps = union(entry.cond.deps for entry in fs.control)
+
+    def _leave_branches(self, fs: _FrameState, offset: int) -> None:
+        if fs.control and any(entry.until == offset for entry in fs.control):
+            fs.control = [entry for entry in fs.control if entry.until != offset]
+            fs.control_deps = union(entry.cond.deps for entry in fs.control)
+
+    # -- instruction semantics -------------------------------------------------------------------
+
+    def _apply(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
+        handler = _HANDLERS.get(ins.opname)
+        duration = now - fs.started
+        if duration >= self.min_call_s and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
+            self._implicit_op(fs, ins, jumped, now)
+        elif handler is not None:
+            handler(self, fs, ins, jumped)
+        else:
+            self._generic(fs, ins, jumped)
+
+    def _generic(self, fs: _FrameState, ins: Instr, jumped: bool, kind: str | None = None) -> None:
+        popped = self._pop(fs, ins.jump_pops if jumped else ins.pops)
+        pushes = ins.jump_pushes if jumped else ins.pushes
+        if pushes:
+            result = expr(kind or ins.opname.lower(), [r for r in popped if r is not EXC])
+            for _ in range(pushes):
+                self._push(fs, result)
+
+    def _implicit_op(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
+        """A slow instruction that is not a call (a property, a slow iterator, an operator)."""
+        popped = self._pop(fs, ins.jump_pops if jumped else ins.pops)
+        pushes = ins.jump_pushes if jumped else ins.pushes
+        inputs = tuple(r for r in popped if r is not NULL and r is not EXC)
+        op = self._make_op(fs, ins, OpType.IMPLICIT, ins.opname.lower(), inputs, (), now, raised=False)
+        out = op.outputs[0]
+        if ins.opname == "FOR_ITER" and not jumped and popped:
+            self._push(fs, popped[0])
+            self._push(fs, out)
+            return
+        for _ in range(pushes):
+            self._push(fs, out)
+
+    def _load_local(self, fs: _FrameState, name: str) -> ValueRef:
+        ref = fs.locals.get(name)
+        f_locals = fs.frame.f_locals
+        value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
+        if ref is None or (ref.value is not MISSING and ref.value is not value):
+            # never stored by the observed code (or rebound behind our back: a cell written by a callee)
+            if ref is None and (name not in fs.info.code.co_cellvars + fs.info.code.co_freevars):
+                ref = self._input(name, value)
+            else:
+                ref = unknown(len(self.ops), value=value) if ref is not None else ValueRef(
+                    Source.CELL, name=name, value=value
+                )
+            fs.locals[name] = ref
+        return self._lookup(ref)
+
+    def _input(self, name: str, value: Any) -> ValueRef:
+        ref = self.inputs.get(name)
+        if ref is None or ref.value is not value:
+            ref = ValueRef(Source.INPUT, name=name, value=value)
+            self.inputs.setdefault(name, ref)
+        return ref
+
+    def _store_local(self, fs: _FrameState, name: str, ref: ValueRef) -> None:
+        f_locals = fs.frame.f_locals
+        value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
+        if fs.control_deps:
+            ref = with_deps(ref, fs.control_deps)
+        fs.locals[name] = with_value(ref, value)
+
+    def _load_global(self, fs: _FrameState, name: str) -> ValueRef:
+        globals_ = fs.frame.f_globals
+        if name in globals_:
+            value = globals_[name]
+        else:
+            builtins_ = fs.frame.f_builtins
+            value = builtins_.get(name, MISSING)
+        return self._lookup(ValueRef(Source.GLOBAL, name=name, value=value))
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _complete_call(self, fs: _FrameState, ins: Instr, now: float, *, raised: bool) -> None:
+        popped = fs.operands if raised else tuple(self._pop(fs, ins.pops))
+        if ins.opname == "CALL" and not PY312 and not raised:
+            popped += fs.precall
+        fs.precall = ()
+        callee_ref, args, kwnames, star = self._call_layout(fs, ins, popped)
+        fs.kwnames = ()
+        callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
+        nested = len(self.ops) > fs.ops_before
+        duration = now - fs.started
+        made = _made_code(callee_ref)
+        if made is not None and made.co_name == "<genexpr>" and not raised:
+            # calling the genexpr function only makes the generator; its frame runs when consumed
+            iterator = args[-1] if args else popped[-1]
+            self._push(fs, expr("genexpr", (iterator,)))
+            return
+        if nested or fs.child_return is not None:
+            result = self._nested_result(fs, callee, callee_ref, args)
+        elif duration >= self.min_call_s:
+            inputs = (callee_ref, *args)
+            op = self._make_op(fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised)
+            for ref in args:  # a slow call may change the mutable objects it is handed
+                self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
+            self._record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
+            if raised:
+                return
+            result = op.outputs[0]
+        else:
+            self._record_event(fs, ins, callee, now, raised, fs.callee_result)
+            if raised:
+                return
+            result = self._fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
+        if not raised:
+            self._push(fs, with_value(result, fs.callee_result) if result.value is MISSING else result)
+
+    def _call_layout(
+        self, fs: _FrameState, ins: Instr, popped: tuple[ValueRef, ...]
+    ) -> tuple[ValueRef, tuple[ValueRef, ...], tuple[str, ...], bool]:
+        """Split the consumed slots into callee, argument values and keyword names."""
+        items = list(popped)
+        kwnames: tuple[str, ...] = ()
+        if ins.opname in ("CALL_FUNCTION_KW", "CALL_KW"):
+            names = items.pop()
+            kwnames = tuple(names.value) if isinstance(names.value, tuple) else ()
+        elif ins.opname == "CALL" and not PY313:
+            kwnames = fs.kwnames
+        star = ins.opname == "CALL_FUNCTION_EX"
+        lead = 1 if ins.opname in ("CALL_FUNCTION", "CALL_FUNCTION_KW") or (star and not PY311) else 2
+        head, args = items[:lead], tuple(items[lead:])
+        if lead == 1:
+            callee = head[0]
+        elif head[0] is NULL:
+            callee = head[1]
+        elif head[1] is NULL:
+            callee = head[0]
+        else:  # [method, self]
+            callee = head[0]
+        return callee, args, kwnames, star
+
+    def _fast_call(
+        self,
+        callee: Any,
+        callee_ref: ValueRef,
+        args: tuple[ValueRef, ...],
+        kwnames: tuple[str, ...],
+        star: bool,
+        control: frozenset[int],
+    ) -> ValueRef:
+        effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
+        operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
+        if effect is purity.Effect.UNKNOWN:
+            everything = frozenset(range(len(self.ops)))
+            self._mutate_receiver(callee, callee_ref, everything)
+            for ref in args:
+                self._mutate_arg(ref, everything)
+            return unknown(len(self.ops))
+        if effect is purity.Effect.MUTATES_INPUTS:
+            deps = union(ref.deps for ref in operands)
+            receiver = getattr(callee, "__self__", MISSING)
+            if getattr(callee, "__name__", "") == "append" and isinstance(receiver, list) and len(args) == 1:
+                self._append(receiver, callee_ref, args[0], control)
+            else:
+                self._mutate_receiver(callee, callee_ref, deps)
+        return expr("call", operands)
+
+    def _append(self, receiver: list[Any], callee_ref: ValueRef, item: ValueRef, control: frozenset[int]) -> None:
+        """`xs.append(item)`: keep element-wise provenance when we know what `xs` holds."""
+        base = self._receiver_ref(receiver, callee_ref)
+        if base.source is Source.EXPR and base.name == "list" and len(base.operands) == len(receiver) - 1:
+            new = expr("list", (*base.operands, item), value=receiver)
+            self._set_shape(new, self._shape_deps(base) | control)
+        else:
+            new = with_deps(expr("effect", (base, item), value=receiver), base.deps)
+        self._mutate(receiver, base, new.deps, new)
+
+    def _receiver_ref(self, receiver: Any, callee_ref: ValueRef) -> ValueRef:
+        entry = self._heap.get(id(receiver))
+        if entry is not None and entry[0] is receiver:
+            return entry[1]
+        if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `xs.append` -> `xs`
+            return ValueRef(callee_ref.source, callee_ref.name, callee_ref.path[:-1], callee_ref.operands,
+                            callee_ref.op, callee_ref.deps, receiver)
+        return with_value(callee_ref, receiver)
+
+    def _mutate_receiver(self, callee: Any, callee_ref: ValueRef, deps: frozenset[int]) -> None:
+        receiver = getattr(callee, "__self__", MISSING)
+        if receiver is MISSING or isinstance(receiver, types.ModuleType) or purity.is_immutable(receiver):
+            return
+        self._mutate(receiver, self._receiver_ref(receiver, callee_ref), deps)
+
+    def _mutate_arg(self, ref: ValueRef, deps: frozenset[int]) -> None:
+        if ref.value is not MISSING and not purity.is_immutable(ref.value):
+            self._mutate(ref.value, self._lookup(ref), deps)
+
+    def _nested_result(self, fs: _FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]) -> ValueRef:
+        """The result of a call during which observed frames ran (a comprehension, a genexpr's consumer)."""
+        if fs.child_return is not None:
+            return fs.child_return
+        generated = [ref for ref in args if ref.source is Source.EXPR and ref.name == "genexpr"]
+        if generated and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE:
+            produced = self._yields.get(id(generated[0]), [])
+            return expr("call", (callee_ref, expr("generated", produced)))
+        return unknown(len(self.ops))
+
+    def _make_op(
+        self,
+        fs: _FrameState,
+        ins: Instr,
+        op_type: OpType,
+        name: str,
+        inputs: tuple[ValueRef, ...],
+        kwnames: tuple[str, ...],
+        now: float,
+        *,
+        raised: bool,
+    ) -> Operation:
+        code = fs.info.code
+        key = (id(code), ins.offset)
+        occurrence = self._occurrences.get(key, 0)
+        self._occurrences[key] = occurrence + 1
+        op_id = len(self.ops)
+        metadata: dict[str, Any] = {
+            "start": fs.started,
+            "end": now,
+            "duration": now - fs.started,
+            "occurrence": occurrence,
+            "thread": self.thread,
+            "callee": fs.callee,
+            "args": fs.callee_args,
+        }
+        if raised:
+            metadata["exception"] = fs.exception
+        outputs = () if raised else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
+        control = tuple(entry.cond for entry in fs.control)
+        line = ins.line if ins.line is not None else code.co_firstlineno
+        site = Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+        op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
+        self.ops.append(op)
+        return op
+
+    def _record_event(self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any) -> None:
+        code = fs.info.code
+        line = ins.line if ins.line is not None else code.co_firstlineno
+        self.events.append(
+            CallEvent(
+                site=Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset),
+                callee=callee,
+                args=fs.callee_args,
+                result=MISSING if raised else result,
+                exception=fs.exception if raised else None,
+                start=fs.started,
+                end=now,
+                thread=self.thread,
+            )
+        )
+
+
+def _made_code(ref: ValueRef) -> types.CodeType | None:
+    """The code object of a function made by MAKE_FUNCTION in the observed code, if `ref` is one."""
+    if ref.source is Source.EXPR and ref.name == "make_function":
+        for operand in ref.operands:
+            if isinstance(operand.value, types.CodeType):
+                return operand.value
+    return None
+
+
+# -- per-opcode handlers ---------------------------------------------------------------------------
+
+
+def _h_load_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+    for name in names:
+        b._push(fs, b._load_local(fs, str(name)))
+
+
+def _h_load_fast_and_clear(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    name = str(ins.argval)
+    ref = fs.locals.pop(name, None)
+    b._push(fs, ref if ref is not None else NULL)
+
+
+def _h_store_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+    if ins.opname == "STORE_FAST_LOAD_FAST":
+        b._store_local(fs, str(names[0]), b._pop(fs, 1)[0])
+        b._push(fs, b._load_local(fs, str(names[1])))
+        return
+    for name in names:
+        b._store_local(fs, str(name), b._pop(fs, 1)[0])
+
+
+def _h_delete_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    fs.locals.pop(str(ins.argval), None)
+
+
+def _h_load_name(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    name = str(ins.argval)
+    if name in fs.locals or not fs.is_module:
+        b._push(fs, b._load_local(fs, name))
+    else:
+        b._push(fs, b._load_global(fs, name))
+
+
+def _h_load_global(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
+    with_null = ins.pushes == 2
+    ref = b._load_global(fs, str(name))
+    if with_null and not PY313:
+        b._push(fs, NULL)
+    b._push(fs, ref)
+    if with_null and PY313:
+        b._push(fs, NULL)
+
+
+def _h_load_const(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    b._push(fs, const(ins.argval))
+
+
+def _h_push_null(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    fs.stack.append(NULL)
+
+
+def _h_load_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (obj,) = b._pop(fs, 1)
+    name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
+    name = str(name)
+    attr = b._lookup(step(obj, "attr", name, peek_attr(obj.value, name)))
+    if ins.pushes == 2:  # method form: [method, self]
+        b._push(fs, attr)
+        b._push(fs, ValueRef(Source.CONST, name=_SELF, operands=(obj,), deps=obj.deps))
+    else:
+        b._push(fs, attr)
+
+
+def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    container, key = b._pop(fs, 2)
+    value = peek_item(container.value, key.value)
+    if container.source is Source.EXPR and container.name in ("list", "tuple") and isinstance(key.value, int):
+        index = key.value
+        if -len(container.operands) <= index < len(container.operands) and not key.deps:
+            b._push(fs, with_value(container.operands[index], value))
+            return
+    if key.source is Source.CONST and not key.deps:
+        b._push(fs, b._lookup(step(container, "item", key.value, value)))
+    else:
+        b._push(fs, b._lookup(expr("getitem", (container, key), value)))
+
+
+def _h_store_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    obj, value = b._pop(fs, 2)  # TOS is the object, TOS1 the value
+    b._mutate(obj.value, b._lookup(obj), obj.deps | value.deps | fs.control_deps)
+
+
+def _h_store_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    value, container, key = b._pop(fs, 3)
+    b._mutate(container.value, b._lookup(container), container.deps | value.deps | key.deps | fs.control_deps)
+
+
+def _h_delete_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (obj,) = b._pop(fs, 1)
+    b._mutate(obj.value, b._lookup(obj), obj.deps | fs.control_deps)
+
+
+def _h_delete_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    container, key = b._pop(fs, 2)
+    b._mutate(container.value, b._lookup(container), container.deps | key.deps | fs.control_deps)
+
+
+def _h_build(kind: str) -> Any:
+    def handler(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+        ref = expr(kind, b._pop(fs, ins.pops))
+        b._push(fs, b._set_shape(ref, fs.control_deps) if kind in _CONTAINERS else ref)
+
+    return handler
+
+
+def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """LIST_APPEND/SET_ADD/MAP_ADD/LIST_EXTEND/...: add the popped items to the container `arg` deep."""
+    items = b._pop(fs, 2 if ins.opname == "MAP_ADD" else 1)  # codeinfo counts the container as re-pushed
+    depth = int(ins.arg or 1)
+    index = len(fs.stack) - depth
+    if index < 0:
+        return
+    target = fs.stack[index]
+    if ins.opname in ("LIST_EXTEND", "SET_UPDATE") and items and items[0].source is Source.CONST and isinstance(
+        items[0].value, (tuple, frozenset)
+    ):
+        items = [const(v) for v in items[0].value]
+    elif ins.opname in ("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE"):
+        items = [expr("unpack", items)]
+    kind = target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
+    new = expr(kind, (*target.operands, *items)) if kind != "effect" else expr("effect", (target, *items))
+    b._set_shape(new, b._shape_deps(target) | fs.control_deps)
+    fs.stack[index] = with_deps(new, fs.control_deps)
+
+
+def _h_list_to_tuple(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = b._pop(fs, 1)
+    if ins.opname == "CALL_INTRINSIC_1" and "LIST_TO_TUPLE" not in str(ins.argval):
+        b._push(fs, expr(str(ins.argval).lower(), (ref,)))
+        return
+    if ref.source is Source.EXPR and ref.name == "list":
+        b._push(fs, b._set_shape(expr("tuple", ref.operands), b._shape_deps(ref)))
+    else:
+        b._push(fs, expr("tuple", (ref,)))
+
+
+def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = b._pop(fs, 1)
+    n = int(ins.arg or 0)
+    if ref.source is Source.EXPR and ref.name in ("tuple", "list") and len(ref.operands) == n:
+        items = list(ref.operands)
+    else:
+        items = [b._lookup(step(ref, "item", i, peek_item(ref.value, i))) for i in range(n)]
+    for item in reversed(items):
+        b._push(fs, item)
+
+
+def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = b._pop(fs, 1)
+    it = expr("iter", (ref,))
+    b._iters[id(it)] = [it, ref, 0]
+    b._push(fs, it)
+
+
+def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (it,) = b._pop(fs, 1)
+    state = b._iters.get(id(it))
+    iterable = state[1] if state is not None and state[0] is it else it
+    # whether there is another item depends on the iterable's length, not on its items' values
+    b._branch(fs, ins, ValueRef(Source.EXPR, name="len", deps=b._shape_deps(iterable)))
+    if jumped:
+        b._iters.pop(id(it), None)
+        for _ in range(ins.jump_pushes):
+            b._push(fs, NULL)
+        return
+    b._push(fs, it)
+    if state is None or state[0] is not it:
+        b._push(fs, unknown(len(b.ops)))
+        return
+    index = state[2]
+    state[2] = index + 1
+    if iterable.source is Source.EXPR and iterable.name in ("list", "tuple") and index < len(iterable.operands):
+        item = iterable.operands[index]
+    elif iterable.source is Source.EXPR and iterable.name == "genexpr":
+        item = unknown(len(b.ops))
+    else:
+        item = b._lookup(step(iterable, "iter", index, peek_iter_item(iterable.value, index)))
+    b._push(fs, item)
+
+
+def _h_cond_jump(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (cond,) = b._pop(fs, 1)
+    b._branch(fs, ins, cond)
+
+
+def _h_jump_or_pop(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    cond = fs.stack[-1] if fs.stack else unknown(len(b.ops))
+    b._branch(fs, ins, cond)
+    if not jumped:
+        b._pop(fs, 1)
+
+
+def _h_nop(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """Instructions that only drop values (POP_TOP, END_FOR) or do nothing to the stack."""
+    pops, pushes = (ins.jump_pops, ins.jump_pushes) if jumped else (ins.pops, ins.pushes)
+    if pops != pushes:
+        b._pop(fs, pops - pushes) if pops > pushes else fs.stack.extend([NULL] * (pushes - pops))
+
+
+def _h_precall(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.11 PRECALL takes the arguments off the stack as far as depths go; the CALL after it uses them."""
+    fs.precall = tuple(b._pop(fs, ins.pops))
+
+
+def _h_kw_names(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    fs.kwnames = tuple(ins.argval) if isinstance(ins.argval, tuple) else ()
+
+
+def _h_copy(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    n = 1 if ins.opname == "DUP_TOP" else int(ins.arg or 1)
+    if ins.opname == "DUP_TOP_TWO":
+        fs.stack.extend(fs.stack[-2:])
+        return
+    fs.stack.append(fs.stack[-n] if len(fs.stack) >= n else unknown(len(b.ops)))
+
+
+def _h_swap(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    s = fs.stack
+    if ins.opname == "SWAP":
+        n = int(ins.arg or 2)
+        if len(s) >= n:
+            s[-1], s[-n] = s[-n], s[-1]
+        return
+    n = {"ROT_TWO": 2, "ROT_THREE": 3, "ROT_FOUR": 4}.get(ins.opname, int(ins.arg or 2))
+    if len(s) >= n:  # ROT_n: TOS moves down to position n
+        s[-n:] = [s[-1], *s[-n:-1]]
+
+
+def _h_format(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    b._push(fs, expr("format", b._pop(fs, ins.pops)))
+
+
+def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    kind = _BINARY_3_10.get(ins.opname) or (ins.argrepr if ins.argrepr else ins.opname.lower())
+    b._push(fs, expr(kind, b._pop(fs, ins.pops)))
+
+
+def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    ref = const(ins.argval) if ins.opname == "RETURN_CONST" else (b._pop(fs, 1) or [unknown(len(b.ops))])[0]
+    parent = b._frames.get(fs.frame.f_back) if fs.frame.f_back is not None else None
+    if parent is not None and parent.pending is not None and fs.generator is None:
+        parent.child_return = ref
+    if fs.frame.f_back is not None and parent is None and b._root_return is None:
+        b._root_return = ref
+
+
+def _h_yield(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = b._pop(fs, 1) or [unknown(len(b.ops))]
+    if fs.generator is not None:
+        b._yields.setdefault(id(fs.generator), []).append(ref)
+    for _ in range(ins.pushes):
+        b._push(fs, const(None))
+
+
+_HANDLERS: dict[str, Any] = {
+    "LOAD_FAST": _h_load_fast,
+    "LOAD_FAST_CHECK": _h_load_fast,
+    "LOAD_FAST_LOAD_FAST": _h_load_fast,
+    "LOAD_DEREF": _h_load_fast,
+    "LOAD_CLASSDEREF": _h_load_fast,
+    "LOAD_FAST_AND_CLEAR": _h_load_fast_and_clear,
+    "STORE_FAST": _h_store_fast,
+    "STORE_FAST_STORE_FAST": _h_store_fast,
+    "STORE_FAST_LOAD_FAST": _h_store_fast,
+    "STORE_DEREF": _h_store_fast,
+    "STORE_NAME": _h_store_fast,
+    "DELETE_FAST": _h_delete_fast,
+    "DELETE_DEREF": _h_delete_fast,
+    "DELETE_NAME": _h_delete_fast,
+    "LOAD_NAME": _h_load_name,
+    "LOAD_GLOBAL": _h_load_global,
+    "LOAD_CONST": _h_load_const,
+    "PUSH_NULL": _h_push_null,
+    "LOAD_ATTR": _h_load_attr,
+    "LOAD_METHOD": _h_load_attr,
+    "BINARY_SUBSCR": _h_binary_subscr,
+    "STORE_ATTR": _h_store_attr,
+    "DELETE_ATTR": _h_delete_attr,
+    "STORE_SUBSCR": _h_store_subscr,
+    "DELETE_SUBSCR": _h_delete_subscr,
+    "BUILD_LIST": _h_build("list"),
+    "BUILD_TUPLE": _h_build("tuple"),
+    "BUILD_SET": _h_build("set"),
+    "BUILD_MAP": _h_build("dict"),
+    "BUILD_CONST_KEY_MAP": _h_build("dict"),
+    "BUILD_STRING": _h_build("fstring"),
+    "BUILD_SLICE": _h_build("slice"),
+    "LIST_APPEND": _h_container_add,
+    "SET_ADD": _h_container_add,
+    "MAP_ADD": _h_container_add,
+    "LIST_EXTEND": _h_container_add,
+    "SET_UPDATE": _h_container_add,
+    "DICT_UPDATE": _h_container_add,
+    "DICT_MERGE": _h_container_add,
+    "LIST_TO_TUPLE": _h_list_to_tuple,
+    "CALL_INTRINSIC_1": _h_list_to_tuple,
+    "UNPACK_SEQUENCE": _h_unpack_sequence,
+    "GET_ITER": _h_get_iter,
+    "FOR_ITER": _h_for_iter,
+    "JUMP_IF_TRUE_OR_POP": _h_jump_or_pop,
+    "JUMP_IF_FALSE_OR_POP": _h_jump_or_pop,
+    "KW_NAMES": _h_kw_names,
+    "COPY": _h_copy,
+    "DUP_TOP": _h_copy,
+    "DUP_TOP_TWO": _h_copy,
+    "SWAP": _h_swap,
+    "ROT_TWO": _h_swap,
+    "ROT_THREE": _h_swap,
+    "ROT_FOUR": _h_swap,
+    "ROT_N": _h_swap,
+    "FORMAT_VALUE": _h_format,
+    "FORMAT_SIMPLE": _h_format,
+    "FORMAT_WITH_SPEC": _h_format,
+    "CONVERT_VALUE": _h_format,
+    "BINARY_OP": _h_binary_op,
+    "RETURN_VALUE": _h_return,
+    "RETURN_CONST": _h_return,
+    "YIELD_VALUE": _h_yield,
+    "POP_TOP": _h_nop,
+    "END_FOR": _h_nop,
+    "NOP": _h_nop,
+    "RESUME": _h_nop,
+    "PRECALL": _h_precall,
+    "CACHE": _h_nop,
+    "EXTENDED_ARG": _h_nop,
+    "JUMP_FORWARD": _h_nop,
+    "JUMP_BACKWARD": _h_nop,
+    "JUMP_ABSOLUTE": _h_nop,
+    "JUMP_BACKWARD_NO_INTERRUPT": _h_nop,
+    "JUMP": _h_nop,
+}
+for _name in _COND_POP_JUMPS:
+    _HANDLERS[_name] = _h_cond_jump
+for _name in _BINARY_3_10:
+    _HANDLERS[_name] = _h_binary_op
+del _name
+
+# Instructions whose time is never a slow step of their own (their time is the user's code between
+# events, e.g. a generator's body, or ours).
+_NEVER_SLOW = frozenset({"RESUME", "YIELD_VALUE", "RETURN_VALUE", "RETURN_CONST", "RETURN_GENERATOR", "NOP"})

@@ -1,0 +1,421 @@
+"""A static description of every instruction of a code object.
+
+The shadow stack machine replays each executed instruction on a stack of
+provenance values, so for every instruction it must know how many items it
+consumes and produces on each outgoing edge, where control goes next, the
+stack depth before it, and where an exception raised by it lands.
+`code_info(code)` computes that once per code object (and caches it).
+
+Offsets are `dis` offsets of real instructions.  ``CACHE`` entries and
+``EXTENDED_ARG`` prefixes are not instructions here: a prefix is folded into
+the ``arg`` of the instruction it extends, and `CodeInfo.extended_arg` maps the
+prefix's offset to that instruction.  How the observation hooks report them:
+
+* 3.12+ ``sys.monitoring`` INSTRUCTION events report an instruction at its own
+  offset (as here), *and* report each ``EXTENDED_ARG`` prefix separately just
+  before it: skip events at offsets in `CodeInfo.extended_arg`.  ``RESUME`` and
+  ``END_FOR`` never produce INSTRUCTION events.
+* 3.10/3.11 ``settrace`` 'opcode' events fire once per instruction with
+  ``frame.f_lasti`` at its *first* ``EXTENDED_ARG`` prefix, if it has one (the
+  interpreter dispatches from the prefix straight into the instruction without
+  tracing); `CodeInfo.resolve` maps such an offset to the instruction.
+
+Stack effects follow ``dis.stack_effect`` (``pushes - pops`` equals it) with the
+split between popped and pushed items taken from `bytecode`, corrected where
+that library only gets the net effect right.  Three places deliberately follow
+the interpreter rather than ``dis`` (see `_split` and `_for_iter_exit`):
+``RETURN_GENERATOR`` on 3.11/3.12, the exhaustion edge of ``FOR_ITER`` on 3.12+,
+and the initial depth of a 3.10 generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import dis
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from bytecode import ConcreteInstr
+
+from xcs_bc.errors import UnsupportedCodeError
+
+
+@dataclass(frozen=True, slots=True)
+class Instr:
+    """One instruction: what it does to the stack on each edge and where it goes."""
+
+    offset: int
+    opname: str
+    arg: int | None
+    argval: object
+    line: int | None
+    pops: int
+    pushes: int
+    jump_pops: int
+    jump_pushes: int
+    next: int | None
+    target: int | None
+    depth: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """Where unwinding goes: keep `depth` items, push `pushed`, jump to `target`."""
+
+    target: int
+    depth: int
+    pushed: int
+
+
+# Instructions after which control never reaches the next instruction.
+_NO_FALLTHROUGH: Final = frozenset(
+    {
+        "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+        "JUMP_ABSOLUTE", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+    }
+)  # fmt: skip
+
+# 3.10 block-stack instructions: `dis` lists them as relative jumps, but their
+# argument is a handler, reached only by unwinding, never a normal successor.
+_SETUP: Final = frozenset({"SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH"})
+
+_JUMPS: Final = frozenset(dis.opname[op] for op in (*dis.hasjrel, *dis.hasjabs)) - _SETUP
+
+# Items consumed where `bytecode` assumes "pops nothing, pushes the net effect"
+# (or similar) although the instruction really replaces its inputs.  Getting
+# this split right matters: the shadow machine gives every pushed item a new
+# provenance, so e.g. LOAD_METHOD must consume the object it loads from.
+_CONSUMES: Final[dict[str, int]] = {
+    "LOAD_METHOD": 1,  # obj -> meth, self|NULL (3.10/3.11)
+    "YIELD_VALUE": 1,  # yielded value -> sent value
+    "YIELD_FROM": 2,  # 3.10: receiver, value -> result
+    "BEFORE_WITH": 1,  # mgr -> __exit__, __enter__() (3.11+)
+    "SETUP_WITH": 1,  # the same on 3.10's fall-through edge
+    "END_SEND": 2,  # receiver, value -> value (3.12+)
+    "CLEANUP_THROW": 3,  # sub_iter, last_sent, exc -> None, value (3.12+)
+    "CALL_INTRINSIC_1": 1,
+    "CALL_INTRINSIC_2": 2,
+    "STORE_FAST_LOAD_FAST": 1,  # 3.13
+    "FORMAT_WITH_SPEC": 2,  # 3.13: value, spec -> str
+}
+
+
+def _split(ins: dis.Instruction, jump: bool) -> tuple[int, int]:
+    """(pops, pushes) of `ins` on its fall-through (`jump` False) or jump edge."""
+    name = ins.opname
+    if name == "RETURN_GENERATOR":
+        # When the generator is first resumed the sent value (None) is pushed and
+        # POP_TOP drops it.  dis says 0 on 3.11/3.12 (the compiler inserts the
+        # pair after computing depths); 3.13 fixed it to +1.
+        return 0, 1
+    arg = ins.arg  # None exactly when the opcode takes no argument
+    effect = dis.stack_effect(ins.opcode, arg, jump=jump)
+    if name == "SEND":
+        # receiver, value -> receiver, yielded; on return (jump) 3.11 leaves
+        # only the result, 3.12+ replaces the value with it before END_SEND.
+        pops = 1 - effect
+    elif name in _CONSUMES:
+        pops = _CONSUMES[name]
+    else:
+        concrete = ConcreteInstr(name, arg) if arg is not None else ConcreteInstr(name)
+        pre, post = concrete.pre_and_post_stack_effect(jump=jump)
+        return max(0, -pre), post + max(0, pre)
+    return pops, pops + effect
+
+
+class _Builder:
+    """Decodes a code object into `Instr`s and runs the static flow analysis."""
+
+    def __init__(self, code: types.CodeType) -> None:
+        self.code = code
+        self.raw: dict[int, dis.Instruction] = {}
+        self.extended_arg: dict[int, int] = {}
+        self.lines: dict[int, int | None] = {}
+        self._decode()
+        self.order = tuple(self.raw)
+        # Exception-table handlers are static on 3.11+; on 3.10 they come from
+        # the block stack, i.e. out of the flow analysis below.
+        self.table: dict[int, Handler] = self._exception_table()
+        self.shapes: dict[int, Instr] = {off: self._shape(i) for i, off in enumerate(self.order)}
+        self.depth: dict[int, int] = {}
+        self.blocks: dict[int, tuple[tuple[int, int], ...]] = {}
+        self.handlers: dict[int, Handler] = {}
+
+    def _decode(self) -> None:
+        """Collect real instructions, fold EXTENDED_ARG prefixes, track lines."""
+        pending: list[int] = []
+        line: int | None = None
+        for ins in dis.get_instructions(self.code):
+            if sys.version_info >= (3, 11):
+                line = ins.positions.lineno if ins.positions else None
+            elif ins.starts_line is not None:  # 3.10: the line lasts until the next start
+                line = ins.starts_line
+            if ins.opname == "EXTENDED_ARG":  # dis already folded it into the next arg
+                pending.append(ins.offset)
+                continue
+            for prefix in pending:
+                self.extended_arg[prefix] = ins.offset
+            pending.clear()
+            self.raw[ins.offset] = ins
+            self.lines[ins.offset] = line
+
+    def canon(self, offset: int) -> int:
+        """A jump or handler target may name the EXTENDED_ARG prefix; use the instruction."""
+        return self.extended_arg.get(offset, offset)
+
+    def _exception_table(self) -> dict[int, Handler]:
+        if sys.version_info < (3, 11):
+            return {}
+        table: dict[int, Handler] = {}
+        for entry in dis.Bytecode(self.code).exception_entries:
+            handler = Handler(self.canon(entry.target), entry.depth, 1 + int(entry.lasti))
+            for off in self.order:
+                if entry.start <= off < entry.end:  # `end` is exclusive
+                    table.setdefault(off, handler)
+        return table
+
+    def _shape(self, index: int) -> Instr:
+        """The Instr at `self.order[index]` without its depth."""
+        off = self.order[index]
+        ins = self.raw[off]
+        pops, pushes = _split(ins, jump=False)
+        jump_pops = jump_pushes = 0
+        target: int | None = None
+        if ins.opname in _JUMPS:
+            assert isinstance(ins.argval, int)
+            target = self.canon(ins.argval)
+            jump_pops, jump_pushes = _split(ins, jump=True)
+            if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
+                target, jump_pops, jump_pushes = self._for_iter_exit(target)
+        falls = ins.opname not in _NO_FALLTHROUGH and index + 1 < len(self.order)
+        nxt = self.order[index + 1] if falls else None
+        return Instr(
+            off, ins.opname, ins.arg, ins.argval, self.lines[off], pops, pushes, jump_pops, jump_pushes, nxt, target, None
+        )
+
+    def _for_iter_exit(self, end_for: int) -> tuple[int, int, int]:
+        """Where an exhausted FOR_ITER really goes on 3.12+, and its (pops, pushes).
+
+        dis targets END_FOR with iterator + a dummy value (+1), but the interpreter
+        pops the iterator and skips END_FOR (3.12: ``JUMPBY(oparg + 1)``), or
+        END_FOR and POP_TOP (3.13: ``JUMPBY(oparg + 2)``); monitoring then reports
+        the instruction after them.  Only a generator returning into a specialised
+        FOR_ITER_GEN lands on END_FOR itself, and monitoring de-specialises that.
+        """
+        skipped = ("END_FOR",) if sys.version_info < (3, 13) else ("END_FOR", "POP_TOP")
+        off = end_for
+        for name in skipped:
+            if self.raw[off].opname != name:
+                raise UnsupportedCodeError(f"{self.where(off)}: FOR_ITER target is not {name}")
+            off += 2  # neither END_FOR nor POP_TOP has an argument or caches
+        return self.canon(off), 1, 0
+
+    def where(self, offset: int) -> str:
+        """`file:line (name) @offset` for error messages."""
+        line = self.lines.get(offset) or self.code.co_firstlineno
+        return f"{self.code.co_filename}:{line} ({self.code.co_qualname if sys.version_info >= (3, 11) else self.code.co_name}) @{offset}"
+
+    # -- flow analysis -------------------------------------------------------
+
+    def flow(self) -> None:
+        """Propagate (depth, 3.10 block stack) from the entry; check every edge agrees."""
+        if not self.order:
+            return
+        first = self.order[0]
+        # A 3.10 generator is entered with the first sent value (None) on the
+        # stack, which its leading GEN_START pops.
+        start = 1 if self.raw[first].opname == "GEN_START" else 0
+        self.depth[first], self.blocks[first] = start, ()
+        work = [first]
+        while work:
+            off = work.pop()
+            for dest, depth, blocks in self._edges(off):
+                if depth < 0:
+                    raise UnsupportedCodeError(f"{self.where(off)}: stack underflow on edge to {dest}")
+                if dest not in self.depth:
+                    self.depth[dest], self.blocks[dest] = depth, blocks
+                    work.append(dest)
+                elif (self.depth[dest], self.blocks[dest]) != (depth, blocks):
+                    raise UnsupportedCodeError(
+                        f"{self.where(dest)}: reached with stack depth {self.depth[dest]} and "
+                        f"{depth} (from @{off}); blocks {self.blocks[dest]} vs {blocks}"
+                    )
+
+    def _edges(self, off: int) -> Iterator[tuple[int, int, tuple[tuple[int, int], ...]]]:
+        """(destination, depth there, block stack there) for every edge out of `off`."""
+        ins, depth, blocks = self.shapes[off], self.depth[off], self.blocks[off]
+        if ins.next is not None:
+            yield ins.next, depth - ins.pops + ins.pushes, self._blocks_after(ins, depth, blocks)
+        if ins.target is not None:
+            yield ins.target, depth - ins.jump_pops + ins.jump_pushes, blocks
+            if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
+                # Give END_FOR (reachable via FOR_ITER_GEN) the depth dis intends.
+                effect = dis.stack_effect(dis.opmap["FOR_ITER"], ins.arg, jump=True)
+                yield self.canon(self.raw[off].argval), depth + effect, blocks  # type: ignore[arg-type]
+        handler, handler_blocks = self._unwind(off, blocks)
+        if handler is not None:
+            self.handlers[off] = handler
+            yield handler.target, handler.depth + handler.pushed, handler_blocks
+
+    def _blocks_after(
+        self, ins: Instr, depth: int, blocks: tuple[tuple[int, int], ...]
+    ) -> tuple[tuple[int, int], ...]:
+        """3.10 block stack after `ins` falls through.
+
+        A block is (handler target, saved depth) for SETUP_*, and (-1, depth) for
+        the EXCEPT_HANDLER block that handler entry pushes.
+        """
+        if sys.version_info >= (3, 11):  # no block stack: exception table instead
+            return blocks
+        if ins.opname in _SETUP:
+            assert isinstance(ins.argval, int)
+            # dis' jump effect is "what the handler finds": saved level + 6 items.
+            level = depth + dis.stack_effect(dis.opmap[ins.opname], ins.arg, jump=True) - 6
+            return (*blocks, (self.canon(ins.argval), level))
+        expected = {"POP_BLOCK": True, "POP_EXCEPT": False, "END_ASYNC_FOR": False}.get(ins.opname)
+        if expected is None:
+            return blocks
+        if not blocks or (blocks[-1][0] >= 0) != expected:
+            raise UnsupportedCodeError(f"{self.where(ins.offset)}: {ins.opname} with block stack {blocks}")
+        return blocks[:-1]
+
+    def _unwind(
+        self, off: int, blocks: tuple[tuple[int, int], ...]
+    ) -> tuple[Handler | None, tuple[tuple[int, int], ...]]:
+        """Handler of an exception raised at `off`, and the block stack it starts with."""
+        if sys.version_info >= (3, 11):
+            return self.table.get(off), ()
+        # 3.10: unwinding pops EXCEPT_HANDLER blocks until a SETUP_* block, which
+        # becomes an EXCEPT_HANDLER block with the same level; 6 values are pushed
+        # (old exception tb/value/type, then the new one's).
+        for i in range(len(blocks) - 1, -1, -1):
+            target, level = blocks[i]
+            if target >= 0:
+                return Handler(target, level, 6), (*blocks[:i], (-1, level))
+        return None, ()
+
+    def build(self) -> CodeInfo:
+        self.flow()
+        instrs = {off: dataclasses.replace(ins, depth=self.depth.get(off)) for off, ins in self.shapes.items()}
+        handlers = self.table if sys.version_info >= (3, 11) else self.handlers
+        return CodeInfo(self.code, instrs, self.order, handlers, self.extended_arg)
+
+
+def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[int, int | None]:
+    """Immediate post-dominator of every instruction on the normal CFG.
+
+    Iterative data flow over bit sets (bit i = order[i], bit n = the virtual
+    exit): pdom(n) = {n} | AND of pdom(successors); instructions without
+    normal successors go to the exit.  Nodes that never reach the exit (an
+    endless loop) keep the full set and get None, like the exit itself.
+    """
+    n = len(order)
+    index = {off: i for i, off in enumerate(order)}
+    succ = [[index[s] for s in (instrs[off].next, instrs[off].target) if s is not None] for off in order]
+    exit_bit = 1 << n
+    full = (1 << (n + 1)) - 1
+    pdom = [full] * n
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):  # mostly forward code: reverse order converges fast
+            meet = exit_bit if not succ[i] else full
+            for s in succ[i]:
+                meet &= pdom[s]
+            new = meet | (1 << i)
+            if new != pdom[i]:
+                pdom[i], changed = new, True
+    result: dict[int, int | None] = {}
+    for i, off in enumerate(order):
+        strict = pdom[i] & ~(1 << i)
+        result[off] = None
+        if pdom[i] == full or strict == exit_bit:
+            continue
+        # The immediate one is the strict post-dominator that all others post-dominate.
+        for j in _bits(strict & ~exit_bit):
+            if pdom[j] == strict:
+                result[off] = order[j]
+                break
+    return result
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """Indices of the set bits of `mask`."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+_COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+
+def _nested(code: types.CodeType) -> Iterator[types.CodeType]:
+    """Comprehension/genexpr code objects in co_consts, recursively through them only."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name in _COMPREHENSIONS:
+            yield const
+            yield from _nested(const)
+
+
+class CodeInfo:
+    """Static facts about every instruction of one code object; see the module doc."""
+
+    __slots__ = ("code", "instrs", "order", "nested", "extended_arg", "_handlers", "_ipdom")
+
+    def __init__(
+        self,
+        code: types.CodeType,
+        instrs: dict[int, Instr],
+        order: tuple[int, ...],
+        handlers: dict[int, Handler],
+        extended_arg: dict[int, int],
+    ) -> None:
+        self.code = code
+        self.instrs = instrs
+        self.order = order
+        self.nested: tuple[types.CodeType, ...] = tuple(_nested(code))
+        self.extended_arg = extended_arg  # EXTENDED_ARG offset -> offset of its instruction
+        self._handlers = handlers
+        self._ipdom = _post_dominators(order, instrs)
+
+    def handler_at(self, offset: int) -> Handler | None:
+        """Where an exception raised by the instruction at `offset` goes; None: out of the frame."""
+        return self._handlers.get(offset)
+
+    def ipdom(self, offset: int) -> int | None:
+        """Immediate post-dominator of `offset` on the normal CFG; None if only the exit."""
+        return self._ipdom[offset]
+
+    def successors(self, offset: int) -> tuple[int, ...]:
+        """Normal (non-exceptional) successors: fall-through, then jump target."""
+        ins = self.instrs[offset]
+        return tuple(dict.fromkeys(s for s in (ins.next, ins.target) if s is not None))
+
+    def resolve(self, offset: int) -> int | None:
+        """The instruction at `offset`, or extended by the EXTENDED_ARG there; else None."""
+        if offset in self.instrs:
+            return offset
+        return self.extended_arg.get(offset)
+
+    def __repr__(self) -> str:
+        return f"<CodeInfo {self.code.co_name} {len(self.order)} instructions>"
+
+
+# id(code) -> (code, info): code objects compare by value, so two distinct but
+# equal ones (e.g. the same source compiled twice) must not share an entry; the
+# stored reference keeps the id from being reused.
+_CACHE: dict[int, tuple[types.CodeType, CodeInfo]] = {}
+
+
+def code_info(code: types.CodeType) -> CodeInfo:
+    """The (cached) `CodeInfo` of `code`; raises UnsupportedCodeError if the analysis fails."""
+    hit = _CACHE.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    info = _Builder(code).build()
+    _CACHE[id(code)] = (code, info)
+    return info

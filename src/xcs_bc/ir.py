@@ -1,0 +1,195 @@
+"""The SSA IR: a dataflow graph of slow calls over provenance-carrying values.
+
+A `ComputationGraph` lists the `Operation`s (slow calls) of one observed run in
+program order.  Every value an operation consumes is a `ValueRef` that says
+where it came from (its *provenance*, `Source`): an input of the function or
+block, the output of an earlier operation (or a path into it), a constant, a
+global or closure cell read at run time, a pure expression of other values, or
+unknown.  Each `ValueRef` also carries `deps`, the ids of the operations it
+depends on; an UNKNOWN value depends on every operation before it.  Analysis
+passes (`xcs_bc.analysis`) and printing (`xcs_bc.printing`) live outside these
+classes; the methods below only delegate to them.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from xcs_bc.analysis import CriticalPath
+
+
+class _Missing:
+    """Marks a concrete value that was not observed (e.g. a C function's result)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+
+class OpType(enum.Enum):
+    """What kind of slow step an operation is."""
+
+    CALL = "call"
+    """A call made at a call site of the observed code."""
+    IMPLICIT = "implicit"
+    """A slow instruction that is not a call: a property, an iterator step, an operator."""
+
+
+class Source(enum.Enum):
+    """Where a value came from."""
+
+    INPUT = "input"  # a parameter, or a local that existed when the block began; `name` + `path`
+    OUTPUT = "output"  # the result of operation `op`, or a `path` into it
+    CONST = "const"  # a constant of the code; `value`
+    GLOBAL = "global"  # a global or builtin read at run time; `name` + `path`
+    CELL = "cell"  # a closure cell read at run time; `name` + `path`
+    EXPR = "expr"  # a pure expression `name` (e.g. "fstring", "+", "str.join", "tuple") of `operands`
+    UNKNOWN = "unknown"  # not known: depends on every operation with id < `op`
+
+
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    """One step into a value: `.name` (kind "attr"), `[key]` ("item"), or the k-th element iterated ("iter")."""
+
+    kind: str
+    key: Any
+
+    def __str__(self) -> str:
+        if self.kind == "attr":
+            return f".{self.key}"
+        if self.kind == "iter":
+            return f"[{self.key}]"
+        return f"[{self.key!r}]"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ValueRef:
+    """An SSA value: its provenance, the operations it depends on, and the value seen at trace time.
+
+    `deps` holds the ids of the operations the value depends on, by data or by
+    effect (an object an earlier slow call may have changed).  `value` is the
+    concrete object observed while tracing, or `MISSING`; it is evidence for
+    guards and reports, never part of the value's identity.
+    """
+
+    source: Source
+    name: str = ""
+    path: tuple[PathStep, ...] = ()
+    operands: tuple[ValueRef, ...] = ()
+    op: int | None = None
+    deps: frozenset[int] = frozenset()
+    value: Any = field(default=MISSING, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where a call is in the source: file, line, code object name and instruction offset."""
+
+    file: str
+    line: int
+    code: str
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{os.path.basename(self.file)}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Operation:
+    """One slow call (or slow implicit step) of the observed run.
+
+    `inputs` holds the callee first, then the positional arguments, then the
+    keyword argument values named by `kwnames`.  `outputs` holds the result
+    (empty when the call raised).  `control` holds the branch conditions through
+    which the call was reached.  `metadata` carries `duration`, `start`, `end`
+    (seconds, `time.perf_counter`), `occurrence` (the how-manieth run of this
+    site), `thread`, and `exception` when the call raised.
+    """
+
+    id: int
+    op_type: OpType
+    name: str
+    site: Site
+    inputs: tuple[ValueRef, ...]
+    outputs: tuple[ValueRef, ...]
+    kwnames: tuple[str, ...] = ()
+    control: tuple[ValueRef, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return float(self.metadata.get("duration", 0.0))
+
+    @property
+    def args(self) -> tuple[ValueRef, ...]:
+        """The positional argument values (inputs without the callee and keywords)."""
+        return self.inputs[1 : len(self.inputs) - len(self.kwnames)]
+
+    @property
+    def kwargs(self) -> dict[str, ValueRef]:
+        values = self.inputs[len(self.inputs) - len(self.kwnames) :] if self.kwnames else ()
+        return dict(zip(self.kwnames, values))
+
+    def __repr__(self) -> str:
+        return f"<Operation %{self.id} {self.name} at {self.site}>"
+
+
+@dataclass(eq=False)
+class ComputationGraph:
+    """The slow calls of one observed run, in program order, with their dataflow.
+
+    `inputs` are the values the run started from; `outputs` what it produced
+    (the return value of a jitted function; empty for a captured block).
+    `metadata` carries `wall_time` (seconds the whole run took), `min_call_ms`,
+    `name` and, when the run raised, `exception`.
+    """
+
+    operations: list[Operation]
+    inputs: tuple[ValueRef, ...] = ()
+    outputs: tuple[ValueRef, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def dependencies(self, op: Operation) -> set[Operation]:
+        """The operations `op` needs directly, through data, effects or control (glue in between)."""
+        from xcs_bc import analysis
+
+        return analysis.dependencies(self, op)
+
+    def levels(self) -> dict[int, int]:
+        """ASAP level of every operation id: 0 for operations that need nothing."""
+        from xcs_bc import analysis
+
+        return analysis.levels(self)
+
+    def independent_sets(self) -> list[set[Operation]]:
+        """Groups of two or more slow calls that can run at the same time."""
+        from xcs_bc import analysis
+
+        return analysis.independent_sets(self)
+
+    def critical_path(self) -> CriticalPath:
+        from xcs_bc import analysis
+
+        return analysis.critical_path(self)
+
+    def __str__(self) -> str:
+        from xcs_bc import printing
+
+        return printing.format_graph(self)

@@ -1,0 +1,200 @@
+"""What a fast (glue) call may do: the effect classes the dataflow builder relies on.
+
+A slow call is an operation of the graph; a fast call is glue, and its result
+and its effects must still be accounted for.  Three classes:
+
+* PURE: the result depends only on the arguments (and the receiver); nothing
+  is changed.  `len`, `str.join`, `json.dumps`, `str.format`, `sorted` ...
+* MUTATES_INPUTS: may change its receiver or its mutable arguments, using only
+  its inputs; the result depends only on its inputs.  `list.append`,
+  `dict.update`, `list.sort` ...
+* UNKNOWN: anything else.  Its result depends on every earlier operation, and
+  every mutable object it was handed may have been changed by it.
+
+Python helper functions are classified from their bytecode (`classify_code`):
+a helper that only reads its arguments, constants and immutable globals, and
+only calls PURE things (recursively, a few levels deep), is PURE.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import enum
+import json
+import math
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+
+class Effect(enum.Enum):
+    PURE = "pure"
+    MUTATES_INPUTS = "mutates inputs"
+    UNKNOWN = "unknown"
+
+
+_PURE_BUILTINS: frozenset[Callable[..., Any]] = frozenset(
+    {
+        abs, all, any, ascii, bin, bool, bytes, callable, chr, complex, dict, divmod, enumerate, filter,
+        float, format, frozenset, hash, hex, id, int, isinstance, issubclass, iter, len, list, map, max,
+        min, oct, ord, pow, range, repr, reversed, round, set, slice, sorted, str, sum, tuple, type, zip,
+        print,  # writes to stdout, which no slow call reads back
+        json.dumps, json.loads, math.sqrt, math.ceil, math.floor, math.log, math.exp, math.isclose,
+    }
+)
+
+# Methods of built-in types that read their receiver and return a new value.
+_PURE_METHODS: dict[type, frozenset[str]] = {
+    str: frozenset(
+        "capitalize casefold center count encode endswith expandtabs find format format_map index isalnum "
+        "isalpha isascii isdecimal isdigit isidentifier islower isnumeric isprintable isspace istitle "
+        "isupper join ljust lower lstrip partition removeprefix removesuffix replace rfind rindex rjust "
+        "rpartition rsplit rstrip split splitlines startswith strip swapcase title translate upper "
+        "zfill __getitem__ __len__ __contains__ __add__ __mod__ __format__".split()
+    ),
+    bytes: frozenset("decode count endswith find index join lower upper split strip startswith".split()),
+    list: frozenset("copy count index __getitem__ __len__ __contains__".split()),
+    tuple: frozenset("count index __getitem__ __len__ __contains__".split()),
+    dict: frozenset("copy get items keys values __getitem__ __len__ __contains__".split()),
+    set: frozenset("copy difference intersection isdisjoint issubset issuperset symmetric_difference union".split()),
+    frozenset: frozenset("copy difference intersection isdisjoint issubset issuperset union".split()),
+    int: frozenset("bit_length to_bytes __format__".split()),
+    float: frozenset("is_integer hex __format__".split()),
+}
+
+_MUTATING_METHODS: dict[type, frozenset[str]] = {
+    list: frozenset("append extend insert pop remove clear sort reverse __setitem__ __delitem__".split()),
+    dict: frozenset("update setdefault pop popitem clear __setitem__ __delitem__".split()),
+    set: frozenset("add discard remove pop clear update difference_update intersection_update".split()),
+    bytearray: frozenset("append extend insert pop remove clear reverse".split()),
+}
+
+_IMMUTABLE_TYPES: tuple[type, ...] = (
+    str, bytes, int, float, complex, bool, type(None), range, frozenset, types.FunctionType,
+    types.BuiltinFunctionType, type, types.ModuleType, type(Ellipsis),
+)
+
+
+def is_immutable(value: Any, depth: int = 2) -> bool:
+    """True when nobody can change `value` in place (tuples are checked a few levels deep)."""
+    if isinstance(value, _IMMUTABLE_TYPES) or isinstance(value, enum.Enum):
+        return True
+    if type(value) is tuple and depth > 0:
+        return all(is_immutable(item, depth - 1) for item in value)
+    return False
+
+
+def classify(callee: Any) -> Effect:
+    """The effect class of calling `callee` (a concrete object seen at trace time)."""
+    try:
+        if callee in _PURE_BUILTINS:
+            return Effect.PURE
+    except TypeError:  # unhashable callee
+        return Effect.UNKNOWN
+    owner = getattr(callee, "__self__", None)
+    name = getattr(callee, "__name__", None)
+    if isinstance(callee, (types.BuiltinMethodType, types.MethodWrapperType)) and owner is not None:
+        return _classify_method(type(owner), name)
+    if isinstance(callee, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+        return _classify_method(callee.__objclass__, name)
+    if isinstance(callee, types.MethodType):
+        return classify_code(callee.__func__.__code__, callee.__func__.__globals__)
+    if isinstance(callee, types.FunctionType):
+        return classify_code(callee.__code__, callee.__globals__, callee.__closure__)
+    return Effect.UNKNOWN
+
+
+def _classify_method(owner: type, name: str | None) -> Effect:
+    for base in owner.__mro__:
+        if name in _PURE_METHODS.get(base, ()):
+            return Effect.PURE
+        if name in _MUTATING_METHODS.get(base, ()):
+            return Effect.MUTATES_INPUTS
+    return Effect.UNKNOWN
+
+
+_code_cache: dict[types.CodeType, Effect] = {}
+_FORBIDDEN_OPS = frozenset(
+    "STORE_GLOBAL DELETE_GLOBAL STORE_ATTR DELETE_ATTR STORE_SUBSCR DELETE_SUBSCR STORE_DEREF DELETE_DEREF "
+    "IMPORT_NAME IMPORT_FROM IMPORT_STAR YIELD_VALUE YIELD_FROM GET_AWAITABLE SEND RETURN_GENERATOR "
+    "GEN_START STORE_NAME DELETE_NAME LOAD_NAME LOAD_BUILD_CLASS SETUP_ANNOTATIONS RAISE_VARARGS".split()
+)
+_MAX_DEPTH = 3
+
+
+def classify_code(
+    code: types.CodeType,
+    globals_: dict[str, Any],
+    closure: tuple[types.CellType, ...] | None = None,
+    depth: int = 0,
+) -> Effect:
+    """Classify a Python helper from its bytecode: PURE when it provably only computes from its inputs.
+
+    It must not store outside its own locals, not import, yield or raise on
+    purpose, read only immutable globals or PURE callables, and call only
+    PURE things.  Calls are checked by the name they load: a global name
+    bound to a PURE callable, or a method of a built-in type reached from a
+    local (checked at run time, so method calls on locals are not accepted
+    here).  Anything else, or a helper nested deeper than a few levels, is
+    UNKNOWN: precise enough for prompt builders, never optimistic.
+    """
+    if depth == 0 and code in _code_cache:
+        return _code_cache[code]
+    effect = _classify_code_uncached(code, globals_, closure, depth)
+    if depth == 0:
+        _code_cache[code] = effect
+    return effect
+
+
+def _classify_code_uncached(
+    code: types.CodeType, globals_: dict[str, Any], closure: tuple[types.CellType, ...] | None, depth: int
+) -> Effect:
+    if depth > _MAX_DEPTH or code.co_flags & (0x20 | 0x80 | 0x100 | 0x200):  # generators, coroutines
+        return Effect.UNKNOWN
+    module: types.ModuleType | None = None  # a module global just loaded: `json.dumps(...)`
+    for ins in dis.get_instructions(code):
+        if ins.opname in _FORBIDDEN_OPS:
+            return Effect.UNKNOWN
+        loaded_module, module = module, None
+        if loaded_module is not None and ins.opname in ("LOAD_METHOD", "LOAD_ATTR"):
+            if classify(getattr(loaded_module, str(ins.argval), None)) is not Effect.PURE:
+                return Effect.UNKNOWN
+        elif ins.opname in ("LOAD_METHOD",) or (ins.opname == "LOAD_ATTR" and _method_form(ins)):
+            if ins.argval not in _ALL_PURE_METHOD_NAMES:
+                return Effect.UNKNOWN
+        elif ins.opname == "LOAD_GLOBAL":
+            value = globals_.get(str(ins.argval))
+            if isinstance(value, types.ModuleType):
+                module = value
+            elif _global_effect(str(ins.argval), globals_, depth) is not Effect.PURE:
+                return Effect.UNKNOWN
+        elif ins.opname in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
+            return Effect.UNKNOWN  # a cell can be rebound by anyone holding it
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and classify_code(const, globals_, None, depth + 1) is not Effect.PURE:
+            return Effect.UNKNOWN
+    return Effect.PURE
+
+
+def _method_form(ins: dis.Instruction) -> bool:
+    """LOAD_ATTR with the low bit set loads a method (3.12+); before 3.12 LOAD_METHOD did that."""
+    return sys.version_info >= (3, 12) and ins.arg is not None and bool(ins.arg & 1)
+
+
+_ALL_PURE_METHOD_NAMES = frozenset(name for names in _PURE_METHODS.values() for name in names)
+
+
+def _global_effect(name: str, globals_: dict[str, Any], depth: int) -> Effect:
+    if name in globals_:
+        value = globals_[name]
+    elif hasattr(builtins, name):
+        value = getattr(builtins, name)
+    else:
+        return Effect.UNKNOWN
+    if isinstance(value, types.FunctionType):
+        return classify_code(value.__code__, value.__globals__, value.__closure__, depth + 1)
+    if is_immutable(value) and not isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
+        return Effect.PURE
+    return classify(value)

@@ -1,0 +1,162 @@
+"""A report for people: how long the slow calls took, and what could have overlapped.
+
+`format_report(graph)` reads like::
+
+    graph pipeline: 9 slow calls
+      sequential   4100.0 ms  the slow calls one after another
+      wall time    4150.0 ms  the whole run
+      critical     1000.0 ms  %0 summarize (pipeline.py:14) -> %8 judge (pipeline.py:16)
+      speedup      up to 3.9x if every call started as soon as its inputs were ready
+
+    Calls that can run at the same time:
+      8 calls at pipeline.py:14: summarize x8
+        map: 8 calls at pipeline.py:14 are independent: a map of summarize over docs
+    ...
+
+The numbers change from run to run; the structure (which sections, in which
+order, which calls and patterns) depends only on the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from xcs_bc import analysis
+from xcs_bc.analysis import Pattern
+from xcs_bc.ir import ComputationGraph, Operation, Site
+from xcs_bc.printing import op_names
+
+__all__ = ["format_report"]
+
+_PATH_ENDS = 3
+"""A long critical path shows this many operations at each end."""
+
+
+def format_report(graph: ComputationGraph) -> str:
+    """The report: timing and speedup bound, parallel groups, patterns, chains, control dependencies."""
+    if not graph.operations:
+        return _empty_report(graph)
+    names = op_names(graph)
+    found = analysis.patterns(graph)
+    sections = [
+        _timing(graph, names),
+        _groups(graph, found, names),
+        _listed("Calls that combine independent results:", found, "reduce"),
+        _listed("Chains:", found, "chain"),
+        _control(graph, names),
+    ]
+    return "\n\n".join(section for section in sections if section)
+
+
+def _empty_report(graph: ComputationGraph) -> str:
+    """One clear sentence when nothing was slow enough to record."""
+    name = graph.metadata.get("name", "graph")
+    if "min_call_ms" in graph.metadata:
+        why = f"no call took longer than {float(graph.metadata['min_call_ms']):.1f} ms"
+    else:
+        why = "no slow call was recorded"
+    lines = [f"graph {name}: {why}; nothing to parallelize"]
+    if "wall_time" in graph.metadata:
+        lines.append(f"  wall time    {_ms(float(graph.metadata['wall_time']))}  the whole run")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    """Seconds as milliseconds with one decimal, right-aligned for the timing table."""
+    return f"{seconds * 1000:9.1f} ms"
+
+
+def _timing(graph: ComputationGraph, names: Mapping[int, str]) -> str:
+    """Sequential and wall time, the critical path, and the speedup bound they imply."""
+    count = len(graph.operations)
+    sequential = analysis.sequential_seconds(graph)
+    path = analysis.critical_path(graph)
+    if "wall_time" in graph.metadata:
+        wall = f"{_ms(float(graph.metadata['wall_time']))}  the whole run"
+    else:
+        wall = "      not recorded (taken as the sequential time)"
+    return "\n".join(
+        [
+            f"graph {graph.metadata.get('name', 'graph')}: {count} slow call{'s' if count != 1 else ''}",
+            f"  sequential {_ms(sequential)}  the slow calls one after another",
+            f"  wall time  {wall}",
+            f"  critical   {_ms(path.seconds)}  {_path_text(path.operations, names)}",
+            f"  speedup    up to {analysis.speedup_bound(graph):.1f}x if every call started"
+            " as soon as its inputs were ready",
+        ]
+    )
+
+
+def _path_text(ops: Sequence[Operation], names: Mapping[int, str]) -> str:
+    """`%0 draft (a.py:3) -> %4 judge (a.py:9)`, the middle elided when long."""
+    shown = [f"{names[op.id]} {op.name} ({op.site})" for op in ops]
+    if len(shown) > 2 * _PATH_ENDS + 1:
+        hidden = len(shown) - 2 * _PATH_ENDS
+        shown = [*shown[:_PATH_ENDS], f"... {hidden} more ...", *shown[-_PATH_ENDS:]]
+    return " -> ".join(shown)
+
+
+def _groups(graph: ComputationGraph, found: Sequence[Pattern], names: Mapping[int, str]) -> str:
+    """Each independent set with its sites and callees, then the maps and ensembles it holds."""
+    groups = [sorted(group, key=lambda op: op.id) for group in analysis.independent_sets(graph)]
+    if not groups:
+        return "No two calls can run at the same time: each one needs a result of an earlier one."
+    lines = ["Calls that can run at the same time:"]
+    shown: set[int] = set()
+    for group in groups:
+        ids = {op.id for op in group}
+        lines.append(f"  {len(group)} calls at {_sites_text(op.site for op in group)}: {_callee_counts(group)}")
+        lines.append(f"    {', '.join(names[op.id] for op in group)}")
+        for index, pattern in enumerate(found):
+            overlaps = any(op.id in ids for op in pattern.operations)
+            if pattern.kind in ("map", "ensemble") and overlaps and index not in shown:
+                shown.add(index)
+                lines.append(f"    {pattern.kind}: {pattern.description}")
+    return "\n".join(lines)
+
+
+def _listed(title: str, found: Sequence[Pattern], kind: str) -> str:
+    """A titled list of the patterns of one kind, or nothing."""
+    lines = [f"  {pattern.description}" for pattern in found if pattern.kind == kind]
+    return "\n".join([title, *lines]) if lines else ""
+
+
+def _control(graph: ComputationGraph, names: Mapping[int, str]) -> str:
+    """Calls that were made only because an earlier call's result steered a branch."""
+    lines = []
+    for op in graph.operations:
+        steering = sorted(analysis.control_dependencies(graph, op), key=lambda dep: dep.id)
+        if steering:
+            results = _and([f"{names[dep.id]} {dep.name}" for dep in steering])
+            noun = "result" if len(steering) == 1 else "results"
+            lines.append(
+                f"  {names[op.id]} {op.name} at {op.site} runs only because of a branch on the {noun} of {results}"
+            )
+    return "\n".join(["Control dependencies:", *lines]) if lines else ""
+
+
+def _and(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _callee_counts(ops: Iterable[Operation]) -> str:
+    """`summarize x8, judge`: each callee once, in order of first call, with its count."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op.name] = counts.get(op.name, 0) + 1
+    return ", ".join(name if count == 1 else f"{name} x{count}" for name, count in counts.items())
+
+
+def _sites_text(sites: Iterable[Site]) -> str:
+    """Call sites compactly: `pipeline.py:14-15` per file (first to last line), files sorted."""
+    by_file: dict[str, set[int]] = {}
+    for site in sites:
+        file = str(site).rsplit(":", 1)[0]
+        by_file.setdefault(file, set()).add(site.line)
+    parts = []
+    for file in sorted(by_file):
+        lines = sorted(by_file[file])
+        span = str(lines[0]) if len(lines) == 1 else f"{lines[0]}-{lines[-1]}"
+        parts.append(f"{file}:{span}")
+    return ", ".join(parts)

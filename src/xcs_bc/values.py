@@ -1,0 +1,137 @@
+"""Making `ValueRef`s, and peeking at concrete values without running user code.
+
+The dataflow builder creates a `ValueRef` for every value on its shadow stack.
+These helpers keep that construction in one place (deps are always the union
+of the operands' deps) and answer "what is `obj.name` / `obj[key]`?" only
+when the answer needs no user code: an instance `__dict__` entry, a slot, a
+function found on the class (bound on the spot), an item of a built-in
+container.  A property, `__getattr__`, `__getitem__` of a user class or
+anything else returns `MISSING`: the builder then works without the value.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable
+from typing import Any
+
+from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+
+NULL = ValueRef(Source.CONST, name="<NULL>", value=None)
+"""The NULL slot CPython pushes beside a callable (3.11+); never an operand."""
+
+
+def const(value: Any) -> ValueRef:
+    return ValueRef(Source.CONST, value=value)
+
+
+def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
+    ops = tuple(op for op in operands if op is not NULL)
+    return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)
+
+
+def unknown(n_ops: int, extra: frozenset[int] = frozenset(), value: Any = MISSING) -> ValueRef:
+    """A value of unknown provenance: it depends on every operation made so far."""
+    return ValueRef(Source.UNKNOWN, op=n_ops, deps=frozenset(range(n_ops)) | extra, value=value)
+
+
+def union(deps: Iterable[frozenset[int]]) -> frozenset[int]:
+    out: frozenset[int] = frozenset()
+    for d in deps:
+        if d and not d <= out:
+            out = out | d
+    return out
+
+
+def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
+    """The same value, depending also on `deps` (control flow, or effects on the object)."""
+    if deps <= ref.deps:
+        return ref
+    return ValueRef(ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps | deps, ref.value)
+
+
+def with_value(ref: ValueRef, value: Any) -> ValueRef:
+    if ref.value is value:
+        return ref
+    return ValueRef(ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps, value)
+
+
+def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
+    """`base.key` (kind "attr"), `base[key]` ("item") or the key-th element iterated ("iter")."""
+    return ValueRef(base.source, base.name, (*base.path, PathStep(kind, key)), base.operands, base.op, base.deps, value)
+
+
+def peek_attr(obj: Any, name: str) -> Any:
+    """`obj.name` when it can be read without running user code, else MISSING."""
+    if obj is MISSING:
+        return MISSING
+    if isinstance(obj, types.ModuleType):
+        return obj.__dict__.get(name, MISSING)
+    is_class = isinstance(obj, type)
+    mro = obj.__mro__ if is_class else type(obj).__mro__
+    class_attr: Any = MISSING
+    for klass in mro:
+        if name in klass.__dict__:
+            class_attr = klass.__dict__[name]
+            break
+    if not is_class and class_attr is not MISSING and _is_data_descriptor(class_attr):
+        if isinstance(class_attr, types.MemberDescriptorType):  # a __slots__ entry
+            try:
+                return class_attr.__get__(obj, type(obj))
+            except AttributeError:
+                return MISSING
+        return MISSING  # a property or another data descriptor: running it could do anything
+    if not is_class:
+        try:
+            instance_dict = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            instance_dict = None
+        if isinstance(instance_dict, dict) and name in instance_dict:
+            return instance_dict[name]
+    if class_attr is MISSING:
+        return MISSING
+    if isinstance(class_attr, (types.FunctionType, classmethod, staticmethod)):
+        return class_attr.__get__(None if is_class else obj, obj if is_class else type(obj))
+    if isinstance(class_attr, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+        return class_attr if is_class else class_attr.__get__(obj, type(obj))
+    if hasattr(type(class_attr), "__get__"):
+        return MISSING  # cached_property and friends compute on first access
+    return class_attr
+
+
+def _is_data_descriptor(attr: Any) -> bool:
+    kind = type(attr)
+    return hasattr(kind, "__set__") or hasattr(kind, "__delete__")
+
+
+_SUBSCRIPTABLE = (list, tuple, str, bytes, dict, range)
+
+
+def peek_item(container: Any, key: Any) -> Any:
+    """`container[key]` for built-in containers and a known key, else MISSING."""
+    if container is MISSING or key is MISSING or type(container) not in _SUBSCRIPTABLE:
+        return MISSING
+    try:
+        return container[key]
+    except (LookupError, TypeError, ValueError):
+        return MISSING
+
+
+def peek_iter_item(iterable: Any, index: int) -> Any:
+    """The index-th element that iterating `iterable` yields, for sequences whose order is fixed."""
+    if type(iterable) in (list, tuple, range, str) and index < len(iterable):
+        return iterable[index]
+    return MISSING
+
+
+def describe_callee(callee: Any) -> str:
+    """A stable, readable name for a callee: `Client.complete`, `summarize`, `FakeLLM`."""
+    if callee is MISSING:
+        return "?"
+    qualname = getattr(callee, "__qualname__", None)
+    if isinstance(qualname, str):
+        return qualname
+    func = getattr(callee, "__func__", None)
+    if func is not None:
+        return describe_callee(func)
+    return f"{type(callee).__qualname__}.__call__"
