@@ -221,7 +221,9 @@ def unknown_graph() -> ComputationGraph:
 
 
 def empty_graph() -> ComputationGraph:
-    return ComputationGraph(operations=[], metadata={"name": "quiet", "min_call_ms": 1.0, "wall_time": 0.0123})
+    return ComputationGraph(
+        operations=[], metadata={"name": "quiet", "min_call_ms": 1.0, "wall_time": 0.0123}
+    )
 
 
 SCENARIOS = {

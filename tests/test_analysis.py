@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+
 from irfactory import (
     GraphFactory,
     attr,
@@ -20,7 +21,6 @@ from irfactory import (
     two_maps_graph,
     unknown_graph,
 )
-
 from xcs_bc import analysis
 from xcs_bc.analysis import CriticalPath, Pattern
 from xcs_bc.check import IRError, check
@@ -178,7 +178,9 @@ def test_map_pattern_through_an_fstring_and_attribute_path() -> None:
         text = attr(it(attr(self_, "docs"), index), "text")  # self.docs[k].text
         g.call("summarize", fstring("Summarize: ", text), line=7)
     (pattern,) = analysis.patterns(g.graph())
-    assert pattern.description == "3 calls at pipeline.py:7 are independent: a map of summarize over self.docs"
+    assert (
+        pattern.description == "3 calls at pipeline.py:7 are independent: a map of summarize over self.docs"
+    )
 
 
 def test_map_without_iterated_input_names_no_container() -> None:
@@ -351,7 +353,7 @@ def test_properties_of_random_graphs(graph: ComputationGraph) -> None:
         assert len(group) >= 2
         assert all(not ancestors[a.id] & {b.id for b in group} for a in group)
     path = analysis.critical_path(graph)
-    for before, after in zip(path.operations, path.operations[1:]):
+    for before, after in zip(path.operations, path.operations[1:], strict=False):
         assert before in analysis.dependencies(graph, after)
     assert path.seconds == pytest.approx(sum(op.duration for op in path.operations))
     assert path.seconds <= analysis.sequential_seconds(graph) + 1e-9
@@ -380,7 +382,7 @@ def _assert_pattern_holds(graph: ComputationGraph, pattern: Pattern, ancestors: 
         assert len({op.site for op in ops}) == 1
     if pattern.kind == "chain":
         assert len(ops) >= 3
-        for before, after in zip(ops, ops[1:]):
+        for before, after in zip(ops, ops[1:], strict=False):
             assert before in analysis.dependencies(graph, after)
             assert ancestors[after.id] == {before.id} | ancestors[before.id]
     if pattern.kind == "reduce":
@@ -388,3 +390,32 @@ def _assert_pattern_holds(graph: ComputationGraph, pattern: Pattern, ancestors: 
         assert len(inputs) >= 2
         assert all(op.id in ancestors[reducer.id] for op in inputs)
         assert all(not ancestors[a.id] & {b.id for b in inputs} for a in inputs)
+
+
+def test_reads_unknown_looks_through_operands_and_control() -> None:
+    g = GraphFactory()
+    x = g.input("x")
+    g.call("a", x, line=1)
+    g.call("b", fstring("q: ", g.unknown()), line=2)
+    g.call("c", x, line=3, control=[expr("not", g.unknown())])
+    a, b, c = g.graph().operations
+    assert [analysis.reads_unknown(op) for op in (a, b, c)] == [False, True, True]
+
+
+def test_same_name_read_after_a_call_that_may_change_it_is_not_the_same_argument() -> None:
+    g = GraphFactory()
+    prompt = g.input("prompt")
+    g.call("mutate", prompt, line=1)
+    changed = ValueRef(Source.INPUT, name="prompt", deps=frozenset({0}))
+    g.call("f", changed, line=2)
+    g.call("g", prompt, line=3)
+    g.call("h", changed, line=4)
+    ensembles = [ids(p.operations) for p in analysis.patterns(g.graph()) if p.kind == "ensemble"]
+    assert ensembles == [[0, 2], [1, 3]]
+
+
+def test_dependencies_on_a_graph_whose_ids_are_not_positions() -> None:
+    graph = judge_graph()
+    a, b, judge = graph.operations
+    shuffled = ComputationGraph([judge, a, b])
+    assert analysis.dependencies(shuffled, judge) == {a, b}

@@ -17,7 +17,7 @@ import json
 import sys
 import textwrap
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -28,10 +28,11 @@ PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
-# Instructions the hooks never report: RESUME (3.11+: its event is PY_START /
-# PY_RESUME, and settrace's 'call'), END_FOR (3.12+: an exhausted FOR_ITER skips
-# it; only a generator returning into FOR_ITER_GEN lands there).
-SILENT = {"RESUME", "END_FOR"}
+# Instructions the hooks never report: RESUME (3.11+; its events are PY_START /
+# PY_RESUME, or settrace's 'call').  END_FOR is not listed: it is never executed
+# under the hooks either, because an exhausted FOR_ITER jumps past it (3.12+), so
+# leaving it out makes the step check test exactly that.
+SILENT = {"RESUME"}
 
 
 # -- sample code -------------------------------------------------------------
@@ -41,15 +42,16 @@ class Boom(Exception):
     pass
 
 
-def gen(n: int) -> Iterator[int]:
+def gen(n: int) -> Generator[int, None, int]:
     for i in range(n):
         if i == 3:
             continue
         yield i * 2
     yield from range(2)
+    return n
 
 
-def delegating(n: int) -> Iterator[int]:
+def delegating(n: int) -> Generator[int, None, int]:
     got = yield from gen(n)
     try:
         yield 1 // n
@@ -158,8 +160,8 @@ def with_blocks(path: list[str]) -> int:
     with contextlib.ExitStack() as stack:
         stack.callback(path.append, "a")
         try:
-            with contextlib.suppress(KeyError):
-                {}["k"]
+            with contextlib.suppress(LookupError):
+                path[len(path)] = "k"  # IndexError is a LookupError
             with contextlib.nullcontext(path) as p, contextlib.nullcontext(1):
                 p.append("b")
                 if len(p) > 100:
@@ -201,7 +203,7 @@ class Widget:
 def methods(n: int) -> int:
     w = Widget(n)
     w.v += 1
-    return w.method() + w.method(k=2) + w.prop + getattr(w, "v") + len(str(w.v))
+    return w.method() + w.method(k=2) + w.prop + int(getattr(w, "v")) + len(str(w.v))
 
 
 def chained(a: int, b: int, c: int) -> bool:
@@ -302,7 +304,7 @@ def record(fn: Callable[..., object], args: tuple[Any, ...], codes: set[types.Co
     def log(frame: types.FrameType, offset: int) -> None:
         frames.setdefault(id(frame), (frame, []))[1].append(offset)  # the frame ref pins its id
 
-    if PY312:
+    if sys.version_info >= (3, 12):
         mon = sys.monitoring
         tool = next(i for i in range(6) if mon.get_tool(i) is None)
         mon.use_tool_id(tool, "xcs_bc-test")
@@ -367,9 +369,20 @@ def reach(info: CodeInfo, start: int) -> set[int]:
     return seen
 
 
+def entry(info: CodeInfo) -> set[int]:
+    """Where the first reported offset may be.
+
+    3.11+ hooks start at the first RESUME: the prologue before it (MAKE_CELL,
+    COPY_FREE_VARS, RETURN_GENERATOR + POP_TOP) runs unreported.
+    """
+    resumes = [o for o in info.order if info.instrs[o].opname == "RESUME"]
+    start = resumes[0] if resumes else info.order[0]
+    return reach(info, start)
+
+
 def check_steps(info: CodeInfo, offsets: list[int]) -> int:
     """Every step is a normal edge, or an exception edge; returns how many were exceptional."""
-    assert offsets[0] in reach(info, info.order[0]), offsets[:3]
+    assert offsets[0] in entry(info), offsets[:3]
     exceptional = 0
     for a, b in zip(offsets, offsets[1:]):
         assert info.instrs[a].depth is not None and info.instrs[b].depth is not None
@@ -390,12 +403,14 @@ def expected_effect(info: CodeInfo, ins: Instr, jump: bool) -> int:
         return 1
     if jump and ins.opname == "FOR_ITER" and PY312:
         return -1  # pops the exhausted iterator, skips END_FOR (+ POP_TOP on 3.13)
+    if jump and ins.opname == "YIELD_FROM":
+        return 0  # 3.10 re-executes YIELD_FROM on resumption: sent value replaces the old
     return dis.stack_effect(dis.opmap[ins.opname], ins.arg, jump=jump)
 
 
 def test_corpus_is_large() -> None:
-    assert len(CORPUS) > 500
-    assert sum(len(code_info(c).order) for c in CORPUS) > 20000
+    assert len(CORPUS) > 300
+    assert sum(len(code_info(c).order) for c in CORPUS) > 15000
 
 
 @pytest.mark.parametrize("code", CORPUS, ids=lambda c: f"{c.co_name}:{c.co_firstlineno}")
@@ -510,7 +525,7 @@ def functions_of(name: str) -> Iterator[types.CodeType]:
 def test_hook_offsets_are_instruction_offsets() -> None:
     """3.12+ INSTRUCTION offsets / 3.10-3.11 f_lasti are Instr offsets or EXTENDED_ARG prefixes."""
     src = "def big(x):\n    a = 0\n" + "".join(f"    a += {i}.5\n" for i in range(300))
-    src += "    if x:\n        a += 1\n    else:\n        a += 299.5\n    return a\n"
+    src += "    if x:\n        b = 1001.5\n    else:\n        b = 1002.5\n    return a + b\n"
     ns: dict[str, Any] = {}
     exec(compile(src, "<big>", "exec"), ns)
     code = ns["big"].__code__
@@ -519,8 +534,9 @@ def test_hook_offsets_are_instruction_offsets() -> None:
     for prefix, off in info.extended_arg.items():
         assert info.resolve(prefix) == off == info.resolve(off) and info.instrs[off].arg is not None
         assert info.instrs[off].arg > 255  # type: ignore[operator]
+    # Jump targets name the prefix in `argval`; `target` is the instruction.
     branch = next(i for i in info.instrs.values() if i.opname.startswith("POP_JUMP"))
-    assert branch.target in info.instrs and branch.target not in info.extended_arg.values() or True
+    assert branch.argval in info.extended_arg and branch.target == info.extended_arg[branch.argval]  # type: ignore[index]
     for x in (0, 1):
         ((_, raw),) = record(ns["big"], (x,), {code})
         reported_prefixes = [o for o in raw if o in info.extended_arg]
@@ -549,8 +565,8 @@ def test_basic_shapes() -> None:
             o.m(x, len(xs), f"{x}{x}")
         return o.attr
 
-    (load_fast, *_) = instrs(f, "LOAD_FAST_LOAD_FAST" if PY313 else "LOAD_FAST")
-    assert shape(load_fast) == ((0, 2, 0, 0) if PY313 else (0, 1, 0, 0))
+    (load_fast, *_) = instrs(f, "LOAD_FAST")
+    assert shape(load_fast) == (0, 1, 0, 0)
     (for_iter,) = instrs(f, "FOR_ITER")
     assert (for_iter.pops, for_iter.pushes, for_iter.jump_pops, for_iter.jump_pushes) == (1, 2, 1, 0)
     (build,) = instrs(f, "BUILD_STRING")
@@ -632,7 +648,7 @@ def test_handlers() -> None:
     assert info.instrs[handler.target].depth == handler.depth + handler.pushed
     if PY311:
         assert handler.pushed == 1 and info.instrs[handler.target].opname == "PUSH_EXC_INFO"
-        entries = dis.Bytecode(exceptions).exception_entries
+        entries = getattr(dis.Bytecode(exceptions), "exception_entries")
         assert {(e.target, e.depth, 1 + e.lasti) for e in entries} >= {
             (h.target, h.depth, h.pushed) for h in map(info.handler_at, info.order) if h
         }

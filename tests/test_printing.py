@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 import pytest
+
 from irfactory import (
     GraphFactory,
     attr,
@@ -24,7 +25,6 @@ from irfactory import (
     two_maps_graph,
     unknown_graph,
 )
-
 from xcs_bc.ir import ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 from xcs_bc.printing import format_graph, format_op, format_value, op_names
 
@@ -123,9 +123,7 @@ def test_exceptions_print_their_type_only() -> None:
     graph = g.graph(exception=RuntimeError("boom at 0x7fff"))
     graph.operations[0] = _without_outputs(graph.operations[0])
     assert format_graph(graph) == (
-        "graph failing(x):\n"
-        "  %0 = call fetch(x) raised TimeoutError  # pipeline.py:3\n"
-        "raised RuntimeError"
+        "graph failing(x):\n  %0 = call fetch(x) raised TimeoutError  # pipeline.py:3\nraised RuntimeError"
     )
     graph.metadata["exception"] = ValueError  # a type works as well as an instance
     assert format_graph(graph).endswith("\nraised ValueError")
@@ -261,5 +259,12 @@ def test_a_broken_graph_still_prints_its_operations() -> None:
 
 
 def test_path_steps_print_through_pathstep_str() -> None:
-    ref = ValueRef(Source.INPUT, name="rows", path=(PathStep("iter", 2), PathStep("item", "q"), PathStep("attr", "x")))
+    ref = ValueRef(
+        Source.INPUT, name="rows", path=(PathStep("iter", 2), PathStep("item", "q"), PathStep("attr", "x"))
+    )
     assert format_value(ref) == "rows[2]['q'].x"
+
+
+def test_const_without_an_observed_value_prints_its_name() -> None:
+    assert format_value(ValueRef(Source.CONST, name="<exception>")) == "<exception>"
+    assert format_value(ValueRef(Source.CONST)) == "MISSING"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xcs_bc.capture import capture
 from xcs_bc.errors import CaptureError, ConfigError, UnsupportedCodeError, XCSError
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 
@@ -18,4 +19,5 @@ __all__ = [
     "UnsupportedCodeError",
     "ValueRef",
     "XCSError",
+    "capture",
 ]

@@ -20,12 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from xcs_bc.check import IRError
 from xcs_bc.ir import ComputationGraph, Operation, Source, ValueRef
-
-if TYPE_CHECKING:
-    from xcs_bc.check import IRError
 
 __all__ = [
     "CriticalPath",
@@ -36,6 +33,7 @@ __all__ = [
     "independent_sets",
     "levels",
     "patterns",
+    "reads_unknown",
     "sequential_seconds",
     "speedup_bound",
 ]
@@ -78,15 +76,18 @@ def dependencies(graph: ComputationGraph, op: Operation) -> set[Operation]:
     through glue code, so the union of the `deps` of `op.inputs` and
     `op.control` is the whole answer.
     """
-    by_id = {other.id: other for other in graph.operations}
-    return {_lookup(by_id, op, dep) for dep in _dep_ids(op)}
+    return {_find(graph, op, dep) for dep in _dep_ids(op)}
 
 
 def control_dependencies(graph: ComputationGraph, op: Operation) -> set[Operation]:
     """The operations whose results fed the branch conditions through which `op` was reached."""
-    by_id = {other.id: other for other in graph.operations}
     ids = frozenset().union(*(ref.deps for ref in op.control))
-    return {_lookup(by_id, op, dep) for dep in ids}
+    return {_find(graph, op, dep) for dep in ids}
+
+
+def reads_unknown(op: Operation) -> bool:
+    """Whether `op` reads a value of unknown provenance, and so is assumed to need every earlier operation."""
+    return any(ref.source is Source.UNKNOWN for ref in _walk((*op.inputs, *op.control)))
 
 
 def _dep_ids(op: Operation) -> frozenset[int]:
@@ -94,17 +95,19 @@ def _dep_ids(op: Operation) -> frozenset[int]:
     return frozenset().union(*(ref.deps for ref in op.inputs), *(ref.deps for ref in op.control))
 
 
-def _lookup(by_id: dict[int, Operation], op: Operation, dep: int) -> Operation:
-    if dep not in by_id:
-        raise _ir_error(f"%{op.id} {op.name} at {op.site} depends on %{dep}, which is not in the graph")
-    return by_id[dep]
+def _find(graph: ComputationGraph, op: Operation, dep: int) -> Operation:
+    """The operation with id `dep`, which `op` depends on."""
+    ops = graph.operations
+    if 0 <= dep < len(ops) and ops[dep].id == dep:  # ids are list positions in a checked graph
+        return ops[dep]
+    for other in ops:
+        if other.id == dep:
+            return other
+    raise _ir_error(f"%{op.id} {op.name} at {op.site} depends on %{dep}, which is not in the graph")
 
 
 def _ir_error(message: str) -> IRError:
     """An `IRError` for a graph that breaks the invariants the passes rely on."""
-    # Imported here because check.py imports printing, which imports this module.
-    from xcs_bc.check import IRError  # noqa: F811
-
     return IRError(f"{message}; run xcs_bc.check.check(graph) on the builder's output")
 
 
@@ -133,14 +136,6 @@ def _ancestors(direct: dict[int, frozenset[int]]) -> dict[int, int]:
             mask |= (1 << dep) | ancestors[dep]
         ancestors[op_id] = mask
     return ancestors
-
-
-def _ids(mask: int) -> Iterator[int]:
-    """The ids in a bitset, smallest first."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
 
 
 # --- levels and independent sets -------------------------------------------
@@ -194,13 +189,13 @@ def critical_path(graph: ComputationGraph) -> CriticalPath:
         previous[op_id] = pred
     if not best:
         return CriticalPath((), 0.0)
-    end: int | None = max(best, key=lambda op_id: best[op_id])
-    seconds = best[end][0] if end is not None else 0.0
+    last = max(best, key=lambda op_id: best[op_id])
     path: list[Operation] = []
+    end: int | None = last
     while end is not None:
         path.append(by_id[end])
         end = previous[end]
-    return CriticalPath(tuple(reversed(path)), seconds)
+    return CriticalPath(tuple(reversed(path)), best[last][0])
 
 
 def speedup_bound(graph: ComputationGraph) -> float:
@@ -212,7 +207,8 @@ def speedup_bound(graph: ComputationGraph) -> float:
     overhead, and an empty or zero-length run cannot get faster.
     """
     sequential = sequential_seconds(graph)
-    wall = float(graph.metadata.get("wall_time", sequential))
+    recorded = graph.metadata.get("wall_time")
+    wall = sequential if recorded is None else float(recorded)
     ideal = max(wall - sequential, 0.0) + critical_path(graph).seconds
     if wall <= 0.0 or ideal <= 0.0:
         return 1.0
@@ -232,7 +228,13 @@ def patterns(graph: ComputationGraph) -> list[Pattern]:
         *_chains(graph.operations, direct, ancestors),
         *_reduces(graph.operations, direct, ancestors),
     ]
-    return sorted(found, key=lambda p: (p.operations[0].id, PATTERN_KINDS.index(p.kind), [o.id for o in p.operations]))
+    return sorted(found, key=_pattern_order)
+
+
+def _pattern_order(pattern: Pattern) -> tuple[int, int, list[int]]:
+    """By first operation, then kind, then the operations: a total, deterministic order."""
+    ids = [op.id for op in pattern.operations]
+    return (ids[0], PATTERN_KINDS.index(pattern.kind), ids)
 
 
 def _antichains(ops: Sequence[Operation], ancestors: dict[int, int]) -> list[list[Operation]]:
@@ -256,7 +258,7 @@ def _antichains(ops: Sequence[Operation], ancestors: dict[int, int]) -> list[lis
 def _grouped(ops: Iterable[Operation], key: Iterable[Hashable]) -> list[list[Operation]]:
     """Operations with equal keys, in order of first appearance, each group in id order."""
     groups: dict[Hashable, list[Operation]] = {}
-    for op, k in zip(ops, key):
+    for op, k in zip(ops, key, strict=True):
         groups.setdefault(k, []).append(op)
     return list(groups.values())
 
@@ -363,7 +365,9 @@ def _ref_key(ref: ValueRef) -> Hashable:
     """A structural key of a value's provenance: equal keys mean the same value.
 
     UNKNOWN values are never known to be equal, so each gets a key of its own.
-    CONST values compare by type and value.
+    CONST values compare by type and value.  `deps` are part of the key: the
+    same name read before and after a call that may have changed it is not
+    known to be the same value.
     """
     path = tuple((step.kind, _hashable(step.key)) for step in ref.path)
     if ref.source is Source.UNKNOWN:
@@ -371,7 +375,7 @@ def _ref_key(ref: ValueRef) -> Hashable:
     if ref.source is Source.CONST:
         return (ref.source, _hashable(ref.value), path)
     operands = tuple(_ref_key(operand) for operand in ref.operands)
-    return (ref.source, ref.name, ref.op, path, operands)
+    return (ref.source, ref.name, ref.op, path, operands, ref.deps)
 
 
 def _hashable(value: object) -> Hashable:
@@ -383,7 +387,9 @@ def _hashable(value: object) -> Hashable:
     return (type(value).__qualname__, value)
 
 
-def _chains(ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]) -> list[Pattern]:
+def _chains(
+    ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]
+) -> list[Pattern]:
     """Maximal runs of three or more operations where each needs only the one before it.
 
     "Only" is read through the transitive reduction: a dependency that is
@@ -408,7 +414,8 @@ def _chains(ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancesto
         if len(run) >= 3:
             chain = tuple(by_id[op_id] for op_id in run)
             names = " -> ".join(op.name for op in chain)
-            found.append(Pattern("chain", chain, f"{len(chain)} calls form a chain: {names}; they cannot overlap"))
+            description = f"{len(chain)} calls form a chain: {names}; they cannot overlap"
+            found.append(Pattern("chain", chain, description))
     return found
 
 
@@ -423,15 +430,17 @@ def _immediate(deps: frozenset[int], ancestors: dict[int, int]) -> list[int]:
     return sorted(dep for dep in deps if not implied >> dep & 1)
 
 
-def _reduces(ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]) -> list[Pattern]:
+def _reduces(
+    ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]
+) -> list[Pattern]:
     """Operations that combine the results of two or more mutually independent operations."""
     by_id = {op.id: op for op in ops}
     found = []
     for op in ops:
         preds = [by_id[pred] for pred in _immediate(direct[op.id], ancestors)]
         if len(preds) >= 2:
-            inputs = ", ".join(f"%{pred.id} {pred.name}" for pred in preds)
+            inputs = ", ".join(f"%{pred.id} {pred.name}" for pred in preds[:_LISTED_NAMES])
+            inputs += ", ..." if len(preds) > _LISTED_NAMES else ""
             description = f"{op.name} at {op.site} combines {len(preds)} independent results: {inputs}"
             found.append(Pattern("reduce", (*preds, op), description))
     return found
-

@@ -28,6 +28,7 @@ Precision rests on a few rules, each conservative:
 
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 import time
@@ -106,6 +107,7 @@ class _FrameState:
     callee: Any = MISSING  # the callable, from a CALL monitoring event
     callee_args: dict[str, Any] | None = None  # bound arguments of a Python callee
     callee_result: Any = MISSING
+    callee_params: tuple[tuple[str, ...], str | None] = ((), None)  # positional parameter names, *args name
     child_return: ValueRef | None = None  # what a nested comprehension frame returned
     exception: BaseException | None = None
     generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
@@ -137,11 +139,16 @@ class GraphBuilder:
         self._occurrences: dict[tuple[int, int], int] = {}
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
+        # calls that raised before the exception object was observable (3.12+: it is set when the
+        # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
+        self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
 
     # -- events from the observation layer -----------------------------------------------------
 
     def instruction(self, frame: types.FrameType, offset: int) -> None:
         now = time.perf_counter()
+        if self._awaiting_exception:
+            self._fill_exception(sys.exc_info()[1])
         fs = self._frames.get(frame)
         info = fs.info if fs is not None else code_info(frame.f_code)
         if offset not in info.instrs:
@@ -175,6 +182,7 @@ class GraphBuilder:
         fs.ops_before = len(self.ops)
         fs.callee = MISSING
         fs.callee_args = None
+        fs.callee_params = ((), None)
         fs.callee_result = MISSING
         fs.child_return = None
         fs.exception = None
@@ -207,6 +215,7 @@ class GraphBuilder:
         n = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
         f_locals = callee_frame.f_locals
         fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
+        fs.callee_params = (code.co_varnames[: code.co_argcount], code.co_varnames[n - 1] if code.co_flags & 0x04 and not code.co_flags & 0x08 else None)
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)
@@ -218,9 +227,20 @@ class GraphBuilder:
         if fs is not None:
             fs.exception = exc
 
+    def _fill_exception(self, exc: BaseException | None) -> None:
+        if exc is None:
+            return
+        for record in self._awaiting_exception:
+            if isinstance(record, dict):
+                record["exception"] = exc
+            else:
+                record.exception = exc
+        self._awaiting_exception.clear()
+
     def finish(self, exc: BaseException | None) -> ComputationGraph:
         """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
         now = time.perf_counter()
+        self._fill_exception(exc)
         for fs in list(self._frames.values()):
             if fs.pending is not None and fs.pending.opname in _CALLS and exc is not None:
                 fs.exception = fs.exception or exc
@@ -441,6 +461,7 @@ class GraphBuilder:
         callee_ref, args, kwnames, star = self._call_layout(fs, ins, popped)
         fs.kwnames = ()
         callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
+        fs.callee = callee
         nested = len(self.ops) > fs.ops_before
         duration = now - fs.started
         made = _made_code(callee_ref)
@@ -452,6 +473,7 @@ class GraphBuilder:
         if nested or fs.child_return is not None:
             result = self._nested_result(fs, callee, callee_ref, args)
         elif duration >= self.min_call_s:
+            args = self._observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
             op = self._make_op(fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised)
             for ref in args:  # a slow call may change the mutable objects it is handed
@@ -491,6 +513,40 @@ class GraphBuilder:
         else:  # [method, self]
             callee = head[0]
         return callee, args, kwnames, star
+
+    @staticmethod
+    def _arguments(fs: _FrameState, callee: Any) -> dict[str, Any] | None:
+        """The bound arguments a Python callee received, without the receiver of a method."""
+        bound = fs.callee_args
+        params = fs.callee_params[0]
+        if bound is None or not params or isinstance(callee, types.FunctionType):
+            return bound
+        return {name: value for name, value in bound.items() if name != params[0]}
+
+    def _observed_values(
+        self, fs: _FrameState, callee: Any, args: tuple[ValueRef, ...], kwnames: tuple[str, ...]
+    ) -> tuple[ValueRef, ...]:
+        """Attach the argument values a Python callee received to argument refs that lack one."""
+        bound = fs.callee_args
+        if bound is None:
+            return args
+        params, star = fs.callee_params
+        if params and not isinstance(callee, types.FunctionType):  # a bound method or callable object: skip self
+            params = params[1:]
+        n_positional = len(args) - len(kwnames)
+        values: list[Any] = []
+        for i in range(n_positional):
+            if i < len(params):
+                values.append(bound.get(params[i], MISSING))
+            elif star is not None and isinstance(bound.get(star), tuple) and i - len(params) < len(bound[star]):
+                values.append(bound[star][i - len(params)])
+            else:
+                values.append(MISSING)
+        values.extend(bound.get(name, MISSING) for name in kwnames)
+        return tuple(
+            with_value(ref, value) if ref.value is MISSING and value is not MISSING else ref
+            for ref, value in zip(args, values)
+        )
 
     def _fast_call(
         self,
@@ -581,10 +637,12 @@ class GraphBuilder:
             "occurrence": occurrence,
             "thread": self.thread,
             "callee": fs.callee,
-            "args": fs.callee_args,
+            "args": self._arguments(fs, fs.callee),
         }
         if raised:
             metadata["exception"] = fs.exception
+            if fs.exception is None:
+                self._awaiting_exception.append(metadata)
         outputs = () if raised else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
         control = tuple(entry.cond for entry in fs.control)
         line = ins.line if ins.line is not None else code.co_firstlineno
@@ -596,18 +654,19 @@ class GraphBuilder:
     def _record_event(self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any) -> None:
         code = fs.info.code
         line = ins.line if ins.line is not None else code.co_firstlineno
-        self.events.append(
-            CallEvent(
+        event = CallEvent(
                 site=Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset),
                 callee=callee,
-                args=fs.callee_args,
+                args=self._arguments(fs, callee),
                 result=MISSING if raised else result,
                 exception=fs.exception if raised else None,
                 start=fs.started,
                 end=now,
                 thread=self.thread,
-            )
         )
+        self.events.append(event)
+        if raised and event.exception is None:
+            self._awaiting_exception.append(event)
 
 
 def _made_code(ref: ValueRef) -> types.CodeType | None:
@@ -695,10 +754,37 @@ def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
         if -len(container.operands) <= index < len(container.operands) and not key.deps:
             b._push(fs, with_value(container.operands[index], value))
             return
-    if key.source is Source.CONST and not key.deps:
+    entry = _dict_entry(container, key)
+    if entry is not None:
+        b._push(fs, with_value(entry, value))
+    elif key.source is Source.CONST and not key.deps:
         b._push(fs, b._lookup(step(container, "item", key.value, value)))
     else:
         b._push(fs, b._lookup(expr("getitem", (container, key), value)))
+
+
+def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
+    """`{"a": x, ...}["a"]` is `x`, for a dict built here from constant keys (operands are key, value pairs)."""
+    if container.source is not Source.EXPR or container.name != "dict" or key.source is not Source.CONST:
+        return None
+    pairs = container.operands
+    if len(pairs) % 2 or any(k.source is not Source.CONST for k in pairs[::2]):
+        return None
+    found = None
+    for k, v in zip(pairs[::2], pairs[1::2]):
+        if type(k.value) is type(key.value) and k.value == key.value:
+            found = v  # the last one wins, as in a display
+    return found
+
+
+def _h_build_const_key_map(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    *values, keys = b._pop(fs, ins.pops)
+    names = keys.value if isinstance(keys.value, tuple) else ()
+    if len(names) != len(values):
+        b._push(fs, b._set_shape(expr("dict", (*values, keys)), fs.control_deps))
+        return
+    pairs = [ref for name, value in zip(names, values) for ref in (const(name), value)]
+    b._push(fs, b._set_shape(expr("dict", pairs), fs.control_deps))
 
 
 def _h_store_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -857,8 +943,14 @@ def _h_format(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> Non
 
 
 def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    kind = _BINARY_3_10.get(ins.opname) or (ins.argrepr if ins.argrepr else ins.opname.lower())
+    kind = _BINARY_3_10.get(ins.opname) or _binary_op_symbol(ins.arg)
     b._push(fs, expr(kind, b._pop(fs, ins.pops)))
+
+
+def _binary_op_symbol(arg: int | None) -> str:
+    """BINARY_OP's operator ("+", "%=", ...) from its argument (3.11+)."""
+    names = getattr(dis, "_nb_ops", ())
+    return str(names[arg][1]) if arg is not None and 0 <= arg < len(names) else "binary_op"
 
 
 def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -908,7 +1000,7 @@ _HANDLERS: dict[str, Any] = {
     "BUILD_TUPLE": _h_build("tuple"),
     "BUILD_SET": _h_build("set"),
     "BUILD_MAP": _h_build("dict"),
-    "BUILD_CONST_KEY_MAP": _h_build("dict"),
+    "BUILD_CONST_KEY_MAP": _h_build_const_key_map,
     "BUILD_STRING": _h_build("fstring"),
     "BUILD_SLICE": _h_build("slice"),
     "LIST_APPEND": _h_container_add,

@@ -44,6 +44,7 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         self._builder: GraphBuilder | None = None
         self._session: Session | None = None
         self._graph: ComputationGraph | None = None
+        self._error: BaseException | None = None
 
     def __enter__(self) -> capture:
         if self._builder is not None:
@@ -63,13 +64,23 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         session, self._session = self._session, None
         if session is not None:
             session.stop()
+            self._error = session.error
         assert self._builder is not None
-        self._graph = self._builder.finish(exc)
+        if self._error is None:
+            try:
+                self._graph = self._builder.finish(exc)
+            except Exception as error:  # noqa: BLE001 - reported by `graph`, never raised into the block
+                self._error = error
         return False  # never swallow the block's exception
 
     @property
     def graph(self) -> ComputationGraph:
         """The graph of the slow calls made in the block (available after the block ends)."""
+        if self._error is not None:
+            raise CaptureError(
+                f"observation failed inside xcs_bc ({type(self._error).__name__}: {self._error}); the block ran "
+                "normally but no graph was built. This is a bug in xcs_bc: please report it with this message"
+            ) from self._error
         if self._graph is None:
             raise CaptureError("the graph is ready when the `with xcs.capture()` block has ended")
         return self._graph

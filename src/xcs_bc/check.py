@@ -31,7 +31,6 @@ from collections.abc import Iterator
 
 from xcs_bc.errors import XCSError
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
-from xcs_bc.printing import format_value
 
 __all__ = ["IRError", "check"]
 
@@ -61,6 +60,9 @@ def _label(op: Operation) -> str:
 
 def _show(ref: object) -> str:
     """A value as printed, or the type of something that is not a ValueRef."""
+    # Imported here: printing uses analysis, which raises IRError from this module.
+    from xcs_bc.printing import format_value
+
     return format_value(ref) if isinstance(ref, ValueRef) else f"a {type(ref).__name__}, not a ValueRef"
 
 
@@ -115,7 +117,7 @@ def _check_value(ref: object, limit: int, where: str) -> None:
 
 def _not_before(limit: int) -> str:
     if limit == 0:
-        return "but graph inputs depend on no operation"
+        return "but nothing comes before it"
     return f"which is not an earlier operation (only %0..%{limit - 1} are)"
 
 
@@ -140,20 +142,25 @@ def _check_source(ref: ValueRef, limit: int, where: str) -> None:
         raise _bad(where, ref, f"only EXPR values have operands, this is {ref.source.name}")
     if ref.source is Source.OUTPUT:
         if ref.op is None or not 0 <= ref.op < limit:
-            raise _bad(where, ref, f"OUTPUT must name an operation before this one (%0..%{limit - 1}), got {ref.op}")
+            expected = f"an operation before this one (%0..%{limit - 1})"
+            raise _bad(where, ref, f"OUTPUT must name {expected}, got {ref.op}")
         if ref.op not in ref.deps:
             raise _bad(where, ref, f"OUTPUT of %{ref.op} must depend on %{ref.op}")
     elif ref.source is Source.UNKNOWN:
         if ref.op is None:
-            raise _bad(where, ref, f"UNKNOWN must set op to the number of operations before it")
+            raise _bad(where, ref, "UNKNOWN must set op to the number of operations before it")
         missing = sorted(set(range(ref.op)) - ref.deps)
         if missing:
-            raise _bad(where, ref, f"UNKNOWN after {ref.op} operations must depend on all of them, not on %{missing[0]}")
+            raise _bad(
+                where,
+                ref,
+                f"UNKNOWN after {ref.op} operations must depend on all of them, not on %{missing[0]}",
+            )
     elif ref.source is Source.EXPR:
         _check_expr(ref, where)
     elif ref.source is Source.CONST:
         if ref.value is MISSING:
-            raise _bad(where, ref, f"CONST must carry its value")
+            raise _bad(where, ref, "CONST must carry its value")
     elif not ref.name:
         raise _bad(where, ref, f"{ref.source.name} must have a name")
 
@@ -165,8 +172,9 @@ def _bad(where: str, ref: ValueRef, problem: str) -> IRError:
 
 def _check_expr(ref: ValueRef, where: str) -> None:
     if not ref.name:
-        raise _bad(where, ref, f"EXPR must name its kind (fstring, +, tuple, ...)")
-    operand_deps = frozenset().union(*(operand.deps for operand in ref.operands if isinstance(operand, ValueRef)))
+        raise _bad(where, ref, "EXPR must name its kind (fstring, +, tuple, ...)")
+    operands = [operand for operand in ref.operands if isinstance(operand, ValueRef)]  # others: _walk reports
+    operand_deps = frozenset().union(*(operand.deps for operand in operands))
     missing = sorted(operand_deps - ref.deps)
     if missing:
         raise _bad(where, ref, f"EXPR must depend on what its operands depend on, and misses %{missing[0]}")

@@ -36,7 +36,7 @@ import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from bytecode import ConcreteInstr
 
@@ -68,6 +68,16 @@ class Handler:
     target: int
     depth: int
     pushed: int
+
+
+class _Entry(Protocol):
+    """An exception table entry as `dis` parses it (3.11+); `end` is exclusive."""
+
+    start: int
+    end: int
+    target: int
+    depth: int
+    lasti: bool
 
 
 # Instructions after which control never reaches the next instruction.
@@ -170,7 +180,8 @@ class _Builder:
         if sys.version_info < (3, 11):
             return {}
         table: dict[int, Handler] = {}
-        for entry in dis.Bytecode(self.code).exception_entries:
+        entries: list[_Entry] = getattr(dis.Bytecode(self.code), "exception_entries")  # not in typeshed
+        for entry in entries:
             handler = Handler(self.canon(entry.target), entry.depth, 1 + int(entry.lasti))
             for off in self.order:
                 if entry.start <= off < entry.end:  # `end` is exclusive
@@ -190,6 +201,11 @@ class _Builder:
             jump_pops, jump_pushes = _split(ins, jump=True)
             if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
                 target, jump_pops, jump_pushes = self._for_iter_exit(target)
+        elif ins.opname == "YIELD_FROM":
+            # 3.10: while the sub-iterator yields, YIELD_FROM rewinds f_lasti and
+            # runs again on resumption with the sent value in place of the old
+            # one: a self edge, taken once per value passed through.
+            target, jump_pops, jump_pushes = off, 1, 1
         falls = ins.opname not in _NO_FALLTHROUGH and index + 1 < len(self.order)
         nxt = self.order[index + 1] if falls else None
         return Instr(
@@ -216,7 +232,10 @@ class _Builder:
     def where(self, offset: int) -> str:
         """`file:line (name) @offset` for error messages."""
         line = self.lines.get(offset) or self.code.co_firstlineno
-        return f"{self.code.co_filename}:{line} ({self.code.co_qualname if sys.version_info >= (3, 11) else self.code.co_name}) @{offset}"
+        name = self.code.co_name
+        if sys.version_info >= (3, 11):
+            name = self.code.co_qualname
+        return f"{self.code.co_filename}:{line} ({name}) @{offset}"
 
     # -- flow analysis -------------------------------------------------------
 
@@ -254,7 +273,7 @@ class _Builder:
             if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
                 # Give END_FOR (reachable via FOR_ITER_GEN) the depth dis intends.
                 effect = dis.stack_effect(dis.opmap["FOR_ITER"], ins.arg, jump=True)
-                yield self.canon(self.raw[off].argval), depth + effect, blocks  # type: ignore[arg-type]
+                yield self.canon(self.raw[off].argval), depth + effect, blocks
         handler, handler_blocks = self._unwind(off, blocks)
         if handler is not None:
             self.handlers[off] = handler
@@ -308,31 +327,32 @@ def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[i
     """Immediate post-dominator of every instruction on the normal CFG.
 
     Iterative data flow over bit sets (bit i = order[i], bit n = the virtual
-    exit): pdom(n) = {n} | AND of pdom(successors); instructions without
-    normal successors go to the exit.  Nodes that never reach the exit (an
-    endless loop) keep the full set and get None, like the exit itself.
+    exit): pdom(n) = {n} | AND of pdom(successors), starting from "everything";
+    instructions without normal successors go to the exit.  Instructions that
+    never reach the exit (an endless loop) get None, like those whose only
+    strict post-dominator is the exit.
     """
     n = len(order)
     index = {off: i for i, off in enumerate(order)}
     succ = [[index[s] for s in (instrs[off].next, instrs[off].target) if s is not None] for off in order]
-    exit_bit = 1 << n
-    full = (1 << (n + 1)) - 1
+    exit_bit, full = 1 << n, (1 << (n + 1)) - 1
     pdom = [full] * n
     changed = True
     while changed:
         changed = False
         for i in range(n - 1, -1, -1):  # mostly forward code: reverse order converges fast
-            meet = exit_bit if not succ[i] else full
+            meet = full if succ[i] else exit_bit
             for s in succ[i]:
                 meet &= pdom[s]
             new = meet | (1 << i)
             if new != pdom[i]:
                 pdom[i], changed = new, True
+    reaches = _reaching_exit(succ)
     result: dict[int, int | None] = {}
     for i, off in enumerate(order):
         strict = pdom[i] & ~(1 << i)
         result[off] = None
-        if pdom[i] == full or strict == exit_bit:
+        if i not in reaches or strict == exit_bit:
             continue
         # The immediate one is the strict post-dominator that all others post-dominate.
         for j in _bits(strict & ~exit_bit):
@@ -340,6 +360,22 @@ def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[i
                 result[off] = order[j]
                 break
     return result
+
+
+def _reaching_exit(succ: list[list[int]]) -> set[int]:
+    """Indices of the nodes from which some path leads to the exit."""
+    preds: list[list[int]] = [[] for _ in succ]
+    for i, targets in enumerate(succ):
+        for t in targets:
+            preds[t].append(i)
+    todo = [i for i, targets in enumerate(succ) if not targets]
+    seen = set(todo)
+    while todo:
+        for p in preds[todo.pop()]:
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return seen
 
 
 def _bits(mask: int) -> Iterator[int]:

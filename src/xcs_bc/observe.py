@@ -33,7 +33,7 @@ from xcs_bc.errors import CaptureError
 from xcs_bc.ir import MISSING, Site
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallEvent:
     """One call made from a target frame.
 
@@ -92,6 +92,16 @@ class Session:
         self.nested = frozenset(code_info(code).nested)
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
+        self.error: BaseException | None = None  # an internal error that ended observation early
+
+    def deliver(self, method: Callable[..., None], *args: Any) -> None:
+        """Call a listener method; an error of ours never reaches the observed code: it ends observing."""
+        if self.error is not None:
+            return
+        try:
+            method(*args)
+        except Exception as exc:  # noqa: BLE001 - the user's program must run on regardless
+            self.error = exc
 
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
@@ -289,7 +299,7 @@ def _mon_instruction(code: types.CodeType, offset: int) -> None:
     if session is not None:
         frame = sys._getframe(1)
         if session.is_target(frame):
-            session.listener.instruction(frame, offset)
+            session.deliver(session.listener.instruction, frame, offset)
 
 
 def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None:
@@ -299,7 +309,7 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
     frame = sys._getframe(1)
     if not session.is_target(frame):
         return
-    session.listener.call(frame, callee, MISSING if arg0 is sys.monitoring.MISSING else arg0)
+    session.deliver(session.listener.call, frame, callee, MISSING if arg0 is sys.monitoring.MISSING else arg0)
     callee_code = _python_code(callee)
     backend = session._backend
     if callee_code is not None and isinstance(backend, _Monitoring) and callee_code not in session.nested:
@@ -315,7 +325,7 @@ def _mon_py_start(code: types.CodeType, offset: int) -> None:
         return
     caller = frame.f_back
     if caller is not None and session.is_target(caller):
-        session.listener.entered(caller, frame)
+        session.deliver(session.listener.entered, caller, frame)
 
 
 def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
@@ -325,7 +335,7 @@ def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
     frame = sys._getframe(1)
     caller = frame.f_back
     if caller is not None and frame is not session.root and session.is_target(caller):
-        session.listener.returned(caller, value)
+        session.deliver(session.listener.returned, caller, value)
 
 
 def _python_code(callee: Any) -> types.CodeType | None:
@@ -376,8 +386,19 @@ class _Tracing:
         frame.f_trace = tracer
         return tracer
 
+    def _chain(self, tracer: _TraceFn, frame: types.FrameType, event: str, arg: Any) -> Any:
+        """Call a trace function installed before ours, and keep ours installed.
+
+        coverage's C tracer, called from Python, re-installs itself at the C level, which would
+        silently replace this observer: put ours back when that happens.
+        """
+        result = tracer(frame, event, arg)
+        if sys.gettrace() is not self._global:
+            sys.settrace(self._global)
+        return result
+
     def _global(self, frame: types.FrameType, event: str, arg: Any) -> _TraceFn | None:
-        previous_local = self.previous(frame, event, arg) if self.previous is not None else None
+        previous_local = self._chain(self.previous, frame, event, arg) if self.previous is not None else None
         if event != "call":
             return previous_local
         session = self.session
@@ -385,36 +406,38 @@ class _Tracing:
             return self._trace_target(frame, previous_local)
         caller = frame.f_back
         if caller is not None and session.is_target(caller):
-            session.listener.entered(caller, frame)
+            session.deliver(session.listener.entered, caller, frame)
             if previous_local is None:
                 frame.f_trace_lines = False
             return self._callee_tracer(caller, previous_local)
         return previous_local
 
     def _target_tracer(self, previous_local: _TraceFn | None) -> _TraceFn:
-        listener = self.session.listener
+        session = self.session
+        listener = session.listener
 
         def trace(frame: types.FrameType, event: str, arg: Any) -> _TraceFn:
             nonlocal previous_local
             if previous_local is not None:
-                previous_local = previous_local(frame, event, arg)
+                previous_local = self._chain(previous_local, frame, event, arg)
             if event == "opcode":
-                listener.instruction(frame, frame.f_lasti)
+                session.deliver(listener.instruction, frame, frame.f_lasti)
             elif event == "exception":
-                listener.raised(frame, arg[1])
+                session.deliver(listener.raised, frame, arg[1])
             return trace
 
         return trace
 
     def _callee_tracer(self, caller: types.FrameType, previous_local: _TraceFn | None) -> _TraceFn:
-        listener = self.session.listener
+        session = self.session
+        listener = session.listener
 
         def trace(frame: types.FrameType, event: str, arg: Any) -> _TraceFn | None:
             nonlocal previous_local
             if previous_local is not None:
-                previous_local = previous_local(frame, event, arg)
+                previous_local = self._chain(previous_local, frame, event, arg)
             if event == "return":
-                listener.returned(caller, arg)
+                session.deliver(listener.returned, caller, arg)
             return trace
 
         return trace

@@ -22,7 +22,8 @@ import keyword
 from collections.abc import Iterable, Mapping
 
 from xcs_bc import analysis
-from xcs_bc.ir import ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.check import IRError
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
 
 __all__ = ["format_graph", "format_op", "format_value", "op_names"]
 
@@ -67,7 +68,7 @@ def _head(ref: ValueRef, names: Mapping[int, str], nested: bool) -> str:
     if ref.source is Source.OUTPUT:
         return names.get(ref.op, f"%{ref.op}") if ref.op is not None else "%?"
     if ref.source is Source.CONST:
-        return _const_text(ref.value)
+        return _const_text(ref.value) if ref.value is not MISSING else ref.name or "MISSING"
     if ref.source is Source.EXPR:
         return _expr_text(ref, names, nested)
     if ref.source is Source.UNKNOWN:
@@ -196,9 +197,10 @@ def _group_lines(graph: ComputationGraph, names: Mapping[int, str]) -> list[str]
     """One `parallel ...` line per independent set, or why there are none for a broken graph."""
     try:
         groups = analysis.independent_sets(graph)
-    except ValueError as error:  # IRError: still print the operations, to help find the bug
+    except IRError as error:  # still print the operations: that helps find the builder's bug
         return [f"# invalid graph: {error}"]
-    return ["parallel " + ", ".join(names[op.id] for op in sorted(group, key=lambda o: o.id)) for group in groups]
+    ordered = (sorted(group, key=lambda op: op.id) for group in groups)
+    return ["parallel " + ", ".join(names[op.id] for op in group) for group in ordered]
 
 
 def _type_name(exception: object) -> str:

@@ -2,16 +2,18 @@
 
 `format_report(graph)` reads like::
 
-    graph pipeline: 9 slow calls
-      sequential   4100.0 ms  the slow calls one after another
-      wall time    4150.0 ms  the whole run
-      critical     1000.0 ms  %0 summarize (pipeline.py:14) -> %8 judge (pipeline.py:16)
-      speedup      up to 3.9x if every call started as soon as its inputs were ready
+    graph judge_pipeline: 3 slow calls
+      sequential     6000.0 ms  the slow calls one after another
+      wall time      7000.0 ms  the whole run
+      critical path  5000.0 ms  %1 gen_b (judge.py:11) -> %2 judge (judge.py:12)
+      speedup bound       1.2x  if every call started as soon as its inputs were ready
 
     Calls that can run at the same time:
-      8 calls at pipeline.py:14: summarize x8
-        map: 8 calls at pipeline.py:14 are independent: a map of summarize over docs
-    ...
+      2 calls at judge.py:10-11 are independent: gen_a, gen_b (%0-%1)
+        ensemble: 2 independent calls receive the same arguments: an ensemble of gen_a, gen_b
+
+    Calls that combine independent results:
+      judge at judge.py:12 combines 2 independent results: %0 gen_a, %1 gen_b
 
 The numbers change from run to run; the structure (which sections, in which
 order, which calls and patterns) depends only on the graph.
@@ -44,6 +46,7 @@ def format_report(graph: ComputationGraph) -> str:
         _listed("Calls that combine independent results:", found, "reduce"),
         _listed("Chains:", found, "chain"),
         _control(graph, names),
+        _unknown(graph, names),
     ]
     return "\n\n".join(section for section in sections if section)
 
@@ -57,32 +60,38 @@ def _empty_report(graph: ComputationGraph) -> str:
         why = "no slow call was recorded"
     lines = [f"graph {name}: {why}; nothing to parallelize"]
     if "wall_time" in graph.metadata:
-        lines.append(f"  wall time    {_ms(float(graph.metadata['wall_time']))}  the whole run")
+        lines.append(_row("wall time", _ms(float(graph.metadata["wall_time"])), "the whole run"))
     return "\n".join(lines)
 
 
 def _ms(seconds: float) -> str:
-    """Seconds as milliseconds with one decimal, right-aligned for the timing table."""
-    return f"{seconds * 1000:9.1f} ms"
+    """Seconds as milliseconds with one decimal."""
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _row(label: str, value: str, note: str) -> str:
+    """One line of the timing table: label, right-aligned value, note."""
+    return f"  {label:<14}{value:>10}  {note}"
 
 
 def _timing(graph: ComputationGraph, names: Mapping[int, str]) -> str:
     """Sequential and wall time, the critical path, and the speedup bound they imply."""
     count = len(graph.operations)
-    sequential = analysis.sequential_seconds(graph)
     path = analysis.critical_path(graph)
-    if "wall_time" in graph.metadata:
-        wall = f"{_ms(float(graph.metadata['wall_time']))}  the whole run"
-    else:
-        wall = "      not recorded (taken as the sequential time)"
+    wall = graph.metadata.get("wall_time")
     return "\n".join(
         [
             f"graph {graph.metadata.get('name', 'graph')}: {count} slow call{'s' if count != 1 else ''}",
-            f"  sequential {_ms(sequential)}  the slow calls one after another",
-            f"  wall time  {wall}",
-            f"  critical   {_ms(path.seconds)}  {_path_text(path.operations, names)}",
-            f"  speedup    up to {analysis.speedup_bound(graph):.1f}x if every call started"
-            " as soon as its inputs were ready",
+            _row("sequential", _ms(analysis.sequential_seconds(graph)), "the slow calls one after another"),
+            _row("wall time", "?", "not recorded (taken as the sequential time)")
+            if wall is None
+            else _row("wall time", _ms(float(wall)), "the whole run"),
+            _row("critical path", _ms(path.seconds), _path_text(path.operations, names)),
+            _row(
+                "speedup bound",
+                f"{analysis.speedup_bound(graph):.1f}x",
+                "if every call started as soon as its inputs were ready",
+            ),
         ]
     )
 
@@ -105,8 +114,9 @@ def _groups(graph: ComputationGraph, found: Sequence[Pattern], names: Mapping[in
     shown: set[int] = set()
     for group in groups:
         ids = {op.id for op in group}
-        lines.append(f"  {len(group)} calls at {_sites_text(op.site for op in group)}: {_callee_counts(group)}")
-        lines.append(f"    {', '.join(names[op.id] for op in group)}")
+        sites = _sites_text(op.site for op in group)
+        calls = f"{_callee_counts(group)} ({_name_ranges(group, names)})"
+        lines.append(f"  {len(group)} calls at {sites} are independent: {calls}")
         for index, pattern in enumerate(found):
             overlaps = any(op.id in ids for op in pattern.operations)
             if pattern.kind in ("map", "ensemble") and overlaps and index not in shown:
@@ -129,10 +139,21 @@ def _control(graph: ComputationGraph, names: Mapping[int, str]) -> str:
         if steering:
             results = _and([f"{names[dep.id]} {dep.name}" for dep in steering])
             noun = "result" if len(steering) == 1 else "results"
-            lines.append(
-                f"  {names[op.id]} {op.name} at {op.site} runs only because of a branch on the {noun} of {results}"
-            )
+            branch = f"a branch on the {noun} of {results}"
+            lines.append(f"  {names[op.id]} {op.name} at {op.site} runs only because of {branch}")
     return "\n".join(["Control dependencies:", *lines]) if lines else ""
+
+
+def _unknown(graph: ComputationGraph, names: Mapping[int, str]) -> str:
+    """Calls that had to wait for everything before them because a value's origin was not found."""
+    lines = []
+    for op in graph.operations:
+        if op.id and analysis.reads_unknown(op):  # the first call has nothing before it to wait for
+            lines.append(
+                f"  {names[op.id]} {op.name} at {op.site} reads a value of unknown origin,"
+                " so it is assumed to need every earlier call"
+            )
+    return "\n".join(["Unknown provenance:", *lines]) if lines else ""
 
 
 def _and(items: Sequence[str]) -> str:
@@ -146,6 +167,23 @@ def _callee_counts(ops: Iterable[Operation]) -> str:
     for op in ops:
         counts[op.name] = counts.get(op.name, 0) + 1
     return ", ".join(name if count == 1 else f"{name} x{count}" for name, count in counts.items())
+
+
+def _name_ranges(ops: Sequence[Operation], names: Mapping[int, str]) -> str:
+    """`%0-%7, %9`: print names, runs of three or more consecutive ids shortened."""
+    runs: list[list[Operation]] = []
+    for op in ops:
+        if runs and op.id == runs[-1][-1].id + 1:
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:  # "%0, %1" reads better than "%0-%1"
+            parts.append(f"{names[run[0].id]}-{names[run[-1].id]}")
+        else:
+            parts += [names[op.id] for op in run]
+    return ", ".join(parts)
 
 
 def _sites_text(sites: Iterable[Site]) -> str:

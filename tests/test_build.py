@@ -1,0 +1,209 @@
+"""Build stage: the dataflow graph the shadow stack machine derives from a real run."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipelines as P
+from xcs_bc import ComputationGraph, Source
+from xcs_bc.check import check
+
+
+def deps(graph: ComputationGraph) -> dict[int, list[int]]:
+    return {op.id: sorted(dep.id for dep in graph.dependencies(op)) for op in graph.operations}
+
+
+def names(graph: ComputationGraph) -> list[str]:
+    return [op.name for op in graph.operations]
+
+
+def well_formed(graph: ComputationGraph) -> ComputationGraph:
+    check(graph)
+    assert graph.metadata["resyncs"] == [], "the shadow stack lost track of the real one"
+    return graph
+
+
+def test_ensemble_over_a_list_of_models_is_independent() -> None:
+    cap, answers = P.ensemble("q", P.MODELS)
+    g = well_formed(cap.graph)
+    assert answers == ["m0(q)", "m1(q)", "m2(q)"]
+    assert names(g) == ["m0", "m1", "m2"]
+    assert deps(g) == {0: [], 1: [], 2: []}
+    assert [str(op.args[0].source.value) for op in g.operations] == ["input"] * 3
+
+
+def test_map_with_for_loop_and_append() -> None:
+    cap, _ = P.map_loop(["a", "b", "c"])
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: []}
+    prompt = g.operations[1].args[0]
+    assert prompt.source is Source.EXPR and prompt.name == "fstring"
+    assert prompt.value == "Summarize: b"
+
+
+def test_comprehensions_and_generator_expressions_track_each_element() -> None:
+    cap, (summaries, by_doc, total) = P.comprehensions(["a", "b"])
+    g = well_formed(cap.graph)
+    assert summaries == ["llm(a)", "llm(b)"] and by_doc == {"a": "judge(a)", "b": "judge(b)"}
+    assert total == len("llm(llm(a))") + len("llm(llm(b))")
+    # the genexpr's calls each depend on exactly the summary they read
+    assert deps(g) == {0: [], 1: [], 2: [], 3: [], 4: [0], 5: [1]}
+
+
+def test_a_helper_making_several_slow_calls_is_one_operation() -> None:
+    cap, _ = P.helper_calls(["a", "b"])
+    g = well_formed(cap.graph)
+    assert names(g) == ["summarize_twice", "summarize_twice"]
+    assert deps(g) == {0: [], 1: []}
+
+
+def test_judge_over_answers_in_a_tuple_a_list_and_an_fstring() -> None:
+    cap, _ = P.judge_containers("q")
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: [], 3: [0, 1], 4: [0, 2], 5: [1, 2]}
+    assert [op.args[0].name for op in g.operations[3:]] == ["tuple", "list", "fstring"]
+
+
+def test_pure_chain_has_no_parallel_group() -> None:
+    cap, result = P.chain("x")
+    g = well_formed(cap.graph)
+    assert result == "judge(LLM(LLM(X)!))"
+    assert deps(g) == {0: [], 1: [0], 2: [1]}
+    assert g.independent_sets() == []
+
+
+def test_branch_on_a_calls_output_is_a_control_dependency() -> None:
+    cap, _ = P.branches("x")
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [0], 2: []}
+    taken = g.operations[1]
+    assert taken.args[0].value == "other x"  # its data comes from the input alone ...
+    assert {d for c in taken.control for d in c.deps} == {0}  # ... but it runs only because of %0
+    assert g.operations[2].control == ()  # after the if/else, control no longer depends on %0
+
+
+def test_exception_in_the_middle_keeps_the_graph_so_far() -> None:
+    failer = P.FakeLLM("failer", P.LATENCY, fail_on="boom")
+    with pytest.raises(P.FakeLLM.__module__ and Exception) as info:  # noqa: PT011 - checked below
+        with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+            first = P.llm("a")
+            failer(f"boom {first}")
+            P.llm("never")
+    assert type(info.value).__name__ == "FakeLLMError"
+    g = well_formed(cap.graph)
+    assert names(g) == ["llm", "failer"]
+    assert g.operations[1].outputs == () and g.operations[1].metadata["exception"] is info.value
+    assert deps(g) == {0: [], 1: [0]}
+    assert g.metadata["exception"] is info.value
+
+
+def test_methods_reach_models_through_self() -> None:
+    cap, best = P.Pipeline(P.MODELS).run("q")
+    g = well_formed(cap.graph)
+    assert best == "judge(m0(q) | m1(q) | m2(q))"
+    assert names(g) == ["m0", "m1", "m2", "Pipeline.pick"]
+    assert deps(g) == {0: [], 1: [], 2: [], 3: [0, 1, 2]}
+
+
+def test_closures_and_globals() -> None:
+    cap, merged = P.closures_and_globals(["a", "b"])
+    g = well_formed(cap.graph)
+    assert merged == "judge(Summarize: llm(Q: a)llm(Q: b))"
+    assert deps(g) == {0: [], 1: [], 2: [0, 1]}
+    assert g.operations[0].inputs[0].source is Source.INPUT  # `ask` existed before the block
+    template = g.operations[2].args[0].operands[0]
+    assert template.source is Source.GLOBAL and template.path[-1].key == "format"
+
+
+def test_pure_helpers_are_precise_and_unknown_helpers_depend_on_everything() -> None:
+    cap, _ = P.helpers_purity([" a ", "b", "c"])
+    g = well_formed(cap.graph)
+    # build_prompt only computes from its argument; remember() changes a global list
+    assert deps(g) == {0: [], 1: [], 2: [0, 1]}
+    assert g.operations[2].args[0].source is Source.UNKNOWN
+
+
+def test_a_change_through_an_alias_is_seen() -> None:
+    cap, late = P.aliasing(["a"])
+    g = well_formed(cap.graph)
+    assert late == "judge(['llm(a)'])"
+    assert deps(g) == {0: [], 1: [0]}
+
+
+def test_attributes_of_records_are_paths_into_inputs() -> None:
+    cap, _ = P.records([P.Doc("t1", "b1"), P.Doc("t2", "b2")])
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: [0, 1]}
+    title = g.operations[1].args[0]
+    assert title.source is Source.INPUT and title.name == "docs"
+    assert [str(step) for step in title.path] == ["[1]", ".title"]
+
+
+def test_two_maps_then_combine() -> None:
+    cap, _ = P.two_maps_then_combine(["a", "b"])
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: [], 3: [], 4: [0, 1, 2, 3]}
+    assert [len(group) for group in g.independent_sets()] == [4]
+
+
+def test_a_slow_call_changes_the_mutable_arguments_it_is_handed() -> None:
+    def fill(box: list[str]) -> str:
+        box.append("x")
+        return P.llm("fill")
+
+    slow_fill = P.FakeLLM("slow", P.LATENCY)
+    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        box: list[str] = []
+        fill(box)
+        slow_fill(str(box))
+        other = P.llm("independent")
+    g = well_formed(cap.graph)
+    assert other == "llm(independent)"
+    assert deps(g) == {0: [], 1: [0], 2: []}
+
+
+def test_loop_over_a_calls_output_is_control_dependent() -> None:
+    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        plan = P.llm("plan").split("(")
+        steps = [P.judge(part) for part in plan]
+    g = well_formed(cap.graph)
+    assert len(steps) == 2
+    assert deps(g) == {0: [], 1: [0], 2: [0]}
+
+
+def test_while_loop_until_a_result_says_stop() -> None:
+    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        answer = "start"
+        rounds = 0
+        while "llm(llm(" not in answer:
+            answer = P.llm(answer)
+            rounds += 1
+    g = well_formed(cap.graph)
+    assert rounds == 2
+    assert deps(g) == {0: [], 1: [0]}
+
+
+def test_try_except_around_a_raising_call_resumes_tracking() -> None:
+    failer = P.FakeLLM("failer", P.LATENCY, fail_on="boom")
+    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        try:
+            failer("boom")
+        except RuntimeError as exc:
+            note = str(exc)
+        a = P.llm("a")
+        b = P.llm(a + note)
+    g = well_formed(cap.graph)
+    assert names(g) == ["failer", "llm", "llm"]
+    assert g.operations[0].metadata["exception"] is not None
+    assert deps(g)[2] == [1]
+
+
+def test_unpacking_and_dict_displays() -> None:
+    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        a, b = P.llm("a"), P.llm("b")
+        payload = {"first": a, "second": "const"}
+        c = P.judge(payload["first"])
+        d = P.judge(payload["second"])
+    g = well_formed(cap.graph)
+    assert c == "judge(llm(a))" and d == "judge(const)"
+    assert deps(g) == {0: [], 1: [], 2: [0], 3: []}
