@@ -85,7 +85,7 @@ def chain(x):
 def branches(x):
     with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
         verdict = judge(x)
-        if "yes" in verdict:
+        if "yes" in verdict:  # noqa: SIM108 - legacy code, as written
             extra = llm("expand " + x)
         else:
             extra = llm("other " + x)
@@ -179,5 +179,5 @@ def two_maps_then_combine(docs):
     with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
         summaries = [llm(d) for d in docs]
         keywords = [judge(d) for d in docs]
-        combined = llm(str(list(zip(summaries, keywords))))
+        combined = llm(str(list(zip(summaries, keywords, strict=True))))
     return cap, combined

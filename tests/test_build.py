@@ -191,7 +191,7 @@ def test_try_except_around_a_raising_call_resumes_tracking() -> None:
         except RuntimeError as exc:
             note = str(exc)
         a = P.llm("a")
-        b = P.llm(a + note)
+        P.llm(a + note)
     g = well_formed(cap.graph)
     assert names(g) == ["failer", "llm", "llm"]
     assert g.operations[0].metadata["exception"] is not None
@@ -200,7 +200,7 @@ def test_try_except_around_a_raising_call_resumes_tracking() -> None:
 
 def test_unpacking_and_dict_displays() -> None:
     with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
-        a, b = P.llm("a"), P.llm("b")
+        a, _ = P.llm("a"), P.llm("b")
         payload = {"first": a, "second": "const"}
         c = P.judge(payload["first"])
         d = P.judge(payload["second"])

@@ -154,7 +154,7 @@ def test_bad_latency_env_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert f"{LATENCY_ENV}='fast' is not a number of seconds > 0" in capsys.readouterr().err
 
 
-def run_module(*args: str, latency: str = "0.01") -> subprocess.CompletedProcess[str]:
+def run_module(*args: str, latency: str = "0.02") -> subprocess.CompletedProcess[str]:
     """`python -m xcs_bc ARGS` in a fresh interpreter that imports this same xcs_bc."""
     src = str(Path(xcs_bc.__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)

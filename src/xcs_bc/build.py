@@ -28,6 +28,7 @@ Precision rests on a few rules, each conservative:
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import sys
 import threading
@@ -59,21 +60,44 @@ PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
-_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"})
+_CALLS = frozenset(
+    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
+)
 _COND_POP_JUMPS = frozenset(
     {
-        "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE",
-        "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_FORWARD_IF_NONE",
-        "POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
-        "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE",
+        "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_FALSE",
+        "POP_JUMP_IF_NONE",
+        "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
     }
 )
 _BINARY_3_10 = {
-    "BINARY_ADD": "+", "BINARY_SUBTRACT": "-", "BINARY_MULTIPLY": "*", "BINARY_TRUE_DIVIDE": "/",
-    "BINARY_FLOOR_DIVIDE": "//", "BINARY_MODULO": "%", "BINARY_POWER": "**", "BINARY_AND": "&",
-    "BINARY_OR": "|", "BINARY_XOR": "^", "BINARY_LSHIFT": "<<", "BINARY_RSHIFT": ">>",
-    "INPLACE_ADD": "+=", "INPLACE_SUBTRACT": "-=", "INPLACE_MULTIPLY": "*=", "INPLACE_MODULO": "%=",
+    "BINARY_ADD": "+",
+    "BINARY_SUBTRACT": "-",
+    "BINARY_MULTIPLY": "*",
+    "BINARY_TRUE_DIVIDE": "/",
+    "BINARY_FLOOR_DIVIDE": "//",
+    "BINARY_MODULO": "%",
+    "BINARY_POWER": "**",
+    "BINARY_AND": "&",
+    "BINARY_OR": "|",
+    "BINARY_XOR": "^",
+    "BINARY_LSHIFT": "<<",
+    "BINARY_RSHIFT": ">>",
+    "INPLACE_ADD": "+=",
+    "INPLACE_SUBTRACT": "-=",
+    "INPLACE_MULTIPLY": "*=",
+    "INPLACE_MODULO": "%=",
 }
+_BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 EXC = ValueRef(Source.CONST, name="<exception>", value=None)
@@ -199,11 +223,9 @@ class GraphBuilder:
             return
         head = fs.operands[:2]
         method_form = len(head) == 2 and head[0] is not NULL and head[1] is not NULL and arg0 is not MISSING
-        if method_form and hasattr(type(callee), "__get__"):
-            try:
+        if method_form and isinstance(callee, _BINDABLE):  # binding these runs no user code
+            with contextlib.suppress(TypeError):
                 callee = callee.__get__(arg0, type(arg0))
-            except Exception:  # noqa: BLE001 - a descriptor that refuses: keep the raw callable
-                pass
         fs.callee = callee
 
     def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None:
@@ -212,10 +234,18 @@ class GraphBuilder:
         if fs is None or fs.callee_args is not None:
             return
         code = callee_frame.f_code
-        n = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+        n = (
+            code.co_argcount
+            + code.co_kwonlyargcount
+            + bool(code.co_flags & 0x04)
+            + bool(code.co_flags & 0x08)
+        )
         f_locals = callee_frame.f_locals
         fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
-        fs.callee_params = (code.co_varnames[: code.co_argcount], code.co_varnames[n - 1] if code.co_flags & 0x04 and not code.co_flags & 0x08 else None)
+        fs.callee_params = (
+            code.co_varnames[: code.co_argcount],
+            code.co_varnames[n - 1] if code.co_flags & 0x04 and not code.co_flags & 0x08 else None,
+        )
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)
@@ -309,7 +339,9 @@ class GraphBuilder:
         # otherwise the static depth check in `instruction` resynchronises
 
     def _resync(self, fs: _FrameState, ins: Instr, had: int) -> None:
-        self.resyncs.append(f"{fs.info.code.co_name}@{ins.offset} {ins.opname}: shadow {had}, static {ins.depth}")
+        self.resyncs.append(
+            f"{fs.info.code.co_name}@{ins.offset} {ins.opname}: shadow {had}, static {ins.depth}"
+        )
         fs.stack = [unknown(len(self.ops))] * (ins.depth or 0)
 
     # -- the stack -------------------------------------------------------------------------------
@@ -422,8 +454,10 @@ class GraphBuilder:
             if ref is None and (name not in fs.info.code.co_cellvars + fs.info.code.co_freevars):
                 ref = self._input(name, value)
             else:
-                ref = unknown(len(self.ops), value=value) if ref is not None else ValueRef(
-                    Source.CELL, name=name, value=value
+                ref = (
+                    unknown(len(self.ops), value=value)
+                    if ref is not None
+                    else ValueRef(Source.CELL, name=name, value=value)
                 )
             fs.locals[name] = ref
         return self._lookup(ref)
@@ -475,7 +509,9 @@ class GraphBuilder:
         elif duration >= self.min_call_s:
             args = self._observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
-            op = self._make_op(fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised)
+            op = self._make_op(
+                fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
+            )
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
             self._record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
@@ -531,21 +567,25 @@ class GraphBuilder:
         if bound is None:
             return args
         params, star = fs.callee_params
-        if params and not isinstance(callee, types.FunctionType):  # a bound method or callable object: skip self
+        if params and not isinstance(
+            callee, types.FunctionType
+        ):  # a bound method or callable object: skip self
             params = params[1:]
         n_positional = len(args) - len(kwnames)
         values: list[Any] = []
         for i in range(n_positional):
             if i < len(params):
                 values.append(bound.get(params[i], MISSING))
-            elif star is not None and isinstance(bound.get(star), tuple) and i - len(params) < len(bound[star]):
+            elif (
+                star is not None and isinstance(bound.get(star), tuple) and i - len(params) < len(bound[star])
+            ):
                 values.append(bound[star][i - len(params)])
             else:
                 values.append(MISSING)
         values.extend(bound.get(name, MISSING) for name in kwnames)
         return tuple(
             with_value(ref, value) if ref.value is MISSING and value is not MISSING else ref
-            for ref, value in zip(args, values)
+            for ref, value in zip(args, values, strict=True)
         )
 
     def _fast_call(
@@ -559,6 +599,7 @@ class GraphBuilder:
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
         operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
+        kind = "call_kw" if kwnames else "call"
         if effect is purity.Effect.UNKNOWN:
             everything = frozenset(range(len(self.ops)))
             self._mutate_receiver(callee, callee_ref, everything)
@@ -572,9 +613,11 @@ class GraphBuilder:
                 self._append(receiver, callee_ref, args[0], control)
             else:
                 self._mutate_receiver(callee, callee_ref, deps)
-        return expr("call", operands)
+        return expr(kind, operands)
 
-    def _append(self, receiver: list[Any], callee_ref: ValueRef, item: ValueRef, control: frozenset[int]) -> None:
+    def _append(
+        self, receiver: list[Any], callee_ref: ValueRef, item: ValueRef, control: frozenset[int]
+    ) -> None:
         """`xs.append(item)`: keep element-wise provenance when we know what `xs` holds."""
         base = self._receiver_ref(receiver, callee_ref)
         if base.source is Source.EXPR and base.name == "list" and len(base.operands) == len(receiver) - 1:
@@ -589,8 +632,15 @@ class GraphBuilder:
         if entry is not None and entry[0] is receiver:
             return entry[1]
         if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `xs.append` -> `xs`
-            return ValueRef(callee_ref.source, callee_ref.name, callee_ref.path[:-1], callee_ref.operands,
-                            callee_ref.op, callee_ref.deps, receiver)
+            return ValueRef(
+                callee_ref.source,
+                callee_ref.name,
+                callee_ref.path[:-1],
+                callee_ref.operands,
+                callee_ref.op,
+                callee_ref.deps,
+                receiver,
+            )
         return with_value(callee_ref, receiver)
 
     def _mutate_receiver(self, callee: Any, callee_ref: ValueRef, deps: frozenset[int]) -> None:
@@ -603,7 +653,9 @@ class GraphBuilder:
         if ref.value is not MISSING and not purity.is_immutable(ref.value):
             self._mutate(ref.value, self._lookup(ref), deps)
 
-    def _nested_result(self, fs: _FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]) -> ValueRef:
+    def _nested_result(
+        self, fs: _FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
+    ) -> ValueRef:
         """The result of a call during which observed frames ran (a comprehension, a genexpr's consumer)."""
         if fs.child_return is not None:
             return fs.child_return
@@ -643,7 +695,11 @@ class GraphBuilder:
             metadata["exception"] = fs.exception
             if fs.exception is None:
                 self._awaiting_exception.append(metadata)
-        outputs = () if raised else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
+        outputs = (
+            ()
+            if raised
+            else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
+        )
         control = tuple(entry.cond for entry in fs.control)
         line = ins.line if ins.line is not None else code.co_firstlineno
         site = Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
@@ -651,18 +707,20 @@ class GraphBuilder:
         self.ops.append(op)
         return op
 
-    def _record_event(self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any) -> None:
+    def _record_event(
+        self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
+    ) -> None:
         code = fs.info.code
         line = ins.line if ins.line is not None else code.co_firstlineno
         event = CallEvent(
-                site=Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset),
-                callee=callee,
-                args=self._arguments(fs, callee),
-                result=MISSING if raised else result,
-                exception=fs.exception if raised else None,
-                start=fs.started,
-                end=now,
-                thread=self.thread,
+            site=Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset),
+            callee=callee,
+            args=self._arguments(fs, callee),
+            result=MISSING if raised else result,
+            exception=fs.exception if raised else None,
+            start=fs.started,
+            end=now,
+            thread=self.thread,
         )
         self.events.append(event)
         if raised and event.exception is None:
@@ -764,14 +822,14 @@ def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
 
 
 def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
-    """`{"a": x, ...}["a"]` is `x`, for a dict built here from constant keys (operands are key, value pairs)."""
+    """`{"a": x}["a"]` is `x`, for a dict built here with constant keys (operands: key, value pairs)."""
     if container.source is not Source.EXPR or container.name != "dict" or key.source is not Source.CONST:
         return None
     pairs = container.operands
     if len(pairs) % 2 or any(k.source is not Source.CONST for k in pairs[::2]):
         return None
     found = None
-    for k, v in zip(pairs[::2], pairs[1::2]):
+    for k, v in zip(pairs[::2], pairs[1::2], strict=True):
         if type(k.value) is type(key.value) and k.value == key.value:
             found = v  # the last one wins, as in a display
     return found
@@ -783,7 +841,7 @@ def _h_build_const_key_map(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped:
     if len(names) != len(values):
         b._push(fs, b._set_shape(expr("dict", (*values, keys)), fs.control_deps))
         return
-    pairs = [ref for name, value in zip(names, values) for ref in (const(name), value)]
+    pairs = [ref for name, value in zip(names, values, strict=True) for ref in (const(name), value)]
     b._push(fs, b._set_shape(expr("dict", pairs), fs.control_deps))
 
 
@@ -823,13 +881,18 @@ def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
     if index < 0:
         return
     target = fs.stack[index]
-    if ins.opname in ("LIST_EXTEND", "SET_UPDATE") and items and items[0].source is Source.CONST and isinstance(
-        items[0].value, (tuple, frozenset)
+    if (
+        ins.opname in ("LIST_EXTEND", "SET_UPDATE")
+        and items
+        and items[0].source is Source.CONST
+        and isinstance(items[0].value, (tuple, frozenset))
     ):
         items = [const(v) for v in items[0].value]
     elif ins.opname in ("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE"):
         items = [expr("unpack", items)]
-    kind = target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
+    kind = (
+        target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
+    )
     new = expr(kind, (*target.operands, *items)) if kind != "effect" else expr("effect", (target, *items))
     b._set_shape(new, b._shape_deps(target) | fs.control_deps)
     fs.stack[index] = with_deps(new, fs.control_deps)
@@ -881,7 +944,11 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
         return
     index = state[2]
     state[2] = index + 1
-    if iterable.source is Source.EXPR and iterable.name in ("list", "tuple") and index < len(iterable.operands):
+    if (
+        iterable.source is Source.EXPR
+        and iterable.name in ("list", "tuple")
+        and index < len(iterable.operands)
+    ):
         item = iterable.operands[index]
     elif iterable.source is Source.EXPR and iterable.name == "genexpr":
         item = unknown(len(b.ops))
@@ -915,7 +982,9 @@ def _h_precall(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> No
 
 
 def _h_kw_names(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    fs.kwnames = tuple(ins.argval) if isinstance(ins.argval, tuple) else ()
+    # 3.11's dis does not resolve KW_NAMES' argument: it indexes co_consts
+    names = ins.argval if isinstance(ins.argval, tuple) else fs.info.code.co_consts[int(ins.arg or 0)]
+    fs.kwnames = tuple(names) if isinstance(names, tuple) else ()
 
 
 def _h_copy(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -1029,7 +1098,7 @@ _HANDLERS: dict[str, Any] = {
     "FORMAT_VALUE": _h_format,
     "FORMAT_SIMPLE": _h_format,
     "FORMAT_WITH_SPEC": _h_format,
-    "CONVERT_VALUE": _h_format,
+    "CONVERT_VALUE": _h_nop,  # 3.13 splits `!r` off FORMAT_SIMPLE; before, FORMAT_VALUE did both at once
     "BINARY_OP": _h_binary_op,
     "RETURN_VALUE": _h_return,
     "RETURN_CONST": _h_return,

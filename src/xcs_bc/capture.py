@@ -28,7 +28,9 @@ def check_min_call_ms(min_call_ms: object) -> float:
     if isinstance(min_call_ms, bool) or not isinstance(min_call_ms, (int, float)):
         raise ConfigError(f"min_call_ms must be a number of milliseconds, got {min_call_ms!r}")
     if not math.isfinite(min_call_ms) or min_call_ms < 0:
-        raise ConfigError(f"min_call_ms must be a finite number >= 0, got {min_call_ms!r}; 1.0 is a good default")
+        raise ConfigError(
+            f"min_call_ms must be a finite number >= 0, got {min_call_ms!r}; 1.0 is a good default"
+        )
     return float(min_call_ms)
 
 
@@ -78,7 +80,8 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         """The graph of the slow calls made in the block (available after the block ends)."""
         if self._error is not None:
             raise CaptureError(
-                f"observation failed inside xcs_bc ({type(self._error).__name__}: {self._error}); the block ran "
+                f"observation failed inside xcs_bc ({type(self._error).__name__}: {self._error}); "
+                "the block ran "
                 "normally but no graph was built. This is a bug in xcs_bc: please report it with this message"
             ) from self._error
         if self._graph is None:

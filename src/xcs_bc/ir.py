@@ -66,7 +66,7 @@ class Source(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class PathStep:
-    """One step into a value: `.name` (kind "attr"), `[key]` ("item"), or the k-th element iterated ("iter")."""
+    """One step into a value: `.name` ("attr"), `[key]` ("item"), or the k-th element iterated ("iter")."""
 
     kind: str
     key: Any
@@ -145,7 +145,7 @@ class Operation:
     @property
     def kwargs(self) -> dict[str, ValueRef]:
         values = self.inputs[len(self.inputs) - len(self.kwnames) :] if self.kwnames else ()
-        return dict(zip(self.kwnames, values))
+        return dict(zip(self.kwnames, values, strict=True))
 
     def __repr__(self) -> str:
         return f"<Operation %{self.id} {self.name} at {self.site}>"

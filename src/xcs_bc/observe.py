@@ -64,6 +64,9 @@ class Listener(Protocol):
     def raised(self, frame: types.FrameType, exc: BaseException) -> None: ...
 
 
+# sys.monitoring exists from 3.12; typed loosely so that one source type-checks for 3.10 too
+_monitoring: Any = getattr(sys, "monitoring", None)
+
 _sessions: dict[int, Session] = {}
 _sessions_lock = threading.Lock()
 
@@ -197,7 +200,7 @@ class _MonitoringTool:
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
-        mon = sys.monitoring
+        mon = _monitoring
         with self.lock:
             if self.users == 0:
                 for tool_id in self._PREFERRED:
@@ -219,7 +222,7 @@ class _MonitoringTool:
             self.users += 1
 
     def release(self) -> None:
-        mon = sys.monitoring
+        mon = _monitoring
         with self.lock:
             self.users -= 1
             if self.users > 0 or self.tool_id is None:
@@ -248,7 +251,7 @@ class _MonitoringTool:
             if not per_code:
                 del self.masks[code]
             if self.tool_id is not None:
-                sys.monitoring.set_local_events(self.tool_id, code, total)
+                _monitoring.set_local_events(self.tool_id, code, total)
 
 
 _tool = _MonitoringTool()
@@ -260,7 +263,7 @@ class _Monitoring:
         self.codes: set[types.CodeType] = set()
 
     def install(self) -> None:
-        ev = sys.monitoring.events
+        ev = _monitoring.events
         _tool.acquire()
         try:
             targets = ev.INSTRUCTION | ev.CALL
@@ -278,7 +281,7 @@ class _Monitoring:
 
     def watch_callee(self, code: types.CodeType) -> None:
         if code not in self.codes:
-            ev = sys.monitoring.events
+            ev = _monitoring.events
             self._set(code, ev.PY_START | ev.PY_RETURN)
 
     def uninstall(self) -> None:
@@ -309,7 +312,7 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
     frame = sys._getframe(1)
     if not session.is_target(frame):
         return
-    session.deliver(session.listener.call, frame, callee, MISSING if arg0 is sys.monitoring.MISSING else arg0)
+    session.deliver(session.listener.call, frame, callee, MISSING if arg0 is _monitoring.MISSING else arg0)
     callee_code = _python_code(callee)
     backend = session._backend
     if callee_code is not None and isinstance(backend, _Monitoring) and callee_code not in session.nested:
@@ -344,7 +347,11 @@ def _python_code(callee: Any) -> types.CodeType | None:
     code = getattr(func, "__code__", None)
     if isinstance(code, types.CodeType):
         return code
-    call = getattr(type(callee), "__call__", None)
+    call = None
+    for klass in type(callee).__mro__:  # the class's own __call__, without running any descriptor
+        if "__call__" in klass.__dict__:
+            call = klass.__dict__["__call__"]
+            break
     code = getattr(call, "__code__", None)
     return code if isinstance(code, types.CodeType) else None
 
@@ -359,8 +366,8 @@ class _Tracing:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.previous: _TraceFn | None = None
-        self.root_previous_local: _TraceFn | None = None
+        self.previous: Any = None  # the trace function installed before ours
+        self.root_previous_local: Any = None  # the frame's own tracer before ours (coverage's, a debugger's)
         self.frames: list[types.FrameType] = []
 
     def install(self) -> None:

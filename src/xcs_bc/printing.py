@@ -84,8 +84,25 @@ def _expr_text(ref: ValueRef, names: Mapping[int, str], nested: bool) -> str:
         left, right = (_format(operand, names, nested=True) for operand in ref.operands)
         text = f"{left} {ref.name} {right}"
         return f"({text})" if nested else text
+    if ref.name == "const" and len(ref.operands) == 1:  # a constant with a path: `', '.join`
+        return _format(ref.operands[0], names, nested=True)
+    if ref.name in ("call", "call_kw") and ref.operands:
+        return _call_text(ref, names)
     operands = ", ".join(_format(operand, names, nested=False) for operand in ref.operands)
     return f"{ref.name}({operands})"
+
+
+def _call_text(ref: ValueRef, names: Mapping[int, str]) -> str:
+    """A pure call computed by glue: `callee(args)`; "call_kw" ends with the keyword names (a CONST)."""
+    callee, *args = ref.operands
+    kwnames: tuple[str, ...] = ()
+    if ref.name == "call_kw" and args and isinstance(args[-1].value, tuple):
+        kwnames = tuple(str(name) for name in args.pop().value)
+    positional = args[: len(args) - len(kwnames)]
+    keywords = args[len(args) - len(kwnames) :]
+    parts = [_format(a, names, nested=False) for a in positional]
+    parts += [f"{k}={_format(v, names, nested=False)}" for k, v in zip(kwnames, keywords, strict=False)]
+    return f"{_format(callee, names, nested=True)}({', '.join(parts)})"
 
 
 def _is_operator(kind: str) -> bool:

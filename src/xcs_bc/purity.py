@@ -37,11 +37,59 @@ class Effect(enum.Enum):
 
 _PURE_BUILTINS: frozenset[Callable[..., Any]] = frozenset(
     {
-        abs, all, any, ascii, bin, bool, bytes, callable, chr, complex, dict, divmod, enumerate, filter,
-        float, format, frozenset, hash, hex, id, int, isinstance, issubclass, iter, len, list, map, max,
-        min, oct, ord, pow, range, repr, reversed, round, set, slice, sorted, str, sum, tuple, type, zip,
+        abs,
+        all,
+        any,
+        ascii,
+        bin,
+        bool,
+        bytes,
+        callable,
+        chr,
+        complex,
+        dict,
+        divmod,
+        enumerate,
+        filter,
+        float,
+        format,
+        frozenset,
+        hash,
+        hex,
+        id,
+        int,
+        isinstance,
+        issubclass,
+        iter,
+        len,
+        list,
+        map,
+        max,
+        min,
+        oct,
+        ord,
+        pow,
+        range,
+        repr,
+        reversed,
+        round,
+        set,
+        slice,
+        sorted,
+        str,
+        sum,
+        tuple,
+        type,
+        zip,
         print,  # writes to stdout, which no slow call reads back
-        json.dumps, json.loads, math.sqrt, math.ceil, math.floor, math.log, math.exp, math.isclose,
+        json.dumps,
+        json.loads,
+        math.sqrt,
+        math.ceil,
+        math.floor,
+        math.log,
+        math.exp,
+        math.isclose,
     }
 )
 
@@ -58,7 +106,9 @@ _PURE_METHODS: dict[type, frozenset[str]] = {
     list: frozenset("copy count index __getitem__ __len__ __contains__".split()),
     tuple: frozenset("count index __getitem__ __len__ __contains__".split()),
     dict: frozenset("copy get items keys values __getitem__ __len__ __contains__".split()),
-    set: frozenset("copy difference intersection isdisjoint issubset issuperset symmetric_difference union".split()),
+    set: frozenset(
+        "copy difference intersection isdisjoint issubset issuperset symmetric_difference union".split()
+    ),
     frozenset: frozenset("copy difference intersection isdisjoint issubset issuperset union".split()),
     int: frozenset("bit_length to_bytes __format__".split()),
     float: frozenset("is_integer hex __format__".split()),
@@ -72,14 +122,26 @@ _MUTATING_METHODS: dict[type, frozenset[str]] = {
 }
 
 _IMMUTABLE_TYPES: tuple[type, ...] = (
-    str, bytes, int, float, complex, bool, type(None), range, frozenset, types.FunctionType,
-    types.BuiltinFunctionType, type, types.ModuleType, type(Ellipsis),
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    range,
+    frozenset,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    type,
+    types.ModuleType,
+    type(Ellipsis),
 )
 
 
 def is_immutable(value: Any, depth: int = 2) -> bool:
     """True when nobody can change `value` in place (tuples are checked a few levels deep)."""
-    if isinstance(value, _IMMUTABLE_TYPES) or isinstance(value, enum.Enum):
+    if isinstance(value, (*_IMMUTABLE_TYPES, enum.Enum)):
         return True
     if type(value) is tuple and depth > 0:
         return all(is_immutable(item, depth - 1) for item in value)
@@ -173,7 +235,10 @@ def _classify_code_uncached(
         elif ins.opname in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
             return Effect.UNKNOWN  # a cell can be rebound by anyone holding it
     for const in code.co_consts:
-        if isinstance(const, types.CodeType) and classify_code(const, globals_, None, depth + 1) is not Effect.PURE:
+        if (
+            isinstance(const, types.CodeType)
+            and classify_code(const, globals_, None, depth + 1) is not Effect.PURE
+        ):
             return Effect.UNKNOWN
     return Effect.PURE
 

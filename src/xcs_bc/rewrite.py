@@ -11,9 +11,11 @@ How a site is rewritten (the measured recipe of research/bytecode-notes.md §4):
 
 1. *Provenance.*  A worklist pass over `codeinfo`'s static description of the
    ORIGINAL code records, for every stack slot, which instructions may have
-   pushed it.  A call is rewritten only if that proves where its callable is:
-   on 3.11+ the NULL slot beside it was pushed by ``PUSH_NULL`` or a NULL-pushing
-   ``LOAD_GLOBAL``, or both slots come from one method loader.
+   pushed it.  A call is rewritten only if that proves where its callable is.
+   On 3.11+ a call has two callee slots; accepted are a NULL slot pushed by
+   ``PUSH_NULL`` or a NULL-pushing ``LOAD_GLOBAL`` beside the callable; both
+   slots from one method loader; or two slots no instruction on any path could
+   have made NULL, which CALL runs as ``callable(arg0, ...)`` (decorators).
 2. *Method loads become attribute loads.*  Whether ``LOAD_METHOD`` (or
    ``LOAD_ATTR``/``LOAD_SUPER_ATTR`` with the method bit) leaves ``[meth, self]``
    or ``[NULL, attr]`` is decided at run time, so no code placed at the call
@@ -28,31 +30,39 @@ How a site is rewritten (the measured recipe of research/bytecode-notes.md §4):
 
 Site keys are ``(code path, offset)``: the chain of code-object names from the
 function down to the code object holding the call, and the `dis` offset of the
-call instruction in the ORIGINAL code, which is what ``sys.monitoring`` and
-``frame.f_lasti`` report for it.  Nested code (comprehensions on 3.10/3.11,
-generator expressions, lambdas, nested functions and classes) is rewritten
-recursively.  When two code objects under one parent share a name (two
-lambdas), the later ones are named ``"<lambda>#1"``, ``"<lambda>#2"``, ... in
-``co_consts`` order, so keys stay unique; `code_tree` gives the mapping.
+call instruction in the ORIGINAL code -- what ``sys.monitoring`` and
+``frame.f_lasti`` report for it (but 3.12.1 sends no monitoring CALL event for
+a ``CALL_FUNCTION_EX`` whose callee is a Python function; INSTRUCTION events
+do fire).  Nested code (comprehensions on 3.10/3.11, generator expressions,
+lambdas, nested functions and classes) is rewritten recursively.  When two code
+objects under one parent share a name (two lambdas), the later ones are named
+``"<lambda>#1"``, ``"<lambda>#2"``, ... in ``co_consts`` order, so keys stay
+unique; `code_tree` gives the mapping.
 
 Refused, and left untouched (see `Refusal`): calls whose callee slots the
 provenance pass cannot prove; compiler-generated calls (invoking a
-comprehension's function, a ``with``/``async with`` exit, ``__build_class__``);
-calls of a frame-sensitive builtin loaded by name (`FRAME_SENSITIVE`), which
-would see the dispatcher's frame instead of the caller's.  A frame-sensitive
-builtin reached through another name (``b = locals; b()``) cannot be detected.
+comprehension's function, a ``with``/``async with`` exit, ``__build_class__``,
+an ``assert`` message, a 3.12 type-parameter scope); calls of a frame-sensitive
+builtin loaded by name (`FRAME_SENSITIVE`), which would see the dispatcher's
+frame instead of the caller's.  One reached through another name
+(``b = locals; b()``) cannot be detected.
 
-Rewritten code holds non-marshallable constants (the sites' bound methods):
-never write it to a ``.pyc`` or pickle it.
+Known differences even when the dispatcher calls through: a callee that
+inspects its caller's frame (``warnings.warn(stacklevel=2)``, logging's
+``findCaller``) finds the dispatcher's frames there, and tracebacks show those
+frames between the caller and the callee.  Rewrite the slow sites only
+(``only=``), not every call.  Rewritten code holds non-marshallable constants
+(the sites' bound methods): never write it to a ``.pyc`` or pickle it.
 """
 
 from __future__ import annotations
 
+import dis
 import sys
 import types
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from bytecode import Bytecode, Instr
 
@@ -77,10 +87,20 @@ _V: Final = sys.version_info[:2]
 
 # Builtins that look at the frame calling them: routed through a dispatcher
 # they would see the dispatcher's frame (zero-argument super() raised
-# "RuntimeError: super(): __class__ cell not found" on 3.10/3.11).
-FRAME_SENSITIVE: Final = frozenset({"super", "locals", "vars", "dir", "globals", "eval", "exec", "breakpoint"})
+# "RuntimeError: super(): __class__ cell not found" on 3.10/3.11).  Refused
+# when loaded by name; `_FRAME_GETTERS` also when loaded as an attribute
+# (``sys._getframe()``, ``inspect.currentframe()``), names too distinctive to
+# hit anything else -- unlike ``model.eval()``.
+FRAME_SENSITIVE: Final = frozenset(
+    {"super", "locals", "vars", "dir", "globals", "eval", "exec", "breakpoint", "_getframe", "currentframe"}
+)
+_FRAME_GETTERS: Final = frozenset({"_getframe", "currentframe"})
+_NAME_LOADS: Final = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+_ATTRIBUTE_LOADS: Final = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 
-_CALLS: Final = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"})
+_CALLS: Final = frozenset(
+    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
+)
 _WITH_ENTER: Final = frozenset({"SETUP_WITH", "SETUP_ASYNC_WITH", "BEFORE_WITH", "BEFORE_ASYNC_WITH"})
 _COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 
@@ -127,7 +147,7 @@ class _Site:
         if not names:
             return self.dispatch(self.key, fn, packed[:-1], {})
         split = len(packed) - 1 - len(names)
-        return self.dispatch(self.key, fn, packed[:split], dict(zip(names, packed[split:-1])))
+        return self.dispatch(self.key, fn, packed[:split], dict(zip(names, packed[split:-1], strict=True)))
 
     def call_ex(self, fn: Any, seq: Any, kw: Any) -> Any:
         """``fn(*seq, **kw)``; ``kw`` is None when the call has no ``**``."""
@@ -241,8 +261,10 @@ class _Provenance:
         if ins.target is not None:
             yield ins.target, _after(off, ins.opname, ins.arg, state, ins.jump_pops, ins.jump_pushes)
         handler = self.info.handler_at(off)
-        if handler is not None:  # nothing is known about what unwinding leaves
-            yield handler.target, (_UNKNOWN,) * (handler.depth + handler.pushed)
+        if handler is not None:  # unwinding keeps `depth` slots, then pushes the exception (and lasti)
+            if len(state) < handler.depth:
+                raise UnsupportedCodeError(f"{self.info.code.co_name} @{off}: handler depth {handler.depth}")
+            yield handler.target, state[: handler.depth] + (_UNKNOWN,) * handler.pushed
 
     def _merge(self, off: int, state: _State) -> bool:
         """Unite `state` into the state before `off`; True if that changed it."""
@@ -251,16 +273,19 @@ class _Provenance:
             self.before[off] = state
             return True
         if len(old) != len(state):
-            raise UnsupportedCodeError(f"{self.info.code.co_name} @{off}: stack depths {len(old)} and {len(state)}")
-        if all(new <= mine for new, mine in zip(state, old)):
+            where = f"{self.info.code.co_name} @{off}"
+            raise UnsupportedCodeError(f"{where}: reached with stack depths {len(old)} and {len(state)}")
+        if all(new <= mine for new, mine in zip(state, old, strict=True)):
             return False
-        self.before[off] = tuple(mine | new for mine, new in zip(old, state))
+        self.before[off] = tuple(mine | new for mine, new in zip(old, state, strict=True))
         return True
 
     def producers(self, off: int, depth: int) -> _Slot | None:
         """Provenance of the slot `depth` from the top (1 = top) before `off`; None if unreachable."""
         state = self.before.get(off)
-        return None if state is None or len(state) < depth else state[-depth]
+        if state is not None and len(state) < depth:
+            raise UnsupportedCodeError(f"{self.info.code.co_name} @{off}: no slot {depth} deep")
+        return None if state is None else state[-depth]
 
 
 def _after(off: int, name: str, arg: int | None, state: _State, pops: int, pushes: int) -> _State:
@@ -273,8 +298,10 @@ def _after(off: int, name: str, arg: int | None, state: _State, pops: int, pushe
     if name == "COPY":
         assert arg is not None
         return (*state, state[-arg])
-    if name in ("DUP_TOP", "DUP_TOP_TWO"):
-        return state + state[-(pushes - pops) :]
+    if name == "DUP_TOP":
+        return (*state, state[-1])
+    if name == "DUP_TOP_TWO":
+        return state + state[-2:]
     if name in _ROTATIONS or name == "ROT_N":
         n = arg if name == "ROT_N" else _ROTATIONS[name]
         assert n is not None
@@ -286,12 +313,18 @@ def _after(off: int, name: str, arg: int | None, state: _State, pops: int, pushe
 # -- finding and judging call sites ------------------------------------------------
 
 
+# How a call's callee sits on the stack: "plain" ([NULL, f]; 3.10 [f]), "method"
+# (a method loader's pair, normalised first), "self" ([f, arg0] -- no NULL).
+_Form = Literal["plain", "method", "self"]
+
+
 @dataclass(frozen=True)
 class _Call:
     """One call instruction of the original code and what rewriting it takes."""
 
     offset: int
     line: int | None
+    form: _Form = "plain"
     loader: int | None = None  # method loader to turn into an attribute load
     drop: tuple[int, ...] = ()  # PRECALL / KW_NAMES instructions the replacement supersedes
     reason: str | None = None  # why the site is refused; None: it can be rewritten
@@ -302,25 +335,18 @@ def _calls(code: types.CodeType) -> list[_Call]:
     try:
         info = code_info(code)
         prov = _Provenance(info)
-    except UnsupportedCodeError as exc:
+        return [
+            _judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in _CALLS
+        ]
+    except UnsupportedCodeError as exc:  # the analysis failed: refuse every site of this code
         return [_Call(off, line, reason=f"unsupported stack shape ({exc})") for off, line in _dis_calls(code)]
-    calls = [_judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in _CALLS]
-    # A loader feeding two calls could not be normalised for one of them alone.
-    loaders = [c.loader for c in calls if c.loader is not None]
-    shared = {off for off in loaders if loaders.count(off) > 1}
-    return [
-        _Call(c.offset, c.line, reason="unsupported stack shape (shared method load)") if c.loader in shared else c
-        for c in calls
-    ]
 
 
 def _dis_calls(code: types.CodeType) -> Iterator[tuple[int, int | None]]:
     """(offset, line) of each call instruction, straight from `dis` (when codeinfo cannot help)."""
-    import dis
-
     line: int | None = None
     for ins in dis.get_instructions(code):
-        if _V >= (3, 11):
+        if sys.version_info >= (3, 11):
             line = ins.positions.lineno if ins.positions else None
         elif ins.starts_line is not None:
             line = ins.starts_line
@@ -343,14 +369,17 @@ def _judge(info: CodeInfo, prov: _Provenance, index: int) -> _Call:
     reason = _compiler_generated(info, prov, frozenset().union(*known))
     if reason is not None:
         return _Call(off, ins.line, reason=reason)
-    loader, callee = _callee(info, known, null_high=_V >= (3, 13))
-    if callee is None:
+    shape = _shape(info, ins.opname, known)
+    if shape is None:
         return _Call(off, ins.line, reason="unsupported stack shape")
+    form, callee, loader = shape
     for p, _ in callee:
-        name = info.instrs[p].argval
-        if info.instrs[p].opname in ("LOAD_GLOBAL", "LOAD_NAME") and name in FRAME_SENSITIVE:
+        loads, name = info.instrs[p].opname, info.instrs[p].argval
+        if (loads in _NAME_LOADS and name in FRAME_SENSITIVE) or (
+            loads in _ATTRIBUTE_LOADS and name in _FRAME_GETTERS
+        ):
             return _Call(off, ins.line, reason=f"frame-sensitive builtin {name}()")
-    return _Call(off, ins.line, loader=loader, drop=drop)
+    return _Call(off, ins.line, form=form, loader=loader, drop=drop)
 
 
 def _state_point(info: CodeInfo, index: int) -> tuple[int | None, tuple[int, ...]]:
@@ -364,7 +393,7 @@ def _state_point(info: CodeInfo, index: int) -> tuple[int | None, tuple[int, ...
     ins = info.instrs[off]
     if ins.opname != "CALL" or _V >= (3, 13) or _V < (3, 11):
         return off, ()
-    at, drop = off, ()
+    at, drop = off, tuple[int, ...]()
     if _V == (3, 11):
         prev = info.instrs[info.order[index - 1]] if index else None
         if prev is None or prev.opname != "PRECALL" or prev.arg != ins.arg:
@@ -404,9 +433,13 @@ def _compiler_generated(info: CodeInfo, prov: _Provenance, producers: _Slot) -> 
             return "with-statement exit"
         if opname == "LOAD_BUILD_CLASS":
             return "compiler-generated call (class creation)"
+        if opname == "LOAD_ASSERTION_ERROR":
+            return "compiler-generated call (assert message)"
         made = _made_code(info, prov, p)
         if made is not None and made.co_name in _COMPREHENSIONS:
             return "compiler-generated call (comprehension)"
+        if made is not None and made.co_name.startswith("<generic parameters of "):
+            return "compiler-generated call (type parameters)"  # 3.12+ `def f[T]()`, `class C[T]`
     return None
 
 
@@ -426,21 +459,28 @@ def _made_code(info: CodeInfo, prov: _Provenance, off: int, hops: int = 0) -> ty
     return None
 
 
-def _callee(info: CodeInfo, slots: Sequence[_Slot], null_high: bool) -> tuple[int | None, _Slot | None]:
-    """(method loader to normalise or None, producers of the callable); (_, None) if unprovable."""
-    if len(slots) == 2:
-        low, high = slots
-        loader = _method_pair(info, low, high)
-        if loader is not None:
-            return loader, frozenset({(loader, 0)})
-        if _V < (3, 11):
-            return None, None  # 3.10: two slots means CALL_METHOD, which needs its LOAD_METHOD
-        null, callee = (high, low) if null_high else (low, high)
-        if not all(_pushes_null(info, p, k) for p, k in null):
-            return None, None
-        slots = [callee]
-    (callee,) = slots
-    return None, (None if _UNKNOWN <= callee else callee)
+def _shape(info: CodeInfo, opname: str, slots: Sequence[_Slot]) -> tuple[_Form, _Slot, int | None] | None:
+    """(form, producers of the callable, method loader) of a call, or None if unprovable.
+
+    Forms: "plain" -- 3.10's single callable slot, or a proven NULL beside the
+    callable; "method" -- both slots from one method loader; "self" -- two
+    slots that are never NULL, which CALL takes as callable + first argument
+    (3.11+ decorators: ``[dec, func]``).
+    """
+    if len(slots) == 1:
+        return None if slots[0] >= _UNKNOWN else ("plain", slots[0], None)
+    low, high = slots
+    loader = _method_pair(info, low, high)
+    if loader is not None:
+        return "method", frozenset({(loader, 0)}), loader
+    if _V < (3, 11):
+        return None  # 3.10: two slots means CALL_METHOD, which needs its LOAD_METHOD
+    null, callee = (high, low) if _V >= (3, 13) else (low, high)
+    if all(_pushes_null(info, p, k) for p, k in null):
+        return None if callee >= _UNKNOWN else ("plain", callee, None)
+    if opname == "CALL_FUNCTION_EX" or any(_may_push_null(info, p) for p, _ in low | high):
+        return None
+    return "self", low, None
 
 
 def _method_pair(info: CodeInfo, low: _Slot, high: _Slot) -> int | None:
@@ -458,6 +498,17 @@ def _method_pair(info: CodeInfo, low: _Slot, high: _Slot) -> int | None:
     return None
 
 
+def _may_push_null(info: CodeInfo, off: int) -> bool:
+    """Whether the instruction at `off` (-1: unknown) can push a NULL at all."""
+    if off < 0:
+        return True
+    ins = info.instrs[off]
+    flagged = _V >= (3, 11) if ins.opname == "LOAD_GLOBAL" else _V >= (3, 12)
+    if ins.opname in ("LOAD_GLOBAL", "LOAD_ATTR", "LOAD_SUPER_ATTR"):
+        return flagged and bool((ins.arg or 0) & 1)
+    return ins.opname in ("PUSH_NULL", "LOAD_METHOD")
+
+
 def _pushes_null(info: CodeInfo, off: int, k: int) -> bool:
     """Whether push number `k` of the instruction at `off` is a NULL."""
     if off < 0:
@@ -468,3 +519,240 @@ def _pushes_null(info: CodeInfo, off: int, k: int) -> bool:
     # 3.11+ LOAD_GLOBAL with the low bit set pushes NULL below (3.13: above) the global.
     null_index = 1 if _V >= (3, 13) else 0
     return ins.opname == "LOAD_GLOBAL" and _V >= (3, 11) and bool((ins.arg or 0) & 1) and k == null_index
+
+
+# -- editing -------------------------------------------------------------------------
+
+
+class _Editor:
+    """Rewrites one function's code tree; collects the sites it rewrote and refused."""
+
+    def __init__(self, dispatch: Dispatch, only: frozenset[SiteKey] | None) -> None:
+        self.dispatch = dispatch
+        self.only = only
+        self.sites: dict[SiteKey, int | None] = {}
+        self.refused: list[Refusal] = []
+
+    def code(self, code: types.CodeType, path: tuple[str, ...]) -> types.CodeType:
+        """`code` with its selected sites (and those of nested code) rewritten; `code` itself if none."""
+        calls = _calls(code)
+        chosen = self._choose(calls, path)  # before recursing: results come out parents first
+        nested: dict[int, types.CodeType] = {}
+        for name, child in _children(code):
+            new = self.code(child, (*path, name))
+            if new is not child:
+                nested[id(child)] = new
+        if not chosen and not nested:
+            return code
+        bc = Bytecode.from_code(code)
+        instrs = _instructions(code, bc)
+        edits: dict[int, list[Instr]] = {}
+        for call in chosen:
+            edits.update(_site_edits(instrs, call, _Site((path, call.offset), self.dispatch)))
+        edits.update(_loader_partners(instrs, calls, chosen))
+        for off, ins in instrs.items():
+            if ins.name == "LOAD_CONST" and id(ins.arg) in nested:
+                edits[off] = [_op("LOAD_CONST", ins, nested[id(ins.arg)])]
+        replaced = {id(instrs[off]): new for off, new in edits.items()}
+        items: list[Any] = []
+        for item in bc:
+            items.extend(replaced.get(id(item), [item]))
+        bc[:] = items
+        result: types.CodeType = bc.to_code()
+        return result
+
+    def _choose(self, calls: list[_Call], path: tuple[str, ...]) -> list[_Call]:
+        """The sites to rewrite among `calls`; records them, and refusals, in offset order."""
+        chosen = []
+        for call in calls:
+            key = (path, call.offset)
+            if self.only is not None and key not in self.only:
+                continue
+            if call.reason is not None:
+                self.refused.append(Refusal(key, call.line, call.reason))
+                continue
+            self.sites[key] = call.line
+            chosen.append(call)
+        return chosen
+
+
+def _instructions(code: types.CodeType, bc: Bytecode) -> dict[int, Instr]:
+    """Original `dis` offset -> the same instruction in `bc`.
+
+    `bytecode` drops CACHE entries and folds EXTENDED_ARG prefixes, exactly the
+    entries `dis` does not count as instructions, so the two sequences align.
+    """
+    real = [(ins.offset, ins.opname) for ins in dis.get_instructions(code) if ins.opname != "EXTENDED_ARG"]
+    mine = [item for item in bc if isinstance(item, Instr)]
+    if [name for _, name in real] != [item.name for item in mine]:
+        where = f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
+        raise UnsupportedCodeError(f"{where}: bytecode and dis disagree on the instructions")
+    return {off: item for (off, _), item in zip(real, mine, strict=True)}
+
+
+def _site_edits(instrs: dict[int, Instr], call: _Call, site: _Site) -> dict[int, list[Instr]]:
+    """Offset -> replacement instructions, for one site."""
+    edits: dict[int, list[Instr]] = {off: [] for off in call.drop}
+    kwnames: tuple[str, ...] = ()
+    for off in call.drop:
+        if instrs[off].name == "KW_NAMES":
+            kwnames = _arg(instrs[off])
+    if call.loader is not None:
+        edits[call.loader] = _attribute_load(instrs[call.loader])
+    edits[call.offset] = _dispatching_call(instrs[call.offset], site, kwnames, call.form == "self")
+    return edits
+
+
+def _loader_partners(
+    instrs: dict[int, Instr], calls: list[_Call], chosen: list[_Call]
+) -> dict[int, list[Instr]]:
+    """3.10: CALL_METHODs left alone whose LOAD_METHOD was normalised become CALL_FUNCTIONs.
+
+    The compiler duplicates short tails, so one loader can feed several calls
+    (``self.write(A if c else B)`` has a CALL_METHOD on each branch).  Once the
+    loader pushes only the bound method, a call that is not dispatched must take
+    the plain form; on 3.11+ ``[NULL, bound]`` already is the plain form.
+    """
+    if _V >= (3, 11):
+        return {}
+    normalised = {c.loader for c in chosen if c.loader is not None}
+    done = {c.offset for c in chosen}
+    return {
+        c.offset: [_op("CALL_FUNCTION", instrs[c.offset], _arg(instrs[c.offset]))]
+        for c in calls
+        if c.loader in normalised and c.offset not in done
+    }
+
+
+def _arg(ins: Instr) -> Any:
+    """An instruction's argument (`bytecode` types it as a union of every possible kind)."""
+    return ins.arg
+
+
+_NO_ARG: Final = object()
+
+
+def _op(name: str, at: Instr, arg: Any = _NO_ARG) -> Instr:
+    """An instruction at the location of `at` (traceback lines and columns stay the same)."""
+    if arg is _NO_ARG:
+        return Instr(name, location=at.location)
+    return Instr(name, arg, location=at.location)
+
+
+def _attribute_load(loader: Instr) -> list[Instr]:
+    """A method load turned into an attribute load leaving ``[NULL, bound]`` (3.13 ``[bound, NULL]``)."""
+    arg = _arg(loader)
+    if loader.name == "LOAD_METHOD":
+        plain = _op("LOAD_ATTR", loader, arg)
+    elif loader.name == "LOAD_ATTR":
+        plain = _op("LOAD_ATTR", loader, (False, arg[1]))
+    else:  # LOAD_SUPER_ATTR: (method bit, two-argument bit, name)
+        plain = _op("LOAD_SUPER_ATTR", loader, (False, arg[1], arg[2]))
+    if _V < (3, 11):
+        return [plain]  # 3.10: the CALL_METHOD is replaced by a plain call
+    if _V >= (3, 13):
+        return [plain, _op("PUSH_NULL", loader)]
+    return [plain, _op("PUSH_NULL", loader), _op("SWAP", loader, 2)]
+
+
+def _dispatching_call(call: Instr, site: _Site, kwnames: tuple[str, ...], self_form: bool) -> list[Instr]:
+    """Replace a call by ``site.call(callee, packed)`` or ``site.call_ex(callee, seq, kw)``.
+
+    Stack before the final call (top on the right): 3.10 ``[S, f, P]``; 3.11/3.12
+    ``[NULL, S, f, P]``; 3.13 ``[S, NULL, f, P]`` -- the original callee's NULL
+    slot is reused for the site's method.  In the "self" form (``[f, arg0,
+    args...]``, no NULL) arg0 is packed too and ``[S, f, P]`` is called with the
+    same convention: S as the callable, f as its first argument.
+    """
+    n: int = _arg(call)
+    if call.name == "CALL_FUNCTION_EX":
+        ops = [] if n & 1 else [_op("LOAD_CONST", call, None)]  # no ** dict: pass None
+        ops.append(_op("LOAD_CONST", call, site.call_ex))
+        ops += [_op(name, call, *arg) for name, *arg in _EX_MOVES.get(_V, _EX_MOVES[(3, 11)])]
+        return ops + _invoke(3, call)
+    # CALL_FUNCTION_KW / CALL_KW have the keyword names on the stack already.
+    ops = [] if call.name in ("CALL_FUNCTION_KW", "CALL_KW") else [_op("LOAD_CONST", call, kwnames)]
+    ops += [_op("BUILD_TUPLE", call, n + 1 + self_form), _op("LOAD_CONST", call, site.call)]
+    if self_form:
+        return ops + [_op("SWAP", call, 3), _op("SWAP", call, 2)] + _invoke(1, call)
+    ops += [_op(name, call, *arg) for name, *arg in _MOVES.get(_V, _MOVES[(3, 11)])]
+    return ops + _invoke(2, call)
+
+
+# Stack moves that bring the site's method below the callee: [f, P, S] -> [S, f, P]
+# (3.11/3.12 with the NULL under f, 3.13 with the NULL between f and P), and for
+# CALL_FUNCTION_EX [f, seq, kw, SX] -> [SX, f, seq, kw] likewise.
+_MOVES: Final[dict[tuple[int, int], list[tuple[Any, ...]]]] = {
+    (3, 10): [("ROT_THREE",)],
+    (3, 11): [("SWAP", 3), ("SWAP", 2)],
+    (3, 13): [("SWAP", 4), ("SWAP", 2)],
+}
+_EX_MOVES: Final[dict[tuple[int, int], list[tuple[Any, ...]]]] = {
+    (3, 10): [("ROT_FOUR",)],
+    (3, 11): [("SWAP", 4), ("SWAP", 3), ("SWAP", 2)],
+    (3, 13): [("SWAP", 5), ("SWAP", 3), ("SWAP", 2)],
+}
+
+
+def _invoke(n: int, at: Instr) -> list[Instr]:
+    """The plain call of the site's method with `n` arguments."""
+    if _V < (3, 11):
+        return [_op("CALL_FUNCTION", at, n)]
+    if _V == (3, 11):
+        return [_op("PRECALL", at, n), _op("CALL", at, n)]
+    return [_op("CALL", at, n)]
+
+
+# -- public entry points -------------------------------------------------------------
+
+
+def call_sites(fn: types.FunctionType) -> list[tuple[SiteKey, int | None]]:
+    """(key, source line) of every call instruction of `fn` and its nested code.
+
+    Parents before the code nested in them, each in offset order.  These are
+    exactly the keys `rewrite` considers: each is either rewritten or refused.
+    """
+    _check_function(fn)
+    return [
+        ((path, call.offset), call.line)
+        for path, code in _walk(fn.__code__, (fn.__code__.co_name,))
+        for call in _calls(code)
+    ]
+
+
+def rewrite(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey] | None = None) -> Rewritten:
+    """A clone of `fn` whose call sites (all, or those in `only`) call `dispatch`.
+
+    A rewritten site calls ``dispatch(key, callee, args, kwargs)`` where `callee`
+    is the object the original would call (a bound method for ``obj.m(...)``)
+    and `args`/`kwargs` what it would pass (``*``/``**`` expanded); whatever
+    `dispatch` returns or raises is the call's result.  Sites that cannot be
+    rewritten safely are listed in `Rewritten.refused` and left unchanged.
+    """
+    _check_function(fn)
+    wanted = None if only is None else frozenset(only)
+    if wanted is not None:
+        unknown = wanted - {key for key, _ in call_sites(fn)}
+        if unknown:
+            raise ConfigError(
+                f"rewrite({fn.__qualname__}): no call instruction at {sorted(unknown)}; "
+                "use keys from call_sites(fn) (offsets of the original code)"
+            )
+    editor = _Editor(dispatch, wanted)
+    code = editor.code(fn.__code__, (fn.__code__.co_name,))
+    return Rewritten(_clone(fn, code), editor.sites, tuple(editor.refused))
+
+
+def _clone(fn: types.FunctionType, code: types.CodeType) -> types.FunctionType:
+    """A function like `fn` running `code`: same globals, defaults, closure and metadata."""
+    clone = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    # Shared, not copied: a later change to fn's keyword defaults shows in the clone too.
+    clone.__kwdefaults__ = fn.__kwdefaults__
+    clone.__qualname__ = fn.__qualname__
+    clone.__module__ = fn.__module__
+    clone.__doc__ = fn.__doc__
+    clone.__annotations__ = fn.__annotations__
+    clone.__dict__.update(fn.__dict__)
+    if hasattr(fn, "__type_params__"):  # 3.12+
+        setattr(clone, "__type_params__", fn.__type_params__)  # noqa: B010 - absent from 3.10 stubs
+    return clone

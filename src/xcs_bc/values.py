@@ -57,8 +57,16 @@ def with_value(ref: ValueRef, value: Any) -> ValueRef:
 
 
 def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
-    """`base.key` (kind "attr"), `base[key]` ("item") or the key-th element iterated ("iter")."""
-    return ValueRef(base.source, base.name, (*base.path, PathStep(kind, key)), base.operands, base.op, base.deps, value)
+    """`base.key` (kind "attr"), `base[key]` ("item") or the key-th element iterated ("iter").
+
+    A path into a constant starts from an EXPR "const" wrapping it: a CONST's `value` is the
+    constant itself, while a ref with a path carries the value at the end of the path.
+    """
+    if base.source is Source.CONST and not base.path:
+        base = ValueRef(Source.EXPR, name="const", operands=(base,), deps=base.deps)
+    return ValueRef(
+        base.source, base.name, (*base.path, PathStep(kind, key)), base.operands, base.op, base.deps, value
+    )
 
 
 def peek_attr(obj: Any, name: str) -> Any:

@@ -1,0 +1,169 @@
+"""The public `xcs.capture()` API: errors, exceptions, module-level blocks, golden IR dumps, the report."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import pytest
+
+import pipelines as P
+import xcs_bc as xcs
+from xcs_bc import analysis
+from xcs_bc.errors import CaptureError, ConfigError
+
+# Golden SSA dumps: identical on CPython 3.10, 3.11, 3.12 and 3.13 (a difference is an observation bug).
+GOLDEN = {
+    "branches": """\
+graph branches@86(x):
+  %0 = call judge(x)                                      # pipelines.py:87
+  %1 = call llm('other ' + x) if(contains_op('yes', %0))  # pipelines.py:91
+  %2 = call m0(x)                                         # pipelines.py:92
+parallel %0, %2""",
+    "chain": """\
+graph chain@78(x):
+  %0 = call llm(x)                      # pipelines.py:79
+  %1 = call llm(%0 + '!')               # pipelines.py:80
+  %2 = call judge(%1.upper())           # pipelines.py:81""",
+    "comprehensions": """\
+graph comprehensions@44(docs):
+  %0 = call llm(docs[0])                # pipelines.py:45
+  %1 = call llm(docs[1])                # pipelines.py:45
+  %2 = call judge(docs[0])              # pipelines.py:46
+  %3 = call judge(docs[1])              # pipelines.py:46
+  %4 = call llm(%0)                     # pipelines.py:47
+  %5 = call llm(%1)                     # pipelines.py:47
+parallel %0, %1, %2, %3
+parallel %4, %5""",
+    "ensemble": """\
+graph ensemble@28(models, prompt):
+  %0 = call m0(prompt)                  # pipelines.py:31
+  %1 = call m1(prompt)                  # pipelines.py:31
+  %2 = call m2(prompt)                  # pipelines.py:31
+parallel %0, %1, %2""",
+    "judge": """\
+graph judge_containers@65(question):
+  %0 = call m0(question)                             # pipelines.py:66
+  %1 = call m1(question)                             # pipelines.py:67
+  %2 = call m2(question)                             # pipelines.py:68
+  %3 = call judge(tuple(%0, %1))                     # pipelines.py:71
+  %4 = call judge(list(%0, %2))                      # pipelines.py:72
+  %5 = call judge(f"{format(%1)} or {format(%2)}?")  # pipelines.py:73
+parallel %0, %1, %2
+parallel %3, %4, %5""",
+}
+
+RUNS = {
+    "ensemble": lambda: P.ensemble("q", P.MODELS)[0],
+    "judge": lambda: P.judge_containers("q")[0],
+    "branches": lambda: P.branches("x")[0],
+    "comprehensions": lambda: P.comprehensions(["a", "b"])[0],
+    "chain": lambda: P.chain("x")[0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_ssa_dump_is_identical_on_every_version(name: str) -> None:
+    cap = RUNS[name]()
+    assert str(cap.graph) == GOLDEN[name]
+
+
+def test_the_block_runs_exactly_as_plain_code() -> None:
+    def pipeline(docs: list[str]) -> list[str]:
+        return [P.judge(P.llm(d)) for d in docs]
+
+    P.llm.reset()
+    plain = pipeline(["a", "b"])
+    plain_calls = P.llm.calls
+    P.llm.reset()
+    with xcs.capture() as cap:
+        captured = pipeline(["a", "b"])
+    assert captured == plain and P.llm.calls == plain_calls
+    assert len(cap.graph.operations) == 1  # the call of `pipeline` (a helper) is one operation
+
+
+def test_an_exception_propagates_unchanged_and_the_graph_is_kept() -> None:
+    error = ValueError("bad input")
+
+    def explode() -> None:
+        raise error
+
+    with pytest.raises(ValueError) as info:
+        with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+            P.llm("before")
+            explode()
+    assert info.value is error  # the very object: not wrapped, not copied
+    assert info.value.__traceback__ is not None
+    assert [op.name for op in cap.graph.operations] == ["llm"]
+    assert cap.graph.metadata["exception"] is error
+    assert str(cap.graph).endswith("raised ValueError")
+
+
+def test_graph_before_the_block_ends_is_a_clear_error() -> None:
+    with xcs.capture() as cap:
+        with pytest.raises(CaptureError, match="block has ended"):
+            cap.graph  # noqa: B018
+    assert cap.graph.operations == []
+
+
+def test_a_capture_object_is_used_once() -> None:
+    cap = xcs.capture()
+    with cap:
+        pass
+    with pytest.raises(CaptureError, match="already used"):
+        with cap:
+            pass  # pragma: no cover
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "1", None, True])
+def test_min_call_ms_is_validated(bad: object) -> None:
+    with pytest.raises(ConfigError, match="min_call_ms"):
+        xcs.capture(min_call_ms=bad)  # type: ignore[arg-type]
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_min_call_ms_decides_what_is_a_slow_call() -> None:
+    with xcs.capture(min_call_ms=P.LATENCY * 1000 * 5) as cap:
+        P.llm("fast enough now")
+    assert cap.graph.operations == []
+    assert "nothing to parallelize" in cap.report() or "no call" in cap.report()
+
+
+def test_capture_at_module_level() -> None:
+    source = textwrap.dedent(
+        """
+        import xcs_bc as xcs
+        from pipelines import llm, judge, MIN_CALL_MS
+        docs = ["a", "b"]
+        with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+            out = []
+            for d in docs:
+                out.append(llm(d))
+            verdict = judge(" ".join(out))
+        """
+    )
+    namespace: dict[str, object] = {"__name__": "legacy_script"}
+    exec(compile(source, "legacy_script.py", "exec"), namespace)
+    graph = namespace["cap"].graph  # type: ignore[attr-defined]
+    assert [op.name for op in graph.operations] == ["llm", "llm", "judge"]
+    deps = {op.id: sorted(d.id for d in graph.dependencies(op)) for op in graph.operations}
+    assert deps == {0: [], 1: [], 2: [0, 1]}
+    assert namespace["verdict"] == "judge(llm(a) llm(b))"
+    assert graph.metadata["resyncs"] == []
+
+
+def test_report_names_groups_patterns_and_the_speedup_bound() -> None:
+    cap, _ = P.two_maps_then_combine(["a", "b", "c"])
+    report = cap.report()
+    assert "6 calls at pipelines.py:180-181 are independent" in report
+    assert "map" in report and "speedup bound" in report
+    bound = analysis.speedup_bound(cap.graph)
+    # 7 calls of equal latency, 6 of them independent: at best 7 latencies become 2
+    assert 2.5 < bound <= 3.6
+
+
+def test_report_of_a_pure_chain_reports_no_group() -> None:
+    cap, _ = P.chain("x")
+    report = cap.report()
+    assert "3 calls form a chain: llm -> llm -> judge" in report
+    assert "No two calls can run at the same time" in report

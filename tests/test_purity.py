@@ -1,0 +1,100 @@
+"""Effect classes of glue calls, and safe peeking at values (no user code runs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pipelines as P
+from xcs_bc import MISSING
+from xcs_bc.purity import Effect, classify, is_immutable
+from xcs_bc.values import peek_attr, peek_item
+
+
+@pytest.mark.parametrize(
+    ("callee", "effect"),
+    [
+        (len, Effect.PURE),
+        (json.dumps, Effect.PURE),
+        ("a,b".split, Effect.PURE),
+        (", ".join, Effect.PURE),
+        (str.format, Effect.PURE),
+        ([].append, Effect.MUTATES_INPUTS),
+        ({}.update, Effect.MUTATES_INPUTS),
+        ({}.get, Effect.PURE),
+        (open, Effect.UNKNOWN),
+        (P.build_prompt, Effect.PURE),
+        (P.remember, Effect.UNKNOWN),  # changes a global list
+        (P.summarize_twice, Effect.UNKNOWN),  # calls a callable object not known to be pure
+        (P.llm, Effect.UNKNOWN),
+    ],
+)
+def test_classify(callee: object, effect: Effect) -> None:
+    assert classify(callee) is effect
+
+
+def test_helpers_that_store_outside_their_locals_are_not_pure() -> None:
+    class Box:
+        value = 0
+
+    def set_attr(box: Box) -> int:
+        box.value = 1
+        return 1
+
+    def uses_closure() -> str:
+        return prefix + "x"
+
+    prefix = "p"
+    assert classify(set_attr) is Effect.UNKNOWN
+    assert classify(uses_closure) is Effect.UNKNOWN  # a cell can be rebound by anyone holding it
+
+
+@pytest.mark.parametrize(
+    ("value", "immutable"),
+    [("s", True), (1, True), (None, True), ((1, "a"), True), ((1, []), False), ([], False), ({}, False)],
+)
+def test_is_immutable(value: object, immutable: bool) -> None:
+    assert is_immutable(value) is immutable
+
+
+def test_peek_reads_plain_data_and_never_runs_user_code() -> None:
+    calls: list[str] = []
+
+    class Record:
+        __slots__ = ("title", "_body")
+
+        def __init__(self) -> None:
+            self.title = "t"
+            self._body = "b"
+
+        @property
+        def body(self) -> str:
+            calls.append("body")
+            return self._body
+
+        def method(self) -> str:
+            return "m"
+
+    class Lazy:
+        def __getattr__(self, name: str) -> str:
+            calls.append(name)
+            return name
+
+    record = Record()
+    assert peek_attr(record, "title") == "t"
+    assert peek_attr(record, "body") is MISSING
+    assert peek_attr(record, "method")() == "m"
+    assert peek_attr(Lazy(), "anything") is MISSING
+    assert peek_attr(P.Doc("x", "y"), "body") == "y"
+    assert peek_attr(json, "dumps") is json.dumps
+    assert calls == []
+    assert peek_item([1, 2], 1) == 2 and peek_item({"a": 1}, "a") == 1
+    assert peek_item({"a": 1}, "b") is MISSING
+
+    class Tricky(dict):  # type: ignore[type-arg]
+        def __missing__(self, key: str) -> str:
+            calls.append(key)
+            return key
+
+    assert peek_item(Tricky(), "k") is MISSING and calls == []
