@@ -104,9 +104,10 @@ def test_captures_in_two_threads_at_once_both_work() -> None:
     for t in threads:
         t.join()
     for name, graph in graphs.items():
-        assert [op.name for op in graph.operations] == ["llm", "judge"]
-        assert graph.operations[0].args[0].value == name
-        assert graph.dependencies(graph.operations[1]) == {graph.operations[0]}
+        ops = [op for op in graph.operations if op.name != "Barrier.wait"]  # waiting is slow too
+        assert [op.name for op in ops] == ["llm", "judge"]
+        assert ops[0].args[0].value == name
+        assert graph.dependencies(ops[1]) == {ops[0]}
     assert _xcs_tool_ids() == []
 
 

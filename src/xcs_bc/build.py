@@ -105,6 +105,20 @@ EXC = ValueRef(Source.CONST, name="<exception>", value=None)
 _SELF = "<self>"
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A branch the run took on a value that depends on no slow call: a replay must take it again.
+
+    `outcome` is ("truth", bool(cond)), ("none", cond is None) or ("loop", number of items);
+    `before` is how many operations had been made when it was taken.
+    """
+
+    cond: ValueRef
+    outcome: tuple[str, Any]
+    before: int
+    site: Site
+
+
 @dataclass
 class _Control:
     """A branch the frame is still under: until `until` is reached, everything depends on `cond`."""
@@ -149,6 +163,7 @@ class GraphBuilder:
         self.events: list[CallEvent] = []
         self.inputs: dict[str, ValueRef] = {}
         self.outputs: tuple[ValueRef, ...] = ()
+        self.decisions: list[Decision] = []
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self._frames: dict[types.FrameType, _FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
@@ -336,6 +351,18 @@ class GraphBuilder:
         if handler is not None and handler.target == offset:
             kept = fs.stack[: handler.depth]
             fs.stack = kept + [EXC] * handler.pushed
+            # the handler runs because this raised: what it does depends on what made it raise
+            raised_op = self.ops[-1].id if len(self.ops) > fs.ops_before else None
+            why = frozenset({raised_op}) if raised_op is not None else frozenset(range(len(self.ops)))
+            if why:
+                cond = ValueRef(Source.EXPR, name="raised", deps=why)
+                until = _merge_point(fs.info, ins.next, offset)
+                fs.control.append(_Control(-1 - offset, until, cond))
+                fs.control_deps = union(entry.cond.deps for entry in fs.control)
+            elif not fs.control_deps:
+                # an exception no slow call caused: a replay cannot promise to take this path again
+                site = self._site(fs, ins)
+                self.decisions.append(Decision(unknown(0), ("raised", True), len(self.ops), site))
         # otherwise the static depth check in `instruction` resynchronises
 
     def _resync(self, fs: _FrameState, ins: Instr, had: int) -> None:
@@ -394,8 +421,12 @@ class GraphBuilder:
 
     # -- control dependence ----------------------------------------------------------------------
 
-    def _branch(self, fs: _FrameState, ins: Instr, cond: ValueRef) -> None:
+    def _branch(self, fs: _FrameState, ins: Instr, cond: ValueRef, outcome: Any = None) -> None:
+        """A conditional jump on `cond`. One that depends on no slow call is recorded as a decision a
+        replay must see again (a guard); one that does makes what follows control-dependent on it."""
         if not cond.deps:
+            if outcome is not None and not fs.control_deps:
+                self.decisions.append(Decision(cond, outcome, len(self.ops), self._site(fs, ins)))
             return
         for i, entry in enumerate(fs.control):
             if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
@@ -701,19 +732,23 @@ class GraphBuilder:
             else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
         )
         control = tuple(entry.cond for entry in fs.control)
-        line = ins.line if ins.line is not None else code.co_firstlineno
-        site = Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+        site = self._site(fs, ins)
+        metadata["code"] = code
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op
 
+    @staticmethod
+    def _site(fs: _FrameState, ins: Instr) -> Site:
+        code = fs.info.code
+        line = ins.line if ins.line is not None else code.co_firstlineno
+        return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+
     def _record_event(
         self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
     ) -> None:
-        code = fs.info.code
-        line = ins.line if ins.line is not None else code.co_firstlineno
         event = CallEvent(
-            site=Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset),
+            site=self._site(fs, ins),
             callee=callee,
             args=self._arguments(fs, callee),
             result=MISSING if raised else result,
@@ -725,6 +760,24 @@ class GraphBuilder:
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def _merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
+    """Where the paths from `a` and `b` meet again: their nearest common post-dominator."""
+    if a is None:
+        return None
+    chain: set[int] = set()
+    node: int | None = a
+    while node is not None and node not in chain:
+        chain.add(node)
+        node = info.ipdom(node)
+    node, seen = b, set()
+    while node is not None and node not in seen:
+        if node in chain:
+            return node
+        seen.add(node)
+        node = info.ipdom(node)
+    return None
 
 
 def _made_code(ref: ValueRef) -> types.CodeType | None:
@@ -935,6 +988,10 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
     b._branch(fs, ins, ValueRef(Source.EXPR, name="len", deps=b._shape_deps(iterable)))
     if jumped:
         b._iters.pop(id(it), None)
+        in_frame = iterable.source is Source.EXPR and iterable.name in _CONTAINERS
+        if state is not None and not iterable.deps and not fs.control_deps and not in_frame:
+            # a container built here has the length earlier decisions gave it; anything else is a guard
+            b.decisions.append(Decision(iterable, ("loop", state[2]), len(b.ops), b._site(fs, ins)))
         for _ in range(ins.jump_pushes):
             b._push(fs, NULL)
         return
@@ -959,12 +1016,20 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
 
 def _h_cond_jump(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (cond,) = b._pop(fs, 1)
-    b._branch(fs, ins, cond)
+    b._branch(fs, ins, cond, _outcome(ins.opname, jumped))
+
+
+def _outcome(opname: str, jumped: bool) -> tuple[str, bool]:
+    """What the condition was, from the jump taken: ("truth", bool(cond)) or ("none", cond is None)."""
+    on_true = "TRUE" in opname and "NOT_NONE" not in opname
+    if "NONE" in opname:
+        return ("none", jumped if "NOT_NONE" not in opname else not jumped)
+    return ("truth", jumped if on_true else not jumped)
 
 
 def _h_jump_or_pop(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     cond = fs.stack[-1] if fs.stack else unknown(len(b.ops))
-    b._branch(fs, ins, cond)
+    b._branch(fs, ins, cond, _outcome(ins.opname, jumped))
     if not jumped:
         b._pop(fs, 1)
 

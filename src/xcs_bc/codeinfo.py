@@ -358,31 +358,38 @@ class _Builder:
         return CodeInfo(self.code, instrs, self.order, handlers, self.extended_arg)
 
 
+_RAISES: Final = frozenset({"RAISE_VARARGS", "RERAISE"})
+
+
 def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[int, int | None]:
     """Immediate post-dominator of every instruction on the normal CFG.
 
     Iterative data flow over bit sets (bit i = order[i], bit n = the virtual
     exit): pdom(n) = {n} | AND of pdom(successors), starting from "everything";
-    instructions without normal successors go to the exit.  Instructions that
+    instructions without normal successors go to the exit, except raises, which
+    constrain nothing (see the loop).  Instructions that
     never reach the exit (an endless loop) get None, like those whose only
     strict post-dominator is the exit.
     """
     n = len(order)
     index = {off: i for i, off in enumerate(order)}
     succ = [[index[s] for s in (instrs[off].next, instrs[off].target) if s is not None] for off in order]
+    raises = {i for i, off in enumerate(order) if instrs[off].opname in _RAISES}
     exit_bit, full = 1 << n, (1 << (n + 1)) - 1
     pdom = [full] * n
     changed = True
     while changed:
         changed = False
         for i in range(n - 1, -1, -1):  # mostly forward code: reverse order converges fast
-            meet = full if succ[i] else exit_bit
+            # A path that leaves by raising never reaches what follows a branch, so for control
+            # dependence it constrains nothing (it post-dominates "everything").
+            meet = full if succ[i] or i in raises else exit_bit
             for s in succ[i]:
                 meet &= pdom[s]
             new = meet | (1 << i)
             if new != pdom[i]:
                 pdom[i], changed = new, True
-    reaches = _reaching_exit(succ)
+    reaches = _reaching_exit(succ, raises)
     result: dict[int, int | None] = {}
     for i, off in enumerate(order):
         strict = pdom[i] & ~(1 << i)
@@ -397,13 +404,13 @@ def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[i
     return result
 
 
-def _reaching_exit(succ: list[list[int]]) -> set[int]:
-    """Indices of the nodes from which some path leads to the exit."""
+def _reaching_exit(succ: list[list[int]], raises: set[int]) -> set[int]:
+    """Indices of the nodes from which some path leads to a normal exit (not a raise)."""
     preds: list[list[int]] = [[] for _ in succ]
     for i, targets in enumerate(succ):
         for t in targets:
             preds[t].append(i)
-    todo = [i for i, targets in enumerate(succ) if not targets]
+    todo = [i for i, targets in enumerate(succ) if not targets and i not in raises]
     seen = set(todo)
     while todo:
         for p in preds[todo.pop()]:

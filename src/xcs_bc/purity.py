@@ -139,9 +139,12 @@ _IMMUTABLE_TYPES: tuple[type, ...] = (
 )
 
 
+_IMMUTABLE_OR_ENUM = (*_IMMUTABLE_TYPES, enum.Enum)
+
+
 def is_immutable(value: Any, depth: int = 2) -> bool:
     """True when nobody can change `value` in place (tuples are checked a few levels deep)."""
-    if isinstance(value, (*_IMMUTABLE_TYPES, enum.Enum)):
+    if isinstance(value, _IMMUTABLE_OR_ENUM):
         return True
     if type(value) is tuple and depth > 0:
         return all(is_immutable(item, depth - 1) for item in value)

@@ -544,22 +544,8 @@ class _Editor:
                 nested[id(child)] = new
         if not chosen and not nested:
             return code
-        bc = Bytecode.from_code(code)
-        instrs = _instructions(code, bc)
-        edits: dict[int, list[Instr]] = {}
-        for call in chosen:
-            edits.update(_site_edits(instrs, call, _Site((path, call.offset), self.dispatch)))
-        edits.update(_loader_partners(instrs, calls, chosen))
-        for off, ins in instrs.items():
-            if ins.name == "LOAD_CONST" and id(ins.arg) in nested:
-                edits[off] = [_op("LOAD_CONST", ins, nested[id(ins.arg)])]
-        replaced = {id(instrs[off]): new for off, new in edits.items()}
-        items: list[Any] = []
-        for item in bc:
-            items.extend(replaced.get(id(item), [item]))
-        bc[:] = items
-        result: types.CodeType = bc.to_code()
-        return result
+        sites = {call.offset: _Site((path, call.offset), self.dispatch) for call in chosen}
+        return _rebuild(code, calls, chosen, sites, nested)
 
     def _choose(self, calls: list[_Call], path: tuple[str, ...]) -> list[_Call]:
         """The sites to rewrite among `calls`; records them, and refusals, in offset order."""
@@ -574,6 +560,40 @@ class _Editor:
             self.sites[key] = call.line
             chosen.append(call)
         return chosen
+
+
+def _rebuild(
+    code: types.CodeType,
+    calls: list[_Call],
+    chosen: list[_Call],
+    sites: dict[int, _Site],
+    nested: dict[int, types.CodeType],
+) -> types.CodeType:
+    """`code` with the `chosen` calls dispatched and nested code objects (by id) replaced."""
+    bc = Bytecode.from_code(code)
+    instrs = _instructions(code, bc)
+    edits: dict[int, list[Instr]] = {}
+    for call in chosen:
+        edits.update(_site_edits(instrs, call, sites[call.offset]))
+    edits.update(_loader_partners(instrs, calls, chosen))
+    for off, ins in instrs.items():
+        if ins.name == "LOAD_CONST" and id(ins.arg) in nested:
+            edits[off] = [_op("LOAD_CONST", ins, nested[id(ins.arg)])]
+    replaced = {id(instrs[off]): new for off, new in edits.items()}
+    items: list[Any] = []
+    for item in bc:
+        items.extend(replaced.get(id(item), [item]))
+    bc[:] = items
+    # `bytecode` numbers locals in order of first use after the arguments;
+    # seeding it with every original local keeps co_varnames (and so the
+    # order of locals() and frame.f_locals) exactly as it was.
+    bc.argnames = list(code.co_varnames)
+    try:
+        result: types.CodeType = bc.to_code()
+    except Exception as exc:  # a bug here must not pass for the user's code being wrong
+        where = f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
+        raise UnsupportedCodeError(f"{where}: the rewritten code does not assemble: {exc!r}") from exc
+    return result
 
 
 def _instructions(code: types.CodeType, bc: Bytecode) -> dict[int, Instr]:
