@@ -16,9 +16,9 @@ from xcs_bc.errors import CaptureError, ConfigError
 GOLDEN = {
     "branches": """\
 graph branches@86(x):
-  %0 = call judge(x)                                      # pipelines.py:87
-  %1 = call llm('other ' + x) if(contains_op('yes', %0))  # pipelines.py:91
-  %2 = call m0(x)                                         # pipelines.py:92
+  %0 = call judge(x)                           # pipelines.py:87
+  %1 = call llm('other ' + x) if('yes' in %0)  # pipelines.py:91
+  %2 = call m0(x)                              # pipelines.py:92
 parallel %0, %2""",
     "chain": """\
 graph chain@78(x):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xcs_bc.capture import capture
 from xcs_bc.errors import CaptureError, ConfigError, UnsupportedCodeError, XCSError
+from xcs_bc.jit import JittedFunction, jit
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "CaptureError",
     "ComputationGraph",
     "ConfigError",
+    "JittedFunction",
     "OpType",
     "Operation",
     "PathStep",
@@ -20,4 +22,5 @@ __all__ = [
     "ValueRef",
     "XCSError",
     "capture",
+    "jit",
 ]

@@ -98,6 +98,7 @@ _BINARY_3_10 = {
     "INPLACE_MODULO": "%=",
 }
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
+_COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
 _CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 EXC = ValueRef(Source.CONST, name="<exception>", value=None)
@@ -1081,6 +1082,23 @@ def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> 
     b._push(fs, expr(kind, b._pop(fs, ins.pops)))
 
 
+def _h_compare(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """COMPARE_OP / IS_OP / CONTAINS_OP as the operator they compute: `a < b`, `a is not b`, `a in b`."""
+    if ins.opname == "IS_OP":
+        kind = "is not" if ins.arg else "is"
+    elif ins.opname == "CONTAINS_OP":
+        kind = "not in" if ins.arg else "in"
+    else:
+        kind = str(ins.argval) if str(ins.argval) in _COMPARISONS else "compare_op"
+    b._push(fs, expr(kind, b._pop(fs, ins.pops)))
+
+
+def _h_unary(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = b._pop(fs, 1)
+    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert"}[ins.opname]
+    b._push(fs, expr(kind, (ref,)))
+
+
 def _binary_op_symbol(arg: int | None) -> str:
     """BINARY_OP's operator ("+", "%=", ...) from its argument (3.11+)."""
     names = getattr(dis, "_nb_ops", ())
@@ -1165,6 +1183,13 @@ _HANDLERS: dict[str, Any] = {
     "FORMAT_WITH_SPEC": _h_format,
     "CONVERT_VALUE": _h_nop,  # 3.13 splits `!r` off FORMAT_SIMPLE; before, FORMAT_VALUE did both at once
     "BINARY_OP": _h_binary_op,
+    "COMPARE_OP": _h_compare,
+    "IS_OP": _h_compare,
+    "CONTAINS_OP": _h_compare,
+    "UNARY_NOT": _h_unary,
+    "UNARY_NEGATIVE": _h_unary,
+    "UNARY_INVERT": _h_unary,
+    "TO_BOOL": _h_nop,  # 3.13 makes truth tests explicit; the value's truth is the same
     "RETURN_VALUE": _h_return,
     "RETURN_CONST": _h_return,
     "YIELD_VALUE": _h_yield,

@@ -1,0 +1,287 @@
+"""`xcs.jit`: run a function's independent slow calls at the same time, behaving exactly like it.
+
+    fast = xcs.jit(legacy.pipeline)        # or @xcs.jit, or @xcs.jit(max_workers=16, ...)
+    fast(docs)                             # first call: traced (runs exactly as the plain call)
+    fast(other_docs)                       # later calls: replayed, planned calls issued ahead
+    fast.stats, fast.explain()
+
+The first call with arguments no cached plan's guards accept runs *observed*:
+it behaves exactly like the plain call, and its graph becomes a `Plan`.  A
+later call whose arguments pass a plan's guards runs the plan's clone while the
+planned calls go ahead on the executor (see `replay`).  Functions the jit
+cannot replay (generators, coroutines, code the rewriter refuses) run plainly,
+and `explain()` says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from xcs_bc import observe
+from xcs_bc.build import GraphBuilder
+from xcs_bc.capture import check_min_call_ms
+from xcs_bc.errors import ConfigError, XCSError
+from xcs_bc.executor import Executor, default_executor, thread_pool
+from xcs_bc.plan import Env, Plan, make_plan
+from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
+from xcs_bc.rewrite import SiteKey, code_tree, rewrite
+
+R = TypeVar("R")
+_RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
+_CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
+
+
+class _CachedPlan:
+    """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
+
+    def __init__(self, plan: Plan, fn: types.FunctionType) -> None:
+        self.plan = plan
+        paths = {id(code): path for path, code in code_tree(fn).items()}
+        self.sites: dict[SiteKey, list[int]] = {}
+        for op in plan.graph.operations:
+            code = op.metadata.get("code")
+            path = paths.get(id(code))
+            if path is not None:
+                self.sites.setdefault((path, op.site.offset), []).append(op.id)
+        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.sites))
+        self.clone = rewritten.function
+        self.refused = rewritten.refused
+
+
+class JittedFunction(Generic[R]):
+    """The callable `xcs.jit` returns; see the module docstring."""
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        max_workers: int | None = None,
+        min_call_ms: float = 1.0,
+        cache_size: int = 8,
+        executor: Executor | None = None,
+    ) -> None:
+        target, self._bound_self = _unwrap(fn)
+        self._fn = target
+        self._min_call_ms = check_min_call_ms(min_call_ms)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ConfigError(f"cache_size must be an int >= 1, got {cache_size!r}")
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise ConfigError(f"max_workers must be an int >= 1 (or None for the shared pool), got {max_workers!r}")
+        if executor is not None and max_workers is not None:
+            raise ConfigError("pass either executor= or max_workers=, not both")
+        if executor is not None and not isinstance(executor, Executor):
+            raise ConfigError(f"executor must have a submit(fn, *args) method, got {executor!r}")
+        self._cache_size = cache_size
+        self._max_workers = max_workers
+        self._executor = executor
+        self._signature = inspect.signature(target)
+        self._plans: list[_CachedPlan] = []
+        self._lock = threading.Lock()
+        self.stats = Stats()
+        self._refusal = _refusal(target)
+        self._notes: list[str] = []
+        functools.update_wrapper(self, fn)
+
+    # -- calling -----------------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        if self._bound_self is not None:
+            args = (self._bound_self, *args)
+        fn = self._fn
+        if self._refusal is not None or observe.is_observing():
+            self.stats.plain_runs += 1
+            return fn(*args, **kwargs)
+        try:
+            env = self._env(args, kwargs)
+        except TypeError:
+            self.stats.plain_runs += 1
+            return fn(*args, **kwargs)  # a bad call: let the function raise its own TypeError
+        cached = self._lookup(env)
+        if cached is None:
+            return self._trace(args, kwargs, env)
+        return self._replay(cached, args, kwargs, env)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
+        if instance is None:
+            return self
+        return types.MethodType(self, instance)
+
+    def _env(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Env:
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        fn = self._fn
+        cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+        return Env(dict(bound.arguments), fn.__globals__, cells)
+
+    def _lookup(self, env: Env) -> _CachedPlan | None:
+        with self._lock:
+            plans = list(self._plans)
+        reasons = []
+        for cached in plans:
+            failure = cached.plan.check(env)
+            if failure is None:
+                return cached
+            reasons.append(failure)
+        if plans:
+            self.stats.guard_misses += 1
+            self._note(f"guard miss, traced again: {reasons[0]}")
+        return None
+
+    def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
+        self.stats.traces += 1
+        builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__)
+        session = observe.observe_call(builder, self._fn.__code__, sys._getframe())
+        try:
+            result = self._fn(*args, **kwargs)
+        except BaseException:
+            session.stop()
+            self._note("the traced call raised: no plan was made from it")
+            raise
+        session.stop()
+        if session.error is not None:
+            self._note(f"observation failed ({session.error!r}); this call ran plainly")
+            return result
+        self._remember(builder, env)
+        return result
+
+    def _remember(self, builder: GraphBuilder, env: Env) -> None:
+        try:
+            graph = builder.finish(None)
+            plan = make_plan(graph, builder.decisions, env)
+            cached = _CachedPlan(plan, self._fn)
+        except XCSError as exc:
+            self._note(f"no plan: {exc}")
+            return
+        if not any(recipe.ahead for recipe in plan.recipes):
+            self._note("the trace found no call that can be issued ahead; later calls still replay")
+        with self._lock:
+            self._plans.insert(0, cached)
+            del self._plans[self._cache_size :]
+
+    def _replay(self, cached: _CachedPlan, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
+        self.stats.replays += 1
+        replay = Replay(cached.plan, cached.sites, env, self._get_executor(), self.stats)
+        push(replay)
+        try:
+            replay.start()
+            return cached.clone(*args, **kwargs)  # type: ignore[no-any-return]
+        finally:
+            pop(replay)
+            replay.finish()
+            if cached.plan.mispredictions >= _RETIRE_AFTER:
+                self._retire(cached)
+
+    def _retire(self, cached: _CachedPlan) -> None:
+        with self._lock:
+            if cached in self._plans:
+                self._plans.remove(cached)
+                self._note(f"a plan was retired after {cached.plan.mispredictions} replays with mispredictions")
+
+    def _get_executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = thread_pool(self._max_workers) if self._max_workers else default_executor()
+        return self._executor
+
+    def _note(self, text: str) -> None:
+        with self._lock:
+            self._notes.append(text)
+            del self._notes[:-20]
+
+    # -- explaining --------------------------------------------------------------------------------
+
+    def explain(self) -> str:
+        """What was found, what each plan issues ahead, what was refused and why."""
+        name = self._fn.__qualname__
+        lines = [f"xcs.jit({name}): {self.stats}"]
+        if self._refusal is not None:
+            lines.append(f"  runs plainly: {self._refusal}")
+        with self._lock:
+            plans = list(self._plans)
+            notes = list(self._notes)
+        for number, cached in enumerate(plans):
+            plan = cached.plan
+            lines.append(f"  plan {number}: {len(plan.graph.operations)} slow calls, {plan.replays} replays")
+            for guard in plan.guards:
+                lines.append(f"    guard: {guard.describe()}")
+            for recipe in plan.recipes:
+                op = recipe.op
+                if recipe.ahead:
+                    needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
+                    lines.append(f"    %{op.id} {op.name} at {op.site}: issued ahead once {needs} are known")
+                else:
+                    lines.append(f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {recipe.reason}")
+            for refusal in cached.refused:
+                lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")
+        if not plans and self._refusal is None:
+            lines.append("  no plan yet: the next call is traced")
+        lines.extend(f"  note: {note}" for note in notes)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<xcs.jit {self._fn.__qualname__}>"
+
+
+def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:
+    """The Python function to trace and, for a bound method or callable object, what it is bound to."""
+    if isinstance(fn, JittedFunction):
+        raise ConfigError(f"{fn!r} is already jitted")
+    if isinstance(fn, types.MethodType) and isinstance(fn.__func__, types.FunctionType):
+        return fn.__func__, fn.__self__
+    if isinstance(fn, types.FunctionType):
+        return fn, None
+    call = getattr(type(fn), "__call__", None)
+    if isinstance(call, types.FunctionType):
+        return call, fn
+    raise ConfigError(
+        f"xcs.jit needs a Python function, method or callable object, got {type(fn).__qualname__}: "
+        f"{fn!r} (C functions and builtins have no bytecode to trace)"
+    )
+
+
+def _refusal(fn: types.FunctionType) -> str | None:
+    if fn.__code__.co_flags & _CO_GENERATOR_LIKE:
+        return "generators and coroutines are not replayed (their calls interleave with their consumer)"
+    return None
+
+
+@overload
+def jit(fn: Callable[..., R], /) -> JittedFunction[R]: ...
+@overload
+def jit(
+    *,
+    max_workers: int | None = ...,
+    min_call_ms: float = ...,
+    cache_size: int = ...,
+    executor: Executor | None = ...,
+) -> Callable[[Callable[..., R]], JittedFunction[R]]: ...
+
+
+def jit(
+    fn: Callable[..., R] | None = None,
+    /,
+    *,
+    max_workers: int | None = None,
+    min_call_ms: float = 1.0,
+    cache_size: int = 8,
+    executor: Executor | None = None,
+) -> JittedFunction[R] | Callable[[Callable[..., R]], JittedFunction[R]]:
+    """Make `fn` run its independent slow calls at the same time; see `JittedFunction`."""
+    options: dict[str, Any] = {
+        "max_workers": max_workers,
+        "min_call_ms": min_call_ms,
+        "cache_size": cache_size,
+        "executor": executor,
+    }
+    if fn is None:
+        return lambda f: JittedFunction(f, **options)
+    return JittedFunction(fn, **options)
+

@@ -1,0 +1,396 @@
+"""Plan: what a traced graph lets a later call do ahead of time, and when it applies.
+
+A `Plan` holds, for every slow call of the trace, a *recipe*: its callee and
+arguments as `ValueRef`s (paths into the inputs and into earlier results,
+constants, globals and cells read at run time, pure expressions of those),
+which `evaluate` recomputes on new inputs.  A call gets a recipe only when
+evaluating it on the trace's own inputs gives back exactly the arguments the
+call really received.  A recipe-less call, one reached through a branch on an
+earlier call's result, or one after a decision no guard can check, is never
+issued ahead: it runs in its turn.
+
+`Guard`s decide whether a plan applies to new arguments: the types of the
+inputs it reads, the identity of the callees it would call, and every branch
+decision of the trace that did not depend on a slow call (loop lengths
+included), re-evaluated on the new inputs.  A failed guard is a value with a
+reason, not an exception.
+"""
+
+from __future__ import annotations
+
+import builtins
+import operator
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from xcs_bc import purity
+from xcs_bc.build import Decision
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, PathStep, Source, ValueRef
+from xcs_bc.printing import format_value
+from xcs_bc.values import peek_attr, peek_item
+
+
+class NotComputable(Exception):
+    """A recipe cannot be evaluated (yet, or at all) without running user code."""
+
+
+@dataclass
+class Env:
+    """What recipes read: the call's arguments, the function's globals and cells, results so far."""
+
+    args: Mapping[str, Any]
+    globals: Mapping[str, Any]
+    cells: Mapping[str, types.CellType]
+    outputs: dict[int, Any] = field(default_factory=dict)
+
+
+_SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range)
+_SIZED = (str, bytes, tuple, list, dict, set, frozenset, range)
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
+    "%": operator.mod, "**": operator.pow, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "is": operator.is_, "is not": operator.is_not,
+    "in": lambda a, b: operator.contains(b, a), "not in": lambda a, b: not operator.contains(b, a),
+}  # fmt: skip
+
+
+def evaluate(ref: ValueRef, env: Env) -> Any:
+    """The value `ref` describes, computed from `env` without running user code (else NotComputable)."""
+    return _steps(_head(ref, env), ref.path)
+
+
+def _head(ref: ValueRef, env: Env) -> Any:
+    source = ref.source
+    if source is Source.INPUT:
+        if ref.name not in env.args:
+            raise NotComputable(f"input {ref.name!r} is not an argument")
+        return env.args[ref.name]
+    if source is Source.OUTPUT:
+        if ref.op not in env.outputs:
+            raise NotComputable(f"%{ref.op} has not returned yet")
+        return env.outputs[ref.op]
+    if source is Source.CONST:
+        return ref.value
+    if source is Source.GLOBAL:
+        if ref.name in env.globals:
+            return env.globals[ref.name]
+        if hasattr(builtins, ref.name):
+            return getattr(builtins, ref.name)
+        raise NotComputable(f"global {ref.name!r} is not defined")
+    if source is Source.CELL:
+        cell = env.cells.get(ref.name)
+        if cell is None:
+            raise NotComputable(f"cell {ref.name!r} is not a closure variable")
+        try:
+            return cell.cell_contents
+        except ValueError:
+            raise NotComputable(f"cell {ref.name!r} is empty") from None
+    if source is Source.EXPR:
+        return _expr(ref, env)
+    raise NotComputable("unknown provenance")
+
+
+def _steps(value: Any, path: tuple[PathStep, ...]) -> Any:
+    for step in path:
+        if step.kind == "attr":
+            value = peek_attr(value, step.key)
+        elif step.kind == "item":
+            value = peek_item(value, step.key)
+        else:
+            value = _iter_item(value, step.key)
+        if value is MISSING:
+            raise NotComputable(f"{step} cannot be read without running user code")
+    return value
+
+
+def _iter_item(value: Any, index: int) -> Any:
+    """The index-th item iterating `value` yields, for containers whose iteration runs no user code."""
+    if type(value) in (list, tuple, range, str):
+        return value[index] if index < len(value) else MISSING
+    if type(value) in (dict, type({}.keys()), type({}.values()), type({}.items())):
+        items = list(value)
+        return items[index] if index < len(items) else MISSING
+    return MISSING
+
+
+def _expr(ref: ValueRef, env: Env) -> Any:
+    kind = ref.name
+    values = [evaluate(operand, env) for operand in ref.operands]
+    if kind in ("list", "tuple", "set"):
+        return {"list": list, "tuple": tuple, "set": set}[kind](values)
+    if kind == "dict" and len(values) % 2 == 0:
+        return dict(zip(values[::2], values[1::2], strict=True))
+    if kind == "const" and len(values) == 1:
+        return values[0]
+    if kind == "fstring" and all(type(v) is str for v in values):
+        return "".join(values)
+    if kind == "format" and 1 <= len(values) <= 2 and all(_plain(v) for v in values):
+        return format(*values)
+    if kind in _OPERATORS and len(values) == 2 and all(_plain(v) for v in values):
+        return _OPERATORS[kind](*values)
+    if kind == "not" and len(values) == 1 and _plain(values[0]):
+        return not values[0]
+    if kind == "getitem" and len(values) == 2:
+        item = peek_item(values[0], values[1])
+        if item is not MISSING:
+            return item
+    if kind in ("call", "call_kw") and values:
+        return _call(kind, values)
+    raise NotComputable(f"{format_value(ref)} is not known to be pure")
+
+
+def _call(kind: str, values: list[Any]) -> Any:
+    callee, *args = values
+    if purity.classify(callee) is not purity.Effect.PURE:
+        raise NotComputable(f"{purity_name(callee)} is not known to be pure")
+    kwargs: dict[str, Any] = {}
+    if kind == "call_kw":
+        names = args.pop()
+        kwargs = dict(zip(names, args[len(args) - len(names) :], strict=True))
+        args = args[: len(args) - len(names)]
+    if not all(_plain(v) for v in (*args, *kwargs.values())):
+        raise NotComputable("a pure call on values whose methods could run user code")
+    return callee(*args, **kwargs)
+
+
+def purity_name(callee: Any) -> str:
+    return str(getattr(callee, "__qualname__", type(callee).__qualname__))
+
+
+def _plain(value: Any) -> bool:
+    """Built-in data, whose operators and formatting run no user code."""
+    if type(value) in (tuple, list, frozenset):
+        return all(_plain(v) for v in value)
+    if type(value) is dict:
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return type(value) in _SAFE_VALUES
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that runs no user code: identity, or == on built-in data."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if _plain(a):
+        try:
+            return bool(a == b)
+        except Exception:  # noqa: BLE001 - e.g. nan-containing structures: not the same
+            return False
+    if isinstance(a, types.MethodType):
+        return a.__func__ is b.__func__ and a.__self__ is b.__self__
+    if isinstance(a, types.BuiltinMethodType):
+        return a.__self__ is b.__self__ and a.__name__ == b.__name__
+    return False
+
+
+# -- guards --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One check a plan needs before it applies: `ref` evaluates to something like `expected`."""
+
+    kind: str  # "type", "is", "truth", "none", "loop", "shape"
+    ref: ValueRef
+    expected: Any
+    where: str = ""
+
+    def check(self, env: Env) -> str | None:
+        """None when the guard holds, else why not (a sentence)."""
+        try:
+            value = evaluate(self.ref, env)
+        except NotComputable as exc:
+            return f"{self.describe()}: {exc}"
+        if self.kind == "type":
+            ok = type(value) is self.expected
+            seen: Any = type(value).__qualname__
+        elif self.kind == "is":
+            ok, seen = value is self.expected, _short(value)
+        elif self.kind == "truth":
+            ok, seen = _plain(value) and bool(value) is self.expected, _short(value)
+        elif self.kind == "none":
+            ok, seen = (value is None) is self.expected, _short(value)
+        elif self.kind == "loop":
+            sized = type(value) in _SIZED  # len() of a built-in container runs no user code
+            ok = sized and len(value) == self.expected
+            seen = len(value) if sized else type(value).__qualname__
+        else:  # "shape": numpy arrays
+            ok = (getattr(value, "shape", None), str(getattr(value, "dtype", ""))) == self.expected
+            seen = (getattr(value, "shape", None), str(getattr(value, "dtype", "")))
+        return None if ok else f"{self.describe()}, but got {seen}"
+
+    def describe(self) -> str:
+        text = format_value(self.ref)
+        where = f" (at {self.where})" if self.where else ""
+        expected = getattr(self.expected, "__qualname__", None) or _short(self.expected)
+        return {
+            "type": f"type({text}) is {expected}",
+            "is": f"{text} is the object seen when tracing ({expected})",
+            "truth": f"bool({text}) is {self.expected}{where}",
+            "none": f"({text} is None) is {self.expected}{where}",
+            "loop": f"len({text}) == {self.expected}{where}",
+            "shape": f"{text} has shape and dtype {self.expected}",
+        }[self.kind]
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if _plain(value) else f"<{type(value).__qualname__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- recipes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one planned call ahead: callee and arguments as refs, the results it needs."""
+
+    op: Operation
+    callee: ValueRef
+    args: tuple[ValueRef, ...]
+    kwnames: tuple[str, ...]
+    needs: frozenset[int]
+    ahead: bool  # may be issued before the real run reaches it
+    reason: str  # why not, when not
+
+    def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        callee = evaluate(self.callee, env)
+        values = [evaluate(ref, env) for ref in self.args]
+        n = len(values) - len(self.kwnames)
+        return callee, tuple(values[:n]), dict(zip(self.kwnames, values[n:], strict=True))
+
+
+def _outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
+    out: set[int] = set()
+    todo = list(refs)
+    while todo:
+        ref = todo.pop()
+        if ref.source is Source.OUTPUT and ref.op is not None:
+            out.add(ref.op)
+        todo.extend(ref.operands)
+    return frozenset(out)
+
+
+def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
+    callee, args = op.inputs[0], op.inputs[1:]
+    needs = _outputs_needed(op.inputs)
+
+    def refuse(reason: str) -> Recipe:
+        return Recipe(op, callee, args, op.kwnames, needs, False, reason)
+
+    if op.control:
+        return refuse("it is reached through a branch on an earlier call's result")
+    if op.id >= cutoff:
+        return refuse("it comes after a branch no guard can check")
+    observed = op.metadata.get("callee", MISSING)
+    try:
+        value = evaluate(callee, env)
+    except NotComputable as exc:
+        return refuse(f"its callee {format_value(callee)}: {exc}")
+    if observed is not MISSING and not same_value(value, observed):
+        return refuse(f"its callee {format_value(callee)} is computed differently than it was called")
+    for ref in args:
+        try:
+            value = evaluate(ref, env)
+        except NotComputable as exc:
+            return refuse(f"argument {format_value(ref)}: {exc}")
+        if ref.value is MISSING:
+            if _outputs_needed((ref,)) and ref.source is Source.EXPR:
+                return refuse(f"argument {format_value(ref)} could not be checked against the trace")
+        elif not same_value(value, ref.value):
+            return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
+    return Recipe(op, callee, args, op.kwnames, needs, True, "")
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A traced graph made reusable: guards, recipes, and the sites its clone dispatches."""
+
+    graph: ComputationGraph
+    guards: tuple[Guard, ...]
+    recipes: tuple[Recipe, ...]
+    cutoff: int  # operations from here on are never issued ahead
+    cutoff_reason: str
+    dependents: dict[int, tuple[int, ...]]  # op id -> planned ops whose recipes need its result
+    mispredictions: int = 0
+    replays: int = 0
+
+    def check(self, env: Env) -> str | None:
+        """None when every guard holds for `env`, else the first failure's reason."""
+        for guard in self.guards:
+            failure = guard.check(env)
+            if failure is not None:
+                return failure
+        return None
+
+
+def make_plan(graph: ComputationGraph, decisions: list[Decision], env: Env) -> Plan:
+    """Guards and recipes for `graph`, checked against the trace's own inputs in `env`."""
+    env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
+    guards: list[Guard] = []
+    cutoff, cutoff_reason = len(graph.operations), ""
+    for decision in decisions:
+        guard = _decision_guard(decision)
+        if guard is None or guard.check(env) is not None:
+            if decision.before < cutoff:
+                cutoff = decision.before
+                cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
+            break
+        guards.append(guard)
+    recipes = tuple(_make_recipe(op, env, cutoff) for op in graph.operations)
+    guards[:0] = _input_guards(recipes, guards, env)
+    dependents: dict[int, list[int]] = {}
+    for recipe in recipes:
+        if recipe.ahead:
+            for need in recipe.needs:
+                dependents.setdefault(need, []).append(recipe.op.id)
+    return Plan(
+        graph,
+        tuple(guards),
+        recipes,
+        cutoff,
+        cutoff_reason,
+        {k: tuple(v) for k, v in dependents.items()},
+    )
+
+
+def _decision_guard(decision: Decision) -> Guard | None:
+    kind, expected = decision.outcome
+    if kind not in ("truth", "none", "loop") or decision.cond.source is Source.UNKNOWN:
+        return None
+    return Guard(kind, decision.cond, expected, str(decision.site))
+
+
+def _input_guards(recipes: tuple[Recipe, ...], decisions: list[Guard], env: Env) -> list[Guard]:
+    """Types of the inputs the plan reads, identity of the globals and cells it calls."""
+    guards: list[Guard] = []
+    seen: set[tuple[str, str]] = set()
+    roots = [ref for recipe in recipes if recipe.ahead for ref in (recipe.callee, *recipe.args)]
+    roots += [guard.ref for guard in decisions]
+    todo = list(roots)
+    while todo:
+        ref = todo.pop()
+        todo.extend(ref.operands)
+        if ref.source is Source.INPUT and ("type", ref.name) not in seen and ref.name in env.args:
+            seen.add(("type", ref.name))
+            value = env.args[ref.name]
+            root = ValueRef(Source.INPUT, name=ref.name)
+            guards.append(Guard("type", root, type(value)))
+            if type(value).__module__ == "numpy" and hasattr(value, "shape"):
+                guards.append(Guard("shape", root, (value.shape, str(value.dtype))))
+    for recipe in recipes:
+        callee = recipe.callee
+        if recipe.ahead and callee.source in (Source.GLOBAL, Source.CELL) and ("is", callee.name) not in seen:
+            seen.add(("is", callee.name))
+            root = ValueRef(callee.source, name=callee.name)
+            try:
+                guards.append(Guard("is", root, evaluate(root, env)))
+            except NotComputable:
+                continue
+    return guards

@@ -1,0 +1,188 @@
+"""Execute: run the real function again, with its planned calls issued ahead on an executor.
+
+The real code stays the source of truth.  The function runs as a clone whose
+slow call sites go through `Replay.dispatch`; meanwhile every planned call
+whose inputs are known is submitted to the executor, and each result that
+arrives (from the executor or from a call made in place) lets the calls that
+need it go at once.  At a call site the dispatcher compares the real callee
+and arguments with the planned ones: equal, the call is served from its
+future (its exception re-raised right there); different, the call is made in
+place and the plan counts a misprediction.  Planned calls the run never
+reached are cancelled when it ends, or counted as wasted if already running.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from xcs_bc.executor import Executor
+from xcs_bc.plan import Env, NotComputable, Plan, same_value
+from xcs_bc.rewrite import SiteKey
+
+
+@dataclass
+class Stats:
+    """What a jitted function did, summed over its calls."""
+
+    traces: int = 0
+    replays: int = 0
+    plain_runs: int = 0
+    served: int = 0
+    in_place: int = 0
+    mispredictions: int = 0
+    wasted: int = 0
+    guard_misses: int = 0
+
+    def __str__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__)
+        return f"Stats({fields})"
+
+
+@dataclass
+class _Issued:
+    callee: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    future: Future[Any]
+
+
+class Replay:
+    """One call of a jitted function on a plan."""
+
+    def __init__(
+        self, plan: Plan, sites: dict[SiteKey, list[int]], env: Env, executor: Executor, stats: Stats
+    ) -> None:
+        self.plan = plan
+        self.sites = sites
+        self.env = env
+        self.executor = executor
+        self.stats = stats
+        self.context = contextvars.copy_context()
+        self.lock = threading.Lock()
+        self.issued: dict[int, _Issued] = {}
+        self.consumed: set[int] = set()
+        self.occurrences: dict[SiteKey, int] = {}
+        self.mispredicted = False
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.lock:
+            ready = [r.op.id for r in self.plan.recipes if r.ahead and not r.needs]
+        self._issue(ready)
+
+    def _issue(self, op_ids: list[int]) -> None:
+        for op_id in op_ids:
+            recipe = self.plan.recipes[op_id]
+            with self.lock:
+                if op_id in self.issued or op_id in self.consumed:
+                    continue
+                try:
+                    callee, args, kwargs = recipe.call(self.env)
+                except NotComputable:
+                    continue  # it will run in its turn
+                future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
+                self.issued[op_id] = _Issued(callee, args, kwargs, future)
+            future.add_done_callback(lambda f, op_id=op_id: self._arrived(op_id, f))
+
+    def _arrived(self, op_id: int, future: Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # the real run will meet the exception at the call site
+        self._record(op_id, future.result())
+
+    def _record(self, op_id: int, value: Any) -> None:
+        with self.lock:
+            self.env.outputs[op_id] = value
+            ready = [
+                dependent
+                for dependent in self.plan.dependents.get(op_id, ())
+                if self.plan.recipes[dependent].needs <= self.env.outputs.keys()
+            ]
+        self._issue(ready)
+
+    # -- the call sites --------------------------------------------------------------------------
+
+    def dispatch(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self.lock:
+            occurrence = self.occurrences.get(key, 0)
+            self.occurrences[key] = occurrence + 1
+            planned = self.sites.get(key, [])
+            op_id = planned[occurrence] if occurrence < len(planned) else None
+            issued = self.issued.get(op_id) if op_id is not None else None
+            if op_id is not None:
+                self.consumed.add(op_id)
+        if issued is not None:
+            if _same_call(issued, fn, args, kwargs):
+                self.stats.served += 1
+                return issued.future.result()  # re-raises the call's own exception here
+            self._mispredicted(issued)
+        return self._in_place(op_id, fn, args, kwargs)
+
+    def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.stats.in_place += 1
+        result = fn(*args, **kwargs)
+        if op_id is not None:
+            self._record(op_id, result)
+        return result
+
+    def _mispredicted(self, issued: _Issued) -> None:
+        self.stats.mispredictions += 1
+        self.mispredicted = True
+        if not issued.future.cancel():
+            self.stats.wasted += 1
+
+    def finish(self) -> None:
+        """Cancel planned calls the run did not reach; count those already under way as wasted."""
+        with self.lock:
+            leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
+            self.consumed.update(self.issued)
+        for issued in leftover:
+            if not issued.future.cancel():
+                self.stats.wasted += 1
+        self.plan.replays += 1
+        if self.mispredicted:
+            self.plan.mispredictions += 1
+
+
+def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return (
+        same_value(issued.callee, fn)
+        and len(issued.args) == len(args)
+        and all(same_value(a, b) for a, b in zip(issued.args, args, strict=True))
+        and issued.kwargs.keys() == kwargs.keys()
+        and all(same_value(issued.kwargs[k], kwargs[k]) for k in kwargs)
+    )
+
+
+# -- routing a clone's dispatches to the replay running it on this thread ---------------------------
+
+_active = threading.local()
+
+
+def dispatcher_for(plan: Plan) -> Callable[[SiteKey, Any, tuple[Any, ...], dict[str, Any]], Any]:
+    """The dispatch function a plan's clone calls: the innermost replay of that plan on this thread."""
+
+    def dispatch(key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        stack: list[Replay] | None = getattr(_active, "by_plan", {}).get(id(plan))
+        if not stack:
+            return fn(*args, **kwargs)  # the clone ran outside a replay (e.g. from another thread)
+        return stack[-1].dispatch(key, fn, args, kwargs)
+
+    return dispatch
+
+
+def push(replay: Replay) -> None:
+    by_plan: dict[int, list[Replay]] = _active.__dict__.setdefault("by_plan", {})
+    by_plan.setdefault(id(replay.plan), []).append(replay)
+
+
+def pop(replay: Replay) -> None:
+    stack = _active.by_plan[id(replay.plan)]
+    stack.pop()
+    if not stack:
+        del _active.by_plan[id(replay.plan)]
