@@ -150,6 +150,7 @@ class _FrameState:
     child_return: ValueRef | None = None  # what a nested comprehension frame returned
     exception: BaseException | None = None
     generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
+    parent: _FrameState | None = None  # for a comprehension frame: the frame that made it
     precall: tuple[ValueRef, ...] = ()  # 3.11: the arguments PRECALL took off the stack for the next CALL
 
 
@@ -312,6 +313,7 @@ class GraphBuilder:
         fs.stack = [unknown(0)] * depth  # a block may start with an enclosing loop's iterator on the stack
         parent = self._frames.get(frame.f_back) if frame.f_back is not None else None
         if parent is not None and frame.f_code.co_name in _COMPREHENSIONS:
+            fs.parent = parent
             self._link_nested(fs, parent)
         self._frames[frame] = fs
         return fs
@@ -483,14 +485,16 @@ class GraphBuilder:
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if ref is None or (ref.value is not MISSING and ref.value is not value):
             # never stored by the observed code (or rebound behind our back: a cell written by a callee)
-            if ref is None and (name not in fs.info.code.co_cellvars + fs.info.code.co_freevars):
-                ref = self._input(name, value)
+            if ref is not None:
+                ref = unknown(len(self.ops), value=value)
+            elif name in fs.info.code.co_freevars and fs.parent is not None:
+                # a 3.10/3.11 comprehension reads its maker's variables through cells
+                parent_ref = self._load_local(fs.parent, name)
+                ref = parent_ref if parent_ref.value is value else unknown(len(self.ops), value=value)
+            elif name in fs.info.code.co_freevars:
+                ref = ValueRef(Source.CELL, name=name, value=value)  # a closure variable of the function
             else:
-                ref = (
-                    unknown(len(self.ops), value=value)
-                    if ref is not None
-                    else ValueRef(Source.CELL, name=name, value=value)
-                )
+                ref = self._input(name, value)  # a parameter, or a local that existed before the block
             fs.locals[name] = ref
         return self._lookup(ref)
 

@@ -21,7 +21,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from xcs_bc import observe
 from xcs_bc.build import GraphBuilder
@@ -74,7 +74,9 @@ class JittedFunction(Generic[R]):
         if max_workers is not None and (
             isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
         ):
-            raise ConfigError(f"max_workers must be an int >= 1 (or None for the shared pool), got {max_workers!r}")
+            raise ConfigError(
+                f"max_workers must be an int >= 1 (or None for the shared pool), got {max_workers!r}"
+            )
         if executor is not None and max_workers is not None:
             raise ConfigError("pass either executor= or max_workers=, not both")
         if executor is not None and not isinstance(executor, Executor):
@@ -98,12 +100,12 @@ class JittedFunction(Generic[R]):
         fn = self._fn
         if self._refusal is not None or observe.is_observing():
             self.stats.plain_runs += 1
-            return fn(*args, **kwargs)
+            return cast(R, fn(*args, **kwargs))
         try:
             env = self._env(args, kwargs)
         except TypeError:
             self.stats.plain_runs += 1
-            return fn(*args, **kwargs)  # a bad call: let the function raise its own TypeError
+            return cast(R, fn(*args, **kwargs))  # a bad call: let the function raise its own TypeError
         cached = self._lookup(env)
         if cached is None:
             return self._trace(args, kwargs, env)
@@ -149,9 +151,9 @@ class JittedFunction(Generic[R]):
         session.stop()
         if session.error is not None:
             self._note(f"observation failed ({session.error!r}); this call ran plainly")
-            return result
+            return cast(R, result)
         self._remember(builder, env)
-        return result
+        return cast(R, result)
 
     def _remember(self, builder: GraphBuilder, env: Env) -> None:
         try:
@@ -184,7 +186,8 @@ class JittedFunction(Generic[R]):
         with self._lock:
             if cached in self._plans:
                 self._plans.remove(cached)
-                self._note(f"a plan was retired after {cached.plan.mispredictions} replays with mispredictions")
+                retired = cached.plan.mispredictions
+                self._note(f"a plan was retired after {retired} replays with mispredictions")
 
     def _get_executor(self) -> Executor:
         if self._executor is None:
@@ -218,7 +221,8 @@ class JittedFunction(Generic[R]):
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
                     lines.append(f"    %{op.id} {op.name} at {op.site}: issued ahead once {needs} are known")
                 else:
-                    lines.append(f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {recipe.reason}")
+                    why = recipe.reason if len(recipe.reason) < 160 else recipe.reason[:157] + "..."
+                    lines.append(f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {why}")
             for refusal in cached.refused:
                 lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")
         if not plans and self._refusal is None:
@@ -238,7 +242,7 @@ def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:
         return fn.__func__, fn.__self__
     if isinstance(fn, types.FunctionType):
         return fn, None
-    call = getattr(type(fn), "__call__", None)
+    call = next((k.__dict__["__call__"] for k in type(fn).__mro__ if "__call__" in k.__dict__), None)
     if isinstance(call, types.FunctionType):
         return call, fn
     raise ConfigError(

@@ -57,8 +57,17 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def evaluate(ref: ValueRef, env: Env) -> Any:
-    """The value `ref` describes, computed from `env` without running user code (else NotComputable)."""
-    return _steps(_head(ref, env), ref.path)
+    """The value `ref` describes, computed from `env` without running user code (else NotComputable).
+
+    Whatever goes wrong while computing (a pure helper raising on new data) is NotComputable too:
+    the call then runs in its turn, and the real run meets the error where the plain one would.
+    """
+    try:
+        return _steps(_head(ref, env), ref.path)
+    except NotComputable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never let a recipe's failure reach the user's call
+        raise NotComputable(f"computing {format_value(ref)} raised {type(exc).__name__}") from exc
 
 
 def _head(ref: ValueRef, env: Env) -> Any:
@@ -137,11 +146,29 @@ def _expr(ref: ValueRef, env: Env) -> Any:
         if item is not MISSING:
             return item
     if kind in ("call", "call_kw") and values:
-        return _call(kind, values)
+        fresh = [_fresh_iterator(operand, value) for operand, value in zip(ref.operands, values, strict=True)]
+        return _call(kind, values, fresh)
     raise NotComputable(f"{format_value(ref)} is not known to be pure")
 
 
-def _call(kind: str, values: list[Any]) -> Any:
+_ITERATORS: tuple[type, ...] = (
+    type(zip()),
+    type(enumerate(())),
+    type(reversed(())),
+    type(iter(range(0))),
+    type({}.items()),
+)
+
+
+def _fresh_iterator(ref: ValueRef, value: Any) -> bool:
+    """An iterator our own evaluation just made from plain data (`zip(a, b)`) may be consumed."""
+    return ref.source is Source.EXPR and ref.name in ("call", "call_kw") and type(value) in _ITERATORS
+
+
+def _call(kind: str, values: list[Any], fresh: list[bool]) -> Any:
+    """Call a PURE callee on plain values (or iterators made here): no user code runs."""
+    if not all(_plain(v) or ok for v, ok in zip(values[1:], fresh[1:], strict=True)):
+        raise NotComputable("a pure call on values whose methods could run user code")
     callee, *args = values
     if purity.classify(callee) is not purity.Effect.PURE:
         raise NotComputable(f"{purity_name(callee)} is not known to be pure")
@@ -150,8 +177,6 @@ def _call(kind: str, values: list[Any]) -> Any:
         names = args.pop()
         kwargs = dict(zip(names, args[len(args) - len(names) :], strict=True))
         args = args[: len(args) - len(names)]
-    if not all(_plain(v) for v in (*args, *kwargs.values())):
-        raise NotComputable("a pure call on values whose methods could run user code")
     return callee(*args, **kwargs)
 
 

@@ -14,15 +14,15 @@ reached are cancelled when it ends, or counted as wasted if already running.
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.executor import Executor
 from xcs_bc.plan import Env, NotComputable, Plan, same_value
-from xcs_bc.rewrite import SiteKey
+from xcs_bc.rewrite import Dispatch, SiteKey
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Replay:
                     continue  # it will run in its turn
                 future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
                 self.issued[op_id] = _Issued(callee, args, kwargs, future)
-            future.add_done_callback(lambda f, op_id=op_id: self._arrived(op_id, f))
+            future.add_done_callback(functools.partial(self._arrived, op_id))
 
     def _arrived(self, op_id: int, future: Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -164,7 +164,7 @@ def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str
 _active = threading.local()
 
 
-def dispatcher_for(plan: Plan) -> Callable[[SiteKey, Any, tuple[Any, ...], dict[str, Any]], Any]:
+def dispatcher_for(plan: Plan) -> Dispatch:
     """The dispatch function a plan's clone calls: the innermost replay of that plan on this thread."""
 
     def dispatch(key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
