@@ -110,7 +110,7 @@ def test_print_demo_prints_intro_code_graph_and_report() -> None:
     assert "|     for doc in docs:" in text
     assert "The graph, print(cap.graph):\n\ngraph run_demo@" in text
     assert "The report, print(cap.report()):\n\ngraph run_demo@" in text
-    assert "not implemented yet" in text
+    assert "fast = xcs.jit(review)" in text and "(replay) True" in text
 
 
 @pytest.mark.parametrize("latency", [0, -1, float("nan"), float("inf"), True, "0.1"])
@@ -175,3 +175,13 @@ def test_python_m_xcs_bc_unknown_command_exits_2() -> None:
     done = run_module("frobnicate")
     assert done.returncode == 2
     assert "unknown command 'frobnicate'" in done.stderr and not done.stdout
+
+
+def test_jit_demo_replays_with_the_same_results() -> None:
+    from xcs_bc.demo import run_jit_demo
+
+    runs, fast = run_jit_demo(latency=0.02, calls=3)
+    assert [run.traced for run in runs] == [True, False, False]
+    assert all(run.same_result for run in runs)
+    assert fast.stats.traces == 1 and fast.stats.replays == 2
+    assert fast.stats.served == 18 and fast.stats.in_place == 0 and fast.stats.wasted == 0

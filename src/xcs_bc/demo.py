@@ -15,14 +15,25 @@ import math
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TextIO
 
 import xcs_bc as xcs
 from xcs_bc.errors import ConfigError
 from xcs_bc.testing import FakeLLM
 
-__all__ = ["DEFAULT_LATENCY", "LATENCY_ENV", "latency_from_env", "print_demo", "run_demo"]
+__all__ = [
+    "DEFAULT_LATENCY",
+    "LATENCY_ENV",
+    "JitRun",
+    "latency_from_env",
+    "print_demo",
+    "review",
+    "run_demo",
+    "run_jit_demo",
+]
 
 DEFAULT_LATENCY = 0.1
 """Seconds each fake model call sleeps."""
@@ -67,6 +78,49 @@ def run_demo(latency: float = DEFAULT_LATENCY) -> xcs.capture:
         report = writer(f"Question: {question}\nBest answer: {verdict}\nEvidence:\n" + "\n".join(summaries))
     assert report.startswith("writer(")  # the pipeline's result; the demo shows its graph instead
     return cap
+
+
+def review(question: str, docs: list[dict[str, str]], models: list[FakeLLM], summarizer: FakeLLM,
+           judge: FakeLLM, writer: FakeLLM) -> str:  # fmt: skip
+    """The same pipeline as a legacy function: what `xcs.jit` takes as it is."""
+    drafts = []
+    for model in models:
+        drafts.append(model(f"Answer in three sentences: {question}"))
+    summaries = []
+    for doc in docs:
+        summaries.append(summarizer(f"Summarize '{doc['title']}' for a reviewer:\n{doc['text']}"))
+    verdict = judge("Which answer is the most accurate?\n" + "\n".join(drafts))
+    return writer(f"Question: {question}\nBest answer: {verdict}\nEvidence:\n" + "\n".join(summaries))
+
+
+@dataclass(frozen=True)
+class JitRun:
+    """One call of `review` in the jit demo: plain and jitted wall times on the same fresh question."""
+
+    question: str
+    plain_seconds: float
+    jit_seconds: float
+    traced: bool
+    same_result: bool
+
+
+def run_jit_demo(latency: float = DEFAULT_LATENCY, calls: int = 3) -> tuple[list[JitRun], xcs.JittedFunction[str]]:
+    """Call `review` plainly and through `xcs.jit` on `calls` fresh questions; time both."""
+    models = [FakeLLM("model_a", latency), FakeLLM("model_b", latency), FakeLLM("model_c", latency)]
+    fakes = {"summarizer": FakeLLM("summarizer", latency), "judge": FakeLLM("judge", latency)}
+    writer = FakeLLM("writer", latency)
+    fast = xcs.jit(review, min_call_ms=latency * 1000 / 2)
+    runs = []
+    for n in range(calls):
+        question = f"{QUESTION} (variant {n + 1})"
+        args = (question, DOCS, models, fakes["summarizer"], fakes["judge"], writer)
+        start = time.perf_counter()
+        plain = review(*args)
+        middle = time.perf_counter()
+        jitted = fast(*args)
+        end = time.perf_counter()
+        runs.append(JitRun(question, middle - start, end - middle, n == 0, plain == jitted))
+    return runs, fast
 
 
 def latency_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -117,8 +171,9 @@ def _intro(latency: float) -> str:
         f"(set {LATENCY_ENV} to change it); every call that takes at least {min_call_ms:g} ms is a slow "
         "call, one operation of the graph. The graph is printed in SSA form, one line per slow call with "
         "its source line, followed by the groups of calls that could run at the same time; the report "
-        "then says how much faster the block could be. Running those groups in parallel is the job of "
-        "`xcs.jit`, which comes next and is not implemented yet.",
+        "then says how much faster the block could be. Last, the same pipeline written as a function runs "
+        "plainly and through `xcs.jit`, which traces the first call and, from the second call on, "
+        "issues the independent calls at the same time.",
         width=100,
     )
 
@@ -133,5 +188,17 @@ def print_demo(latency: float = DEFAULT_LATENCY, out: TextIO | None = None) -> x
         sections.append(f"The captured block ({os.path.basename(__file__)}):\n\n" + "\n".join(block))
     sections.append(f"The graph, print(cap.graph):\n\n{cap.graph}")
     sections.append(f"The report, print(cap.report()):\n\n{cap.report()}")
+    runs, fast = run_jit_demo(latency)
+    rows = [f"  {'call':<6} {'plain':>9} {'xcs.jit':>9}  {'':8} same result"]
+    for n, run in enumerate(runs, 1):
+        note = "(traced)" if run.traced else "(replay)"
+        rows.append(
+            f"  {n:<6} {run.plain_seconds * 1000:7.0f}ms {run.jit_seconds * 1000:7.0f}ms  {note:8} {run.same_result}"
+        )
+    sections.append(
+        "The same pipeline as a function, fast = xcs.jit(review), each call on a new question:\n\n"
+        + "\n".join(rows)
+        + f"\n\n{fast.stats}"
+    )
     print("\n\n".join(sections), file=out)
     return cap
