@@ -543,11 +543,14 @@ class GraphBuilder:
         if nested or fs.child_return is not None:
             result = self._nested_result(fs, callee, callee_ref, args)
         elif duration >= self.min_call_s:
-            args = self._observed_values(fs, callee, args, kwnames)
+            if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
+                args = self._observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
             op = self._make_op(
                 fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
             )
+            if star:
+                op.metadata["star"] = True  # type: ignore[index]
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
             self._record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)

@@ -104,7 +104,9 @@ class JitRun:
     same_result: bool
 
 
-def run_jit_demo(latency: float = DEFAULT_LATENCY, calls: int = 3) -> tuple[list[JitRun], xcs.JittedFunction[str]]:
+def run_jit_demo(
+    latency: float = DEFAULT_LATENCY, calls: int = 3
+) -> tuple[list[JitRun], xcs.JittedFunction[str]]:
     """Call `review` plainly and through `xcs.jit` on `calls` fresh questions; time both."""
     models = [FakeLLM("model_a", latency), FakeLLM("model_b", latency), FakeLLM("model_c", latency)]
     fakes = {"summarizer": FakeLLM("summarizer", latency), "judge": FakeLLM("judge", latency)}
@@ -192,9 +194,8 @@ def print_demo(latency: float = DEFAULT_LATENCY, out: TextIO | None = None) -> x
     rows = [f"  {'call':<6} {'plain':>9} {'xcs.jit':>9}  {'':8} same result"]
     for n, run in enumerate(runs, 1):
         note = "(traced)" if run.traced else "(replay)"
-        rows.append(
-            f"  {n:<6} {run.plain_seconds * 1000:7.0f}ms {run.jit_seconds * 1000:7.0f}ms  {note:8} {run.same_result}"
-        )
+        plain_ms, jit_ms = run.plain_seconds * 1000, run.jit_seconds * 1000
+        rows.append(f"  {n:<6} {plain_ms:7.0f}ms {jit_ms:7.0f}ms  {note:8} {run.same_result}")
     sections.append(
         "The same pipeline as a function, fast = xcs.jit(review), each call on a new question:\n\n"
         + "\n".join(rows)

@@ -258,7 +258,15 @@ def _refusal(fn: types.FunctionType) -> str | None:
 
 
 @overload
-def jit(fn: Callable[..., R], /) -> JittedFunction[R]: ...
+def jit(
+    fn: Callable[..., R],
+    /,
+    *,
+    max_workers: int | None = ...,
+    min_call_ms: float = ...,
+    cache_size: int = ...,
+    executor: Executor | None = ...,
+) -> JittedFunction[R]: ...
 @overload
 def jit(
     *,

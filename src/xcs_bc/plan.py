@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import builtins
 import operator
+import queue
+import threading
+import time
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +50,19 @@ class Env:
 
 
 _SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range)
+_DELAYS = frozenset({time.sleep, input, builtins.input})
+_SYNC_TYPES = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Event,
+    threading.Condition,
+    threading.Semaphore,
+    threading.Barrier,
+    threading.Thread,
+    queue.Queue,
+    queue.SimpleQueue,
+)
+_SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
 _SIZED = (str, bytes, tuple, list, dict, set, frozenset, range)
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
@@ -284,6 +300,11 @@ class Recipe:
     def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         callee = evaluate(self.callee, env)
         values = [evaluate(ref, env) for ref in self.args]
+        if self.op.metadata.get("star"):  # f(*seq) or f(*seq, **kw): expand as the call does
+            seq, kw = values[0], values[1] if len(values) > 1 else {}
+            if type(seq) not in (tuple, list) or type(kw) is not dict:
+                raise NotComputable("the unpacked arguments are not a plain tuple, list or dict")
+            return callee, tuple(seq), dict(kw)
         n = len(values) - len(self.kwnames)
         return callee, tuple(values[:n]), dict(zip(self.kwnames, values[n:], strict=True))
 
@@ -317,6 +338,8 @@ def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
         return refuse(f"its callee {format_value(callee)}: {exc}")
     if observed is not MISSING and not same_value(value, observed):
         return refuse(f"its callee {format_value(callee)} is computed differently than it was called")
+    if _never_ahead(value):
+        return refuse(f"{purity_name(value)} waits or synchronises: issuing it early would change timing")
     for ref in args:
         try:
             value = evaluate(ref, env)
@@ -327,7 +350,25 @@ def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
                 return refuse(f"argument {format_value(ref)} could not be checked against the trace")
         elif not same_value(value, ref.value):
             return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
+        if ref.source is Source.EXPR and _holds_mutable(value):
+            # a recipe would build a copy, but the callee must get the very object the code builds
+            return refuse(f"argument {format_value(ref)} is a mutable object the function builds itself")
     return Recipe(op, callee, args, op.kwnames, needs, True, "")
+
+
+def _holds_mutable(value: Any, depth: int = 3) -> bool:
+    if type(value) in (list, dict, set, bytearray):
+        return True
+    return depth > 0 and type(value) is tuple and any(_holds_mutable(v, depth - 1) for v in value)
+
+
+def _never_ahead(callee: Any) -> bool:
+    """Calls whose point is *when* they happen: delays, locks, queues, events, input."""
+    if callee in _DELAYS:
+        return True
+    owner = getattr(callee, "__self__", None)
+    name = getattr(callee, "__name__", "")
+    return owner is not None and isinstance(owner, _SYNC_TYPES) and name in _SYNC_METHODS
 
 
 # -- the plan ------------------------------------------------------------------------------------
