@@ -1,0 +1,111 @@
+"""Plan stage: recipes evaluate without running user code; guards say why they fail."""
+
+from __future__ import annotations
+
+import json
+import time
+import types
+
+import pytest
+
+from xcs_bc.ir import PathStep, Source, ValueRef
+from xcs_bc.plan import Env, Guard, NotComputable, _holds_mutable, _never_ahead, evaluate, same_value
+from xcs_bc.values import const, expr
+
+
+def env(**args: object) -> Env:
+    return Env(args, {"TEMPLATE": "Q: {}", "json": json}, {})
+
+
+def inp(name: str, *path: PathStep) -> ValueRef:
+    return ValueRef(Source.INPUT, name=name, path=path)
+
+
+def test_paths_constants_fstrings_and_pure_calls() -> None:
+    e = env(docs=["a", "b"], q="why")
+    assert evaluate(inp("docs", PathStep("iter", 1)), e) == "b"
+    fstring = expr("fstring", (const("Q: "), expr("format", (inp("q"),))))
+    assert evaluate(fstring, e) == "Q: why"
+    template = ValueRef(Source.GLOBAL, name="TEMPLATE", path=(PathStep("attr", "format"),))
+    assert evaluate(expr("call", (template, inp("q"))), e) == "Q: why"
+    joined = expr(
+        "call",
+        (
+            ValueRef(Source.EXPR, name="const", operands=(const(", "),), path=(PathStep("attr", "join"),)),
+            inp("docs"),
+        ),
+    )
+    assert evaluate(joined, e) == "a, b"
+    dumps = ValueRef(Source.GLOBAL, name="json", path=(PathStep("attr", "dumps"),))
+    assert evaluate(expr("call", (dumps, inp("docs"))), e) == '["a", "b"]'
+    assert evaluate(expr("+", (inp("q"), const("!"))), e) == "why!"
+
+
+def test_nothing_that_could_run_user_code_is_evaluated() -> None:
+    ran: list[str] = []
+
+    class Doc:
+        @property
+        def text(self) -> str:
+            ran.append("property")
+            return "t"
+
+        def __format__(self, spec: str) -> str:
+            ran.append("format")
+            return "d"
+
+    e = env(doc=Doc(), unknown=lambda: ran.append("call"))
+    with pytest.raises(NotComputable):
+        evaluate(inp("doc", PathStep("attr", "text")), e)
+    with pytest.raises(NotComputable):
+        evaluate(expr("format", (inp("doc"),)), e)
+    with pytest.raises(NotComputable, match="not known to be pure"):
+        evaluate(expr("call", (inp("unknown"),)), e)
+    with pytest.raises(NotComputable):
+        evaluate(ValueRef(Source.UNKNOWN, op=0), e)
+    with pytest.raises(NotComputable, match="has not returned"):
+        evaluate(ValueRef(Source.OUTPUT, op=3), e)
+    assert ran == []
+
+
+def test_a_pure_helper_that_raises_is_not_computable() -> None:
+    def first_word(text: str) -> str:
+        return text.split()[0]
+
+    e = env(text="")
+    with pytest.raises(NotComputable, match="IndexError"):
+        evaluate(expr("call", (const(first_word), inp("text"))), e)
+
+
+def test_guards_check_and_explain() -> None:
+    docs = inp("docs")
+    loop = Guard("loop", docs, 2, "app.py:3")
+    assert loop.check(env(docs=["a", "b"])) is None
+    assert loop.check(env(docs=["a"])) == "len(docs) == 2 (at app.py:3), but got 1"
+    kind = Guard("type", docs, list)
+    assert kind.check(env(docs=("a",))) == "type(docs) is list, but got tuple"
+    truth = Guard("truth", expr("in", (const("x"), inp("q"))), True, "app.py:4")
+    assert truth.check(env(q="xyz")) is None
+    assert truth.check(env(q="abc")) == "bool('x' in q) is True (at app.py:4), but got False"
+
+
+def test_same_value_runs_no_user_code() -> None:
+    class Loud:
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("must not be called")
+
+        __hash__ = object.__hash__
+
+    a, b = Loud(), Loud()
+    assert same_value(a, a) and not same_value(a, b)
+    assert same_value(["x", 1], ["x", 1]) and not same_value(["x"], ("x",))
+    method = types.MethodType(len, a)
+    assert same_value(method, types.MethodType(len, a))
+
+
+def test_what_is_never_issued_ahead() -> None:
+    import threading
+
+    assert _never_ahead(time.sleep) and _never_ahead(threading.Event().wait)
+    assert not _never_ahead(len)
+    assert _holds_mutable([1]) and _holds_mutable(("a", {"b": 1})) and not _holds_mutable(("a", 1))
