@@ -521,3 +521,46 @@ def test_delays_and_waits_are_never_issued_ahead() -> None:
     for _ in range(3):
         run_both(f, fast, fresh(), watch=[llm])
     assert "waits or synchronises" in fast.explain()
+
+
+class Client:
+    """An LLM client object reached through `self`, as in class-based legacy code."""
+
+    def __init__(self) -> None:
+        self.fake = FakeLLM("client", LATENCY)
+
+    def complete(self, prompt: str, model: str = "small") -> str:
+        return self.fake(f"{model}:{prompt}")
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.client = Client()
+        self.history: list[str] = []
+
+    def run(self, question: str, docs: list[dict[str, str]], tags: list[str]) -> str:
+        answers = []
+        for i, doc in enumerate(docs):
+            answer = self.client.complete(f"[{i}] {question} {doc['title']}: {doc['text']}")
+            self.history.append(answer)
+            answers.append(answer)
+        for doc, tag in zip(docs, tags, strict=True):
+            answers.append(self.client.complete(f"{tag}={doc['title']}", model="tagger"))
+        return self.client.complete(" | ".join(answers), model="big")
+
+
+def test_class_based_client_with_enumerate_and_zip() -> None:
+    agent = Agent()
+    fast = xcs.jit(agent.run, min_call_ms=MIN_MS)
+    for _ in range(3):
+        args = (fresh("q"), [{"title": fresh(), "text": fresh()} for _ in range(3)], ["a", "b", "c"])
+        agent.client.fake.reset()
+        agent.history.clear()
+        expected, plain_history = agent.run(*args), list(agent.history)
+        plain_calls = calls(agent.client.fake)
+        agent.client.fake.reset()
+        agent.history.clear()
+        assert fast(*args) == expected
+        assert agent.history == plain_history and calls(agent.client.fake) == plain_calls
+    assert agent.client.fake.max_concurrency == 6  # three answers and three tags at once
+    assert fast.stats.served == 14 and fast.stats.in_place == 0

@@ -999,7 +999,10 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
         in_frame = iterable.source is Source.EXPR and iterable.name in _CONTAINERS
         if state is not None and not iterable.deps and not fs.control_deps and not in_frame:
             # a container built here has the length earlier decisions gave it; anything else is a guard
-            b.decisions.append(Decision(iterable, ("loop", state[2]), len(b.ops), b._site(fs, ins)))
+            # (on the sequences themselves when enumerate() or zip() walked them)
+            sequences = _lockstep(iterable)[1] or [iterable]
+            for sequence in sequences:
+                b.decisions.append(Decision(sequence, ("loop", state[2]), len(b.ops), b._site(fs, ins)))
         for _ in range(ins.jump_pushes):
             b._push(fs, NULL)
         return
@@ -1018,8 +1021,44 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
     elif iterable.source is Source.EXPR and iterable.name == "genexpr":
         item = unknown(len(b.ops))
     else:
-        item = b._lookup(step(iterable, "iter", index, peek_iter_item(iterable.value, index)))
+        item = _lockstep_item(b, iterable, index) or b._lookup(
+            step(iterable, "iter", index, peek_iter_item(iterable.value, index))
+        )
     b._push(fs, item)
+
+
+def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
+    """For `enumerate(xs)`, `zip(a, b)` and `range(...)` called in the code: the builtin and its operands."""
+    if iterable.source is Source.EXPR and iterable.name in ("call", "call_kw") and iterable.operands:
+        callee, *args = iterable.operands
+        if iterable.name == "call_kw":  # zip(a, b, strict=True): drop the keyword values and names
+            names = args.pop().value if args else ()
+            if callee.value is not zip or tuple(names) != ("strict",):
+                return None, []
+            args = args[:-1]
+        callee = callee.value
+        if iterable.path or not args:
+            return None, []
+        if callee in (enumerate, zip):
+            return callee, list(args[:1] if callee is enumerate else args)
+        if callee is range:
+            return callee, []
+    return None, []
+
+
+def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef | None:
+    """The index-th item of `enumerate(xs)` is `(index, xs[index])`; of `zip(a, b)`, `(a[index], b[index])`;
+    of `range(...)`, a constant: precise paths instead of "the index-th thing an iterator gave"."""
+    kind, sequences = _lockstep(iterable)
+    if kind is range:
+        value = peek_iter_item(iterable.value, index) if iterable.value is not MISSING else MISSING
+        return with_deps(const(value), iterable.deps) if isinstance(value, int) else None
+    if kind is None:
+        return None
+    items = [b._lookup(step(seq, "iter", index, peek_iter_item(seq.value, index))) for seq in sequences]
+    if kind is enumerate:
+        items.insert(0, const(index))
+    return expr("tuple", items)
 
 
 def _h_cond_jump(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:

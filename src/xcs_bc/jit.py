@@ -163,6 +163,9 @@ class JittedFunction(Generic[R]):
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not fail a call that succeeded
+            self._note(f"no plan: internal error {exc!r} (please report it); the call ran plainly")
+            return
         if not any(recipe.ahead for recipe in plan.recipes):
             self._note("the trace found no call that can be issued ahead; later calls still replay")
         with self._lock:

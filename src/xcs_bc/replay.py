@@ -84,9 +84,11 @@ class Replay:
                     continue
                 try:
                     callee, args, kwargs = recipe.call(self.env)
+                    future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
                 except NotComputable:
                     continue  # it will run in its turn
-                future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
+                except Exception:  # noqa: BLE001 - e.g. the pool is shut down at exit: run it in place
+                    continue
                 self.issued[op_id] = _Issued(callee, args, kwargs, future)
             future.add_done_callback(functools.partial(self._arrived, op_id))
 
