@@ -564,3 +564,31 @@ def test_class_based_client_with_enumerate_and_zip() -> None:
         assert agent.history == plain_history and calls(agent.client.fake) == plain_calls
     assert agent.client.fake.max_concurrency == 6  # three answers and three tags at once
     assert fast.stats.served == 14 and fast.stats.in_place == 0
+
+
+def test_every_call_an_operation_with_min_call_ms_zero() -> None:
+    (llm,) = fakes("llm")
+
+    def f(xs: list[str]) -> list[str]:
+        return [llm(x.upper()[:3]) for x in xs]
+
+    fast = xcs.jit(f, min_call_ms=0.0)
+    for _ in range(3):
+        run_both(f, fast, [fresh(), fresh()], watch=[llm])
+    assert fast.stats.traces == 1 and fast.stats.replays == 2
+
+
+def test_a_function_that_keeps_making_no_plan_runs_plainly() -> None:
+    (risky,) = fakes("risky", fail_on="boom")
+
+    def f(x: str) -> str:
+        return risky(x)
+
+    fast = xcs.jit(f, min_call_ms=MIN_MS)
+    for _ in range(3):
+        with pytest.raises(FakeLLMError):
+            fast(fresh("boom"))
+    x = fresh()
+    assert fast(x) == f(x)
+    assert fast.stats.traces == 3 and fast.stats.plain_runs == 1
+    assert "3 traces in a row made no plan" in fast.explain()

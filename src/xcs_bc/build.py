@@ -450,7 +450,8 @@ class GraphBuilder:
     def _apply(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
         handler = _HANDLERS.get(ins.opname)
         duration = now - fs.started
-        if duration >= self.min_call_s and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
+        slow = duration >= max(self.min_call_s, _IMPLICIT_MIN_S)
+        if slow and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
             self._implicit_op(fs, ins, jumped, now)
         elif handler is not None:
             handler(self, fs, ins, jumped)
@@ -1260,4 +1261,17 @@ del _name
 
 # Instructions whose time is never a slow step of their own (their time is the user's code between
 # events, e.g. a generator's body, or ours).
-_NEVER_SLOW = frozenset({"RESUME", "YIELD_VALUE", "RETURN_VALUE", "RETURN_CONST", "RETURN_GENERATOR", "NOP"})
+# Instructions that run no user code: when one of them takes long, a collection or another thread
+# took the time (and YIELD/RETURN time is the consumer's). Only the others can be slow steps.
+_NEVER_SLOW = frozenset(
+    """RESUME YIELD_VALUE RETURN_VALUE RETURN_CONST RETURN_GENERATOR NOP LOAD_CONST LOAD_FAST LOAD_FAST_CHECK
+    LOAD_FAST_AND_CLEAR LOAD_FAST_LOAD_FAST STORE_FAST STORE_FAST_STORE_FAST STORE_FAST_LOAD_FAST DELETE_FAST
+    LOAD_DEREF STORE_DEREF LOAD_CLOSURE MAKE_CELL COPY_FREE_VARS POP_TOP PUSH_NULL COPY SWAP DUP_TOP
+    DUP_TOP_TWO ROT_TWO ROT_THREE ROT_FOUR ROT_N KW_NAMES PRECALL EXTENDED_ARG CACHE JUMP_FORWARD
+    JUMP_BACKWARD JUMP_ABSOLUTE JUMP_BACKWARD_NO_INTERRUPT JUMP END_FOR BUILD_TUPLE BUILD_LIST BUILD_STRING
+    BUILD_SLICE LIST_APPEND LIST_EXTEND LIST_TO_TUPLE UNPACK_SEQUENCE POP_BLOCK POP_EXCEPT PUSH_EXC_INFO
+    SETUP_FINALLY GEN_START""".split()
+)
+# A slow step that is not a call is counted from 1 ms even with min_call_ms=0 (every instruction
+# takes *some* time; only calls are meant to become operations at any duration).
+_IMPLICIT_MIN_S = 0.001

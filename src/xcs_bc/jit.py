@@ -28,12 +28,14 @@ from xcs_bc.build import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import ConfigError, XCSError
 from xcs_bc.executor import Executor, default_executor, thread_pool
+from xcs_bc.ir import OpType
 from xcs_bc.plan import Env, Plan, make_plan
 from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.rewrite import SiteKey, code_tree, rewrite
 
 R = TypeVar("R")
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
+_GIVE_UP = 3  # traces in a row that make no plan before the function runs plainly for good
 _CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
 
 
@@ -45,6 +47,8 @@ class _CachedPlan:
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.sites: dict[SiteKey, list[int]] = {}
         for op in plan.graph.operations:
+            if op.op_type is not OpType.CALL:
+                continue  # a slow attribute or operator: not a call site, nothing to dispatch
             code = op.metadata.get("code")
             path = paths.get(id(code))
             if path is not None:
@@ -86,6 +90,8 @@ class JittedFunction(Generic[R]):
         self._executor = executor
         self._signature = inspect.signature(target)
         self._plans: list[_CachedPlan] = []
+        self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
+        self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
         self._lock = threading.Lock()
         self.stats = Stats()
         self._refusal = _refusal(target)
@@ -147,10 +153,12 @@ class JittedFunction(Generic[R]):
         except BaseException:
             session.stop()
             self._note("the traced call raised: no plan was made from it")
+            self._no_plan()
             raise
         session.stop()
         if session.error is not None:
             self._note(f"observation failed ({session.error!r}); this call ran plainly")
+            self._no_plan()
             return cast(R, result)
         self._remember(builder, env)
         return cast(R, result)
@@ -162,15 +170,24 @@ class JittedFunction(Generic[R]):
             cached = _CachedPlan(plan, self._fn)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
+            self._no_plan()
             return
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not fail a call that succeeded
             self._note(f"no plan: internal error {exc!r} (please report it); the call ran plainly")
+            self._no_plan()
             return
+        self._traces_without_plan = 0
         if not any(recipe.ahead for recipe in plan.recipes):
             self._note("the trace found no call that can be issued ahead; later calls still replay")
         with self._lock:
             self._plans.insert(0, cached)
             del self._plans[self._cache_size :]
+
+    def _no_plan(self) -> None:
+        """Tracing costs time; when it keeps yielding no plan, stop paying for it (at worst not faster)."""
+        self._traces_without_plan += 1
+        if self._traces_without_plan >= _GIVE_UP and self._refusal is None:
+            self._refusal = f"{_GIVE_UP} traces in a row made no plan (see the notes); it now runs plainly"
 
     def _replay(self, cached: _CachedPlan, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
         self.stats.replays += 1
@@ -189,6 +206,9 @@ class JittedFunction(Generic[R]):
         with self._lock:
             if cached in self._plans:
                 self._plans.remove(cached)
+                self._retired += 1
+                if self._retired >= _GIVE_UP and self._refusal is None:
+                    self._refusal = f"{_GIVE_UP} plans were dropped for mispredicting; it now runs plainly"
                 retired = cached.plan.mispredictions
                 self._note(f"a plan was retired after {retired} replays with mispredictions")
 

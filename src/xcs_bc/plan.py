@@ -30,7 +30,7 @@ from typing import Any
 
 from xcs_bc import purity
 from xcs_bc.build import Decision
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, PathStep, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Source, ValueRef
 from xcs_bc.printing import format_value
 from xcs_bc.values import peek_attr, peek_item
 
@@ -49,7 +49,7 @@ class Env:
     outputs: dict[int, Any] = field(default_factory=dict)
 
 
-_SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range)
+_SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range, slice)
 _DELAYS = frozenset({time.sleep, input, builtins.input})
 _SYNC_TYPES = (
     type(threading.Lock()),
@@ -157,6 +157,11 @@ def _expr(ref: ValueRef, env: Env) -> Any:
         return _OPERATORS[kind](*values)
     if kind == "not" and len(values) == 1 and _plain(values[0]):
         return not values[0]
+    if kind == "slice" and all(v is None or type(v) is int for v in values):
+        return slice(*values)
+    if kind == "binary_slice" and len(values) == 3:  # 3.12+: container[start:stop]
+        values = [values[0], slice(values[1], values[2])]
+        kind = "getitem"
     if kind == "getitem" and len(values) == 2:
         item = peek_item(values[0], values[1])
         if item is not MISSING:
@@ -327,6 +332,8 @@ def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
     def refuse(reason: str) -> Recipe:
         return Recipe(op, callee, args, op.kwnames, needs, False, reason)
 
+    if op.op_type is not OpType.CALL:
+        return refuse("it is a slow step that is not a call (an attribute, an operator, an iterator)")
     if op.control:
         return refuse("it is reached through a branch on an earlier call's result")
     if op.id >= cutoff:
