@@ -482,8 +482,7 @@ def test_a_list_the_function_builds_is_passed_as_itself() -> None:
         __name__ = __qualname__ = "keeper"
 
         def __call__(self, items: list[str]) -> str:
-            seen.append(items)
-            items.append("touched")  # a callee that changes its argument
+            seen.append(items)  # a callee that keeps its argument (a cache, a log, a memory)
             import time as _time
 
             _time.sleep(LATENCY)
@@ -502,9 +501,28 @@ def test_a_list_the_function_builds_is_passed_as_itself() -> None:
         x = fresh()
         expected = f(x)
         got = fast(x)
-        assert got == expected and got[1][-1] == "touched"
-        assert seen[-1] is got[1]  # the callee changed the very list the function returned
-    assert "keeper" in fast.explain() and "runs in its turn" in fast.explain()
+        assert got == expected
+        assert seen[-1] is got[1]  # the callee got the very list the function returned, not a copy
+    assert "mutable object the function builds and keeps" in fast.explain()
+
+
+def test_a_container_built_in_the_call_itself_is_planned() -> None:
+    """`messages=[{"role": "user", "content": prompt}]`: only the callee sees it, a copy is the same."""
+    (llm,) = fakes("llm")
+
+    def create(model: str, messages: list[dict[str, str]]) -> str:
+        return llm(f"[{model}] {messages[-1]['content']}")
+
+    def ensemble(question: str, models: list[str]) -> str:
+        answers = []
+        for model in models:
+            answers.append(create(model=model, messages=[{"role": "user", "content": question}]))
+        return create(model="judge", messages=[{"role": "user", "content": " | ".join(answers)}])
+
+    fast = xcs.jit(ensemble, min_call_ms=MIN_MS)
+    for _ in range(3):
+        run_both(ensemble, fast, fresh("q"), ["a", "b", "c"], watch=[llm])
+    assert fast.stats.served == 8 and fast.stats.in_place == 0
 
 
 def test_delays_and_waits_are_never_issued_ahead() -> None:

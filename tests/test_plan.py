@@ -9,7 +9,7 @@ import types
 import pytest
 
 from xcs_bc.ir import PathStep, Source, ValueRef
-from xcs_bc.plan import Env, Guard, NotComputable, _holds_mutable, _never_ahead, evaluate, same_value
+from xcs_bc.plan import Env, Guard, NotComputable, _never_ahead, _passes_retained, evaluate, same_value
 from xcs_bc.values import const, expr
 
 
@@ -108,4 +108,8 @@ def test_what_is_never_issued_ahead() -> None:
 
     assert _never_ahead(time.sleep) and _never_ahead(threading.Event().wait)
     assert not _never_ahead(len)
-    assert _holds_mutable([1]) and _holds_mutable(("a", {"b": 1})) and not _holds_mutable(("a", 1))
+    kept = expr("list", (const("a"),))
+    retained = {id(kept.operands): kept.operands}
+    assert _passes_retained(kept, retained) and _passes_retained(expr("tuple", (kept,)), retained)
+    assert not _passes_retained(expr("list", (const("a"),)), retained)  # built in the call: not kept
+    assert not _passes_retained(expr("call", (const(str), kept)), retained)  # str(kept) passes a string

@@ -146,7 +146,8 @@ class _FrameState:
     callee: Any = MISSING  # the callable, from a CALL monitoring event
     callee_args: dict[str, Any] | None = None  # bound arguments of a Python callee
     callee_result: Any = MISSING
-    callee_params: tuple[tuple[str, ...], str | None] = ((), None)  # positional parameter names, *args name
+    # positional parameter names, the *args name, the **kwargs name
+    callee_params: tuple[tuple[str, ...], str | None, str | None] = ((), None, None)
     child_return: ValueRef | None = None  # what a nested comprehension frame returned
     exception: BaseException | None = None
     generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
@@ -166,6 +167,7 @@ class GraphBuilder:
         self.inputs: dict[str, ValueRef] = {}
         self.outputs: tuple[ValueRef, ...] = ()
         self.decisions: list[Decision] = []
+        self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see _retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self._frames: dict[types.FrameType, _FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
@@ -223,7 +225,7 @@ class GraphBuilder:
         fs.ops_before = len(self.ops)
         fs.callee = MISSING
         fs.callee_args = None
-        fs.callee_params = ((), None)
+        fs.callee_params = ((), None, None)
         fs.callee_result = MISSING
         fs.child_return = None
         fs.exception = None
@@ -259,10 +261,7 @@ class GraphBuilder:
         )
         f_locals = callee_frame.f_locals
         fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
-        fs.callee_params = (
-            code.co_varnames[: code.co_argcount],
-            code.co_varnames[n - 1] if code.co_flags & 0x04 and not code.co_flags & 0x08 else None,
-        )
+        fs.callee_params = _parameters(code)
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)
@@ -405,7 +404,18 @@ class GraphBuilder:
         changed = new if new is not None else with_deps(expr("effect", (ref,), value=obj), deps)
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
+            self._retain(changed)
         return changed
+
+    def _retain(self, ref: ValueRef) -> None:
+        """`ref`'s container outlives the expression that built it (stored, or changed in place).
+
+        A planned call handed such a container would get a copy, not the object the code keeps
+        and may read again: `plan` refuses those. Containers only the callee sees (`messages=[...]`
+        built in the call itself) are not retained. Keyed by the operands tuple, like shapes.
+        """
+        if ref.source is Source.EXPR and ref.name in ("list", "dict", "set") and ref.operands:
+            self.retained[id(ref.operands)] = ref.operands
 
     def _set_shape(self, ref: ValueRef, deps: frozenset[int]) -> ValueRef:
         if ref.operands:
@@ -511,6 +521,7 @@ class GraphBuilder:
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if fs.control_deps:
             ref = with_deps(ref, fs.control_deps)
+        self._retain(ref)
         fs.locals[name] = with_value(ref, value)
 
     def _load_global(self, fs: _FrameState, name: str) -> ValueRef:
@@ -606,7 +617,7 @@ class GraphBuilder:
         bound = fs.callee_args
         if bound is None:
             return args
-        params, star = fs.callee_params
+        params, star, starstar = fs.callee_params
         if params and not isinstance(
             callee, types.FunctionType
         ):  # a bound method or callable object: skip self
@@ -622,7 +633,12 @@ class GraphBuilder:
                 values.append(bound[star][i - len(params)])
             else:
                 values.append(MISSING)
-        values.extend(bound.get(name, MISSING) for name in kwnames)
+        extra = bound.get(starstar) if starstar is not None else None
+        for name in kwnames:  # a keyword lands in its parameter, or in **kwargs (a wrapper's)
+            if name in bound and name not in (star, starstar):
+                values.append(bound[name])
+            else:
+                values.append(extra.get(name, MISSING) if isinstance(extra, dict) else MISSING)
         return tuple(
             with_value(ref, value) if ref.value is MISSING and value is not MISSING else ref
             for ref, value in zip(args, values, strict=True)
@@ -789,6 +805,15 @@ def _merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
     return None
 
 
+def _parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:
+    """A function's positional parameter names, its *args name and its **kwargs name."""
+    i = code.co_argcount + code.co_kwonlyargcount
+    varargs = code.co_varnames[i] if code.co_flags & 0x04 else None
+    i += bool(code.co_flags & 0x04)
+    varkw = code.co_varnames[i] if code.co_flags & 0x08 else None
+    return code.co_varnames[: code.co_argcount], varargs, varkw
+
+
 def _made_code(ref: ValueRef) -> types.CodeType | None:
     """The code object of a function made by MAKE_FUNCTION in the observed code, if `ref` is one."""
     if ref.source is Source.EXPR and ref.name == "make_function":
@@ -909,11 +934,13 @@ def _h_build_const_key_map(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped:
 
 def _h_store_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     obj, value = b._pop(fs, 2)  # TOS is the object, TOS1 the value
+    b._retain(value)
     b._mutate(obj.value, b._lookup(obj), obj.deps | value.deps | fs.control_deps)
 
 
 def _h_store_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     value, container, key = b._pop(fs, 3)
+    b._retain(value)
     b._mutate(container.value, b._lookup(container), container.deps | value.deps | key.deps | fs.control_deps)
 
 

@@ -166,7 +166,7 @@ class JittedFunction(Generic[R]):
     def _remember(self, builder: GraphBuilder, env: Env) -> None:
         try:
             graph = builder.finish(None)
-            plan = make_plan(graph, builder.decisions, env)
+            plan = make_plan(graph, builder.decisions, env, builder.retained)
             cached = _CachedPlan(plan, self._fn)
         except XCSError as exc:
             self._note(f"no plan: {exc}")

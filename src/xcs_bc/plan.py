@@ -325,7 +325,8 @@ def _outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
     return frozenset(out)
 
 
-def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
+            why = "is a mutable object the function builds and keeps"
+            return refuse(f"argument {format_value(ref)} {why}")
     callee, args = op.inputs[0], op.inputs[1:]
     needs = _outputs_needed(op.inputs)
 
@@ -357,16 +358,22 @@ def _make_recipe(op: Operation, env: Env, cutoff: int) -> Recipe:
                 return refuse(f"argument {format_value(ref)} could not be checked against the trace")
         elif not same_value(value, ref.value):
             return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
-        if ref.source is Source.EXPR and _holds_mutable(value):
-            # a recipe would build a copy, but the callee must get the very object the code builds
-            return refuse(f"argument {format_value(ref)} is a mutable object the function builds itself")
+        if _passes_retained(ref, retained):
+            # a recipe would build a copy, but the callee must get the very object the code keeps
+            return refuse(f"argument {format_value(ref)} is a mutable object the function builds and keeps")
     return Recipe(op, callee, args, op.kwnames, needs, True, "")
 
 
-def _holds_mutable(value: Any, depth: int = 3) -> bool:
-    if type(value) in (list, dict, set, bytearray):
+def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]) -> bool:
+    """Would the value passed contain a list, dict or set the function also keeps (see build._retain)?
+
+    Only containers that end up inside the argument itself count: `str(kept)` passes a string.
+    """
+    if ref.source is not Source.EXPR or ref.name not in ("list", "dict", "set", "tuple") or ref.path:
+        return False
+    if ref.name != "tuple" and retained.get(id(ref.operands)) is ref.operands:
         return True
-    return depth > 0 and type(value) is tuple and any(_holds_mutable(v, depth - 1) for v in value)
+    return any(_passes_retained(operand, retained) for operand in ref.operands)
 
 
 def _never_ahead(callee: Any) -> bool:
@@ -403,7 +410,12 @@ class Plan:
         return None
 
 
-def make_plan(graph: ComputationGraph, decisions: list[Decision], env: Env) -> Plan:
+def make_plan(
+    graph: ComputationGraph,
+    decisions: list[Decision],
+    env: Env,
+    retained: Mapping[int, tuple[ValueRef, ...]] | None = None,
+) -> Plan:
     """Guards and recipes for `graph`, checked against the trace's own inputs in `env`."""
     env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
     guards: list[Guard] = []
@@ -416,7 +428,7 @@ def make_plan(graph: ComputationGraph, decisions: list[Decision], env: Env) -> P
                 cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
             break
         guards.append(guard)
-    recipes = tuple(_make_recipe(op, env, cutoff) for op in graph.operations)
+    recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
     guards[:0] = _input_guards(recipes, guards, env)
     dependents: dict[int, list[int]] = {}
     for recipe in recipes:
