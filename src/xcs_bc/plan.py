@@ -325,8 +325,9 @@ def _outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
     return frozenset(out)
 
 
-            why = "is a mutable object the function builds and keeps"
-            return refuse(f"argument {format_value(ref)} {why}")
+def _make_recipe(
+    op: Operation, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
+) -> Recipe:
     callee, args = op.inputs[0], op.inputs[1:]
     needs = _outputs_needed(op.inputs)
 
