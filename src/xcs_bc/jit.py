@@ -105,12 +105,12 @@ class JittedFunction(Generic[R]):
             args = (self._bound_self, *args)
         fn = self._fn
         if self._refusal is not None or observe.is_observing():
-            self.stats.plain_runs += 1
+            self.stats.bump("plain_runs")
             return cast(R, fn(*args, **kwargs))
         try:
             env = self._env(args, kwargs)
         except TypeError:
-            self.stats.plain_runs += 1
+            self.stats.bump("plain_runs")
             return cast(R, fn(*args, **kwargs))  # a bad call: let the function raise its own TypeError
         cached = self._lookup(env)
         if cached is None:
@@ -140,12 +140,12 @@ class JittedFunction(Generic[R]):
                 return cached
             reasons.append(failure)
         if plans:
-            self.stats.guard_misses += 1
+            self.stats.bump("guard_misses")
             self._note(f"guard miss, traced again: {reasons[0]}")
         return None
 
     def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
-        self.stats.traces += 1
+        self.stats.bump("traces")
         builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__)
         session = observe.observe_call(builder, self._fn.__code__, sys._getframe())
         try:
@@ -190,7 +190,7 @@ class JittedFunction(Generic[R]):
             self._refusal = f"{_GIVE_UP} traces in a row made no plan (see the notes); it now runs plainly"
 
     def _replay(self, cached: _CachedPlan, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
-        self.stats.replays += 1
+        self.stats.bump("replays")
         replay = Replay(cached.plan, cached.sites, env, self._get_executor(), self.stats)
         push(replay)
         try:

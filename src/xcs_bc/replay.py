@@ -17,7 +17,7 @@ import contextvars
 import functools
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.executor import Executor
@@ -37,10 +37,16 @@ class Stats:
     mispredictions: int = 0
     wasted: int = 0
     guard_misses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def bump(self, name: str) -> None:
+        """Add one to a counter; calls on many threads update the same stats."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
     def __str__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__)
-        return f"Stats({fields})"
+        names = [name for name in self.__dataclass_fields__ if not name.startswith("_")]
+        return "Stats(" + ", ".join(f"{name}={getattr(self, name)}" for name in names) + ")"
 
 
 @dataclass
@@ -120,23 +126,23 @@ class Replay:
                 self.consumed.add(op_id)
         if issued is not None:
             if _same_call(issued, fn, args, kwargs):
-                self.stats.served += 1
+                self.stats.bump("served")
                 return issued.future.result()  # re-raises the call's own exception here
             self._mispredicted(issued)
         return self._in_place(op_id, fn, args, kwargs)
 
     def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self.stats.in_place += 1
+        self.stats.bump("in_place")
         result = fn(*args, **kwargs)
         if op_id is not None:
             self._record(op_id, result)
         return result
 
     def _mispredicted(self, issued: _Issued) -> None:
-        self.stats.mispredictions += 1
+        self.stats.bump("mispredictions")
         self.mispredicted = True
         if not issued.future.cancel():
-            self.stats.wasted += 1
+            self.stats.bump("wasted")
 
     def finish(self) -> None:
         """Cancel planned calls the run did not reach; count those already under way as wasted."""
@@ -145,7 +151,7 @@ class Replay:
             self.consumed.update(self.issued)
         for issued in leftover:
             if not issued.future.cancel():
-                self.stats.wasted += 1
+                self.stats.bump("wasted")
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1
