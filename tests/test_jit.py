@@ -610,3 +610,71 @@ def test_a_function_that_keeps_making_no_plan_runs_plainly() -> None:
     assert fast(x) == f(x)
     assert fast.stats.traces == 3 and fast.stats.plain_runs == 1
     assert "3 traces in a row made no plan" in fast.explain()
+
+
+_NOTES: list[str] = []
+
+
+def _touch() -> None:  # a helper the builder cannot see into: changes a global it is not handed
+    _NOTES.append("t")
+
+
+def test_a_shared_list_changed_by_an_unseen_helper_is_never_served_stale() -> None:
+    (llm,) = fakes("llm")
+    (judge,) = fakes("judge")
+
+    def f(x: str) -> tuple[str, str]:
+        first = judge(x)
+        _touch()
+        return first, llm(str(_NOTES)) + llm(_NOTES)  # type: ignore[arg-type]
+
+    fast = xcs.jit(f, min_call_ms=MIN_MS)
+    for _ in range(3):
+        x = fresh()
+        _NOTES.clear()
+        expected = f(x)
+        _NOTES.clear()
+        assert fast(x) == expected
+    assert "the function shares" in fast.explain() or "not known to be pure ran before" in fast.explain()
+
+
+def test_a_loop_over_a_list_the_function_grew_is_not_issued_ahead() -> None:
+    (llm,) = fakes("llm")
+
+    def f(xs: list[str]) -> list[str]:
+        xs.append("z")
+        return [llm(x) for x in xs]
+
+    fast = xcs.jit(f, min_call_ms=MIN_MS)
+    for n in (2, 1, 3):
+        items = [fresh() for _ in range(n)]
+        llm.reset()
+        expected = f(list(items))
+        plain_calls = calls(llm)
+        llm.reset()
+        assert fast(list(items)) == expected and calls(llm) == plain_calls
+    assert fast.stats.wasted == 0
+
+
+def test_retiring_a_plan_after_repeated_mispredictions_does_not_hang() -> None:
+    (llm,) = fakes("llm")
+    counter = {"n": 0}
+
+    def tick() -> None:  # slow, with a side effect the next call's arguments depend on
+        import time as _time
+
+        _time.sleep(LATENCY)
+        counter["n"] += 1
+
+    def f(x: str) -> str:
+        tick()
+        return llm(f"{x} {counter['n']}")
+
+    fast = xcs.jit(f, min_call_ms=MIN_MS)
+    for _ in range(6):
+        box: list[str] = []
+        worker = threading.Thread(target=lambda: box.append(fast("x")), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert box == [f"llm(x {counter['n']})"], fast.stats
+    assert fast.stats.mispredictions >= 3 and "retired" in fast.explain()

@@ -167,6 +167,7 @@ class GraphBuilder:
         self.inputs: dict[str, ValueRef] = {}
         self.outputs: tuple[ValueRef, ...] = ()
         self.decisions: list[Decision] = []
+        self.unknown_calls = 0  # fast calls to functions not known to be pure, so far
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see _retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self._frames: dict[types.FrameType, _FrameState] = {}
@@ -657,6 +658,7 @@ class GraphBuilder:
         operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
         kind = "call_kw" if kwnames else "call"
         if effect is purity.Effect.UNKNOWN:
+            self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             everything = frozenset(range(len(self.ops)))
             self._mutate_receiver(callee, callee_ref, everything)
             for ref in args:
@@ -759,6 +761,7 @@ class GraphBuilder:
         control = tuple(entry.cond for entry in fs.control)
         site = self._site(fs, ins)
         metadata["code"] = code
+        metadata["after_unknown_call"] = self.unknown_calls > 0
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op
@@ -1012,7 +1015,7 @@ def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: boo
 def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
     it = expr("iter", (ref,))
-    b._iters[id(it)] = [it, ref, 0]
+    b._iters[id(it)] = [it, ref, 0, len(b.ops)]  # iterator, iterable, items so far, ops before the loop
     b._push(fs, it)
 
 
@@ -1030,7 +1033,8 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
             # (on the sequences themselves when enumerate() or zip() walked them)
             sequences = _lockstep(iterable)[1] or [iterable]
             for sequence in sequences:
-                b.decisions.append(Decision(sequence, ("loop", state[2]), len(b.ops), b._site(fs, ins)))
+                # the loop's length decides every call made in it: the decision comes before them
+                b.decisions.append(Decision(sequence, ("loop", state[2]), state[3], b._site(fs, ins)))
         for _ in range(ins.jump_pushes):
             b._push(fs, NULL)
         return

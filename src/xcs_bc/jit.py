@@ -92,7 +92,7 @@ class JittedFunction(Generic[R]):
         self._plans: list[_CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _retire notes while holding it
         self.stats = Stats()
         self._refusal = _refusal(target)
         self._notes: list[str] = []

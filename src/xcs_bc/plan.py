@@ -63,6 +63,7 @@ _SYNC_TYPES = (
     queue.SimpleQueue,
 )
 _SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
+_SHARED_CONTAINERS = (list, dict, set, bytearray)
 _SIZED = (str, bytes, tuple, list, dict, set, frozenset, range)
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
@@ -359,6 +360,12 @@ def _make_recipe(
                 return refuse(f"argument {format_value(ref)} could not be checked against the trace")
         elif not same_value(value, ref.value):
             return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
+        if ref.source is not Source.EXPR and type(value) in _SHARED_CONTAINERS:
+            # the function holds it too: it could change it (or the callee could) before the call site
+            return refuse(f"argument {format_value(ref)} is a {type(value).__name__} the function shares")
+        if op.metadata.get("after_unknown_call") and not purity.is_immutable(value):
+            why = "a function not known to be pure ran before it and may have changed"
+            return refuse(f"{why} its argument {format_value(ref)}")
         if _passes_retained(ref, retained):
             # a recipe would build a copy, but the callee must get the very object the code keeps
             return refuse(f"argument {format_value(ref)} is a mutable object the function builds and keeps")
