@@ -673,7 +673,7 @@ def test_retiring_a_plan_after_repeated_mispredictions_does_not_hang() -> None:
     fast = xcs.jit(f, min_call_ms=MIN_MS)
     for _ in range(6):
         box: list[str] = []
-        worker = threading.Thread(target=lambda: box.append(fast("x")), daemon=True)
+        worker = threading.Thread(target=lambda out=box: out.append(fast("x")), daemon=True)
         worker.start()
         worker.join(10)
         assert box == [f"llm(x {counter['n']})"], fast.stats
