@@ -288,6 +288,12 @@ class GraphBuilder:
         """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
         now = time.perf_counter()
         self._fill_exception(exc)
+        for state in self._iters.values():
+            # a loop left by break or return: how many items it took is no guard we can check
+            # before the run, so nothing from the loop on is issued ahead
+            if len(state) == 4:
+                site = Site(self.name, 0, self.name, -1)
+                self.decisions.append(Decision(unknown(0), ("left", True), state[3], site))
         for fs in list(self._frames.values()):
             if fs.pending is not None and fs.pending.opname in _CALLS and exc is not None:
                 fs.exception = fs.exception or exc
@@ -1015,7 +1021,8 @@ def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: boo
 def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
     it = expr("iter", (ref,))
-    b._iters[id(it)] = [it, ref, 0, len(b.ops)]  # iterator, iterable, items so far, ops before the loop
+    # iterator, iterable, items so far, ops before the loop (popped when the loop runs out)
+    b._iters[id(it)] = [it, ref, 0, len(b.ops)]
     b._push(fs, it)
 
 

@@ -428,14 +428,17 @@ def make_plan(
     env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
     guards: list[Guard] = []
     cutoff, cutoff_reason = len(graph.operations), ""
+    checked: list[tuple[Decision, Guard]] = []
     for decision in decisions:
         guard = _decision_guard(decision)
         if guard is None or guard.check(env) is not None:
-            if decision.before < cutoff:
+            if decision.before < cutoff:  # the earliest unguardable decision wins
                 cutoff = decision.before
                 cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
-            break
-        guards.append(guard)
+        else:
+            checked.append((decision, guard))
+    # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
+    guards.extend(guard for decision, guard in checked if decision.before < cutoff)
     recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
     guards[:0] = _input_guards(recipes, guards, env)
     dependents: dict[int, list[int]] = {}
