@@ -74,6 +74,7 @@ class Replay:
         self.consumed: set[int] = set()
         self.occurrences: dict[SiteKey, int] = {}
         self.mispredicted = False
+        self.finished = False  # once the run has ended, arriving results issue nothing more
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class Replay:
         for op_id in op_ids:
             recipe = self.plan.recipes[op_id]
             with self.lock:
-                if op_id in self.issued or op_id in self.consumed:
+                if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
                 try:
                     callee, args, kwargs = recipe.call(self.env)
@@ -147,6 +148,7 @@ class Replay:
     def finish(self) -> None:
         """Cancel planned calls the run did not reach; count those already under way as wasted."""
         with self.lock:
+            self.finished = True
             leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
             self.consumed.update(self.issued)
         for issued in leftover:
