@@ -268,14 +268,8 @@ def check_program(
     sequence: list[Inputs],
     *,
     min_call_ms: float = MIN_CALL_MS,
-    allow_late_calls: bool = True,
 ) -> None:
-    """Call the jitted program on each input of `sequence`, comparing each call with the plain one.
-
-    ``allow_late_calls`` tolerates the open bug of
-    `test_no_call_starts_after_the_jitted_call_has_raised`: calls issued after
-    the run ended (they are counted apart, and only they are tolerated).
-    """
+    """Call the jitted program on each input of `sequence`, comparing each call with the plain one."""
     source = program if isinstance(program, str) else program.source
     fakes = Fakes.make()
     fn = compile_program(source, fakes)
@@ -298,16 +292,13 @@ def check_program(
         assert delta["traces"] + delta["replays"] + delta["plain_runs"] == 1, where
         missing = {name: plain_calls[name] - jit_calls[name] for name in jit_calls}
         assert not any(missing.values()), f"calls the jitted run did not make: {missing}; {where}"
-        late = fakes.started_after(actual.ended)
-        if late and allow_late_calls:
-            note(f"call #{number}: {late} calls started after the jitted call ended (open bug)")
-        else:
-            assert not late, f"{late} calls started after the jitted call ended: {jit_calls}; {where}"
+        late = fakes.started_after(actual.ended)  # see test_no_call_starts_after_the_jitted_call_has_raised
+        assert not late, f"{late} calls started after the jitted call ended: {jit_calls}; {where}"
         extra = sum(sum((jit_calls[name] - plain_calls[name]).values()) for name in jit_calls)
         # Every extra call is one the stats own up to.  (Not the converse: a glue call slowed down
         # past min_call_ms is an operation too, and wasting it calls no fake.)
         most = delta["wasted"] * (2 if "twice(" in source else 1)  # a wasted `twice` made two calls
-        assert extra - late <= most, f"{extra} extra calls: {jit_calls} vs {plain_calls}; {where}"
+        assert extra <= most, f"{extra} extra calls: {jit_calls} vs {plain_calls}; {where}"
         if expected.kind == "ok" and not plain_raised and delta["mispredictions"] == 0:
             assert delta["wasted"] == 0, f"the prediction held, yet calls were wasted; {where}"
 
@@ -368,7 +359,7 @@ def test_jit_behaves_like_plain_with_effects(program: Program, sequence: list[In
 def test_hunt(program: Program, sequence: list[Inputs]) -> None:
     """Every feature of the grammar, inputs resized in place, free `break`s and hidden changes included."""
     note(program.source)
-    check_program(program, sequence, allow_late_calls=False)
+    check_program(program, sequence)
 
 
 # -- bugs these tests found, all fixed: regression tests ---------------------------------------------
@@ -376,6 +367,15 @@ def test_hunt(program: Program, sequence: list[Inputs]) -> None:
 
 @pytest.mark.parametrize("condition", ["flag", "'l' in t"], ids=["break-on-flag", "break-on-result"])
 def test_a_loop_left_by_break_is_guarded_on_its_length(condition: str) -> None:
+    """Regression (found by these tests; fixed in bbe41cf, "loops left by break or return").
+
+    A loop left by ``break`` on anything but a test of its current item (the
+    flag, a slow call's result) recorded no guard on its number of items (the
+    loop decision was made only when the iterator ran out), so the plan traced
+    with xs=['a'] also took xs=[], and the first iteration's llm('a'), issued
+    ahead, was never reached: a call the plain function does not make, with
+    stats.wasted=1 and no misprediction.
+    """
     source = (
         "def f(xs, flag):\n"
         "    for x in xs:\n"
@@ -388,6 +388,14 @@ def test_a_loop_left_by_break_is_guarded_on_its_length(condition: str) -> None:
 
 
 def test_no_call_starts_after_the_jitted_call_has_raised() -> None:
+    """Regression (found by these tests; fixed in 4b3d679, "no call is issued after a replay ended").
+
+    The run raises at bad('boom') while judge('b'), issued ahead, is still
+    running; finish() counts it as wasted, but when it returned its
+    done-callback (Replay._arrived -> _record -> _issue) issued the dependent
+    llm('judge(b)') ~50 ms after the function had raised: a call the plain
+    function never makes, made after it ended and counted nowhere.
+    """
     bad = FakeLLM("bad", 0.002, fail_on="boom")
     judge = FakeLLM("judge", 0.05)
     llm = FakeLLM("llm", 0.002)
