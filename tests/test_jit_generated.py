@@ -15,7 +15,8 @@ the jitted calls must be the plain calls plus at most ``wasted`` more, and
 when nothing was mispredicted and nothing raised (no slow call, and not the
 function itself), ``wasted`` must be 0.
 
-Bugs these tests found are kept at the end as regression tests (all fixed).
+Bugs these tests found are kept at the end: open ones as minimal reproducers
+marked ``xfail(strict=True)``, fixed ones as regression tests.
 `test_hunt` runs every feature of the grammar; ``XCS_BC_HUNT_EXAMPLES=N`` asks
 it for more examples.  A jitted call runs on a thread of its own, so one that
 hangs fails its test after `HANG_SECONDS` (with its stack) instead of stalling
@@ -363,6 +364,19 @@ def test_hunt(program: Program, sequence: list[Inputs]) -> None:
 
 
 # -- bugs these tests found, all fixed: regression tests ---------------------------------------------
+
+
+def test_a_loop_with_a_break_on_a_result_is_guarded_on_its_length() -> None:
+    """Regression: a loop that ran out inside the region of a result-dependent `break` got no length guard."""
+    source = (
+        "def f(xs, flag):\n"
+        "    for x in xs:\n"
+        "        t = judge('q')\n"
+        "        if len(t) > 100:\n"  # never true: the loop runs out
+        "            break\n"
+        "    return llm(str(len(xs)))\n"  # a slow call after the loop: the wasted call surely starts
+    )
+    check_program(source, [Inputs(("a",), True), Inputs((), True)])
 
 
 @pytest.mark.parametrize("condition", ["flag", "'l' in t"], ids=["break-on-flag", "break-on-result"])

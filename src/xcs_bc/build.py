@@ -662,7 +662,8 @@ class GraphBuilder:
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
         operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
-        kind = "call_kw" if kwnames else "call"
+        # f(*seq, **kw) is not f(seq, kw): a kind of its own, which recipes do not evaluate
+        kind = "call_ex" if star else "call_kw" if kwnames else "call"
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             everything = frozenset(range(len(self.ops)))
@@ -1035,7 +1036,9 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
     if jumped:
         b._iters.pop(id(it), None)
         in_frame = iterable.source is Source.EXPR and iterable.name in _CONTAINERS
-        if state is not None and not iterable.deps and not fs.control_deps and not in_frame:
+        # (recorded even under a branch on a result, e.g. a `break` that was not taken: a length
+        # guard can only make a plan apply less often)
+        if state is not None and not iterable.deps and not in_frame:
             # a container built here has the length earlier decisions gave it; anything else is a guard
             # (on the sequences themselves when enumerate() or zip() walked them)
             sequences = _lockstep(iterable)[1] or [iterable]
