@@ -367,7 +367,14 @@ def test_hunt(program: Program, sequence: list[Inputs]) -> None:
 
 
 def test_a_loop_with_a_break_on_a_result_is_guarded_on_its_length() -> None:
-    """Regression: a loop that ran out inside the region of a result-dependent `break` got no length guard."""
+    """Regression (found by these tests; fixed in 79e617d, "loop length guards also under a ... break").
+
+    A loop holding a `break` under a branch on a slow call's result got no
+    guard on its number of items even when the break was not taken, so the
+    plan traced with xs=['a'] also took xs=[]: judge('q') of the first
+    iteration was issued ahead and never reached (stats.wasted=1, no
+    misprediction).  With `continue` instead of `break` the loop was guarded.
+    """
     source = (
         "def f(xs, flag):\n"
         "    for x in xs:\n"
