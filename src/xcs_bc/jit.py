@@ -32,6 +32,7 @@ from xcs_bc.ir import OpType
 from xcs_bc.plan import Env, Plan, make_plan
 from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.rewrite import SiteKey, code_tree, rewrite
+from xcs_bc.values import peek_attr
 
 R = TypeVar("R")
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
@@ -265,7 +266,7 @@ def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:
         return fn.__func__, fn.__self__
     if isinstance(fn, types.FunctionType):
         return fn, None
-    call = next((k.__dict__["__call__"] for k in type(fn).__mro__ if "__call__" in k.__dict__), None)
+    call = peek_attr(type(fn), "__call__")
     if isinstance(call, types.FunctionType):
         return call, fn
     raise ConfigError(

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from xcs_bc.codeinfo import code_info
 from xcs_bc.errors import CaptureError
 from xcs_bc.ir import MISSING, Site
+from xcs_bc.values import peek_attr
 
 
 @dataclass(slots=True)
@@ -347,11 +348,7 @@ def _python_code(callee: Any) -> types.CodeType | None:
     code = getattr(func, "__code__", None)
     if isinstance(code, types.CodeType):
         return code
-    call = None
-    for klass in type(callee).__mro__:  # the class's own __call__, without running any descriptor
-        if "__call__" in klass.__dict__:
-            call = klass.__dict__["__call__"]
-            break
+    call = peek_attr(type(callee), "__call__")  # the class's own __call__, running no descriptor
     code = getattr(call, "__code__", None)
     return code if isinstance(code, types.CodeType) else None
 

@@ -32,7 +32,7 @@ from xcs_bc import purity
 from xcs_bc.build import Decision
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Source, ValueRef
 from xcs_bc.printing import format_value
-from xcs_bc.values import peek_attr, peek_item
+from xcs_bc.values import describe_callee, peek_attr, peek_item
 
 
 class NotComputable(Exception):
@@ -193,17 +193,13 @@ def _call(kind: str, values: list[Any], fresh: list[bool]) -> Any:
         raise NotComputable("a pure call on values whose methods could run user code")
     callee, *args = values
     if purity.classify(callee) is not purity.Effect.PURE:
-        raise NotComputable(f"{purity_name(callee)} is not known to be pure")
+        raise NotComputable(f"{describe_callee(callee)} is not known to be pure")
     kwargs: dict[str, Any] = {}
     if kind == "call_kw":
         names = args.pop()
         kwargs = dict(zip(names, args[len(args) - len(names) :], strict=True))
         args = args[: len(args) - len(names)]
     return callee(*args, **kwargs)
-
-
-def purity_name(callee: Any) -> str:
-    return str(getattr(callee, "__qualname__", type(callee).__qualname__))
 
 
 def _plain(value: Any) -> bool:
@@ -349,7 +345,7 @@ def _make_recipe(
     if observed is not MISSING and not same_value(value, observed):
         return refuse(f"its callee {format_value(callee)} is computed differently than it was called")
     if _never_ahead(value):
-        return refuse(f"{purity_name(value)} waits or synchronises: issuing it early would change timing")
+        return refuse(f"{describe_callee(value)} waits or synchronises: issuing it early would change timing")
     for ref in args:
         try:
             value = evaluate(ref, env)
