@@ -46,6 +46,7 @@ from xcs_bc.values import (
     const,
     describe_callee,
     expr,
+    index_const,
     peek_attr,
     peek_item,
     peek_iter_item,
@@ -120,6 +121,39 @@ class Decision:
     site: Site
 
 
+@dataclass(frozen=True)
+class LoopRecord:
+    """A `for` loop (or comprehension) that ran out, over sequences whose length a guard checks.
+
+    `op_starts[k]` and `decision_starts[k]` are how many operations and decisions had been
+    made when item k came out; `op_end` and `decision_end` the same when the loop ran out (before
+    its own length decisions, at indices `own_decisions`).  `depth` counts the loops it ran
+    inside.  With these, `generalize` can tell
+    whether every iteration made the same calls and replay the loop for another length.
+    """
+
+    iterable: ValueRef
+    sequences: tuple[ValueRef, ...]
+    op_starts: tuple[int, ...]
+    op_end: int
+    decision_starts: tuple[int, ...]
+    decision_end: int
+    own_decisions: tuple[int, ...]
+    site: Site
+    depth: int  # how many loops it ran inside
+
+
+@dataclass
+class _LoopState:
+    """A loop under way: its iterator's ref, what it iterates, and where each item began."""
+
+    iterator: ValueRef
+    iterable: ValueRef
+    ops_before: int
+    op_starts: list[int] = field(default_factory=list)
+    decision_starts: list[int] = field(default_factory=list)
+
+
 @dataclass
 class _Control:
     """A branch the frame is still under: until `until` is reached, everything depends on `cond`."""
@@ -173,9 +207,10 @@ class GraphBuilder:
         self._frames: dict[types.FrameType, _FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
         self._yields: dict[int, list[ValueRef]] = {}  # id(generator ref) -> refs it yielded
-        # id(iterator ref) -> [iterator ref, iterable ref, count]; shared by frames because a 3.10/3.11
-        # comprehension frame iterates the iterator its parent made
-        self._iters: dict[int, list[Any]] = {}
+        # id(iterator ref) -> its loop; shared by frames because a 3.10/3.11 comprehension frame
+        # iterates the iterator its parent made
+        self._iters: dict[int, _LoopState] = {}
+        self.loops: list[LoopRecord] = []  # loops that ran out, in the order they ended
         # id(operands) -> (operands, deps): what the *length* of a container built by the observed
         # code depends on (the branches taken while it was built), as opposed to its elements' values.
         # Keyed by the operands tuple, which survives `with_deps`/`with_value` copies of the ref.
@@ -291,9 +326,8 @@ class GraphBuilder:
         for state in self._iters.values():
             # a loop left by break or return: how many items it took is no guard we can check
             # before the run, so nothing from the loop on is issued ahead
-            if len(state) == 4:
-                site = Site(self.name, 0, self.name, -1)
-                self.decisions.append(Decision(unknown(0), ("left", True), state[3], site))
+            site = Site(self.name, 0, self.name, -1)
+            self.decisions.append(Decision(unknown(0), ("left", True), state.ops_before, site))
         for fs in list(self._frames.values()):
             if fs.pending is not None and fs.pending.opname in _CALLS and exc is not None:
                 fs.exception = fs.exception or exc
@@ -423,6 +457,33 @@ class GraphBuilder:
         """
         if ref.source is Source.EXPR and ref.name in ("list", "dict", "set") and ref.operands:
             self.retained[id(ref.operands)] = ref.operands
+
+    def _record_loop(
+        self,
+        fs: _FrameState,
+        ins: Instr,
+        state: _LoopState,
+        sequences: tuple[ValueRef, ...],
+        own: tuple[int, ...],
+    ) -> None:
+        """A loop ran out: remember its rounds, and guard the length of the sequences it walked."""
+        site = self._site(fs, ins)
+        self.loops.append(
+            LoopRecord(
+                state.iterable,
+                sequences,
+                tuple(state.op_starts),
+                len(self.ops),
+                tuple(state.decision_starts),
+                len(self.decisions),
+                own,
+                site,
+                len(self._iters),  # its own state is gone: what is left is the loops around it
+            )
+        )
+        for sequence in sequences:
+            # the loop's length decides every call made in it: the decision comes before them
+            self.decisions.append(Decision(sequence, ("loop", len(state.op_starts)), state.ops_before, site))
 
     def _set_shape(self, ref: ValueRef, deps: frozenset[int]) -> ValueRef:
         if ref.operands:
@@ -1022,15 +1083,16 @@ def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: boo
 def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
     it = expr("iter", (ref,))
-    # iterator, iterable, items so far, ops before the loop (popped when the loop runs out)
-    b._iters[id(it)] = [it, ref, 0, len(b.ops)]
+    b._iters[id(it)] = _LoopState(it, ref, len(b.ops))  # popped when the loop runs out
     b._push(fs, it)
 
 
 def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (it,) = b._pop(fs, 1)
     state = b._iters.get(id(it))
-    iterable = state[1] if state is not None and state[0] is it else it
+    if state is not None and state.iterator is not it:
+        state = None
+    iterable = state.iterable if state is not None else it
     # whether there is another item depends on the iterable's length, not on its items' values
     b._branch(fs, ins, ValueRef(Source.EXPR, name="len", deps=b._shape_deps(iterable)))
     if jumped:
@@ -1041,19 +1103,27 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
         if state is not None and not iterable.deps and not in_frame:
             # a container built here has the length earlier decisions gave it; anything else is a guard
             # (on the sequences themselves when enumerate() or zip() walked them)
-            sequences = _lockstep(iterable)[1] or [iterable]
-            for sequence in sequences:
-                # the loop's length decides every call made in it: the decision comes before them
-                b.decisions.append(Decision(sequence, ("loop", state[2]), state[3], b._site(fs, ins)))
+            sequences = tuple(_lockstep(iterable)[1] or [iterable])
+            own = tuple(range(len(b.decisions), len(b.decisions) + len(sequences)))
+            b._record_loop(fs, ins, state, sequences, own)
+        elif (
+            state is not None
+            and in_frame
+            and iterable.name in ("list", "tuple")
+            and not b._shape_deps(iterable)
+        ):
+            # a list built here (by an earlier loop, say) is as long as it was built: no guard
+            b._record_loop(fs, ins, state, (), ())
         for _ in range(ins.jump_pushes):
             b._push(fs, NULL)
         return
     b._push(fs, it)
-    if state is None or state[0] is not it:
+    if state is None:
         b._push(fs, unknown(len(b.ops)))
         return
-    index = state[2]
-    state[2] = index + 1
+    index = len(state.op_starts)
+    state.op_starts.append(len(b.ops))
+    state.decision_starts.append(len(b.decisions))
     if (
         iterable.source is Source.EXPR
         and iterable.name in ("list", "tuple")
@@ -1094,12 +1164,18 @@ def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef 
     kind, sequences = _lockstep(iterable)
     if kind is range:
         value = peek_iter_item(iterable.value, index) if iterable.value is not MISSING else MISSING
-        return with_deps(const(value), iterable.deps) if isinstance(value, int) else None
+        return with_deps(index_const(value), iterable.deps) if isinstance(value, int) else None
     if kind is None:
         return None
+    start = 0
+    if kind is enumerate and len(iterable.operands) == 3:  # enumerate(xs, start)
+        start_ref = iterable.operands[2]
+        if start_ref.source is not Source.CONST or type(start_ref.value) is not int:
+            return None
+        start = start_ref.value
     items = [b._lookup(step(seq, "iter", index, peek_iter_item(seq.value, index))) for seq in sequences]
     if kind is enumerate:
-        items.insert(0, const(index))
+        items.insert(0, index_const(start + index))
     return expr("tuple", items)
 
 

@@ -24,12 +24,13 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
 from xcs_bc import observe
-from xcs_bc.build import GraphBuilder
+from xcs_bc.build import GraphBuilder, LoopRecord
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import ConfigError, XCSError
 from xcs_bc.executor import Executor, default_executor, thread_pool
+from xcs_bc.generalize import generalize
 from xcs_bc.ir import OpType
-from xcs_bc.plan import Env, Plan, make_plan
+from xcs_bc.plan import Env, Plan, Schedule, make_plan
 from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.rewrite import SiteKey, code_tree, rewrite
 from xcs_bc.values import peek_attr
@@ -43,20 +44,42 @@ _CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterab
 class _CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
-    def __init__(self, plan: Plan, fn: types.FunctionType) -> None:
+    def __init__(self, plan: Plan, fn: types.FunctionType, loops: list[LoopRecord]) -> None:
         self.plan = plan
+        self.general = generalize(plan, loops)
         paths = {id(code): path for path, code in code_tree(fn).items()}
-        self.sites: dict[SiteKey, list[int]] = {}
+        self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
             if op.op_type is not OpType.CALL:
                 continue  # a slow attribute or operator: not a call site, nothing to dispatch
-            code = op.metadata.get("code")
-            path = paths.get(id(code))
+            path = paths.get(id(op.metadata.get("code")))
             if path is not None:
-                self.sites.setdefault((path, op.site.offset), []).append(op.id)
-        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.sites))
+                self.keys[op.id] = (path, op.site.offset)
+        self.sites = self._sites(plan.schedule)
+        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
         self.clone = rewritten.function
         self.refused = rewritten.refused
+
+    def _sites(self, schedule: Schedule) -> dict[SiteKey, list[int]]:
+        """Which scheduled call each site's n-th call is."""
+        sites: dict[SiteKey, list[int]] = {}
+        for index, origin in enumerate(schedule.origin):
+            key = self.keys.get(origin)
+            if key is not None:
+                sites.setdefault(key, []).append(index)
+        return sites
+
+    def fit(self, env: Env) -> tuple[Schedule, dict[SiteKey, list[int]]] | str:
+        """The schedule (and its sites) for a call, or why this plan does not apply to it."""
+        failure = self.plan.check(env)
+        if failure is None:
+            return self.plan.schedule, self.sites
+        if self.general is None:
+            return failure
+        schedule = self.general.fit(env)
+        if isinstance(schedule, str):
+            return failure
+        return schedule, self._sites(schedule)
 
 
 class JittedFunction(Generic[R]):
@@ -113,10 +136,10 @@ class JittedFunction(Generic[R]):
         except TypeError:
             self.stats.bump("plain_runs")
             return cast(R, fn(*args, **kwargs))  # a bad call: let the function raise its own TypeError
-        cached = self._lookup(env)
-        if cached is None:
+        found = self._lookup(env)
+        if found is None:
             return self._trace(args, kwargs, env)
-        return self._replay(cached, args, kwargs, env)
+        return self._replay(*found, args, kwargs, env)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
@@ -131,15 +154,15 @@ class JittedFunction(Generic[R]):
         cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
         return Env(dict(bound.arguments), fn.__globals__, cells)
 
-    def _lookup(self, env: Env) -> _CachedPlan | None:
+    def _lookup(self, env: Env) -> tuple[_CachedPlan, Schedule, dict[SiteKey, list[int]]] | None:
         with self._lock:
             plans = list(self._plans)
         reasons = []
         for cached in plans:
-            failure = cached.plan.check(env)
-            if failure is None:
-                return cached
-            reasons.append(failure)
+            fitted = cached.fit(env)
+            if not isinstance(fitted, str):
+                return cached, *fitted
+            reasons.append(fitted)
         if plans:
             self.stats.bump("guard_misses")
             self._note(f"guard miss, traced again: {reasons[0]}")
@@ -168,7 +191,7 @@ class JittedFunction(Generic[R]):
         try:
             graph = builder.finish(None)
             plan = make_plan(graph, builder.decisions, env, builder.retained)
-            cached = _CachedPlan(plan, self._fn)
+            cached = _CachedPlan(plan, self._fn, builder.loops)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()
@@ -190,9 +213,19 @@ class JittedFunction(Generic[R]):
         if self._traces_without_plan >= _GIVE_UP and self._refusal is None:
             self._refusal = f"{_GIVE_UP} traces in a row made no plan (see the notes); it now runs plainly"
 
-    def _replay(self, cached: _CachedPlan, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
+    def _replay(
+        self,
+        cached: _CachedPlan,
+        schedule: Schedule,
+        sites: dict[SiteKey, list[int]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        env: Env,
+    ) -> R:
         self.stats.bump("replays")
-        replay = Replay(cached.plan, cached.sites, env, self._get_executor(), self.stats)
+        if schedule.lengths:
+            self.stats.bump("resized")
+        replay = Replay(cached.plan, schedule, sites, env, self._get_executor(), self.stats)
         push(replay)
         try:
             replay.start()
@@ -239,6 +272,8 @@ class JittedFunction(Generic[R]):
             lines.append(f"  plan {number}: {len(plan.graph.operations)} slow calls, {plan.replays} replays")
             for guard in plan.guards:
                 lines.append(f"    guard: {guard.describe()}")
+            if cached.general is not None:
+                lines.extend(f"    {line}" for line in cached.general.describe())
             for recipe in plan.recipes:
                 op = recipe.op
                 if recipe.ahead:
@@ -320,4 +355,3 @@ def jit(
     if fn is None:
         return lambda f: JittedFunction(f, **options)
     return JittedFunction(fn, **options)
-

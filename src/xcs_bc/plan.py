@@ -311,7 +311,7 @@ class Recipe:
         return callee, tuple(values[:n]), dict(zip(self.kwnames, values[n:], strict=True))
 
 
-def _outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
+def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
     out: set[int] = set()
     todo = list(refs)
     while todo:
@@ -326,7 +326,7 @@ def _make_recipe(
     op: Operation, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
 ) -> Recipe:
     callee, args = op.inputs[0], op.inputs[1:]
-    needs = _outputs_needed(op.inputs)
+    needs = outputs_needed(op.inputs)
 
     def refuse(reason: str) -> Recipe:
         return Recipe(op, callee, args, op.kwnames, needs, False, reason)
@@ -352,7 +352,7 @@ def _make_recipe(
         except NotComputable as exc:
             return refuse(f"argument {format_value(ref)}: {exc}")
         if ref.value is MISSING:
-            if _outputs_needed((ref,)) and ref.source is Source.EXPR:
+            if outputs_needed((ref,)) and ref.source is Source.EXPR:
                 return refuse(f"argument {format_value(ref)} could not be checked against the trace")
         elif not same_value(value, ref.value):
             return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
@@ -392,6 +392,21 @@ def _never_ahead(callee: Any) -> bool:
 # -- the plan ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What one replay may issue ahead: a recipe per call it expects, in the order it expects them.
+
+    `origin[i]` is the traced operation call i repeats (itself, unless `generalize` made the
+    schedule for other loop lengths, then `lengths` says which).  `dependents` maps a call to the
+    calls (indices here) whose recipes need its result.
+    """
+
+    recipes: tuple[Recipe, ...]
+    dependents: Mapping[int, tuple[int, ...]]
+    origin: tuple[int, ...]
+    lengths: tuple[int, ...]
+
+
 @dataclass
 class Plan:
     """A traced graph made reusable: guards, recipes, and the sites its clone dispatches."""
@@ -402,8 +417,14 @@ class Plan:
     cutoff: int  # operations from here on are never issued ahead
     cutoff_reason: str
     dependents: dict[int, tuple[int, ...]]  # op id -> planned ops whose recipes need its result
+    decision_guards: dict[int, Guard]  # index in the decisions -> its guard (those before the cutoff)
     mispredictions: int = 0
     replays: int = 0
+
+    @property
+    def schedule(self) -> Schedule:
+        """The trace's own schedule: every recipe in trace order."""
+        return Schedule(self.recipes, self.dependents, tuple(range(len(self.recipes))), ())
 
     def check(self, env: Env) -> str | None:
         """None when every guard holds for `env`, else the first failure's reason."""
@@ -424,32 +445,31 @@ def make_plan(
     env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
     guards: list[Guard] = []
     cutoff, cutoff_reason = len(graph.operations), ""
-    checked: list[tuple[Decision, Guard]] = []
-    for decision in decisions:
+    checked: dict[int, Guard] = {}
+    for index, decision in enumerate(decisions):
         guard = _decision_guard(decision)
         if guard is None or guard.check(env) is not None:
             if decision.before < cutoff:  # the earliest unguardable decision wins
                 cutoff = decision.before
                 cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
         else:
-            checked.append((decision, guard))
+            checked[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
-    guards.extend(guard for decision, guard in checked if decision.before < cutoff)
+    checked = {index: guard for index, guard in checked.items() if decisions[index].before < cutoff}
+    guards.extend(checked.values())
     recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
     guards[:0] = _input_guards(recipes, guards, env)
+    return Plan(graph, tuple(guards), recipes, cutoff, cutoff_reason, dependents_of(recipes), checked)
+
+
+def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:
+    """For each op, the planned ops (by index in `recipes`) whose recipes need its result."""
     dependents: dict[int, list[int]] = {}
-    for recipe in recipes:
+    for index, recipe in enumerate(recipes):
         if recipe.ahead:
             for need in recipe.needs:
-                dependents.setdefault(need, []).append(recipe.op.id)
-    return Plan(
-        graph,
-        tuple(guards),
-        recipes,
-        cutoff,
-        cutoff_reason,
-        {k: tuple(v) for k, v in dependents.items()},
-    )
+                dependents.setdefault(need, []).append(index)
+    return {k: tuple(v) for k, v in dependents.items()}
 
 
 def _decision_guard(decision: Decision) -> Guard | None:

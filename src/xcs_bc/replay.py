@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.executor import Executor
-from xcs_bc.plan import Env, NotComputable, Plan, same_value
+from xcs_bc.plan import Env, NotComputable, Plan, Schedule, same_value
 from xcs_bc.rewrite import Dispatch, SiteKey
 
 
@@ -37,6 +37,7 @@ class Stats:
     mispredictions: int = 0
     wasted: int = 0
     guard_misses: int = 0
+    resized: int = 0  # replays of a plan's loops for other lengths than traced (no new trace)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str) -> None:
@@ -61,9 +62,16 @@ class Replay:
     """One call of a jitted function on a plan."""
 
     def __init__(
-        self, plan: Plan, sites: dict[SiteKey, list[int]], env: Env, executor: Executor, stats: Stats
+        self,
+        plan: Plan,
+        schedule: Schedule,
+        sites: dict[SiteKey, list[int]],
+        env: Env,
+        executor: Executor,
+        stats: Stats,
     ) -> None:
         self.plan = plan
+        self.schedule = schedule
         self.sites = sites
         self.env = env
         self.executor = executor
@@ -80,12 +88,12 @@ class Replay:
 
     def start(self) -> None:
         with self.lock:
-            ready = [r.op.id for r in self.plan.recipes if r.ahead and not r.needs]
+            ready = [index for index, r in enumerate(self.schedule.recipes) if r.ahead and not r.needs]
         self._issue(ready)
 
     def _issue(self, op_ids: list[int]) -> None:
         for op_id in op_ids:
-            recipe = self.plan.recipes[op_id]
+            recipe = self.schedule.recipes[op_id]
             with self.lock:
                 if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
@@ -109,8 +117,8 @@ class Replay:
             self.env.outputs[op_id] = value
             ready = [
                 dependent
-                for dependent in self.plan.dependents.get(op_id, ())
-                if self.plan.recipes[dependent].needs <= self.env.outputs.keys()
+                for dependent in self.schedule.dependents.get(op_id, ())
+                if self.schedule.recipes[dependent].needs <= self.env.outputs.keys()
             ]
         self._issue(ready)
 

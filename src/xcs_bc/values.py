@@ -25,6 +25,14 @@ def const(value: Any) -> ValueRef:
     return ValueRef(Source.CONST, value=value)
 
 
+INDEX = "@index"
+"""The name of a CONST that is a loop's counter (`enumerate`'s index, a `range` item), not a literal."""
+
+
+def index_const(value: int) -> ValueRef:
+    return ValueRef(Source.CONST, name=INDEX, value=value)
+
+
 def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
     ops = tuple(op for op in operands if op is not NULL)
     return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)

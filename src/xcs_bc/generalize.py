@@ -1,0 +1,532 @@
+"""Shape-general plans: replay a traced loop for any number of items, without tracing again.
+
+A trace over 4 documents makes a plan for exactly 4: its loop made 4 rounds of
+calls, and a guard says `len(docs) == 4`.  When every round made the same calls
+at the same sites, from the same expressions of the round's item (paths such as
+`docs[k].text`, the `enumerate` counter, outputs of the round's own earlier
+calls), the rounds are one *template*.  For a call with 7 documents the template
+is instantiated 7 times, the calls after the loop are renumbered, and lists the
+loop built (`[llm(d) for d in docs]`, `answers.append(...)`) get 7 items: a
+`Schedule` for the new lengths, made without running anything.
+
+The evidence is the trace itself: a loop is generalized only when it has at
+least two rounds and every round agrees with the template, per-round branch
+decisions included (they become per-round guards).  A call outside the loop
+that reads a round in any other way (the loop variable after the loop, an
+item picked by position) is not issued ahead for other lengths.  And the
+dispatcher still compares every planned call with the real one, so a template
+that is wrong for new data costs a misprediction, never a wrong result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xcs_bc.build import LoopRecord
+from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+from xcs_bc.plan import (
+    Env,
+    Guard,
+    NotComputable,
+    Plan,
+    Recipe,
+    Schedule,
+    dependents_of,
+    evaluate,
+    outputs_needed,
+    same_value,
+)
+from xcs_bc.printing import format_value
+from xcs_bc.values import INDEX
+
+_SIZED: tuple[type, ...] = (
+    str,
+    bytes,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    range,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
+_ROUND = "@round:"  # an OUTPUT template: the call at offset `op` of loop N's current round
+_EACH = "@each"  # an EXPR template: one operand per round of loop `op`
+_MAX_SCHEDULES = 16
+
+
+@dataclass(frozen=True)
+class _Index:
+    """A template leaf that is `k + offset` in round k (an iteration position, a counter)."""
+
+    offset: int
+
+
+class _CannotInstantiate(Exception):
+    pass
+
+
+@dataclass
+class _Loop:
+    record: LoopRecord
+    start: int  # first op of the first round
+    body: int  # ops per round
+    rounds: int  # rounds in the trace
+    follows: int | None = None  # for a loop over a list an earlier loop built: that loop's number
+    recipes: tuple[Recipe, ...] = ()  # per offset in the round: refs are templates
+    guards: tuple[Guard, ...] = ()  # per round: refs are templates
+
+    def owns(self, op: int) -> bool:
+        return self.start <= op < self.start + self.body * self.rounds
+
+
+@dataclass
+class Generalization:
+    """A plan's loops as templates; `fit` gives the schedule for the lengths a call brings."""
+
+    plan: Plan
+    loops: list[_Loop]
+    guards: tuple[Guard, ...]  # the plan's guards but the generalized loops' own and per-round ones
+    recipes: tuple[Recipe, ...]  # per traced op outside the loops: refs are templates
+    _schedules: dict[tuple[int, ...], tuple[Schedule, tuple[Guard, ...]] | str] = dataclasses.field(
+        default_factory=dict
+    )
+
+    def describe(self) -> list[str]:
+        """A line per loop replayed for any length: where, what it walks, its calls per round."""
+        lines = []
+        for loop in self.loops:
+            record = loop.record
+            walks = ", ".join(format_value(s) for s in record.sequences) or "a list an earlier loop built"
+            ahead = sum(recipe.ahead for recipe in loop.recipes)
+            lines.append(
+                f"loop at {record.site} over {walks}: any length ({loop.body} calls a round, "
+                f"{ahead} issued ahead; {len(loop.guards)} guards a round)"
+            )
+        return lines
+
+    def fit(self, env: Env) -> Schedule | str:
+        """The schedule for `env`'s loop lengths, or why the plan does not apply."""
+        for guard in self.guards:
+            failure = guard.check(env)
+            if failure is not None:
+                return failure
+        lengths: list[int] = []
+        for loop in self.loops:
+            if loop.follows is not None:
+                lengths.append(lengths[loop.follows])
+                continue
+            sizes = set()
+            for sequence in loop.record.sequences:
+                try:
+                    value = evaluate(sequence, env)
+                except NotComputable as exc:
+                    return f"the loop at {loop.record.site}: {exc}"
+                if type(value) not in _SIZED:
+                    return f"the loop at {loop.record.site} walks a {type(value).__qualname__}"
+                sizes.add(len(value))
+            if len(sizes) != 1:
+                return f"the loop at {loop.record.site} walks sequences of different lengths {sorted(sizes)}"
+            lengths.append(sizes.pop())
+        made = self._schedule(tuple(lengths))
+        if isinstance(made, str):
+            return made
+        schedule, guards = made
+        for guard in guards:
+            failure = guard.check(env)
+            if failure is not None:
+                return failure
+        return schedule
+
+    def _schedule(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | str:
+        made = self._schedules.get(lengths)
+        if made is None:
+            made = self._instantiate(lengths)
+            if len(self._schedules) >= _MAX_SCHEDULES:
+                self._schedules.pop(next(iter(self._schedules)))
+            self._schedules[lengths] = made
+        return made
+
+    def _instantiate(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | str:
+        layout = _Layout(len(self.plan.recipes), self.loops, lengths)
+        recipes: list[Recipe] = []
+        for place in layout.places:
+            if place.loop is None:
+                recipes.append(_instance(self.recipes[place.origin], None, layout))
+            else:
+                template = self.loops[place.loop].recipes[place.origin - self.loops[place.loop].start]
+                recipes.append(_instance(template, place.round, layout))
+        guards: list[Guard] = []
+        for number, loop in enumerate(self.loops):
+            for k in range(lengths[number]):
+                for guard in loop.guards:
+                    try:
+                        ref = _fill(guard.ref, k, layout)
+                    except _CannotInstantiate:
+                        return f"the loop at {loop.record.site} cannot be checked for {lengths[number]} items"
+                    guards.append(dataclasses.replace(guard, ref=ref))
+        origin = tuple(place.origin for place in layout.places)
+        schedule = Schedule(tuple(recipes), dependents_of(tuple(recipes)), origin, lengths)
+        return schedule, tuple(guards)
+
+
+def generalize(plan: Plan, loops: Sequence[LoopRecord]) -> Generalization | None:
+    """The plan's top-level loops as templates, or None when no loop can be generalized."""
+    candidates = _candidates(plan, loops)
+    while candidates:
+        result = _attempt(plan, candidates)
+        if isinstance(result, Generalization):
+            return result
+        candidates = [loop for number, loop in enumerate(candidates) if number != result]
+    return None
+
+
+def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[_Loop]:
+    """Loops not inside another loop, with two rounds or more, that made the same number of calls each
+    round, all before the plan's cutoff."""
+    out = []
+    for record in records:
+        starts = record.op_starts
+        if record.depth or len(starts) < 2:
+            continue
+        body = starts[1] - starts[0]
+        bounds = (*starts, record.op_end)
+        if (
+            any(b - a != body for a, b in zip(bounds, bounds[1:], strict=False))
+            or record.op_end > plan.cutoff
+        ):
+            continue
+        out.append(_Loop(record, starts[0], body, len(starts)))
+    out.sort(key=lambda loop: (loop.start, loop.record.decision_end))
+    return out
+
+
+def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:
+    """Templates for `loops`, or the number of the loop that cannot be generalized."""
+    loops = [dataclasses.replace(loop) for loop in loops]
+    unify = _Unifier(loops)
+    round_guards: set[int] = set()
+    for number, loop in enumerate(loops):
+        record = loop.record
+        if not record.sequences:  # over a list built earlier: as long as the loop that built it
+            follows = _follows(record.iterable, unify, number)
+            if follows is None:
+                return number
+            loop.follows = follows
+        round_recipes = _round_recipes(plan, loop, unify, number)
+        found = _round_guards(plan, loop, unify, number)
+        if round_recipes is None or found is None:
+            return number
+        loop.recipes, (loop.guards, indices) = round_recipes, found
+        round_guards |= indices | set(record.own_decisions)
+    static = [guard for index, guard in plan.decision_guards.items() if index not in round_guards]
+    for guard in static:
+        for number, loop in enumerate(loops):
+            if unify.reads_round(guard.ref, loop):
+                return number  # a branch after the loop on the loop variable: its round depends on the length
+    decision_guards = set(map(id, plan.decision_guards.values()))
+    guards = tuple(g for g in plan.guards if id(g) not in decision_guards) + tuple(static)
+    recipes: list[Recipe] = []
+    for recipe in plan.recipes:
+        if any(loop.owns(recipe.op.id) for loop in loops) or not recipe.ahead:
+            recipes.append(recipe)
+            continue
+        refs = _all([unify.rebase(ref) for ref in (recipe.callee, *recipe.args)])
+        if refs is None:
+            why = "it reads a loop's items in a way that depends on the loop's length"
+            recipes.append(dataclasses.replace(recipe, ahead=False, reason=why))
+        else:
+            recipes.append(dataclasses.replace(recipe, callee=refs[0], args=tuple(refs[1:])))
+    return Generalization(plan, loops, guards, tuple(recipes))
+
+
+def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
+    template = unify.rebase(iterable)
+    if template is None or len(template.operands) != 1 or template.operands[0].name != _EACH:
+        return None
+    loop = template.operands[0].op
+    return loop if loop is not None and loop < number else None
+
+
+def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tuple[Recipe, ...] | None:
+    out = []
+    for offset in range(loop.body):
+        rounds = [plan.recipes[loop.start + k * loop.body + offset] for k in range(loop.rounds)]
+        first = rounds[0]
+        if any(
+            r.op.site != first.op.site
+            or r.op.metadata.get("code") is not first.op.metadata.get("code")
+            or r.kwnames != first.kwnames
+            or len(r.args) != len(first.args)
+            for r in rounds
+        ):
+            return None  # the rounds called different things
+        not_ahead = next((r for r in rounds if not r.ahead), None)
+        if not_ahead is not None:
+            out.append(dataclasses.replace(first, ahead=False, reason=not_ahead.reason))
+            continue
+        slots = [[r.callee for r in rounds]] + [[r.args[i] for r in rounds] for i in range(len(first.args))]
+        refs = _all([unify.unify(slot, number) for slot in slots])
+        if refs is None:
+            why = "its arguments differ between the loop's rounds in more than the round's item"
+            out.append(dataclasses.replace(first, ahead=False, reason=why))
+        else:
+            out.append(dataclasses.replace(first, callee=refs[0], args=tuple(refs[1:])))
+    return tuple(out)
+
+
+def _round_guards(
+    plan: Plan, loop: _Loop, unify: _Unifier, number: int
+) -> tuple[tuple[Guard, ...], set[int]] | None:
+    record = loop.record
+    bounds = (*record.decision_starts, record.decision_end)
+    per_round = [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    if len({len(r) for r in per_round}) != 1:
+        return None  # the rounds took different numbers of branches
+    guards = []
+    for position in range(len(per_round[0])):
+        indices = [r[position] for r in per_round]
+        if any(index not in plan.decision_guards for index in indices):
+            return None  # a branch in the loop no guard can check
+        rounds = [plan.decision_guards[index] for index in indices]
+        first = rounds[0]
+        if any(g.kind != first.kind or not same_value(g.expected, first.expected) for g in rounds):
+            return None
+        ref = unify.unify([g.ref for g in rounds], number)
+        if ref is None:
+            return None
+        guards.append(dataclasses.replace(first, ref=ref))
+    return tuple(guards), {index for r in per_round for index in r}
+
+
+class _Unifier:
+    """Makes templates from per-round refs, and rebases refs outside the loops onto templates."""
+
+    def __init__(self, loops: list[_Loop]) -> None:
+        self.loops = loops
+
+    def unify(self, refs: Sequence[ValueRef], number: int) -> ValueRef | None:
+        """One template for round k's ref `refs[k]` of loop `number`, or None."""
+        first = refs[0]
+        if any(
+            r.source is not first.source
+            or r.name != first.name
+            or len(r.path) != len(first.path)
+            or len(r.operands) != len(first.operands)
+            for r in refs
+        ):
+            return None
+        path = []
+        for i, step in enumerate(first.path):
+            if any(r.path[i].kind != step.kind for r in refs):
+                return None
+            key = _leaf([r.path[i].key for r in refs])
+            if key is MISSING:
+                return None
+            path.append(PathStep(step.kind, key))
+        operands = []
+        for i in range(len(first.operands)):
+            operand = self.unify([r.operands[i] for r in refs], number)
+            if operand is None:
+                return None
+            operands.append(operand)
+        value, name, op = MISSING, first.name, first.op
+        if first.source is Source.UNKNOWN:
+            return None
+        if first.source is Source.CONST:
+            value = _leaf([r.value for r in refs])
+            if value is MISSING:
+                return None
+        elif first.source is Source.OUTPUT:
+            found = self._output([r.op for r in refs])
+            if found is None:
+                return None
+            name, op = found
+        return ValueRef(first.source, name, tuple(path), tuple(operands), op, value=value)
+
+    def _output(self, ops: list[int | None]) -> tuple[str, int] | None:
+        """The same op in every round (before the loops), or the op at one offset of each round k."""
+        if any(op is None for op in ops):
+            return None
+        if all(op == ops[0] for op in ops):
+            op = ops[0]
+            assert op is not None
+            return None if any(loop.owns(op) for loop in self.loops) else ("", op)
+        for number, loop in enumerate(self.loops):
+            offsets = {op - (loop.start + k * loop.body) for k, op in enumerate(ops) if op is not None}
+            if len(ops) <= loop.rounds and len(offsets) == 1 and 0 <= (offset := offsets.pop()) < loop.body:
+                return f"{_ROUND}{number}", offset
+        return None
+
+    def rebase(self, ref: ValueRef) -> ValueRef | None:
+        """`ref` (read outside the loops) as a template, or None when it reads rounds by position."""
+        if ref.source is Source.OUTPUT:
+            return None if ref.op is None or any(loop.owns(ref.op) for loop in self.loops) else ref
+        if ref.source is Source.CONST and ref.name == INDEX:
+            return None  # a loop counter read after its loop: the last round's, which moves with the length
+        if ref.source is Source.UNKNOWN:
+            return ref
+        if any(self._iter_step_on(ref, loop) for loop in self.loops):
+            return None  # the loop variable after the loop
+        if ref.source is not Source.EXPR:
+            return ref
+        for number, loop in enumerate(self.loops):
+            if len(ref.operands) == loop.rounds and ref.name in ("list", "tuple", "set"):
+                template = self.unify(ref.operands, number)
+                if template is not None and self._touches(template, number):
+                    each = ValueRef(Source.EXPR, _EACH, operands=(template,), op=number)
+                    return ValueRef(Source.EXPR, ref.name, ref.path, (each,))
+        operands = []
+        for operand in ref.operands:
+            rebased = self.rebase(operand)
+            if rebased is None:
+                return None
+            operands.append(rebased)
+        return ValueRef(ref.source, ref.name, ref.path, tuple(operands), ref.op, value=ref.value)
+
+    def reads_round(self, ref: ValueRef, loop: _Loop) -> bool:
+        if ref.source is Source.CONST and ref.name == INDEX:
+            return True
+        return self._iter_step_on(ref, loop) or any(self.reads_round(o, loop) for o in ref.operands)
+
+    def _iter_step_on(self, ref: ValueRef, loop: _Loop) -> bool:
+        """Is `ref` an item iterating one of `loop`'s sequences gave (or a path into one)?"""
+        bases = (*loop.record.sequences, loop.record.iterable)
+        for i, step in enumerate(ref.path):
+            if step.kind == "iter":
+                base = ValueRef(ref.source, ref.name, ref.path[:i], ref.operands, ref.op, value=ref.value)
+                if any(_same(base, b) for b in bases):
+                    return True
+        return False
+
+    def _touches(self, template: ValueRef, number: int) -> bool:
+        """Does a template built from a list's items follow loop `number`'s rounds (not literal positions)?"""
+        if template.source is Source.OUTPUT and template.name == f"{_ROUND}{number}":
+            return True
+        if template.source is Source.CONST and template.name == INDEX and isinstance(template.value, _Index):
+            return True
+        if any(step.kind == "iter" and isinstance(step.key, _Index) for step in template.path):
+            return True
+        return any(self._touches(o, number) for o in template.operands)
+
+
+def _all(refs: list[ValueRef | None]) -> list[ValueRef] | None:
+    """The refs, or None when any is None."""
+    out = [ref for ref in refs if ref is not None]
+    return out if len(out) == len(refs) else None
+
+
+def _leaf(values: list[Any]) -> Any:
+    """The literal all rounds share, an `_Index` when round k holds k + offset, else MISSING."""
+    first = values[0]
+    if all(type(v) is type(first) and same_value(v, first) for v in values):
+        return first
+    if all(type(v) is int for v in values):
+        offset = first
+        if all(v - k == offset for k, v in enumerate(values)):
+            return _Index(offset)
+    return MISSING
+
+
+def _same(a: ValueRef, b: ValueRef) -> bool:
+    """Structural equality of provenance (ignoring deps and trace values, except constants')."""
+    if a is b:
+        return True
+    return (
+        a.source is b.source
+        and a.name == b.name
+        and a.op == b.op
+        and a.path == b.path
+        and len(a.operands) == len(b.operands)
+        and (a.source is not Source.CONST or same_value(a.value, b.value))
+        and all(_same(x, y) for x, y in zip(a.operands, b.operands, strict=True))
+    )
+
+
+# -- instantiating -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Place:
+    origin: int  # the traced op this call repeats (for a loop's call: the same offset of round 0)
+    loop: int | None
+    round: int | None
+
+
+class _Layout:
+    """Where each traced op lands when the loops run `lengths` rounds."""
+
+    def __init__(self, n_ops: int, loops: list[_Loop], lengths: tuple[int, ...]) -> None:
+        self.lengths = lengths
+        self.places: list[_Place] = []
+        self.moved: dict[int, int] = {}
+        self.round_start: list[list[int]] = []
+        op = 0
+        for number, loop in enumerate(loops):
+            while op < loop.start:
+                self._keep(op)
+                op += 1
+            starts = []
+            for k in range(lengths[number]):
+                starts.append(len(self.places))
+                self.places.extend(_Place(loop.start + offset, number, k) for offset in range(loop.body))
+            self.round_start.append(starts)
+            op = loop.start + loop.body * loop.rounds
+        while op < n_ops:
+            self._keep(op)
+            op += 1
+
+    def _keep(self, op: int) -> None:
+        self.moved[op] = len(self.places)
+        self.places.append(_Place(op, None, None))
+
+
+def _instance(recipe: Recipe, k: int | None, layout: _Layout) -> Recipe:
+    if not recipe.ahead:
+        return recipe
+    try:
+        callee = _fill(recipe.callee, k, layout)
+        args = tuple(_fill(ref, k, layout) for ref in recipe.args)
+    except _CannotInstantiate:
+        return dataclasses.replace(recipe, ahead=False, reason="the loop it reads has fewer items this time")
+    return dataclasses.replace(recipe, callee=callee, args=args, needs=outputs_needed((callee, *args)))
+
+
+def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
+    """The concrete ref a template stands for in round `k` (None: outside the loops)."""
+    fill: Callable[[Any], Any] = lambda leaf: _index(leaf, k)  # noqa: E731
+    path = tuple(PathStep(step.kind, fill(step.key)) for step in ref.path)
+    if ref.source is Source.CONST:
+        return ValueRef(Source.CONST, ref.name, path, value=fill(ref.value))
+    if ref.source is Source.OUTPUT:
+        op = ref.op
+        assert op is not None
+        if ref.name.startswith(_ROUND):
+            number = int(ref.name[len(_ROUND) :])
+            if k is None or k >= layout.lengths[number]:
+                raise _CannotInstantiate
+            op = layout.round_start[number][k] + op
+        else:
+            op = layout.moved[op]
+        return ValueRef(Source.OUTPUT, "", path, op=op)
+    operands: list[ValueRef] = []
+    for operand in ref.operands:
+        if operand.source is Source.EXPR and operand.name == _EACH:
+            assert operand.op is not None
+            operands.extend(_fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.op]))
+        else:
+            operands.append(_fill(operand, k, layout))
+    return ValueRef(ref.source, ref.name, path, tuple(operands), ref.op, value=ref.value)
+
+
+def _index(leaf: Any, k: int | None) -> Any:
+    if isinstance(leaf, _Index):
+        if k is None:
+            raise _CannotInstantiate
+        return k + leaf.offset
+    return leaf
