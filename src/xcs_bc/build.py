@@ -47,6 +47,7 @@ from xcs_bc.values import (
     describe_callee,
     expr,
     index_const,
+    local_tag,
     peek_attr,
     peek_item,
     peek_iter_item,
@@ -202,6 +203,9 @@ class GraphBuilder:
         self.outputs: tuple[ValueRef, ...] = ()
         self.decisions: list[Decision] = []
         self.unknown_calls = 0  # fast calls to functions not known to be pure, so far
+        # those, plus changes in place to objects other than containers the glue built: a local read
+        # for a planned call must see none of them between the read and the call (see plan._ready_at)
+        self.effects = 0
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see _retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self._frames: dict[types.FrameType, _FrameState] = {}
@@ -216,6 +220,11 @@ class GraphBuilder:
         # Keyed by the operands tuple, which survives `with_deps`/`with_value` copies of the ref.
         self._shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]] = {}
         self._occurrences: dict[tuple[int, int], int] = {}
+        # the observed function's own frame: its locals a replay may read (see _store_local)
+        self._root: _FrameState | None = None
+        self._single_stores: frozenset[str] = frozenset()
+        self._live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
+        self.local_values: dict[str, Any] = {}  # local_tag -> the object the assignment stored
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
         # calls that raised before the exception object was observable (3.12+: it is set when the
@@ -348,6 +357,9 @@ class GraphBuilder:
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> _FrameState:
         fs = _FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals)
+        if self._root is None:
+            self._root = fs
+            self._single_stores = _single_stores(fs.info)
         ins = fs.info.instrs.get(offset)
         depth = ins.depth if ins is not None and ins.depth is not None else 0
         fs.stack = [unknown(0)] * depth  # a block may start with an enclosing loop's iterator on the stack
@@ -443,6 +455,8 @@ class GraphBuilder:
     def _mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
         """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""
         changed = new if new is not None else with_deps(expr("effect", (ref,), value=obj), deps)
+        if ref.source is not Source.EXPR:  # not a container the glue built and we follow item by item
+            self.effects += 1
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
             self._retain(changed)
@@ -590,6 +604,14 @@ class GraphBuilder:
         if fs.control_deps:
             ref = with_deps(ref, fs.control_deps)
         self._retain(ref)
+        if fs is self._root:
+            count = self._live[name] = self._live.get(name, 0) + 1
+            if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:
+                # an object glue made (`patch = ImagePatch(img)`): no recipe can rebuild it, but a
+                # replay can read it from the frame once this very assignment has run (see plan.ready_at)
+                tag = local_tag(name, count)
+                self.local_values[tag] = value
+                ref = ValueRef(Source.UNKNOWN, tag, ref.path, ref.operands, ref.op, ref.deps)
         fs.locals[name] = with_value(ref, value)
 
     def _load_global(self, fs: _FrameState, name: str) -> ValueRef:
@@ -727,6 +749,7 @@ class GraphBuilder:
         kind = "call_ex" if star else "call_kw" if kwnames else "call"
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
+            self.effects += 1
             everything = frozenset(range(len(self.ops)))
             self._mutate_receiver(callee, callee_ref, everything)
             for ref in args:
@@ -830,6 +853,8 @@ class GraphBuilder:
         site = self._site(fs, ins)
         metadata["code"] = code
         metadata["after_unknown_call"] = self.unknown_calls > 0
+        metadata["effects"] = self.effects
+        metadata["assigned"] = dict(self._live)  # how many times each local of the function was assigned
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op
@@ -921,6 +946,23 @@ def _h_store_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) ->
 
 def _h_delete_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     fs.locals.pop(str(ins.argval), None)
+    if fs is b._root:
+        b._live[str(ins.argval)] = -1  # never the count of an assignment a recipe reads
+
+
+def _single_stores(info: CodeInfo) -> frozenset[str]:
+    """Locals the code assigns at exactly one instruction and never deletes: after that instruction has
+    run k times, the local holds what its k-th run stored (the assignments a replay may read)."""
+    stores: dict[str, int] = {}
+    deleted = set()
+    for ins in info.instrs.values():
+        if ins.opname.startswith("STORE_FAST"):
+            names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            for name in names[:1] if ins.opname == "STORE_FAST_LOAD_FAST" else names:
+                stores[str(name)] = stores.get(str(name), 0) + 1
+        elif ins.opname == "DELETE_FAST":
+            deleted.add(str(ins.argval))
+    return frozenset(name for name, n in stores.items() if n == 1 and name not in deleted)
 
 
 def _h_load_name(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -1004,7 +1046,7 @@ def _h_build_const_key_map(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped:
 
 
 def _h_store_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    obj, value = b._pop(fs, 2)  # TOS is the object, TOS1 the value
+    value, obj = b._pop(fs, 2)  # TOS is the object, TOS1 the value (popped bottom first)
     b._retain(value)
     b._mutate(obj.value, b._lookup(obj), obj.deps | value.deps | fs.control_deps)
 

@@ -15,6 +15,7 @@ and `explain()` says why.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
@@ -30,7 +31,7 @@ from xcs_bc.errors import ConfigError, XCSError
 from xcs_bc.executor import Executor, default_executor, thread_pool
 from xcs_bc.generalize import generalize
 from xcs_bc.ir import OpType
-from xcs_bc.plan import Env, Plan, Schedule, make_plan
+from xcs_bc.plan import Env, Plan, Schedule, local_reads, make_plan
 from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.rewrite import SiteKey, code_tree, rewrite
 from xcs_bc.values import peek_attr
@@ -190,6 +191,7 @@ class JittedFunction(Generic[R]):
     def _remember(self, builder: GraphBuilder, env: Env) -> None:
         try:
             graph = builder.finish(None)
+            env = dataclasses.replace(env, locals=builder.local_values)  # recipes are checked against them
             plan = make_plan(graph, builder.decisions, env, builder.retained)
             cached = _CachedPlan(plan, self._fn, builder.loops)
         except XCSError as exc:
@@ -225,7 +227,9 @@ class JittedFunction(Generic[R]):
         self.stats.bump("replays")
         if schedule.lengths:
             self.stats.bump("resized")
-        replay = Replay(cached.plan, schedule, sites, env, self._get_executor(), self.stats)
+        replay = Replay(
+            cached.plan, schedule, sites, env, self._get_executor(), self.stats, cached.clone.__code__
+        )
         push(replay)
         try:
             replay.start()
@@ -274,9 +278,19 @@ class JittedFunction(Generic[R]):
                 lines.append(f"    guard: {guard.describe()}")
             if cached.general is not None:
                 lines.extend(f"    {line}" for line in cached.general.describe())
+            points: dict[int, int] = {}  # planned op -> the first call at which its locals are read
+            for point, planned in sorted(plan.ready_at.items()):
+                for op_id in planned:
+                    points.setdefault(op_id, point)
             for recipe in plan.recipes:
                 op = recipe.op
-                if recipe.ahead:
+                if recipe.ahead and op.id in points:
+                    names = ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+                    lines.append(
+                        f"    %{op.id} {op.name} at {op.site}: issued ahead when the run reaches "
+                        f"%{points[op.id]}, reading {names} from the function's frame"
+                    )
+                elif recipe.ahead:
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
                     lines.append(f"    %{op.id} {op.name} at {op.site}: issued ahead once {needs} are known")
                 else:

@@ -25,14 +25,14 @@ import threading
 import time
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xcs_bc import purity
 from xcs_bc.build import Decision
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Source, ValueRef
 from xcs_bc.printing import format_value
-from xcs_bc.values import describe_callee, peek_attr, peek_item
+from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item
 
 
 class NotComputable(Exception):
@@ -47,6 +47,7 @@ class Env:
     globals: Mapping[str, Any]
     cells: Mapping[str, types.CellType]
     outputs: dict[int, Any] = field(default_factory=dict)
+    locals: Mapping[str, Any] = field(default_factory=dict)  # local_tag -> value read from the frame
 
 
 _SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range, slice)
@@ -115,6 +116,8 @@ def _head(ref: ValueRef, env: Env) -> Any:
             raise NotComputable(f"cell {ref.name!r} is empty") from None
     if source is Source.EXPR:
         return _expr(ref, env)
+    if local_of(ref) is not None and ref.name in env.locals:
+        return env.locals[ref.name]
     raise NotComputable("unknown provenance")
 
 
@@ -359,7 +362,9 @@ def _make_recipe(
         if ref.source is not Source.EXPR and type(value) in _SHARED_CONTAINERS:
             # the function holds it too: it could change it (or the callee could) before the call site
             return refuse(f"argument {format_value(ref)} is a {type(value).__name__} the function shares")
-        if op.metadata.get("after_unknown_call") and not purity.is_immutable(value):
+        # (a local read from the frame is exempt: it is read after the last such function ran, see
+        # _ready_at)
+        if op.metadata.get("after_unknown_call") and not purity.is_immutable(value) and local_of(ref) is None:
             why = "a function not known to be pure ran before it and may have changed"
             return refuse(f"{why} its argument {format_value(ref)}")
         if _passes_retained(ref, retained):
@@ -405,6 +410,7 @@ class Schedule:
     dependents: Mapping[int, tuple[int, ...]]
     origin: tuple[int, ...]
     lengths: tuple[int, ...]
+    ready_at: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # see Plan.ready_at
 
 
 @dataclass
@@ -418,13 +424,15 @@ class Plan:
     cutoff_reason: str
     dependents: dict[int, tuple[int, ...]]  # op id -> planned ops whose recipes need its result
     decision_guards: dict[int, Guard]  # index in the decisions -> its guard (those before the cutoff)
+    # call i -> planned calls that read the function's locals and may be issued when the run is at call i
+    ready_at: dict[int, tuple[int, ...]] = field(default_factory=dict)
     mispredictions: int = 0
     replays: int = 0
 
     @property
     def schedule(self) -> Schedule:
         """The trace's own schedule: every recipe in trace order."""
-        return Schedule(self.recipes, self.dependents, tuple(range(len(self.recipes))), ())
+        return Schedule(self.recipes, self.dependents, tuple(range(len(self.recipes))), (), self.ready_at)
 
     def check(self, env: Env) -> str | None:
         """None when every guard holds for `env`, else the first failure's reason."""
@@ -459,7 +467,73 @@ def make_plan(
     guards.extend(checked.values())
     recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
     guards[:0] = _input_guards(recipes, guards, env)
-    return Plan(graph, tuple(guards), recipes, cutoff, cutoff_reason, dependents_of(recipes), checked)
+    ready_at = _ready_at(recipes, cutoff)
+    waiting = {op_id for planned in ready_at.values() for op_id in planned}
+    recipes = tuple(
+        replace(recipe, ahead=False, reason=_no_point(recipe))
+        if recipe.ahead and local_reads(recipe) and recipe.op.id not in waiting
+        else recipe
+        for recipe in recipes
+    )
+    return Plan(
+        graph, tuple(guards), recipes, cutoff, cutoff_reason, dependents_of(recipes), checked, ready_at
+    )
+
+
+def local_reads(recipe: Recipe) -> dict[str, tuple[str, int]]:
+    """The locals of the function a recipe reads: `local_tag` -> (name, which assignment)."""
+    reads: dict[str, tuple[str, int]] = {}
+    todo = [recipe.callee, *recipe.args]
+    while todo:
+        ref = todo.pop()
+        found = local_of(ref)
+        if found is not None:
+            reads[ref.name] = found
+        todo.extend(ref.operands)
+    return reads
+
+
+def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, ...]]:
+    """Where a replay may read the locals a recipe needs: at call j (made before it, at a point every
+    replay reaches the same way) when, in the trace, each local had had the very assignment the
+    recipe reads, and nothing that might change that object (a function not known to be pure, a change
+    in place of anything but a container the glue built) ran between j and the recipe's call.
+    """
+    ready: dict[int, list[int]] = {}
+    reliable = _reliable_points(recipes, cutoff)
+    for recipe in recipes:
+        wanted = local_reads(recipe).values() if recipe.ahead else ()
+        if not wanted:
+            continue
+        op = recipe.op
+        for j in reliable:
+            if j >= op.id:
+                break
+            point = recipes[j].op.metadata
+            if point.get("effects") == op.metadata.get("effects") and all(
+                point.get("assigned", {}).get(name) == count for name, count in wanted
+            ):
+                ready.setdefault(j, []).append(op.id)
+    return {j: tuple(v) for j, v in ready.items()}
+
+
+def _no_point(recipe: Recipe) -> str:
+    names = ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+    return f"it reads {names}, made by the function itself, and no earlier call is a point to read it at"
+
+
+def _reliable_points(recipes: tuple[Recipe, ...], cutoff: int) -> list[int]:
+    """Calls a replay dispatches at the same point of the run as the trace made them: call sites all of
+    whose calls so far were unconditional (else the n-th call at a site may be another one)."""
+    points, shaky = [], set()
+    for recipe in recipes:
+        op = recipe.op
+        key = (id(op.metadata.get("code")), op.site.offset)
+        if op.op_type is not OpType.CALL or op.id >= cutoff or op.control or key in shaky:
+            shaky.add(key)
+            continue
+        points.append(op.id)
+    return points
 
 
 def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:

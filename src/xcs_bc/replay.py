@@ -14,14 +14,17 @@ reached are cancelled when it ends, or counted as wasted if already running.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
+import sys
 import threading
+import types
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.executor import Executor
-from xcs_bc.plan import Env, NotComputable, Plan, Schedule, same_value
+from xcs_bc.plan import Env, NotComputable, Plan, Schedule, local_reads, same_value
 from xcs_bc.rewrite import Dispatch, SiteKey
 
 
@@ -69,8 +72,10 @@ class Replay:
         env: Env,
         executor: Executor,
         stats: Stats,
+        code: types.CodeType,
     ) -> None:
         self.plan = plan
+        self.code = code  # the clone's: its frame holds the locals some recipes read
         self.schedule = schedule
         self.sites = sites
         self.env = env
@@ -79,6 +84,7 @@ class Replay:
         self.context = contextvars.copy_context()
         self.lock = threading.Lock()
         self.issued: dict[int, _Issued] = {}
+        self.local_envs: dict[int, Env] = {}  # planned call -> env with the locals read for it
         self.consumed: set[int] = set()
         self.occurrences: dict[SiteKey, int] = {}
         self.mispredicted = False
@@ -98,7 +104,7 @@ class Replay:
                 if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
                 try:
-                    callee, args, kwargs = recipe.call(self.env)
+                    callee, args, kwargs = recipe.call(self.local_envs.get(op_id, self.env))
                     future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
                 except NotComputable:
                     continue  # it will run in its turn
@@ -133,12 +139,37 @@ class Replay:
             issued = self.issued.get(op_id) if op_id is not None else None
             if op_id is not None:
                 self.consumed.add(op_id)
+        if op_id is not None and op_id in self.schedule.ready_at:
+            self._read_locals(self.schedule.ready_at[op_id])
         if issued is not None:
             if _same_call(issued, fn, args, kwargs):
                 self.stats.bump("served")
                 return issued.future.result()  # re-raises the call's own exception here
             self._mispredicted(issued)
         return self._in_place(op_id, fn, args, kwargs)
+
+    def _read_locals(self, planned: tuple[int, ...]) -> None:
+        """The run is at a call after which, in the trace, these planned calls' locals were final: read
+        them from the function's frame and issue the calls (see plan.ready_at)."""
+        frame = sys._getframe(2)
+        for _ in range(4):  # from a comprehension's frame (3.10, 3.11) up to the function's
+            if frame.f_code is self.code or frame.f_back is None:
+                break
+            frame = frame.f_back
+        if frame.f_code is not self.code:
+            return
+        f_locals = frame.f_locals
+        with self.lock:
+            for op_id in planned:
+                values = {}
+                for tag, (name, _) in local_reads(self.schedule.recipes[op_id]).items():
+                    try:
+                        values[tag] = f_locals[name]
+                    except KeyError:
+                        break
+                else:
+                    self.local_envs[op_id] = dataclasses.replace(self.env, locals=values)
+        self._issue(list(planned))
 
     def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.stats.bump("in_place")

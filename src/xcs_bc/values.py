@@ -33,6 +33,19 @@ def index_const(value: int) -> ValueRef:
     return ValueRef(Source.CONST, name=INDEX, value=value)
 
 
+def local_tag(name: str, assignment: int) -> str:
+    """The name of an UNKNOWN value a local of the observed function held after its n-th assignment."""
+    return f"{name}@{assignment}"
+
+
+def local_of(ref: ValueRef) -> tuple[str, int] | None:
+    """(local name, assignment) for an UNKNOWN value `local_tag` named, else None."""
+    if ref.source is not Source.UNKNOWN or "@" not in ref.name:
+        return None
+    name, _, count = ref.name.rpartition("@")
+    return name, int(count)
+
+
 def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
     ops = tuple(op for op in operands if op is not NULL)
     return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)
