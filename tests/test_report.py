@@ -134,3 +134,41 @@ def test_structure_depends_only_on_the_graph() -> None:
     slow = judge_graph(durations=(2.0, 1.0, 0.5), wall_time=4.0)
     assert format_report(fast) == format_report(judge_graph(durations=(0.001, 0.002, 0.003), wall_time=0.01))
     assert headings(format_report(fast)) == headings(format_report(slow))
+
+
+def test_a_captured_call_names_the_helper_whose_result_stopped_it() -> None:
+    import xcs_bc as xcs
+    from xcs_bc.testing import FakeLLM
+
+    llm = FakeLLM("llm", 0.01)
+    notes: list[str] = []
+
+    def helper(text: str) -> str:  # not known to be pure: it changes `notes`
+        notes.append(text)
+        return text.upper()
+
+    with xcs.capture(min_call_ms=5.0) as cap:
+        first = llm("a")
+        prompt = helper(first)
+        llm(prompt)
+    assert "%1 llm at test_report.py:" in cap.report()
+    assert "helper(), not known to be pure)" in cap.report()
+
+
+def test_jit_explain_names_the_helper_whose_result_stopped_a_call() -> None:
+    import xcs_bc as xcs
+    from xcs_bc.testing import FakeLLM
+
+    llm = FakeLLM("llm", 0.01)
+    seen: list[str] = []
+
+    def helper(text: str) -> str:
+        seen.append(text)
+        return text.upper()
+
+    def pipeline(x: str) -> str:
+        return llm(helper(x))
+
+    fast = xcs.jit(pipeline, min_call_ms=5.0)
+    fast("a")
+    assert "helper(), which is not known to be pure" in fast.explain()

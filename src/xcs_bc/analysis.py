@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from xcs_bc.check import IRError
 from xcs_bc.ir import ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.values import unknown_origin
 
 __all__ = [
     "CriticalPath",
@@ -83,6 +84,12 @@ def control_dependencies(graph: ComputationGraph, op: Operation) -> set[Operatio
     """The operations whose results fed the branch conditions through which `op` was reached."""
     ids = frozenset().union(*(ref.deps for ref in op.control))
     return {_find(graph, op, dep) for dep in ids}
+
+
+def unknown_origins(op: Operation) -> list[str]:
+    """The calls (to functions not known to be pure) whose results `op` reads, `helper()`, in order."""
+    found = (unknown_origin(ref) for ref in _walk((*op.inputs, *op.control)))
+    return list(dict.fromkeys(origin for origin in found if origin is not None))
 
 
 def reads_unknown(op: Operation) -> bool:

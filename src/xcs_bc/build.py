@@ -609,7 +609,7 @@ class GraphBuilder:
             if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:
                 # an object glue made (`patch = ImagePatch(img)`): no recipe can rebuild it, but a
                 # replay can read it from the frame once this very assignment has run (see plan.ready_at)
-                tag = local_tag(name, count)
+                tag = local_tag(ref, name, count)
                 self.local_values[tag] = value
                 ref = ValueRef(Source.UNKNOWN, tag, ref.path, ref.operands, ref.op, ref.deps)
         fs.locals[name] = with_value(ref, value)
@@ -754,7 +754,7 @@ class GraphBuilder:
             self._mutate_receiver(callee, callee_ref, everything)
             for ref in args:
                 self._mutate_arg(ref, everything)
-            return unknown(len(self.ops))
+            return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.MUTATES_INPUTS:
             deps = union(ref.deps for ref in operands)
             receiver = getattr(callee, "__self__", MISSING)

@@ -32,7 +32,7 @@ from xcs_bc import purity
 from xcs_bc.build import Decision
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Source, ValueRef
 from xcs_bc.printing import format_value
-from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item
+from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
 
 class NotComputable(Exception):
@@ -118,6 +118,9 @@ def _head(ref: ValueRef, env: Env) -> Any:
         return _expr(ref, env)
     if local_of(ref) is not None and ref.name in env.locals:
         return env.locals[ref.name]
+    origin = unknown_origin(ref)
+    if origin is not None:
+        raise NotComputable(f"it comes from {origin}, which is not known to be pure")
     raise NotComputable("unknown provenance")
 
 

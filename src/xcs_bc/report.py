@@ -149,8 +149,10 @@ def _unknown(graph: ComputationGraph, names: Mapping[int, str]) -> str:
     lines = []
     for op in graph.operations:
         if op.id and analysis.reads_unknown(op):  # the first call has nothing before it to wait for
+            origins = analysis.unknown_origins(op)
+            why = f" (it comes from {_and(origins)}, not known to be pure)" if origins else ""
             lines.append(
-                f"  {names[op.id]} {op.name} at {op.site} reads a value of unknown origin,"
+                f"  {names[op.id]} {op.name} at {op.site} reads a value of unknown origin{why},"
                 " so it is assumed to need every earlier call"
             )
     return "\n".join(["Unknown provenance:", *lines]) if lines else ""

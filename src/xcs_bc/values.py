@@ -33,17 +33,18 @@ def index_const(value: int) -> ValueRef:
     return ValueRef(Source.CONST, name=INDEX, value=value)
 
 
-def local_tag(name: str, assignment: int) -> str:
-    """The name of an UNKNOWN value a local of the observed function held after its n-th assignment."""
-    return f"{name}@{assignment}"
+def local_tag(ref: ValueRef, name: str, assignment: int) -> str:
+    """The name of an UNKNOWN value a local of the observed function held after its n-th assignment
+    (`origin|name@n`: what made it, see `unknown_origin`, then which assignment)."""
+    return f"{ref.name.partition('|')[0]}|{name}@{assignment}"
 
 
 def local_of(ref: ValueRef) -> tuple[str, int] | None:
     """(local name, assignment) for an UNKNOWN value `local_tag` named, else None."""
-    if ref.source is not Source.UNKNOWN or "@" not in ref.name:
+    if ref.source is not Source.UNKNOWN or "|" not in ref.name:
         return None
-    name, _, count = ref.name.rpartition("@")
-    return name, int(count)
+    name, _, count = ref.name.partition("|")[2].rpartition("@")
+    return (name, int(count)) if count.isdigit() else None
 
 
 def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
@@ -51,9 +52,20 @@ def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> Value
     return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)
 
 
-def unknown(n_ops: int, extra: frozenset[int] = frozenset(), value: Any = MISSING) -> ValueRef:
-    """A value of unknown provenance: it depends on every operation made so far."""
-    return ValueRef(Source.UNKNOWN, op=n_ops, deps=frozenset(range(n_ops)) | extra, value=value)
+def unknown(
+    n_ops: int, extra: frozenset[int] = frozenset(), value: Any = MISSING, origin: str = ""
+) -> ValueRef:
+    """A value of unknown provenance: it depends on every operation made so far.
+
+    `origin` names the call that made it when that is known (`"helper()"`, see `unknown_origin`).
+    """
+    return ValueRef(Source.UNKNOWN, origin, op=n_ops, deps=frozenset(range(n_ops)) | extra, value=value)
+
+
+def unknown_origin(ref: ValueRef) -> str | None:
+    """For an UNKNOWN value a call to a function not known to be pure returned: that call, `helper()`."""
+    origin = ref.name.partition("|")[0]
+    return origin if ref.source is Source.UNKNOWN and origin.endswith("()") else None
 
 
 def union(deps: Iterable[frozenset[int]]) -> frozenset[int]:
