@@ -105,8 +105,8 @@ class Generalization:
             walks = ", ".join(format_value(s) for s in record.sequences) or "a list an earlier loop built"
             ahead = sum(recipe.ahead for recipe in loop.recipes)
             lines.append(
-                f"loop at {record.site} over {walks}: any length ({loop.body} calls a round, "
-                f"{ahead} issued ahead; {len(loop.guards)} guards a round)"
+                f"loop at {record.site} over {walks}: any length ({_count(loop.body, 'call')} a round, "
+                f"{ahead} issued ahead; {_count(len(loop.guards), 'guard')} a round)"
             )
         return lines
 
@@ -413,6 +413,10 @@ class _Unifier:
         if any(step.kind == "iter" and isinstance(step.key, _Index) for step in template.path):
             return True
         return any(self._touches(o, number) for o in template.operands)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _all(refs: list[ValueRef | None]) -> list[ValueRef] | None:

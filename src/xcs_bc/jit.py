@@ -274,7 +274,8 @@ class JittedFunction(Generic[R]):
         for number, cached in enumerate(plans):
             plan = cached.plan
             lines.append(f"  plan {number}: {len(plan.graph.operations)} slow calls, {plan.replays} replays")
-            for guard in plan.guards:
+            general = cached.general
+            for guard in general.guards if general is not None else plan.guards:
                 lines.append(f"    guard: {guard.describe()}")
             if cached.general is not None:
                 lines.extend(f"    {line}" for line in cached.general.describe())
