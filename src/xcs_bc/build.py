@@ -153,6 +153,7 @@ class _LoopState:
     ops_before: int
     op_starts: list[int] = field(default_factory=list)
     decision_starts: list[int] = field(default_factory=list)
+    stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
 
 
 @dataclass
@@ -215,6 +216,10 @@ class GraphBuilder:
         # iterates the iterator its parent made
         self._iters: dict[int, _LoopState] = {}
         self.loops: list[LoopRecord] = []  # loops that ran out, in the order they ended
+        # loops whose rounds assigned a local that is read after the loop (a counter, a flag, the loop
+        # variable): what follows depends on how many rounds ran, so they are not generalized
+        self.carried: set[int] = set()  # indices into `loops`
+        self._watch: list[tuple[int, set[tuple[int, str]]]] = []  # (loop index, locals its rounds set)
         # id(operands) -> (operands, deps): what the *length* of a container built by the observed
         # code depends on (the branches taken while it was built), as opposed to its elements' values.
         # Keyed by the operands tuple, which survives `with_deps`/`with_value` copies of the ref.
@@ -482,6 +487,7 @@ class GraphBuilder:
     ) -> None:
         """A loop ran out: remember its rounds, and guard the length of the sequences it walked."""
         site = self._site(fs, ins)
+        self._watch.append((len(self.loops), set(state.stored)))
         self.loops.append(
             LoopRecord(
                 state.iterable,
@@ -573,6 +579,9 @@ class GraphBuilder:
             self._push(fs, out)
 
     def _load_local(self, fs: _FrameState, name: str) -> ValueRef:
+        for index, names in self._watch:
+            if (id(fs.frame), name) in names:
+                self.carried.add(index)
         ref = fs.locals.get(name)
         f_locals = fs.frame.f_locals
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
@@ -604,6 +613,11 @@ class GraphBuilder:
         if fs.control_deps:
             ref = with_deps(ref, fs.control_deps)
         self._retain(ref)
+        key = (id(fs.frame), name)
+        for state in self._iters.values():
+            state.stored.add(key)
+        for _, names in self._watch:
+            names.discard(key)  # assigned again after the loop: reads from now on see the new value
         if fs is self._root:
             count = self._live[name] = self._live.get(name, 0) + 1
             if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:

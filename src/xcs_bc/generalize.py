@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,12 +176,23 @@ class Generalization:
         return schedule, tuple(guards)
 
 
-def generalize(plan: Plan, loops: Sequence[LoopRecord]) -> Generalization | None:
-    """The plan's top-level loops as templates, or None when no loop can be generalized."""
-    candidates = _candidates(plan, loops)
+def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: AbstractSet[int]) -> Generalization | None:
+    """The plan's top-level loops as templates, or None when no loop can be generalized.
+
+    `carried` are the loops (indices into `loops`) whose rounds assigned a local read after them.
+    """
+    candidates = _candidates(plan, [loop for index, loop in enumerate(loops) if index not in carried])
     while candidates:
         result = _attempt(plan, candidates)
         if isinstance(result, Generalization):
+            first = result.loops[0].start
+            chosen = {id(loop.record) for loop in result.loops}
+            for record in loops:
+                later = record.op_end > first or (record.op_starts and record.op_starts[0] >= first)
+                if not record.depth and not record.sequences and id(record) not in chosen and later:
+                    # a loop over a list built here, after a resized loop, that is not resized
+                    # with it: its rounds could follow the new length, and its calls be misnumbered
+                    return None
             return result
         candidates = [loop for number, loop in enumerate(candidates) if number != result]
     return None
@@ -339,7 +351,10 @@ class _Unifier:
         if first.source is Source.UNKNOWN:
             return None
         if first.source is Source.CONST:
-            value = _leaf([r.value for r in refs])
+            # a counter may be the round's index; any other constant must be the same in every round
+            value = (
+                _leaf([r.value for r in refs]) if first.name == INDEX else _literal([r.value for r in refs])
+            )
             if value is MISSING:
                 return None
         elif first.source is Source.OUTPUT:
@@ -408,9 +423,9 @@ class _Unifier:
         """Does a template built from a list's items follow loop `number`'s rounds (not literal positions)?"""
         if template.source is Source.OUTPUT and template.name == f"{_ROUND}{number}":
             return True
-        if template.source is Source.CONST and template.name == INDEX and isinstance(template.value, _Index):
-            return True
-        if any(step.kind == "iter" and isinstance(step.key, _Index) for step in template.path):
+        if any(isinstance(step.key, _Index) for step in template.path) and self._iter_step_on(
+            template, self.loops[number]
+        ):
             return True
         return any(self._touches(o, number) for o in template.operands)
 
@@ -423,6 +438,12 @@ def _all(refs: list[ValueRef | None]) -> list[ValueRef] | None:
     """The refs, or None when any is None."""
     out = [ref for ref in refs if ref is not None]
     return out if len(out) == len(refs) else None
+
+
+def _literal(values: list[Any]) -> Any:
+    """The value all rounds share, else MISSING."""
+    first = values[0]
+    return first if all(type(v) is type(first) and same_value(v, first) for v in values) else MISSING
 
 
 def _leaf(values: list[Any]) -> Any:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
 from xcs_bc import observe
-from xcs_bc.build import GraphBuilder, LoopRecord
+from xcs_bc.build import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import ConfigError, XCSError
 from xcs_bc.executor import Executor, default_executor, thread_pool
@@ -45,9 +45,9 @@ _CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterab
 class _CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
-    def __init__(self, plan: Plan, fn: types.FunctionType, loops: list[LoopRecord]) -> None:
+    def __init__(self, plan: Plan, fn: types.FunctionType, builder: GraphBuilder) -> None:
         self.plan = plan
-        self.general = generalize(plan, loops)
+        self.general = generalize(plan, builder.loops, builder.carried)
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
@@ -193,7 +193,7 @@ class JittedFunction(Generic[R]):
             graph = builder.finish(None)
             env = dataclasses.replace(env, locals=builder.local_values)  # recipes are checked against them
             plan = make_plan(graph, builder.decisions, env, builder.retained)
-            cached = _CachedPlan(plan, self._fn, builder.loops)
+            cached = _CachedPlan(plan, self._fn, builder)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()

@@ -65,7 +65,19 @@ _SYNC_TYPES = (
 )
 _SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
 _SHARED_CONTAINERS = (list, dict, set, bytearray)
-_SIZED = (str, bytes, tuple, list, dict, set, frozenset, range)
+_SIZED: tuple[type, ...] = (
+    str,
+    bytes,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    range,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
     "%": operator.mod, "**": operator.pow, "<": operator.lt, "<=": operator.le, "==": operator.eq,
