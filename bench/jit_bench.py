@@ -15,6 +15,11 @@ reports medians over the rounds.
 
 The fake model calls are `xcs_bc.testing.FakeLLM`s, which sleep like a remote call.
 
+"map_varying" gives a list of a different length on every call (3 for the traced call, then
+7, 5, 9, 4, 6, ...): the jit must serve every length from its one shape-general plan, so that row
+passes only if `stats.traces == 1` at the end, and the line under the table reports
+`stats.resized` (timed replays for another length than the traced one).
+
 A second table measures per-call overheads: the dispatcher per served call, the hand-off
 between threads on a chain, the guard check for an input of 100 strings, and the cost of
 tracing.  `--explain` prints `jitted.explain()` for every scenario (it is always printed for a
@@ -55,6 +60,10 @@ summarizer = FakeLLM("summarizer", 0.05)
 tagger = FakeLLM("tagger", 0.05)
 combiner = FakeLLM("combiner", 0.05)
 MODELS = [FakeLLM(name, 0.05) for name in ("gpt", "claude", "gemini", "llama", "mistral")]
+aggregator = FakeLLM("aggregator", 0.05)
+final = FakeLLM("final", 0.05)
+refiner = FakeLLM("refiner", 0.05)
+translator = FakeLLM("translator", 0.05)
 QUESTIONS = [
     "Summarize",
     "List the risks of",
@@ -67,7 +76,14 @@ QUESTIONS = [
     "Give a title for",
     "Translate to French:",
 ]
-FAKES = [llm, extract, analyze, write, judge, summarizer, tagger, combiner, *MODELS]
+PROPOSERS = MODELS[:4]  # the mixture of agents' first layer: four different models
+AGGREGATOR_ROLES = ["a careful editor", "a skeptical reviewer", "a domain expert"]
+LANGUAGES = ["French", "German", "Spanish", "Italian", "Japanese", "Portuguese"]
+TEMPLATE = "Translate to {lang}: {text}"
+FAKES = [
+    llm, extract, analyze, write, judge, summarizer, tagger, combiner, *MODELS,
+    aggregator, final, refiner, translator,
+]  # fmt: skip
 
 # The hand-written version's pool: made once, like a module-level pool in real code.
 POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="handwritten")
@@ -189,6 +205,76 @@ def chain(topic):
 chain_pool = chain
 
 
+# -- 8. a 3-layer mixture of agents: 4 proposers, 3 aggregators reading all proposals, 1 final call -----
+
+
+def moa3(question):
+    proposals = [model(f"Answer the question: {question}") for model in PROPOSERS]
+    aggregations = []
+    for role in AGGREGATOR_ROLES:
+        prompt = f"You are {role}.\nQuestion: {question}\nProposals:\n" + "\n".join(proposals)
+        aggregations.append(aggregator(prompt))
+    candidates = "\n".join(aggregations)
+    return final(f"Question: {question}\nWrite the final answer from:\n{candidates}")
+
+
+def moa3_pool(question):
+    proposals = list(POOL.map(lambda model: model(f"Answer the question: {question}"), PROPOSERS))
+    joined = "\n".join(proposals)
+    aggregations = list(
+        POOL.map(
+            lambda role: aggregator(f"You are {role}.\nQuestion: {question}\nProposals:\n" + joined),
+            AGGREGATOR_ROLES,
+        )
+    )
+    candidates = "\n".join(aggregations)
+    return final(f"Question: {question}\nWrite the final answer from:\n{candidates}")
+
+
+# -- 9. map, refine each summary, then combine (6 documents) ------------------------------------------
+
+
+def map_refine(docs):
+    summaries = [summarizer(f"Summarize: {d}") for d in docs]
+    refined = [refiner(f"Refine: {s}") for s in summaries]
+    return combiner("Combine:\n" + "\n".join(refined))
+
+
+def _summarize_then_refine(d):
+    return refiner(f"Refine: {summarizer(f'Summarize: {d}')}")
+
+
+def map_refine_pool(docs):
+    # Each document's refine starts as soon as its own summary is in (no barrier between the maps).
+    refined = list(POOL.map(_summarize_then_refine, docs))
+    return combiner("Combine:\n" + "\n".join(refined))
+
+
+# -- 10. one text translated to 6 languages through a str.format template -----------------------------
+
+
+def translate_fanout(text):
+    return {lang: translator(TEMPLATE.format(lang=lang, text=text)) for lang in LANGUAGES}
+
+
+def translate_fanout_pool(text):
+    futures = {lang: POOL.submit(translator, TEMPLATE.format(lang=lang, text=text)) for lang in LANGUAGES}
+    return {lang: future.result() for lang, future in futures.items()}
+
+
+# -- 11. a map over a list whose length changes on every call, then a combine call ----------------------
+
+
+def map_varying(docs):
+    notes = [summarizer(f"Summarize: {d}") for d in docs]
+    return combiner("Combine:\n" + "\n".join(notes))
+
+
+def map_varying_pool(docs):
+    notes = list(POOL.map(lambda d: summarizer(f"Summarize: {d}"), docs))
+    return combiner("Combine:\n" + "\n".join(notes))
+
+
 # -- inputs: fresh on every call -----------------------------------------------------------------------
 
 _counter = itertools.count()
@@ -206,6 +292,19 @@ def fresh_docs(n: int) -> Callable[[], list[str]]:
     return make
 
 
+VARYING_LENGTHS = (3, 7, 5, 9, 4, 6)  # each differs from the one before it, the last from the first
+
+
+def fresh_docs_varying() -> Callable[[], list[str]]:
+    """Fresh documents whose count changes on every call: 3, 7, 5, 9, 4, 6, 3, ..."""
+    lengths = itertools.cycle(VARYING_LENGTHS)
+
+    def make() -> list[str]:
+        return fresh_docs(next(lengths))()
+
+    return make
+
+
 @dataclass
 class Scenario:
     name: str
@@ -213,6 +312,7 @@ class Scenario:
     pool: Callable[[Any], Any]
     make_input: Callable[[], Any]
     parallel: bool = True  # False: a chain, where the target is "no slower than plain"
+    varying: bool = False  # True: the input's length changes every call; the jit must not trace again
 
 
 SCENARIOS = [
@@ -223,6 +323,10 @@ SCENARIOS = [
     Scenario("ensemble 5 + judge", ensemble, ensemble_pool, fresh_topic),
     Scenario("2 maps x 6 docs + combine", two_maps, two_maps_pool, fresh_docs(6)),
     Scenario("chain of 4", chain, chain_pool, fresh_topic, parallel=False),
+    Scenario("moa3_fstring", moa3, moa3_pool, fresh_topic),
+    Scenario("map_refine", map_refine, map_refine_pool, fresh_docs(6)),
+    Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
+    Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
 ]
 
 PARALLEL_TARGET = 0.90  # jit speedup / hand-written speedup
@@ -273,6 +377,10 @@ class Row:
     served: int = 0
     calls: int = 0
     explain: str = ""
+    traces: int = 0  # traces over the whole measurement (the warm-up's included): 1 means no retrace
+    replays: int = 0  # in the timed rounds
+    resized: int = 0  # timed replays of a plan's loops for another length than the traced one
+    lengths: list[int] = field(default_factory=list)  # the input lengths, warm-up first (varying rows)
 
     def median_ms(self, which: str) -> float:
         return statistics.median(getattr(self, which)) * 1000.0
@@ -295,6 +403,8 @@ class Row:
 
     @property
     def target_met(self) -> bool:
+        if self.scenario.varying and self.traces != 1:
+            return False  # a shape-general plan must serve every length without tracing again
         if self.scenario.parallel:
             return self.of_handwritten >= PARALLEL_TARGET
         return self.chain_overhead <= CHAIN_TARGET
@@ -305,6 +415,8 @@ def measure(scenario: Scenario, repeat: int) -> Row:
     jitted = xcs.jit(scenario.plain)
     # Untimed warm-up: the hand-written pool starts its threads, the jit traces its first call.
     warm = scenario.make_input()
+    if scenario.varying:
+        row.lengths.append(len(warm))
     reference = run_once(scenario.plain, warm)
     for name, fn in (("thread pool", scenario.pool), ("xcs.jit (tracing call)", jitted)):
         got = run_once(fn, warm)
@@ -313,9 +425,12 @@ def measure(scenario: Scenario, repeat: int) -> Row:
         if name.startswith("xcs.jit") and got.log != reference.log:
             row.problems.append(f"{name}: calls differ from plain on the warm-up input")
     served_before = jitted.stats.served
+    replays_before, resized_before = jitted.stats.replays, jitted.stats.resized
     variants = [("plain", scenario.plain), ("pool", scenario.pool), ("jit", jitted)]
     for round_ in range(repeat):
         arg = scenario.make_input()
+        if scenario.varying:
+            row.lengths.append(len(arg))
         outcomes: dict[str, Outcome] = {}
         shift = round_ % len(variants)  # rotate the order so drift does not favour one column
         for name, fn in variants[shift:] + variants[:shift]:
@@ -337,6 +452,9 @@ def measure(scenario: Scenario, repeat: int) -> Row:
                 f"{len(plain.log)}; logs: {outcomes['jit'].log!r:.300} vs {plain.log!r:.300}"
             )
     row.served = jitted.stats.served - served_before
+    row.traces = jitted.stats.traces
+    row.replays = jitted.stats.replays - replays_before
+    row.resized = jitted.stats.resized - resized_before
     row.explain = jitted.explain()
     return row
 
@@ -574,7 +692,10 @@ def print_table(rows: list[Row]) -> None:
         plain, pool, jit = row.median_ms("plain"), row.median_ms("pool"), row.median_ms("jit")
         same = "yes" if not row.problems else "NO"
         served = f"{row.served}/{row.calls}"
-        if row.scenario.parallel:
+        if row.scenario.varying:
+            traces = f"{row.traces} trace" + ("s" if row.traces != 1 else "")
+            target = f"{mark(row.target_met)} (>= {PARALLEL_TARGET:.0%}, {traces})"
+        elif row.scenario.parallel:
             target = f"{mark(row.target_met)} (>= {PARALLEL_TARGET:.0%})"
         else:
             target = (
@@ -630,6 +751,13 @@ def main(argv: list[str] | None = None) -> int:
     print("pool x / jit x: plain time / that version's time.  % of hand-written: jit x / pool x.")
     print("served: planned calls served from the pool over all calls, in the timed rounds.")
     print("chain of 4: nothing can overlap, so its thread-pool column is the plain code timed again.")
+    for row in rows:
+        if row.scenario.varying:
+            timed = ", ".join(str(n) for n in row.lengths[1:])
+            print(
+                f"{row.scenario.name}: {row.lengths[0]} docs traced, then {timed}; xcs.jit "
+                f"traces={row.traces} (must be 1), resized={row.resized} of {row.replays} timed replays."
+            )
     print()
 
     overheads = [dispatcher_min_call_ms_0(args.repeat), dispatcher_latency_0(args.repeat),

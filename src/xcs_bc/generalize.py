@@ -29,6 +29,7 @@ from typing import Any
 from xcs_bc.build import LoopRecord
 from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
 from xcs_bc.plan import (
+    SIZED,
     Env,
     Guard,
     NotComputable,
@@ -43,19 +44,6 @@ from xcs_bc.plan import (
 from xcs_bc.printing import format_value
 from xcs_bc.values import INDEX
 
-_SIZED: tuple[type, ...] = (
-    str,
-    bytes,
-    tuple,
-    list,
-    dict,
-    set,
-    frozenset,
-    range,
-    type({}.keys()),
-    type({}.values()),
-    type({}.items()),
-)
 _ROUND = "@round:"  # an OUTPUT template: the call at offset `op` of loop N's current round
 _EACH = "@each"  # an EXPR template: one operand per round of loop `op`
 _MAX_SCHEDULES = 16
@@ -128,7 +116,7 @@ class Generalization:
                     value = evaluate(sequence, env)
                 except NotComputable as exc:
                     return f"the loop at {loop.record.site}: {exc}"
-                if type(value) not in _SIZED:
+                if type(value) not in SIZED:
                     return f"the loop at {loop.record.site} walks a {type(value).__qualname__}"
                 sizes.add(len(value))
             if len(sizes) != 1:

@@ -19,6 +19,7 @@ reason, not an exception.
 from __future__ import annotations
 
 import builtins
+import functools
 import operator
 import queue
 import threading
@@ -65,7 +66,7 @@ _SYNC_TYPES = (
 )
 _SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
 _SHARED_CONTAINERS = (list, dict, set, bytearray)
-_SIZED: tuple[type, ...] = (
+SIZED: tuple[type, ...] = (  # len() of these runs no user code
     str,
     bytes,
     tuple,
@@ -275,7 +276,7 @@ class Guard:
         elif self.kind == "none":
             ok, seen = (value is None) is self.expected, _short(value)
         elif self.kind == "loop":
-            sized = type(value) in _SIZED  # len() of a built-in container runs no user code
+            sized = type(value) in SIZED  # len() of a built-in container runs no user code
             ok = sized and len(value) == self.expected
             seen = len(value) if sized else type(value).__qualname__
         else:  # "shape": numpy arrays
@@ -444,7 +445,7 @@ class Plan:
     mispredictions: int = 0
     replays: int = 0
 
-    @property
+    @functools.cached_property
     def schedule(self) -> Schedule:
         """The trace's own schedule: every recipe in trace order."""
         return Schedule(self.recipes, self.dependents, tuple(range(len(self.recipes))), (), self.ready_at)
