@@ -375,9 +375,10 @@ def _make_recipe(
                 return refuse(f"argument {format_value(ref)} could not be checked against the trace")
         elif not same_value(value, ref.value):
             return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
-        if ref.source is not Source.EXPR and type(value) in _SHARED_CONTAINERS:
+        shared = _shared_inside(ref, value)
+        if shared is not None:
             # the function holds it too: it could change it (or the callee could) before the call site
-            return refuse(f"argument {format_value(ref)} is a {type(value).__name__} the function shares")
+            return refuse(f"argument {format_value(ref)} holds {shared}, which the function shares")
         # (a local read from the frame is exempt: it is read after the last such function ran, see
         # _ready_at)
         if op.metadata.get("after_unknown_call") and not purity.is_immutable(value) and local_of(ref) is None:
@@ -387,6 +388,24 @@ def _make_recipe(
             # a recipe would build a copy, but the callee must get the very object the code keeps
             return refuse(f"argument {format_value(ref)} is a mutable object the function builds and keeps")
     return Recipe(op, callee, args, op.kwnames, needs, True, "")
+
+
+_DISPLAYS = frozenset({"list", "tuple", "dict", "set", "const"})
+
+
+def _shared_inside(ref: ValueRef, value: Any) -> str | None:
+    """A list, dict, set or bytearray the function can reach that the argument is or holds by
+    reference (directly, or inside a display built around it: `{"items": xs}`, `[xs]`), else None.
+    A recipe would hand the callee that very object early, before the glue changes it."""
+    if ref.source is not Source.EXPR or ref.path:
+        return f"a {type(value).__name__}" if type(value) in _SHARED_CONTAINERS else None
+    if ref.name not in _DISPLAYS:
+        return None  # computed by a pure call or operator: new data, compared by value
+    for operand in ref.operands:
+        found = _shared_inside(operand, operand.value)
+        if found is not None:
+            return f"{format_value(operand)} ({found})"
+    return None
 
 
 def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]) -> bool:
