@@ -11,9 +11,11 @@ loop built (`[llm(d) for d in docs]`, `answers.append(...)`) get 7 items: a
 
 The evidence is the trace itself: a loop is generalized only when it has at
 least two rounds and every round agrees with the template, per-round branch
-decisions included (they become per-round guards).  A call outside the loop
-that reads a round in any other way (the loop variable after the loop, an
-item picked by position) is not issued ahead for other lengths.  And the
+decisions included (they become per-round guards).  A loop whose rounds set a
+local that is read after it (the loop variable, a counter, a flag) is not
+generalized at all: what follows depends on how many rounds ran.  A call after
+the loop that reads a round by position (`answers[0]`) is not issued ahead for
+other lengths.  And the
 dispatcher still compares every planned call with the real one, so a template
 that is wrong for new data costs a misprediction, never a wrong result.
 """
