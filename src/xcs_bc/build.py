@@ -219,7 +219,8 @@ class GraphBuilder:
         # loops whose rounds assigned a local that is read after the loop (a counter, a flag, the loop
         # variable): what follows depends on how many rounds ran, so they are not generalized
         self.carried: set[int] = set()  # indices into `loops`
-        self._watch: list[tuple[int, set[tuple[int, str]]]] = []  # (loop index, locals its rounds set)
+        # (id(frame), local) -> the loops (indices into `loops`) whose rounds last assigned it
+        self._watch: dict[tuple[int, str], list[int]] = {}
         # id(operands) -> (operands, deps): what the *length* of a container built by the observed
         # code depends on (the branches taken while it was built), as opposed to its elements' values.
         # Keyed by the operands tuple, which survives `with_deps`/`with_value` copies of the ref.
@@ -487,7 +488,8 @@ class GraphBuilder:
     ) -> None:
         """A loop ran out: remember its rounds, and guard the length of the sequences it walked."""
         site = self._site(fs, ins)
-        self._watch.append((len(self.loops), set(state.stored)))
+        for key in state.stored:
+            self._watch.setdefault(key, []).append(len(self.loops))
         self.loops.append(
             LoopRecord(
                 state.iterable,
@@ -579,9 +581,7 @@ class GraphBuilder:
             self._push(fs, out)
 
     def _load_local(self, fs: _FrameState, name: str) -> ValueRef:
-        for index, names in self._watch:
-            if (id(fs.frame), name) in names:
-                self.carried.add(index)
+        self.carried.update(self._watch.get((id(fs.frame), name), ()))
         ref = fs.locals.get(name)
         f_locals = fs.frame.f_locals
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
@@ -616,8 +616,7 @@ class GraphBuilder:
         key = (id(fs.frame), name)
         for state in self._iters.values():
             state.stored.add(key)
-        for _, names in self._watch:
-            names.discard(key)  # assigned again after the loop: reads from now on see the new value
+        self._watch.pop(key, None)  # assigned again after the loop: reads from now on see the new value
         if fs is self._root:
             count = self._live[name] = self._live.get(name, 0) + 1
             if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:

@@ -31,7 +31,7 @@ from xcs_bc.errors import ConfigError, XCSError
 from xcs_bc.executor import Executor, default_executor, thread_pool
 from xcs_bc.generalize import generalize
 from xcs_bc.ir import OpType
-from xcs_bc.plan import Env, Plan, Schedule, local_reads, make_plan
+from xcs_bc.plan import Env, Plan, Schedule, local_names, make_plan
 from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.rewrite import SiteKey, code_tree, rewrite
 from xcs_bc.values import peek_attr
@@ -39,6 +39,7 @@ from xcs_bc.values import peek_attr
 R = TypeVar("R")
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan before the function runs plainly for good
+_MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
 _CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
 
 
@@ -57,6 +58,7 @@ class _CachedPlan:
             if path is not None:
                 self.keys[op.id] = (path, op.site.offset)
         self.sites = self._sites(plan.schedule)
+        self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
         rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
         self.clone = rewritten.function
         self.refused = rewritten.refused
@@ -80,7 +82,12 @@ class _CachedPlan:
         schedule = self.general.fit(env)
         if isinstance(schedule, str):
             return failure
-        return schedule, self._sites(schedule)
+        sites = self._resized_sites.get(schedule.lengths)
+        if sites is None:
+            if len(self._resized_sites) >= _MAX_RESIZED:
+                self._resized_sites.clear()
+            sites = self._resized_sites[schedule.lengths] = self._sites(schedule)
+        return schedule, sites
 
 
 class JittedFunction(Generic[R]):
@@ -286,10 +293,9 @@ class JittedFunction(Generic[R]):
             for recipe in plan.recipes:
                 op = recipe.op
                 if recipe.ahead and op.id in points:
-                    names = ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
                     lines.append(
                         f"    %{op.id} {op.name} at {op.site}: issued ahead when the run reaches "
-                        f"%{points[op.id]}, reading {names} from the function's frame"
+                        f"%{points[op.id]}, reading {local_names(recipe)} from the function's frame"
                     )
                 elif recipe.ahead:
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"

@@ -552,8 +552,13 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
     return {j: tuple(v) for j, v in ready.items()}
 
 
+def local_names(recipe: Recipe) -> str:
+    """The locals a recipe reads from the function's frame, for people: `patch, record`."""
+    return ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+
+
 def _no_point(recipe: Recipe) -> str:
-    names = ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+    names = local_names(recipe)
     return f"it reads {names}, made by the function itself, and no earlier call is a point to read it at"
 
 
