@@ -5,10 +5,10 @@ and 2 items, every call agrees with the plain function (result, exception, multi
 nothing is traced again, nothing is mispredicted or wasted, and the calls of a round overlap.
 
 Part 2 tries to break it: a plan generalized wrongly would issue a call the plain function does
-not make (stats.wasted, a different multiset of calls) or give another result.  Tests marked
-xfail(strict=True) are problems found here: bugs of generalize, bugs of the builder or the plan
-that resized calls show too, two performance bugs and two design limits; each reason says which
-and what goes wrong.
+not make (stats.wasted, a different multiset of calls) or give another result.  The bugs found
+here (of generalize, and of the builder or the plan that resized calls show too) are fixed and
+pinned by their tests; what is still marked xfail(strict=True) is a design limit, whose reason
+says what goes wrong.
 
 Parallelism is shown by the fakes' `max_concurrency`, never by timing.
 """
@@ -183,6 +183,37 @@ def test_enumerate_with_start() -> None:
 
     _, concurrency = prove_resizes(numbered, lambda n: (docs(n),), [llm])
     each_item_overlaps(concurrency, "llm")
+
+
+def test_enumerate_with_a_keyword_start() -> None:
+    (llm,) = fakes("llm")
+
+    def numbered(docs: list[str]) -> list[str]:
+        return [llm(f"{i}. {d}") for i, d in enumerate(docs, start=1)]
+
+    _, concurrency = prove_resizes(numbered, lambda n: (docs(n),), [llm])
+    each_item_overlaps(concurrency, "llm")
+
+
+def test_reversed_is_planned_for_its_traced_length_and_traced_again_for_another() -> None:
+    """Round k reads xs[-1 - k]: issued ahead at the traced length; templates (k + offset) do not
+    express it, so another length is a new trace, never a wrong or wasted call."""
+    (llm,) = fakes("llm")
+
+    def backwards(items: Any) -> list[str]:
+        return [llm(x) for x in reversed(items)]
+
+    fast = xcs.jit(backwards, min_call_ms=MIN_MS)
+    run_both(backwards, fast, docs(TRACED), watch=[llm])
+    run_both(backwards, fast, docs(TRACED), watch=[llm])
+    assert llm.max_concurrency == TRACED and fast.stats.served == TRACED, fast.explain()
+    run_both(backwards, fast, docs(5), watch=[llm])  # traced again
+    run_both(backwards, fast, docs(5), watch=[llm])
+    assert llm.max_concurrency == 5 and fast.stats.traces == 2, fast.explain()
+    for args in (tuple(docs(TRACED)), "abc", docs(0), docs(1)):
+        run_both(backwards, fast, args, watch=[llm])
+    assert fast.stats.resized == 0
+    clean(fast)
 
 
 def test_zip() -> None:
@@ -794,12 +825,6 @@ def test_zip_over_sequences_whose_lengths_differ() -> None:
         clean(fast)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="performance bug (correct, but never parallel again): the trace of zip(a, b) over lists of "
-    "lengths 2 and 4 fails its own guard len(b) == 2, so its plan is cut off before the loop and keeps "
-    "no guard at all; inserted first in the cache it fits every later call, shadowing the resizable plan",
-)
 def test_a_zip_of_unequal_lengths_does_not_shadow_the_resizable_plan() -> None:
     (llm,) = fakes("llm")
 
@@ -887,12 +912,6 @@ def test_an_empty_list_first_then_longer_lists() -> None:
     clean(fast)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="performance bug (correct, but never parallel): a trace over an empty list makes no call, so "
-    "make_plan's cutoff is 0 and the guard len(items) == 0 is dropped with every decision at or after "
-    "it; the guard-less plan fits every later call, which then never traces again nor issues ahead",
-)
 def test_an_empty_list_first_does_not_stop_later_calls_from_overlapping() -> None:
     (llm,) = fakes("llm")
 
@@ -954,13 +973,6 @@ def test_a_list_the_loop_grows_while_walking_it() -> None:
     clean(fast)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (plan, made worse by generalize): the loop's length guard `len(items) == 2` is checked "
-    "in make_plan against the input *after* the traced run shrank it from 4 to 2, so it holds; "
-    "generalize then sizes the loop from len(items) at call time (6) and issues 6 calls where the "
-    "plain loop makes 3. Without resizing, a call with 2 items also wastes one call",
-)
 def test_a_list_the_loop_shrinks_while_walking_it() -> None:
     (llm,) = fakes("llm")
 
@@ -975,6 +987,111 @@ def test_a_list_the_loop_shrinks_while_walking_it() -> None:
     for n in (4, 6):
         items = docs(n)
         run_both_fresh(shrink, fast, lambda items=items: (list(items),), watch=[llm])
+    clean(fast)
+
+
+class Box:
+    def __init__(self, items: list[str]) -> None:
+        self.items = items
+
+
+def drop_last(box: Box) -> None:  # not known to be pure: it may change what it is handed
+    box.items.pop()
+
+
+def test_sequences_changed_in_place_while_a_loop_walks_them() -> None:
+    """Any change in place to what a loop walks, by any means, keeps its rounds from being issued ahead."""
+    (llm,) = fakes("llm")
+
+    def del_last(items: list[str]) -> list[str]:
+        out = []
+        for x in items:
+            out.append(llm(x))
+            del items[-1]
+        return out
+
+    def pop_front(items: list[str]) -> list[str]:
+        out = []
+        for x in items:
+            out.append(llm(x))
+            items.pop(0)
+        return out
+
+    def with_enumerate(items: list[str]) -> list[str]:
+        out = []
+        for i, x in enumerate(items):
+            out.append(llm(f"{i}: {x}"))
+            items.pop()
+        return out
+
+    def with_zip(items: list[str]) -> list[str]:
+        out = []
+        for x, y in zip(items, list(items)):  # noqa: B905 - shortest wins
+            out.append(llm(x + y))
+            items.pop()
+        return out
+
+    def rewrite_next(items: list[str]) -> list[str]:
+        out = []
+        for i, x in enumerate(items):
+            out.append(llm(x))
+            if i + 1 < len(items):
+                items[i + 1] = x + "!"
+        return out
+
+    def extend(items: list[str]) -> list[str]:
+        out = []
+        for x in items:
+            out.append(llm(x))
+            if len(out) < 4:
+                items += [x + "!"]
+        return out
+
+    for fn in (del_last, pop_front, with_enumerate, with_zip, rewrite_next, extend):
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        for n in (4, 6, 4, 2, 7):
+            items = docs(n)
+            run_both_fresh(fn, fast, lambda items=items: (list(items),), watch=[llm])
+        clean(fast)
+
+    def box_attribute(box: Box) -> list[str]:
+        out = []
+        for x in box.items:
+            out.append(llm(x))
+            box.items.pop()
+        return out
+
+    def by_a_helper(box: Box) -> list[str]:
+        out = []
+        for x in box.items:
+            out.append(llm(x))
+            drop_last(box)
+        return out
+
+    for fn in (box_attribute, by_a_helper):
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        for n in (4, 6, 4, 2):
+            items = docs(n)
+            run_both_fresh(fn, fast, lambda items=items: (Box(list(items)),), watch=[llm])
+        clean(fast)
+
+
+def test_changing_another_object_while_walking_a_list_keeps_the_rounds_overlapping() -> None:
+    (llm,) = fakes("llm")
+
+    def fill(items: list[str], cache: dict[str, str]) -> dict[str, str]:
+        for x in items:
+            cache[x] = llm(x)
+        return cache
+
+    fast = xcs.jit(fill, min_call_ms=MIN_MS)
+    traced = docs(TRACED)
+    run_both_fresh(fill, fast, lambda: (traced, {}), watch=[llm])
+    for n in (TRACED, *LENGTHS):
+        items = docs(n)
+        run_both_fresh(fill, fast, lambda items=items: (items, {}), watch=[llm])
+        assert llm.max_concurrency == n, fast.explain()
+    assert fast.stats.traces == 1
     clean(fast)
 
 
@@ -1115,12 +1232,6 @@ def test_a_malformed_item_raises_the_same_error_in_its_round() -> None:
 # -- found while attacking: also wrong without resizing, shown here on resized calls ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (build.py _h_binary_subscr): `labels[i]` on a list the function built, with `i` an item "
-    "of the *input* `order`, is resolved to the operand at i's traced value, dropping the dependence on "
-    "`order`: a replay plans judge(labels[traced i]) whatever `order` holds",
-)
 def test_a_built_list_indexed_by_positions_from_an_input() -> None:
     (judge,) = fakes("judge")
 
@@ -1134,12 +1245,6 @@ def test_a_built_list_indexed_by_positions_from_an_input() -> None:
     clean(fast)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (build.py _h_for_iter): iterating the display [*docs, 'extra'] takes item k to be "
-    "operand k of the display (operands: unpack(docs), 'extra'), so round 1 is planned as a constant "
-    "(the trace's docs[1]) and no guard checks docs",
-)
 def test_a_loop_over_a_display_that_unpacks_the_input() -> None:
     (llm,) = fakes("llm")
 
@@ -1152,14 +1257,8 @@ def test_a_loop_over_a_display_that_unpacks_the_input() -> None:
     clean(fast)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a generator expression consumed by any() runs out in the trace, so its loop is planned "
-    "in full; any() stops at the first true item in C code no guard sees, and the calls planned for "
-    "the items after it are wasted (same with next(), and at the traced length too)",
-)
 def test_any_over_a_generator_expression_stops_early() -> None:
-    # a global callee: on 3.13 a generator expression reading a closure variable is not planned at all
+    # a global callee (a closure one is covered by test_jit_derived.py)
     fast = xcs.jit(has_yes, min_call_ms=MIN_MS)
     run_both(has_yes, fast, docs(TRACED), watch=[ANY_LLM])
     run_both(has_yes, fast, docs(1) + ["yes"] + docs(3), watch=[ANY_LLM])
@@ -1173,12 +1272,182 @@ def has_yes(docs: list[str]) -> bool:
     return any(ANY_LLM(d) == "any_llm(yes)" for d in docs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design limit (also at the traced length): two rounds that call a memoizing wrapper with the "
-    "same argument are issued at once, both miss the cache, and the fake behind it is called twice "
-    "where the plain function calls it once",
-)
+def test_built_containers_indexed_by_values_computed_from_inputs() -> None:
+    (judge,) = fakes("judge")
+
+    def shifted(docs: list[str], order: list[int]) -> list[str]:
+        labels = [f"<{d}>" for d in docs]
+        return [judge(labels[i + 1]) for i in order]
+
+    def window(docs: list[str], start: int) -> list[str]:
+        labels = [f"<{d}>" for d in docs]
+        return [judge(labels[j]) for j in range(start, start + 2)]
+
+    def pick(docs: list[str], which: int) -> str:
+        pair = (docs[0], docs[-1])
+        return judge(pair[which])
+
+    cases: list[tuple[Callable[..., Any], list[tuple[Any, ...]]]] = [
+        (shifted, [(docs(4), [0, 1, 2]), (docs(4), [2, 0, 1]), (docs(5), [3, 0]), (docs(4), [0, 1, 3])]),
+        (window, [(docs(4), 0), (docs(4), 2), (docs(5), 1), (docs(4), 3)]),
+        (pick, [(docs(2), 0), (docs(2), 1), (docs(3), 1), (docs(2), 2)]),
+    ]
+    for fn, calls_ in cases:
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        # the last call of each raises IndexError in its last round (a raise in an earlier round finds
+        # the later rounds' calls issued: see test_a_fake_raising_in_round_k_makes_no_call_past_it)
+        for args in calls_:
+            run_both(fn, fast, *args, watch=[judge])
+        clean(fast)
+
+
+def test_displays_that_unpack_an_input() -> None:
+    (llm,) = fakes("llm")
+
+    def as_tuple(docs: list[str]) -> list[str]:
+        return [llm(d) for d in (*docs, "extra")]
+
+    def two_inputs(docs: list[str]) -> list[str]:
+        return [llm(d) for d in [*docs[:1], "mid", *docs[1:]]]
+
+    def second(docs: list[str]) -> str:
+        both = [*docs, "extra"]
+        return llm(both[1])
+
+    def unpacked(docs: list[str]) -> str:
+        first, last = [*docs]
+        return llm(first + last)
+
+    def star_call(docs: list[str]) -> str:
+        return llm(" ".join([*docs, "!"]))
+
+    for fn in (as_tuple, two_inputs, second, unpacked, star_call):
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        for n in (2, 2, 5, 1, 2, 3):
+            run_both(fn, fast, docs(n), watch=[llm])
+        clean(fast)
+
+
+def test_loops_over_sets_and_dicts_built_here_whose_items_collapse() -> None:
+    """A set or dict built here has fewer items than operands when some are equal: its length is a guard."""
+    (llm,) = fakes("llm")
+
+    def over_set(docs: list[str]) -> list[str]:
+        return [llm("same") for _ in {*docs}]
+
+    def over_set_comprehension(docs: list[str]) -> list[str]:
+        return [llm("same") for _ in {d.lower() for d in docs}]
+
+    def over_merged(cfg: dict[str, str]) -> list[str]:
+        out = []
+        for key in {**cfg, "extra": "1"}:
+            out.append(llm(key))
+        return out
+
+    for fn in (over_set, over_set_comprehension):
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        for items in (["a", "b", "c"], ["a", "A", "c"], ["a", "b", "c"], ["a", "b", "b", "c"], ["x", "y"]):
+            run_both(fn, fast, items, watch=[llm])
+        clean(fast)
+    fast = xcs.jit(over_merged, min_call_ms=MIN_MS)
+    for cfg in ({"a": "1", "b": "2"}, {"a": "1", "extra": "2"}, {"a": "1", "b": "2"}, {"c": "3"}):
+        run_both(over_merged, fast, cfg, watch=[llm])
+    clean(fast)
+
+
+# generator expressions read globals here: on 3.13 one reading a closure variable is not planned at all
+(GEN_LLM,) = fakes("gen_llm")
+YES = "gen_llm(yes)"
+
+
+def all_no(docs: list[str]) -> bool:
+    return all(GEN_LLM(d) != YES for d in docs)
+
+
+def first_yes(docs: list[str]) -> str | None:
+    return next((r for r in (GEN_LLM(d) for d in docs) if r == YES), None)
+
+
+def first_long(docs: list[str]) -> str:
+    return next(GEN_LLM(d) for d in docs if len(d) > 1)  # StopIteration when there is none
+
+
+def any_word(texts: list[str]) -> bool:
+    return any(any(GEN_LLM(w) == YES for w in t.split()) for t in texts)
+
+
+def any_list(texts: list[str]) -> bool:
+    return any([GEN_LLM(w) for w in t.split()] == [YES] for t in texts)
+
+
+def stop_in_a_loop(docs: list[str]) -> list[str]:
+    out = []
+    for r in (GEN_LLM(d) for d in docs):
+        if r == YES:
+            break
+        out.append(r)
+    return out
+
+
+def first_two(docs: list[str], n: int) -> list[str]:
+    return list(itertools.islice((GEN_LLM(d) for d in docs), n))
+
+
+def zipped(docs: list[str], tags: list[str]) -> list[tuple[str, str]]:
+    return list(zip((GEN_LLM(d) for d in docs), tags))  # noqa: B905 - shortest wins
+
+
+def test_generator_expressions_whose_consumer_may_stop_early() -> None:
+    """all(), next(), a `break`, islice(), zip(): only what is surely reached is issued ahead."""
+    cases: list[tuple[Callable[..., Any], list[tuple[Any, ...]]]] = [
+        (all_no, [(["a", "b", "c"],), (["a", "yes", "c", "d"],), (["yes", "b", "c"],), (["a", "b"],)]),
+        (first_yes, [(["a", "b", "c"],), (["a", "yes", "c", "d"],), (["yes", "b", "c"],), (["yes"],)]),
+        (first_long, [(["a", "bb", "c"],), (["aa", "b", "c", "d"],), (["a", "b", "cc"],), (["a"],)]),
+        (any_word, [(["a b", "c d", "e f"],), (["a b", "yes", "c", "d"],), (["x yes", "a b"],)]),
+        (any_list, [(["a b", "c d", "e f"],), (["a b", "yes", "c d", "e"],), (["a b", "c d", "e f"],)]),
+        (stop_in_a_loop, [(["a", "b", "c"],), (["a", "yes", "c", "d"],), (["a", "b", "c"],)]),
+        (first_two, [(["a", "b", "c"], 3), (["a", "b", "c"], 1), (["a", "b", "c"], 0), (["a", "b"], 3)]),
+        (
+            zipped,
+            [(["a", "b", "c"], ["1", "2", "3"]), (["a", "b", "c"], ["1"]), (["a", "b"], ["1", "2", "3"])],
+        ),
+    ]
+    for fn, calls_ in cases:
+        fast = xcs.jit(fn, min_call_ms=MIN_MS)
+        for args in calls_:
+            run_both(fn, fast, *args, watch=[GEN_LLM])
+        clean(fast)
+
+
+def joined(docs: list[str]) -> str:
+    return " ".join(GEN_LLM(d) for d in docs)
+
+
+def total(docs: list[str]) -> int:
+    return sum(len(GEN_LLM(d)) for d in docs)
+
+
+def listed(docs: list[str]) -> list[str]:
+    return sorted(GEN_LLM(d) for d in docs)
+
+
+def spread(docs: list[str]) -> list[str]:
+    return [*(GEN_LLM(d) for d in docs)]
+
+
+def first_then_rest(docs: list[str]) -> tuple[str, list[str]]:
+    answers = (GEN_LLM(d) for d in docs)
+    return next(answers), list(answers)
+
+
+def test_generator_expressions_consumed_in_full_still_overlap() -> None:
+    for fn in (joined, total, listed, spread, first_then_rest):
+        _, concurrency = prove_resizes(fn, lambda n: (docs(n),), [GEN_LLM])
+        if fn is first_then_rest:  # next() of an empty generator raises before any call
+            del concurrency[0]
+        each_item_overlaps(concurrency, "gen_llm")
+
+
 def test_a_memoized_callee_with_repeated_items() -> None:
     (llm,) = fakes("llm")
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import inspect
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ from typing import Any
 
 from xcs_bc import purity
 from xcs_bc.codeinfo import CodeInfo, Instr, code_info
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 from xcs_bc.observe import CallEvent
 from xcs_bc.values import (
     NULL,
@@ -103,6 +104,11 @@ _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescri
 _COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
 _CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+# callees that take every item of the iterable they are handed (unless an item makes them raise)
+_TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
+_TAKE_ALL_METHODS = frozenset(
+    {(str, "join"), (bytes, "join"), (bytearray, "join"), (list, "extend"), (set, "update"), (dict, "update")}
+)
 EXC = ValueRef(Source.CONST, name="<exception>", value=None)
 """A slot holding an exception (or exception bookkeeping) pushed by unwinding."""
 _SELF = "<self>"
@@ -144,6 +150,9 @@ class LoopRecord:
     depth: int  # how many loops it ran inside
 
 
+_Watched = tuple[Any, bool, Any, int]  # see GraphBuilder._snapshot
+
+
 @dataclass
 class _LoopState:
     """A loop under way: its iterator's ref, what it iterates, and where each item began."""
@@ -154,6 +163,7 @@ class _LoopState:
     op_starts: list[int] = field(default_factory=list)
     decision_starts: list[int] = field(default_factory=list)
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
+    watched: tuple[_Watched, ...] = ()  # see GraphBuilder._snapshot
 
 
 @dataclass
@@ -173,7 +183,11 @@ class _FrameState:
     stack: list[ValueRef] = field(default_factory=list)
     locals: dict[str, ValueRef] = field(default_factory=dict)
     control: list[_Control] = field(default_factory=list)
+    # for a comprehension's frame: the conditions it runs under because of the frame that started (or,
+    # a generator expression's, resumed) it; they count as branches, like `control`
+    inherited: tuple[ValueRef, ...] = ()
     control_deps: frozenset[int] = frozenset()
+    resumes: int = 0  # generator expressions the pending instruction started or resumed so far
     pending: Instr | None = None
     started: float = 0.0
     ops_before: int = 0
@@ -211,9 +225,12 @@ class GraphBuilder:
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self._frames: dict[types.FrameType, _FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
-        self._yields: dict[int, list[ValueRef]] = {}  # id(generator ref) -> refs it yielded
-        # id(iterator ref) -> its loop; shared by frames because a 3.10/3.11 comprehension frame
-        # iterates the iterator its parent made
+        # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
+        self._handed: dict[int, tuple[Any, int]] = {}
+        # these two are keyed by `_identity` of a generator's or an iterator's ref:
+        self._yields: dict[int, list[ValueRef]] = {}  # generator -> refs it yielded
+        # iterator -> its loop; shared by frames because a 3.10/3.11 comprehension frame (and a generator
+        # expression's) iterates the iterator its parent made
         self._iters: dict[int, _LoopState] = {}
         self.loops: list[LoopRecord] = []  # loops that ran out, in the order they ended
         # loops whose rounds assigned a local that is read after the loop (a counter, a flag, the loop
@@ -271,6 +288,9 @@ class GraphBuilder:
             return
         fs.pending = ins
         fs.operands = tuple(fs.stack[len(fs.stack) - ins.pops :]) if ins.pops else ()
+        if ins.opname == "YIELD_VALUE" and fs.generator is not None and fs.stack:
+            # now, not when it completes: a consumer that stops at this item never resumes the frame
+            self._yields.setdefault(_identity(fs.generator), []).append(fs.stack[-1])
         if ins.opname == "CALL" and not PY312:
             fs.operands += fs.precall
         fs.ops_before = len(self.ops)
@@ -279,6 +299,7 @@ class GraphBuilder:
         fs.callee_params = ((), None, None)
         fs.callee_result = MISSING
         fs.child_return = None
+        fs.resumes = 0
         fs.exception = None
         fs.started = time.perf_counter()
 
@@ -370,21 +391,76 @@ class GraphBuilder:
         depth = ins.depth if ins is not None and ins.depth is not None else 0
         fs.stack = [unknown(0)] * depth  # a block may start with an enclosing loop's iterator on the stack
         parent = self._frames.get(frame.f_back) if frame.f_back is not None else None
-        if parent is not None and frame.f_code.co_name in _COMPREHENSIONS:
-            fs.parent = parent
-            self._link_nested(fs, parent)
+        if frame.f_code.co_name in _COMPREHENSIONS and fs is not self._root:
+            if parent is not None:
+                fs.parent = parent
+                self._link_nested(fs, parent)
+            fs.inherited = self._started_by(fs)
+            _refresh_control(fs)
         self._frames[frame] = fs
         return fs
 
     def _link_nested(self, fs: _FrameState, parent: _FrameState) -> None:
-        """A comprehension's `.0` is the iterator its maker was called with; a genexpr's comes with it."""
+        """A comprehension's `.0` is the iterator its maker was called with; a genexpr's comes with it
+        (to the call that consumes it, or to the `for` loop that walks it)."""
         for ref in parent.operands:
-            if ref.source is Source.EXPR and ref.name == "genexpr":
-                fs.generator = ref
-                fs.locals[".0"] = ref.operands[0] if ref.operands else unknown(len(self.ops))
+            generator = _generator_of(ref)
+            if generator is not None:
+                fs.generator = generator
+                fs.locals[".0"] = generator.operands[0] if generator.operands else unknown(len(self.ops))
                 return
         args = [ref for ref in parent.operands if ref is not NULL]
         fs.locals[".0"] = args[-1] if args else unknown(len(self.ops))
+
+    def _started_by(self, fs: _FrameState) -> tuple[ValueRef, ...]:
+        """The conditions a comprehension's frame runs under once a frame has started or resumed it.
+
+        The frame's that did: what it does is reached through its branches.  And a generator expression
+        is run item by item by its consumer, which may stop early in code we do not see (any() at the
+        first true item): unless the consumer surely asks for this item (see `_pulls`), the code up to
+        the next one is reached through the consumer's choice, made on the items so far, and is not
+        issued ahead.
+        """
+        back = fs.frame.f_back
+        consumer = self._frames.get(back) if back is not None else None
+        conds = _conditions(consumer) if consumer is not None else ()
+        if not fs.info.code.co_flags & inspect.CO_GENERATOR:
+            return conds  # a list, set or dict comprehension's frame (3.10, 3.11): run at once, in full
+        pulls = None
+        if consumer is not None:
+            consumer.resumes += 1
+            pulls = self._pulls(consumer, fs.generator) if fs.generator is not None else None
+        if pulls == "all" or (pulls == "first" and consumer is not None and consumer.resumes == 1):
+            return conds
+        yielded = self._yields.get(_identity(fs.generator), []) if fs.generator is not None else []
+        # (each item depends on the choice to ask for it: the last one's deps include the earlier choices)
+        why = ValueRef(Source.EXPR, name="consumer", deps=yielded[-1].deps if yielded else frozenset())
+        return (*conds, why)
+
+    def _pulls(self, fs: _FrameState, generator: ValueRef) -> str | None:
+        """How the instruction pending in `fs` takes items from `generator`: "all" of them (a `for` loop,
+        `[*gen]`, list(), sum(), "".join() ...), "first" (any(), all() and next() ask for one at least,
+        then stop where they like), or None (unknown, or the generator is not handed to it itself: zip(),
+        islice() and a helper function stop where they like too)."""
+        ins = fs.pending
+        if ins is None or not any(_same(_generator_of(ref), generator) for ref in fs.operands):
+            return None
+        if ins.opname in ("FOR_ITER", "LIST_EXTEND", "SET_UPDATE", "CALL_FUNCTION_EX"):
+            return "all"  # a loop here stops by its own branches, which we see; `f(*gen)` makes a tuple
+        if ins.opname not in _CALLS:
+            return None
+        callee_ref = self._call_layout(fs, ins, fs.operands)[0]
+        callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
+        if any(callee is taker for taker in _TAKE_ALL):
+            return "all"
+        if any(callee is taker for taker in (any, all, next)):
+            return "first"
+        # "".join, xs.extend: a builtin method's attributes run no code
+        if isinstance(callee, types.BuiltinMethodType) and (
+            (type(callee.__self__), callee.__name__) in _TAKE_ALL_METHODS
+        ):
+            return "all"
+        return None
 
     # -- completing an instruction --------------------------------------------------------------
 
@@ -393,6 +469,8 @@ class GraphBuilder:
         normal = offset == ins.next or offset == ins.target
         if ins.opname == "YIELD_VALUE" or ins.opname == "RETURN_GENERATOR":
             normal = True  # a generator resumes where it left off
+            fs.inherited = self._started_by(fs)  # and runs on as its consumer (this time) decides
+            _refresh_control(fs)
         if not normal:
             self._unwind(fs, ins, offset, now)
             return
@@ -419,7 +497,7 @@ class GraphBuilder:
                 cond = ValueRef(Source.EXPR, name="raised", deps=why)
                 until = _merge_point(fs.info, ins.next, offset)
                 fs.control.append(_Control(-1 - offset, until, cond))
-                fs.control_deps = union(entry.cond.deps for entry in fs.control)
+                _refresh_control(fs)
             elif not fs.control_deps:
                 # an exception no slow call caused: a replay cannot promise to take this path again
                 site = self._site(fs, ins)
@@ -519,7 +597,7 @@ class GraphBuilder:
                 return ref.deps
             entry = self._shapes.get(id(ref.operands))
             if entry is not None and entry[0] is ref.operands:
-                return entry[1]
+                return entry[1] | _key_deps(ref)
         return ref.deps
 
     # -- control dependence ----------------------------------------------------------------------
@@ -538,12 +616,12 @@ class GraphBuilder:
                 break
         else:
             fs.control.append(_Control(ins.offset, fs.info.ipdom(ins.offset), cond))
-        fs.control_deps = union(entry.cond.deps for entry in fs.control)
+        _refresh_control(fs)
 
     def _leave_branches(self, fs: _FrameState, offset: int) -> None:
         if fs.control and any(entry.until == offset for entry in fs.control):
             fs.control = [entry for entry in fs.control if entry.until != offset]
-            fs.control_deps = union(entry.cond.deps for entry in fs.control)
+            _refresh_control(fs)
 
     # -- instruction semantics -------------------------------------------------------------------
 
@@ -764,7 +842,7 @@ class GraphBuilder:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             self.effects += 1
             everything = frozenset(range(len(self.ops)))
-            self._mutate_receiver(callee, callee_ref, everything)
+            self._mutate_receiver(callee, callee_ref, everything, deep=True)
             for ref in args:
                 self._mutate_arg(ref, everything)
             return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
@@ -805,15 +883,63 @@ class GraphBuilder:
             )
         return with_value(callee_ref, receiver)
 
-    def _mutate_receiver(self, callee: Any, callee_ref: ValueRef, deps: frozenset[int]) -> None:
+    def _mutate_receiver(
+        self, callee: Any, callee_ref: ValueRef, deps: frozenset[int], *, deep: bool = False
+    ) -> None:
         receiver = getattr(callee, "__self__", MISSING)
         if receiver is MISSING or isinstance(receiver, types.ModuleType) or purity.is_immutable(receiver):
             return
+        if deep:
+            self._hand(receiver)
         self._mutate(receiver, self._receiver_ref(receiver, callee_ref), deps)
 
     def _mutate_arg(self, ref: ValueRef, deps: frozenset[int]) -> None:
+        """`ref` was handed to a call that may change it, and what it holds."""
         if ref.value is not MISSING and not purity.is_immutable(ref.value):
+            self._hand(ref.value)
             self._mutate(ref.value, self._lookup(ref), deps)
+
+    def _hand(self, obj: Any) -> None:
+        entry = self._handed.get(id(obj))
+        self._handed[id(obj)] = (obj, entry[1] + 1 if entry is not None and entry[0] is obj else 1)
+
+    def _snapshot(self, fs: _FrameState, refs: tuple[ValueRef, ...]) -> tuple[_Watched, ...]:
+        """What a loop over `refs` must see unchanged when it runs out for its length to be a guard: each
+        sequence itself (changed in place at all) and the objects it was read from (`self` of
+        `self.items`: handed to a call, which may change what they hold). Entries: (object, whether it is
+        the sequence, its _heap entry, how many times it was handed to a call)."""
+        out = []
+        for ref in refs:
+            objects = [(ref.value, True)]
+            value = self._root_value(fs, ref)
+            for hop in ref.path:
+                objects.append((value, False))
+                value = _peek(value, hop)
+            for obj, itself in objects:
+                if obj is not MISSING and not purity.is_immutable(obj):
+                    handed = self._handed.get(id(obj))
+                    count = handed[1] if handed is not None and handed[0] is obj else 0
+                    out.append((obj, itself, self._heap.get(id(obj)), count))
+        return tuple(out)
+
+    def _changed(self, snapshot: tuple[_Watched, ...]) -> bool:
+        for obj, itself, entry, count in snapshot:
+            handed = self._handed.get(id(obj))
+            if itself and self._heap.get(id(obj)) is not entry:
+                return True
+            if handed is not None and handed[1] != count:
+                return True
+        return False
+
+    def _root_value(self, fs: _FrameState, ref: ValueRef) -> Any:
+        """The object at the start of `ref`'s path: the input or global it reads (else MISSING)."""
+        if not ref.path:
+            return MISSING
+        if ref.source is Source.INPUT and ref.name in self.inputs:
+            return self.inputs[ref.name].value
+        if ref.source is Source.GLOBAL:
+            return fs.frame.f_globals.get(ref.name, MISSING)
+        return MISSING
 
     def _nested_result(
         self, fs: _FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
@@ -823,7 +949,7 @@ class GraphBuilder:
             return fs.child_return
         generated = [ref for ref in args if ref.source is Source.EXPR and ref.name == "genexpr"]
         if generated and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE:
-            produced = self._yields.get(id(generated[0]), [])
+            produced = self._yields.get(_identity(generated[0]), [])
             return expr("call", (callee_ref, expr("generated", produced)))
         return unknown(len(self.ops))
 
@@ -862,7 +988,7 @@ class GraphBuilder:
             if raised
             else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
         )
-        control = tuple(entry.cond for entry in fs.control)
+        control = _conditions(fs)
         site = self._site(fs, ins)
         metadata["code"] = code
         metadata["after_unknown_call"] = self.unknown_calls > 0
@@ -896,6 +1022,15 @@ class GraphBuilder:
             self._awaiting_exception.append(event)
 
 
+def _conditions(fs: _FrameState) -> tuple[ValueRef, ...]:
+    """The branch conditions everything `fs` does now is reached through."""
+    return (*fs.inherited, *(entry.cond for entry in fs.control))
+
+
+def _refresh_control(fs: _FrameState) -> None:
+    fs.control_deps = union(cond.deps for cond in _conditions(fs))
+
+
 def _merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
     """Where the paths from `a` and `b` meet again: their nearest common post-dominator."""
     if a is None:
@@ -921,6 +1056,34 @@ def _parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str 
     i += bool(code.co_flags & 0x04)
     varkw = code.co_varnames[i] if code.co_flags & 0x08 else None
     return code.co_varnames[: code.co_argcount], varargs, varkw
+
+
+def _peek(value: Any, hop: PathStep) -> Any:
+    """One step of a path, on a concrete value, without running user code (else MISSING)."""
+    if hop.kind == "attr":
+        return peek_attr(value, hop.key)
+    if hop.kind == "item":
+        return peek_item(value, hop.key)
+    return peek_iter_item(value, hop.key)
+
+
+def _identity(ref: ValueRef) -> int:
+    """Who a generator's or an iterator's ref stands for: its operands tuple, which the copies
+    `with_deps` and `with_value` make (pushed under a branch, stored in a local) keep."""
+    return id(ref.operands) if ref.operands else id(ref)
+
+
+def _same(a: ValueRef | None, b: ValueRef) -> bool:
+    return a is not None and _identity(a) == _identity(b)
+
+
+def _generator_of(ref: ValueRef) -> ValueRef | None:
+    """The generator expression `ref` is, or iterates (`iter(gen)`, made by a `for` loop over it)."""
+    if ref.source is Source.EXPR and ref.name == "iter" and len(ref.operands) == 1:
+        ref = ref.operands[0]
+    if ref.source is Source.EXPR and ref.name == "genexpr":
+        return ref
+    return None
 
 
 def _made_code(ref: ValueRef) -> types.CodeType | None:
@@ -1020,9 +1183,11 @@ def _h_load_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> 
 def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     container, key = b._pop(fs, 2)
     value = peek_item(container.value, key.value)
-    if container.source is Source.EXPR and container.name in ("list", "tuple") and isinstance(key.value, int):
+    # `xs[k]` on a list built here is its k-th operand only when k is the same in every run: a key read
+    # from the inputs (`labels[i]`, i from `order`) is kept as getitem(xs, i), which follows it
+    if _positional(container) and isinstance(key.value, int) and _fixed(key) and not key.deps:
         index = key.value
-        if -len(container.operands) <= index < len(container.operands) and not key.deps:
+        if -len(container.operands) <= index < len(container.operands):
             b._push(fs, with_value(container.operands[index], value))
             return
     entry = _dict_entry(container, key)
@@ -1034,10 +1199,51 @@ def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
         b._push(fs, b._lookup(expr("getitem", (container, key), value)))
 
 
+def _h_set_function_attribute(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.13 gives a function MAKE_FUNCTION made its closure (defaults, ...) in an instruction of its own:
+    it is still the function made here (a generator expression over a closure variable stays one)."""
+    attribute, function = b._pop(fs, 2)
+    if function.source is Source.EXPR and function.name == "make_function":
+        b._push(fs, expr("make_function", (*function.operands, attribute)))
+    else:
+        b._push(fs, expr("set_function_attribute", (attribute, function)))
+
+
+def _positional(ref: ValueRef) -> bool:
+    """Is `ref` a list or tuple built here whose k-th operand is its k-th item (no `*xs` kept whole)?"""
+    return (
+        ref.source is Source.EXPR
+        and ref.name in ("list", "tuple")
+        and not any(_splat(operand) for operand in ref.operands)
+    )
+
+
+def _splat(ref: ValueRef) -> bool:
+    """An operand of a display that stands for all the items of an iterable: `*xs`, `**kw`."""
+    return ref.source is Source.EXPR and ref.name == "unpack"
+
+
+def _fixed(ref: ValueRef) -> bool:
+    """Does `ref` have the same value in every run that reaches it: a literal or a loop counter (not a
+    value read from the inputs, globals, cells or results, nor computed from one)?"""
+    return ref.source is Source.CONST and not ref.operands and ref.name != _SELF
+
+
+def _key_deps(ref: ValueRef) -> frozenset[int]:
+    """For a set or dict built here, what its items' (keys') values depend on: equal ones collapse, so
+    its size depends on them too. (Nothing for a list or tuple.)"""
+    pairs = ref.operands
+    if ref.name == "dict" and len(pairs) % 2 == 0 and not any(_splat(operand) for operand in pairs):
+        return union(key.deps for key in pairs[::2])
+    return ref.deps if ref.name in ("set", "dict") else frozenset()
+
+
 def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
     """`{"a": x}["a"]` is `x`, for a dict built here with constant keys (operands: key, value pairs)."""
     if container.source is not Source.EXPR or container.name != "dict" or key.source is not Source.CONST:
         return None
+    if any(_splat(operand) for operand in container.operands):
+        return None  # `{**kw, "a": x}`: the pairs are not the operands
     pairs = container.operands
     if len(pairs) % 2 or any(k.source is not Source.CONST for k in pairs[::2]):
         return None
@@ -1091,6 +1297,7 @@ def _h_build(kind: str) -> Any:
 def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     """LIST_APPEND/SET_ADD/MAP_ADD/LIST_EXTEND/...: add the popped items to the container `arg` deep."""
     items = b._pop(fs, 2 if ins.opname == "MAP_ADD" else 1)  # codeinfo counts the container as re-pushed
+    shape: frozenset[int] = frozenset()  # what the number of items added depends on
     depth = int(ins.arg or 1)
     index = len(fs.stack) - depth
     if index < 0:
@@ -1103,14 +1310,39 @@ def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
         and isinstance(items[0].value, (tuple, frozenset))
     ):
         items = [const(v) for v in items[0].value]
-    elif ins.opname in ("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE"):
-        items = [expr("unpack", items)]
+    elif ins.opname in ("LIST_EXTEND", "SET_UPDATE") and items:
+        spread = _spread(b, fs, ins, items[0])
+        if spread is None:  # kept whole: the display's items are no longer its operands (see _positional)
+            shape, items = items[0].deps, [expr("unpack", items)]
+        else:
+            shape, items = spread
+    elif ins.opname in ("DICT_UPDATE", "DICT_MERGE"):
+        shape, items = union(ref.deps for ref in items), [expr("unpack", items)]
     kind = (
         target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
     )
     new = expr(kind, (*target.operands, *items)) if kind != "effect" else expr("effect", (target, *items))
-    b._set_shape(new, b._shape_deps(target) | fs.control_deps)
+    b._set_shape(new, b._shape_deps(target) | shape | fs.control_deps)
     fs.stack[index] = with_deps(new, fs.control_deps)
+
+
+def _spread(
+    b: GraphBuilder, fs: _FrameState, ins: Instr, ref: ValueRef
+) -> tuple[frozenset[int], list[ValueRef]] | None:
+    """`[*ref]`: what its length depends on and a ref per item, when we can name them (else None).
+
+    The items of a list or tuple built here are its operands; those of a list, tuple or str read from
+    an input, global or cell are paths into it, and their number becomes a guard, as for a loop over it.
+    """
+    if _positional(ref):
+        return b._shape_deps(ref), list(ref.operands)
+    value = ref.value
+    if ref.deps or ref.source not in (Source.INPUT, Source.GLOBAL, Source.CELL):
+        return None
+    if type(value) not in (list, tuple, str):
+        return None
+    b.decisions.append(Decision(ref, ("loop", len(value)), len(b.ops), b._site(fs, ins)))
+    return frozenset(), [b._lookup(step(ref, "iter", i, item)) for i, item in enumerate(value)]
 
 
 def _h_list_to_tuple(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -1127,7 +1359,7 @@ def _h_list_to_tuple(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
 def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
     n = int(ins.arg or 0)
-    if ref.source is Source.EXPR and ref.name in ("tuple", "list") and len(ref.operands) == n:
+    if _positional(ref) and len(ref.operands) == n:
         items = list(ref.operands)
     else:
         items = [b._lookup(step(ref, "item", i, peek_item(ref.value, i))) for i in range(n)]
@@ -1138,35 +1370,39 @@ def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: boo
 def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
     it = expr("iter", (ref,))
-    b._iters[id(it)] = _LoopState(it, ref, len(b.ops))  # popped when the loop runs out
+    state = _LoopState(it, ref, len(b.ops))
+    state.watched = b._snapshot(fs, (ref, *_lockstep(ref)[1]))
+    b._iters[_identity(it)] = state  # popped when the loop runs out
     b._push(fs, it)
 
 
 def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (it,) = b._pop(fs, 1)
-    state = b._iters.get(id(it))
-    if state is not None and state.iterator is not it:
+    state = b._iters.get(_identity(it))
+    if state is not None and state.iterator.operands is not it.operands:
         state = None
     iterable = state.iterable if state is not None else it
     # whether there is another item depends on the iterable's length, not on its items' values
     b._branch(fs, ins, ValueRef(Source.EXPR, name="len", deps=b._shape_deps(iterable)))
     if jumped:
-        b._iters.pop(id(it), None)
-        in_frame = iterable.source is Source.EXPR and iterable.name in _CONTAINERS
+        b._iters.pop(_identity(it), None)
+        # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread
+        # into its items, under a guard, or kept whole, see _spread)
+        built = _positional(iterable)
         # (recorded even under a branch on a result, e.g. a `break` that was not taken: a length
         # guard can only make a plan apply less often)
-        if state is not None and not iterable.deps and not in_frame:
-            # a container built here has the length earlier decisions gave it; anything else is a guard
-            # (on the sequences themselves when enumerate() or zip() walked them)
+        if state is not None and b._changed(state.watched):
+            # what it walked changed in place under it (`items.pop()` in its body): its length when the
+            # run is over says nothing of how many rounds it made, so nothing from it on is issued ahead
+            site = b._site(fs, ins)
+            b.decisions.append(Decision(unknown(0), ("changed", True), state.ops_before, site))
+        elif state is not None and not iterable.deps and not built:
+            # anything else is a guard (on the sequences themselves when enumerate() or zip() walked
+            # them), a set or dict built here too: equal items collapse
             sequences = tuple(_lockstep(iterable)[1] or [iterable])
             own = tuple(range(len(b.decisions), len(b.decisions) + len(sequences)))
             b._record_loop(fs, ins, state, sequences, own)
-        elif (
-            state is not None
-            and in_frame
-            and iterable.name in ("list", "tuple")
-            and not b._shape_deps(iterable)
-        ):
+        elif state is not None and built and not b._shape_deps(iterable):
             # a list built here (by an earlier loop, say) is as long as it was built: no guard
             b._record_loop(fs, ins, state, (), ())
         for _ in range(ins.jump_pushes):
@@ -1179,11 +1415,7 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
     index = len(state.op_starts)
     state.op_starts.append(len(b.ops))
     state.decision_starts.append(len(b.decisions))
-    if (
-        iterable.source is Source.EXPR
-        and iterable.name in ("list", "tuple")
-        and index < len(iterable.operands)
-    ):
+    if _positional(iterable) and index < len(iterable.operands):
         item = iterable.operands[index]
     elif iterable.source is Source.EXPR and iterable.name == "genexpr":
         item = unknown(len(b.ops))
@@ -1194,23 +1426,39 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
     b._push(fs, item)
 
 
+_KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
+
+
 def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
-    """For `enumerate(xs)`, `zip(a, b)` and `range(...)` called in the code: the builtin and its operands."""
+    """For `enumerate(xs)`, `zip(a, b)`, `reversed(xs)` and `range(...)` called in the code: the builtin
+    and the sequences it walks."""
     if iterable.source is Source.EXPR and iterable.name in ("call", "call_kw") and iterable.operands:
         callee, *args = iterable.operands
-        if iterable.name == "call_kw":  # zip(a, b, strict=True): drop the keyword values and names
+        if iterable.name == "call_kw":  # zip(a, b, strict=True), enumerate(xs, start=1)
             names = args.pop().value if args else ()
-            if callee.value is not zip or tuple(names) != ("strict",):
+            if tuple(names) != _KEYWORDS.get(callee.value):
                 return None, []
             args = args[:-1]
         callee = callee.value
         if iterable.path or not args:
             return None, []
-        if callee in (enumerate, zip):
-            return callee, list(args[:1] if callee is enumerate else args)
+        if callee in (enumerate, reversed):
+            return callee, args[:1]
+        if callee is zip:
+            return callee, args
         if callee is range:
             return callee, []
     return None, []
+
+
+def _enumerate_start(iterable: ValueRef) -> int | None:
+    """The `start` of `enumerate(xs, start)` or `enumerate(xs, start=k)`: 0 when absent, None when it is
+    not a constant (a counter from the inputs is not a fixed item of each round)."""
+    operands = iterable.operands[2:-1] if iterable.name == "call_kw" else iterable.operands[2:]
+    if not operands:
+        return 0
+    start = operands[0]
+    return start.value if start.source is Source.CONST and type(start.value) is int else None
 
 
 def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef | None:
@@ -1218,18 +1466,23 @@ def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef 
     of `range(...)`, a constant: precise paths instead of "the index-th thing an iterator gave"."""
     kind, sequences = _lockstep(iterable)
     if kind is range:
+        bounds = iterable.operands[1:]
+        if len(bounds) > 1 and not all(_fixed(ref) for ref in (bounds[0], *bounds[2:])):
+            return None  # range(start, ...) with a start or step from the inputs: item k is not a constant
         value = peek_iter_item(iterable.value, index) if iterable.value is not MISSING else MISSING
         return with_deps(index_const(value), iterable.deps) if isinstance(value, int) else None
     if kind is None:
         return None
-    start = 0
-    if kind is enumerate and len(iterable.operands) == 3:  # enumerate(xs, start)
-        start_ref = iterable.operands[2]
-        if start_ref.source is not Source.CONST or type(start_ref.value) is not int:
+    if kind is reversed:  # item k is xs[-1 - k], for a list, tuple, range or str (else no path)
+        (seq,) = sequences
+        if type(seq.value) not in (list, tuple, range, str) or index >= len(seq.value):
             return None
-        start = start_ref.value
+        return b._lookup(step(seq, "item", -1 - index, seq.value[-1 - index]))
     items = [b._lookup(step(seq, "iter", index, peek_iter_item(seq.value, index))) for seq in sequences]
     if kind is enumerate:
+        start = _enumerate_start(iterable)
+        if start is None:
+            return None
         items.insert(0, index_const(start + index))
     return expr("tuple", items)
 
@@ -1293,12 +1546,40 @@ def _h_swap(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
 
 
 def _h_format(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    b._push(fs, expr("format", b._pop(fs, ins.pops)))
+    operands = b._pop(fs, ins.pops)
+    if ins.opname == "FORMAT_VALUE" and operands:  # 3.10-3.12: `!s`, `!r`, `!a` are in its argument
+        operands[0] = _converted(operands[0], (ins.arg or 0) & 0x03)
+    b._push(fs, expr("format", operands))
+
+
+def _h_convert(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.13 CONVERT_VALUE: `!s`, `!r`, `!a` before FORMAT_SIMPLE / FORMAT_WITH_SPEC."""
+    (ref,) = b._pop(fs, 1)
+    b._push(fs, _converted(ref, ins.arg or 0))
+
+
+def _converted(ref: ValueRef, conversion: int) -> ValueRef:
+    """`ref` after an f-string conversion: str(), repr() or ascii() of it (calls `plan` can evaluate)."""
+    convert = {1: str, 2: repr, 3: ascii}.get(conversion)
+    return expr("call", (const(convert), ref)) if convert is not None else ref
 
 
 def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     kind = _BINARY_3_10.get(ins.opname) or _binary_op_symbol(ins.arg)
-    b._push(fs, expr(kind, b._pop(fs, ins.pops)))
+    operands = b._pop(fs, ins.pops)
+    target = operands[0] if operands else NULL
+    if kind.endswith("=") and target.value is not MISSING and not purity.is_immutable(target.value):
+        # `xs += ys` changes the list xs in place (and any object whose `+=` is its own method may)
+        base, rest = b._lookup(target), operands[1:]
+        new = expr("effect", (base, *rest), value=target.value)
+        pair = (base, rest[0]) if kind == "+=" and base.name == "list" and len(rest) == 1 else ()
+        if pair and all(_positional(ref) for ref in pair):  # both built here: still a list of known items
+            new = expr("list", (*base.operands, *rest[0].operands), value=target.value)
+            b._set_shape(new, b._shape_deps(base) | b._shape_deps(rest[0]) | fs.control_deps)
+        new = with_deps(new, fs.control_deps)
+        b._push(fs, b._mutate(target.value, base, new.deps, new))
+        return
+    b._push(fs, expr(kind, operands))
 
 
 def _h_compare(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -1327,16 +1608,16 @@ def _binary_op_symbol(arg: int | None) -> str:
 def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     ref = const(ins.argval) if ins.opname == "RETURN_CONST" else (b._pop(fs, 1) or [unknown(len(b.ops))])[0]
     parent = b._frames.get(fs.frame.f_back) if fs.frame.f_back is not None else None
-    if parent is not None and parent.pending is not None and fs.generator is None:
+    if fs is not b._root and fs.info.code.co_flags & inspect.CO_GENERATOR:
+        return  # a generator expression's return value is not what its consumer (traced or not) returns
+    if parent is not None and parent.pending is not None:
         parent.child_return = ref
     if fs.frame.f_back is not None and parent is None and b._root_return is None:
         b._root_return = ref
 
 
 def _h_yield(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (ref,) = b._pop(fs, 1) or [unknown(len(b.ops))]
-    if fs.generator is not None:
-        b._yields.setdefault(id(fs.generator), []).append(ref)
+    b._pop(fs, 1)  # recorded when the instruction started (see `instruction`)
     for _ in range(ins.pushes):
         b._push(fs, const(None))
 
@@ -1364,6 +1645,7 @@ _HANDLERS: dict[str, Any] = {
     "LOAD_METHOD": _h_load_attr,
     "BINARY_SUBSCR": _h_binary_subscr,
     "STORE_ATTR": _h_store_attr,
+    "SET_FUNCTION_ATTRIBUTE": _h_set_function_attribute,
     "DELETE_ATTR": _h_delete_attr,
     "STORE_SUBSCR": _h_store_subscr,
     "DELETE_SUBSCR": _h_delete_subscr,
@@ -1400,7 +1682,7 @@ _HANDLERS: dict[str, Any] = {
     "FORMAT_VALUE": _h_format,
     "FORMAT_SIMPLE": _h_format,
     "FORMAT_WITH_SPEC": _h_format,
-    "CONVERT_VALUE": _h_nop,  # 3.13 splits `!r` off FORMAT_SIMPLE; before, FORMAT_VALUE did both at once
+    "CONVERT_VALUE": _h_convert,  # 3.13 splits `!r` off FORMAT_SIMPLE; before, FORMAT_VALUE did both at once
     "BINARY_OP": _h_binary_op,
     "COMPARE_OP": _h_compare,
     "IS_OP": _h_compare,

@@ -15,9 +15,11 @@ decisions included (they become per-round guards).  A loop whose rounds set a
 local that is read after it (the loop variable, a counter, a flag) is not
 generalized at all: what follows depends on how many rounds ran.  A call after
 the loop that reads a round by position (`answers[0]`) is not issued ahead for
-other lengths.  And the
-dispatcher still compares every planned call with the real one, so a template
-that is wrong for new data costs a misprediction, never a wrong result.
+other lengths.  A loop over zip(a, b) runs as many rounds as its shortest
+sequence (with strict=True, only equal lengths: others raise).  A plan that
+issues nothing ahead is not generalized.  And the dispatcher still compares
+every planned call with the real one, so a template that is wrong for new data
+costs a misprediction, never a wrong result.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from xcs_bc.plan import (
     evaluate,
     outputs_needed,
     same_value,
+    zip_shortest,
 )
 from xcs_bc.printing import format_value
 from xcs_bc.values import INDEX
@@ -121,9 +124,9 @@ class Generalization:
                 if type(value) not in SIZED:
                     return f"the loop at {loop.record.site} walks a {type(value).__qualname__}"
                 sizes.add(len(value))
-            if len(sizes) != 1:
+            if len(sizes) != 1 and not zip_shortest(loop.record.iterable):
                 return f"the loop at {loop.record.site} walks sequences of different lengths {sorted(sizes)}"
-            lengths.append(sizes.pop())
+            lengths.append(min(sizes))  # zip() stops at the shortest (zip(strict=True) raises: no plan)
         made = self._schedule(tuple(lengths))
         if isinstance(made, str):
             return made
@@ -170,7 +173,11 @@ def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: AbstractSet[int
     """The plan's top-level loops as templates, or None when no loop can be generalized.
 
     `carried` are the loops (indices into `loops`) whose rounds assigned a local read after them.
+    A plan that issues nothing ahead is not generalized: resized it would still issue nothing, and it
+    would apply to lengths a new trace may find calls to issue for.
     """
+    if not any(recipe.ahead for recipe in plan.recipes):
+        return None
     candidates = _candidates(plan, [loop for index, loop in enumerate(loops) if index not in carried])
     while candidates:
         result = _attempt(plan, candidates)
@@ -194,7 +201,7 @@ def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[_Loop]:
     out = []
     for record in records:
         starts = record.op_starts
-        if record.depth or len(starts) < 2:
+        if record.depth or len(starts) < 2 or _walks_backwards(record.iterable):
             continue
         body = starts[1] - starts[0]
         bounds = (*starts, record.op_end)
@@ -206,6 +213,14 @@ def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[_Loop]:
         out.append(_Loop(record, starts[0], body, len(starts)))
     out.sort(key=lambda loop: (loop.start, loop.record.decision_end))
     return out
+
+
+def _walks_backwards(iterable: ValueRef) -> bool:
+    """`reversed(xs)`: round k reads xs[-1 - k], which templates (k + offset) do not express; such a
+    loop keeps its exact-length plan, and another length is traced."""
+    return (
+        iterable.source is Source.EXPR and bool(iterable.operands) and iterable.operands[0].value is reversed
+    )
 
 
 def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:

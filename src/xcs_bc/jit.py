@@ -8,7 +8,10 @@
 The first call with arguments no cached plan's guards accept runs *observed*:
 it behaves exactly like the plain call, and its graph becomes a `Plan`.  A
 later call whose arguments pass a plan's guards runs the plan's clone while the
-planned calls go ahead on the executor (see `replay`).  Functions the jit
+planned calls go ahead on the executor (see `replay`).  A plan that issues
+nothing ahead applies only to calls shaped like its trace and is tried after
+the others; after three traces in a row that found nothing to issue ahead
+(or made no plan), the function runs plainly.  Functions the jit
 cannot replay (generators, coroutines, code the rewriter refuses) run plainly,
 and `explain()` says why.
 """
@@ -38,7 +41,7 @@ from xcs_bc.values import peek_attr
 
 R = TypeVar("R")
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
-_GIVE_UP = 3  # traces in a row that make no plan before the function runs plainly for good
+_GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
 _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
 _CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
 
@@ -58,6 +61,7 @@ class _CachedPlan:
             if path is not None:
                 self.keys[op.id] = (path, op.site.offset)
         self.sites = self._sites(plan.schedule)
+        self.idle = not any(recipe.ahead for recipe in plan.recipes)  # it issues nothing ahead
         self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
         rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
         self.clone = rewritten.function
@@ -199,7 +203,7 @@ class JittedFunction(Generic[R]):
         try:
             graph = builder.finish(None)
             env = dataclasses.replace(env, locals=builder.local_values)  # recipes are checked against them
-            plan = make_plan(graph, builder.decisions, env, builder.retained)
+            plan = make_plan(graph, builder.decisions, env, builder.retained, builder.loops)
             cached = _CachedPlan(plan, self._fn, builder)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
@@ -209,18 +213,28 @@ class JittedFunction(Generic[R]):
             self._note(f"no plan: internal error {exc!r} (please report it); the call ran plainly")
             self._no_plan()
             return
-        self._traces_without_plan = 0
-        if not any(recipe.ahead for recipe in plan.recipes):
-            self._note("the trace found no call that can be issued ahead; later calls still replay")
         with self._lock:
-            self._plans.insert(0, cached)
+            # newest first, but a plan that issues nothing after every one that issues something:
+            # it must not shadow them (its guards may still be weaker than its trace's decisions)
+            at = 0 if not cached.idle else sum(not other.idle for other in self._plans)
+            self._plans.insert(at, cached)
             del self._plans[self._cache_size :]
+        if cached.idle:
+            # kept, so that calls of its shape replay without tracing; but a trace that finds nothing
+            # to issue ahead counts as one that made no plan, so shapes that never do stop being traced
+            self._note("the trace found no call that can be issued ahead; calls of its shape still replay")
+            self._no_plan()
+        else:
+            self._traces_without_plan = 0
 
     def _no_plan(self) -> None:
         """Tracing costs time; when it keeps yielding no plan, stop paying for it (at worst not faster)."""
         self._traces_without_plan += 1
         if self._traces_without_plan >= _GIVE_UP and self._refusal is None:
-            self._refusal = f"{_GIVE_UP} traces in a row made no plan (see the notes); it now runs plainly"
+            self._refusal = (
+                f"{_GIVE_UP} traces in a row made no plan that issues a call ahead (see the notes); "
+                "it now runs plainly"
+            )
 
     def _replay(
         self,

@@ -3,7 +3,7 @@
 A `Plan` holds, for every slow call of the trace, a *recipe*: its callee and
 arguments as `ValueRef`s (paths into the inputs and into earlier results,
 constants, globals and cells read at run time, pure expressions of those),
-which `evaluate` recomputes on new inputs.  A call gets a recipe only when
+compiled once into a function that recomputes them on new inputs (`slices`).  A call gets a recipe only when
 evaluating it on the trace's own inputs gives back exactly the arguments the
 call really received.  A recipe-less call, one reached through a branch on an
 earlier call's result, or one after a decision no guard can check, is never
@@ -20,38 +20,37 @@ from __future__ import annotations
 
 import builtins
 import functools
-import operator
 import queue
 import threading
 import time
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xcs_bc import purity
-from xcs_bc.build import Decision
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Source, ValueRef
+from xcs_bc.build import Decision, LoopRecord
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
 from xcs_bc.printing import format_value
-from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
+from xcs_bc.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value
+from xcs_bc.values import describe_callee, local_of
 
+__all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (imported here for callers)
+    "SIZED",
+    "Env",
+    "Guard",
+    "NotComputable",
+    "Plan",
+    "Recipe",
+    "Schedule",
+    "dependents_of",
+    "evaluate",
+    "local_names",
+    "local_reads",
+    "make_plan",
+    "outputs_needed",
+    "same_value",
+]
 
-class NotComputable(Exception):
-    """A recipe cannot be evaluated (yet, or at all) without running user code."""
-
-
-@dataclass
-class Env:
-    """What recipes read: the call's arguments, the function's globals and cells, results so far."""
-
-    args: Mapping[str, Any]
-    globals: Mapping[str, Any]
-    cells: Mapping[str, types.CellType]
-    outputs: dict[int, Any] = field(default_factory=dict)
-    locals: Mapping[str, Any] = field(default_factory=dict)  # local_tag -> value read from the frame
-
-
-_SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range, slice)
 _DELAYS = frozenset({time.sleep, input, builtins.input})
 _SYNC_TYPES = (
     type(threading.Lock()),
@@ -66,186 +65,6 @@ _SYNC_TYPES = (
 )
 _SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
 _SHARED_CONTAINERS = (list, dict, set, bytearray)
-SIZED: tuple[type, ...] = (  # len() of these runs no user code
-    str,
-    bytes,
-    tuple,
-    list,
-    dict,
-    set,
-    frozenset,
-    range,
-    type({}.keys()),
-    type({}.values()),
-    type({}.items()),
-)
-_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
-    "%": operator.mod, "**": operator.pow, "<": operator.lt, "<=": operator.le, "==": operator.eq,
-    "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "is": operator.is_, "is not": operator.is_not,
-    "in": lambda a, b: operator.contains(b, a), "not in": lambda a, b: not operator.contains(b, a),
-}  # fmt: skip
-
-
-def evaluate(ref: ValueRef, env: Env) -> Any:
-    """The value `ref` describes, computed from `env` without running user code (else NotComputable).
-
-    Whatever goes wrong while computing (a pure helper raising on new data) is NotComputable too:
-    the call then runs in its turn, and the real run meets the error where the plain one would.
-    """
-    try:
-        return _steps(_head(ref, env), ref.path)
-    except NotComputable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - never let a recipe's failure reach the user's call
-        raise NotComputable(f"computing {format_value(ref)} raised {type(exc).__name__}") from exc
-
-
-def _head(ref: ValueRef, env: Env) -> Any:
-    source = ref.source
-    if source is Source.INPUT:
-        if ref.name not in env.args:
-            raise NotComputable(f"input {ref.name!r} is not an argument")
-        return env.args[ref.name]
-    if source is Source.OUTPUT:
-        if ref.op not in env.outputs:
-            raise NotComputable(f"%{ref.op} has not returned yet")
-        return env.outputs[ref.op]
-    if source is Source.CONST:
-        return ref.value
-    if source is Source.GLOBAL:
-        if ref.name in env.globals:
-            return env.globals[ref.name]
-        if hasattr(builtins, ref.name):
-            return getattr(builtins, ref.name)
-        raise NotComputable(f"global {ref.name!r} is not defined")
-    if source is Source.CELL:
-        cell = env.cells.get(ref.name)
-        if cell is None:
-            raise NotComputable(f"cell {ref.name!r} is not a closure variable")
-        try:
-            return cell.cell_contents
-        except ValueError:
-            raise NotComputable(f"cell {ref.name!r} is empty") from None
-    if source is Source.EXPR:
-        return _expr(ref, env)
-    if local_of(ref) is not None and ref.name in env.locals:
-        return env.locals[ref.name]
-    origin = unknown_origin(ref)
-    if origin is not None:
-        raise NotComputable(f"it comes from {origin}, which is not known to be pure")
-    raise NotComputable("unknown provenance")
-
-
-def _steps(value: Any, path: tuple[PathStep, ...]) -> Any:
-    for step in path:
-        if step.kind == "attr":
-            value = peek_attr(value, step.key)
-        elif step.kind == "item":
-            value = peek_item(value, step.key)
-        else:
-            value = _iter_item(value, step.key)
-        if value is MISSING:
-            raise NotComputable(f"{step} cannot be read without running user code")
-    return value
-
-
-def _iter_item(value: Any, index: int) -> Any:
-    """The index-th item iterating `value` yields, for containers whose iteration runs no user code."""
-    if type(value) in (list, tuple, range, str):
-        return value[index] if index < len(value) else MISSING
-    if type(value) in (dict, type({}.keys()), type({}.values()), type({}.items())):
-        items = list(value)
-        return items[index] if index < len(items) else MISSING
-    return MISSING
-
-
-def _expr(ref: ValueRef, env: Env) -> Any:
-    kind = ref.name
-    values = [evaluate(operand, env) for operand in ref.operands]
-    if kind in ("list", "tuple", "set"):
-        return {"list": list, "tuple": tuple, "set": set}[kind](values)
-    if kind == "dict" and len(values) % 2 == 0:
-        return dict(zip(values[::2], values[1::2], strict=True))
-    if kind == "const" and len(values) == 1:
-        return values[0]
-    if kind == "fstring" and all(type(v) is str for v in values):
-        return "".join(values)
-    if kind == "format" and 1 <= len(values) <= 2 and all(_plain(v) for v in values):
-        return format(*values)
-    if kind in _OPERATORS and len(values) == 2 and all(_plain(v) for v in values):
-        return _OPERATORS[kind](*values)
-    if kind == "not" and len(values) == 1 and _plain(values[0]):
-        return not values[0]
-    if kind == "slice" and all(v is None or type(v) is int for v in values):
-        return slice(*values)
-    if kind == "binary_slice" and len(values) == 3:  # 3.12+: container[start:stop]
-        values = [values[0], slice(values[1], values[2])]
-        kind = "getitem"
-    if kind == "getitem" and len(values) == 2:
-        item = peek_item(values[0], values[1])
-        if item is not MISSING:
-            return item
-    if kind in ("call", "call_kw") and values:
-        fresh = [_fresh_iterator(operand, value) for operand, value in zip(ref.operands, values, strict=True)]
-        return _call(kind, values, fresh)
-    raise NotComputable(f"{format_value(ref)} is not known to be pure")
-
-
-_ITERATORS: tuple[type, ...] = (
-    type(zip()),
-    type(enumerate(())),
-    type(reversed(())),
-    type(iter(range(0))),
-    type({}.items()),
-)
-
-
-def _fresh_iterator(ref: ValueRef, value: Any) -> bool:
-    """An iterator our own evaluation just made from plain data (`zip(a, b)`) may be consumed."""
-    return ref.source is Source.EXPR and ref.name in ("call", "call_kw") and type(value) in _ITERATORS
-
-
-def _call(kind: str, values: list[Any], fresh: list[bool]) -> Any:
-    """Call a PURE callee on plain values (or iterators made here): no user code runs."""
-    if not all(_plain(v) or ok for v, ok in zip(values[1:], fresh[1:], strict=True)):
-        raise NotComputable("a pure call on values whose methods could run user code")
-    callee, *args = values
-    if purity.classify(callee) is not purity.Effect.PURE:
-        raise NotComputable(f"{describe_callee(callee)} is not known to be pure")
-    kwargs: dict[str, Any] = {}
-    if kind == "call_kw":
-        names = args.pop()
-        kwargs = dict(zip(names, args[len(args) - len(names) :], strict=True))
-        args = args[: len(args) - len(names)]
-    return callee(*args, **kwargs)
-
-
-def _plain(value: Any) -> bool:
-    """Built-in data, whose operators and formatting run no user code."""
-    if type(value) in (tuple, list, frozenset):
-        return all(_plain(v) for v in value)
-    if type(value) is dict:
-        return all(_plain(k) and _plain(v) for k, v in value.items())
-    return type(value) in _SAFE_VALUES
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equality that runs no user code: identity, or == on built-in data."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if _plain(a):
-        try:
-            return bool(a == b)
-        except Exception:  # noqa: BLE001 - e.g. nan-containing structures: not the same
-            return False
-    if isinstance(a, types.MethodType):
-        return a.__func__ is b.__func__ and a.__self__ is b.__self__
-    if isinstance(a, types.BuiltinMethodType):
-        return a.__self__ is b.__self__ and a.__name__ == b.__name__
-    return False
 
 
 # -- guards --------------------------------------------------------------------------------------
@@ -260,10 +79,14 @@ class Guard:
     expected: Any
     where: str = ""
 
+    @functools.cached_property
+    def compiled(self) -> Slice:
+        return Slice((self.ref,))
+
     def check(self, env: Env) -> str | None:
         """None when the guard holds, else why not (a sentence)."""
         try:
-            value = evaluate(self.ref, env)
+            (value,) = self.compiled(env)
         except NotComputable as exc:
             return f"{self.describe()}: {exc}"
         if self.kind == "type":
@@ -272,7 +95,7 @@ class Guard:
         elif self.kind == "is":
             ok, seen = value is self.expected, _short(value)
         elif self.kind == "truth":
-            ok, seen = _plain(value) and bool(value) is self.expected, _short(value)
+            ok, seen = plain(value) and bool(value) is self.expected, _short(value)
         elif self.kind == "none":
             ok, seen = (value is None) is self.expected, _short(value)
         elif self.kind == "loop":
@@ -299,7 +122,7 @@ class Guard:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if _plain(value) else f"<{type(value).__qualname__}>"
+    text = repr(value) if plain(value) else f"<{type(value).__qualname__}>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -318,9 +141,13 @@ class Recipe:
     ahead: bool  # may be issued before the real run reaches it
     reason: str  # why not, when not
 
+    @functools.cached_property
+    def compiled(self) -> Slice:
+        """Callee and arguments as one function of the leaves they read (see `slices`)."""
+        return Slice((self.callee, *self.args))
+
     def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-        callee = evaluate(self.callee, env)
-        values = [evaluate(ref, env) for ref in self.args]
+        callee, *values = self.compiled(env)
         if self.op.metadata.get("star"):  # f(*seq) or f(*seq, **kw): expand as the call does
             seq, kw = values[0], values[1] if len(values) > 1 else {}
             if type(seq) not in (tuple, list) or type(kw) is not dict:
@@ -483,36 +310,45 @@ def make_plan(
     decisions: list[Decision],
     env: Env,
     retained: Mapping[int, tuple[ValueRef, ...]] | None = None,
+    loops: Sequence[LoopRecord] = (),
 ) -> Plan:
     """Guards and recipes for `graph`, checked against the trace's own inputs in `env`."""
     env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
-    guards: list[Guard] = []
     cutoff, cutoff_reason = len(graph.operations), ""
-    checked: dict[int, Guard] = {}
+    holding: dict[int, Guard] = {}
+    zipped = _zip_guards(decisions, loops, env)
     for index, decision in enumerate(decisions):
-        guard = _decision_guard(decision)
+        guard = zipped.get(index) or _decision_guard(decision)
         if guard is None or guard.check(env) is not None:
             if decision.before < cutoff:  # the earliest unguardable decision wins
                 cutoff = decision.before
                 cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
         else:
-            checked[index] = guard
+            holding[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
-    checked = {index: guard for index, guard in checked.items() if decisions[index].before < cutoff}
-    guards.extend(checked.values())
+    checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
-    guards[:0] = _input_guards(recipes, guards, env)
     ready_at = _ready_at(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}
-    recipes = tuple(
+    final = tuple(
         replace(recipe, ahead=False, reason=_no_point(recipe))
         if recipe.ahead and local_reads(recipe) and recipe.op.id not in waiting
         else recipe
         for recipe in recipes
     )
-    return Plan(
-        graph, tuple(guards), recipes, cutoff, cutoff_reason, dependents_of(recipes), checked, ready_at
-    )
+    kept = list(checked.values())
+    reads = [guard.ref for guard in kept]
+    if not any(recipe.ahead for recipe in final):
+        # A plan that issues nothing gains nothing from applying widely, and where it applies no
+        # call is traced again: one traced with an empty list (no call, cutoff 0) would stand in for
+        # every later list.  It keeps every decision a guard can check, and the types of the inputs
+        # any decision read, so it applies only to calls that go the trace's way as far as can be told.
+        # (Not those that read what a call brings no value for yet: the function's locals.)
+        called = Env(env.args, env.globals, env.cells)
+        kept += [g for i, g in holding.items() if i not in checked and g.check(called) is None]
+        reads = [decision.cond for decision in decisions if decision.cond.source is not Source.UNKNOWN]
+    guards = _input_guards(recipes, reads, env) + kept
+    return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
 
 
 def local_reads(recipe: Recipe) -> dict[str, tuple[str, int]]:
@@ -593,12 +429,58 @@ def _decision_guard(decision: Decision) -> Guard | None:
     return Guard(kind, decision.cond, expected, str(decision.site))
 
 
-def _input_guards(recipes: tuple[Recipe, ...], decisions: list[Guard], env: Env) -> list[Guard]:
-    """Types of the inputs the plan reads, identity of the globals and cells it calls."""
+def zip_shortest(iterable: ValueRef) -> bool:
+    """Is `iterable` a call of zip() without strict=True, whose rounds stop at its shortest sequence?"""
+    if iterable.source is not Source.EXPR or iterable.path or not iterable.operands:
+        return False
+    if iterable.operands[0].value is not zip:
+        return False
+    if iterable.name == "call":
+        return True
+    # zip(a, b, strict=False): operands are the callee, the sequences, the keyword's value, its name
+    if iterable.name != "call_kw" or len(iterable.operands) < 4:
+        return False
+    strict, names = iterable.operands[-2:]
+    return names.value == ("strict",) and strict.source is Source.CONST and strict.value is False
+
+
+def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env) -> dict[int, Guard]:
+    """Length guards for the loops over zip(a, b, ...) that walked sequences of different lengths.
+
+    The builder's decision for each sequence is `len(seq) == rounds`, which fails on the trace's own
+    inputs when the lengths differ (zip stops at the shortest), and would cut the plan off before the
+    loop.  The trace's own lengths, when the shortest is the number of rounds, decide the same rounds.
+    """
+    out: dict[int, Guard] = {}
+    for record in loops:
+        if len(record.sequences) < 2 or not zip_shortest(record.iterable):
+            continue
+        lengths = []
+        for sequence in record.sequences:
+            try:
+                value = evaluate(sequence, env)
+            except NotComputable:
+                break
+            if type(value) not in SIZED:
+                break
+            lengths.append(len(value))
+        else:
+            if len(set(lengths)) == 1 or min(lengths) != len(record.op_starts):
+                continue
+            for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
+                decision = decisions[index]
+                if decision.cond is sequence and decision.outcome[0] == "loop":
+                    out[index] = Guard("loop", sequence, length, str(decision.site))
+    return out
+
+
+def _input_guards(recipes: tuple[Recipe, ...], reads: list[ValueRef], env: Env) -> list[Guard]:
+    """Types of the inputs the plan reads (`reads` are its guards' refs), identity of the globals and
+    cells it calls."""
     guards: list[Guard] = []
     seen: set[tuple[str, str]] = set()
     roots = [ref for recipe in recipes if recipe.ahead for ref in (recipe.callee, *recipe.args)]
-    roots += [guard.ref for guard in decisions]
+    roots += reads
     todo = list(roots)
     while todo:
         ref = todo.pop()

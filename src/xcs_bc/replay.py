@@ -19,7 +19,7 @@ import functools
 import sys
 import threading
 import types
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,9 @@ class Replay:
         self.context = contextvars.copy_context()
         self.lock = threading.Lock()
         self.issued: dict[int, _Issued] = {}
+        self.memoized: list[int] = []  # issued calls of an lru_cache wrapper (see _cache_mate)
+        self.waiting: dict[int, list[int]] = {}  # issued call -> planned calls issued once it returns
+        self.cache_room: dict[int, bool] = {}  # id of an lru_cache wrapper -> see _cache_has_room
         self.local_envs: dict[int, Env] = {}  # planned call -> env with the locals read for it
         self.consumed: set[int] = set()
         self.occurrences: dict[SiteKey, int] = {}
@@ -105,18 +108,61 @@ class Replay:
                     continue
                 try:
                     callee, args, kwargs = recipe.call(self.local_envs.get(op_id, self.env))
-                    future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
                 except NotComputable:
                     continue  # it will run in its turn
+                memoized = _memoizing(callee)
+                if memoized and not self._cache_has_room(callee):
+                    continue  # it runs in its turn
+                mate = self._cache_mate(callee, args, kwargs, running=False) if memoized else None
+                if mate is not None:
+                    # issued now, it would miss the cache like its mate and call the function behind
+                    # it again: it goes once the mate has returned (and then hits the cache)
+                    if not self.issued[mate].future.done():
+                        self.waiting.setdefault(mate, []).append(op_id)
+                    continue  # (a mate that raised cached nothing: this one runs in its turn)
+                try:
+                    future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
                 except Exception:  # noqa: BLE001 - e.g. the pool is shut down at exit: run it in place
                     continue
                 self.issued[op_id] = _Issued(callee, args, kwargs, future)
+                if memoized:
+                    self.memoized.append(op_id)
             future.add_done_callback(functools.partial(self._arrived, op_id))
 
+    def _cache_mate(
+        self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, running: bool
+    ) -> int | None:
+        """An issued call of the same lru_cache wrapper that may use the same cache entry, and is still
+        running (or, unless `running`, did not return a value: nothing was cached).  Under the lock."""
+        key = _cache_key(callee, args, kwargs)
+        for op_id in self.memoized:
+            future = self.issued[op_id].future
+            if future.done() and (running or (not future.cancelled() and future.exception() is None)):
+                continue
+            issued = self.issued[op_id]
+            if _may_share_entry(_cache_key(issued.callee, issued.args, issued.kwargs), key):
+                return op_id
+        return None
+
+    def _cache_has_room(self, callee: Any) -> bool:
+        """Can every call of this run enter the wrapper's cache without evicting an entry?  Else which
+        calls hit the cache would depend on the order they are made in: none is issued ahead.  Decided
+        once a run (under the lock)."""
+        wrapper = _cache_key(callee, (), {})[0]
+        room = self.cache_room.get(id(wrapper))
+        if room is None:
+            info = wrapper.cache_info()
+            room = info.maxsize is None or info.currsize + len(self.schedule.recipes) <= info.maxsize
+            self.cache_room[id(wrapper)] = room
+        return bool(room)
+
     def _arrived(self, op_id: int, future: Future[Any]) -> None:
+        with self.lock:
+            waiting = self.waiting.pop(op_id, [])
         if future.cancelled() or future.exception() is not None:
-            return  # the real run will meet the exception at the call site
+            return  # the real run will meet the exception at the call site (and `waiting` theirs)
         self._record(op_id, future.result())
+        self._issue(waiting)
 
     def _record(self, op_id: int, value: Any) -> None:
         with self.lock:
@@ -173,6 +219,16 @@ class Replay:
 
     def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.stats.bump("in_place")
+        if _memoizing(fn):
+            # a call issued ahead may be filling the cache entry this one reads: made now, it would
+            # miss the cache and call the function behind it a second time
+            while True:
+                with self.lock:
+                    mate = self._cache_mate(fn, args, kwargs, running=True)
+                    future = self.issued[mate].future if mate is not None else None
+                if future is None:
+                    break
+                wait([future])
         result = fn(*args, **kwargs)
         if op_id is not None:
             self._record(op_id, result)
@@ -196,6 +252,53 @@ class Replay:
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1
+
+
+# -- memoized callees: calls that may share an lru_cache entry are not made at once -------------------
+
+_CacheKey = tuple[Any, tuple[Any, ...], dict[str, Any]]
+
+
+def _memoizing(callee: Any) -> bool:
+    """Is `callee` an lru_cache wrapper (functools.cache, functools.lru_cache), or a method bound from one?"""
+    if type(callee) is types.MethodType:
+        callee = callee.__func__
+    return type(callee) is functools._lru_cache_wrapper
+
+
+def _cache_key(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _CacheKey:
+    """The wrapper and what its cache key is made of (a bound method's object is its first argument)."""
+    if type(callee) is types.MethodType:
+        return callee.__func__, (callee.__self__, *args), kwargs
+    return callee, args, kwargs
+
+
+def _may_share_entry(a: _CacheKey, b: _CacheKey) -> bool:
+    """Could the calls `a` and `b` of one wrapper read the same cache entry?  Only provably distinct keys
+    say no: an lru_cache compares keys with ==, so 1 and 1.0 share one entry, and so may objects whose
+    class defines __eq__ (asking them would run user code)."""
+    (fa, pa, ka), (fb, pb, kb) = a, b
+    if fa is not fb or len(pa) != len(pb) or list(ka) != list(kb):  # keyword order is part of the key
+        return False
+    return all(_may_be_equal(x, y) for x, y in zip((*pa, *ka.values()), (*pb, *kb.values()), strict=True))
+
+
+_KEY_DATA = (str, bytes, int, float, complex, bool, type(None))
+
+
+def _may_be_equal(x: Any, y: Any) -> bool:
+    if x is y:
+        return True
+    if type(x) in _KEY_DATA and type(y) in _KEY_DATA:
+        return bool(x == y)  # built-in data: == runs no user code
+    if type(x) is tuple and type(y) is tuple:
+        return len(x) == len(y) and all(_may_be_equal(p, q) for p, q in zip(x, y, strict=True))
+    # two objects of one class that keeps object's __eq__ are equal only when identical
+    return not (type(x) is type(y) and _class_attr(type(x), "__eq__") is object.__eq__)
+
+
+def _class_attr(cls: type, name: str) -> Any:
+    return next((klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__), None)
 
 
 def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

@@ -1,0 +1,444 @@
+"""Slices: a plan's pure expressions, compiled with `bytecode` into small functions of what they read.
+
+A recipe's callee and arguments, and a guard's condition, are `ValueRef` trees:
+*leaves* (an input and a path into it, an earlier call's result, a constant, a
+global, a cell, a local read from the function's frame) under pure expressions
+(f-strings, `format()`, operators, subscripts, displays, calls of vetted pure
+built-ins and methods such as `str.format`, `str.join`, `len`, `json.dumps`).
+`evaluate` and `Slice` compute them on new inputs without running user code;
+anything else raises `NotComputable`, and the call then runs in its turn.
+
+`Slice(refs)` assembles one function whose parameters are the trees'
+leaves, in order, and which returns the tuple of the trees' values.  Lists and
+tuples become `BUILD_LIST`/`BUILD_TUPLE` (sets and dicts `BUILD_SET`/`BUILD_MAP`
+when what they hash is string constants), an f-string whose parts are all
+strings `BUILD_STRING`; every step that could run user code on a value of the
+wrong type (an operator, `format()`, hashing, a subscript, a path step, a call)
+is a call of one of the checking helpers below, which raise unless the operands are built-in data
+and the callee is known to be pure (`purity`).  The compiled code calls nothing
+else.  The function depends only on the trees' *shape* (expression kinds, paths,
+arities; every leaf is a parameter, constants included), so it is assembled
+once per shape and shared: the 200 calls `llm(f"Summarize: {docs[k]}")` of a
+loop, or the rounds `generalize` instantiates for a new length, use one.
+"""
+
+from __future__ import annotations
+
+import builtins
+import operator
+import sys
+import threading
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bytecode import Bytecode, CompilerFlags, Instr
+
+from xcs_bc import purity
+from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+from xcs_bc.printing import format_value
+from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
+
+_V: Final = sys.version_info[:2]
+
+
+class NotComputable(Exception):
+    """A recipe cannot be evaluated (yet, or at all) without running user code."""
+
+
+@dataclass
+class Env:
+    """What recipes read: the call's arguments, the function's globals and cells, results so far."""
+
+    args: Mapping[str, Any]
+    globals: Mapping[str, Any]
+    cells: Mapping[str, types.CellType]
+    outputs: dict[int, Any] = field(default_factory=dict)
+    locals: Mapping[str, Any] = field(default_factory=dict)  # local_tag -> value read from the frame
+
+
+# -- built-in data ---------------------------------------------------------------------------------
+
+_SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range, slice)
+SIZED: tuple[type, ...] = (  # len() of these runs no user code
+    str,
+    bytes,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    range,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
+    "%": operator.mod, "**": operator.pow, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "is": operator.is_, "is not": operator.is_not,
+    "in": lambda a, b: operator.contains(b, a), "not in": lambda a, b: not operator.contains(b, a),
+}  # fmt: skip
+_ITERATORS: tuple[type, ...] = (  # made by a pure call of ours from plain data: may be consumed
+    type(zip()),
+    type(enumerate(())),
+    type(reversed(())),
+    type(iter(range(0))),
+    type({}.items()),
+)
+
+
+def plain(value: Any) -> bool:
+    """Built-in data, whose operators and formatting run no user code."""
+    if type(value) in (tuple, list, frozenset):
+        return all(plain(v) for v in value)
+    if type(value) is dict:
+        return all(plain(k) and plain(v) for k, v in value.items())
+    return type(value) in _SAFE_VALUES
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality that runs no user code: identity, or == on built-in data."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if plain(a):
+        try:
+            return bool(a == b)
+        except Exception:  # noqa: BLE001 - e.g. nan-containing structures: not the same
+            return False
+    if isinstance(a, types.MethodType):
+        return a.__func__ is b.__func__ and a.__self__ is b.__self__
+    if isinstance(a, types.BuiltinMethodType):
+        return a.__self__ is b.__self__ and a.__name__ == b.__name__
+    return False
+
+
+# -- leaves ------------------------------------------------------------------------------------------
+
+
+def _leaf(ref: ValueRef, env: Env) -> Any:
+    """A leaf's value: its head (input, result, constant, global, cell, frame local), then its path."""
+    source = ref.source
+    if source is Source.INPUT:
+        if ref.name not in env.args:
+            raise NotComputable(f"input {ref.name!r} is not an argument")
+        value = env.args[ref.name]
+    elif source is Source.OUTPUT:
+        if ref.op not in env.outputs:
+            raise NotComputable(f"%{ref.op} has not returned yet")
+        value = env.outputs[ref.op]
+    elif source is Source.CONST:
+        value = ref.value
+    elif source is Source.GLOBAL:
+        if ref.name in env.globals:
+            value = env.globals[ref.name]
+        elif hasattr(builtins, ref.name):
+            value = getattr(builtins, ref.name)
+        else:
+            raise NotComputable(f"global {ref.name!r} is not defined")
+    elif source is Source.CELL:
+        cell = env.cells.get(ref.name)
+        if cell is None:
+            raise NotComputable(f"cell {ref.name!r} is not a closure variable")
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            raise NotComputable(f"cell {ref.name!r} is empty") from None
+    elif local_of(ref) is not None and ref.name in env.locals:
+        value = env.locals[ref.name]
+    else:
+        origin = unknown_origin(ref)
+        if origin is not None:
+            raise NotComputable(f"it comes from {origin}, which is not known to be pure")
+        raise NotComputable("unknown provenance")
+    return _steps(value, ref.path) if ref.path else value
+
+
+def _steps(value: Any, path: tuple[PathStep, ...]) -> Any:
+    for step in path:
+        if step.kind == "attr":
+            value = peek_attr(value, step.key)
+        elif step.kind == "item":
+            value = peek_item(value, step.key)
+        else:
+            value = _iter_item(value, step.key)
+        if value is MISSING:
+            raise NotComputable(f"{step} cannot be read without running user code")
+    return value
+
+
+def _iter_item(value: Any, index: int) -> Any:
+    """The index-th item iterating `value` yields, for containers whose iteration runs no user code."""
+    if type(value) in (list, tuple, range, str):
+        return value[index] if index < len(value) else MISSING
+    if type(value) in (dict, type({}.keys()), type({}.values()), type({}.items())):
+        items = list(value)
+        return items[index] if index < len(items) else MISSING
+    return MISSING
+
+
+# -- the checking helpers the compiled code calls ----------------------------------------------------
+
+
+class _Refused(Exception):
+    """Expression node `node` (preorder among the slice's expressions) is not known to be pure here."""
+
+    def __init__(self, node: int) -> None:
+        self.node = node
+
+
+def _join(node: int, *parts: Any) -> str:
+    if not all(type(part) is str for part in parts):
+        raise _Refused(node)
+    return "".join(parts)
+
+
+def _format(node: int, *values: Any) -> str:
+    if not all(plain(v) for v in values):
+        raise _Refused(node)
+    return format(*values)
+
+
+def _binary(node: int, function: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    if not (plain(a) and plain(b)):
+        raise _Refused(node)
+    return function(a, b)
+
+
+def _set(node: int, *items: Any) -> set[Any]:
+    if not all(plain(item) for item in items):  # hashing a user object runs its __hash__
+        raise _Refused(node)
+    return set(items)
+
+
+def _dict(node: int, *pairs: Any) -> dict[Any, Any]:
+    if not all(plain(key) for key in pairs[::2]):
+        raise _Refused(node)
+    return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+
+def _not(node: int, value: Any) -> bool:
+    if not plain(value):
+        raise _Refused(node)
+    return not value
+
+
+def _slice(node: int, *values: Any) -> slice:
+    if not all(v is None or type(v) is int for v in values):
+        raise _Refused(node)
+    return slice(*values)
+
+
+def _getitem(node: int, container: Any, key: Any) -> Any:
+    item = peek_item(container, key)
+    if item is MISSING:
+        raise _Refused(node)
+    return item
+
+
+def _binary_slice(node: int, container: Any, start: Any, stop: Any) -> Any:  # 3.12+: container[start:stop]
+    return _getitem(node, container, slice(start, stop))
+
+
+def _pure_call(kind: str, fresh: tuple[bool, ...], callee: Any, *args: Any) -> Any:
+    """Call a PURE callee on plain values (or on iterators a pure call of ours just made: `zip(a, b)`)."""
+    if not all(plain(v) or (ok and type(v) in _ITERATORS) for v, ok in zip(args, fresh, strict=True)):
+        raise NotComputable("a pure call on values whose methods could run user code")
+    if purity.classify(callee) is not purity.Effect.PURE:
+        raise NotComputable(f"{describe_callee(callee)} is not known to be pure")
+    if kind == "call":
+        return callee(*args)
+    names = args[-1]
+    n = len(args) - 1 - len(names)
+    return callee(*args[:n], **dict(zip(names, args[n:-1], strict=True)))
+
+
+def _refuse(node: int) -> Any:
+    raise _Refused(node)
+
+
+# -- compiling ---------------------------------------------------------------------------------------
+
+_CALLS = frozenset({"call", "call_kw"})
+_BUILDS = {"list": "BUILD_LIST", "tuple": "BUILD_TUPLE"}
+_MAX_SHAPES = 4096
+_functions: dict[Any, Callable[..., tuple[Any, ...]]] = {}  # shape -> compiled function
+_functions_lock = threading.Lock()
+
+
+def _shape(ref: ValueRef, leaves: list[ValueRef], nodes: list[ValueRef]) -> Any:
+    """The part of `ref` the compiled code depends on; collects its leaves and expressions in preorder.
+
+    A leaf is "s" when it is a string constant (an f-string may join it as it is), else "v".
+    """
+    if ref.source is not Source.EXPR:
+        leaves.append(ref)
+        return "s" if ref.source is Source.CONST and type(ref.value) is str and not ref.path else "v"
+    nodes.append(ref)
+    operands = tuple(_shape(operand, leaves, nodes) for operand in ref.operands)
+    # a path is compiled in as a constant; 1, 1.0 and True are equal keys of the cache, not the same step
+    return (ref.name, operands, ref.path, tuple(type(step.key) for step in ref.path))
+
+
+def _is_str(shape: Any) -> bool:
+    """Does this part certainly compute a str?  (format() returns one or raises.)"""
+    return shape == "s" or (type(shape) is tuple and shape[0] in ("fstring", "format") and not shape[2])
+
+
+class _Assembler:
+    """Turns a shape into instructions; leaves become parameters v0, v1, ... in preorder."""
+
+    def __init__(self) -> None:
+        self.leaves = 0
+        self.nodes = 0
+
+    def value(self, shape: Any) -> list[Instr]:
+        if type(shape) is str:
+            self.leaves += 1
+            return [Instr("LOAD_FAST", f"v{self.leaves - 1}")]
+        kind, operands, path, _ = shape
+        node = self.nodes
+        self.nodes += 1
+        if path:
+            return _call(_steps, [self.expression(node, kind, operands), _load(path)])
+        return self.expression(node, kind, operands)
+
+    def expression(self, node: int, kind: str, operands: tuple[Any, ...]) -> list[Instr]:
+        n = len(operands)
+        if kind in _BUILDS:
+            return [*self.all(operands), Instr(_BUILDS[kind], n)]
+        # a set's items and a dict's keys are hashed: inline only when they are string constants
+        if kind == "set" and all(operand == "s" for operand in operands):
+            return [*self.all(operands), Instr("BUILD_SET", n)]
+        if kind == "set":
+            return self.helper(_set, node, operands)
+        if kind == "dict" and n % 2 == 0 and all(key == "s" for key in operands[::2]):
+            return [*self.all(operands), Instr("BUILD_MAP", n // 2)]
+        if kind == "dict" and n % 2 == 0:
+            return self.helper(_dict, node, operands)
+        if kind == "const" and n == 1:
+            return self.value(operands[0])
+        if kind == "fstring" and n and all(_is_str(operand) for operand in operands):
+            return [*self.all(operands), Instr("BUILD_STRING", n)] if n > 1 else self.value(operands[0])
+        if kind == "fstring":
+            return self.helper(_join, node, operands)
+        if kind == "format" and 1 <= n <= 2:
+            return self.helper(_format, node, operands)
+        if kind in _OPERATORS and n == 2:
+            return self.helper(_binary, node, operands, _OPERATORS[kind])
+        if kind == "not" and n == 1:
+            return self.helper(_not, node, operands)
+        if kind == "slice":
+            return self.helper(_slice, node, operands)
+        if kind == "binary_slice" and n == 3:
+            return self.helper(_binary_slice, node, operands)
+        if kind == "getitem" and n == 2:
+            return self.helper(_getitem, node, operands)
+        if kind in _CALLS and n:
+            fresh = tuple(type(o) is tuple and o[0] in _CALLS for o in operands[1:])
+            return _call(_pure_call, [_load(kind), _load(fresh), *self.each(operands)])
+        self.skip(operands)  # keeps the numbering of leaves and nodes after this one
+        return _call(_refuse, [_load(node)])
+
+    def helper(
+        self, function: Callable[..., Any], node: int, operands: tuple[Any, ...], *extra: Any
+    ) -> list[Instr]:
+        """`function(node, *extra, *operands)`: a checking helper told which node it computes."""
+        return _call(function, [_load(node), *map(_load, extra), *self.each(operands)])
+
+    def each(self, operands: tuple[Any, ...]) -> list[list[Instr]]:
+        return [self.value(operand) for operand in operands]
+
+    def all(self, operands: tuple[Any, ...]) -> list[Instr]:
+        return [instr for operand in operands for instr in self.value(operand)]
+
+    def skip(self, operands: tuple[Any, ...]) -> None:
+        for operand in operands:
+            self.value(operand)
+
+
+def _load(value: Any) -> list[Instr]:
+    return [Instr("LOAD_CONST", value)]
+
+
+def _call(function: Callable[..., Any], args: list[list[Instr]]) -> list[Instr]:
+    """Call the constant `function` with positional arguments, as each CPython version spells it."""
+    n = len(args)
+    pushed = [instr for arg in args for instr in arg]
+    if _V < (3, 11):
+        return [Instr("LOAD_CONST", function), *pushed, Instr("CALL_FUNCTION", n)]
+    if _V >= (3, 13):
+        return [Instr("LOAD_CONST", function), Instr("PUSH_NULL"), *pushed, Instr("CALL", n)]
+    precall = [Instr("PRECALL", n)] if _V == (3, 11) else []
+    return [Instr("PUSH_NULL"), Instr("LOAD_CONST", function), *pushed, *precall, Instr("CALL", n)]
+
+
+def _assemble(shapes: tuple[Any, ...], n_leaves: int) -> Callable[..., tuple[Any, ...]]:
+    assembler = _Assembler()
+    body = [instr for shape in shapes for instr in assembler.value(shape)]
+    instrs = [Instr("RESUME", 0)] if _V >= (3, 11) else []
+    instrs += [*body, Instr("BUILD_TUPLE", len(shapes)), Instr("RETURN_VALUE")]
+    for instr in instrs:
+        instr.lineno = 1
+    code = Bytecode(instrs)
+    code.argcount = n_leaves
+    code.argnames = [f"v{i}" for i in range(n_leaves)]
+    code.name = "<slice>"
+    code.filename = "<xcs_bc slice>"
+    code.first_lineno = 1
+    code.flags = CompilerFlags.OPTIMIZED | CompilerFlags.NEWLOCALS
+    function: Callable[..., tuple[Any, ...]] = types.FunctionType(code.to_code(), {})
+    return function
+
+
+def _function(shapes: tuple[Any, ...], n_leaves: int) -> Callable[..., tuple[Any, ...]]:
+    try:
+        function = _functions.get(shapes)
+    except TypeError:  # a path key that cannot be hashed (a list): compile it for this slice alone
+        return _assemble(shapes, n_leaves)
+    if function is None:
+        function = _assemble(shapes, n_leaves)
+        with _functions_lock:
+            if len(_functions) >= _MAX_SHAPES:
+                _functions.clear()
+            _functions[shapes] = function
+    return function
+
+
+class Slice:
+    """Compiled trees: calling it with an `Env` gives their values, or raises NotComputable."""
+
+    __slots__ = ("function", "leaves", "nodes", "refs")
+
+    def __init__(self, refs: tuple[ValueRef, ...]) -> None:
+        leaves: list[ValueRef] = []
+        nodes: list[ValueRef] = []
+        shapes = tuple(_shape(ref, leaves, nodes) for ref in refs)
+        self.refs = refs
+        self.leaves = tuple(leaves)
+        self.nodes = tuple(nodes)
+        self.function = _function(shapes, len(leaves)) if nodes else None  # leaves alone need no code
+
+    def __call__(self, env: Env) -> tuple[Any, ...]:
+        try:
+            values = [_leaf(leaf, env) for leaf in self.leaves]
+            return tuple(values) if self.function is None else self.function(*values)
+        except NotComputable:
+            raise
+        except _Refused as refused:
+            raise NotComputable(f"{format_value(self.nodes[refused.node])} is not known to be pure") from None
+        except Exception as exc:  # noqa: BLE001 - never let a recipe's failure reach the user's call
+            text = ", ".join(format_value(ref) for ref in self.refs)
+            raise NotComputable(f"computing {text} raised {type(exc).__name__}") from exc
+
+
+def evaluate(ref: ValueRef, env: Env) -> Any:
+    """The value `ref` describes, computed from `env` without running user code (else NotComputable).
+
+    Whatever goes wrong while computing (a pure helper raising on new data) is NotComputable too:
+    the call then runs in its turn, and the real run meets the error where the plain one would.
+    """
+    return Slice((ref,))(env)[0]
