@@ -55,6 +55,32 @@ to round, no loop variable read after its loop, no nested loop.  Branches on
 the flag (which the length does not change) and on slow results (no guard
 checks those) remain, and so does every derived argument.
 
+``recent=True`` adds the forms the library learned recently: generator expressions of calls
+(over ``xs``, ``sorted(xs)``, ``reversed(xs)``, ``enumerate(xs, start=1)``, ``zip()`` of unequal
+lengths or a local list) consumed by ``any()``, ``all()``, ``next(gen, default)``, ``next()`` of a
+filtered or chained generator and without a default (StopIteration), ``sum()``, ``str.join``,
+``sorted()``, ``max()`` (ValueError when empty; also with ``default=``) and ``list()``, by a
+``for`` loop left by ``break`` on a result (maybe kept in a variable, the rest taken after the
+loop) or in two steps (``next()``, then the rest); ``enumerate(xs, 1)``, ``enumerate(xs, start=k)``
+(a constant, the flag, ``len(xs)``), ``zip()`` of lists of different lengths (the shortest wins)
+and ``zip(..., strict=True)`` (ValueError on unequal lengths), also of local lists, and
+``reversed()`` of local lists; f-string conversions (``!r``, ``!s``, ``!a``) and format specs
+(``:>8``, ``!r:>12``, a width computed in the field); ``recall``, a memoized callee
+(``functools.cache`` or ``lru_cache``, bounded or not, defined in the module or by the factory
+below) calling the fake, with keys that repeat (the bare item, ``t=`` and positional keys) and
+``t=2`` through `bad` (an exception caches nothing); loops changing the list they walk
+(``pop()``, ``pop(0)``, ``del xs[0]``, ``append`` under a length bound); and ``f`` made by a
+factory ``make(llm, judge, prefix)``, reading ``llm``, ``judge`` and ``prefix`` from closure cells
+(its generator expressions too: 3.13 hands them the cells in an instruction of its own), maybe
+counting its calls in a ``nonlocal`` cell.  A memoized callee's cache and the counter cell are
+reset by the test before every run (plain or jitted), and inputs are fresh lists per run, so both
+start alike.  With ``uniform=True`` only what keeps the rounds alike stays: consumers that take
+every item, top-level generator expressions over ``xs``, ``sorted(xs)``, ``enumerate(xs, start=1)``
+or a list with an item per item of ``xs``, ``enumerate()`` with a constant start, ``zip(xs,
+'abcdefgh')`` (the shortest is ``xs``) and ``zip(xs, xs, strict=True)``; no read of the counter
+(a recipe reading a cell the function changed is checked against its value after the run, and
+refused).
+
 Programs stay small (at most `MAX_STATEMENTS` statements, counting those inside
 blocks) so an example runs in a fraction of a second.  String literals are
 single-quoted and f-strings never nest, so the source parses on 3.10 too.
@@ -62,6 +88,7 @@ single-quoted and f-strings never nest, so the source parses on 3.10 too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -104,6 +131,7 @@ class Grammar:
     hidden: bool = False  # hidden changes of a global list by a helper
     must_loop: bool = False  # every program loops over the input list at least once
     uniform: bool = False  # only loops a plan traced with >= 2 items replays for any length (see module doc)
+    recent: bool = False  # the forms the library learned recently (see the module doc)
 
 
 HELPER_SOURCE = """\
@@ -113,19 +141,60 @@ def render(head, *parts, sep=' | '):
 """  # a pure helper in the generated module: f's calls take their arguments through it
 
 
+MEMO_SOURCE = """\
+import functools
+
+
+{decorator}
+def recall(prompt, t=0):
+    return (bad if t == 2 else llm)(prompt, t=t)
+
+"""  # (recent) a memoized slow callee in the generated module: `recall(p)` calls llm once per cache entry
+MEMO_DECORATORS = (
+    "@functools.cache",
+    "@functools.lru_cache(maxsize=None)",
+    "@functools.lru_cache",  # maxsize=128
+    "@functools.lru_cache(maxsize=32)",
+    "@functools.lru_cache(maxsize=2)",  # evicts: its calls may run in their turn
+)
+PREFIX = "pre"  # (recent) what a closure program's `prefix` cell holds
+
+
 @dataclass
 class Program:
     """A generated function: its body and the names it returns; `source` is `HELPER_SOURCE` and
-    ``def f(xs, flag): ...``."""
+    ``def f(xs, flag): ...``.  (recent) With `memo`, the source defines `recall` (`MEMO_SOURCE`) under
+    that decorator; with `closure`, ``f`` is made by a factory ``make(llm, judge, prefix)``, so that it
+    reads ``llm``, ``judge`` and ``prefix`` from closure cells (and so do its generator expressions)."""
 
     body: list[str]
     returns: list[str] = field(default_factory=list)
+    memo: str | None = None
+    closure: bool = False
+    memo_inside: bool = False  # (closure) `recall` is made by the factory: f reads it from a cell
+    counter: bool = False  # (closure) f counts its calls in the factory's cell `count` (`nonlocal`)
 
     @property
     def source(self) -> str:
-        lines = [HELPER_SOURCE, "def f(xs, flag):"]
-        lines += ["    " + line for line in self.body]
-        lines.append("    return " + _tuple(self.returns))
+        lines = [HELPER_SOURCE]
+        memo = MEMO_SOURCE.format(decorator=self.memo) if self.memo is not None else ""
+        if memo and not (self.closure and self.memo_inside):
+            lines.append(memo)
+        indent = "    "
+        if self.closure:
+            lines.append("def make(llm, judge, prefix):")
+            if memo and self.memo_inside:
+                lines += ["    " + line if line else "" for line in memo.splitlines()]
+            if self.counter:
+                lines.append("    count = 0")
+            indent = "        "
+        lines.append(indent[4:] + "def f(xs, flag):")
+        if self.closure and self.counter:
+            lines += [indent + "nonlocal count", indent + "count += 1"]
+        lines += [indent + line for line in self.body]
+        lines.append(indent + "return " + _tuple(self.returns))
+        if self.closure:
+            lines += ["    return f", "", "", f"f = make(llm, judge, {PREFIX!r})"]
         return "\n".join(lines) + "\n"
 
 
@@ -148,6 +217,9 @@ class _Scope:
     results: list[str] = field(default_factory=list)  # the strs holding a slow call's result
     round_lists: list[str] = field(default_factory=list)  # lists with an item per item of xs, built by loops
     loops_over_xs: int = 0
+    memo: bool = False  # (recent) the program defines `recall`, a memoized slow callee
+    closure: bool = False  # (recent) f reads `prefix` (and its callees) from closure cells
+    counter: bool = False  # (recent, closure) f counts its calls in the cell `count`
 
     def fresh(self) -> str:
         self.next_name += 1
@@ -158,6 +230,7 @@ class _Scope:
         scope = _Scope(self.grammar, list(self.strs), list(self.lists), list(self.others), self.loop_var)
         scope.next_name, scope.in_loop = self.next_name, self.in_loop
         scope.results, scope.round_lists = list(self.results), list(self.round_lists)
+        scope.memo, scope.closure, scope.counter = self.memo, self.closure, self.counter
         for key, value in changes.items():
             setattr(scope, key, value)
         return scope
@@ -172,7 +245,15 @@ def _atom(draw: st.DrawFn, scope: _Scope) -> str:
         options += ["var", "var"]
     if scope.loop_var:
         options += ["loop", "loop", "loop"]
+    if scope.closure:
+        # (a recipe reading `count` is checked against its value after the run, which f changed: such
+        # calls run in their turn, so uniform programs do not read it)
+        options += ["prefix"] + ["count"] * (scope.counter and not scope.grammar.uniform)
     kind = draw(st.sampled_from(options))
+    if kind == "prefix":
+        return "prefix"  # a closure cell of the factory
+    if kind == "count":
+        return "str(count)"  # a cell f changes on every call
     if kind == "const":
         return repr(draw(st.sampled_from(CONSTANTS)))
     if kind == "xs0":
@@ -196,7 +277,7 @@ def _str_expr(draw: st.DrawFn, scope: _Scope, depth: int = 2, in_fstring: bool =
     if scope.grammar.effects:
         options += ["join_xs_slice"]
     if not in_fstring:
-        options.append("fstring")
+        options += ["fstring"] * (3 if scope.grammar.recent else 1)  # (recent) conversions and specs
     if scope.lists:
         options += ["join_list", "join_list", "index_list", "sorted_list", "json_list", "len_list"]
     if scope.grammar.effects:
@@ -205,10 +286,16 @@ def _str_expr(draw: st.DrawFn, scope: _Scope, depth: int = 2, in_fstring: bool =
             options += ["genexpr", "inner_comp"]
     if scope.grammar.hidden:
         options += ["join_notes"]
+    if scope.grammar.recent and not scope.grammar.uniform and not in_fstring:  # (maybe in a loop's round)
+        options += ["consumer"] * 3
     kind = draw(st.sampled_from(options))
+    if kind == "consumer":
+        return _consumer(draw, scope, "str")[0]
     if kind == "fstring":
         a = _str_expr(draw, scope, depth - 1, in_fstring=True)
         b = _str_expr(draw, scope, depth - 1, in_fstring=True)
+        if scope.grammar.recent and draw(st.integers(0, 3)):  # conversions and format specs
+            return _formatted(draw, a, b)
         form = draw(st.sampled_from(["and", "repr", "len"]))
         if form == "repr":
             return f'f"{{{a}!r}}: {{{b}}}"'
@@ -270,6 +357,70 @@ def _str_expr(draw: st.DrawFn, scope: _Scope, depth: int = 2, in_fstring: bool =
     return f"{draw(st.sampled_from(scope.lists))}[{draw(st.sampled_from([0, -1]))}]"
 
 
+# (recent) consumers of a generator expression ``(E for g in S)``: form, value type, takes every item
+_CONSUMERS = {
+    "any": ("str(any('a' in {e} for {t} in {s}))", "str", False),
+    "all": ("str(all('b' not in {e} for {t} in {s}))", "str", False),
+    "next": ("next(({e} for {t} in {s}), 'none')", "str", False),
+    "next_filtered": ("next(({e} for {t} in {s} if 'a' in g), 'none')", "str", False),
+    "next_chained": ("next((r for r in ({e} for {t} in {s}) if 'b' in r), 'none')", "str", False),
+    "next_bare": ("next({e} for {t} in {s} if 'b' not in g)", "str", False),  # StopIteration when none
+    "sum": ("str(sum(len({e}) for {t} in {s}))", "str", True),
+    "join": ("'|'.join({e} for {t} in {s})", "str", True),
+    "sorted_join": ("' '.join(sorted({e} for {t} in {s}))", "str", True),
+    "max": ("max({e} for {t} in {s})", "str", True),  # ValueError on an empty sequence
+    "max_default": ("max(({e} for {t} in {s}), default='')", "str", True),
+    "sorted": ("sorted({e} for {t} in {s})", "list", True),
+    "list": ("list({e} for {t} in {s})", "list", True),
+}
+
+
+def _consumer(draw: st.DrawFn, scope: _Scope, want: str | None = None) -> tuple[str, str, bool]:
+    """(recent) A generator expression of calls over a form of the input list or a local list, and its
+    consumer: the source, its value's type ("str" or "list"), and whether it is a round per item of xs.
+    `uniform`: only consumers that take every item, over xs or a list with an item per item of xs."""
+    names = [name for name, (_, kind, _) in _CONSUMERS.items() if want is None or kind == want]
+    per_item_overs = ["xs", "xs", "sorted(xs)", "enumerate(xs, start=1)", *scope.round_lists]
+    if scope.grammar.uniform:
+        names = [name for name in names if _CONSUMERS[name][2]]
+        overs = per_item_overs
+    else:
+        overs = [*per_item_overs, "xs[:2]", "reversed(xs)", "zip(xs, ('p', 'q'))", *scope.lists]
+    form, kind, _ = _CONSUMERS[draw(st.sampled_from(names))]
+    over = draw(st.sampled_from(overs))
+    target, element = _genexpr_element(draw, scope, over)
+    return form.format(e=element, s=over, t=target), kind, over in per_item_overs
+
+
+def _genexpr_element(draw: st.DrawFn, scope: _Scope, over: str) -> tuple[str, str]:
+    """The target of a generator expression over `over`, and a call for its items (reading `g`)."""
+    inner = scope.inner(loop_var="g", in_loop=True)
+    target = "g"
+    if over.startswith("enumerate("):
+        target = "i, g"
+        inner.strs.append("str(i)")
+    elif over.startswith("zip("):
+        target = "g, h"
+        inner.strs.append("h")
+    return target, _call(draw, inner, 1)
+
+
+_FORMATS = (  # (recent) f-string conversions and format specs, of two str expressions a and b
+    'f"{{{a}!r}} / {{{b}!s}}"',
+    'f"{{{a}!s}} / {{{b}!a}}"',
+    'f"{{{a}!a}} / {{{b}!r}}"',
+    'f"[{{{a}:>8}}] {{{b}:<6}}"',
+    'f"[{{{a}:^10}}] {{{b}:.3}}"',
+    'f"[{{{a}!r:>12}}] {{{b}!a:*<9}}"',
+    'f"{{{a}:_>4}} #{{len({b}):03d}}"',
+    'f"[{{{a}:>{{len(xs) + 2}}}}] {{{b}}}"',  # a width computed in the field: a format spec of its own
+)
+
+
+def _formatted(draw: st.DrawFn, a: str, b: str) -> str:
+    return draw(st.sampled_from(_FORMATS)).format(a=a, b=b)
+
+
 def _prompt(draw: st.DrawFn, scope: _Scope, depth: int = 2) -> str:
     """A prompt: a str, or a container of strs (and of the raw flag), or a list object."""
     kinds = ["str", "str", "str", "str", "tuple", "list", "dict", "sorted", "nested_dict"]
@@ -309,7 +460,14 @@ def _call(draw: st.DrawFn, scope: _Scope, depth: int = 2) -> str:
     callees = ["llm", "judge", "bad"]
     if scope.grammar.effects:
         callees += ["client.ask", "twice"]
+    if scope.memo:
+        callees += ["recall", "recall", "recall"]
     callee = draw(st.sampled_from(callees))
+    if callee == "recall":  # a cache key: a str, often the bare item (repeated items hit the cache)
+        prompt = _atom(draw, scope) if draw(st.booleans()) else _str_expr(draw, scope, depth)
+        # keys: `recall(p)`, `recall(p, 1)` and `recall(p, t=1)` are three; t=2 calls `bad` (raises on boom)
+        keyword = draw(st.sampled_from(["", "", "t=1", "1", "t=flag", "t=2"]))
+        return f"recall({prompt}{', ' + keyword if keyword else ''})"
     prompt = _prompt(draw, scope, depth)
     form = "plain"
     if scope.grammar.effects and callee in ("llm", "judge", "bad"):
@@ -372,9 +530,33 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["mutate", "mutate_if", "return_if", "while", "for"]
     if scope.grammar.hidden and not scope.grammar.uniform:
         kinds += ["touch", "touch"]
+    if scope.grammar.recent:
+        kinds += ["consume"] * 3 + ["format"]
+        if scope.lists and not scope.grammar.uniform:
+            kinds += ["local_loop"]
+        if not scope.grammar.uniform:
+            kinds += ["genexpr_for", "genexpr_for", "stored_genexpr", "changing_loop", "changing_loop"]
     if scope.count > MAX_STATEMENTS - 3:  # no room left for a block
-        kinds = ["call", "glue"]
+        kinds = ["call", "glue"] + ["consume"] * scope.grammar.recent
     kind = draw(st.sampled_from(kinds))
+    if kind == "consume":
+        return _consume(draw, scope)
+    if kind == "format":  # (recent) a call whose prompt is formatted with a conversion or a spec
+        scope.count += 1
+        name = scope.fresh()
+        a, b = _str_expr(draw, scope, 1, in_fstring=True), _str_expr(draw, scope, 1, in_fstring=True)
+        value = f"{draw(st.sampled_from(['llm', 'judge']))}({_formatted(draw, a, b)})"
+        scope.strs.append(name)
+        scope.results.append(name)
+        return [f"{name} = {value}"]
+    if kind == "local_loop":  # (recent) zip(), reversed() or enumerate() of a local list
+        return _for(draw, scope, local=True)
+    if kind == "genexpr_for":
+        return _genexpr_for(draw, scope)
+    if kind == "stored_genexpr":
+        return _stored_genexpr(draw, scope)
+    if kind == "changing_loop":
+        return _changing_loop(draw, scope)
     if kind in ("call", "glue"):
         scope.count += 1
         value = _slow_expr(draw, scope) if kind == "call" else _str_expr(draw, scope)
@@ -405,6 +587,95 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         return _while(draw, scope)
     scope.count += 1
     return ["touch()"]
+
+
+def _consume(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recent) ``v = <a consumer of a generator expression of calls>``."""
+    value, kind, per_item = _consumer(draw, scope)
+    name = scope.fresh()
+    scope.count += 1
+    scope.loops_over_xs += per_item
+    (scope.strs if kind == "str" else scope.lists).append(name)
+    return [f"{name} = {value}"]
+
+
+def _genexpr_for(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recent) A `for` loop over a generator expression of calls, left by `break` on a result."""
+    name = scope.fresh()
+    over = draw(st.sampled_from(["xs", "xs", "sorted(xs)", "enumerate(xs, start=1)", *scope.lists]))
+    target, element = _genexpr_element(draw, scope, over)
+    inner = scope.inner(loop_var="r", in_loop=True)
+    stop = _condition(draw, scope.inner(strs=["r"], results=["r"]), on_result=True)
+    scope.loops_over_xs += "xs" in over
+    scope.lists.append(name)
+    generator = f"({element} for {target} in {over})"
+    rest = []
+    if draw(st.booleans()):  # kept in a variable: what the loop left of it is taken after the loop
+        stored = f"gen{scope.next_name}"
+        rest = [f"{scope.fresh()} = {draw(st.sampled_from(['list', 'sorted']))}({stored})"]
+        scope.lists.append(rest[0].split(" = ")[0])
+        head, generator = [f"{stored} = {generator}"], stored
+    else:
+        head = []
+    lines = [
+        *head,
+        f"{name} = []",
+        f"for r in {generator}:",
+        f"    if {stop}:",
+        "        break",
+        f"    {name}.append({_call(draw, inner, 1)})",
+        *rest,
+    ]
+    scope.count += len(lines)
+    return lines
+
+
+def _stored_genexpr(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recent) A generator expression kept in a variable, consumed in two steps: next(), then the rest."""
+    over = draw(st.sampled_from(["xs", "xs", "sorted(xs)", "enumerate(xs, start=1)", *scope.lists]))
+    target, element = _genexpr_element(draw, scope, over)
+    stored = f"gen{scope.next_name}"
+    first, rest = scope.fresh(), scope.fresh()
+    taker = draw(st.sampled_from(["'|'.join", "list", "sorted", "max"]))  # max: ValueError when none is left
+    scope.count += 3
+    scope.loops_over_xs += "xs" in over
+    scope.strs.append(first)
+    (scope.lists if taker in ("list", "sorted") else scope.strs).append(rest)
+    default = draw(st.sampled_from([", 'none'", ""]))  # next() without default: StopIteration when empty
+    return [
+        f"{stored} = ({element} for {target} in {over})",
+        f"{first} = next({stored}{default})",
+        f"{rest} = {taker}({stored})",
+    ]
+
+
+def _changing_loop(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recent) A loop that changes the list it walks: pops, deletes, appends under a length bound."""
+    target = draw(st.sampled_from(["xs", "xs", *scope.lists]))
+    name = scope.fresh()
+    kind = draw(st.sampled_from(["pop_while", "pop_front", "append_bounded", "del_front", "pop_if"]))
+    inner = scope.inner(loop_var="x", in_loop=True)
+    head = [f"{name} = []"]
+    if kind == "pop_while":
+        body = [f"while {target}:", f"    x = {target}.pop()"]
+    elif kind == "pop_front":
+        body = [f"while len({target}) > 1:", f"    x = {target}.pop(0)"]
+    elif kind == "append_bounded":
+        body = [f"for x in {target}:", f"    if len({target}) < 4:", f"        {target}.append(x + '+')"]
+    elif kind == "del_front":
+        body = [f"for x in {target}:", f"    del {target}[0]"]
+    else:
+        cond = _condition(draw, inner)
+        body = [f"for x in {target}:", f"    if {cond}:", f"        {target}.pop()"]
+    call = _call(draw, inner, 1)
+    if kind == "pop_if" and draw(st.booleans()):  # the call before the change
+        body.insert(1, f"    {name}.append({call})")
+    else:
+        body.append(f"    {name}.append({call})")
+    scope.count += len(head) + len(body)
+    scope.loops_over_xs += target == "xs"
+    scope.lists.append(name)
+    return head + body
 
 
 def _mutation(draw: st.DrawFn, scope: _Scope) -> str:
@@ -467,21 +738,62 @@ _LOOPS = {  # iterable -> (loop target, the item as a str, the index as a str or
 
 _OVER_XS = tuple(key for key in _LOOPS if key != "range(flag)")  # the forms of the input list
 _UNIFORM_OVERS = ("xs", "enumerate(xs)", "range(len(xs))", "sorted(xs)")  # a round per item of xs
+# (recent) enumerate() with a start, zip() of unequal lengths (the shortest wins), zip(strict=True)
+_RECENT_LOOPS = {
+    "enumerate(xs, 1)": ("i, x", "x", "str(i)"),
+    "enumerate(xs, start=1)": ("i, x", "x", "str(i)"),
+    "enumerate(xs, start=3)": ("i, x", "x", "str(i)"),
+    "zip(xs, 'abcdefgh')": ("x, y", "x", "y"),  # longer than any input: as many rounds as xs has items
+    "zip(xs, xs, strict=True)": ("x, y", "x", "y"),
+    "enumerate(xs, start=flag)": ("i, x", "x", "str(i)"),  # a start from the inputs
+    "enumerate(xs, start=len(xs))": ("i, x", "x", "str(i)"),
+    "zip(xs, ('p', 'q'))": ("x, y", "x", "y"),  # either may be the shortest
+    "zip(xs, xs[::2])": ("x, y", "x", "y"),
+    "zip(xs, xs[1:], strict=True)": ("x, y", "x", "y"),  # ValueError after the pairs unless xs is empty
+    "zip(xs, ('p', 'q'), strict=True)": ("x, y", "x", "y"),  # ValueError unless xs has 2 items
+}
+_RECENT_UNIFORM = tuple(list(_RECENT_LOOPS)[:5])  # a round per item of xs, for any length
+_LOOPS.update(_RECENT_LOOPS)
 
 
-def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False) -> list[str]:
+def _zips(draw: st.DrawFn, scope: _Scope, lists: list[str]) -> list[str]:
+    """(recent) zip() of xs and a local list (maybe of another length), strict or not."""
+    if not lists:
+        return []
+    other = draw(st.sampled_from(lists))
+    return [
+        f"zip(xs, {other})",
+        f"zip({other}, xs, strict=True)",
+        f"reversed({other})",
+        f"enumerate({other}, 1)",
+    ]
+
+
+def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = False) -> list[str]:
     """A ``for`` loop appending a slow result per round (`over_xs`: over a form of the input list)."""
     name = scope.fresh()
     if scope.grammar.uniform:
         overs = [*_UNIFORM_OVERS, "xs"] + ([] if over_xs else scope.round_lists)
+        if scope.grammar.recent:
+            overs += _RECENT_UNIFORM
     else:
         overs = ["xs", "xs", "xs"] + ([] if over_xs else ["range(flag)"])
         if scope.grammar.effects:
-            overs += [key for key in _LOOPS if key not in overs and (key in _OVER_XS or not over_xs)]
+            overs += [
+                key
+                for key in _LOOPS
+                if key not in overs and (key in _OVER_XS or not over_xs) and key not in _RECENT_LOOPS
+            ]
             if not over_xs:  # a list built earlier (no statement in a loop changes it)
                 overs += scope.lists
+        if scope.grammar.recent:  # a family first: each gets its share
+            of_lists = _zips(draw, scope, scope.lists) if not over_xs else []
+            family = draw(st.sampled_from(["older", "recent", "recent"] + ["lists"] * bool(of_lists)))
+            overs = {"older": overs, "recent": list(_RECENT_LOOPS), "lists": of_lists}[family]
+    if local:  # (recent) over a local list, by zip(), reversed() or enumerate()
+        overs = _zips(draw, scope, scope.lists)
     over = draw(st.sampled_from(overs))
-    target, item, index = _LOOPS.get(over, ("y", "y", None))  # not in _LOOPS: a local list
+    target, item, index = _loop_shape(over)
     inner = scope.inner(loop_var=item, in_loop=True)
     if index is not None:
         inner.strs.append(index)
@@ -518,9 +830,10 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False) -> list[str]:
     lines.append(f"    {name}.append({_slow_expr(draw, inner)})")
     scope.count += 1
     scope.lists.append(name)
-    if over in _OVER_XS or over in scope.round_lists:
+    if re.search(r"\bxs\b", over) or over in scope.round_lists:
         scope.loops_over_xs += 1
-    if exit_kind == "none" and (over in _UNIFORM_OVERS or over in scope.round_lists):
+    per_item = over in _UNIFORM_OVERS or over in scope.round_lists or over in _RECENT_UNIFORM
+    if exit_kind == "none" and per_item:
         scope.round_lists.append(name)  # an item per item of xs
     if carry is not None:
         scope.strs.append(carry)
@@ -535,6 +848,17 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False) -> list[str]:
     return lines
 
 
+def _loop_shape(over: str) -> tuple[str, str | None, str | None]:
+    """The loop target, the item as a str and the index as a str (or None) of a loop over `over`."""
+    if over in _LOOPS:
+        return _LOOPS[over]
+    if over.startswith("zip("):  # (recent) of xs and a local list
+        return ("x, y", "x", "y")
+    if over.startswith("enumerate("):  # (recent) of a local list
+        return ("i, y", "y", "str(i)")
+    return ("y", "y", None)  # a local list, maybe reversed
+
+
 def _while(draw: st.DrawFn, scope: _Scope) -> list[str]:
     name = scope.fresh()
     inner = scope.inner(in_loop=True)
@@ -546,6 +870,8 @@ def _while(draw: st.DrawFn, scope: _Scope) -> list[str]:
 
 
 def _comprehension(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    if scope.grammar.recent and draw(st.integers(0, 2)) == 0:
+        return _recent_comprehension(draw, scope)
     name = scope.fresh()
     built = scope.round_lists if scope.grammar.uniform else scope.lists
     over = draw(st.sampled_from(["xs", "xs", *built]))  # the input, or a list a loop built
@@ -564,6 +890,26 @@ def _comprehension(draw: st.DrawFn, scope: _Scope) -> list[str]:
     if per_item:
         scope.round_lists.append(name)
     return [f"{name} = [{call} for x in {over}]"]
+
+
+def _recent_comprehension(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recent) A list comprehension over enumerate() with a start, or zip() (maybe of unequal lengths)."""
+    name = scope.fresh()
+    overs = list(_RECENT_UNIFORM if scope.grammar.uniform else _RECENT_LOOPS)
+    local = [] if scope.grammar.uniform else _zips(draw, scope, scope.lists)
+    if local and draw(st.booleans()):
+        overs = local
+    over = draw(st.sampled_from(overs))
+    target, item, index = _loop_shape(over)
+    inner = scope.inner(loop_var=item)
+    if index is not None:
+        inner.strs.append(index)
+    scope.count += 1
+    scope.loops_over_xs += 1
+    scope.lists.append(name)
+    if over in _RECENT_UNIFORM:
+        scope.round_lists.append(name)
+    return [f"{name} = [{_call(draw, inner)} for {target} in {over}]"]
 
 
 def _try(draw: st.DrawFn, scope: _Scope) -> list[str]:
@@ -586,6 +932,11 @@ def _try(draw: st.DrawFn, scope: _Scope) -> list[str]:
 def programs(draw: st.DrawFn, grammar: Grammar = Grammar(), max_statements: int = MAX_STATEMENTS) -> Program:
     """A function ``f(xs, flag)`` of at most `max_statements` statements."""
     scope = _Scope(grammar)
+    memo = draw(st.sampled_from(MEMO_DECORATORS)) if grammar.recent and draw(st.booleans()) else None
+    scope.memo = memo is not None
+    scope.closure = grammar.recent and draw(st.booleans())
+    memo_inside = scope.closure and scope.memo and draw(st.booleans())
+    scope.counter = scope.closure and draw(st.integers(0, 2)) == 0
     body: list[str] = []
     target = draw(st.integers(1, max_statements))
     while scope.count < min(target, max_statements - 1):
@@ -601,7 +952,7 @@ def programs(draw: st.DrawFn, grammar: Grammar = Grammar(), max_statements: int 
         returns = [names[-1]]
     if grammar.hidden and draw(st.booleans()):
         returns.append("tuple(NOTES)")
-    return Program(body, returns)
+    return Program(body, returns, memo, scope.closure, memo_inside, scope.counter)
 
 
 # -- inputs ----------------------------------------------------------------------------------------

@@ -98,3 +98,45 @@ def test_peek_reads_plain_data_and_never_runs_user_code() -> None:
             return key
 
     assert peek_item(Tricky(), "k") is MISSING and calls == []
+
+
+class _Agent:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def gather(self, topic: str) -> None:
+        self.notes = [topic]
+
+    def gather_through_a_helper(self, topic: str) -> None:
+        self._save([topic])
+
+    def _save(self, notes: list[str]) -> None:
+        self.notes = notes
+
+    def report(self, topic: str) -> str:
+        return topic + "; ".join(self.notes)
+
+    def add(self, topic: str) -> None:
+        self.notes.append(topic)
+
+    def remember(self, topic: str) -> None:
+        self.index[topic] = len(self.notes)
+
+    def local_work(self, topic: str) -> list[str]:
+        out = []
+        out.append(topic)  # a local list: not the object's state
+        return out
+
+    def __call__(self, topic: str) -> None:
+        self.notes = [topic]
+
+
+def test_a_method_that_sets_attributes_of_its_object_is_seen() -> None:
+    from xcs_bc.purity import sets_attributes
+
+    agent = _Agent()
+    assert sets_attributes(agent.gather) and sets_attributes(agent.gather_through_a_helper)
+    assert sets_attributes(agent.add) and sets_attributes(agent.remember) and sets_attributes(agent)
+    assert not sets_attributes(agent.report) and not sets_attributes(agent.local_work)
+    assert not sets_attributes(len) and not sets_attributes(str.upper) and not sets_attributes(_Agent)

@@ -198,6 +198,7 @@ class _FrameState:
     callee_result: Any = MISSING
     # positional parameter names, the *args name, the **kwargs name
     callee_params: tuple[tuple[str, ...], str | None, str | None] = ((), None, None)
+    callee_code: types.CodeType | None = None  # the code of the Python callee `callee_args` were bound by
     child_return: ValueRef | None = None  # what a nested comprehension frame returned
     exception: BaseException | None = None
     generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
@@ -223,6 +224,10 @@ class GraphBuilder:
         self.effects = 0
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see _retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
+        self.executed: set[tuple[int, int]] = set()  # (id(code), offset) of every instruction that ran
+        # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
+        # go another way than the trace (and reach code the trace did not run)
+        self.unguarded_paths = 0
         self._frames: dict[types.FrameType, _FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
@@ -234,8 +239,9 @@ class GraphBuilder:
         self._iters: dict[int, _LoopState] = {}
         self.loops: list[LoopRecord] = []  # loops that ran out, in the order they ended
         # loops whose rounds assigned a local that is read after the loop (a counter, a flag, the loop
-        # variable): what follows depends on how many rounds ran, so they are not generalized
-        self.carried: set[int] = set()  # indices into `loops`
+        # variable) -> how many ops had been made at the first such read: what follows depends on how
+        # many rounds ran (see generalize)
+        self.carried: dict[int, int] = {}  # indices into `loops`
         # (id(frame), local) -> the loops (indices into `loops`) whose rounds last assigned it
         self._watch: dict[tuple[int, str], list[int]] = {}
         # id(operands) -> (operands, deps): what the *length* of a container built by the observed
@@ -277,6 +283,7 @@ class GraphBuilder:
         if ins is None:  # not an instruction we know (should not happen): forget the shadow
             fs.pending = None
             return
+        self.executed.add((id(fs.info.code), offset))
         self._leave_branches(fs, offset)
         if ins.depth is not None and len(fs.stack) != ins.depth:
             self._resync(fs, ins, len(fs.stack))
@@ -297,6 +304,7 @@ class GraphBuilder:
         fs.callee = MISSING
         fs.callee_args = None
         fs.callee_params = ((), None, None)
+        fs.callee_code = None
         fs.callee_result = MISSING
         fs.child_return = None
         fs.resumes = 0
@@ -334,6 +342,7 @@ class GraphBuilder:
         f_locals = callee_frame.f_locals
         fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
         fs.callee_params = _parameters(code)
+        fs.callee_code = code
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)
@@ -375,6 +384,10 @@ class GraphBuilder:
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
+        if self._root is not None:  # the observed function's code (plan reads which call sites name what)
+            metadata["root_code"] = self._root.info.code
+            metadata["executed"] = frozenset(self.executed)
+            metadata["unguarded_paths"] = self.unguarded_paths
         if exc is not None:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
@@ -488,6 +501,7 @@ class GraphBuilder:
             self._complete_call(fs, ins, now, raised=True)
         handler = fs.info.handler_at(ins.offset)
         if handler is not None and handler.target == offset:
+            self.unguarded_paths += 1
             kept = fs.stack[: handler.depth]
             fs.stack = kept + [EXC] * handler.pushed
             # the handler runs because this raised: what it does depends on what made it raise
@@ -609,6 +623,7 @@ class GraphBuilder:
             if outcome is not None and not fs.control_deps:
                 self.decisions.append(Decision(cond, outcome, len(self.ops), self._site(fs, ins)))
             return
+        self.unguarded_paths += 1
         for i, entry in enumerate(fs.control):
             if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
                 del fs.control[i + 1 :]
@@ -659,7 +674,8 @@ class GraphBuilder:
             self._push(fs, out)
 
     def _load_local(self, fs: _FrameState, name: str) -> ValueRef:
-        self.carried.update(self._watch.get((id(fs.frame), name), ()))
+        for loop in self._watch.get((id(fs.frame), name), ()):
+            self.carried.setdefault(loop, len(self.ops))
         ref = fs.locals.get(name)
         f_locals = fs.frame.f_locals
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
@@ -733,7 +749,16 @@ class GraphBuilder:
             iterator = args[-1] if args else popped[-1]
             self._push(fs, expr("genexpr", (iterator,)))
             return
+        # a pure consumer (sum(), "".join(), max() ...) that ran a generator expression's frame: its time
+        # is the frame's, which we observe (slow steps in it are operations of their own) at the cost of
+        # a hook per instruction, not a slow call of its own
+        consumed = fs.resumes > 0 and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE
         if nested or fs.child_return is not None:
+            result = self._nested_result(fs, callee, callee_ref, args)
+        elif consumed:
+            self._record_event(fs, ins, callee, now, raised, fs.callee_result)  # a call all the same
+            if raised:
+                return
             result = self._nested_result(fs, callee, callee_ref, args)
         elif duration >= self.min_call_s:
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
@@ -746,6 +771,8 @@ class GraphBuilder:
                 op.metadata["star"] = True  # type: ignore[index]
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
+            if purity.sets_attributes(callee):  # `self.gather(topic)` storing self.notes: and its object
+                self._mutate_receiver(callee, callee_ref, frozenset({op.id}) | callee_ref.deps)
             self._record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
             if raised:
                 return
@@ -787,7 +814,7 @@ class GraphBuilder:
         """The bound arguments a Python callee received, without the receiver of a method."""
         bound = fs.callee_args
         params = fs.callee_params[0]
-        if bound is None or not params or isinstance(callee, types.FunctionType):
+        if bound is None or not params or not _receiver_first(callee, fs.callee_code):
             return bound
         return {name: value for name, value in bound.items() if name != params[0]}
 
@@ -799,9 +826,7 @@ class GraphBuilder:
         if bound is None:
             return args
         params, star, starstar = fs.callee_params
-        if params and not isinstance(
-            callee, types.FunctionType
-        ):  # a bound method or callable object: skip self
+        if params and _receiver_first(callee, fs.callee_code):  # a bound method or callable object: skip self
             params = params[1:]
         n_positional = len(args) - len(kwnames)
         values: list[Any] = []
@@ -1049,6 +1074,18 @@ def _merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
     return None
 
 
+def _receiver_first(callee: Any, code: types.CodeType | None) -> bool:
+    """Is the first parameter of the Python code a call entered the receiver (`self` of a bound method,
+    of a callable object's `__call__`, of a class's `__init__`), not the call's first argument?
+
+    Not when the code is the callee's own (a function) or the function a wrapper made by
+    `functools.wraps`, `functools.cache` or `lru_cache` calls: those get the arguments as they are."""
+    if isinstance(callee, types.FunctionType):
+        return False
+    wrapped = peek_attr(callee, "__wrapped__")  # read without running user code
+    return not (isinstance(wrapped, types.FunctionType) and code is not None and wrapped.__code__ is code)
+
+
 def _parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:
     """A function's positional parameter names, its *args name and its **kwargs name."""
     i = code.co_argcount + code.co_kwonlyargcount
@@ -1238,6 +1275,16 @@ def _key_deps(ref: ValueRef) -> frozenset[int]:
     return ref.deps if ref.name in ("set", "dict") else frozenset()
 
 
+def _constant_keys(ref: ValueRef) -> bool:
+    """Is `ref` a dict display built here whose operands are its (constant key, value) pairs?"""
+    if ref.source is not Source.EXPR or ref.name != "dict" or len(ref.operands) % 2:
+        return False
+    pairs = ref.operands
+    return not any(_splat(operand) for operand in pairs) and all(
+        key.source is Source.CONST and not key.operands and not key.deps for key in pairs[::2]
+    )
+
+
 def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
     """`{"a": x}["a"]` is `x`, for a dict built here with constant keys (operands: key, value pairs)."""
     if container.source is not Source.EXPR or container.name != "dict" or key.source is not Source.CONST:
@@ -1316,6 +1363,9 @@ def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
             shape, items = items[0].deps, [expr("unpack", items)]
         else:
             shape, items = spread
+    elif ins.opname in ("DICT_UPDATE", "DICT_MERGE") and items and _constant_keys(items[0]):
+        # `f(**{"t": 1})`, `{**{"a": x}}`: the display's own pairs; with constant keys, as many every run
+        items = list(items[0].operands)
     elif ins.opname in ("DICT_UPDATE", "DICT_MERGE"):
         shape, items = union(ref.deps for ref in items), [expr("unpack", items)]
     kind = (
@@ -1579,6 +1629,8 @@ def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> 
         new = with_deps(new, fs.control_deps)
         b._push(fs, b._mutate(target.value, base, new.deps, new))
         return
+    if kind.endswith("=") and target.value is not MISSING:
+        kind = kind[:-1]  # `n += 1` on an immutable value (an int, a str) is `n + 1`: no method of its own
     b._push(fs, expr(kind, operands))
 
 

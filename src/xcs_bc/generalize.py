@@ -11,13 +11,14 @@ loop built (`[llm(d) for d in docs]`, `answers.append(...)`) get 7 items: a
 
 The evidence is the trace itself: a loop is generalized only when it has at
 least two rounds and every round agrees with the template, per-round branch
-decisions included (they become per-round guards).  A loop whose rounds set a
-local that is read after it (the loop variable, a counter, a flag) is not
-generalized at all: what follows depends on how many rounds ran.  A call after
-the loop that reads a round by position (`answers[0]`) is not issued ahead for
-other lengths.  A loop over zip(a, b) runs as many rounds as its shortest
-sequence (with strict=True, only equal lengths: others raise).  A plan that
-issues nothing ahead is not generalized.  And the dispatcher still compares
+decisions included (they become per-round guards).  When the code reads, after
+the loop, a local its rounds set (the loop variable, a counter, a flag), what
+follows depends on how many rounds ran: for other lengths nothing from that read
+on is issued ahead.  A call after the loop that reads a round by position
+(`answers[0]`) is not issued ahead for other lengths either.  A loop over
+zip(a, b) runs as many rounds as its shortest sequence (with strict=True, only
+equal lengths: others raise).  A plan that issues nothing ahead is not
+generalized.  And the dispatcher still compares
 every planned call with the real one, so a template that is wrong for new data
 costs a misprediction, never a wrong result.
 """
@@ -25,8 +26,7 @@ costs a misprediction, never a wrong result.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,18 +169,21 @@ class Generalization:
         return schedule, tuple(guards)
 
 
-def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: AbstractSet[int]) -> Generalization | None:
+def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: Mapping[int, int]) -> Generalization | None:
     """The plan's top-level loops as templates, or None when no loop can be generalized.
 
-    `carried` are the loops (indices into `loops`) whose rounds assigned a local read after them.
+    `carried` maps the loops (indices into `loops`) whose rounds assigned a local read after them to
+    the number of ops made before that read.
     A plan that issues nothing ahead is not generalized: resized it would still issue nothing, and it
     would apply to lengths a new trace may find calls to issue for.
     """
     if not any(recipe.ahead for recipe in plan.recipes):
         return None
-    candidates = _candidates(plan, [loop for index, loop in enumerate(loops) if index not in carried])
+    number = {id(record): index for index, record in enumerate(loops)}
+    candidates = _candidates(plan, loops)
     while candidates:
-        result = _attempt(plan, candidates)
+        reads = [carried[n] for loop in candidates if (n := number[id(loop.record)]) in carried]
+        result = _attempt(plan, candidates, min(reads, default=len(plan.recipes)))
         if isinstance(result, Generalization):
             first = result.loops[0].start
             chosen = {id(loop.record) for loop in result.loops}
@@ -223,8 +226,9 @@ def _walks_backwards(iterable: ValueRef) -> bool:
     )
 
 
-def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:
-    """Templates for `loops`, or the number of the loop that cannot be generalized."""
+def _attempt(plan: Plan, loops: list[_Loop], cut: int) -> Generalization | int:
+    """Templates for `loops`, or the number of the loop that cannot be generalized.  No call from op
+    `cut` on is issued ahead (a local a loop's rounds set was read there)."""
     loops = [dataclasses.replace(loop) for loop in loops]
     unify = _Unifier(loops)
     round_guards: set[int] = set()
@@ -239,6 +243,8 @@ def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:
         found = _round_guards(plan, loop, unify, number)
         if round_recipes is None or found is None:
             return number
+        if loop.start + loop.body * loop.rounds > cut:
+            round_recipes = tuple(_after_cut(recipe) for recipe in round_recipes)
         loop.recipes, (loop.guards, indices) = round_recipes, found
         round_guards |= indices | set(record.own_decisions)
     static = [guard for index, guard in plan.decision_guards.items() if index not in round_guards]
@@ -253,6 +259,9 @@ def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:
         if any(loop.owns(recipe.op.id) for loop in loops) or not recipe.ahead:
             recipes.append(recipe)
             continue
+        if recipe.op.id >= cut:
+            recipes.append(_after_cut(recipe))
+            continue
         refs = _all([unify.rebase(ref) for ref in (recipe.callee, *recipe.args)])
         if refs is None:
             why = "it reads a loop's items in a way that depends on the loop's length"
@@ -260,6 +269,11 @@ def _attempt(plan: Plan, loops: list[_Loop]) -> Generalization | int:
         else:
             recipes.append(dataclasses.replace(recipe, callee=refs[0], args=tuple(refs[1:])))
     return Generalization(plan, loops, guards, tuple(recipes))
+
+
+def _after_cut(recipe: Recipe) -> Recipe:
+    why = "it comes after the code read a local a loop's rounds set (a counter, the loop variable)"
+    return dataclasses.replace(recipe, ahead=False, reason=f"{why}: for other lengths it runs in its turn")
 
 
 def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:

@@ -19,10 +19,12 @@ reason, not an exception.
 from __future__ import annotations
 
 import builtins
+import dis
 import functools
 import queue
 import threading
 import time
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +34,7 @@ from xcs_bc.build import Decision, LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
 from xcs_bc.printing import format_value
 from xcs_bc.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value
-from xcs_bc.values import describe_callee, local_of
+from xcs_bc.values import describe_callee, local_of, union
 
 __all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (imported here for callers)
     "SIZED",
@@ -171,7 +173,9 @@ def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
 def _make_recipe(
     op: Operation, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
 ) -> Recipe:
-    callee, args = op.inputs[0], op.inputs[1:]
+    # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
+    # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
+    callee, args = (op.inputs[0], op.inputs[1:]) if op.inputs else (ValueRef(Source.CONST, value=None), ())
     needs = outputs_needed(op.inputs)
 
     def refuse(reason: str) -> Recipe:
@@ -183,6 +187,12 @@ def _make_recipe(
         return refuse("it is reached through a branch on an earlier call's result")
     if op.id >= cutoff:
         return refuse("it comes after a branch no guard can check")
+    hidden = sorted(union(_unread_deps(ref) for ref in op.inputs) - needs)
+    if hidden:
+        # what it is handed depends on a call whose result the recipe does not read: a list filtered
+        # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
+        # an object a call changed; a recipe would rebuild it as the trace had it
+        return refuse(f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute")
     observed = op.metadata.get("callee", MISSING)
     try:
         value = evaluate(callee, env)
@@ -217,6 +227,18 @@ def _make_recipe(
     return Recipe(op, callee, args, op.kwnames, needs, True, "")
 
 
+def _unread_deps(ref: ValueRef) -> frozenset[int]:
+    """The calls `ref` depends on other than through the results it reads: a branch on a result that
+    chose what a list holds, a call that may have changed an object it reads.  (A local read from the
+    function's frame has none: it is read once the real run has made it, see _ready_at.)"""
+    if local_of(ref) is not None:
+        return frozenset()
+    if ref.source is Source.OUTPUT:
+        return ref.deps - {ref.op}
+    brought = union(operand.deps for operand in ref.operands)
+    return (ref.deps - brought) | union(_unread_deps(operand) for operand in ref.operands)
+
+
 _DISPLAYS = frozenset({"list", "tuple", "dict", "set", "const"})
 
 
@@ -245,6 +267,102 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
     if ref.name != "tuple" and retained.get(id(ref.operands)) is ref.operands:
         return True
     return any(_passes_retained(operand, retained) for operand in ref.operands)
+
+
+# -- memoized callees: every call that may share a cache entry must go through the dispatcher -------
+
+
+def _memo_wrapper(callee: Any) -> Any:
+    """The functools.cache / lru_cache wrapper `callee` is (or a method bound from), else None."""
+    if type(callee) is types.MethodType:
+        callee = callee.__func__
+    return callee if type(callee) is functools._lru_cache_wrapper else None
+
+
+def _memo_sites_dispatched(
+    graph: ComputationGraph, recipes: tuple[Recipe, ...], cutoff: int
+) -> tuple[Recipe, ...]:
+    """Calls of a memoized callee are issued ahead only when every place of the function that names it
+    and a replay may run is a call site the replay dispatches.
+
+    A replay never makes two calls at once that may read the same cache entry: a call issued ahead
+    waits for a running one, and one made in its turn at a dispatched site waits too.  But a site is
+    dispatched only when the trace made a slow call there: a cache hit is fast (glue, no operation),
+    and a site on a path the trace did not take made none.  Such a site calls the wrapper directly,
+    next to a call issued ahead for the same key, and both miss the cache: the function behind it
+    runs twice where the plain run calls it once.  So the code of the function (and the code nested
+    in it) must name the wrapper, by the names its planned calls reach it through or its own name:
+    where the trace ran, only at dispatched call sites; where it did not, nowhere, unless the replay
+    surely goes the trace's way (every branch it took was on values a guard checks, no exception was
+    handled, and no decision cut the plan off), so that it does not run there either.  (A helper
+    function that calls the wrapper is not seen: see the assumptions on hidden state in docs/jit.md.)
+    """
+    root = graph.metadata.get("root_code")
+    executed = graph.metadata.get("executed", frozenset())
+    guarded = not graph.metadata.get("unguarded_paths") and cutoff >= len(graph.operations)
+    sites: dict[int, set[tuple[int, int]]] = {}  # id(wrapper) -> dispatched call sites that called it
+    names: dict[int, set[str]] = {}  # id(wrapper) -> the names it is reached through
+    for recipe in recipes:
+        op = recipe.op
+        wrapper = _memo_wrapper(op.metadata.get("callee", MISSING))
+        if wrapper is None or op.op_type is not OpType.CALL:
+            continue
+        sites.setdefault(id(wrapper), set()).add((id(op.metadata.get("code")), op.site.offset))
+        found = names.setdefault(id(wrapper), {str(getattr(wrapper, "__name__", ""))})
+        found.add(_handle(recipe.callee) or "")
+    out = []
+    for recipe in recipes:
+        wrapper = _memo_wrapper(recipe.op.metadata.get("callee", MISSING)) if recipe.ahead else None
+        if wrapper is not None:
+            wanted = names[id(wrapper)]
+            ran, not_run = _loads(root, wanted, executed) if isinstance(root, types.CodeType) else (1, 1)
+            if "" in wanted or ran > len(sites[id(wrapper)]) or (not_run and not guarded):
+                name = describe_callee(wrapper)
+                why = (
+                    f"the function calls {name} (a memoized callee) at a site that is not dispatched too "
+                    "(a cache hit while tracing, or a path the trace did not take): it would not wait "
+                    "for a call issued ahead that fills the same cache entry"
+                )
+                recipe = replace(recipe, ahead=False, reason=why)
+        out.append(recipe)
+    return tuple(out)
+
+
+def _handle(ref: ValueRef) -> str | None:
+    """The name a callee ref is read by at its call site: a global, cell, input, or attribute."""
+    if ref.path:
+        last = ref.path[-1]
+        return str(last.key) if last.kind == "attr" else None
+    if ref.source in (Source.GLOBAL, Source.CELL, Source.INPUT) and ref.name:
+        return ref.name
+    return None
+
+
+def _loads(code: types.CodeType, names: set[str], executed: frozenset[tuple[int, int]]) -> tuple[int, int]:
+    """How many instructions of `code` and the code nested in it read one of `names` (as a global, a
+    local, a cell or an attribute): those that ran while tracing (`executed`), and the others.  Not
+    those handing a cell to a nested function's closure (LOAD_CLOSURE, which 3.13 spells LOAD_FAST):
+    the nested code reads it itself."""
+    ran = not_run = 0
+    todo = [code]
+    while todo:
+        current = todo.pop()
+        todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
+        cells = set(current.co_cellvars) | set(current.co_freevars)
+        for ins in dis.get_instructions(current):
+            if not ins.opname.startswith("LOAD_") or ins.opname == "LOAD_CLOSURE":
+                continue
+            argval = ins.argval
+            loaded = argval if isinstance(argval, tuple) else (argval,)
+            closure = ins.opname.startswith("LOAD_FAST")  # of a cell: only to build a closure (3.13)
+            count = sum(
+                isinstance(name, str) and name in names and not (closure and name in cells) for name in loaded
+            )
+            if (id(current), ins.offset) in executed:
+                ran += count
+            else:
+                not_run += count
+    return ran, not_run
 
 
 def _never_ahead(callee: Any) -> bool:
@@ -327,7 +445,9 @@ def make_plan(
             holding[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
-    recipes = tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations)
+    recipes = _memo_sites_dispatched(
+        graph, tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations), cutoff
+    )
     ready_at = _ready_at(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}
     final = tuple(

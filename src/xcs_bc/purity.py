@@ -266,3 +266,76 @@ def _global_effect(name: str, globals_: dict[str, Any], depth: int) -> Effect:
     if is_immutable(value) and not isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
         return Effect.PURE
     return classify(value)
+
+
+_ATTRIBUTE_STORES = frozenset({"STORE_ATTR", "DELETE_ATTR"})
+_stores_cache: dict[tuple[types.CodeType, type], bool] = {}
+
+
+def sets_attributes(callee: Any) -> bool:
+    """Does a bound Python method set or delete attributes (of its object, as far as can be told)?
+
+    A slow call is a black box that is assumed not to change its receiver (an LLM client is not
+    changed by a request).  A method of the caller's own class that stores state on `self`
+    (`self.notes = ...`, `self.count += 1`), directly or through another method of its class it
+    names, does: the calls after it that read that object must wait for it.  Read from the bytecode;
+    any attribute store counts (over-approximating costs parallelism, never correctness).
+    """
+    func = getattr(callee, "__func__", None)
+    receiver = getattr(callee, "__self__", None)
+    if func is None and not isinstance(callee, (types.FunctionType, types.BuiltinFunctionType, type)):
+        func, receiver = type(callee).__dict__.get("__call__"), callee  # a callable object
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, types.CodeType) or receiver is None or isinstance(receiver, types.ModuleType):
+        return False
+    key = (code, type(receiver))
+    if key not in _stores_cache:
+        _stores_cache[key] = _stores(code, type(receiver))
+    return _stores_cache[key]
+
+
+_CONTAINER_CHANGES = frozenset(
+    "append extend insert pop popitem remove clear update setdefault add discard sort reverse".split()
+)
+
+
+def _changes_self(code: types.CodeType) -> bool:
+    """Any attribute store; or `self.items.append(...)`, `self.cache[k] = v` on the first argument's
+    attributes (a local list's append is not one)."""
+    instrs = list(dis.get_instructions(code))
+    first = code.co_varnames[0] if code.co_argcount else None
+    for i, ins in enumerate(instrs):
+        if ins.opname in _ATTRIBUTE_STORES:
+            return True
+        if ins.opname != "LOAD_FAST" or ins.argval != first or i + 2 >= len(instrs):
+            continue
+        attr, then = instrs[i + 1], instrs[i + 2]
+        if attr.opname != "LOAD_ATTR":
+            continue
+        if then.opname in ("LOAD_METHOD", "LOAD_ATTR") and then.argval in _CONTAINER_CHANGES:
+            return True  # self.notes.append(...)
+        if i + 3 < len(instrs) and instrs[i + 3].opname in ("STORE_SUBSCR", "DELETE_SUBSCR"):
+            return True  # self.cache[key] = value
+    return False
+
+
+def _stores(code: types.CodeType, cls: type) -> bool:
+    seen: set[types.CodeType] = set()
+    todo = [code]
+    while todo and len(seen) < 64:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if _changes_self(current):
+            return True
+        todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
+        for name in current.co_names:  # another method of the class it may call (`self._save(...)`)
+            for klass in cls.__mro__:
+                found = klass.__dict__.get(name)
+                if found is not None:
+                    inner = getattr(getattr(found, "__func__", found), "__code__", None)
+                    if isinstance(inner, types.CodeType):
+                        todo.append(inner)
+                    break
+    return len(seen) >= 64  # too much to read: assume it does

@@ -157,12 +157,15 @@ class Replay:
         return bool(room)
 
     def _arrived(self, op_id: int, future: Future[Any]) -> None:
-        with self.lock:
-            waiting = self.waiting.pop(op_id, [])
+        waiting: list[int] = []
+        if self.waiting:  # (only calls of an lru_cache wrapper ever wait: no lock for the others)
+            with self.lock:
+                waiting = self.waiting.pop(op_id, [])
         if future.cancelled() or future.exception() is not None:
             return  # the real run will meet the exception at the call site (and `waiting` theirs)
         self._record(op_id, future.result())
-        self._issue(waiting)
+        if waiting:
+            self._issue(waiting)
 
     def _record(self, op_id: int, value: Any) -> None:
         with self.lock:
@@ -172,7 +175,8 @@ class Replay:
                 for dependent in self.schedule.dependents.get(op_id, ())
                 if self.schedule.recipes[dependent].needs <= self.env.outputs.keys()
             ]
-        self._issue(ready)
+        if ready:
+            self._issue(ready)
 
     # -- the call sites --------------------------------------------------------------------------
 
