@@ -38,13 +38,18 @@ class Ask:
 
 
 def compare(fn: Callable[..., Any], fast: Any, cached: Any, ask: Ask, *args: Any) -> None:
-    """Run `fn` plainly, then jitted, each from an empty cache: same result, same calls."""
-    cached.cache_clear()
-    ask.calls.clear()
+    """Run `fn` plainly, then jitted, each from an empty cache (`cached`, if not None): same result,
+    same calls."""
+
+    def start() -> None:
+        if cached is not None:
+            cached.cache_clear()
+        ask.calls.clear()
+
+    start()
     expected = fn(*args)
     plain_calls = Counter(ask.calls)
-    cached.cache_clear()
-    ask.calls.clear()
+    start()
     assert fast(*args) == expected, fast.explain()
     time.sleep(0.1)  # a call issued ahead and still running counts too
     assert ask.calls == plain_calls, (dict(ask.calls), dict(plain_calls), fast.explain())
@@ -242,12 +247,7 @@ def test_a_pure_consumer_of_a_generator_expression_is_not_taken_for_a_slow_call(
     fast = xcs.jit(f)
     items = [f"w{i}" for i in range(40)]
     for xs in (items, items[::-1]):
-        ask.calls.clear()
-        expected = f(xs)
-        plain_calls = Counter(ask.calls)
-        ask.calls.clear()
-        assert fast(xs) == expected
-        assert ask.calls == plain_calls
+        compare(f, fast, None, ask, xs)
     explained = fast.explain()
     assert " sum at " not in explained and "plan 0: 2 slow calls" in explained, explained
 
@@ -268,12 +268,7 @@ def test_keyword_arguments_from_a_dict_display_are_planned() -> None:
 
     fast = xcs.jit(f)
     for xs in (["a", "b"], ["c", "d", "e"], ["f"]):
-        ask.calls.clear()
-        expected = f(xs)
-        plain_calls = Counter(ask.calls)
-        ask.calls.clear()
-        assert fast(xs) == expected
-        assert ask.calls == plain_calls
+        compare(f, fast, None, ask, xs)
     assert fast.stats.traces == 1 and fast.stats.resized == 2, fast.explain()
 
 

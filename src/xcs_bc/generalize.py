@@ -33,17 +33,15 @@ from typing import Any
 from xcs_bc.build import LoopRecord
 from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
 from xcs_bc.plan import (
-    SIZED,
     Env,
     Guard,
-    NotComputable,
     Plan,
     Recipe,
     Schedule,
     dependents_of,
-    evaluate,
     outputs_needed,
     same_value,
+    sequence_lengths,
     zip_shortest,
 )
 from xcs_bc.printing import format_value
@@ -115,15 +113,10 @@ class Generalization:
             if loop.follows is not None:
                 lengths.append(lengths[loop.follows])
                 continue
-            sizes = set()
-            for sequence in loop.record.sequences:
-                try:
-                    value = evaluate(sequence, env)
-                except NotComputable as exc:
-                    return f"the loop at {loop.record.site}: {exc}"
-                if type(value) not in SIZED:
-                    return f"the loop at {loop.record.site} walks a {type(value).__qualname__}"
-                sizes.add(len(value))
+            found = sequence_lengths(loop.record.sequences, env)
+            if isinstance(found, str):
+                return f"the loop at {loop.record.site}{found}"
+            sizes = set(found)
             if len(sizes) != 1 and not zip_shortest(loop.record.iterable):
                 return f"the loop at {loop.record.site} walks sequences of different lengths {sorted(sizes)}"
             lengths.append(min(sizes))  # zip() stops at the shortest (zip(strict=True) raises: no plan)

@@ -272,13 +272,6 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
 # -- memoized callees: every call that may share a cache entry must go through the dispatcher -------
 
 
-def _memo_wrapper(callee: Any) -> Any:
-    """The functools.cache / lru_cache wrapper `callee` is (or a method bound from), else None."""
-    if type(callee) is types.MethodType:
-        callee = callee.__func__
-    return callee if type(callee) is functools._lru_cache_wrapper else None
-
-
 def _memo_sites_dispatched(
     graph: ComputationGraph, recipes: tuple[Recipe, ...], cutoff: int
 ) -> tuple[Recipe, ...]:
@@ -304,26 +297,27 @@ def _memo_sites_dispatched(
     names: dict[int, set[str]] = {}  # id(wrapper) -> the names it is reached through
     for recipe in recipes:
         op = recipe.op
-        wrapper = _memo_wrapper(op.metadata.get("callee", MISSING))
+        wrapper = purity.memo_wrapper(op.metadata.get("callee", MISSING))
         if wrapper is None or op.op_type is not OpType.CALL:
             continue
         sites.setdefault(id(wrapper), set()).add((id(op.metadata.get("code")), op.site.offset))
         found = names.setdefault(id(wrapper), {str(getattr(wrapper, "__name__", ""))})
         found.add(_handle(recipe.callee) or "")
+    undispatched: dict[int, bool] = {}  # id(wrapper) -> may a replay call it where it is not dispatched?
+    for key, wanted in names.items():
+        ran, not_run = _loads(root, wanted, executed) if isinstance(root, types.CodeType) else (1, 1)
+        undispatched[key] = "" in wanted or ran > len(sites[key]) or bool(not_run and not guarded)
     out = []
     for recipe in recipes:
-        wrapper = _memo_wrapper(recipe.op.metadata.get("callee", MISSING)) if recipe.ahead else None
-        if wrapper is not None:
-            wanted = names[id(wrapper)]
-            ran, not_run = _loads(root, wanted, executed) if isinstance(root, types.CodeType) else (1, 1)
-            if "" in wanted or ran > len(sites[id(wrapper)]) or (not_run and not guarded):
-                name = describe_callee(wrapper)
-                why = (
-                    f"the function calls {name} (a memoized callee) at a site that is not dispatched too "
-                    "(a cache hit while tracing, or a path the trace did not take): it would not wait "
-                    "for a call issued ahead that fills the same cache entry"
-                )
-                recipe = replace(recipe, ahead=False, reason=why)
+        wrapper = purity.memo_wrapper(recipe.op.metadata.get("callee", MISSING)) if recipe.ahead else None
+        if wrapper is not None and undispatched[id(wrapper)]:
+            name = describe_callee(wrapper)
+            why = (
+                f"the function calls {name} (a memoized callee) at a site that is not dispatched too "
+                "(a cache hit while tracing, or a path the trace did not take): it would not wait "
+                "for a call issued ahead that fills the same cache entry"
+            )
+            recipe = replace(recipe, ahead=False, reason=why)
         out.append(recipe)
     return tuple(out)
 
@@ -564,6 +558,21 @@ def zip_shortest(iterable: ValueRef) -> bool:
     return names.value == ("strict",) and strict.source is Source.CONST and strict.value is False
 
 
+def sequence_lengths(sequences: Sequence[ValueRef], env: Env) -> list[int] | str:
+    """len() of each sequence a loop walks, computed from `env`; else the end of a sentence saying why
+    not (`": <why>"`, or `" walks a <type>"` whose len() could run user code)."""
+    lengths = []
+    for sequence in sequences:
+        try:
+            value = evaluate(sequence, env)
+        except NotComputable as exc:
+            return f": {exc}"
+        if type(value) not in SIZED:
+            return f" walks a {type(value).__qualname__}"
+        lengths.append(len(value))
+    return lengths
+
+
 def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env) -> dict[int, Guard]:
     """Length guards for the loops over zip(a, b, ...) that walked sequences of different lengths.
 
@@ -575,22 +584,13 @@ def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env
     for record in loops:
         if len(record.sequences) < 2 or not zip_shortest(record.iterable):
             continue
-        lengths = []
-        for sequence in record.sequences:
-            try:
-                value = evaluate(sequence, env)
-            except NotComputable:
-                break
-            if type(value) not in SIZED:
-                break
-            lengths.append(len(value))
-        else:
-            if len(set(lengths)) == 1 or min(lengths) != len(record.op_starts):
-                continue
-            for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
-                decision = decisions[index]
-                if decision.cond is sequence and decision.outcome[0] == "loop":
-                    out[index] = Guard("loop", sequence, length, str(decision.site))
+        lengths = sequence_lengths(record.sequences, env)
+        if isinstance(lengths, str) or len(set(lengths)) == 1 or min(lengths) != len(record.op_starts):
+            continue
+        for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
+            decision = decisions[index]
+            if decision.cond is sequence and decision.outcome[0] == "loop":
+                out[index] = Guard("loop", sequence, length, str(decision.site))
     return out
 
 

@@ -21,12 +21,15 @@ from __future__ import annotations
 import builtins
 import dis
 import enum
+import functools
 import json
 import math
 import sys
 import types
 from collections.abc import Callable
 from typing import Any
+
+from xcs_bc.values import class_lookup
 
 
 class Effect(enum.Enum):
@@ -268,6 +271,13 @@ def _global_effect(name: str, globals_: dict[str, Any], depth: int) -> Effect:
     return classify(value)
 
 
+def memo_wrapper(callee: Any) -> Any:
+    """The functools.cache / lru_cache wrapper `callee` is (or a method bound from), else None."""
+    if type(callee) is types.MethodType:
+        callee = callee.__func__
+    return callee if type(callee) is functools._lru_cache_wrapper else None
+
+
 _ATTRIBUTE_STORES = frozenset({"STORE_ATTR", "DELETE_ATTR"})
 _stores_cache: dict[tuple[types.CodeType, type], bool] = {}
 
@@ -331,11 +341,8 @@ def _stores(code: types.CodeType, cls: type) -> bool:
             return True
         todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
         for name in current.co_names:  # another method of the class it may call (`self._save(...)`)
-            for klass in cls.__mro__:
-                found = klass.__dict__.get(name)
-                if found is not None:
-                    inner = getattr(getattr(found, "__func__", found), "__code__", None)
-                    if isinstance(inner, types.CodeType):
-                        todo.append(inner)
-                    break
+            found = class_lookup(cls, name)
+            inner = getattr(getattr(found, "__func__", found), "__code__", None)
+            if isinstance(inner, types.CodeType):
+                todo.append(inner)
     return len(seen) >= 64  # too much to read: assume it does

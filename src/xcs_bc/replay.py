@@ -25,7 +25,9 @@ from typing import Any
 
 from xcs_bc.executor import Executor
 from xcs_bc.plan import Env, NotComputable, Plan, Schedule, local_reads, same_value
+from xcs_bc.purity import memo_wrapper
 from xcs_bc.rewrite import Dispatch, SiteKey
+from xcs_bc.values import class_lookup
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Replay:
                     callee, args, kwargs = recipe.call(self.local_envs.get(op_id, self.env))
                 except NotComputable:
                     continue  # it will run in its turn
-                memoized = _memoizing(callee)
+                memoized = memo_wrapper(callee) is not None
                 if memoized and not self._cache_has_room(callee):
                     continue  # it runs in its turn
                 mate = self._cache_mate(callee, args, kwargs, running=False) if memoized else None
@@ -148,7 +150,7 @@ class Replay:
         """Can every call of this run enter the wrapper's cache without evicting an entry?  Else which
         calls hit the cache would depend on the order they are made in: none is issued ahead.  Decided
         once a run (under the lock)."""
-        wrapper = _cache_key(callee, (), {})[0]
+        wrapper = memo_wrapper(callee)
         room = self.cache_room.get(id(wrapper))
         if room is None:
             info = wrapper.cache_info()
@@ -223,7 +225,7 @@ class Replay:
 
     def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.stats.bump("in_place")
-        if _memoizing(fn):
+        if memo_wrapper(fn) is not None:
             # a call issued ahead may be filling the cache entry this one reads: made now, it would
             # miss the cache and call the function behind it a second time
             while True:
@@ -263,13 +265,6 @@ class Replay:
 _CacheKey = tuple[Any, tuple[Any, ...], dict[str, Any]]
 
 
-def _memoizing(callee: Any) -> bool:
-    """Is `callee` an lru_cache wrapper (functools.cache, functools.lru_cache), or a method bound from one?"""
-    if type(callee) is types.MethodType:
-        callee = callee.__func__
-    return type(callee) is functools._lru_cache_wrapper
-
-
 def _cache_key(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _CacheKey:
     """The wrapper and what its cache key is made of (a bound method's object is its first argument)."""
     if type(callee) is types.MethodType:
@@ -298,11 +293,7 @@ def _may_be_equal(x: Any, y: Any) -> bool:
     if type(x) is tuple and type(y) is tuple:
         return len(x) == len(y) and all(_may_be_equal(p, q) for p, q in zip(x, y, strict=True))
     # two objects of one class that keeps object's __eq__ are equal only when identical
-    return not (type(x) is type(y) and _class_attr(type(x), "__eq__") is object.__eq__)
-
-
-def _class_attr(cls: type, name: str) -> Any:
-    return next((klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__), None)
+    return not (type(x) is type(y) and class_lookup(type(x), "__eq__") is object.__eq__)
 
 
 def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

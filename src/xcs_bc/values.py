@@ -109,12 +109,7 @@ def peek_attr(obj: Any, name: str) -> Any:
     if isinstance(obj, types.ModuleType):
         return obj.__dict__.get(name, MISSING)
     is_class = isinstance(obj, type)
-    mro = obj.__mro__ if is_class else type(obj).__mro__
-    class_attr: Any = MISSING
-    for klass in mro:
-        if name in klass.__dict__:
-            class_attr = klass.__dict__[name]
-            break
+    class_attr = class_lookup(obj if is_class else type(obj), name)
     if not is_class and class_attr is not MISSING and _is_data_descriptor(class_attr):
         if isinstance(class_attr, types.MemberDescriptorType):  # a __slots__ entry
             try:
@@ -146,6 +141,15 @@ def _is_data_descriptor(attr: Any) -> bool:
 
 
 _SUBSCRIPTABLE = (list, tuple, str, bytes, dict, range)
+
+
+def class_lookup(cls: type, name: str) -> Any:
+    """What `name` is in the first class of `cls.__mro__` that defines it (descriptors unbound), else
+    MISSING: looked up in the class dicts, so no `__getattr__` runs."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return MISSING
 
 
 def peek_item(container: Any, key: Any) -> Any:
