@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import xcs_bc as xcs
-from xcs_bc import analysis
-from xcs_bc.codeinfo import code_info
-from xcs_bc.ir import Operation
-from xcs_bc.printing import format_value, op_names
+from xcs_bc.analyze import patterns
+from xcs_bc.build.codeinfo import code_info
+from xcs_bc.ir import Operation, passes
+from xcs_bc.ir.text import format_value, op_names
+from xcs_bc.ir.values import describe_callee
 from xcs_bc.testing import FakeLLM
-from xcs_bc.values import describe_callee
 
 LATENCY = 0.05  # seconds per fake model call
 MIN_CALL_MS = 10.0  # a call that takes at least this long is a slow call: an operation of the graph
@@ -112,9 +112,9 @@ def show_analysis(graph: xcs.ComputationGraph) -> None:
     path = graph.critical_path()
     steps = " -> ".join(f"{names[op.id]} {op.name}" for op in path.operations)
     print(f"graph.critical_path(): {steps}, {path.seconds * 1000:.1f} ms")
-    print(f"analysis.speedup_bound(graph): {analysis.speedup_bound(graph):.1f}x")
-    print("analysis.patterns(graph):")
-    for pattern in analysis.patterns(graph):
+    print(f"passes.speedup_bound(graph): {passes.speedup_bound(graph):.1f}x")
+    print("patterns.patterns(graph):")
+    for pattern in patterns.patterns(graph):
         print(f"  {pattern.kind:<9}{pattern.description}")
 
 
@@ -172,7 +172,7 @@ def main() -> None:
     section("0. The example function")
     line = show_source()
 
-    section("1. Static bytecode description (xcs_bc.codeinfo)")
+    section("1. Static bytecode description (xcs_bc.build.codeinfo)")
     show_bytecode(line)
 
     section("2. Observe: the calls the block made (cap.events)")

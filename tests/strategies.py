@@ -43,7 +43,7 @@ the traced one.  ``must_loop=True`` makes every program loop over the input
 list at least once (a ``for`` loop or a comprehension, over ``xs`` or a form of
 it).  ``uniform=True`` keeps only programs whose plan traced with two items or
 more should be replayed for any length without tracing again (see
-`xcs_bc.generalize`): its loops run over ``xs``, ``enumerate(xs)``, ``sorted(xs)``,
+`xcs_bc.plan.generalize`): its loops run over ``xs``, ``enumerate(xs)``, ``sorted(xs)``,
 ``range(len(xs))`` or a list an earlier loop built, and make the same calls
 every round, unconditionally, from the round's item, its index, the round's
 own earlier results and values computed before the loop; no ``break``,

@@ -21,10 +21,12 @@ from irfactory import (
     two_maps_graph,
     unknown_graph,
 )
-from xcs_bc import analysis
-from xcs_bc.analysis import CriticalPath, Pattern
-from xcs_bc.check import IRError, check
-from xcs_bc.ir import ComputationGraph, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.analyze import patterns
+from xcs_bc.analyze.patterns import Pattern
+from xcs_bc.errors import IRError
+from xcs_bc.ir import ComputationGraph, Operation, OpType, Site, Source, ValueRef, passes
+from xcs_bc.ir.check import check
+from xcs_bc.ir.passes import CriticalPath
 
 
 def ids(ops: object) -> list[int]:
@@ -34,7 +36,7 @@ def ids(ops: object) -> list[int]:
 
 
 def kinds(graph: ComputationGraph) -> list[tuple[str, list[int]]]:
-    return [(p.kind, [op.id for op in p.operations]) for p in analysis.patterns(graph)]
+    return [(p.kind, [op.id for op in p.operations]) for p in patterns.patterns(graph)]
 
 
 # --- dependencies, levels, independent sets ---------------------------------
@@ -43,51 +45,51 @@ def kinds(graph: ComputationGraph) -> list[tuple[str, list[int]]]:
 def test_dependencies_follow_deps_of_inputs_and_control() -> None:
     graph = judge_graph()
     a, b, judge = graph.operations
-    assert analysis.dependencies(graph, a) == set()
-    assert analysis.dependencies(graph, judge) == {a, b}
+    assert passes.dependencies(graph, a) == set()
+    assert passes.dependencies(graph, judge) == {a, b}
     assert graph.dependencies(judge) == {a, b}  # the IR method delegates here
 
 
 def test_dependencies_include_control() -> None:
     graph = control_graph()
     classify, log, escalate = graph.operations
-    assert analysis.dependencies(graph, escalate) == {classify}
-    assert analysis.control_dependencies(graph, escalate) == {classify}
-    assert analysis.control_dependencies(graph, log) == set()
+    assert passes.dependencies(graph, escalate) == {classify}
+    assert passes.control_dependencies(graph, escalate) == {classify}
+    assert passes.control_dependencies(graph, log) == set()
 
 
 def test_levels_are_asap() -> None:
-    assert analysis.levels(chain_graph()) == {0: 0, 1: 1, 2: 2, 3: 3}
-    assert analysis.levels(judge_graph()) == {0: 0, 1: 0, 2: 1}
+    assert passes.levels(chain_graph()) == {0: 0, 1: 1, 2: 2, 3: 3}
+    assert passes.levels(judge_graph()) == {0: 0, 1: 0, 2: 1}
     assert judge_graph().levels() == {0: 0, 1: 0, 2: 1}
 
 
 def test_ensemble_of_five_on_one_prompt_runs_together() -> None:
     graph = ensemble_graph()
-    assert [ids(group) for group in analysis.independent_sets(graph)] == [[0, 1, 2, 3, 4]]
-    assert graph.independent_sets() == analysis.independent_sets(graph)
+    assert [ids(group) for group in passes.independent_sets(graph)] == [[0, 1, 2, 3, 4]]
+    assert graph.independent_sets() == passes.independent_sets(graph)
 
 
 def test_map_over_docs_runs_together() -> None:
-    assert [ids(group) for group in analysis.independent_sets(map_graph(8))] == [list(range(8))]
+    assert [ids(group) for group in passes.independent_sets(map_graph(8))] == [list(range(8))]
 
 
 def test_pure_chain_has_no_group() -> None:
-    assert analysis.independent_sets(chain_graph()) == []
+    assert passes.independent_sets(chain_graph()) == []
 
 
 def test_two_maps_then_combine() -> None:
     graph = two_maps_graph()
-    assert [ids(group) for group in analysis.independent_sets(graph)] == [[0, 1, 2, 3, 4, 5]]
-    assert analysis.levels(graph)[6] == 1
+    assert [ids(group) for group in passes.independent_sets(graph)] == [[0, 1, 2, 3, 4, 5]]
+    assert passes.levels(graph)[6] == 1
 
 
 def test_unknown_argument_depends_on_everything_before_it() -> None:
     graph = unknown_graph()
     a, b, c, d = graph.operations
-    assert analysis.dependencies(graph, c) == {a, b}
+    assert passes.dependencies(graph, c) == {a, b}
     # d comes after the unknown value but does not read it: it still needs nothing.
-    assert [ids(group) for group in analysis.independent_sets(graph)] == [[0, 1, 3]]
+    assert [ids(group) for group in passes.independent_sets(graph)] == [[0, 1, 3]]
 
 
 def test_groups_are_in_level_order() -> None:
@@ -97,17 +99,17 @@ def test_groups_are_in_level_order() -> None:
     g.call("g", first[0], line=2)
     g.call("g", first[1], line=2)
     g.call("h", x, line=3)  # level 0 too
-    assert [ids(group) for group in analysis.independent_sets(g.graph())] == [[0, 1, 4], [2, 3]]
+    assert [ids(group) for group in passes.independent_sets(g.graph())] == [[0, 1, 4], [2, 3]]
 
 
 def test_empty_graph() -> None:
     graph = empty_graph()
-    assert analysis.levels(graph) == {}
-    assert analysis.independent_sets(graph) == []
-    assert analysis.critical_path(graph) == CriticalPath((), 0.0)
-    assert analysis.sequential_seconds(graph) == 0.0
-    assert analysis.speedup_bound(graph) == 1.0
-    assert analysis.patterns(graph) == []
+    assert passes.levels(graph) == {}
+    assert passes.independent_sets(graph) == []
+    assert passes.critical_path(graph) == CriticalPath((), 0.0)
+    assert passes.sequential_seconds(graph) == 0.0
+    assert passes.speedup_bound(graph) == 1.0
+    assert patterns.patterns(graph) == []
 
 
 # --- critical path and speedup bound ----------------------------------------
@@ -115,46 +117,46 @@ def test_empty_graph() -> None:
 
 def test_critical_path_follows_the_longest_durations() -> None:
     graph = judge_graph(durations=(1.0, 3.0, 2.0))
-    path = analysis.critical_path(graph)
+    path = passes.critical_path(graph)
     assert ids(path.operations) == [1, 2]
     assert path.seconds == pytest.approx(5.0)
     assert graph.critical_path() == path
-    assert analysis.sequential_seconds(graph) == pytest.approx(6.0)
+    assert passes.sequential_seconds(graph) == pytest.approx(6.0)
 
 
 def test_critical_path_without_durations_is_the_longest_chain() -> None:
-    path = analysis.critical_path(chain_graph())
+    path = passes.critical_path(chain_graph())
     assert [op.name for op in path.operations] == ["draft", "critique", "revise", "polish"]
     assert path.seconds == 0.0
 
 
 def test_critical_path_ties_prefer_smaller_ids() -> None:
-    path = analysis.critical_path(judge_graph(durations=(1.0, 1.0, 1.0)))
+    path = passes.critical_path(judge_graph(durations=(1.0, 1.0, 1.0)))
     assert ids(path.operations) == [0, 2]
 
 
 def test_speedup_bound_keeps_time_outside_calls() -> None:
     # Calls: 1 + 3 + 2 = 6 s sequential; critical 5 s; 1 s outside the calls.
     graph = judge_graph(durations=(1.0, 3.0, 2.0), wall_time=7.0)
-    assert analysis.speedup_bound(graph) == pytest.approx(7.0 / 6.0)
+    assert passes.speedup_bound(graph) == pytest.approx(7.0 / 6.0)
 
 
 def test_speedup_bound_without_wall_time_uses_sequential_time() -> None:
     graph = map_graph(4, duration=1.0)
-    assert analysis.speedup_bound(graph) == pytest.approx(4.0)
+    assert passes.speedup_bound(graph) == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize("wall", [0.0, -1.0, 0.5])
 def test_speedup_bound_is_never_below_one(wall: float) -> None:
     # wall < sequential: the calls already overlapped; wall <= 0: a broken clock.
-    assert analysis.speedup_bound(map_graph(4, duration=1.0)) >= 1.0
+    assert passes.speedup_bound(map_graph(4, duration=1.0)) >= 1.0
     graph = map_graph(4, duration=1.0)
     graph.metadata["wall_time"] = wall
-    assert analysis.speedup_bound(graph) == 1.0
+    assert passes.speedup_bound(graph) == 1.0
 
 
 def test_speedup_bound_of_a_chain_is_one() -> None:
-    assert analysis.speedup_bound(chain_graph(duration=0.5)) == pytest.approx(1.0)
+    assert passes.speedup_bound(chain_graph(duration=0.5)) == pytest.approx(1.0)
 
 
 # --- patterns ----------------------------------------------------------------
@@ -162,7 +164,7 @@ def test_speedup_bound_of_a_chain_is_one() -> None:
 
 def test_map_pattern_names_the_iterated_input() -> None:
     graph = map_graph(8)
-    assert analysis.patterns(graph) == [
+    assert patterns.patterns(graph) == [
         Pattern(
             "map",
             tuple(graph.operations),
@@ -177,7 +179,7 @@ def test_map_pattern_through_an_fstring_and_attribute_path() -> None:
     for index in range(3):
         text = attr(it(attr(self_, "docs"), index), "text")  # self.docs[k].text
         g.call("summarize", fstring("Summarize: ", text), line=7)
-    (pattern,) = analysis.patterns(g.graph())
+    (pattern,) = patterns.patterns(g.graph())
     assert (
         pattern.description == "3 calls at pipeline.py:7 are independent: a map of summarize over self.docs"
     )
@@ -188,7 +190,7 @@ def test_map_without_iterated_input_names_no_container() -> None:
     x = g.input("x")
     for _ in range(3):
         g.call("sample", x, line=5)
-    (pattern,) = analysis.patterns(g.graph())
+    (pattern,) = patterns.patterns(g.graph())
     assert pattern.description == "3 calls at pipeline.py:5 are independent: a map of sample"
 
 
@@ -203,7 +205,7 @@ def test_same_site_in_a_dependent_loop_is_no_map() -> None:
 def test_ensemble_of_five_models() -> None:
     found = kinds(ensemble_graph())
     assert found == [("ensemble", [0, 1, 2, 3, 4]), ("reduce", [0, 1, 2, 3, 4, 5])]
-    ensemble = analysis.patterns(ensemble_graph())[0]
+    ensemble = patterns.patterns(ensemble_graph())[0]
     assert ensemble.description == (
         "5 independent calls receive the same arguments: an ensemble of "
         "ask_gpt, ask_claude, ask_gemini, ask_llama, ask_mistral"
@@ -216,7 +218,7 @@ def test_ensemble_over_a_list_of_models_at_one_site_is_also_a_map() -> None:
     prompt = g.input("prompt")
     for index in range(3):
         g.call("Model.__call__", prompt, line=9, callee=it(models, index))
-    found = analysis.patterns(g.graph())
+    found = patterns.patterns(g.graph())
     assert [(p.kind, ids(p.operations)) for p in found] == [("map", [0, 1, 2]), ("ensemble", [0, 1, 2])]
     assert found[0].description.endswith("a map of Model.__call__ over models")
     assert found[1].description.endswith("an ensemble of Model.__call__ at pipeline.py:9")
@@ -239,7 +241,7 @@ def test_ensemble_needs_equal_arguments_by_provenance() -> None:
     g.call("k", fstring("Q: ", x), 1, line=4)  # another text
     g.call("m", g.unknown(), line=5)
     g.call("n", g.unknown(), line=6)  # unknown values are never known equal
-    found = [(p.kind, ids(p.operations)) for p in analysis.patterns(g.graph()) if p.kind == "ensemble"]
+    found = [(p.kind, ids(p.operations)) for p in patterns.patterns(g.graph()) if p.kind == "ensemble"]
     assert found == [("ensemble", [0, 1])]
 
 
@@ -251,7 +253,7 @@ def test_calls_without_arguments_are_no_ensemble() -> None:
 
 
 def test_judge_over_candidates_is_a_reduce() -> None:
-    found = analysis.patterns(judge_graph())
+    found = patterns.patterns(judge_graph())
     assert [(p.kind, ids(p.operations)) for p in found] == [("ensemble", [0, 1]), ("reduce", [0, 1, 2])]
     reduce = found[1]
     assert reduce.operations[-1].name == "judge"
@@ -259,7 +261,7 @@ def test_judge_over_candidates_is_a_reduce() -> None:
 
 
 def test_chain_pattern() -> None:
-    (pattern,) = analysis.patterns(chain_graph())
+    (pattern,) = patterns.patterns(chain_graph())
     assert pattern.kind == "chain"
     assert pattern.description == (
         "4 calls form a chain: draft -> critique -> revise -> polish; they cannot overlap"
@@ -292,7 +294,7 @@ def test_two_calls_are_no_chain_and_forks_split_chains() -> None:
 def test_two_maps_then_combine_patterns() -> None:
     found = kinds(two_maps_graph())
     assert found == [("map", [0, 1, 2]), ("reduce", [0, 1, 2, 3, 4, 5, 6]), ("map", [3, 4, 5])]
-    descriptions = [p.description for p in analysis.patterns(two_maps_graph())]
+    descriptions = [p.description for p in patterns.patterns(two_maps_graph())]
     assert descriptions[2] == "3 calls at pipeline.py:21 are independent: a map of caption over self.images"
 
 
@@ -324,17 +326,17 @@ def _op(op_id: int, deps: frozenset[int]) -> Operation:
 def test_forward_dependence_raises_irerror() -> None:
     graph = ComputationGraph([_op(0, frozenset({1})), _op(1, frozenset())])
     with pytest.raises(IRError, match="%0 f at x.py:1 depends on %1, which is not an earlier operation"):
-        analysis.levels(graph)
+        passes.levels(graph)
     with pytest.raises(IRError):
-        analysis.patterns(graph)
+        patterns.patterns(graph)
     with pytest.raises(IRError):
-        analysis.critical_path(graph)
+        passes.critical_path(graph)
 
 
 def test_dependence_on_a_missing_operation_raises_irerror() -> None:
     graph = ComputationGraph([_op(0, frozenset({7}))])
     with pytest.raises(IRError, match="depends on %7, which is not in the graph"):
-        analysis.dependencies(graph, graph.operations[0])
+        passes.dependencies(graph, graph.operations[0])
 
 
 # --- properties over random graphs --------------------------------------------
@@ -344,22 +346,22 @@ def test_dependence_on_a_missing_operation_raises_irerror() -> None:
 @given(random_graphs())
 def test_properties_of_random_graphs(graph: ComputationGraph) -> None:
     check(graph)
-    levels = analysis.levels(graph)
+    levels = passes.levels(graph)
     ancestors = _closure(graph)
     for op in graph.operations:
-        for dep in analysis.dependencies(graph, op):
+        for dep in passes.dependencies(graph, op):
             assert levels[dep.id] < levels[op.id]
-    for group in analysis.independent_sets(graph):
+    for group in passes.independent_sets(graph):
         assert len(group) >= 2
         assert all(not ancestors[a.id] & {b.id for b in group} for a in group)
-    path = analysis.critical_path(graph)
+    path = passes.critical_path(graph)
     for before, after in zip(path.operations, path.operations[1:], strict=False):
-        assert before in analysis.dependencies(graph, after)
+        assert before in passes.dependencies(graph, after)
     assert path.seconds == pytest.approx(sum(op.duration for op in path.operations))
-    assert path.seconds <= analysis.sequential_seconds(graph) + 1e-9
+    assert path.seconds <= passes.sequential_seconds(graph) + 1e-9
     assert all(path.seconds + 1e-9 >= op.duration for op in graph.operations)
-    assert analysis.speedup_bound(graph) >= 1.0
-    for pattern in analysis.patterns(graph):
+    assert passes.speedup_bound(graph) >= 1.0
+    for pattern in patterns.patterns(graph):
         _assert_pattern_holds(graph, pattern, ancestors)
 
 
@@ -368,7 +370,7 @@ def _closure(graph: ComputationGraph) -> dict[int, set[int]]:
     closure: dict[int, set[int]] = {}
     for op in graph.operations:
         closure[op.id] = set()
-        for dep in analysis.dependencies(graph, op):
+        for dep in passes.dependencies(graph, op):
             closure[op.id] |= {dep.id} | closure[dep.id]
     return closure
 
@@ -383,7 +385,7 @@ def _assert_pattern_holds(graph: ComputationGraph, pattern: Pattern, ancestors: 
     if pattern.kind == "chain":
         assert len(ops) >= 3
         for before, after in zip(ops, ops[1:], strict=False):
-            assert before in analysis.dependencies(graph, after)
+            assert before in passes.dependencies(graph, after)
             assert ancestors[after.id] == {before.id} | ancestors[before.id]
     if pattern.kind == "reduce":
         *inputs, reducer = ops
@@ -399,7 +401,7 @@ def test_reads_unknown_looks_through_operands_and_control() -> None:
     g.call("b", fstring("q: ", g.unknown()), line=2)
     g.call("c", x, line=3, control=[expr("not", g.unknown())])
     a, b, c = g.graph().operations
-    assert [analysis.reads_unknown(op) for op in (a, b, c)] == [False, True, True]
+    assert [passes.reads_unknown(op) for op in (a, b, c)] == [False, True, True]
 
 
 def test_same_name_read_after_a_call_that_may_change_it_is_not_the_same_argument() -> None:
@@ -410,7 +412,7 @@ def test_same_name_read_after_a_call_that_may_change_it_is_not_the_same_argument
     g.call("f", changed, line=2)
     g.call("g", prompt, line=3)
     g.call("h", changed, line=4)
-    ensembles = [ids(p.operations) for p in analysis.patterns(g.graph()) if p.kind == "ensemble"]
+    ensembles = [ids(p.operations) for p in patterns.patterns(g.graph()) if p.kind == "ensemble"]
     assert ensembles == [[0, 2], [1, 3]]
 
 
@@ -418,4 +420,4 @@ def test_dependencies_on_a_graph_whose_ids_are_not_positions() -> None:
     graph = judge_graph()
     a, b, judge = graph.operations
     shuffled = ComputationGraph([judge, a, b])
-    assert analysis.dependencies(shuffled, judge) == {a, b}
+    assert passes.dependencies(shuffled, judge) == {a, b}

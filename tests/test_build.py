@@ -6,7 +6,7 @@ import pytest
 
 import pipelines as P
 from xcs_bc import ComputationGraph, Source
-from xcs_bc.check import check
+from xcs_bc.ir.check import check
 
 
 def deps(graph: ComputationGraph) -> dict[int, list[int]]:

@@ -9,8 +9,8 @@ import pytest
 
 import pipelines as P
 import xcs_bc as xcs
-from xcs_bc import analysis
 from xcs_bc.errors import CaptureError, ConfigError
+from xcs_bc.ir import passes
 
 # Golden SSA dumps: identical on CPython 3.10, 3.11, 3.12 and 3.13 (a difference is an observation bug).
 GOLDEN = {
@@ -159,7 +159,7 @@ def test_report_names_groups_patterns_and_the_speedup_bound() -> None:
     report = cap.report()
     assert "6 calls at pipelines.py:180-181 are independent" in report
     assert "map" in report and "speedup bound" in report
-    bound = analysis.speedup_bound(cap.graph)
+    bound = passes.speedup_bound(cap.graph)
     # 7 calls of equal latency, 6 of them independent: at best 7 latencies become 2
     assert 2.5 < bound <= 3.6
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from irfactory import SCENARIOS, GraphFactory, cell, const, expr, glob, it
-from xcs_bc.check import IRError, check
-from xcs_bc.errors import XCSError
+from xcs_bc.errors import IRError, XCSError
 from xcs_bc.ir import MISSING, ComputationGraph, Site, Source, ValueRef
+from xcs_bc.ir.check import check
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -1,4 +1,4 @@
-"""Tests of xcs_bc.codeinfo: static checks over real code, and executed-offset traces.
+"""Tests of xcs_bc.build.codeinfo: static checks over real code, and executed-offset traces.
 
 The static checks hold the analysis to its invariants (stack effects agree with
 `dis`, depths agree along every edge, targets are instructions).  The dynamic
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from xcs_bc.codeinfo import CodeInfo, Handler, Instr, code_info
+from xcs_bc.build.codeinfo import CodeInfo, Handler, Instr, code_info
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)

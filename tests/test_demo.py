@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import xcs_bc
-from xcs_bc import analysis
 from xcs_bc.__main__ import main
+from xcs_bc.analyze import patterns
 from xcs_bc.demo import DEFAULT_LATENCY, LATENCY_ENV, latency_from_env, print_demo, run_demo
 from xcs_bc.errors import ConfigError
 from xcs_bc.ir import ComputationGraph, Operation
@@ -67,7 +67,7 @@ def test_levels_groups_and_critical_path(graph: ComputationGraph) -> None:
 
 
 def test_patterns(graph: ComputationGraph) -> None:
-    found = {(p.kind, tuple(op.name for op in p.operations)) for p in analysis.patterns(graph)}
+    found = {(p.kind, tuple(op.name for op in p.operations)) for p in patterns.patterns(graph)}
     assert found == {
         ("map", ("model_a", "model_b", "model_c")),
         ("ensemble", ("model_a", "model_b", "model_c")),

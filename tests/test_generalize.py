@@ -1,4 +1,4 @@
-"""Shape-general map plans (`xcs_bc.generalize`): one trace, replayed for any number of items.
+"""Shape-general map plans (`xcs_bc.plan.generalize`): one trace, replayed for any number of items.
 
 Part 1 proves the feature on each loop form: traced with 3 items, then called with 5, 1, 0, 7
 and 2 items, every call agrees with the plain function (result, exception, multiset of calls),

@@ -17,7 +17,7 @@ function itself), ``wasted`` must be 0.
 
 Programs that loop over the input list are also called with lists of other
 lengths than the traced one (0, 1, longer; `strategies.length_sequences`): a
-plan whose loops `xcs_bc.generalize` can template is replayed for them without
+plan whose loops `xcs_bc.plan.generalize` can template is replayed for them without
 tracing again (``stats.resized``), any other one traces again; either way each
 call must behave like the plain one.  For programs whose loops make only
 unconditional calls from the round's item (``Grammar(uniform=True)``) and were

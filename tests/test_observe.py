@@ -9,8 +9,8 @@ import pytest
 
 import pipelines as P
 import xcs_bc as xcs
-from xcs_bc import observe
 from xcs_bc.errors import CaptureError
+from xcs_bc.observe import hooks as observe
 
 
 def _xcs_tool_ids() -> list[int]:

@@ -9,8 +9,16 @@ import types
 import pytest
 
 from xcs_bc.ir import PathStep, Source, ValueRef
-from xcs_bc.plan import Env, Guard, NotComputable, _never_ahead, _passes_retained, evaluate, same_value
-from xcs_bc.values import const, expr
+from xcs_bc.ir.values import const, expr
+from xcs_bc.plan.planner import (
+    Env,
+    Guard,
+    NotComputable,
+    _never_ahead,
+    _passes_retained,
+    evaluate,
+    same_value,
+)
 
 
 def env(**args: object) -> Env:

@@ -26,7 +26,7 @@ from irfactory import (
     unknown_graph,
 )
 from xcs_bc.ir import ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
-from xcs_bc.printing import format_graph, format_op, format_value, op_names
+from xcs_bc.ir.text import format_graph, format_op, format_value, op_names
 
 
 def test_judge_over_candidates() -> None:
@@ -254,7 +254,7 @@ def test_a_broken_graph_still_prints_its_operations() -> None:
         "  %0 = call f(%1)                       # y.py:2\n"
         "  %1 = call f()                         # y.py:2\n"
         "# invalid graph: %0 f at y.py:2 depends on %1, which is not an earlier operation;"
-        " run xcs_bc.check.check(graph) on the builder's output"
+        " run xcs_bc.ir.check.check(graph) on the builder's output"
     )
 
 

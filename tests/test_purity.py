@@ -8,8 +8,8 @@ import pytest
 
 import pipelines as P
 from xcs_bc import MISSING
-from xcs_bc.purity import Effect, classify, is_immutable
-from xcs_bc.values import peek_attr, peek_item
+from xcs_bc.build.purity import Effect, classify, is_immutable
+from xcs_bc.ir.values import peek_attr, peek_item
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ class _Agent:
 
 
 def test_a_method_that_sets_attributes_of_its_object_is_seen() -> None:
-    from xcs_bc.purity import sets_attributes
+    from xcs_bc.build.purity import sets_attributes
 
     agent = _Agent()
     assert sets_attributes(agent.gather) and sets_attributes(agent.gather_through_a_helper)

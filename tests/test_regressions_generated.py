@@ -58,7 +58,7 @@ def compare(fn: Callable[..., Any], fast: Any, cached: Any, ask: Ask, *args: Any
 def test_a_memoized_call_that_hit_the_cache_while_tracing_does_not_miss_it_next_to_a_call_issued_ahead() -> (
     None
 ):
-    """Regression (found with the `recent` grammar's memoized callee and repeated items; fixed in plan.py).
+    """Regression (found with the `recent` grammar's memoized callee and repeated items; fixed in plan/planner.py).
 
     Traced with ['a', 'a', 'b'], ``cached(xs[1])`` hit the cache: a fast call, glue and no
     operation, so its site is not dispatched.  Replayed with ['a', 'slow', 'slow'],
@@ -88,7 +88,7 @@ def test_a_memoized_call_that_hit_the_cache_while_tracing_does_not_miss_it_next_
 def test_a_memoized_call_on_a_path_the_trace_did_not_take_does_not_miss_the_cache_next_to_one_issued_ahead() -> (
     None
 ):
-    """Regression (the same root cause through another door; fixed in plan.py).
+    """Regression (the same root cause through another door; fixed in plan/planner.py).
 
     The branch on a result is not taken when tracing, so its ``cached(xs[1])`` has no operation
     and its site is not dispatched; ``cached(xs[2])`` after the branch is issued ahead.  When the
@@ -143,14 +143,14 @@ def test_memoized_calls_at_dispatched_sites_only_still_overlap(flag: bool) -> No
 
 
 def test_the_arguments_of_a_memoized_callee_are_bound_to_its_own_parameters() -> None:
-    """Regression (found with the `recent` grammar's `recall(prompt, t=0)`; fixed in build.py).
+    """Regression (found with the `recent` grammar's `recall(prompt, t=0)`; fixed in build/builder.py).
 
     `GraphBuilder._observed_values` took every callee that is not a Python function for a bound
     method or a callable object, and dropped the first parameter of the code it entered as the
     receiver.  An lru_cache wrapper enters the function it wraps, which has no receiver: the
     argument got the value of the *next* parameter (``t``'s 0 for ``prompt``), and a recipe that
     computes it from an earlier result was refused as "computed differently than it was passed".
-    (On 3.12+ the wrapped function's start is not observed at all, see observe.py, so the argument
+    (On 3.12+ the wrapped function's start is not observed at all, see observe/hooks.py, so the argument
     stays unchecked and the call runs in its turn there.)
     """
     ask = Ask()
@@ -183,7 +183,7 @@ def test_a_descheduled_instruction_that_pops_nothing_does_not_cost_the_plan(monk
     while LOAD_GLOBAL judge runs (the builder is delayed at that instruction), which makes it a slow
     step every time.
     """
-    from xcs_bc import build
+    from xcs_bc.build import builder as build
 
     original = build.GraphBuilder.instruction
 
@@ -216,7 +216,7 @@ def _judged(xs: list[str]) -> str:
 
 def test_a_pure_consumer_of_a_generator_expression_is_not_taken_for_a_slow_call(monkeypatch: Any) -> None:
     """Regression (found by test_recent_uniform_loops_are_replayed_for_other_lengths: "every trace took glue
-    for slow calls: ['sum']"; fixed in build.py).
+    for slow calls: ['sum']"; fixed in build/builder.py).
 
     ``sum(len(g) for g in xs)`` runs the generator expression's frame, which the builder observes
     instruction by instruction; the time of `sum` included it (the tracer's own work, and any slow
@@ -226,7 +226,7 @@ def test_a_pure_consumer_of_a_generator_expression_is_not_taken_for_a_slow_call(
     in every other case: a pure expression of what the generator yielded.  (Here each item's YIELD
     is delayed by 0.2 ms, as a slow machine would.)
     """
-    from xcs_bc import build
+    from xcs_bc.build import builder as build
 
     original = build.GraphBuilder.instruction
 
@@ -254,7 +254,7 @@ def test_a_pure_consumer_of_a_generator_expression_is_not_taken_for_a_slow_call(
 
 def test_keyword_arguments_from_a_dict_display_are_planned() -> None:
     """Regression (found by test_recent_uniform_loops_are_replayed_for_other_lengths on 3.10 and 3.13:
-    a uniform loop of ``llm('a', **{})`` traced again for every length; fixed in build.py).
+    a uniform loop of ``llm('a', **{})`` traced again for every length; fixed in build/builder.py).
 
     ``f(x, **{"t": 1})`` merges the display into the call's fresh keyword dict (DICT_MERGE); the
     builder kept the merged dict whole, as ``dict(unpack(dict(...)))``, which no recipe evaluates,
@@ -277,7 +277,7 @@ def _keyed(ask: Ask, prompt: str, t: int = 0) -> str:
 
 
 def test_an_augmented_assignment_to_an_immutable_value_is_planned() -> None:
-    """Regression (found with the `recent` grammar's ``nonlocal count; count += 1``; fixed in build.py).
+    """Regression (found with the `recent` grammar's ``nonlocal count; count += 1``; fixed in build/builder.py).
 
     ``n += 1`` on an int was recorded as the expression ``n += 1``, which no recipe evaluates (only
     ``n + 1``): a call reading ``n`` ran in its turn.  On an immutable value the two are the same.

@@ -13,8 +13,8 @@ from irfactory import (
     two_maps_graph,
     unknown_graph,
 )
+from xcs_bc.analyze.report import format_report
 from xcs_bc.ir import ComputationGraph
-from xcs_bc.report import format_report
 
 
 def test_judge_report() -> None:

@@ -1,4 +1,4 @@
-"""Tests of xcs_bc.rewrite: clones whose call sites go through a dispatcher.
+"""Tests of xcs_bc.execute.rewrite: clones whose call sites go through a dispatcher.
 
 Every test compares the clone with the ORIGINAL function: same results, same
 exceptions at the same traceback positions, the same calls (callee, arguments)
@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xcs_bc.errors import ConfigError
-from xcs_bc.rewrite import FRAME_SENSITIVE, Refusal, Rewritten, SiteKey, call_sites, code_tree, rewrite
+from xcs_bc.execute.rewrite import (
+    FRAME_SENSITIVE,
+    Refusal,
+    Rewritten,
+    SiteKey,
+    call_sites,
+    code_tree,
+    rewrite,
+)
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xcs_bc import slices
 from xcs_bc.ir import PathStep, Source, ValueRef
-from xcs_bc.slices import Env, NotComputable, Slice, evaluate
-from xcs_bc.values import const, expr
+from xcs_bc.ir.values import const, expr
+from xcs_bc.plan import slices
+from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate
 
 DOCS = ["alpha", "beta", "gamma"]
 

@@ -17,10 +17,10 @@ import sys
 import types
 from typing import Literal
 
-from xcs_bc.build import GraphBuilder
+from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.errors import CaptureError, ConfigError
 from xcs_bc.ir import ComputationGraph
-from xcs_bc.observe import CallEvent, Session, observe_frame
+from xcs_bc.observe.hooks import CallEvent, Session, observe_frame
 
 
 def check_min_call_ms(min_call_ms: object) -> float:
@@ -97,6 +97,6 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
 
     def report(self) -> str:
         """A readable account: times, critical path, speedup bound and the groups of independent calls."""
-        from xcs_bc.report import format_report
+        from xcs_bc.analyze.report import format_report
 
         return format_report(self.graph)

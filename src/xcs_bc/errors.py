@@ -8,8 +8,10 @@ user would already catch for that kind of mistake::
     │                                      thread, no free sys.monitoring tool id, ...)
     ├── UnsupportedCodeError(NotImplementedError)
     │                                      code the tracer or rewriter does not handle
-    └── ConfigError(ValueError, TypeError) a bad argument to a public function
-                                           (min_call_ms=-1, max_workers="8", ...)
+    ├── ConfigError(ValueError, TypeError) a bad argument to a public function
+    │                                      (min_call_ms=-1, max_workers="8", ...)
+    └── IRError(ValueError)               a graph breaks an invariant of the IR: a bug in
+                                           whatever built it (see `xcs_bc.ir.check`)
 
 Messages say what went wrong, where (`file:line` when there is a place), the
 offending value, and how to fix it.  Errors raised by the user's own code are
@@ -33,3 +35,7 @@ class UnsupportedCodeError(XCSError, NotImplementedError):
 
 class ConfigError(XCSError, ValueError, TypeError):
     """A public function was given an argument it cannot use."""
+
+
+class IRError(XCSError, ValueError):
+    """A graph breaks an invariant of the IR: a bug in whatever built it."""

@@ -27,23 +27,23 @@ import types
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
-from xcs_bc import observe
-from xcs_bc.build import GraphBuilder
+from xcs_bc._compat import CO_GENERATOR_LIKE
+from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import ConfigError, XCSError
-from xcs_bc.executor import Executor, default_executor, thread_pool
-from xcs_bc.generalize import generalize
+from xcs_bc.execute.executor import Executor, default_executor, thread_pool
+from xcs_bc.execute.replay import Replay, Stats, dispatcher_for, pop, push
+from xcs_bc.execute.rewrite import SiteKey, code_tree, rewrite
 from xcs_bc.ir import OpType
-from xcs_bc.plan import Env, Plan, Schedule, local_names, make_plan
-from xcs_bc.replay import Replay, Stats, dispatcher_for, pop, push
-from xcs_bc.rewrite import SiteKey, code_tree, rewrite
-from xcs_bc.values import peek_attr
+from xcs_bc.ir.values import peek_attr
+from xcs_bc.observe import hooks as observe
+from xcs_bc.plan.generalize import generalize
+from xcs_bc.plan.planner import Env, Plan, Schedule, local_names, make_plan
 
 R = TypeVar("R")
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
 _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
-_CO_GENERATOR_LIKE = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
 
 
 class _CachedPlan:
@@ -346,7 +346,7 @@ def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:
 
 
 def _refusal(fn: types.FunctionType) -> str | None:
-    if fn.__code__.co_flags & _CO_GENERATOR_LIKE:
+    if fn.__code__.co_flags & CO_GENERATOR_LIKE:
         return "generators and coroutines are not replayed (their calls interleave with their consumer)"
     return None
 

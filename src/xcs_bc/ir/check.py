@@ -28,15 +28,16 @@ Acyclicity follows: every dependency points at a smaller id.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from xcs_bc.errors import XCSError
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.errors import IRError
+from xcs_bc.ir.refs import MISSING, Operation, Source, ValueRef
+from xcs_bc.ir.text import format_value
 
-__all__ = ["IRError", "check"]
+if TYPE_CHECKING:
+    from xcs_bc.ir.graph import ComputationGraph
 
-
-class IRError(XCSError, ValueError):
-    """A graph breaks an invariant of the IR: a bug in whatever built it."""
+__all__ = ["check"]
 
 
 def check(graph: ComputationGraph) -> None:
@@ -60,9 +61,6 @@ def _label(op: Operation) -> str:
 
 def _show(ref: object) -> str:
     """A value as printed, or the type of something that is not a ValueRef."""
-    # Imported here: printing uses analysis, which raises IRError from this module.
-    from xcs_bc.printing import format_value
-
     return format_value(ref) if isinstance(ref, ValueRef) else f"a {type(ref).__name__}, not a ValueRef"
 
 

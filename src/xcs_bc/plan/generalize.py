@@ -30,9 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc.build import LoopRecord
+from xcs_bc.build.builder import LoopRecord
 from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
-from xcs_bc.plan import (
+from xcs_bc.ir.text import format_value
+from xcs_bc.ir.values import INDEX
+from xcs_bc.plan.planner import (
     Env,
     Guard,
     Plan,
@@ -44,8 +46,6 @@ from xcs_bc.plan import (
     sequence_lengths,
     zip_shortest,
 )
-from xcs_bc.printing import format_value
-from xcs_bc.values import INDEX
 
 _ROUND = "@round:"  # an OUTPUT template: the call at offset `op` of loop N's current round
 _EACH = "@each"  # an EXPR template: one operand per round of loop `op`

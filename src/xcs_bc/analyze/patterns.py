@@ -1,57 +1,29 @@
-"""Analysis passes: pure functions over a `ComputationGraph`.
+"""Patterns: the shapes people recognise in a graph (map, ensemble, chain, reduce).
 
-Every question the later stages ask of a graph is answered here, from the
-`deps` that the builder put on each `ValueRef`: which operations an operation
-needs (`dependencies`), how early each could start (`levels`), which slow calls
-can run together (`independent_sets`), the longest duration-weighted path and
-the speedup it bounds (`critical_path`, `speedup_bound`), which branch results
-an operation was reached through (`control_dependencies`), and the shapes
-people recognise (`patterns`: map, ensemble, chain, reduce).
-
-The passes trust the graph's invariants (`xcs_bc.check.check`): operation ids
-are 0..n-1 in list order and every dependency is on an earlier operation.  A
-graph that breaks them makes a pass raise `IRError` instead of answering
-wrongly.  Internally, sets of operation ids are Python ints used as bitsets
-(bit i = operation i): the transitive closure of a long run stays small and
-fast that way.
+They are annotations for people (the capture report) and for shape-general
+plans, never constraints: the dependencies of `xcs_bc.ir.passes` decide what
+may run together.  Sets of operation ids are bitsets, as in the passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from xcs_bc.check import IRError
-from xcs_bc.ir import ComputationGraph, Operation, Source, ValueRef
-from xcs_bc.values import unknown_origin
+from xcs_bc.ir.passes import ancestor_bits, dependency_bits, walk
+from xcs_bc.ir.refs import Operation, Source, ValueRef
 
-__all__ = [
-    "CriticalPath",
-    "Pattern",
-    "control_dependencies",
-    "critical_path",
-    "dependencies",
-    "independent_sets",
-    "levels",
-    "patterns",
-    "reads_unknown",
-    "sequential_seconds",
-    "speedup_bound",
-]
+if TYPE_CHECKING:
+    from xcs_bc.ir.graph import ComputationGraph
+
+__all__ = ["PATTERN_KINDS", "Pattern", "patterns"]
 
 PATTERN_KINDS = ("map", "ensemble", "chain", "reduce")
 """Pattern kinds, in the order patterns that start at the same operation are listed."""
 
 _LISTED_NAMES = 5
 """How many callee names a description spells out before it says "..."."""
-
-
-@dataclass(frozen=True, slots=True)
-class CriticalPath:
-    """The longest duration-weighted dependency path: no schedule finishes sooner than `seconds`."""
-
-    operations: tuple[Operation, ...]
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,168 +39,10 @@ class Pattern:
     description: str
 
 
-# --- dependencies ----------------------------------------------------------
-
-
-def dependencies(graph: ComputationGraph, op: Operation) -> set[Operation]:
-    """The operations `op` needs directly: through its callee, arguments or branch conditions.
-
-    A `ValueRef`'s `deps` already fold in everything the value depends on
-    through glue code, so the union of the `deps` of `op.inputs` and
-    `op.control` is the whole answer.
-    """
-    return {_find(graph, op, dep) for dep in _dep_ids(op)}
-
-
-def control_dependencies(graph: ComputationGraph, op: Operation) -> set[Operation]:
-    """The operations whose results fed the branch conditions through which `op` was reached."""
-    ids = frozenset().union(*(ref.deps for ref in op.control))
-    return {_find(graph, op, dep) for dep in ids}
-
-
-def unknown_origins(op: Operation) -> list[str]:
-    """The calls (to functions not known to be pure) whose results `op` reads, `helper()`, in order."""
-    found = (unknown_origin(ref) for ref in _walk((*op.inputs, *op.control)))
-    return list(dict.fromkeys(origin for origin in found if origin is not None))
-
-
-def reads_unknown(op: Operation) -> bool:
-    """Whether `op` reads a value of unknown provenance, and so is assumed to need every earlier operation."""
-    return any(ref.source is Source.UNKNOWN for ref in _walk((*op.inputs, *op.control)))
-
-
-def _dep_ids(op: Operation) -> frozenset[int]:
-    """Ids of the operations `op` needs directly (data, effects and control)."""
-    return frozenset().union(*(ref.deps for ref in op.inputs), *(ref.deps for ref in op.control))
-
-
-def _find(graph: ComputationGraph, op: Operation, dep: int) -> Operation:
-    """The operation with id `dep`, which `op` depends on."""
-    ops = graph.operations
-    if 0 <= dep < len(ops) and ops[dep].id == dep:  # ids are list positions in a checked graph
-        return ops[dep]
-    for other in ops:
-        if other.id == dep:
-            return other
-    raise _ir_error(f"%{op.id} {op.name} at {op.site} depends on %{dep}, which is not in the graph")
-
-
-def _ir_error(message: str) -> IRError:
-    """An `IRError` for a graph that breaks the invariants the passes rely on."""
-    return IRError(f"{message}; run xcs_bc.check.check(graph) on the builder's output")
-
-
-def _direct(graph: ComputationGraph) -> dict[int, frozenset[int]]:
-    """Direct dependency ids of every operation, checked to point only at earlier operations."""
-    seen: set[int] = set()
-    direct: dict[int, frozenset[int]] = {}
-    for op in graph.operations:
-        deps = _dep_ids(op)
-        later = deps - seen
-        if later:
-            raise _ir_error(
-                f"%{op.id} {op.name} at {op.site} depends on %{min(later)}, which is not an earlier operation"
-            )
-        direct[op.id] = deps
-        seen.add(op.id)
-    return direct
-
-
-def _ancestors(direct: dict[int, frozenset[int]]) -> dict[int, int]:
-    """Bitset of every operation each operation needs, directly or through others."""
-    ancestors: dict[int, int] = {}
-    for op_id, deps in direct.items():
-        mask = 0
-        for dep in deps:
-            mask |= (1 << dep) | ancestors[dep]
-        ancestors[op_id] = mask
-    return ancestors
-
-
-# --- levels and independent sets -------------------------------------------
-
-
-def levels(graph: ComputationGraph) -> dict[int, int]:
-    """ASAP level of every operation id: 0 if it needs nothing, else 1 + the deepest dependency's level."""
-    result: dict[int, int] = {}
-    for op_id, deps in _direct(graph).items():
-        result[op_id] = 1 + max((result[dep] for dep in deps), default=-1)
-    return result
-
-
-def independent_sets(graph: ComputationGraph) -> list[set[Operation]]:
-    """The slow calls that can run together: operations of one ASAP level, for levels of two or more.
-
-    Two operations at the same level never depend on each other (a dependency
-    puts an operation at least one level deeper), so each set is safe to run
-    at once.  A pure chain gives `[]`.
-    """
-    by_level: dict[int, set[Operation]] = {}
-    op_levels = levels(graph)
-    for op in graph.operations:
-        by_level.setdefault(op_levels[op.id], set()).add(op)
-    return [by_level[level] for level in sorted(by_level) if len(by_level[level]) >= 2]
-
-
-# --- critical path and speedup ---------------------------------------------
-
-
-def sequential_seconds(graph: ComputationGraph) -> float:
-    """Seconds the slow calls took one after another: the sum of their durations."""
-    return sum(op.duration for op in graph.operations)
-
-
-def critical_path(graph: ComputationGraph) -> CriticalPath:
-    """The longest duration-weighted dependency path.
-
-    Ties prefer the path with more operations (so a graph without durations
-    still shows its longest chain), then the smaller ids, so the answer is
-    deterministic.
-    """
-    by_id = {op.id: op for op in graph.operations}
-    # best[i] = (finish seconds, operations on the path, -id) of the best path ending at i.
-    best: dict[int, tuple[float, int, int]] = {}
-    previous: dict[int, int | None] = {}
-    for op_id, deps in _direct(graph).items():
-        pred = max(deps, key=lambda dep: best[dep], default=None)
-        finish, count = (0.0, 0) if pred is None else best[pred][:2]
-        best[op_id] = (finish + by_id[op_id].duration, count + 1, -op_id)
-        previous[op_id] = pred
-    if not best:
-        return CriticalPath((), 0.0)
-    last = max(best, key=lambda op_id: best[op_id])
-    path: list[Operation] = []
-    end: int | None = last
-    while end is not None:
-        path.append(by_id[end])
-        end = previous[end]
-    return CriticalPath(tuple(reversed(path)), best[last][0])
-
-
-def speedup_bound(graph: ComputationGraph) -> float:
-    """How many times faster the run could be if every call started as soon as its inputs were ready.
-
-    The time outside slow calls (`wall - sequential`) stays; the calls
-    themselves shrink to the critical path.  Never below 1.0: a run that
-    already overlapped its calls (wall < sequential) keeps no negative
-    overhead, and an empty or zero-length run cannot get faster.
-    """
-    sequential = sequential_seconds(graph)
-    recorded = graph.metadata.get("wall_time")
-    wall = sequential if recorded is None else float(recorded)
-    ideal = max(wall - sequential, 0.0) + critical_path(graph).seconds
-    if wall <= 0.0 or ideal <= 0.0:
-        return 1.0
-    return max(1.0, wall / ideal)
-
-
-# --- patterns --------------------------------------------------------------
-
-
 def patterns(graph: ComputationGraph) -> list[Pattern]:
     """Maps, ensembles, chains and reduces in the graph, ordered by their first operation's id."""
-    direct = _direct(graph)
-    ancestors = _ancestors(direct)
+    direct = dependency_bits(graph)
+    ancestors = ancestor_bits(direct)
     found = [
         *_maps(graph.operations, ancestors),
         *_ensembles(graph.operations, ancestors),
@@ -311,7 +125,7 @@ def _iterated_base(group: Sequence[Operation]) -> str:
 def _bases(op: Operation) -> dict[Hashable, tuple[str, Hashable]]:
     """Every iterated base the inputs of `op` read through: its key -> (its text, the key read)."""
     found: dict[Hashable, tuple[str, Hashable]] = {}
-    for ref in _walk(op.inputs):
+    for ref in walk(op.inputs):
         if ref.source not in (Source.INPUT, Source.OUTPUT):
             continue
         head = ref.name if ref.source is Source.INPUT else f"%{ref.op}"
@@ -322,19 +136,6 @@ def _bases(op: Operation) -> dict[Hashable, tuple[str, Hashable]]:
                 text = head + "".join(str(s) for s in prefix)
                 found.setdefault(base, (text, _hashable(step.key)))
     return found
-
-
-def _walk(refs: Iterable[ValueRef]) -> Iterator[ValueRef]:
-    """The refs and, depth first, the operands of EXPR refs (each shared ref once)."""
-    stack = list(reversed(tuple(refs)))
-    seen: set[int] = set()
-    while stack:
-        ref = stack.pop()
-        if id(ref) in seen:
-            continue
-        seen.add(id(ref))
-        yield ref
-        stack.extend(reversed(ref.operands))
 
 
 def _ensembles(ops: Sequence[Operation], ancestors: dict[int, int]) -> list[Pattern]:

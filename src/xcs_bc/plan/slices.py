@@ -26,21 +26,19 @@ from __future__ import annotations
 
 import builtins
 import operator
-import sys
 import threading
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from bytecode import Bytecode, CompilerFlags, Instr
 
-from xcs_bc import purity
+from xcs_bc._compat import VERSION
+from xcs_bc.build import purity
 from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
-from xcs_bc.printing import format_value
-from xcs_bc.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
-
-_V: Final = sys.version_info[:2]
+from xcs_bc.ir.text import format_value
+from xcs_bc.ir.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
 
 class NotComputable(Exception):
@@ -368,18 +366,18 @@ def _call(function: Callable[..., Any], args: list[list[Instr]]) -> list[Instr]:
     """Call the constant `function` with positional arguments, as each CPython version spells it."""
     n = len(args)
     pushed = [instr for arg in args for instr in arg]
-    if _V < (3, 11):
+    if VERSION < (3, 11):
         return [Instr("LOAD_CONST", function), *pushed, Instr("CALL_FUNCTION", n)]
-    if _V >= (3, 13):
+    if VERSION >= (3, 13):
         return [Instr("LOAD_CONST", function), Instr("PUSH_NULL"), *pushed, Instr("CALL", n)]
-    precall = [Instr("PRECALL", n)] if _V == (3, 11) else []
+    precall = [Instr("PRECALL", n)] if VERSION == (3, 11) else []
     return [Instr("PUSH_NULL"), Instr("LOAD_CONST", function), *pushed, *precall, Instr("CALL", n)]
 
 
 def _assemble(shapes: tuple[Any, ...], n_leaves: int) -> Callable[..., tuple[Any, ...]]:
     assembler = _Assembler()
     body = [instr for shape in shapes for instr in assembler.value(shape)]
-    instrs = [Instr("RESUME", 0)] if _V >= (3, 11) else []
+    instrs = [Instr("RESUME", 0)] if VERSION >= (3, 11) else []
     instrs += [*body, Instr("BUILD_TUPLE", len(shapes)), Instr("RETURN_VALUE")]
     for instr in instrs:
         instr.lineno = 1

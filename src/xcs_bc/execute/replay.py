@@ -23,11 +23,11 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc.executor import Executor
-from xcs_bc.plan import Env, NotComputable, Plan, Schedule, local_reads, same_value
-from xcs_bc.purity import memo_wrapper
-from xcs_bc.rewrite import Dispatch, SiteKey
-from xcs_bc.values import class_lookup
+from xcs_bc.build.purity import memo_wrapper
+from xcs_bc.execute.executor import Executor
+from xcs_bc.execute.rewrite import Dispatch, SiteKey
+from xcs_bc.ir.values import class_lookup
+from xcs_bc.plan.planner import Env, NotComputable, Plan, Schedule, local_reads, same_value
 
 
 @dataclass

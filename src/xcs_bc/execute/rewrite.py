@@ -58,7 +58,6 @@ frames between the caller and the callee.  Rewrite the slow sites only
 from __future__ import annotations
 
 import dis
-import sys
 import types
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,7 +65,8 @@ from typing import Any, Final, Literal, Protocol
 
 from bytecode import Bytecode, Instr
 
-from xcs_bc.codeinfo import CodeInfo, code_info
+from xcs_bc._compat import CALL_OPS, COMPREHENSIONS, VERSION, instructions_with_lines
+from xcs_bc.build.codeinfo import CodeInfo, code_info
 from xcs_bc.errors import ConfigError, UnsupportedCodeError
 
 __all__ = [
@@ -83,7 +83,6 @@ __all__ = [
 SiteKey = tuple[tuple[str, ...], int]
 """(code path, offset of the call instruction in the original code)."""
 
-_V: Final = sys.version_info[:2]
 
 # Builtins that look at the frame calling them: routed through a dispatcher
 # they would see the dispatcher's frame (zero-argument super() raised
@@ -98,11 +97,7 @@ _FRAME_GETTERS: Final = frozenset({"_getframe", "currentframe"})
 _NAME_LOADS: Final = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 _ATTRIBUTE_LOADS: Final = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 
-_CALLS: Final = frozenset(
-    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
-)
 _WITH_ENTER: Final = frozenset({"SETUP_WITH", "SETUP_ASYNC_WITH", "BEFORE_WITH", "BEFORE_ASYNC_WITH"})
-_COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 
 
 class Dispatch(Protocol):
@@ -336,7 +331,7 @@ def _calls(code: types.CodeType) -> list[_Call]:
         info = code_info(code)
         prov = _Provenance(info)
         return [
-            _judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in _CALLS
+            _judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in CALL_OPS
         ]
     except UnsupportedCodeError as exc:  # the analysis failed: refuse every site of this code
         return [_Call(off, line, reason=f"unsupported stack shape ({exc})") for off, line in _dis_calls(code)]
@@ -344,13 +339,8 @@ def _calls(code: types.CodeType) -> list[_Call]:
 
 def _dis_calls(code: types.CodeType) -> Iterator[tuple[int, int | None]]:
     """(offset, line) of each call instruction, straight from `dis` (when codeinfo cannot help)."""
-    line: int | None = None
-    for ins in dis.get_instructions(code):
-        if sys.version_info >= (3, 11):
-            line = ins.positions.lineno if ins.positions else None
-        elif ins.starts_line is not None:
-            line = ins.starts_line
-        if ins.opname in _CALLS:
+    for ins, line in instructions_with_lines(code):
+        if ins.opname in CALL_OPS:
             yield ins.offset, line
 
 
@@ -391,10 +381,10 @@ def _state_point(info: CodeInfo, index: int) -> tuple[int | None, tuple[int, ...
     """
     off = info.order[index]
     ins = info.instrs[off]
-    if ins.opname != "CALL" or _V >= (3, 13) or _V < (3, 11):
+    if ins.opname != "CALL" or VERSION >= (3, 13) or VERSION < (3, 11):
         return off, ()
     at, drop = off, tuple[int, ...]()
-    if _V == (3, 11):
+    if VERSION == (3, 11):
         prev = info.instrs[info.order[index - 1]] if index else None
         if prev is None or prev.opname != "PRECALL" or prev.arg != ins.arg:
             return None, ()
@@ -413,7 +403,7 @@ def _callee_depths(opname: str, n: int) -> tuple[int, int]:
     """
     if opname == "CALL_FUNCTION_EX":
         extra = 1 + (n & 1)  # the sequence, and the kwargs dict if present
-        return (0, extra + 1) if _V < (3, 11) else (extra + 2, extra + 1)
+        return (0, extra + 1) if VERSION < (3, 11) else (extra + 2, extra + 1)
     if opname == "CALL_FUNCTION":
         return 0, n + 1
     if opname == "CALL_FUNCTION_KW":
@@ -436,7 +426,7 @@ def _compiler_generated(info: CodeInfo, prov: _Provenance, producers: _Slot) -> 
         if opname == "LOAD_ASSERTION_ERROR":
             return "compiler-generated call (assert message)"
         made = _made_code(info, prov, p)
-        if made is not None and made.co_name in _COMPREHENSIONS:
+        if made is not None and made.co_name in COMPREHENSIONS:
             return "compiler-generated call (comprehension)"
         if made is not None and made.co_name.startswith("<generic parameters of "):
             return "compiler-generated call (type parameters)"  # 3.12+ `def f[T]()`, `class C[T]`
@@ -451,7 +441,7 @@ def _made_code(info: CodeInfo, prov: _Provenance, off: int, hops: int = 0) -> ty
     if ins.opname not in ("MAKE_FUNCTION", "SET_FUNCTION_ATTRIBUTE") or hops > 4:
         return None
     # 3.10 MAKE_FUNCTION has the qualified name on top of the code.
-    slot = prov.producers(off, 2 if ins.opname == "MAKE_FUNCTION" and _V < (3, 11) else 1)
+    slot = prov.producers(off, 2 if ins.opname == "MAKE_FUNCTION" and VERSION < (3, 11) else 1)
     for p, _ in slot or ():
         code = _made_code(info, prov, p, hops + 1) if p >= 0 else None
         if code is not None:
@@ -473,9 +463,9 @@ def _shape(info: CodeInfo, opname: str, slots: Sequence[_Slot]) -> tuple[_Form, 
     loader = _method_pair(info, low, high)
     if loader is not None:
         return "method", frozenset({(loader, 0)}), loader
-    if _V < (3, 11):
+    if VERSION < (3, 11):
         return None  # 3.10: two slots means CALL_METHOD, which needs its LOAD_METHOD
-    null, callee = (high, low) if _V >= (3, 13) else (low, high)
+    null, callee = (high, low) if VERSION >= (3, 13) else (low, high)
     if all(_pushes_null(info, p, k) for p, k in null):
         return None if callee >= _UNKNOWN else ("plain", callee, None)
     if opname == "CALL_FUNCTION_EX" or any(_may_push_null(info, p) for p, _ in low | high):
@@ -493,7 +483,7 @@ def _method_pair(info: CodeInfo, low: _Slot, high: _Slot) -> int | None:
     ins = info.instrs[p]
     if ins.opname == "LOAD_METHOD":
         return p
-    if ins.opname in ("LOAD_ATTR", "LOAD_SUPER_ATTR") and _V >= (3, 12) and (ins.arg or 0) & 1:
+    if ins.opname in ("LOAD_ATTR", "LOAD_SUPER_ATTR") and VERSION >= (3, 12) and (ins.arg or 0) & 1:
         return p
     return None
 
@@ -503,7 +493,7 @@ def _may_push_null(info: CodeInfo, off: int) -> bool:
     if off < 0:
         return True
     ins = info.instrs[off]
-    flagged = _V >= (3, 11) if ins.opname == "LOAD_GLOBAL" else _V >= (3, 12)
+    flagged = VERSION >= (3, 11) if ins.opname == "LOAD_GLOBAL" else VERSION >= (3, 12)
     if ins.opname in ("LOAD_GLOBAL", "LOAD_ATTR", "LOAD_SUPER_ATTR"):
         return flagged and bool((ins.arg or 0) & 1)
     return ins.opname in ("PUSH_NULL", "LOAD_METHOD")
@@ -517,8 +507,8 @@ def _pushes_null(info: CodeInfo, off: int, k: int) -> bool:
     if ins.opname == "PUSH_NULL":
         return True
     # 3.11+ LOAD_GLOBAL with the low bit set pushes NULL below (3.13: above) the global.
-    null_index = 1 if _V >= (3, 13) else 0
-    return ins.opname == "LOAD_GLOBAL" and _V >= (3, 11) and bool((ins.arg or 0) & 1) and k == null_index
+    null_index = 1 if VERSION >= (3, 13) else 0
+    return ins.opname == "LOAD_GLOBAL" and VERSION >= (3, 11) and bool((ins.arg or 0) & 1) and k == null_index
 
 
 # -- editing -------------------------------------------------------------------------
@@ -633,7 +623,7 @@ def _loader_partners(
     loader pushes only the bound method, a call that is not dispatched must take
     the plain form; on 3.11+ ``[NULL, bound]`` already is the plain form.
     """
-    if _V >= (3, 11):
+    if VERSION >= (3, 11):
         return {}
     normalised = {c.loader for c in chosen if c.loader is not None}
     done = {c.offset for c in chosen}
@@ -668,9 +658,9 @@ def _attribute_load(loader: Instr) -> list[Instr]:
         plain = _op("LOAD_ATTR", loader, (False, arg[1]))
     else:  # LOAD_SUPER_ATTR: (method bit, two-argument bit, name)
         plain = _op("LOAD_SUPER_ATTR", loader, (False, arg[1], arg[2]))
-    if _V < (3, 11):
+    if VERSION < (3, 11):
         return [plain]  # 3.10: the CALL_METHOD is replaced by a plain call
-    if _V >= (3, 13):
+    if VERSION >= (3, 13):
         return [plain, _op("PUSH_NULL", loader)]
     return [plain, _op("PUSH_NULL", loader), _op("SWAP", loader, 2)]
 
@@ -688,14 +678,14 @@ def _dispatching_call(call: Instr, site: _Site, kwnames: tuple[str, ...], self_f
     if call.name == "CALL_FUNCTION_EX":
         ops = [] if n & 1 else [_op("LOAD_CONST", call, None)]  # no ** dict: pass None
         ops.append(_op("LOAD_CONST", call, site.call_ex))
-        ops += [_op(name, call, *arg) for name, *arg in _EX_MOVES.get(_V, _EX_MOVES[(3, 11)])]
+        ops += [_op(name, call, *arg) for name, *arg in _EX_MOVES.get(VERSION, _EX_MOVES[(3, 11)])]
         return ops + _invoke(3, call)
     # CALL_FUNCTION_KW / CALL_KW have the keyword names on the stack already.
     ops = [] if call.name in ("CALL_FUNCTION_KW", "CALL_KW") else [_op("LOAD_CONST", call, kwnames)]
     ops += [_op("BUILD_TUPLE", call, n + 1 + self_form), _op("LOAD_CONST", call, site.call)]
     if self_form:
         return ops + [_op("SWAP", call, 3), _op("SWAP", call, 2)] + _invoke(1, call)
-    ops += [_op(name, call, *arg) for name, *arg in _MOVES.get(_V, _MOVES[(3, 11)])]
+    ops += [_op(name, call, *arg) for name, *arg in _MOVES.get(VERSION, _MOVES[(3, 11)])]
     return ops + _invoke(2, call)
 
 
@@ -716,9 +706,9 @@ _EX_MOVES: Final[dict[tuple[int, int], list[tuple[Any, ...]]]] = {
 
 def _invoke(n: int, at: Instr) -> list[Instr]:
     """The plain call of the site's method with `n` arguments."""
-    if _V < (3, 11):
+    if VERSION < (3, 11):
         return [_op("CALL_FUNCTION", at, n)]
-    if _V == (3, 11):
+    if VERSION == (3, 11):
         return [_op("PRECALL", at, n), _op("CALL", at, n)]
     return [_op("CALL", at, n)]
 

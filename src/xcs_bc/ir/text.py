@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from xcs_bc import analysis
-from xcs_bc.check import IRError
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.errors import IRError
+from xcs_bc.ir import passes
+from xcs_bc.ir.refs import MISSING, Operation, Source, ValueRef
+
+if TYPE_CHECKING:
+    from xcs_bc.ir.graph import ComputationGraph
 
 __all__ = ["format_graph", "format_op", "format_value", "op_names"]
 
@@ -213,7 +217,7 @@ def _op_lines(ops: Iterable[Operation], names: Mapping[int, str]) -> list[str]:
 def _group_lines(graph: ComputationGraph, names: Mapping[int, str]) -> list[str]:
     """One `parallel ...` line per independent set, or why there are none for a broken graph."""
     try:
-        groups = analysis.independent_sets(graph)
+        groups = passes.independent_sets(graph)
     except IRError as error:  # still print the operations: that helps find the builder's bug
         return [f"# invalid graph: {error}"]
     ordered = (sorted(group, key=lambda op: op.id) for group in groups)

@@ -15,7 +15,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, PathStep, Source, ValueRef
 
 NULL = ValueRef(Source.CONST, name="<NULL>", value=None)
 """The NULL slot CPython pushes beside a callable (3.11+); never an operand."""

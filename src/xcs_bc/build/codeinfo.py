@@ -51,6 +51,7 @@ from typing import Final, Protocol, TypeAlias
 
 from bytecode import ConcreteInstr
 
+from xcs_bc._compat import PY311, PY312, PY313, instructions_with_lines, nested_code, qualified_name
 from xcs_bc.errors import UnsupportedCodeError
 
 
@@ -185,12 +186,7 @@ class _Builder:
     def _decode(self) -> None:
         """Collect real instructions, fold EXTENDED_ARG prefixes, track lines."""
         pending: list[int] = []
-        line: int | None = None
-        for ins in dis.get_instructions(self.code):
-            if sys.version_info >= (3, 11):
-                line = ins.positions.lineno if ins.positions else None
-            elif ins.starts_line is not None:  # 3.10: the line lasts until the next start
-                line = ins.starts_line
+        for ins, line in instructions_with_lines(self.code):
             if ins.opname == "EXTENDED_ARG":  # dis already folded it into the next arg
                 pending.append(ins.offset)
                 continue
@@ -205,7 +201,7 @@ class _Builder:
         return self.extended_arg.get(offset, offset)
 
     def _exception_table(self) -> dict[int, Handler]:
-        if sys.version_info < (3, 11):
+        if not PY311:
             return {}
         table: dict[int, Handler] = {}
         # Not in typeshed, hence getattr.
@@ -228,7 +224,7 @@ class _Builder:
             assert isinstance(ins.argval, int)
             target = self.canon(ins.argval)
             jump_pops, jump_pushes = _split(ins, jump=True)
-            if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
+            if ins.opname == "FOR_ITER" and PY312:
                 target, jump_pops, jump_pushes = self._for_iter_exit(target)
         elif ins.opname == "YIELD_FROM":
             # 3.10: while the sub-iterator yields, YIELD_FROM rewinds f_lasti and
@@ -261,7 +257,7 @@ class _Builder:
         the instruction after them.  Only a generator returning into a specialised
         FOR_ITER_GEN lands on END_FOR itself, and monitoring de-specialises that.
         """
-        skipped = ("END_FOR",) if sys.version_info < (3, 13) else ("END_FOR", "POP_TOP")
+        skipped = ("END_FOR",) if not PY313 else ("END_FOR", "POP_TOP")
         off = end_for
         for name in skipped:
             if self.raw[off].opname != name:
@@ -272,10 +268,7 @@ class _Builder:
     def where(self, offset: int) -> str:
         """`file:line (name) @offset` for error messages."""
         line = self.lines.get(offset) or self.code.co_firstlineno
-        name = self.code.co_name
-        if sys.version_info >= (3, 11):
-            name = self.code.co_qualname
-        return f"{self.code.co_filename}:{line} ({name}) @{offset}"
+        return f"{self.code.co_filename}:{line} ({qualified_name(self.code)}) @{offset}"
 
     # -- flow analysis -------------------------------------------------------
 
@@ -310,7 +303,7 @@ class _Builder:
             yield ins.next, depth - ins.pops + ins.pushes, self._blocks_after(ins, depth, blocks)
         if ins.target is not None:
             yield ins.target, depth - ins.jump_pops + ins.jump_pushes, blocks
-            if ins.opname == "FOR_ITER" and sys.version_info >= (3, 12):
+            if ins.opname == "FOR_ITER" and PY312:
                 # Give END_FOR (reachable via FOR_ITER_GEN) the depth dis intends.
                 effect = dis.stack_effect(dis.opmap["FOR_ITER"], ins.arg, jump=True)
                 yield self.canon(self.raw[off].argval), depth + effect, blocks
@@ -321,7 +314,7 @@ class _Builder:
 
     def _blocks_after(self, ins: Instr, depth: int, blocks: _Blocks) -> _Blocks:
         """3.10 block stack after `ins` falls through (see `_Blocks`)."""
-        if sys.version_info >= (3, 11):  # no block stack: exception table instead
+        if PY311:  # no block stack: exception table instead
             return blocks
         if ins.opname in _SETUP:
             assert isinstance(ins.argval, int)
@@ -337,7 +330,7 @@ class _Builder:
 
     def _unwind(self, off: int, blocks: _Blocks) -> tuple[Handler | None, _Blocks]:
         """Handler of an exception raised at `off`, and the block stack it starts with."""
-        if sys.version_info >= (3, 11):
+        if PY311:
             return self.table.get(off), ()
         # 3.10: unwinding pops EXCEPT_HANDLER blocks until a SETUP_* block, which
         # becomes an EXCEPT_HANDLER block with the same level; 6 values are pushed
@@ -354,7 +347,7 @@ class _Builder:
         instrs = {
             off: dataclasses.replace(ins, depth=self.depth.get(off)) for off, ins in self.shapes.items()
         }
-        handlers = self.table if sys.version_info >= (3, 11) else self.handlers
+        handlers = self.table if PY311 else self.handlers
         return CodeInfo(self.code, instrs, self.order, handlers, self.extended_arg)
 
 
@@ -428,15 +421,7 @@ def _bits(mask: int) -> Iterator[int]:
         mask ^= low
 
 
-_COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 
-
-def _nested(code: types.CodeType) -> Iterator[types.CodeType]:
-    """Comprehension/genexpr code objects in co_consts, recursively through them only."""
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType) and const.co_name in _COMPREHENSIONS:
-            yield const
-            yield from _nested(const)
 
 
 class CodeInfo:
@@ -461,7 +446,7 @@ class CodeInfo:
         self.code = code
         self.instrs = instrs
         self.order = order
-        self.nested = tuple(_nested(code))
+        self.nested = tuple(nested_code(code))
         self.extended_arg = extended_arg
         self._handlers = handlers
         self._ipdom = _post_dominators(order, instrs)

@@ -38,11 +38,12 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc import purity
-from xcs_bc.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc._compat import CALL_OPS, COMPREHENSIONS, CO_VARARGS, CO_VARKEYWORDS, PY311, PY312, PY313
+from xcs_bc.build import purity
+from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
-from xcs_bc.observe import CallEvent
-from xcs_bc.values import (
+from xcs_bc.observe.hooks import CallEvent
+from xcs_bc.ir.values import (
     NULL,
     const,
     describe_callee,
@@ -59,13 +60,6 @@ from xcs_bc.values import (
     with_value,
 )
 
-PY311 = sys.version_info >= (3, 11)
-PY312 = sys.version_info >= (3, 12)
-PY313 = sys.version_info >= (3, 13)
-
-_CALLS = frozenset(
-    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
-)
 _COND_POP_JUMPS = frozenset(
     {
         "POP_JUMP_IF_TRUE",
@@ -103,7 +97,6 @@ _BINARY_3_10 = {
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
 _CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
-_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 # callees that take every item of the iterable they are handed (unless an item makes them raise)
 _TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
 _TAKE_ALL_METHODS = frozenset(
@@ -318,7 +311,7 @@ class GraphBuilder:
         is what the code called.  (The builder prefers the callee it peeked itself, when it has one.)
         """
         fs = self._frames.get(frame)
-        if fs is None or fs.pending is None or fs.pending.opname not in _CALLS:
+        if fs is None or fs.pending is None or fs.pending.opname not in CALL_OPS:
             return
         head = fs.operands[:2]
         method_form = len(head) == 2 and head[0] is not NULL and head[1] is not NULL and arg0 is not MISSING
@@ -336,8 +329,8 @@ class GraphBuilder:
         n = (
             code.co_argcount
             + code.co_kwonlyargcount
-            + bool(code.co_flags & 0x04)
-            + bool(code.co_flags & 0x08)
+            + bool(code.co_flags & CO_VARARGS)
+            + bool(code.co_flags & CO_VARKEYWORDS)
         )
         f_locals = callee_frame.f_locals
         fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
@@ -374,7 +367,7 @@ class GraphBuilder:
             site = Site(self.name, 0, self.name, -1)
             self.decisions.append(Decision(unknown(0), ("left", True), state.ops_before, site))
         for fs in list(self._frames.values()):
-            if fs.pending is not None and fs.pending.opname in _CALLS and exc is not None:
+            if fs.pending is not None and fs.pending.opname in CALL_OPS and exc is not None:
                 fs.exception = fs.exception or exc
                 self._complete_call(fs, fs.pending, now, raised=True)
             fs.pending = None
@@ -404,7 +397,7 @@ class GraphBuilder:
         depth = ins.depth if ins is not None and ins.depth is not None else 0
         fs.stack = [unknown(0)] * depth  # a block may start with an enclosing loop's iterator on the stack
         parent = self._frames.get(frame.f_back) if frame.f_back is not None else None
-        if frame.f_code.co_name in _COMPREHENSIONS and fs is not self._root:
+        if frame.f_code.co_name in COMPREHENSIONS and fs is not self._root:
             if parent is not None:
                 fs.parent = parent
                 self._link_nested(fs, parent)
@@ -460,7 +453,7 @@ class GraphBuilder:
             return None
         if ins.opname in ("FOR_ITER", "LIST_EXTEND", "SET_UPDATE", "CALL_FUNCTION_EX"):
             return "all"  # a loop here stops by its own branches, which we see; `f(*gen)` makes a tuple
-        if ins.opname not in _CALLS:
+        if ins.opname not in CALL_OPS:
             return None
         callee_ref = self._call_layout(fs, ins, fs.operands)[0]
         callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
@@ -488,14 +481,14 @@ class GraphBuilder:
             self._unwind(fs, ins, offset, now)
             return
         jumped = offset == ins.target and offset != ins.next
-        if ins.opname in _CALLS:
+        if ins.opname in CALL_OPS:
             self._complete_call(fs, ins, now, raised=False)
         else:
             self._apply(fs, ins, jumped, now)
 
     def _unwind(self, fs: _FrameState, ins: Instr, offset: int, now: float) -> None:
         """Control reached `offset` by an exception raised at `ins`."""
-        if ins.opname in _CALLS:
+        if ins.opname in CALL_OPS:
             if fs.exception is None:
                 fs.exception = sys.exc_info()[1]
             self._complete_call(fs, ins, now, raised=True)
@@ -1089,9 +1082,9 @@ def _receiver_first(callee: Any, code: types.CodeType | None) -> bool:
 def _parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:
     """A function's positional parameter names, its *args name and its **kwargs name."""
     i = code.co_argcount + code.co_kwonlyargcount
-    varargs = code.co_varnames[i] if code.co_flags & 0x04 else None
-    i += bool(code.co_flags & 0x04)
-    varkw = code.co_varnames[i] if code.co_flags & 0x08 else None
+    varargs = code.co_varnames[i] if code.co_flags & CO_VARARGS else None
+    i += bool(code.co_flags & CO_VARARGS)
+    varkw = code.co_varnames[i] if code.co_flags & CO_VARKEYWORDS else None
     return code.co_varnames[: code.co_argcount], varargs, varkw
 
 

@@ -29,7 +29,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from xcs_bc.values import class_lookup
+from xcs_bc._compat import CO_GENERATOR_LIKE, PY312
+from xcs_bc.ir.values import class_lookup
 
 
 class Effect(enum.Enum):
@@ -219,7 +220,7 @@ def classify_code(
 def _classify_code_uncached(
     code: types.CodeType, globals_: dict[str, Any], closure: tuple[types.CellType, ...] | None, depth: int
 ) -> Effect:
-    if depth > _MAX_DEPTH or code.co_flags & (0x20 | 0x80 | 0x100 | 0x200):  # generators, coroutines
+    if depth > _MAX_DEPTH or code.co_flags & CO_GENERATOR_LIKE:  # generators, coroutines
         return Effect.UNKNOWN
     module: types.ModuleType | None = None  # a module global just loaded: `json.dumps(...)`
     for ins in dis.get_instructions(code):
@@ -251,7 +252,7 @@ def _classify_code_uncached(
 
 def _method_form(ins: dis.Instruction) -> bool:
     """LOAD_ATTR with the low bit set loads a method (3.12+); before 3.12 LOAD_METHOD did that."""
-    return sys.version_info >= (3, 12) and ins.arg is not None and bool(ins.arg & 1)
+    return PY312 and ins.arg is not None and bool(ins.arg & 1)
 
 
 _ALL_PURE_METHOD_NAMES = frozenset(name for names in _PURE_METHODS.values() for name in names)

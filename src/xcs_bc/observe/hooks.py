@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from xcs_bc.codeinfo import code_info
+from xcs_bc._compat import PY312, nested_code
 from xcs_bc.errors import CaptureError
 from xcs_bc.ir import MISSING, Site
-from xcs_bc.values import peek_attr
+from xcs_bc.ir.values import peek_attr
 
 
 @dataclass(slots=True)
@@ -93,7 +93,7 @@ class Session:
         self.root = frame
         self.root_code = code
         self.parent = parent
-        self.nested = frozenset(code_info(code).nested)
+        self.nested = frozenset(nested_code(code))
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
         self.error: BaseException | None = None  # an internal error that ended observation early
@@ -181,7 +181,7 @@ class _Backend(Protocol):
 
 
 def _backend() -> Callable[[Session], _Backend]:
-    if sys.version_info >= (3, 12):
+    if PY312:
         return _Monitoring
     return _Tracing
 

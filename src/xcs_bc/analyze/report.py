@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from xcs_bc import analysis
-from xcs_bc.analysis import Pattern
-from xcs_bc.ir import ComputationGraph, Operation, Site
-from xcs_bc.printing import op_names
+from xcs_bc.analyze import patterns
+from xcs_bc.analyze.patterns import Pattern
+from xcs_bc.ir import ComputationGraph, Operation, Site, passes
+from xcs_bc.ir.text import op_names
 
 __all__ = ["format_report"]
 
@@ -39,7 +39,7 @@ def format_report(graph: ComputationGraph) -> str:
     if not graph.operations:
         return _empty_report(graph)
     names = op_names(graph)
-    found = analysis.patterns(graph)
+    found = patterns.patterns(graph)
     sections = [
         _timing(graph, names),
         _groups(graph, found, names),
@@ -77,19 +77,19 @@ def _row(label: str, value: str, note: str) -> str:
 def _timing(graph: ComputationGraph, names: Mapping[int, str]) -> str:
     """Sequential and wall time, the critical path, and the speedup bound they imply."""
     count = len(graph.operations)
-    path = analysis.critical_path(graph)
+    path = passes.critical_path(graph)
     wall = graph.metadata.get("wall_time")
     return "\n".join(
         [
             f"graph {graph.metadata.get('name', 'graph')}: {count} slow call{'s' if count != 1 else ''}",
-            _row("sequential", _ms(analysis.sequential_seconds(graph)), "the slow calls one after another"),
+            _row("sequential", _ms(passes.sequential_seconds(graph)), "the slow calls one after another"),
             _row("wall time", "?", "not recorded (taken as the sequential time)")
             if wall is None
             else _row("wall time", _ms(float(wall)), "the whole run"),
             _row("critical path", _ms(path.seconds), _path_text(path.operations, names)),
             _row(
                 "speedup bound",
-                f"{analysis.speedup_bound(graph):.1f}x",
+                f"{passes.speedup_bound(graph):.1f}x",
                 "if every call started as soon as its inputs were ready",
             ),
         ]
@@ -107,7 +107,7 @@ def _path_text(ops: Sequence[Operation], names: Mapping[int, str]) -> str:
 
 def _groups(graph: ComputationGraph, found: Sequence[Pattern], names: Mapping[int, str]) -> str:
     """Each independent set with its sites and callees, then the maps and ensembles it holds."""
-    groups = [sorted(group, key=lambda op: op.id) for group in analysis.independent_sets(graph)]
+    groups = [sorted(group, key=lambda op: op.id) for group in passes.independent_sets(graph)]
     if not groups:
         return "No two calls can run at the same time: each one needs a result of an earlier one."
     lines = ["Calls that can run at the same time:"]
@@ -135,7 +135,7 @@ def _control(graph: ComputationGraph, names: Mapping[int, str]) -> str:
     """Calls that were made only because an earlier call's result steered a branch."""
     lines = []
     for op in graph.operations:
-        steering = sorted(analysis.control_dependencies(graph, op), key=lambda dep: dep.id)
+        steering = sorted(passes.control_dependencies(graph, op), key=lambda dep: dep.id)
         if steering:
             results = _and([f"{names[dep.id]} {dep.name}" for dep in steering])
             noun = "result" if len(steering) == 1 else "results"
@@ -148,8 +148,8 @@ def _unknown(graph: ComputationGraph, names: Mapping[int, str]) -> str:
     """Calls that had to wait for everything before them because a value's origin was not found."""
     lines = []
     for op in graph.operations:
-        if op.id and analysis.reads_unknown(op):  # the first call has nothing before it to wait for
-            origins = analysis.unknown_origins(op)
+        if op.id and passes.reads_unknown(op):  # the first call has nothing before it to wait for
+            origins = passes.unknown_origins(op)
             why = f" (it comes from {_and(origins)}, not known to be pure)" if origins else ""
             lines.append(
                 f"  {names[op.id]} {op.name} at {op.site} reads a value of unknown origin{why},"

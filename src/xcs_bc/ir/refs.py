@@ -1,13 +1,13 @@
-"""The SSA IR: a dataflow graph of slow calls over provenance-carrying values.
+"""The SSA IR's records: operations (slow calls) over provenance-carrying values.
 
-A `ComputationGraph` lists the `Operation`s (slow calls) of one observed run in
-program order.  Every value an operation consumes is a `ValueRef` that says
+A `ComputationGraph` (`xcs_bc.ir.graph`) lists the `Operation`s of one observed
+run in program order.  Every value an operation consumes is a `ValueRef` that says
 where it came from (its *provenance*, `Source`): an input of the function or
 block, the output of an earlier operation (or a path into it), a constant, a
 global or closure cell read at run time, a pure expression of other values, or
 unknown.  Each `ValueRef` also carries `deps`, the ids of the operations it
 depends on; an UNKNOWN value depends on every operation before it.  Analysis
-passes (`xcs_bc.analysis`) and printing (`xcs_bc.printing`) live outside these
+passes (`xcs_bc.ir.passes`) and printing (`xcs_bc.ir.text`) live outside these
 classes; the methods below only delegate to them.
 """
 
@@ -17,10 +17,7 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from xcs_bc.analysis import CriticalPath
+from typing import Any, Final
 
 
 class _Missing:
@@ -149,47 +146,3 @@ class Operation:
 
     def __repr__(self) -> str:
         return f"<Operation %{self.id} {self.name} at {self.site}>"
-
-
-@dataclass(eq=False)
-class ComputationGraph:
-    """The slow calls of one observed run, in program order, with their dataflow.
-
-    `inputs` are the values the run started from; `outputs` what it produced
-    (the return value of a jitted function; empty for a captured block).
-    `metadata` carries `wall_time` (seconds the whole run took), `min_call_ms`,
-    `name` and, when the run raised, `exception`.
-    """
-
-    operations: list[Operation]
-    inputs: tuple[ValueRef, ...] = ()
-    outputs: tuple[ValueRef, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def dependencies(self, op: Operation) -> set[Operation]:
-        """The operations `op` needs directly, through data, effects or control (glue in between)."""
-        from xcs_bc import analysis
-
-        return analysis.dependencies(self, op)
-
-    def levels(self) -> dict[int, int]:
-        """ASAP level of every operation id: 0 for operations that need nothing."""
-        from xcs_bc import analysis
-
-        return analysis.levels(self)
-
-    def independent_sets(self) -> list[set[Operation]]:
-        """Groups of two or more slow calls that can run at the same time."""
-        from xcs_bc import analysis
-
-        return analysis.independent_sets(self)
-
-    def critical_path(self) -> CriticalPath:
-        from xcs_bc import analysis
-
-        return analysis.critical_path(self)
-
-    def __str__(self) -> str:
-        from xcs_bc import printing
-
-        return printing.format_graph(self)

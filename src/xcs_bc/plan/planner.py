@@ -29,12 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from xcs_bc import purity
-from xcs_bc.build import Decision, LoopRecord
+from xcs_bc.build import purity
+from xcs_bc.build.builder import Decision, LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
-from xcs_bc.printing import format_value
-from xcs_bc.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value
-from xcs_bc.values import describe_callee, local_of, union
+from xcs_bc.ir.text import format_value
+from xcs_bc.ir.values import describe_callee, local_of, union
+from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value
 
 __all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (imported here for callers)
     "SIZED",

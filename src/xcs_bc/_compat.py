@@ -1,0 +1,60 @@
+"""What differs between the CPython versions we support, and the code-object facts every stage reads.
+
+One place for version checks, opcode-name sets and `co_flags` masks, so that
+a new version is taught in one module.
+"""
+
+from __future__ import annotations
+
+import dis
+import inspect
+import sys
+import types
+from collections.abc import Iterator
+from typing import Final
+
+VERSION: Final = sys.version_info[:2]
+PY311: Final = VERSION >= (3, 11)  # PRECALL + CALL, exception tables, NULL beside callables
+PY312: Final = VERSION >= (3, 12)  # sys.monitoring, inlined comprehensions, KW_NAMES, LOAD_ATTR method bit
+PY313: Final = VERSION >= (3, 13)  # CALL_KW, NULL above the callable, live f_locals proxy
+
+CO_VARARGS: Final = inspect.CO_VARARGS
+CO_VARKEYWORDS: Final = inspect.CO_VARKEYWORDS
+CO_GENERATOR_LIKE: Final = (
+    inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+)
+"""Code whose frames suspend and resume: generators, coroutines, async generators."""
+
+CALL_OPS: Final = frozenset(
+    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
+)
+"""The instructions that make a call, on any supported version."""
+
+COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+"""Names of the code objects the compiler makes for comprehensions and generator expressions."""
+
+
+def nested_code(code: types.CodeType) -> Iterator[types.CodeType]:
+    """Comprehension/genexpr code objects in co_consts, recursively through them only."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType) and const.co_name in COMPREHENSIONS:
+            yield const
+            yield from nested_code(const)
+
+
+def instructions_with_lines(code: types.CodeType) -> Iterator[tuple[dis.Instruction, int | None]]:
+    """Every instruction of `code` with its source line (None where the compiler gave none)."""
+    line: int | None = None
+    for ins in dis.get_instructions(code):
+        if sys.version_info >= (3, 11):  # spelled out: mypy narrows only this form
+            line = ins.positions.lineno if ins.positions else None
+        elif ins.starts_line is not None:  # 3.10: the line lasts until the next start
+            line = ins.starts_line
+        yield ins, line
+
+
+def qualified_name(code: types.CodeType) -> str:
+    """`Class.method` where the version records it (3.11+), else the bare name."""
+    if sys.version_info >= (3, 11):
+        return code.co_qualname
+    return code.co_name
