@@ -24,81 +24,18 @@ from typing import Any
 import pytest
 
 import xcs_bc as xcs
+from likeplain import fakes, fresh, outcome, plain_outcome, run_both, run_both_fresh
 from xcs_bc.jit import JittedFunction
-from xcs_bc.testing import FakeLLM, FakeLLMError
+from xcs_bc.testing import CallLog, FakeLLM, FakeLLMError
 
-LATENCY = 0.03
 MIN_MS = 10.0
 TRACED = 3
 LENGTHS = (5, 1, 0, 7, 2)  # the calls after the trace with TRACED items
-_fresh = itertools.count()
 
-Calls = Counter[tuple[str, str, tuple[tuple[str, Any], ...]]]
-
-
-def fresh(prefix: str = "doc") -> str:
-    return f"{prefix}{next(_fresh)}"
 
 
 def docs(n: int, prefix: str = "doc") -> list[str]:
     return [fresh(prefix) for _ in range(n)]
-
-
-def fakes(*names: str, fail_on: str | None = None) -> list[FakeLLM]:
-    return [FakeLLM(name, LATENCY, fail_on=fail_on) for name in names]
-
-
-def calls(*fs: FakeLLM) -> Calls:
-    """The calls made so far, keyword arguments included (`seed=i` must match too)."""
-    return Counter(
-        (f.__name__, repr(prompt), tuple(sorted(kw.items()))) for f in fs for prompt, kw in f.calls
-    )
-
-
-def outcome(fn: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
-    """What a call gave: ("returned", value) or ("raised", type, message)."""
-    try:
-        return ("returned", fn(*args))
-    except Exception as exc:  # noqa: BLE001 - compared with the other run's
-        return ("raised", type(exc), str(exc))
-
-
-def plain_outcome(fn: Callable[..., Any], args: tuple[Any, ...], watch: Sequence[FakeLLM]) -> tuple[Any, ...]:
-    """The plain function's outcome, its fakes answering at once (their answers do not depend on the
-    latency, and only the jitted run needs slow calls): this keeps the file fast."""
-    latencies = [f.latency for f in watch]
-    for f in watch:
-        f.latency = 0.0
-    try:
-        return outcome(fn, *args)
-    finally:
-        for f, latency in zip(watch, latencies, strict=True):
-            f.latency = latency
-
-
-def run_both(fn: Callable[..., Any], fast: Callable[..., Any], *args: Any, watch: Sequence[FakeLLM]) -> Any:
-    """Plain then jitted on the same arguments: same result or exception, same multiset of calls."""
-    return run_both_fresh(fn, fast, lambda: args, watch=watch)
-
-
-def run_both_fresh(
-    fn: Callable[..., Any],
-    fast: Callable[..., Any],
-    make_args: Callable[[], tuple[Any, ...]],
-    *,
-    watch: Sequence[FakeLLM],
-) -> Any:
-    """`run_both` for functions that change or consume their arguments: each run gets its own."""
-    for f in watch:
-        f.reset()
-    expected = plain_outcome(fn, make_args(), watch)
-    plain_calls = calls(*watch)
-    for f in watch:
-        f.reset()
-    got = outcome(fast, *make_args())
-    assert got == expected
-    assert calls(*watch) == plain_calls
-    return got[1] if got[0] == "returned" else None
 
 
 def clean(fast: JittedFunction[Any]) -> None:
@@ -1172,17 +1109,17 @@ def test_a_fake_failing_in_some_round_is_caught_per_round() -> None:
 
 def exception_then_calls(
     fn: Callable[..., Any], fast: JittedFunction[Any], items: list[Any], watch: Sequence[FakeLLM]
-) -> tuple[Calls, Calls]:
+) -> tuple[Counter[str], Counter[str]]:
     """Both runs raise the same exception; the calls of each run."""
     for f in watch:
         f.reset()
     expected = plain_outcome(fn, (items,), watch)
-    plain_calls = calls(*watch)
+    plain_calls = CallLog.snapshot(*watch).counts
     for f in watch:
         f.reset()
     got = outcome(fast, items)
     assert expected[0] == "raised" and got == expected
-    return plain_calls, calls(*watch)
+    return plain_calls, CallLog.snapshot(*watch).counts
 
 
 def test_a_fake_raising_in_round_k_of_a_longer_list() -> None:

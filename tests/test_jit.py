@@ -6,47 +6,17 @@ not by timing: speed claims live in bench/.
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import xcs_bc as xcs
+from likeplain import LATENCY, fakes, fresh, run_both
 from xcs_bc.errors import ConfigError
-from xcs_bc.testing import FakeLLM, FakeLLMError
+from xcs_bc.testing import CallLog, FakeLLM, FakeLLMError
 
-LATENCY = 0.03
 MIN_MS = 10.0
-_fresh = itertools.count()
-
-
-def fresh(prefix: str = "doc") -> str:
-    return f"{prefix}{next(_fresh)}"
-
-
-def fakes(*names: str, fail_on: str | None = None) -> list[FakeLLM]:
-    return [FakeLLM(name, LATENCY, fail_on=fail_on) for name in names]
-
-
-def calls(*fs: FakeLLM) -> Counter[tuple[str, str]]:
-    return Counter((f.__name__, prompt) for f in fs for prompt, _ in f.calls)
-
-
-def run_both(fn: Callable[..., Any], fast: Callable[..., Any], *args: Any, watch: list[FakeLLM]) -> Any:
-    """Run plain then jitted on the same arguments; both must agree on result and calls made."""
-    for f in watch:
-        f.reset()
-    expected = fn(*args)
-    plain_calls = calls(*watch)
-    for f in watch:
-        f.reset()
-    got = fast(*args)
-    assert got == expected
-    assert calls(*watch) == plain_calls
-    return got
 
 
 # -- scenarios ---------------------------------------------------------------------------------
@@ -575,11 +545,11 @@ def test_class_based_client_with_enumerate_and_zip() -> None:
         agent.client.fake.reset()
         agent.history.clear()
         expected, plain_history = agent.run(*args), list(agent.history)
-        plain_calls = calls(agent.client.fake)
+        plain_calls = CallLog.snapshot(agent.client.fake)
         agent.client.fake.reset()
         agent.history.clear()
         assert fast(*args) == expected
-        assert agent.history == plain_history and calls(agent.client.fake) == plain_calls
+        assert agent.history == plain_history and CallLog.snapshot(agent.client.fake) == plain_calls
     assert agent.client.fake.max_concurrency == 6  # three answers and three tags at once
     assert fast.stats.served == 14 and fast.stats.in_place == 0
 
@@ -650,9 +620,9 @@ def test_a_loop_over_a_list_the_function_grew_is_not_issued_ahead() -> None:
         items = [fresh() for _ in range(n)]
         llm.reset()
         expected = f(list(items))
-        plain_calls = calls(llm)
+        plain_calls = CallLog.snapshot(llm)
         llm.reset()
-        assert fast(list(items)) == expected and calls(llm) == plain_calls
+        assert fast(list(items)) == expected and CallLog.snapshot(llm) == plain_calls
     assert fast.stats.wasted == 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,23 +21,15 @@ import pytest
 from pydantic import BaseModel
 
 import xcs_bc as xcs
-from xcs_bc.testing import FakeLLM
+from likeplain import fresh, run_both_fresh
+from xcs_bc.testing import CallLog, FakeLLM
 
 MIN_MS = 10.0
-_fresh = itertools.count()
 llm = FakeLLM("llm", 0.03)
 judge = FakeLLM("judge", 0.03)
 FAKES = (llm, judge)
 TEMPLATE = "Translate to {lang}: {text}"
 SYSTEM = "You are terse."
-
-
-def fresh(prefix: str = "doc") -> str:
-    return f"{prefix}{next(_fresh)}"
-
-
-def calls() -> Counter[tuple[str, str]]:
-    return Counter((f.__name__, str(prompt)) for f in FAKES for prompt, _ in f.calls)
 
 
 def reset() -> None:
@@ -51,12 +42,7 @@ def same_as_plain(
 ) -> None:
     """Plain and jitted on equal fresh inputs (copies: a function may change them): equal results and calls."""
     args = make()
-    reset()
-    expected = fn(*copy.deepcopy(args))
-    plain_calls = calls()
-    reset()
-    assert fast(*args) == expected
-    assert calls() == plain_calls
+    run_both_fresh(fn, fast, lambda: copy.deepcopy(args), watch=FAKES)
 
 
 # -- forms that are planned and served ----------------------------------------------------------------
@@ -204,11 +190,11 @@ def test_a_property_with_a_side_effect_is_read_as_often_as_plain_and_never_lifte
         Doc.reads = 0
         reset()
         expected = through_a_property([Doc(t) for t in texts])
-        plain_reads, plain_calls = Doc.reads, calls()
+        plain_reads, plain_calls = Doc.reads, CallLog.snapshot(*FAKES)
         Doc.reads = 0
         reset()
         assert fast([Doc(t) for t in texts]) == expected
-        assert Doc.reads == plain_reads == 3 and calls() == plain_calls
+        assert Doc.reads == plain_reads == 3 and CallLog.snapshot(*FAKES) == plain_calls
     assert fast.stats.served == 0 and fast.stats.wasted == 0, fast.explain()
 
 
