@@ -98,22 +98,12 @@ class _CachedPlan:
 
 
 class JittedFunction(Generic[P, R]):
-    """What `xcs.jit(fn)` returns: call it as `fn`; see `xcs.jit` for the options.
+    """What `xcs.jit(fn)` returns: call it as `fn`; `stats` and `explain()` say what it did.
 
-    Calling it behaves exactly like calling `fn` (same result, same exception at the
-    same point, same calls made); from the second call on, planned slow calls run ahead
-    on the executor.  Besides calling it:
-
-    - `stats`: a `Stats` of counters summed over every call (`traces`, `replays`,
-      `plain_runs`, `served`, `in_place`, `mispredictions`, `wasted`, `guard_misses`,
-      `resized`), updated as calls run;
-    - `explain()`: text saying what each plan issues ahead and why, what runs in its turn,
-      what was refused and why;
-    - it keeps `fn`'s name, docstring, `__wrapped__` and signature (`inspect.signature`),
-      binds as a method when it decorates one (`obj.method` shares plans and stats), and
-      answers `inspect.iscoroutinefunction`, `isgeneratorfunction` and
-      `isasyncgenfunction` as `fn` does: a jitted `async def` returns `fn`'s own coroutine,
-      a jitted generator function `fn`'s own generator (both run plainly).
+    It keeps `fn`'s name, docstring, signature and `__wrapped__`, binds as a method when it
+    decorates one (`obj.method` shares plans and stats), and `inspect`'s predicates
+    (`iscoroutinefunction`, `isgeneratorfunction`, ...) answer for it as for `fn`.  See
+    `xcs.jit` for the options, the errors and what `stats` counts.
     """
 
     stats: Stats
