@@ -458,7 +458,7 @@ def jit(
       its first replay and shut down at interpreter exit.
     - `min_call_ms` (a number >= 0, default 1.0): while tracing, a call taking at least this
       many milliseconds is a slow call, one the plan may issue ahead; faster calls are glue
-      that runs in its turn.  Raise it when cheap calls are being planned; 0 plans every call.
+      that runs in its turn.  Raise it when cheap calls are being planned; 0 makes every call slow.
     - `cache_size` (int >= 1, default 8): how many plans are kept, one per shape of call
       traced (types, loop lengths, branches taken); the newest are tried first (one that issues
       nothing ahead after the others), the oldest dropped.
