@@ -37,8 +37,37 @@ def check_min_call_ms(min_call_ms: object) -> float:
 class capture:  # noqa: N801 - a context manager used like a function, as `contextlib` names them
     """Record the calls of a block of code and build its dataflow graph.
 
-    A call that takes at least `min_call_ms` milliseconds is a slow call, an
-    operation of the graph; faster calls are glue.
+        with xcs.capture(min_call_ms=1.0) as cap:
+            ...untouched code...
+        cap.graph, cap.events, cap.report()
+
+    The block runs exactly as it would without the capture, only slower while every
+    instruction is observed: the calls made by the block's own code (its comprehensions
+    included) are recorded; the code they run is not observed.  An exception inside the
+    block propagates unchanged, and the graph then holds the calls made up to that point.
+
+    Option:
+
+    - `min_call_ms` (a number >= 0, default 1.0): a call taking at least this many
+      milliseconds is a slow call, an operation of the graph; faster calls are glue, seen
+      only through the values they compute.  0 makes every call an operation.
+
+    Results, once the block has ended:
+
+    - `cap.graph`: the `xcs.ComputationGraph` of the slow calls (print it for its SSA text;
+      `critical_path()`, `independent_sets()`, `levels()`, `dependencies(op)`);
+    - `cap.events`: a list of `xcs.CallEvent`, every call the block made from its own code,
+      slow or not, in order (also available while the block runs);
+    - `cap.report()`: a readable account: sequential time, critical path, speedup bound
+      and the groups of independent calls.
+
+    Errors: `xcs.ConfigError` (a `ValueError` and `TypeError`) when `min_call_ms` is not a
+    finite number >= 0 (or is a bool), raised by `xcs.capture(...)` itself.  `xcs.CaptureError`
+    (a `RuntimeError`) when entering the block: the object was already used (make one per
+    block), the thread is already observed (captures and jit traces do not nest on one
+    thread), or on 3.12+ no `sys.monitoring` tool id is free (a profiler, debugger or coverage
+    tool holds them all).  `cap.graph` raises `CaptureError` before the block has ended, and
+    when observation failed inside xcs_bc (the block itself still ran normally).
     """
 
     def __init__(self, min_call_ms: float = 1.0) -> None:

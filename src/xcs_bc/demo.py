@@ -106,7 +106,7 @@ class JitRun:
 
 def run_jit_demo(
     latency: float = DEFAULT_LATENCY, calls: int = 3
-) -> tuple[list[JitRun], xcs.JittedFunction[str]]:
+) -> tuple[list[JitRun], xcs.JittedFunction[..., str]]:
     """Call `review` plainly and through `xcs.jit` on `calls` fresh questions; time both."""
     models = [FakeLLM("model_a", latency), FakeLLM("model_b", latency), FakeLLM("model_c", latency)]
     fakes = {"summarizer": FakeLLM("summarizer", latency), "judge": FakeLLM("judge", latency)}

@@ -25,7 +25,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
 from xcs_bc.build.builder import GraphBuilder
@@ -40,7 +40,10 @@ from xcs_bc.observe import hooks as observe
 from xcs_bc.plan.generalize import generalize
 from xcs_bc.plan.planner import Env, Plan, Schedule, local_names, make_plan
 
-R = TypeVar("R")
+P = ParamSpec("P")  # the wrapped function's parameters
+R = TypeVar("R")  # its return type
+_Q = ParamSpec("_Q")  # a method's parameters after `self`
+_S = TypeVar("_S")  # the object a method is bound to
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
 _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
@@ -94,12 +97,20 @@ class _CachedPlan:
         return schedule, sites
 
 
-class JittedFunction(Generic[R]):
-    """The callable `xcs.jit` returns; see the module docstring."""
+class JittedFunction(Generic[P, R]):
+    """What `xcs.jit(fn)` returns: call it as `fn`; `stats` and `explain()` say what it did.
+
+    It keeps `fn`'s name, docstring, signature and `__wrapped__`, binds as a method when it
+    decorates one (`obj.method` shares plans and stats), and `inspect`'s predicates
+    (`iscoroutinefunction`, `isgeneratorfunction`, ...) answer for it as for `fn`.  See
+    `xcs.jit` for the options, the errors and what `stats` counts.
+    """
+
+    stats: Stats
 
     def __init__(
         self,
-        fn: Callable[..., R],
+        fn: Callable[P, R],
         *,
         max_workers: int | None = None,
         min_call_ms: float = 1.0,
@@ -133,25 +144,32 @@ class JittedFunction(Generic[R]):
         self._refusal = _refusal(target)
         self._notes: list[str] = []
         functools.update_wrapper(self, fn)
+        _mirror_function_kind(self, fn, target)
 
     # -- calling -----------------------------------------------------------------------------------
 
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        if self._bound_self is not None:
-            args = (self._bound_self, *args)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        call_args: tuple[Any, ...] = args if self._bound_self is None else (self._bound_self, *args)
         fn = self._fn
         if self._refusal is not None or observe.is_observing():
             self.stats.bump("plain_runs")
-            return cast(R, fn(*args, **kwargs))
+            return cast(R, fn(*call_args, **kwargs))
         try:
-            env = self._env(args, kwargs)
+            env = self._env(call_args, kwargs)
         except TypeError:
             self.stats.bump("plain_runs")
-            return cast(R, fn(*args, **kwargs))  # a bad call: let the function raise its own TypeError
+            return cast(R, fn(*call_args, **kwargs))  # a bad call: let the function raise its own TypeError
         found = self._lookup(env)
         if found is None:
-            return self._trace(args, kwargs, env)
-        return self._replay(*found, args, kwargs, env)
+            return self._trace(call_args, kwargs, env)
+        return self._replay(*found, call_args, kwargs, env)
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> JittedFunction[P, R]: ...
+    @overload
+    def __get__(
+        self: JittedFunction[Concatenate[_S, _Q], R], instance: _S, owner: type | None = None
+    ) -> Callable[_Q, R]: ...
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
@@ -345,6 +363,42 @@ def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:
     )
 
 
+def _mirror_function_kind(jitted: JittedFunction[Any, Any], fn: Any, target: types.FunctionType) -> None:
+    """Make `inspect`'s and `asyncio`'s predicates answer for `jitted` as they do for `fn`.
+
+    Frameworks decide whether to await a callable, or iterate its result, from
+    `inspect.iscoroutinefunction` and friends.  Those read the code flags of a function, or of
+    a *function-like* object (one with `__code__`, `__name__`, `__defaults__`, `__kwdefaults__`
+    and `__annotations__`, as Cython functions have), after unwrapping bound methods.  A
+    generator or coroutine function always runs plainly here (see `_refusal`): the jitted
+    object calls `target`'s very code, so it can honestly carry it.  A callable object (whose
+    `__call__` is the target) is not a function for `inspect`, so it gets none of this.
+    """
+    is_function = isinstance(fn, types.FunctionType) or (
+        isinstance(fn, types.MethodType) and fn.__func__ is target
+    )
+    if not is_function or not target.__code__.co_flags & CO_GENERATOR_LIKE:
+        return
+    jitted.__code__ = target.__code__  # type: ignore[attr-defined]
+    jitted.__defaults__ = target.__defaults__  # type: ignore[attr-defined]
+    jitted.__kwdefaults__ = target.__kwdefaults__  # type: ignore[attr-defined]
+    if target.__code__.co_flags & inspect.CO_COROUTINE:
+        _mark_coroutine_function(jitted)
+
+
+def _mark_coroutine_function(jitted: JittedFunction[Any, Any]) -> None:
+    """The official markers too: `inspect.markcoroutinefunction` (3.12+), asyncio's `_is_coroutine` before.
+
+    Both are read even where the duck typing above is not (`asyncio.iscoroutinefunction` of early
+    3.10 releases looks for `_is_coroutine` only)."""
+    if sys.version_info >= (3, 12):
+        inspect.markcoroutinefunction(jitted)
+    else:
+        from asyncio import coroutines  # only for async functions, whose users have imported asyncio
+
+        jitted._is_coroutine = coroutines._is_coroutine  # type: ignore[attr-defined]
+
+
 def _refusal(fn: types.FunctionType) -> str | None:
     if fn.__code__.co_flags & CO_GENERATOR_LIKE:
         return "generators and coroutines are not replayed (their calls interleave with their consumer)"
@@ -353,14 +407,14 @@ def _refusal(fn: types.FunctionType) -> str | None:
 
 @overload
 def jit(
-    fn: Callable[..., R],
+    fn: Callable[P, R],
     /,
     *,
     max_workers: int | None = ...,
     min_call_ms: float = ...,
     cache_size: int = ...,
     executor: Executor | None = ...,
-) -> JittedFunction[R]: ...
+) -> JittedFunction[P, R]: ...
 @overload
 def jit(
     *,
@@ -368,19 +422,65 @@ def jit(
     min_call_ms: float = ...,
     cache_size: int = ...,
     executor: Executor | None = ...,
-) -> Callable[[Callable[..., R]], JittedFunction[R]]: ...
+) -> Callable[[Callable[P, R]], JittedFunction[P, R]]: ...
 
 
 def jit(
-    fn: Callable[..., R] | None = None,
+    fn: Callable[P, R] | None = None,
     /,
     *,
     max_workers: int | None = None,
     min_call_ms: float = 1.0,
     cache_size: int = 8,
     executor: Executor | None = None,
-) -> JittedFunction[R] | Callable[[Callable[..., R]], JittedFunction[R]]:
-    """Make `fn` run its independent slow calls at the same time; see `JittedFunction`."""
+) -> JittedFunction[P, R] | Callable[[Callable[P, R]], JittedFunction[P, R]]:
+    """Make `fn` run its independent slow calls at the same time, behaving exactly like `fn`.
+
+        fast = xcs.jit(fn)                     # or @xcs.jit, or @xcs.jit(max_workers=16, ...)
+        fast(*args)                            # same result, exceptions and calls as fn(*args)
+        fast.stats, fast.explain()
+
+    The first call (and any call whose arguments no cached plan's guards accept) is *traced*:
+    it runs observed, exactly as the plain call, and its graph of slow calls becomes a plan.
+    Later calls that pass a plan's guards are *replayed*: the calls the plan can compute from
+    the inputs are issued ahead on the executor and served when the real run reaches them
+    (compared with the real callee and arguments first; a difference is made in place).
+
+    `fn` may be a Python function, a bound method or a callable object; as a decorator it also
+    works on methods (`obj.method` shares one set of plans).  Generators, coroutines and async
+    functions are accepted and always run plainly (`explain()` says why).
+
+    Options (keyword only):
+
+    - `max_workers` (int >= 1, or None; default None): where planned calls run.  None uses
+      the process-wide thread pool (64 threads, sized for IO-bound calls, created on first
+      use); an int gives this function a pool of its own with that many threads, created at
+      its first replay and shut down at interpreter exit.
+    - `min_call_ms` (a number >= 0, default 1.0): while tracing, a call taking at least this
+      many milliseconds is a slow call, one the plan may issue ahead; faster calls are glue
+      that runs in its turn.  Raise it when cheap calls are being planned; 0 makes every call slow.
+    - `cache_size` (int >= 1, default 8): how many plans are kept, one per shape of call
+      traced (types, loop lengths, branches taken); the newest are tried first (one that issues
+      nothing ahead after the others), the oldest dropped.
+    - `executor` (default None): run planned calls on this object instead of a thread pool;
+      anything with `submit(fn, *args) -> concurrent.futures.Future` (the `xcs.Executor`
+      protocol: a `concurrent.futures` executor, or an adapter for Ray or Dask).
+
+    Errors: `xcs.ConfigError` (a `ValueError` and `TypeError`), raised here, before any call,
+    for a `max_workers` that is not an int >= 1 or None, a `min_call_ms` that is not a
+    finite number >= 0, a `cache_size` that is not an int >= 1 (bools are refused for all
+    three), an `executor` without a `submit` method, `executor` and `max_workers` together,
+    an `fn` that is already jitted, or one with no bytecode (a builtin, a C function).
+    Calls of the result raise exactly what `fn` raises.
+
+    Returns a `JittedFunction` (with `fn` given), or a decorator making one (without it).
+    Besides being called, it offers `stats` (a `xcs.Stats`: `traces`, `replays`, `plain_runs`,
+    `served` from calls made ahead, `in_place`, `mispredictions`, `wasted` calls made ahead
+    that the run did not need, `guard_misses`, `resized` replays for other loop lengths) and
+    `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
+    turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
+    `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.
+    """
     options: dict[str, Any] = {
         "max_workers": max_workers,
         "min_call_ms": min_call_ms,
