@@ -38,11 +38,10 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc._compat import CALL_OPS, COMPREHENSIONS, CO_VARARGS, CO_VARKEYWORDS, PY311, PY312, PY313
+from xcs_bc._compat import CALL_OPS, CO_VARARGS, CO_VARKEYWORDS, COMPREHENSIONS, PY311, PY312, PY313
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
-from xcs_bc.observe.hooks import CallEvent
 from xcs_bc.ir.values import (
     NULL,
     const,
@@ -59,6 +58,7 @@ from xcs_bc.ir.values import (
     with_deps,
     with_value,
 )
+from xcs_bc.observe.hooks import CallEvent
 
 _COND_POP_JUMPS = frozenset(
     {

@@ -24,7 +24,6 @@ import enum
 import functools
 import json
 import math
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
