@@ -20,7 +20,7 @@ from typing import Literal
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.errors import CaptureError, ConfigError
 from xcs_bc.ir import ComputationGraph
-from xcs_bc.observe.hooks import CallEvent, Session, observe_frame
+from xcs_bc.observe.hooks import CallEvent, Session
 
 
 def check_min_call_ms(min_call_ms: object) -> float:
@@ -83,7 +83,14 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         frame = sys._getframe(1)
         name = f"{frame.f_code.co_name}@{frame.f_lineno}"
         self._builder = GraphBuilder(min_call_ms=self.min_call_ms, name=name)
-        self._session = observe_frame(self._builder, frame)
+        session = self._session = Session(
+            self._builder, frame=frame, code=frame.f_code, parent=None, unwatched=_EXIT_CODE
+        )
+        try:
+            session.start()  # undoes itself when it fails
+        except BaseException:
+            session.stop()  # an interrupt just after start(): `__exit__` will not run
+            raise
         return self
 
     def __exit__(
@@ -92,9 +99,10 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> Literal[False]:
-        session, self._session = self._session, None
+        session = self._session
         if session is not None:
-            session.stop()
+            session.stop()  # idempotent, and completes even when interrupted
+            self._session = None
             self._error = session.error
         assert self._builder is not None
         if self._error is None:
@@ -107,6 +115,11 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
     @property
     def graph(self) -> ComputationGraph:
         """The graph of the slow calls made in the block (available after the block ends)."""
+        if self._error is not None and not isinstance(self._error, Exception):
+            raise CaptureError(
+                f"the capture was interrupted ({type(self._error).__name__}) while observing the block; "
+                "no graph was built"
+            ) from self._error
         if self._error is not None:
             raise CaptureError(
                 f"observation failed inside xcs_bc ({type(self._error).__name__}: {self._error}); "
@@ -129,3 +142,8 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         from xcs_bc.analyze.report import format_report
 
         return format_report(self.graph)
+
+
+# nothing of the block runs after `__exit__` is called: watching its entry only widens the moment
+# an interrupt could land between the block's end and the session's stop
+_EXIT_CODE = frozenset({capture.__exit__.__code__})

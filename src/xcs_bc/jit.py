@@ -30,13 +30,14 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 from xcs_bc._compat import CO_GENERATOR_LIKE
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
-from xcs_bc.errors import ConfigError, XCSError
+from xcs_bc.errors import CaptureError, ConfigError, XCSError
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
 from xcs_bc.execute.replay import Replay, Stats, dispatcher_for, pop, push
 from xcs_bc.execute.rewrite import SiteKey, code_tree, rewrite
 from xcs_bc.ir import OpType
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
+from xcs_bc.observe.foreign import foreign_hook
 from xcs_bc.plan.generalize import generalize
 from xcs_bc.plan.planner import Env, Plan, Schedule, local_names, make_plan
 
@@ -151,7 +152,7 @@ class JittedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         call_args: tuple[Any, ...] = args if self._bound_self is None else (self._bound_self, *args)
         fn = self._fn
-        if self._refusal is not None or observe.is_observing():
+        if self._refusal is not None or observe.is_observing() or self._steps_aside():
             self.stats.bump("plain_runs")
             return cast(R, fn(*call_args, **kwargs))
         try:
@@ -170,6 +171,16 @@ class JittedFunction(Generic[P, R]):
     def __get__(
         self: JittedFunction[Concatenate[_S, _Q], R], instance: _S, owner: type | None = None
     ) -> Callable[_Q, R]: ...
+
+    def _steps_aside(self) -> bool:
+        """A debugger, profiler or monitoring tool of the user's watches: run plainly, disturb nothing."""
+        hook = foreign_hook(self._fn.__code__)
+        if hook is None:
+            return False
+        note = f"ran plainly while {hook}"
+        if note not in self._notes[-1:]:
+            self._note(note)
+        return True
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
@@ -199,19 +210,34 @@ class JittedFunction(Generic[P, R]):
         return None
 
     def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
-        self.stats.bump("traces")
         builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__)
-        session = observe.observe_call(builder, self._fn.__code__, sys._getframe())
+        session = observe.Session(
+            builder, frame=None, code=self._fn.__code__, parent=sys._getframe(), yields=True
+        )
+        refused: CaptureError | None = None
         try:
+            session.start()  # undoes itself when it fails
+        except CaptureError as exc:  # e.g. every sys.monitoring tool id is taken: observing is optional
+            refused = exc
+        except BaseException:  # an interrupt just after start()
+            session.stop()
+            raise
+        if refused is not None:
+            self.stats.bump("plain_runs")
+            self._note(f"could not observe ({refused}); this call ran plainly")
+            return cast(R, self._fn(*args, **kwargs))
+        try:
+            self.stats.bump("traces")
             result = self._fn(*args, **kwargs)
         except BaseException:
-            session.stop()
             self._note("the traced call raised: no plan was made from it")
             self._no_plan()
             raise
-        session.stop()
+        finally:
+            session.stop()  # idempotent, and completes even when interrupted
         if session.error is not None:
-            self._note(f"observation failed ({session.error!r}); this call ran plainly")
+            error = session.error
+            self._note(f"observation ended early ({type(error).__name__}: {error}); this call ran plainly")
             self._no_plan()
             return cast(R, result)
         self._remember(builder, env)

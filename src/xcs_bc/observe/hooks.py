@@ -8,15 +8,26 @@ backends, chosen once in `_backend()`:
 * CPython 3.12+: a `sys.monitoring` tool with *local* events on the target
   code objects only (INSTRUCTION, CALL), plus PY_START / PY_RETURN on the
   code of the Python functions the target calls, to read their bound
-  arguments and return values.  Nothing else in the process is slowed down.
+  arguments and return values.  Nothing else in the process is slowed down,
+  and no other tool's events are touched.
 * CPython 3.10 / 3.11: `sys.settrace` with opcode events on target frames.
   A trace function installed before (coverage, a debugger) keeps receiving
-  every event it would have received, and is reinstated on exit.
+  every event it asked for (never an 'opcode' event it did not ask for), and
+  is reinstated on exit unless something replaced ours meanwhile.
 
 One session per thread at a time: a second `start()` on a thread that is
-already observed raises `CaptureError`; sessions on different threads work
-side by side.  `Session.stop()` clears every event and callback it set, on
-every exit path.
+already observed raises `CaptureError`, except that an explicit capture
+takes the thread over from a jit trace (the trace ends early; its call runs
+on unobserved).  Sessions on different threads work side by side.
+
+Interrupts (Ctrl-C) may land between any two steps.  `start()` marks the
+thread first and installs hooks after, recording every hook before it is
+set; on any failure it undoes what it did.  `stop()` removes hooks first and
+unmarks the thread last; each step is idempotent, and an interrupt during
+`stop()` is held until the cleanup is done, then re-raised.  A session whose
+`stop()` was never reached (an interrupt just before it) is found stale, its
+frames gone from the thread's stack, and stopped by the next `start()` or
+`is_observing()` on that thread.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from xcs_bc._compat import PY312, nested_code
+from xcs_bc._compat import CO_GENERATOR_LIKE, PY312, nested_code
 from xcs_bc.errors import CaptureError
 from xcs_bc.ir import MISSING, Site
 from xcs_bc.ir.values import peek_attr
@@ -70,15 +81,26 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 
 _sessions: dict[int, Session] = {}
 _sessions_lock = threading.Lock()
+_STOP_ATTEMPTS = 8  # each interrupt during stop() costs one attempt; the steps are idempotent
 
 
 def is_observing() -> bool:
     """True when the current thread is being observed (a capture or a jit trace is running)."""
-    return threading.get_ident() in _sessions
+    session = _sessions.get(threading.get_ident())
+    if session is None:
+        return False
+    if session.is_stale():
+        session.stop()
+        return False
+    return True
 
 
 class Session:
-    """Observation of one target on one thread; `stop()` ends it and removes every hook."""
+    """Observation of one target on one thread; `stop()` ends it and removes every hook.
+
+    `yields` marks a jit trace: an explicit `xcs.capture()` started inside the traced
+    call takes the thread over (the trace ends early, with `error` saying why).
+    """
 
     def __init__(
         self,
@@ -87,16 +109,20 @@ class Session:
         frame: types.FrameType | None,
         code: types.CodeType,
         parent: types.FrameType | None,
+        yields: bool = False,
+        unwatched: frozenset[types.CodeType] = frozenset(),
     ) -> None:
         self.listener = listener
         self.thread = threading.get_ident()
         self.root = frame
         self.root_code = code
         self.parent = parent
+        self.yields = yields
+        self.unwatched = unwatched  # callees whose entry and return are not watched (the capture's exit)
         self.nested = frozenset(nested_code(code))
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
-        self.error: BaseException | None = None  # an internal error that ended observation early
+        self.error: BaseException | None = None  # what ended observation early (ours, or an interrupt)
 
     def deliver(self, method: Callable[..., None], *args: Any) -> None:
         """Call a listener method; an error of ours never reaches the observed code: it ends observing."""
@@ -106,6 +132,9 @@ class Session:
             method(*args)
         except Exception as exc:  # noqa: BLE001 - the user's program must run on regardless
             self.error = exc
+        except BaseException as exc:  # an interrupt: the listener is half-updated, observation is over
+            self.error = exc
+            raise
 
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
@@ -133,35 +162,82 @@ class Session:
             return True
         return False
 
+    def is_stale(self) -> bool:
+        """True when the frame this session observes is gone from the current thread's stack.
+
+        Its `stop()` was never reached (an interrupt landed just before it).  A suspended
+        generator's frame is off the stack yet alive: such a session is never stale.
+        """
+        anchor = self.root if self.root is not None else self.parent
+        if anchor is None or anchor.f_code.co_flags & CO_GENERATOR_LIKE:
+            return False
+        frame: types.FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame is anchor:
+                return False
+            frame = frame.f_back
+        return True
+
     def start(self) -> Session:
-        with _sessions_lock:
-            other = _sessions.get(self.thread)
-            if other is not None:
+        """Mark the thread observed, then install the hooks; any failure or interrupt undoes both."""
+        try:
+            self._claim_thread()
+            backend = _backend()(self)
+            self._backend = backend  # recorded before install: stop() undoes a partial install
+            backend.install()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _claim_thread(self) -> None:
+        other = _sessions.get(self.thread)
+        if other is not None and other is not self:
+            if other.is_stale():
+                other.stop()
+            elif other.yields and not self.yields:
+                other.end(
+                    CaptureError(
+                        "an `xcs.capture()` block inside the traced call took over observing this thread"
+                    )
+                )
+            else:
                 raise CaptureError(
                     f"this thread is already observed (tracing {other.root_code.co_name!r} at "
                     f"{other.root_code.co_filename}:{other.root_code.co_firstlineno}); captures cannot be "
                     "nested: end the outer `xcs.capture()` block first, or capture in another thread"
                 )
+        with _sessions_lock:
             _sessions[self.thread] = self
-        try:
-            self._backend = _backend()(self)
-            self._backend.install()
-        except BaseException:
-            with _sessions_lock:
-                _sessions.pop(self.thread, None)
-            raise
-        return self
+
+    def end(self, reason: BaseException) -> None:
+        """Stop observing before the target is done; `error` says why."""
+        if self.error is None:
+            self.error = reason
+        self.stop()
 
     def stop(self) -> None:
-        backend, self._backend = self._backend, None
-        try:
-            if backend is not None:
-                backend.uninstall()
-        finally:
-            with _sessions_lock:
-                if _sessions.get(self.thread) is self:
-                    del _sessions[self.thread]
-            self._known.clear()
+        """Remove every hook, then unmark the thread.  Idempotent; an interrupt is re-raised when done."""
+        interrupted: BaseException | None = None
+        for _ in range(_STOP_ATTEMPTS):
+            try:
+                self._teardown()
+                break
+            except BaseException as exc:  # noqa: BLE001 - finish cleaning up, then re-raise it
+                if interrupted is None:
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+
+    def _teardown(self) -> None:
+        backend = self._backend
+        if backend is not None:
+            backend.uninstall()
+            self._backend = None
+        with _sessions_lock:
+            if _sessions.get(self.thread) is self:
+                del _sessions[self.thread]
+        self._known.clear()
 
 
 def observe_frame(listener: Listener, frame: types.FrameType) -> Session:
@@ -171,7 +247,7 @@ def observe_frame(listener: Listener, frame: types.FrameType) -> Session:
 
 def observe_call(listener: Listener, code: types.CodeType, parent: types.FrameType) -> Session:
     """Observe the next frame of `code` that `parent` calls (a jitted function's body)."""
-    return Session(listener, frame=None, code=code, parent=parent).start()
+    return Session(listener, frame=None, code=code, parent=parent, yields=True).start()
 
 
 class _Backend(Protocol):
@@ -183,76 +259,101 @@ class _Backend(Protocol):
 def _backend() -> Callable[[Session], _Backend]:
     if PY312:
         return _Monitoring
-    return _Tracing
+    from xcs_bc.observe.tracing import Tracing  # imports this module: loaded once a session starts
+
+    return Tracing
 
 
 # -- CPython 3.12+: sys.monitoring --------------------------------------------------------------
 
 
 class _MonitoringTool:
-    """The process-wide sys.monitoring tool shared by all sessions, held while any session runs."""
+    """The process-wide sys.monitoring tool shared by all sessions, held while any session runs.
 
+    Every step records what it is about to do before doing it, so that `release()` (or the
+    next `acquire()`) finds and undoes a step an interrupt cut short: the tool is found by
+    its name, the sessions using it are a set, and a code object's events are cleared
+    before it is forgotten.
+    """
+
+    NAME = "xcs_bc"
     _PREFERRED = (4, 3, 2, 0, 5, 1)  # unnamed ids first; then profiler, debugger, optimizer, coverage
 
     def __init__(self) -> None:
         self.tool_id: int | None = None
-        self.users = 0
-        self.masks: dict[types.CodeType, dict[int, int]] = {}  # code -> {id(session): event mask}
+        self.users: set[Session] = set()
+        self.masks: dict[types.CodeType, dict[Session, int]] = {}  # code -> {session: event mask}
         self.lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, session: Session) -> None:
         mon = _monitoring
         with self.lock:
-            if self.users == 0:
-                for tool_id in self._PREFERRED:
-                    if mon.get_tool(tool_id) is None:
-                        mon.use_tool_id(tool_id, "xcs_bc")
-                        self.tool_id = tool_id
-                        break
-                else:
-                    in_use = {i: mon.get_tool(i) for i in range(6)}
-                    raise CaptureError(
-                        f"no free sys.monitoring tool id (in use: {in_use}); stop a profiler, debugger or "
-                        "coverage tool that holds one, then try again"
-                    )
-                ev = mon.events
-                mon.register_callback(self.tool_id, ev.INSTRUCTION, _mon_instruction)
-                mon.register_callback(self.tool_id, ev.CALL, _mon_call)
-                mon.register_callback(self.tool_id, ev.PY_START, _mon_py_start)
-                mon.register_callback(self.tool_id, ev.PY_RETURN, _mon_py_return)
-            self.users += 1
-
-    def release(self) -> None:
-        mon = _monitoring
-        with self.lock:
-            self.users -= 1
-            if self.users > 0 or self.tool_id is None:
+            self.users.add(session)
+            if self.tool_id is not None and mon.get_tool(self.tool_id) == self.NAME:
                 return
-            tool_id, self.tool_id = self.tool_id, None
-            # free_tool_id does not clear events or callbacks on 3.12/3.13: do it by hand
-            for code in list(self.masks):
-                mon.set_local_events(tool_id, code, 0)
-            self.masks.clear()
-            mon.set_events(tool_id, 0)
+            tool_id = self._take_id()
             ev = mon.events
-            for event in (ev.INSTRUCTION, ev.CALL, ev.PY_START, ev.PY_RETURN):
-                mon.register_callback(tool_id, event, None)
-            mon.free_tool_id(tool_id)
+            mon.register_callback(tool_id, ev.INSTRUCTION, _mon_instruction)
+            mon.register_callback(tool_id, ev.CALL, _mon_call)
+            mon.register_callback(tool_id, ev.PY_START, _mon_py_start)
+            mon.register_callback(tool_id, ev.PY_RETURN, _mon_py_return)
+            self.tool_id = tool_id  # last: a tool id without its callbacks is never used
+
+    def _take_id(self) -> int:
+        mon = _monitoring
+        ours = self._named_id()
+        if ours is not None:  # taken by an acquire() an interrupt cut short
+            return ours
+        for tool_id in self._PREFERRED:
+            if mon.get_tool(tool_id) is None:
+                mon.use_tool_id(tool_id, self.NAME)
+                return tool_id
+        in_use = ", ".join(f"{i}: {mon.get_tool(i)!r}" for i in range(6))
+        raise CaptureError(
+            f"no free sys.monitoring tool id (in use: {in_use}); stop a profiler, debugger or "
+            "coverage tool that holds one, or free one with sys.monitoring.free_tool_id(id), then try again"
+        )
+
+    def _named_id(self) -> int | None:
+        for tool_id in range(6):
+            if _monitoring.get_tool(tool_id) == self.NAME:
+                return tool_id
+        return None
+
+    def release(self, session: Session) -> None:
+        mon = _monitoring
+        with self.lock:
+            self.users.discard(session)
+            if self.users:
+                return
+            self.tool_id = None
+            tool_id = self._named_id()
+            if tool_id is not None:
+                # free_tool_id does not clear events or callbacks on 3.12/3.13: do it by hand
+                for code in list(self.masks):
+                    mon.set_local_events(tool_id, code, 0)
+                    del self.masks[code]
+                mon.set_events(tool_id, 0)
+                ev = mon.events
+                for event in (ev.INSTRUCTION, ev.CALL, ev.PY_START, ev.PY_RETURN):
+                    mon.register_callback(tool_id, event, None)
+                mon.free_tool_id(tool_id)
+            self.masks.clear()
 
     def set_mask(self, session: Session, code: types.CodeType, mask: int) -> None:
         with self.lock:
-            per_code = self.masks.setdefault(code, {})
+            per_code = self.masks.setdefault(code, {})  # recorded before the events are set
             if mask:
-                per_code[id(session)] = per_code.get(id(session), 0) | mask
+                per_code[session] = per_code.get(session, 0) | mask
             else:
-                per_code.pop(id(session), None)
+                per_code.pop(session, None)
             total = 0
             for m in per_code.values():
                 total |= m
-            if not per_code:
-                del self.masks[code]
             if self.tool_id is not None:
                 _monitoring.set_local_events(self.tool_id, code, total)
+            if not per_code:
+                del self.masks[code]  # forgotten only once its events are cleared
 
 
 _tool = _MonitoringTool()
@@ -265,16 +366,12 @@ class _Monitoring:
 
     def install(self) -> None:
         ev = _monitoring.events
-        _tool.acquire()
-        try:
-            targets = ev.INSTRUCTION | ev.CALL
-            root = self.session.root_code
-            self._set(root, targets | (ev.PY_START if self.session.root is None else 0))
-            for code in self.session.nested:
-                self._set(code, targets)
-        except BaseException:
-            self.uninstall()
-            raise
+        _tool.acquire(self.session)
+        targets = ev.INSTRUCTION | ev.CALL
+        root = self.session.root_code
+        self._set(root, targets | (ev.PY_START if self.session.root is None else 0))
+        for code in self.session.nested:
+            self._set(code, targets)
 
     def _set(self, code: types.CodeType, mask: int) -> None:
         self.codes.add(code)
@@ -286,12 +383,10 @@ class _Monitoring:
             self._set(code, ev.PY_START | ev.PY_RETURN)
 
     def uninstall(self) -> None:
-        try:
-            for code in self.codes:
-                _tool.set_mask(self.session, code, 0)
-            self.codes.clear()
-        finally:
-            _tool.release()
+        for code in list(self.codes):
+            _tool.set_mask(self.session, code, 0)
+            self.codes.discard(code)
+        _tool.release(self.session)
 
 
 def _mon_session() -> Session | None:
@@ -316,7 +411,12 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
     session.deliver(session.listener.call, frame, callee, MISSING if arg0 is _monitoring.MISSING else arg0)
     callee_code = _python_code(callee)
     backend = session._backend
-    if callee_code is not None and isinstance(backend, _Monitoring) and callee_code not in session.nested:
+    if (
+        callee_code is not None
+        and isinstance(backend, _Monitoring)
+        and callee_code not in session.nested
+        and callee_code not in session.unwatched
+    ):
         backend.watch_callee(callee_code)
 
 
@@ -351,97 +451,3 @@ def _python_code(callee: Any) -> types.CodeType | None:
     call = peek_attr(type(callee), "__call__")  # the class's own __call__, running no descriptor
     code = getattr(call, "__code__", None)
     return code if isinstance(code, types.CodeType) else None
-
-
-# -- CPython 3.10 / 3.11: sys.settrace ------------------------------------------------------------
-
-_TraceFn = Callable[[types.FrameType, str, Any], Any]
-
-
-class _Tracing:
-    """settrace-based observation that chains to the trace function installed before it."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.previous: Any = None  # the trace function installed before ours
-        self.root_previous_local: Any = None  # the frame's own tracer before ours (coverage's, a debugger's)
-        self.frames: list[types.FrameType] = []
-
-    def install(self) -> None:
-        self.previous = sys.gettrace()
-        root = self.session.root
-        if root is not None:
-            self.root_previous_local = root.f_trace
-            self._trace_target(root, root.f_trace)
-        sys.settrace(self._global)
-
-    def uninstall(self) -> None:
-        sys.settrace(self.previous)
-        for frame in self.frames:
-            frame.f_trace_opcodes = False
-            if frame is self.session.root:
-                frame.f_trace = self.root_previous_local
-        self.frames.clear()
-
-    def _trace_target(self, frame: types.FrameType, previous_local: _TraceFn | None) -> _TraceFn:
-        frame.f_trace_opcodes = True
-        self.frames.append(frame)
-        tracer = self._target_tracer(previous_local)
-        frame.f_trace = tracer
-        return tracer
-
-    def _chain(self, tracer: _TraceFn, frame: types.FrameType, event: str, arg: Any) -> Any:
-        """Call a trace function installed before ours, and keep ours installed.
-
-        coverage's C tracer, called from Python, re-installs itself at the C level, which would
-        silently replace this observer: put ours back when that happens.
-        """
-        result = tracer(frame, event, arg)
-        if sys.gettrace() is not self._global:
-            sys.settrace(self._global)
-        return result
-
-    def _global(self, frame: types.FrameType, event: str, arg: Any) -> _TraceFn | None:
-        previous_local = self._chain(self.previous, frame, event, arg) if self.previous is not None else None
-        if event != "call":
-            return previous_local
-        session = self.session
-        if session.claim_root(frame) or session.is_target(frame):
-            return self._trace_target(frame, previous_local)
-        caller = frame.f_back
-        if caller is not None and session.is_target(caller):
-            session.deliver(session.listener.entered, caller, frame)
-            if previous_local is None:
-                frame.f_trace_lines = False
-            return self._callee_tracer(caller, previous_local)
-        return previous_local
-
-    def _target_tracer(self, previous_local: _TraceFn | None) -> _TraceFn:
-        session = self.session
-        listener = session.listener
-
-        def trace(frame: types.FrameType, event: str, arg: Any) -> _TraceFn:
-            nonlocal previous_local
-            if previous_local is not None:
-                previous_local = self._chain(previous_local, frame, event, arg)
-            if event == "opcode":
-                session.deliver(listener.instruction, frame, frame.f_lasti)
-            elif event == "exception":
-                session.deliver(listener.raised, frame, arg[1])
-            return trace
-
-        return trace
-
-    def _callee_tracer(self, caller: types.FrameType, previous_local: _TraceFn | None) -> _TraceFn:
-        session = self.session
-        listener = session.listener
-
-        def trace(frame: types.FrameType, event: str, arg: Any) -> _TraceFn | None:
-            nonlocal previous_local
-            if previous_local is not None:
-                previous_local = self._chain(previous_local, frame, event, arg)
-            if event == "return":
-                session.deliver(listener.returned, caller, arg)
-            return trace
-
-        return trace

@@ -1,0 +1,137 @@
+"""The CPython 3.10 / 3.11 backend of `hooks`: `sys.settrace` with 'opcode' events on target frames.
+
+A trace function installed before ours (coverage, a debugger) is chained: it gets every
+event it asked for, with the local tracer it returns kept per frame, and never an 'opcode'
+event unless it set `f_trace_opcodes` on that frame itself.  On stop, the global trace
+function and each target frame's own tracer and `f_trace_opcodes` are put back exactly,
+unless something replaced ours meanwhile (then theirs is left, and the session's `error`
+says the events are incomplete).  `sys.setprofile` is never touched.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xcs_bc.errors import CaptureError
+
+if TYPE_CHECKING:
+    from xcs_bc.observe.hooks import Session
+
+TraceFn = Callable[[types.FrameType, str, Any], Any]
+
+
+@dataclass(slots=True)
+class _FrameHook:
+    """What a target frame had before ours: restored when the session stops."""
+
+    previous: TraceFn | None  # the frame's own tracer (a debugger's, coverage's): chained, then put back
+    opcodes: bool  # whether that tracer asked for 'opcode' events (f_trace_opcodes before ours)
+    tracer: TraceFn | None = None  # ours
+
+
+class Tracing:
+    """settrace-based observation that chains to the trace function installed before it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.global_tracer: TraceFn = self._global  # one bound method: `sys.gettrace() is` compares it
+        self.previous: Any = None  # the trace function installed before ours
+        self.installed = False
+        self.frames: dict[types.FrameType, _FrameHook] = {}  # target frames running with our tracer
+
+    def install(self) -> None:
+        self.previous = sys.gettrace()
+        root = self.session.root
+        if root is not None:
+            self._trace_target(root, root.f_trace)
+        self.installed = True  # before settrace: uninstall() checks which tracer is really installed
+        sys.settrace(self.global_tracer)
+
+    def uninstall(self) -> None:
+        if self.installed:
+            if sys.gettrace() is self.global_tracer:
+                sys.settrace(self.previous)
+            elif self.session.error is None:
+                # a debugger started, the program called settrace, or a trace function raised
+                self.session.error = CaptureError(
+                    "the trace function was replaced while observing: the observed events are incomplete"
+                )
+            self.installed = False
+        for frame, hook in list(self.frames.items()):
+            self._release(frame, hook)
+
+    def _release(self, frame: types.FrameType, hook: _FrameHook) -> None:
+        if frame.f_trace is hook.tracer:  # unless a debugger put its own there meanwhile
+            frame.f_trace = hook.previous
+        frame.f_trace_opcodes = hook.opcodes
+        self.frames.pop(frame, None)
+
+    def _trace_target(self, frame: types.FrameType, previous_local: TraceFn | None) -> TraceFn:
+        hook = _FrameHook(previous_local, frame.f_trace_opcodes)
+        self.frames[frame] = hook  # recorded before the frame is changed
+        tracer = hook.tracer = self._target_tracer(hook)
+        frame.f_trace_opcodes = True
+        frame.f_trace = tracer
+        return tracer
+
+    def _chain(self, tracer: TraceFn, frame: types.FrameType, event: str, arg: Any) -> Any:
+        """Call a trace function installed before ours, and keep ours installed.
+
+        coverage's C tracer, called from Python, re-installs itself at the C level, which would
+        silently replace this observer: put ours back when that happens.
+        """
+        result = tracer(frame, event, arg)
+        if sys.gettrace() is not self.global_tracer and self.installed:
+            sys.settrace(self.global_tracer)
+        return result
+
+    def _global(self, frame: types.FrameType, event: str, arg: Any) -> TraceFn | None:
+        previous_local = self._chain(self.previous, frame, event, arg) if self.previous is not None else None
+        session = self.session
+        if event != "call" or session.error is not None or frame.f_code in session.unwatched:
+            return previous_local
+        if session.claim_root(frame) or session.is_target(frame):
+            return self._trace_target(frame, previous_local)
+        caller = frame.f_back
+        if caller is not None and session.is_target(caller):
+            session.deliver(session.listener.entered, caller, frame)
+            if previous_local is None:
+                frame.f_trace_lines = False
+            return self._callee_tracer(caller, previous_local)
+        return previous_local
+
+    def _target_tracer(self, hook: _FrameHook) -> TraceFn:
+        session = self.session
+        listener = session.listener
+
+        def trace(frame: types.FrameType, event: str, arg: Any) -> TraceFn:
+            previous = hook.previous
+            if previous is not None and (event != "opcode" or hook.opcodes):
+                hook.previous = self._chain(previous, frame, event, arg)
+            if event == "opcode":
+                session.deliver(listener.instruction, frame, frame.f_lasti)
+            elif event == "exception":
+                session.deliver(listener.raised, frame, arg[1])
+            elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
+                self._release(frame, hook)
+            return trace
+
+        return trace
+
+    def _callee_tracer(self, caller: types.FrameType, previous_local: TraceFn | None) -> TraceFn:
+        session = self.session
+        listener = session.listener
+
+        def trace(frame: types.FrameType, event: str, arg: Any) -> TraceFn | None:
+            nonlocal previous_local
+            if previous_local is not None:
+                previous_local = self._chain(previous_local, frame, event, arg)
+            if event == "return":
+                session.deliver(listener.returned, caller, arg)
+            return trace
+
+        return trace
