@@ -172,6 +172,12 @@ class JittedFunction(Generic[P, R]):
         self: JittedFunction[Concatenate[_S, _Q], R], instance: _S, owner: type | None = None
     ) -> Callable[_Q, R]: ...
 
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
+        if instance is None:
+            return self
+        return types.MethodType(self, instance)
+
     def _steps_aside(self) -> bool:
         """A debugger, profiler or monitoring tool of the user's watches: run plainly, disturb nothing."""
         hook = foreign_hook(self._fn.__code__)
@@ -181,12 +187,6 @@ class JittedFunction(Generic[P, R]):
         if note not in self._notes[-1:]:
             self._note(note)
         return True
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """Methods: `obj.method` gives a jitted callable bound to `obj` (sharing plans and stats)."""
-        if instance is None:
-            return self
-        return types.MethodType(self, instance)
 
     def _env(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Env:
         bound = self._signature.bind(*args, **kwargs)
