@@ -14,6 +14,12 @@ and its effects must still be accounted for.  Three classes:
 Python helper functions are classified from their bytecode (`classify_code`):
 a helper that only reads its arguments, constants and immutable globals, and
 only calls PURE things (recursively, a few levels deep), is PURE.
+
+A classification reads places anyone may rebind later: globals, builtins,
+closure cells, module attributes, class dicts, functions' `__code__`.  It is
+cached with what it read there (`_Reads`) and reused only while every place
+still holds the very object it held, so rebinding a helper's helper to an
+impure function is honoured on the next question.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import json
 import math
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from xcs_bc._compat import CO_GENERATOR_LIKE, PY312
 from xcs_bc.ir.values import class_lookup
@@ -154,8 +160,74 @@ def is_immutable(value: Any, depth: int = 2) -> bool:
     return False
 
 
+_UNBOUND: Any = object()  # what an unbound name, an empty cell or a missing class attribute reads as
+
+
+class _Reads:
+    """The places a classification looked at, each with the object it found there.
+
+    Reused only while every place still holds that very object (`is`): rebinding a global, a cell,
+    a module attribute, a class attribute or a function's `__code__` makes the next question
+    classify afresh.  The objects are held strongly on purpose: an id alone could be taken by a new
+    object once the old one is freed.  They live as long as the cache entry, which the next
+    classification of the same code replaces.
+    """
+
+    __slots__ = ("cells", "codes", "lookups", "names")
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[int, str], tuple[dict[str, Any], str, Any]] = {}
+        self.cells: list[tuple[types.CellType, Any]] = []
+        self.codes: list[tuple[types.FunctionType, types.CodeType]] = []
+        self.lookups: list[tuple[type, str, Any]] = []
+
+    def name(self, namespace: dict[str, Any], name: str) -> Any:
+        value = namespace.get(name, _UNBOUND)
+        self.names[id(namespace), name] = (namespace, name, value)
+        return value
+
+    def cell(self, cell: types.CellType) -> Any:
+        value = _contents(cell)
+        self.cells.append((cell, value))
+        return value
+
+    def code(self, function: types.FunctionType) -> types.CodeType:
+        code = function.__code__
+        self.codes.append((function, code))
+        return code
+
+    def lookup(self, cls: type, name: str) -> Any:
+        value = class_lookup(cls, name)
+        self.lookups.append((cls, name, value))
+        return value
+
+    def hold(self) -> bool:
+        """Does every place still hold what it held?  (A few dict lookups: asked on hot paths.)"""
+        for namespace, name, value in self.names.values():
+            if namespace.get(name, _UNBOUND) is not value:
+                return False
+        for cell, value in self.cells:
+            if _contents(cell) is not value:
+                return False
+        for function, code in self.codes:
+            if function.__code__ is not code:
+                return False
+        return all(class_lookup(cls, name) is value for cls, name, value in self.lookups)
+
+
+def _contents(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # empty
+        return _UNBOUND
+
+
 def classify(callee: Any) -> Effect:
     """The effect class of calling `callee` (a concrete object seen at trace time)."""
+    return _classify(callee, 0, None)
+
+
+def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
     try:
         if callee in _PURE_BUILTINS:
             return Effect.PURE
@@ -168,9 +240,10 @@ def classify(callee: Any) -> Effect:
     if isinstance(callee, (types.MethodDescriptorType, types.WrapperDescriptorType)):
         return _classify_method(callee.__objclass__, name)
     if isinstance(callee, types.MethodType):
-        return classify_code(callee.__func__.__code__, callee.__func__.__globals__)
+        callee = callee.__func__
     if isinstance(callee, types.FunctionType):
-        return classify_code(callee.__code__, callee.__globals__, callee.__closure__)
+        code = callee.__code__ if reads is None else reads.code(callee)
+        return classify_code(code, callee.__globals__, callee.__closure__, depth, reads)
     return Effect.UNKNOWN
 
 
@@ -183,7 +256,6 @@ def _classify_method(owner: type, name: str | None) -> Effect:
     return Effect.UNKNOWN
 
 
-_code_cache: dict[types.CodeType, Effect] = {}
 _FORBIDDEN_OPS = frozenset(
     "STORE_GLOBAL DELETE_GLOBAL STORE_ATTR DELETE_ATTR STORE_SUBSCR DELETE_SUBSCR STORE_DEREF DELETE_DEREF "
     "IMPORT_NAME IMPORT_FROM IMPORT_STAR YIELD_VALUE YIELD_FROM GET_AWAITABLE SEND RETURN_GENERATOR "
@@ -192,32 +264,58 @@ _FORBIDDEN_OPS = frozenset(
 _MAX_DEPTH = 3
 
 
+class _CodeEntry(NamedTuple):
+    """A helper's cached classification: valid for these globals and cells while `reads` holds."""
+
+    globals: dict[str, Any]
+    closure: tuple[types.CellType, ...] | None
+    effect: Effect
+    reads: _Reads
+
+
+# One entry per code object (another function of the same code replaces it), so the cache and the
+# objects its entries hold stay bounded by the code objects ever classified.
+_code_cache: dict[types.CodeType, _CodeEntry] = {}
+
+
 def classify_code(
     code: types.CodeType,
     globals_: dict[str, Any],
     closure: tuple[types.CellType, ...] | None = None,
     depth: int = 0,
+    reads: _Reads | None = None,
 ) -> Effect:
     """Classify a Python helper from its bytecode: PURE when it provably only computes from its inputs.
 
     It must not store outside its own locals, not import, yield or raise on
-    purpose, read only immutable globals or PURE callables, and call only
-    PURE things.  Calls are checked by the name they load: a global name
-    bound to a PURE callable, or a method of a built-in type reached from a
-    local (checked at run time, so method calls on locals are not accepted
-    here).  Anything else, or a helper nested deeper than a few levels, is
-    UNKNOWN: precise enough for prompt builders, never optimistic.
+    purpose, read only immutable globals or PURE callables (from its globals
+    or its closure cells), and call only PURE things.  Calls are checked by the
+    name they load: a global name or closure variable bound to a PURE callable,
+    or a method of a built-in type reached from a local (checked at run time,
+    so method calls on locals are not accepted here).  Anything else, or a
+    helper nested deeper than a few levels, is UNKNOWN: precise enough for
+    prompt builders, never optimistic.
+
+    Every place looked at is recorded in `reads` (a nested helper's into its
+    caller's); the outermost classification is cached with them.
     """
-    if depth == 0 and code in _code_cache:
-        return _code_cache[code]
-    effect = _classify_code_uncached(code, globals_, closure, depth)
-    if depth == 0:
-        _code_cache[code] = effect
+    if depth > 0 or reads is not None:
+        return _classify_code_uncached(code, globals_, closure, depth, reads or _Reads())
+    entry = _code_cache.get(code)
+    if entry is not None and entry.globals is globals_ and entry.closure is closure and entry.reads.hold():
+        return entry.effect
+    reads = _Reads()
+    effect = _classify_code_uncached(code, globals_, closure, depth, reads)
+    _code_cache[code] = _CodeEntry(globals_, closure, effect, reads)
     return effect
 
 
 def _classify_code_uncached(
-    code: types.CodeType, globals_: dict[str, Any], closure: tuple[types.CellType, ...] | None, depth: int
+    code: types.CodeType,
+    globals_: dict[str, Any],
+    closure: tuple[types.CellType, ...] | None,
+    depth: int,
+    reads: _Reads,
 ) -> Effect:
     if depth > _MAX_DEPTH or code.co_flags & CO_GENERATOR_LIKE:  # generators, coroutines
         return Effect.UNKNOWN
@@ -227,23 +325,30 @@ def _classify_code_uncached(
             return Effect.UNKNOWN
         loaded_module, module = module, None
         if loaded_module is not None and ins.opname in ("LOAD_METHOD", "LOAD_ATTR"):
-            if classify(getattr(loaded_module, str(ins.argval), None)) is not Effect.PURE:
+            attribute = reads.name(loaded_module.__dict__, str(ins.argval))
+            if _classify(attribute, depth + 1, reads) is not Effect.PURE:
                 return Effect.UNKNOWN
         elif ins.opname in ("LOAD_METHOD",) or (ins.opname == "LOAD_ATTR" and _method_form(ins)):
             if ins.argval not in _ALL_PURE_METHOD_NAMES:
                 return Effect.UNKNOWN
         elif ins.opname == "LOAD_GLOBAL":
-            value = globals_.get(str(ins.argval))
+            value = _global_value(str(ins.argval), globals_, reads)
             if isinstance(value, types.ModuleType):
                 module = value
-            elif _global_effect(str(ins.argval), globals_, depth) is not Effect.PURE:
+            elif _value_effect(value, depth, reads) is not Effect.PURE:
                 return Effect.UNKNOWN
-        elif ins.opname in ("LOAD_DEREF", "LOAD_CLASSDEREF"):
-            return Effect.UNKNOWN  # a cell can be rebound by anyone holding it
+        elif ins.opname == "LOAD_DEREF":
+            if (
+                _value_effect(_free_value(code, closure, str(ins.argval), reads), depth, reads)
+                is not Effect.PURE
+            ):
+                return Effect.UNKNOWN
+        elif ins.opname == "LOAD_CLASSDEREF":
+            return Effect.UNKNOWN
     for const in code.co_consts:
         if (
             isinstance(const, types.CodeType)
-            and classify_code(const, globals_, None, depth + 1) is not Effect.PURE
+            and classify_code(const, globals_, None, depth + 1, reads) is not Effect.PURE
         ):
             return Effect.UNKNOWN
     return Effect.PURE
@@ -257,18 +362,32 @@ def _method_form(ins: dis.Instruction) -> bool:
 _ALL_PURE_METHOD_NAMES = frozenset(name for names in _PURE_METHODS.values() for name in names)
 
 
-def _global_effect(name: str, globals_: dict[str, Any], depth: int) -> Effect:
-    if name in globals_:
-        value = globals_[name]
-    elif hasattr(builtins, name):
-        value = getattr(builtins, name)
-    else:
+def _global_value(name: str, globals_: dict[str, Any], reads: _Reads) -> Any:
+    """What a LOAD_GLOBAL of `name` finds (a global, else a builtin, else _UNBOUND); both are recorded:
+    a global defined later shadows the builtin."""
+    value = reads.name(globals_, name)
+    return reads.name(builtins.__dict__, name) if value is _UNBOUND else value
+
+
+def _free_value(
+    code: types.CodeType, closure: tuple[types.CellType, ...] | None, name: str, reads: _Reads
+) -> Any:
+    """The contents of closure variable `name` (_UNBOUND for an empty cell, or a cell variable of the
+    helper's own, which is one of its locals and not known here)."""
+    if closure is None or name not in code.co_freevars:
+        return _UNBOUND
+    return reads.cell(closure[code.co_freevars.index(name)])
+
+
+def _value_effect(value: Any, depth: int, reads: _Reads) -> Effect:
+    """The effect of reading (and calling) a global or closure variable holding `value`."""
+    if value is _UNBOUND:
         return Effect.UNKNOWN
     if isinstance(value, types.FunctionType):
-        return classify_code(value.__code__, value.__globals__, value.__closure__, depth + 1)
+        return classify_code(reads.code(value), value.__globals__, value.__closure__, depth + 1, reads)
     if is_immutable(value) and not isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
         return Effect.PURE
-    return classify(value)
+    return _classify(value, depth + 1, reads)
 
 
 def memo_wrapper(callee: Any) -> Any:
@@ -279,7 +398,8 @@ def memo_wrapper(callee: Any) -> Any:
 
 
 _ATTRIBUTE_STORES = frozenset({"STORE_ATTR", "DELETE_ATTR"})
-_stores_cache: dict[tuple[types.CodeType, type], bool] = {}
+# (code, class) -> (does it store, what the answer read: the class attributes its names found)
+_stores_cache: dict[tuple[types.CodeType, type], tuple[bool, _Reads]] = {}
 
 
 def sets_attributes(callee: Any) -> bool:
@@ -299,9 +419,11 @@ def sets_attributes(callee: Any) -> bool:
     if not isinstance(code, types.CodeType) or receiver is None or isinstance(receiver, types.ModuleType):
         return False
     key = (code, type(receiver))
-    if key not in _stores_cache:
-        _stores_cache[key] = _stores(code, type(receiver))
-    return _stores_cache[key]
+    entry = _stores_cache.get(key)
+    if entry is None or not entry[1].hold():  # a method of the class it calls may have been rebound
+        reads = _Reads()
+        entry = _stores_cache[key] = (_stores(code, type(receiver), reads), reads)
+    return entry[0]
 
 
 _CONTAINER_CHANGES = frozenset(
@@ -329,7 +451,7 @@ def _changes_self(code: types.CodeType) -> bool:
     return False
 
 
-def _stores(code: types.CodeType, cls: type) -> bool:
+def _stores(code: types.CodeType, cls: type, reads: _Reads) -> bool:
     seen: set[types.CodeType] = set()
     todo = [code]
     while todo and len(seen) < 64:
@@ -341,8 +463,10 @@ def _stores(code: types.CodeType, cls: type) -> bool:
             return True
         todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
         for name in current.co_names:  # another method of the class it may call (`self._save(...)`)
-            found = class_lookup(cls, name)
-            inner = getattr(getattr(found, "__func__", found), "__code__", None)
-            if isinstance(inner, types.CodeType):
-                todo.append(inner)
+            attribute = reads.lookup(cls, name)
+            found = getattr(attribute, "__func__", attribute)  # a classmethod's or staticmethod's function
+            if isinstance(found, types.FunctionType):
+                todo.append(reads.code(found))
+            elif isinstance(getattr(found, "__code__", None), types.CodeType):
+                todo.append(found.__code__)
     return len(seen) >= 64  # too much to read: assume it does
