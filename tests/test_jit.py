@@ -648,3 +648,21 @@ def test_retiring_a_plan_after_repeated_mispredictions_does_not_hang() -> None:
         worker.join(10)
         assert box == [f"llm(x {counter['n']})"], fast.stats
     assert fast.stats.mispredictions >= 3 and "retired" in fast.explain()
+
+
+def test_a_guard_miss_is_a_value_with_its_kind_and_what_it_found() -> None:
+    """Misses are values (`Miss`): tests and tools read their kind and guard, not their prose."""
+    from xcs_bc.plan.planner import GuardKind, MissKind
+
+    (llm,) = fakes("llm")
+
+    def each(docs: list[str]) -> list[str]:
+        return [llm(d) for d in docs]
+
+    fast = xcs.jit(each, min_call_ms=MIN_MS)
+    run_both(each, fast, [fresh(), fresh()], watch=[llm])
+    (cached,) = fast._plans
+    miss = cached.plan.check(fast._env(((fresh(),),), {}))
+    assert miss is not None and miss.kind is MissKind.GUARD
+    assert miss.guard is not None and miss.guard.kind is GuardKind.TYPE and miss.found == "tuple"
+    assert str(miss) == "type(docs) is list, but got tuple"

@@ -13,6 +13,8 @@ from xcs_bc.ir.values import const, expr
 from xcs_bc.plan.planner import (
     Env,
     Guard,
+    GuardKind,
+    MissKind,
     NotComputable,
     _never_ahead,
     _passes_retained,
@@ -87,14 +89,29 @@ def test_a_pure_helper_that_raises_is_not_computable() -> None:
 
 def test_guards_check_and_explain() -> None:
     docs = inp("docs")
-    loop = Guard("loop", docs, 2, "app.py:3")
+    loop = Guard(GuardKind.LENGTH, docs, 2, "app.py:3")
     assert loop.check(env(docs=["a", "b"])) is None
-    assert loop.check(env(docs=["a"])) == "len(docs) == 2 (at app.py:3), but got 1"
-    kind = Guard("type", docs, list)
-    assert kind.check(env(docs=("a",))) == "type(docs) is list, but got tuple"
-    truth = Guard("truth", expr("in", (const("x"), inp("q"))), True, "app.py:4")
+    miss = loop.check(env(docs=["a"]))
+    assert miss is not None and miss.kind is MissKind.GUARD and miss.guard is loop and miss.found == 1
+    assert str(miss) == "len(docs) == 2 (at app.py:3), but got 1"
+    kind = Guard(GuardKind.TYPE, docs, list)
+    miss = kind.check(env(docs=("a",)))
+    assert miss is not None and miss.guard is kind and miss.found == "tuple"
+    assert str(miss) == "type(docs) is list, but got tuple"
+    truth = Guard(GuardKind.TRUTH, expr("in", (const("x"), inp("q"))), True, "app.py:4")
     assert truth.check(env(q="xyz")) is None
-    assert truth.check(env(q="abc")) == "bool('x' in q) is True (at app.py:4), but got False"
+    assert str(truth.check(env(q="abc"))) == "bool('x' in q) is True (at app.py:4), but got False"
+
+
+def test_a_guard_whose_value_needs_user_code_is_an_uncheckable_miss() -> None:
+    class Opaque:
+        @property
+        def docs(self) -> list[str]:
+            raise AssertionError("a guard must not run a property")
+
+    guard = Guard(GuardKind.LENGTH, inp("box", PathStep("attr", "docs")), 2)
+    miss = guard.check(env(box=Opaque()))
+    assert miss is not None and miss.kind is MissKind.UNCHECKABLE and miss.guard is guard
 
 
 def test_same_value_runs_no_user_code() -> None:

@@ -39,7 +39,7 @@ from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
 from xcs_bc.plan.generalize import generalize
-from xcs_bc.plan.planner import Env, Plan, Schedule, local_names, make_plan
+from xcs_bc.plan.planner import Env, Miss, Plan, Schedule, local_names, make_plan
 
 P = ParamSpec("P")  # the wrapped function's parameters
 R = TypeVar("R")  # its return type
@@ -80,7 +80,7 @@ class _CachedPlan:
                 sites.setdefault(key, []).append(index)
         return sites
 
-    def fit(self, env: Env) -> tuple[Schedule, dict[SiteKey, list[int]]] | str:
+    def fit(self, env: Env) -> tuple[Schedule, dict[SiteKey, list[int]]] | Miss:
         """The schedule (and its sites) for a call, or why this plan does not apply to it."""
         failure = self.plan.check(env)
         if failure is None:
@@ -88,7 +88,7 @@ class _CachedPlan:
         if self.general is None:
             return failure
         schedule = self.general.fit(env)
-        if isinstance(schedule, str):
+        if isinstance(schedule, Miss):
             return failure
         sites = self._resized_sites.get(schedule.lengths)
         if sites is None:
@@ -201,7 +201,7 @@ class JittedFunction(Generic[P, R]):
         reasons = []
         for cached in plans:
             fitted = cached.fit(env)
-            if not isinstance(fitted, str):
+            if not isinstance(fitted, Miss):
                 return cached, *fitted
             reasons.append(fitted)
         if plans:

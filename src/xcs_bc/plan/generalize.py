@@ -37,6 +37,8 @@ from xcs_bc.ir.values import INDEX
 from xcs_bc.plan.planner import (
     Env,
     Guard,
+    Miss,
+    MissKind,
     Plan,
     Recipe,
     Schedule,
@@ -85,7 +87,7 @@ class Generalization:
     loops: list[_Loop]
     guards: tuple[Guard, ...]  # the plan's guards but the generalized loops' own and per-round ones
     recipes: tuple[Recipe, ...]  # per traced op outside the loops: refs are templates
-    _schedules: dict[tuple[int, ...], tuple[Schedule, tuple[Guard, ...]] | str] = dataclasses.field(
+    _schedules: dict[tuple[int, ...], tuple[Schedule, tuple[Guard, ...]] | Miss] = dataclasses.field(
         default_factory=dict
     )
 
@@ -102,7 +104,7 @@ class Generalization:
             )
         return lines
 
-    def fit(self, env: Env) -> Schedule | str:
+    def fit(self, env: Env) -> Schedule | Miss:
         """The schedule for `env`'s loop lengths, or why the plan does not apply."""
         for guard in self.guards:
             failure = guard.check(env)
@@ -115,13 +117,14 @@ class Generalization:
                 continue
             found = sequence_lengths(loop.record.sequences, env)
             if isinstance(found, str):
-                return f"the loop at {loop.record.site}{found}"
+                return Miss(MissKind.LOOP, f"the loop at {loop.record.site}{found}")
             sizes = set(found)
             if len(sizes) != 1 and not zip_shortest(loop.record.iterable):
-                return f"the loop at {loop.record.site} walks sequences of different lengths {sorted(sizes)}"
+                text = f"the loop at {loop.record.site} walks sequences of different lengths {sorted(sizes)}"
+                return Miss(MissKind.LOOP, text, found=sorted(sizes))
             lengths.append(min(sizes))  # zip() stops at the shortest (zip(strict=True) raises: no plan)
         made = self._schedule(tuple(lengths))
-        if isinstance(made, str):
+        if isinstance(made, Miss):
             return made
         schedule, guards = made
         for guard in guards:
@@ -130,7 +133,7 @@ class Generalization:
                 return failure
         return schedule
 
-    def _schedule(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | str:
+    def _schedule(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | Miss:
         made = self._schedules.get(lengths)
         if made is None:
             made = self._instantiate(lengths)
@@ -139,7 +142,7 @@ class Generalization:
             self._schedules[lengths] = made
         return made
 
-    def _instantiate(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | str:
+    def _instantiate(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | Miss:
         layout = _Layout(len(self.plan.recipes), self.loops, lengths)
         recipes: list[Recipe] = []
         for place in layout.places:
@@ -155,7 +158,8 @@ class Generalization:
                     try:
                         ref = _fill(guard.ref, k, layout)
                     except _CannotInstantiate:
-                        return f"the loop at {loop.record.site} cannot be checked for {lengths[number]} items"
+                        text = f"the loop at {loop.record.site} cannot be checked for {lengths[number]} items"
+                        return Miss(MissKind.LOOP, text, found=lengths[number])
                     guards.append(dataclasses.replace(guard, ref=ref))
         origin = tuple(place.origin for place in layout.places)
         schedule = Schedule(tuple(recipes), dependents_of(tuple(recipes)), origin, lengths)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import dis
+import enum
 import functools
 import queue
 import threading
@@ -40,6 +41,9 @@ __all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (i
     "SIZED",
     "Env",
     "Guard",
+    "GuardKind",
+    "Miss",
+    "MissKind",
     "NotComputable",
     "Plan",
     "Recipe",
@@ -72,11 +76,44 @@ _SHARED_CONTAINERS = (list, dict, set, bytearray)
 # -- guards --------------------------------------------------------------------------------------
 
 
+class GuardKind(enum.Enum):
+    """What a guard checks of the value its `ref` computes."""
+
+    TYPE = "type"  # its exact type
+    IDENTITY = "is"  # it is the very object seen when tracing (a callee, a global)
+    TRUTH = "truth"  # its truth, for a branch taken on it
+    NONE = "none"  # whether it is None, for a branch taken on it
+    LENGTH = "loop"  # its length, for a loop over it
+    SHAPE = "shape"  # a numpy array's shape and dtype
+
+
+class MissKind(enum.Enum):
+    """Why a plan does not apply to a call."""
+
+    GUARD = "guard"  # a guard's value differs from the trace's: `Miss.guard`, `Miss.found`
+    UNCHECKABLE = "uncheckable"  # a guard's value cannot be computed without running user code
+    LOOP = "loop"  # a generalized loop cannot be sized or instantiated for this call
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A plan that does not apply, as a value: its kind, the guard that failed (if one did), what the
+    guard found, and the sentence `str()` gives (what `explain()` and the notes print)."""
+
+    kind: MissKind
+    text: str
+    guard: Guard | None = None
+    found: Any = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True)
 class Guard:
     """One check a plan needs before it applies: `ref` evaluates to something like `expected`."""
 
-    kind: str  # "type", "is", "truth", "none", "loop", "shape"
+    kind: GuardKind
     ref: ValueRef
     expected: Any
     where: str = ""
@@ -85,41 +122,42 @@ class Guard:
     def compiled(self) -> Slice:
         return Slice((self.ref,))
 
-    def check(self, env: Env) -> str | None:
-        """None when the guard holds, else why not (a sentence)."""
+    def check(self, env: Env) -> Miss | None:
+        """None when the guard holds, else why not."""
         try:
             (value,) = self.compiled(env)
         except NotComputable as exc:
-            return f"{self.describe()}: {exc}"
-        if self.kind == "type":
+            return Miss(MissKind.UNCHECKABLE, f"{self.describe()}: {exc}", self)
+        kind = self.kind
+        if kind is GuardKind.TYPE:
             ok = type(value) is self.expected
             seen: Any = type(value).__qualname__
-        elif self.kind == "is":
+        elif kind is GuardKind.IDENTITY:
             ok, seen = value is self.expected, _short(value)
-        elif self.kind == "truth":
+        elif kind is GuardKind.TRUTH:
             ok, seen = plain(value) and bool(value) is self.expected, _short(value)
-        elif self.kind == "none":
+        elif kind is GuardKind.NONE:
             ok, seen = (value is None) is self.expected, _short(value)
-        elif self.kind == "loop":
+        elif kind is GuardKind.LENGTH:
             sized = type(value) in SIZED  # len() of a built-in container runs no user code
             ok = sized and len(value) == self.expected
             seen = len(value) if sized else type(value).__qualname__
-        else:  # "shape": numpy arrays
+        else:  # numpy arrays
             ok = (getattr(value, "shape", None), str(getattr(value, "dtype", ""))) == self.expected
             seen = (getattr(value, "shape", None), str(getattr(value, "dtype", "")))
-        return None if ok else f"{self.describe()}, but got {seen}"
+        return None if ok else Miss(MissKind.GUARD, f"{self.describe()}, but got {seen}", self, seen)
 
     def describe(self) -> str:
         text = format_value(self.ref)
         where = f" (at {self.where})" if self.where else ""
         expected = getattr(self.expected, "__qualname__", None) or _short(self.expected)
         return {
-            "type": f"type({text}) is {expected}",
-            "is": f"{text} is the object seen when tracing ({expected})",
-            "truth": f"bool({text}) is {self.expected}{where}",
-            "none": f"({text} is None) is {self.expected}{where}",
-            "loop": f"len({text}) == {self.expected}{where}",
-            "shape": f"{text} has shape and dtype {self.expected}",
+            GuardKind.TYPE: f"type({text}) is {expected}",
+            GuardKind.IDENTITY: f"{text} is the object seen when tracing ({expected})",
+            GuardKind.TRUTH: f"bool({text}) is {self.expected}{where}",
+            GuardKind.NONE: f"({text} is None) is {self.expected}{where}",
+            GuardKind.LENGTH: f"len({text}) == {self.expected}{where}",
+            GuardKind.SHAPE: f"{text} has shape and dtype {self.expected}",
         }[self.kind]
 
 
@@ -408,8 +446,8 @@ class Plan:
         """The trace's own schedule: every recipe in trace order."""
         return Schedule(self.recipes, self.dependents, tuple(range(len(self.recipes))), (), self.ready_at)
 
-    def check(self, env: Env) -> str | None:
-        """None when every guard holds for `env`, else the first failure's reason."""
+    def check(self, env: Env) -> Miss | None:
+        """None when every guard holds for `env`, else the first failure."""
         for guard in self.guards:
             failure = guard.check(env)
             if failure is not None:
@@ -540,7 +578,7 @@ def _decision_guard(decision: Decision) -> Guard | None:
     kind, expected = decision.outcome
     if kind not in ("truth", "none", "loop") or decision.cond.source is Source.UNKNOWN:
         return None
-    return Guard(kind, decision.cond, expected, str(decision.site))
+    return Guard(GuardKind(kind), decision.cond, expected, str(decision.site))
 
 
 def zip_shortest(iterable: ValueRef) -> bool:
@@ -590,7 +628,7 @@ def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env
         for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
             decision = decisions[index]
             if decision.cond is sequence and decision.outcome[0] == "loop":
-                out[index] = Guard("loop", sequence, length, str(decision.site))
+                out[index] = Guard(GuardKind.LENGTH, sequence, length, str(decision.site))
     return out
 
 
@@ -609,16 +647,16 @@ def _input_guards(recipes: tuple[Recipe, ...], reads: list[ValueRef], env: Env) 
             seen.add(("type", ref.name))
             value = env.args[ref.name]
             root = ValueRef(Source.INPUT, name=ref.name)
-            guards.append(Guard("type", root, type(value)))
+            guards.append(Guard(GuardKind.TYPE, root, type(value)))
             if type(value).__module__ == "numpy" and hasattr(value, "shape"):
-                guards.append(Guard("shape", root, (value.shape, str(value.dtype))))
+                guards.append(Guard(GuardKind.SHAPE, root, (value.shape, str(value.dtype))))
     for recipe in recipes:
         callee = recipe.callee
         if recipe.ahead and callee.source in (Source.GLOBAL, Source.CELL) and ("is", callee.name) not in seen:
             seen.add(("is", callee.name))
             root = ValueRef(callee.source, name=callee.name)
             try:
-                guards.append(Guard("is", root, evaluate(root, env)))
+                guards.append(Guard(GuardKind.IDENTITY, root, evaluate(root, env)))
             except NotComputable:
                 continue
     return guards
