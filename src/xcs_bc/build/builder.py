@@ -22,6 +22,10 @@ Precision rests on a few rules, each conservative:
 * Control: a value made, or a call reached, after a branch on a value that
   depends on operations, depends on them too, until the branch's immediate
   post-dominator.
+* Every opcode of every supported version is decided: modelled by a handler, or CONSERVATIVE
+  (`with`, imports, `match`, `await` ...): its results are UNKNOWN and it may have changed every
+  mutable object it took, as a call to a function not known to be pure.  An opcode in no list
+  (a new version's) is treated as conservative.
 * When the shadow stack and the static stack depth disagree (a construct we
   do not model), the stack is rebuilt from UNKNOWN values.
 """
@@ -38,11 +42,19 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc._compat import CALL_OPS, COMPREHENSIONS, CO_VARARGS, CO_VARKEYWORDS, PY311, PY312, PY313
+from xcs_bc._compat import (
+    CALL_OPS,
+    CO_VARARGS,
+    CO_VARKEYWORDS,
+    COMPREHENSIONS,
+    INSTRUMENTED,
+    PY311,
+    PY312,
+    PY313,
+)
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
-from xcs_bc.observe.hooks import CallEvent
 from xcs_bc.ir.values import (
     NULL,
     const,
@@ -59,6 +71,7 @@ from xcs_bc.ir.values import (
     with_deps,
     with_value,
 )
+from xcs_bc.observe.hooks import CallEvent
 
 _COND_POP_JUMPS = frozenset(
     {
@@ -93,6 +106,16 @@ _BINARY_3_10 = {
     "INPLACE_SUBTRACT": "-=",
     "INPLACE_MULTIPLY": "*=",
     "INPLACE_MODULO": "%=",
+    "BINARY_MATRIX_MULTIPLY": "@",
+    "INPLACE_TRUE_DIVIDE": "/=",
+    "INPLACE_FLOOR_DIVIDE": "//=",
+    "INPLACE_POWER": "**=",
+    "INPLACE_MATRIX_MULTIPLY": "@=",
+    "INPLACE_AND": "&=",
+    "INPLACE_OR": "|=",
+    "INPLACE_XOR": "^=",
+    "INPLACE_LSHIFT": "<<=",
+    "INPLACE_RSHIFT": ">>=",
 }
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
@@ -249,6 +272,8 @@ class GraphBuilder:
         self.local_values: dict[str, Any] = {}  # local_tag -> the object the assignment stored
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
+        # (id(module globals), name) -> what the observed code last stored in that global
+        self._globals: dict[tuple[int, str], ValueRef] = {}
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
@@ -634,23 +659,24 @@ class GraphBuilder:
     # -- instruction semantics -------------------------------------------------------------------
 
     def _apply(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
-        handler = _HANDLERS.get(ins.opname)
         duration = now - fs.started
         slow = duration >= max(self.min_call_s, _IMPLICIT_MIN_S)
         if slow and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
             self._implicit_op(fs, ins, jumped, now)
-        elif handler is not None:
-            handler(self, fs, ins, jumped)
         else:
-            self._generic(fs, ins, jumped)
+            _HANDLERS.get(ins.opname, _h_conservative)(self, fs, ins, jumped)
 
-    def _generic(self, fs: _FrameState, ins: Instr, jumped: bool, kind: str | None = None) -> None:
-        popped = self._pop(fs, ins.jump_pops if jumped else ins.pops)
-        pushes = ins.jump_pushes if jumped else ins.pushes
-        if pushes:
-            result = expr(kind or ins.opname.lower(), [r for r in popped if r is not EXC])
-            for _ in range(pushes):
-                self._push(fs, result)
+    def _unmodelled(self, popped: list[ValueRef]) -> ValueRef:
+        """An instruction we do not model ran (it may run any code: `__enter__`, an import, a match):
+        like a call to a function not known to be pure, it may have changed every mutable object it
+        took, and anything else; what it made depends on every operation so far."""
+        self.unknown_calls += 1
+        self.effects += 1
+        everything = frozenset(range(len(self.ops)))
+        for ref in popped:
+            if ref is not NULL and ref is not EXC:
+                self._mutate_arg(ref, everything)
+        return unknown(len(self.ops))
 
     def _implicit_op(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
         """A slow instruction that is not a call (a property, a slow iterator, an operator)."""
@@ -659,6 +685,8 @@ class GraphBuilder:
         inputs = tuple(r for r in popped if r is not NULL and r is not EXC)
         op = self._make_op(fs, ins, OpType.IMPLICIT, ins.opname.lower(), inputs, (), now, raised=False)
         out = op.outputs[0]
+        if _HANDLERS.get(ins.opname, _h_conservative) is _h_conservative:  # its effects too, results on all
+            out = self._unmodelled(popped)
         if ins.opname == "FOR_ITER" and not jumped and popped:
             self._push(fs, popped[0])
             self._push(fs, out)
@@ -718,10 +746,27 @@ class GraphBuilder:
         globals_ = fs.frame.f_globals
         if name in globals_:
             value = globals_[name]
+            stored = self._globals.get((id(globals_), name))
+            if stored is not None and stored.value is value:  # the observed code assigned it last
+                return self._lookup(stored)
         else:
             builtins_ = fs.frame.f_builtins
             value = builtins_.get(name, MISSING)
         return self._lookup(ValueRef(Source.GLOBAL, name=name, value=value))
+
+    def _store_global(self, fs: _FrameState, name: str, ref: ValueRef | None) -> None:
+        """`global name; name = ref` (`del name` when `ref` is None): the module's namespace changed, and
+        later reads of the global see what the code stored, not the value the run started with."""
+        self.effects += 1
+        globals_ = fs.frame.f_globals
+        key = (id(globals_), name)
+        if ref is None:
+            self._globals.pop(key, None)
+            return
+        if fs.control_deps:
+            ref = with_deps(ref, fs.control_deps)
+        self._retain(ref)
+        self._globals[key] = with_value(ref, globals_.get(name, MISSING))
 
     # -- calls -----------------------------------------------------------------------------------
 
@@ -1316,6 +1361,28 @@ def _h_store_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) 
     b._mutate(container.value, b._lookup(container), container.deps | value.deps | key.deps | fs.control_deps)
 
 
+def _h_store_slice(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ `xs[i:j] = value` changes `xs` in place, as STORE_SUBSCR with a slice does on 3.10/3.11."""
+    value, container, start, stop = b._pop(fs, 4)
+    deps = container.deps | value.deps | start.deps | stop.deps | fs.control_deps
+    b._retain(value)
+    b._mutate(container.value, b._lookup(container), deps)
+
+
+def _h_binary_slice(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ `xs[i:j]`: a pure subscript of the container by a slice (which `plan` can evaluate)."""
+    b._push(fs, expr("binary_slice", b._pop(fs, 3)))
+
+
+def _h_store_global(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    (value,) = b._pop(fs, 1)
+    b._store_global(fs, str(ins.argval), value)
+
+
+def _h_delete_global(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    b._store_global(fs, str(ins.argval), None)
+
+
 def _h_delete_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (obj,) = b._pop(fs, 1)
     b._mutate(obj.value, b._lookup(obj), obj.deps | fs.control_deps)
@@ -1388,11 +1455,20 @@ def _spread(
     return frozenset(), [b._lookup(step(ref, "iter", i, item)) for i, item in enumerate(value)]
 
 
+def _h_call_intrinsic_1(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ CALL_INTRINSIC_1: `(*xs,)` and unary `+` are modelled; the others (an import *, a type
+    parameter, print in the REPL, a generator's StopIteration) are not."""
+    intrinsic = str(ins.argval)
+    if "LIST_TO_TUPLE" in intrinsic:
+        _h_list_to_tuple(b, fs, ins, jumped)
+    elif "UNARY_POSITIVE" in intrinsic:
+        b._push(fs, expr("pos", b._pop(fs, 1)))
+    else:
+        _h_conservative(b, fs, ins, jumped)
+
+
 def _h_list_to_tuple(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
-    if ins.opname == "CALL_INTRINSIC_1" and "LIST_TO_TUPLE" not in str(ins.argval):
-        b._push(fs, expr(str(ins.argval).lower(), (ref,)))
-        return
     if ref.source is Source.EXPR and ref.name == "list":
         b._push(fs, b._set_shape(expr("tuple", ref.operands), b._shape_deps(ref)))
     else:
@@ -1640,7 +1716,9 @@ def _h_compare(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> No
 
 def _h_unary(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = b._pop(fs, 1)
-    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert"}[ins.opname]
+    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert", "UNARY_POSITIVE": "pos"}[
+        ins.opname
+    ]
     b._push(fs, expr(kind, (ref,)))
 
 
@@ -1648,6 +1726,26 @@ def _binary_op_symbol(arg: int | None) -> str:
     """BINARY_OP's operator ("+", "%=", ...) from its argument (3.11+)."""
     names = getattr(dis, "_nb_ops", ())
     return str(names[arg][1]) if arg is not None and 0 <= arg < len(names) else "binary_op"
+
+
+def _h_pure_expression(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """An instruction whose results are a pure expression of its operands (named after the opcode):
+    MAKE_FUNCTION, LOAD_CLOSURE, exception bookkeeping while a handler runs (which runs under the
+    raise's control dependence, see `_unwind`)."""
+    popped = b._pop(fs, ins.jump_pops if jumped else ins.pops)
+    pushes = ins.jump_pushes if jumped else ins.pushes
+    if pushes:
+        result = expr(ins.opname.lower(), [r for r in popped if r is not EXC])
+        for _ in range(pushes):
+            b._push(fs, result)
+
+
+def _h_conservative(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+    """An instruction we do not model: see `GraphBuilder._unmodelled`."""
+    popped = b._pop(fs, ins.jump_pops if jumped else ins.pops)
+    result = b._unmodelled(popped)
+    for _ in range(ins.jump_pushes if jumped else ins.pushes):
+        b._push(fs, result)
 
 
 def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
@@ -1694,6 +1792,11 @@ _HANDLERS: dict[str, Any] = {
     "DELETE_ATTR": _h_delete_attr,
     "STORE_SUBSCR": _h_store_subscr,
     "DELETE_SUBSCR": _h_delete_subscr,
+    "STORE_SLICE": _h_store_slice,
+    "BINARY_SLICE": _h_binary_slice,
+    "STORE_GLOBAL": _h_store_global,
+    "DELETE_GLOBAL": _h_delete_global,
+    "STORE_FAST_MAYBE_NULL": _h_store_fast,  # a pseudo-instruction (3.12+): assembled to STORE_FAST
     "BUILD_LIST": _h_build("list"),
     "BUILD_TUPLE": _h_build("tuple"),
     "BUILD_SET": _h_build("set"),
@@ -1709,7 +1812,7 @@ _HANDLERS: dict[str, Any] = {
     "DICT_UPDATE": _h_container_add,
     "DICT_MERGE": _h_container_add,
     "LIST_TO_TUPLE": _h_list_to_tuple,
-    "CALL_INTRINSIC_1": _h_list_to_tuple,
+    "CALL_INTRINSIC_1": _h_call_intrinsic_1,
     "UNPACK_SEQUENCE": _h_unpack_sequence,
     "GET_ITER": _h_get_iter,
     "FOR_ITER": _h_for_iter,
@@ -1735,6 +1838,7 @@ _HANDLERS: dict[str, Any] = {
     "UNARY_NOT": _h_unary,
     "UNARY_NEGATIVE": _h_unary,
     "UNARY_INVERT": _h_unary,
+    "UNARY_POSITIVE": _h_unary,
     "TO_BOOL": _h_nop,  # 3.13 makes truth tests explicit; the value's truth is the same
     "RETURN_VALUE": _h_return,
     "RETURN_CONST": _h_return,
@@ -1751,12 +1855,62 @@ _HANDLERS: dict[str, Any] = {
     "JUMP_ABSOLUTE": _h_nop,
     "JUMP_BACKWARD_NO_INTERRUPT": _h_nop,
     "JUMP": _h_nop,
+    "JUMP_NO_INTERRUPT": _h_nop,  # a pseudo-instruction (3.12+)
+    # no stack effect beyond dropping what they pop: block setup, cells, leaving by an exception
+    "SETUP_FINALLY": _h_nop,
+    "SETUP_CLEANUP": _h_nop,
+    "POP_BLOCK": _h_nop,
+    "POP_EXCEPT": _h_nop,
+    "GEN_START": _h_nop,
+    "MAKE_CELL": _h_nop,
+    "COPY_FREE_VARS": _h_nop,
+    "RAISE_VARARGS": _h_nop,
+    "RERAISE": _h_nop,
+    # pure expressions of their operands
+    "MAKE_FUNCTION": _h_pure_expression,
+    "LOAD_CLOSURE": _h_pure_expression,
+    "LOAD_ASSERTION_ERROR": _h_pure_expression,
+    "UNPACK_EX": _h_pure_expression,  # every target is an expression of the sequence (not a path)
+    "RETURN_GENERATOR": _h_pure_expression,  # the value a generator is first resumed with
+    "PUSH_EXC_INFO": _h_pure_expression,
+    "CHECK_EXC_MATCH": _h_pure_expression,
+    "JUMP_IF_NOT_EXC_MATCH": _h_pure_expression,
 }
 for _name in _COND_POP_JUMPS:
     _HANDLERS[_name] = _h_cond_jump
 for _name in _BINARY_3_10:
     _HANDLERS[_name] = _h_binary_op
 del _name
+
+CONSERVATIVE: frozenset[str] = (
+    frozenset(
+        # `with` and `async with` run `__enter__`/`__exit__`; `await`, `yield from`, async iteration run
+        # another frame's code; imports run a module; `match` runs `__match_args__`, `__len__`, `get`;
+        # class bodies, annotations, `super()` attributes, exception groups and the REPL's print
+        """BEFORE_WITH SETUP_WITH WITH_EXCEPT_START BEFORE_ASYNC_WITH SETUP_ASYNC_WITH
+    GET_AWAITABLE GET_AITER GET_ANEXT END_ASYNC_FOR SEND END_SEND YIELD_FROM GET_YIELD_FROM_ITER
+    ASYNC_GEN_WRAP CLEANUP_THROW
+    IMPORT_NAME IMPORT_FROM IMPORT_STAR
+    MATCH_CLASS MATCH_KEYS MATCH_MAPPING MATCH_SEQUENCE GET_LEN COPY_DICT_WITHOUT_KEYS
+    LOAD_BUILD_CLASS SETUP_ANNOTATIONS LOAD_LOCALS LOAD_FROM_DICT_OR_DEREF LOAD_FROM_DICT_OR_GLOBALS
+    LOAD_SUPER_ATTR LOAD_SUPER_METHOD LOAD_ZERO_SUPER_ATTR LOAD_ZERO_SUPER_METHOD
+    CHECK_EG_MATCH PREP_RERAISE_STAR CALL_INTRINSIC_2 PRINT_EXPR
+    EXIT_INIT_CHECK ENTER_EXECUTOR INTERPRETER_EXIT RESERVED""".split()
+    )
+    | INSTRUMENTED
+)
+"""Opcodes we do not model: their results are UNKNOWN and they may change what they take (see
+`GraphBuilder._unmodelled`).  So is any opcode in no list (a new version's): conservative by default."""
+
+
+def decision(opname: str) -> str | None:
+    """How the builder treats an opcode: "handler", "call", "conservative", or None if undecided."""
+    if opname in _HANDLERS:
+        return "handler"
+    if opname in CALL_OPS:
+        return "call"
+    return "conservative" if opname in CONSERVATIVE else None
+
 
 # Instructions whose time is never a slow step of their own (their time is the user's code between
 # events, e.g. a generator's body, or ours).

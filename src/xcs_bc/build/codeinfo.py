@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import dis
-import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -419,9 +418,6 @@ def _bits(mask: int) -> Iterator[int]:
         low = mask & -mask
         yield low.bit_length() - 1
         mask ^= low
-
-
-
 
 
 class CodeInfo:
