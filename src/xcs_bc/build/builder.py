@@ -39,7 +39,9 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from xcs_bc._compat import (
@@ -164,6 +166,25 @@ class LoopRecord:
     own_decisions: tuple[int, ...]
     site: Site
     depth: int  # how many loops it ran inside
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a finished build hands on: the graph and what `plan` needs beside it.
+
+    `decisions` are the branches a replay must take again; `loops` the loops that ran out;
+    `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
+    number of operations made before that read; `retained` the containers that outlive the
+    expression that built them (see `GraphBuilder._retain`); `locals` the objects the observed
+    function's single-assignment locals held (by `local_tag`), which a replay may read.
+    """
+
+    graph: ComputationGraph
+    decisions: tuple[Decision, ...]
+    loops: tuple[LoopRecord, ...]
+    carried: Mapping[int, int]
+    retained: Mapping[int, tuple[ValueRef, ...]]
+    locals: Mapping[str, Any]
 
 
 _Watched = tuple[Any, bool, Any, int]  # see GraphBuilder._snapshot
@@ -382,7 +403,7 @@ class GraphBuilder:
                 record.exception = exc
         self._awaiting_exception.clear()
 
-    def finish(self, exc: BaseException | None) -> ComputationGraph:
+    def finish(self, exc: BaseException | None) -> Trace:
         """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
         now = time.perf_counter()
         self._fill_exception(exc)
@@ -409,7 +430,15 @@ class GraphBuilder:
         if exc is not None:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
-        return ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        graph = ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        return Trace(
+            graph,
+            tuple(self.decisions),
+            tuple(self.loops),
+            MappingProxyType(dict(self.carried)),
+            MappingProxyType(dict(self.retained)),
+            MappingProxyType(dict(self.local_values)),
+        )
 
     # -- frames --------------------------------------------------------------------------------
 
