@@ -208,3 +208,40 @@ def test_unpacking_and_dict_displays() -> None:
     g = well_formed(cap.graph)
     assert c == "judge(llm(a))" and d == "judge(const)"
     assert deps(g) == {0: [], 1: [], 2: [0], 3: []}
+
+
+def _traced_loop(docs: list[str]) -> list[str]:
+    out = []
+    for doc in docs:
+        out.append(P.llm(doc))
+    notes = Note(out[0])
+    return [*out, P.judge(notes.text)]
+
+
+class Note:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def test_finish_hands_on_a_frozen_trace_of_the_run() -> None:
+    import dataclasses
+    import sys
+
+    from xcs_bc.build.builder import GraphBuilder, Trace
+    from xcs_bc.observe.hooks import observe_call
+
+    builder = GraphBuilder(min_call_ms=P.MIN_CALL_MS, name="traced_loop")
+    session = observe_call(builder, _traced_loop.__code__, sys._getframe())
+    result = _traced_loop(["a", "b"])
+    session.stop()
+    trace = builder.finish(None)
+    assert isinstance(trace, Trace) and result[-1] == "judge(llm(a))"
+    assert names(well_formed(trace.graph)) == ["llm", "llm", "judge"]
+    assert len(trace.loops) == 1 and trace.loops[0].op_starts == (0, 1)
+    assert trace.decisions and all(decision.before <= 2 for decision in trace.decisions)
+    assert any(isinstance(value, Note) for value in trace.locals.values())  # `notes`, a replay may read it
+    assert trace.retained  # `out`, kept in a local and appended to
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trace.graph = trace.graph  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        trace.locals["x"] = 1  # type: ignore[index]

@@ -611,13 +611,6 @@ def test_round_robin_sends_each_request_to_one_region() -> None:
 # -- 13. numbered requests for the audit log ---------------------------------------------------------------
 
 
-@wrong(
-    "`global _REQUEST_NO; _REQUEST_NO += 1` before each call: build/builder.py has no handler for STORE_GLOBAL "
-    "(it falls to _generic), so the last round's `user=f'req-{_REQUEST_NO}'` recipe reads the global at "
-    "the start of the replay, before the run has counted this call's requests, and a request with a "
-    "stale number is really sent (stats.wasted); the plan-time check passes because the final value "
-    "is the one the last call used"
-)
 def test_audited_answers_send_each_request_once() -> None:
     fast = jit(legacy.audited_answers)
     inputs = [(["a", "b", "c"],), (["d", "e", "f"],), (["g", "h", "i"],)]

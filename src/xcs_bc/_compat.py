@@ -30,6 +30,9 @@ CALL_OPS: Final = frozenset(
 )
 """The instructions that make a call, on any supported version."""
 
+INSTRUMENTED: Final = frozenset(name for name in dis.opmap if name.startswith("INSTRUMENTED_"))
+"""3.12+: the twins sys.monitoring swaps in for instrumented instructions (`dis` never shows them)."""
+
 COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 """Names of the code objects the compiler makes for comprehensions and generator expressions."""
 

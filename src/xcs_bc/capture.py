@@ -107,7 +107,7 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         assert self._builder is not None
         if self._error is None:
             try:
-                self._graph = self._builder.finish(exc)
+                self._graph = self._builder.finish(exc).graph
             except Exception as error:  # noqa: BLE001 - reported by `graph`, never raised into the block
                 self._error = error
         return False  # never swallow the block's exception

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
-from xcs_bc.build.builder import GraphBuilder
+from xcs_bc.build.builder import GraphBuilder, Trace
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import CaptureError, ConfigError, XCSError
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
@@ -53,9 +53,9 @@ _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than trace
 class _CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
-    def __init__(self, plan: Plan, fn: types.FunctionType, builder: GraphBuilder) -> None:
+    def __init__(self, plan: Plan, fn: types.FunctionType, trace: Trace) -> None:
         self.plan = plan
-        self.general = generalize(plan, builder.loops, builder.carried)
+        self.general = generalize(plan, trace.loops, trace.carried)
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
@@ -245,10 +245,10 @@ class JittedFunction(Generic[P, R]):
 
     def _remember(self, builder: GraphBuilder, env: Env) -> None:
         try:
-            graph = builder.finish(None)
-            env = dataclasses.replace(env, locals=builder.local_values)  # recipes are checked against them
-            plan = make_plan(graph, builder.decisions, env, builder.retained, builder.loops)
-            cached = _CachedPlan(plan, self._fn, builder)
+            trace = builder.finish(None)
+            env = dataclasses.replace(env, locals=trace.locals)  # recipes are checked against them
+            plan = make_plan(trace.graph, list(trace.decisions), env, trace.retained, trace.loops)
+            cached = _CachedPlan(plan, self._fn, trace)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()

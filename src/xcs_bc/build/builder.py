@@ -22,6 +22,10 @@ Precision rests on a few rules, each conservative:
 * Control: a value made, or a call reached, after a branch on a value that
   depends on operations, depends on them too, until the branch's immediate
   post-dominator.
+* Every opcode of every supported version is decided: modelled by a handler, or CONSERVATIVE
+  (`with`, imports, `match`, `await` ...): its results are UNKNOWN and it may have changed every
+  mutable object it took, as a call to a function not known to be pure.  An opcode in no list
+  (a new version's) is treated as conservative.
 * When the shadow stack and the static stack depth disagree (a construct we
   do not model), the stack is rebuilt from UNKNOWN values.
 """
@@ -36,11 +40,23 @@ import threading
 import time
 import types
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from xcs_bc._compat import CALL_OPS, CO_VARARGS, CO_VARKEYWORDS, COMPREHENSIONS, PY311, PY312, PY313
+from xcs_bc._compat import (
+    CALL_OPS,
+    CO_VARARGS,
+    CO_VARKEYWORDS,
+    COMPREHENSIONS,
+    INSTRUMENTED,
+    PY311,
+    PY312,
+    PY313,
+)
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
+from xcs_bc.build.trace import Decision, LoopRecord, Trace
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
@@ -59,6 +75,8 @@ from xcs_bc.ir.values import (
     with_value,
 )
 from xcs_bc.observe.hooks import CallEvent
+
+__all__ = ["CONSERVATIVE", "Decision", "GraphBuilder", "LoopRecord", "Trace", "decision"]
 
 _COND_POP_JUMPS = frozenset(
     {
@@ -93,6 +111,16 @@ _BINARY_3_10 = {
     "INPLACE_SUBTRACT": "-=",
     "INPLACE_MULTIPLY": "*=",
     "INPLACE_MODULO": "%=",
+    "BINARY_MATRIX_MULTIPLY": "@",
+    "INPLACE_TRUE_DIVIDE": "/=",
+    "INPLACE_FLOOR_DIVIDE": "//=",
+    "INPLACE_POWER": "**=",
+    "INPLACE_MATRIX_MULTIPLY": "@=",
+    "INPLACE_AND": "&=",
+    "INPLACE_OR": "|=",
+    "INPLACE_XOR": "^=",
+    "INPLACE_LSHIFT": "<<=",
+    "INPLACE_RSHIFT": ">>=",
 }
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 _COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
@@ -102,45 +130,7 @@ _TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, mi
 _TAKE_ALL_METHODS = frozenset(
     {(str, "join"), (bytes, "join"), (bytearray, "join"), (list, "extend"), (set, "update"), (dict, "update")}
 )
-EXC = ValueRef(Source.CONST, name="<exception>", value=None)
-"""A slot holding an exception (or exception bookkeeping) pushed by unwinding."""
 _SELF = "<self>"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A branch the run took on a value that depends on no slow call: a replay must take it again.
-
-    `outcome` is ("truth", bool(cond)), ("none", cond is None) or ("loop", number of items);
-    `before` is how many operations had been made when it was taken.
-    """
-
-    cond: ValueRef
-    outcome: tuple[str, Any]
-    before: int
-    site: Site
-
-
-@dataclass(frozen=True)
-class LoopRecord:
-    """A `for` loop (or comprehension) that ran out, over sequences whose length a guard checks.
-
-    `op_starts[k]` and `decision_starts[k]` are how many operations and decisions had been
-    made when item k came out; `op_end` and `decision_end` the same when the loop ran out (before
-    its own length decisions, at indices `own_decisions`).  `depth` counts the loops it ran
-    inside.  With these, `generalize` can tell
-    whether every iteration made the same calls and replay the loop for another length.
-    """
-
-    iterable: ValueRef
-    sequences: tuple[ValueRef, ...]
-    op_starts: tuple[int, ...]
-    op_end: int
-    decision_starts: tuple[int, ...]
-    decision_end: int
-    own_decisions: tuple[int, ...]
-    site: Site
-    depth: int  # how many loops it ran inside
 
 
 _Watched = tuple[Any, bool, Any, int]  # see GraphBuilder._snapshot
@@ -157,46 +147,6 @@ class _LoopState:
     decision_starts: list[int] = field(default_factory=list)
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
     watched: tuple[_Watched, ...] = ()  # see GraphBuilder._snapshot
-
-
-@dataclass
-class _Control:
-    """A branch the frame is still under: until `until` is reached, everything depends on `cond`."""
-
-    branch: int
-    until: int | None
-    cond: ValueRef
-
-
-@dataclass
-class _FrameState:
-    frame: types.FrameType
-    info: CodeInfo
-    is_module: bool
-    stack: list[ValueRef] = field(default_factory=list)
-    locals: dict[str, ValueRef] = field(default_factory=dict)
-    control: list[_Control] = field(default_factory=list)
-    # for a comprehension's frame: the conditions it runs under because of the frame that started (or,
-    # a generator expression's, resumed) it; they count as branches, like `control`
-    inherited: tuple[ValueRef, ...] = ()
-    control_deps: frozenset[int] = frozenset()
-    resumes: int = 0  # generator expressions the pending instruction started or resumed so far
-    pending: Instr | None = None
-    started: float = 0.0
-    ops_before: int = 0
-    operands: tuple[ValueRef, ...] = ()  # the slots the pending instruction will consume
-    kwnames: tuple[str, ...] = ()  # 3.11/3.12 KW_NAMES register
-    callee: Any = MISSING  # the callable, from a CALL monitoring event
-    callee_args: dict[str, Any] | None = None  # bound arguments of a Python callee
-    callee_result: Any = MISSING
-    # positional parameter names, the *args name, the **kwargs name
-    callee_params: tuple[tuple[str, ...], str | None, str | None] = ((), None, None)
-    callee_code: types.CodeType | None = None  # the code of the Python callee `callee_args` were bound by
-    child_return: ValueRef | None = None  # what a nested comprehension frame returned
-    exception: BaseException | None = None
-    generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
-    parent: _FrameState | None = None  # for a comprehension frame: the frame that made it
-    precall: tuple[ValueRef, ...] = ()  # 3.11: the arguments PRECALL took off the stack for the next CALL
 
 
 class GraphBuilder:
@@ -221,7 +171,7 @@ class GraphBuilder:
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
         # go another way than the trace (and reach code the trace did not run)
         self.unguarded_paths = 0
-        self._frames: dict[types.FrameType, _FrameState] = {}
+        self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
         self._handed: dict[int, tuple[Any, int]] = {}
@@ -243,12 +193,14 @@ class GraphBuilder:
         self._shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]] = {}
         self._occurrences: dict[tuple[int, int], int] = {}
         # the observed function's own frame: its locals a replay may read (see _store_local)
-        self._root: _FrameState | None = None
+        self._root: FrameState | None = None
         self._single_stores: frozenset[str] = frozenset()
         self._live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
         self.local_values: dict[str, Any] = {}  # local_tag -> the object the assignment stored
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
+        # (id(module globals), name) -> what the observed code last stored in that global
+        self._globals: dict[tuple[int, str], ValueRef] = {}
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
@@ -357,7 +309,7 @@ class GraphBuilder:
                 record.exception = exc
         self._awaiting_exception.clear()
 
-    def finish(self, exc: BaseException | None) -> ComputationGraph:
+    def finish(self, exc: BaseException | None) -> Trace:
         """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
         now = time.perf_counter()
         self._fill_exception(exc)
@@ -384,12 +336,20 @@ class GraphBuilder:
         if exc is not None:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
-        return ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        graph = ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        return Trace(
+            graph,
+            tuple(self.decisions),
+            tuple(self.loops),
+            MappingProxyType(dict(self.carried)),
+            MappingProxyType(dict(self.retained)),
+            MappingProxyType(dict(self.local_values)),
+        )
 
     # -- frames --------------------------------------------------------------------------------
 
-    def _new_frame(self, frame: types.FrameType, offset: int) -> _FrameState:
-        fs = _FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals)
+    def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
+        fs = FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals, ops=self.ops)
         if self._root is None:
             self._root = fs
             self._single_stores = _single_stores(fs.info)
@@ -402,11 +362,11 @@ class GraphBuilder:
                 fs.parent = parent
                 self._link_nested(fs, parent)
             fs.inherited = self._started_by(fs)
-            _refresh_control(fs)
+            fs.refresh_control()
         self._frames[frame] = fs
         return fs
 
-    def _link_nested(self, fs: _FrameState, parent: _FrameState) -> None:
+    def _link_nested(self, fs: FrameState, parent: FrameState) -> None:
         """A comprehension's `.0` is the iterator its maker was called with; a genexpr's comes with it
         (to the call that consumes it, or to the `for` loop that walks it)."""
         for ref in parent.operands:
@@ -418,7 +378,7 @@ class GraphBuilder:
         args = [ref for ref in parent.operands if ref is not NULL]
         fs.locals[".0"] = args[-1] if args else unknown(len(self.ops))
 
-    def _started_by(self, fs: _FrameState) -> tuple[ValueRef, ...]:
+    def _started_by(self, fs: FrameState) -> tuple[ValueRef, ...]:
         """The conditions a comprehension's frame runs under once a frame has started or resumed it.
 
         The frame's that did: what it does is reached through its branches.  And a generator expression
@@ -429,7 +389,7 @@ class GraphBuilder:
         """
         back = fs.frame.f_back
         consumer = self._frames.get(back) if back is not None else None
-        conds = _conditions(consumer) if consumer is not None else ()
+        conds = consumer.conditions() if consumer is not None else ()
         if not fs.info.code.co_flags & inspect.CO_GENERATOR:
             return conds  # a list, set or dict comprehension's frame (3.10, 3.11): run at once, in full
         pulls = None
@@ -443,7 +403,7 @@ class GraphBuilder:
         why = ValueRef(Source.EXPR, name="consumer", deps=yielded[-1].deps if yielded else frozenset())
         return (*conds, why)
 
-    def _pulls(self, fs: _FrameState, generator: ValueRef) -> str | None:
+    def _pulls(self, fs: FrameState, generator: ValueRef) -> str | None:
         """How the instruction pending in `fs` takes items from `generator`: "all" of them (a `for` loop,
         `[*gen]`, list(), sum(), "".join() ...), "first" (any(), all() and next() ask for one at least,
         then stop where they like), or None (unknown, or the generator is not handed to it itself: zip(),
@@ -470,13 +430,13 @@ class GraphBuilder:
 
     # -- completing an instruction --------------------------------------------------------------
 
-    def _complete(self, fs: _FrameState, ins: Instr, offset: int, now: float) -> None:
+    def _complete(self, fs: FrameState, ins: Instr, offset: int, now: float) -> None:
         fs.pending = None
         normal = offset == ins.next or offset == ins.target
         if ins.opname == "YIELD_VALUE" or ins.opname == "RETURN_GENERATOR":
             normal = True  # a generator resumes where it left off
             fs.inherited = self._started_by(fs)  # and runs on as its consumer (this time) decides
-            _refresh_control(fs)
+            fs.refresh_control()
         if not normal:
             self._unwind(fs, ins, offset, now)
             return
@@ -486,7 +446,7 @@ class GraphBuilder:
         else:
             self._apply(fs, ins, jumped, now)
 
-    def _unwind(self, fs: _FrameState, ins: Instr, offset: int, now: float) -> None:
+    def _unwind(self, fs: FrameState, ins: Instr, offset: int, now: float) -> None:
         """Control reached `offset` by an exception raised at `ins`."""
         if ins.opname in CALL_OPS:
             if fs.exception is None:
@@ -502,36 +462,20 @@ class GraphBuilder:
             why = frozenset({raised_op}) if raised_op is not None else frozenset(range(len(self.ops)))
             if why:
                 cond = ValueRef(Source.EXPR, name="raised", deps=why)
-                until = _merge_point(fs.info, ins.next, offset)
-                fs.control.append(_Control(-1 - offset, until, cond))
-                _refresh_control(fs)
+                until = merge_point(fs.info, ins.next, offset)
+                fs.control.append(Control(-1 - offset, until, cond))
+                fs.refresh_control()
             elif not fs.control_deps:
                 # an exception no slow call caused: a replay cannot promise to take this path again
                 site = self._site(fs, ins)
                 self.decisions.append(Decision(unknown(0), ("raised", True), len(self.ops), site))
         # otherwise the static depth check in `instruction` resynchronises
 
-    def _resync(self, fs: _FrameState, ins: Instr, had: int) -> None:
+    def _resync(self, fs: FrameState, ins: Instr, had: int) -> None:
         self.resyncs.append(
             f"{fs.info.code.co_name}@{ins.offset} {ins.opname}: shadow {had}, static {ins.depth}"
         )
         fs.stack = [unknown(len(self.ops))] * (ins.depth or 0)
-
-    # -- the stack -------------------------------------------------------------------------------
-
-    def _push(self, fs: _FrameState, ref: ValueRef) -> None:
-        if fs.control_deps and ref is not NULL:
-            ref = with_deps(ref, fs.control_deps)
-        fs.stack.append(ref)
-
-    def _pop(self, fs: _FrameState, n: int) -> list[ValueRef]:
-        if n == 0:
-            return []
-        if n > len(fs.stack):
-            fs.stack[:0] = [unknown(len(self.ops))] * (n - len(fs.stack))
-        out = fs.stack[-n:]
-        del fs.stack[-n:]
-        return out
 
     def _lookup(self, ref: ValueRef) -> ValueRef:
         """The current ref of the object `ref` names, if that object was changed in place."""
@@ -565,7 +509,7 @@ class GraphBuilder:
 
     def _record_loop(
         self,
-        fs: _FrameState,
+        fs: FrameState,
         ins: Instr,
         state: _LoopState,
         sequences: tuple[ValueRef, ...],
@@ -609,7 +553,7 @@ class GraphBuilder:
 
     # -- control dependence ----------------------------------------------------------------------
 
-    def _branch(self, fs: _FrameState, ins: Instr, cond: ValueRef, outcome: Any = None) -> None:
+    def _branch(self, fs: FrameState, ins: Instr, cond: ValueRef, outcome: Any = None) -> None:
         """A conditional jump on `cond`. One that depends on no slow call is recorded as a decision a
         replay must see again (a guard); one that does makes what follows control-dependent on it."""
         if not cond.deps:
@@ -623,50 +567,53 @@ class GraphBuilder:
                 entry.cond = expr("or", (entry.cond, cond))
                 break
         else:
-            fs.control.append(_Control(ins.offset, fs.info.ipdom(ins.offset), cond))
-        _refresh_control(fs)
+            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond))
+        fs.refresh_control()
 
-    def _leave_branches(self, fs: _FrameState, offset: int) -> None:
+    def _leave_branches(self, fs: FrameState, offset: int) -> None:
         if fs.control and any(entry.until == offset for entry in fs.control):
             fs.control = [entry for entry in fs.control if entry.until != offset]
-            _refresh_control(fs)
+            fs.refresh_control()
 
     # -- instruction semantics -------------------------------------------------------------------
 
-    def _apply(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
-        handler = _HANDLERS.get(ins.opname)
+    def _apply(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         duration = now - fs.started
         slow = duration >= max(self.min_call_s, _IMPLICIT_MIN_S)
         if slow and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
             self._implicit_op(fs, ins, jumped, now)
-        elif handler is not None:
-            handler(self, fs, ins, jumped)
         else:
-            self._generic(fs, ins, jumped)
+            _HANDLERS.get(ins.opname, _h_conservative)(self, fs, ins, jumped)
 
-    def _generic(self, fs: _FrameState, ins: Instr, jumped: bool, kind: str | None = None) -> None:
-        popped = self._pop(fs, ins.jump_pops if jumped else ins.pops)
-        pushes = ins.jump_pushes if jumped else ins.pushes
-        if pushes:
-            result = expr(kind or ins.opname.lower(), [r for r in popped if r is not EXC])
-            for _ in range(pushes):
-                self._push(fs, result)
+    def _unmodelled(self, popped: list[ValueRef]) -> ValueRef:
+        """An instruction we do not model ran (it may run any code: `__enter__`, an import, a match):
+        like a call to a function not known to be pure, it may have changed every mutable object it
+        took, and anything else; what it made depends on every operation so far."""
+        self.unknown_calls += 1
+        self.effects += 1
+        everything = frozenset(range(len(self.ops)))
+        for ref in popped:
+            if ref is not NULL and ref is not EXC:
+                self._mutate_arg(ref, everything)
+        return unknown(len(self.ops))
 
-    def _implicit_op(self, fs: _FrameState, ins: Instr, jumped: bool, now: float) -> None:
+    def _implicit_op(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         """A slow instruction that is not a call (a property, a slow iterator, an operator)."""
-        popped = self._pop(fs, ins.jump_pops if jumped else ins.pops)
+        popped = fs.pop(ins.jump_pops if jumped else ins.pops)
         pushes = ins.jump_pushes if jumped else ins.pushes
         inputs = tuple(r for r in popped if r is not NULL and r is not EXC)
         op = self._make_op(fs, ins, OpType.IMPLICIT, ins.opname.lower(), inputs, (), now, raised=False)
         out = op.outputs[0]
+        if _HANDLERS.get(ins.opname, _h_conservative) is _h_conservative:  # its effects too, results on all
+            out = self._unmodelled(popped)
         if ins.opname == "FOR_ITER" and not jumped and popped:
-            self._push(fs, popped[0])
-            self._push(fs, out)
+            fs.push(popped[0])
+            fs.push(out)
             return
         for _ in range(pushes):
-            self._push(fs, out)
+            fs.push(out)
 
-    def _load_local(self, fs: _FrameState, name: str) -> ValueRef:
+    def _load_local(self, fs: FrameState, name: str) -> ValueRef:
         for loop in self._watch.get((id(fs.frame), name), ()):
             self.carried.setdefault(loop, len(self.ops))
         ref = fs.locals.get(name)
@@ -694,7 +641,7 @@ class GraphBuilder:
             self.inputs.setdefault(name, ref)
         return ref
 
-    def _store_local(self, fs: _FrameState, name: str, ref: ValueRef) -> None:
+    def _store_local(self, fs: FrameState, name: str, ref: ValueRef) -> None:
         f_locals = fs.frame.f_locals
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if fs.control_deps:
@@ -714,19 +661,36 @@ class GraphBuilder:
                 ref = ValueRef(Source.UNKNOWN, tag, ref.path, ref.operands, ref.op, ref.deps)
         fs.locals[name] = with_value(ref, value)
 
-    def _load_global(self, fs: _FrameState, name: str) -> ValueRef:
+    def _load_global(self, fs: FrameState, name: str) -> ValueRef:
         globals_ = fs.frame.f_globals
         if name in globals_:
             value = globals_[name]
+            stored = self._globals.get((id(globals_), name))
+            if stored is not None and stored.value is value:  # the observed code assigned it last
+                return self._lookup(stored)
         else:
             builtins_ = fs.frame.f_builtins
             value = builtins_.get(name, MISSING)
         return self._lookup(ValueRef(Source.GLOBAL, name=name, value=value))
 
+    def _store_global(self, fs: FrameState, name: str, ref: ValueRef | None) -> None:
+        """`global name; name = ref` (`del name` when `ref` is None): the module's namespace changed, and
+        later reads of the global see what the code stored, not the value the run started with."""
+        self.effects += 1
+        globals_ = fs.frame.f_globals
+        key = (id(globals_), name)
+        if ref is None:
+            self._globals.pop(key, None)
+            return
+        if fs.control_deps:
+            ref = with_deps(ref, fs.control_deps)
+        self._retain(ref)
+        self._globals[key] = with_value(ref, globals_.get(name, MISSING))
+
     # -- calls -----------------------------------------------------------------------------------
 
-    def _complete_call(self, fs: _FrameState, ins: Instr, now: float, *, raised: bool) -> None:
-        popped = fs.operands if raised else tuple(self._pop(fs, ins.pops))
+    def _complete_call(self, fs: FrameState, ins: Instr, now: float, *, raised: bool) -> None:
+        popped = fs.operands if raised else tuple(fs.pop(ins.pops))
         if ins.opname == "CALL" and not PY312 and not raised:
             popped += fs.precall
         fs.precall = ()
@@ -740,7 +704,7 @@ class GraphBuilder:
         if made is not None and made.co_name == "<genexpr>" and not raised:
             # calling the genexpr function only makes the generator; its frame runs when consumed
             iterator = args[-1] if args else popped[-1]
-            self._push(fs, expr("genexpr", (iterator,)))
+            fs.push(expr("genexpr", (iterator,)))
             return
         # a pure consumer (sum(), "".join(), max() ...) that ran a generator expression's frame: its time
         # is the frame's, which we observe (slow steps in it are operations of their own) at the cost of
@@ -776,10 +740,10 @@ class GraphBuilder:
                 return
             result = self._fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
         if not raised:
-            self._push(fs, with_value(result, fs.callee_result) if result.value is MISSING else result)
+            fs.push(with_value(result, fs.callee_result) if result.value is MISSING else result)
 
     def _call_layout(
-        self, fs: _FrameState, ins: Instr, popped: tuple[ValueRef, ...]
+        self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
     ) -> tuple[ValueRef, tuple[ValueRef, ...], tuple[str, ...], bool]:
         """Split the consumed slots into callee, argument values and keyword names."""
         items = list(popped)
@@ -803,7 +767,7 @@ class GraphBuilder:
         return callee, args, kwnames, star
 
     @staticmethod
-    def _arguments(fs: _FrameState, callee: Any) -> dict[str, Any] | None:
+    def _arguments(fs: FrameState, callee: Any) -> dict[str, Any] | None:
         """The bound arguments a Python callee received, without the receiver of a method."""
         bound = fs.callee_args
         params = fs.callee_params[0]
@@ -812,7 +776,7 @@ class GraphBuilder:
         return {name: value for name, value in bound.items() if name != params[0]}
 
     def _observed_values(
-        self, fs: _FrameState, callee: Any, args: tuple[ValueRef, ...], kwnames: tuple[str, ...]
+        self, fs: FrameState, callee: Any, args: tuple[ValueRef, ...], kwnames: tuple[str, ...]
     ) -> tuple[ValueRef, ...]:
         """Attach the argument values a Python callee received to argument refs that lack one."""
         bound = fs.callee_args
@@ -921,7 +885,7 @@ class GraphBuilder:
         entry = self._handed.get(id(obj))
         self._handed[id(obj)] = (obj, entry[1] + 1 if entry is not None and entry[0] is obj else 1)
 
-    def _snapshot(self, fs: _FrameState, refs: tuple[ValueRef, ...]) -> tuple[_Watched, ...]:
+    def _snapshot(self, fs: FrameState, refs: tuple[ValueRef, ...]) -> tuple[_Watched, ...]:
         """What a loop over `refs` must see unchanged when it runs out for its length to be a guard: each
         sequence itself (changed in place at all) and the objects it was read from (`self` of
         `self.items`: handed to a call, which may change what they hold). Entries: (object, whether it is
@@ -949,7 +913,7 @@ class GraphBuilder:
                 return True
         return False
 
-    def _root_value(self, fs: _FrameState, ref: ValueRef) -> Any:
+    def _root_value(self, fs: FrameState, ref: ValueRef) -> Any:
         """The object at the start of `ref`'s path: the input or global it reads (else MISSING)."""
         if not ref.path:
             return MISSING
@@ -960,7 +924,7 @@ class GraphBuilder:
         return MISSING
 
     def _nested_result(
-        self, fs: _FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
+        self, fs: FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
     ) -> ValueRef:
         """The result of a call during which observed frames ran (a comprehension, a genexpr's consumer)."""
         if fs.child_return is not None:
@@ -973,7 +937,7 @@ class GraphBuilder:
 
     def _make_op(
         self,
-        fs: _FrameState,
+        fs: FrameState,
         ins: Instr,
         op_type: OpType,
         name: str,
@@ -1006,7 +970,7 @@ class GraphBuilder:
             if raised
             else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
         )
-        control = _conditions(fs)
+        control = fs.conditions()
         site = self._site(fs, ins)
         metadata["code"] = code
         metadata["after_unknown_call"] = self.unknown_calls > 0
@@ -1017,13 +981,13 @@ class GraphBuilder:
         return op
 
     @staticmethod
-    def _site(fs: _FrameState, ins: Instr) -> Site:
+    def _site(fs: FrameState, ins: Instr) -> Site:
         code = fs.info.code
         line = ins.line if ins.line is not None else code.co_firstlineno
         return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
 
     def _record_event(
-        self, fs: _FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
+        self, fs: FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
     ) -> None:
         event = CallEvent(
             site=self._site(fs, ins),
@@ -1038,33 +1002,6 @@ class GraphBuilder:
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
-
-
-def _conditions(fs: _FrameState) -> tuple[ValueRef, ...]:
-    """The branch conditions everything `fs` does now is reached through."""
-    return (*fs.inherited, *(entry.cond for entry in fs.control))
-
-
-def _refresh_control(fs: _FrameState) -> None:
-    fs.control_deps = union(cond.deps for cond in _conditions(fs))
-
-
-def _merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
-    """Where the paths from `a` and `b` meet again: their nearest common post-dominator."""
-    if a is None:
-        return None
-    chain: set[int] = set()
-    node: int | None = a
-    while node is not None and node not in chain:
-        chain.add(node)
-        node = info.ipdom(node)
-    node, seen = b, set()
-    while node is not None and node not in seen:
-        if node in chain:
-            return node
-        seen.add(node)
-        node = info.ipdom(node)
-    return None
 
 
 def _receiver_first(callee: Any, code: types.CodeType | None) -> bool:
@@ -1128,29 +1065,29 @@ def _made_code(ref: ValueRef) -> types.CodeType | None:
 # -- per-opcode handlers ---------------------------------------------------------------------------
 
 
-def _h_load_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_load_fast(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
     for name in names:
-        b._push(fs, b._load_local(fs, str(name)))
+        fs.push(b._load_local(fs, str(name)))
 
 
-def _h_load_fast_and_clear(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_load_fast_and_clear(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     name = str(ins.argval)
     ref = fs.locals.pop(name, None)
-    b._push(fs, ref if ref is not None else NULL)
+    fs.push(ref if ref is not None else NULL)
 
 
-def _h_store_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_store_fast(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
     if ins.opname == "STORE_FAST_LOAD_FAST":
-        b._store_local(fs, str(names[0]), b._pop(fs, 1)[0])
-        b._push(fs, b._load_local(fs, str(names[1])))
+        b._store_local(fs, str(names[0]), fs.pop(1)[0])
+        fs.push(b._load_local(fs, str(names[1])))
         return
     for name in names:
-        b._store_local(fs, str(name), b._pop(fs, 1)[0])
+        b._store_local(fs, str(name), fs.pop(1)[0])
 
 
-def _h_delete_fast(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_delete_fast(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     fs.locals.pop(str(ins.argval), None)
     if fs is b._root:
         b._live[str(ins.argval)] = -1  # never the count of an assignment a recipe reads
@@ -1171,72 +1108,72 @@ def _single_stores(info: CodeInfo) -> frozenset[str]:
     return frozenset(name for name, n in stores.items() if n == 1 and name not in deleted)
 
 
-def _h_load_name(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_load_name(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     name = str(ins.argval)
     if name in fs.locals or not fs.is_module:
-        b._push(fs, b._load_local(fs, name))
+        fs.push(b._load_local(fs, name))
     else:
-        b._push(fs, b._load_global(fs, name))
+        fs.push(b._load_global(fs, name))
 
 
-def _h_load_global(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_load_global(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
     with_null = ins.pushes == 2
     ref = b._load_global(fs, str(name))
     if with_null and not PY313:
-        b._push(fs, NULL)
-    b._push(fs, ref)
+        fs.push(NULL)
+    fs.push(ref)
     if with_null and PY313:
-        b._push(fs, NULL)
+        fs.push(NULL)
 
 
-def _h_load_const(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    b._push(fs, const(ins.argval))
+def _h_load_const(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    fs.push(const(ins.argval))
 
 
-def _h_push_null(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_push_null(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     fs.stack.append(NULL)
 
 
-def _h_load_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (obj,) = b._pop(fs, 1)
+def _h_load_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (obj,) = fs.pop(1)
     name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
     name = str(name)
     attr = b._lookup(step(obj, "attr", name, peek_attr(obj.value, name)))
     if ins.pushes == 2:  # method form: [method, self]
-        b._push(fs, attr)
-        b._push(fs, ValueRef(Source.CONST, name=_SELF, operands=(obj,), deps=obj.deps))
+        fs.push(attr)
+        fs.push(ValueRef(Source.CONST, name=_SELF, operands=(obj,), deps=obj.deps))
     else:
-        b._push(fs, attr)
+        fs.push(attr)
 
 
-def _h_binary_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    container, key = b._pop(fs, 2)
+def _h_binary_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    container, key = fs.pop(2)
     value = peek_item(container.value, key.value)
     # `xs[k]` on a list built here is its k-th operand only when k is the same in every run: a key read
     # from the inputs (`labels[i]`, i from `order`) is kept as getitem(xs, i), which follows it
     if _positional(container) and isinstance(key.value, int) and _fixed(key) and not key.deps:
         index = key.value
         if -len(container.operands) <= index < len(container.operands):
-            b._push(fs, with_value(container.operands[index], value))
+            fs.push(with_value(container.operands[index], value))
             return
     entry = _dict_entry(container, key)
     if entry is not None:
-        b._push(fs, with_value(entry, value))
+        fs.push(with_value(entry, value))
     elif key.source is Source.CONST and not key.deps:
-        b._push(fs, b._lookup(step(container, "item", key.value, value)))
+        fs.push(b._lookup(step(container, "item", key.value, value)))
     else:
-        b._push(fs, b._lookup(expr("getitem", (container, key), value)))
+        fs.push(b._lookup(expr("getitem", (container, key), value)))
 
 
-def _h_set_function_attribute(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_set_function_attribute(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """3.13 gives a function MAKE_FUNCTION made its closure (defaults, ...) in an instruction of its own:
     it is still the function made here (a generator expression over a closure variable stays one)."""
-    attribute, function = b._pop(fs, 2)
+    attribute, function = fs.pop(2)
     if function.source is Source.EXPR and function.name == "make_function":
-        b._push(fs, expr("make_function", (*function.operands, attribute)))
+        fs.push(expr("make_function", (*function.operands, attribute)))
     else:
-        b._push(fs, expr("set_function_attribute", (attribute, function)))
+        fs.push(expr("set_function_attribute", (attribute, function)))
 
 
 def _positional(ref: ValueRef) -> bool:
@@ -1294,49 +1231,71 @@ def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
     return found
 
 
-def _h_build_const_key_map(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    *values, keys = b._pop(fs, ins.pops)
+def _h_build_const_key_map(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    *values, keys = fs.pop(ins.pops)
     names = keys.value if isinstance(keys.value, tuple) else ()
     if len(names) != len(values):
-        b._push(fs, b._set_shape(expr("dict", (*values, keys)), fs.control_deps))
+        fs.push(b._set_shape(expr("dict", (*values, keys)), fs.control_deps))
         return
     pairs = [ref for name, value in zip(names, values, strict=True) for ref in (const(name), value)]
-    b._push(fs, b._set_shape(expr("dict", pairs), fs.control_deps))
+    fs.push(b._set_shape(expr("dict", pairs), fs.control_deps))
 
 
-def _h_store_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    value, obj = b._pop(fs, 2)  # TOS is the object, TOS1 the value (popped bottom first)
+def _h_store_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    value, obj = fs.pop(2)  # TOS is the object, TOS1 the value (popped bottom first)
     b._retain(value)
     b._mutate(obj.value, b._lookup(obj), obj.deps | value.deps | fs.control_deps)
 
 
-def _h_store_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    value, container, key = b._pop(fs, 3)
+def _h_store_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    value, container, key = fs.pop(3)
     b._retain(value)
     b._mutate(container.value, b._lookup(container), container.deps | value.deps | key.deps | fs.control_deps)
 
 
-def _h_delete_attr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (obj,) = b._pop(fs, 1)
+def _h_store_slice(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ `xs[i:j] = value` changes `xs` in place, as STORE_SUBSCR with a slice does on 3.10/3.11."""
+    value, container, start, stop = fs.pop(4)
+    deps = container.deps | value.deps | start.deps | stop.deps | fs.control_deps
+    b._retain(value)
+    b._mutate(container.value, b._lookup(container), deps)
+
+
+def _h_binary_slice(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ `xs[i:j]`: a pure subscript of the container by a slice (which `plan` can evaluate)."""
+    fs.push(expr("binary_slice", fs.pop(3)))
+
+
+def _h_store_global(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (value,) = fs.pop(1)
+    b._store_global(fs, str(ins.argval), value)
+
+
+def _h_delete_global(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    b._store_global(fs, str(ins.argval), None)
+
+
+def _h_delete_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (obj,) = fs.pop(1)
     b._mutate(obj.value, b._lookup(obj), obj.deps | fs.control_deps)
 
 
-def _h_delete_subscr(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    container, key = b._pop(fs, 2)
+def _h_delete_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    container, key = fs.pop(2)
     b._mutate(container.value, b._lookup(container), container.deps | key.deps | fs.control_deps)
 
 
 def _h_build(kind: str) -> Any:
-    def handler(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-        ref = expr(kind, b._pop(fs, ins.pops))
-        b._push(fs, b._set_shape(ref, fs.control_deps) if kind in _CONTAINERS else ref)
+    def handler(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+        ref = expr(kind, fs.pop(ins.pops))
+        fs.push(b._set_shape(ref, fs.control_deps) if kind in _CONTAINERS else ref)
 
     return handler
 
 
-def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_container_add(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """LIST_APPEND/SET_ADD/MAP_ADD/LIST_EXTEND/...: add the popped items to the container `arg` deep."""
-    items = b._pop(fs, 2 if ins.opname == "MAP_ADD" else 1)  # codeinfo counts the container as re-pushed
+    items = fs.pop(2 if ins.opname == "MAP_ADD" else 1)  # codeinfo counts the container as re-pushed
     shape: frozenset[int] = frozenset()  # what the number of items added depends on
     depth = int(ins.arg or 1)
     index = len(fs.stack) - depth
@@ -1370,7 +1329,7 @@ def _h_container_add(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool)
 
 
 def _spread(
-    b: GraphBuilder, fs: _FrameState, ins: Instr, ref: ValueRef
+    b: GraphBuilder, fs: FrameState, ins: Instr, ref: ValueRef
 ) -> tuple[frozenset[int], list[ValueRef]] | None:
     """`[*ref]`: what its length depends on and a ref per item, when we can name them (else None).
 
@@ -1388,39 +1347,48 @@ def _spread(
     return frozenset(), [b._lookup(step(ref, "iter", i, item)) for i, item in enumerate(value)]
 
 
-def _h_list_to_tuple(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (ref,) = b._pop(fs, 1)
-    if ins.opname == "CALL_INTRINSIC_1" and "LIST_TO_TUPLE" not in str(ins.argval):
-        b._push(fs, expr(str(ins.argval).lower(), (ref,)))
-        return
-    if ref.source is Source.EXPR and ref.name == "list":
-        b._push(fs, b._set_shape(expr("tuple", ref.operands), b._shape_deps(ref)))
+def _h_call_intrinsic_1(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """3.12+ CALL_INTRINSIC_1: `(*xs,)` and unary `+` are modelled; the others (an import *, a type
+    parameter, print in the REPL, a generator's StopIteration) are not."""
+    intrinsic = str(ins.argval)
+    if "LIST_TO_TUPLE" in intrinsic:
+        _h_list_to_tuple(b, fs, ins, jumped)
+    elif "UNARY_POSITIVE" in intrinsic:
+        fs.push(expr("pos", fs.pop(1)))
     else:
-        b._push(fs, expr("tuple", (ref,)))
+        _h_conservative(b, fs, ins, jumped)
 
 
-def _h_unpack_sequence(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (ref,) = b._pop(fs, 1)
+def _h_list_to_tuple(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = fs.pop(1)
+    if ref.source is Source.EXPR and ref.name == "list":
+        fs.push(b._set_shape(expr("tuple", ref.operands), b._shape_deps(ref)))
+    else:
+        fs.push(expr("tuple", (ref,)))
+
+
+def _h_unpack_sequence(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = fs.pop(1)
     n = int(ins.arg or 0)
     if _positional(ref) and len(ref.operands) == n:
         items = list(ref.operands)
     else:
         items = [b._lookup(step(ref, "item", i, peek_item(ref.value, i))) for i in range(n)]
     for item in reversed(items):
-        b._push(fs, item)
+        fs.push(item)
 
 
-def _h_get_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (ref,) = b._pop(fs, 1)
+def _h_get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = fs.pop(1)
     it = expr("iter", (ref,))
     state = _LoopState(it, ref, len(b.ops))
     state.watched = b._snapshot(fs, (ref, *_lockstep(ref)[1]))
     b._iters[_identity(it)] = state  # popped when the loop runs out
-    b._push(fs, it)
+    fs.push(it)
 
 
-def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (it,) = b._pop(fs, 1)
+def _h_for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (it,) = fs.pop(1)
     state = b._iters.get(_identity(it))
     if state is not None and state.iterator.operands is not it.operands:
         state = None
@@ -1449,11 +1417,11 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
             # a list built here (by an earlier loop, say) is as long as it was built: no guard
             b._record_loop(fs, ins, state, (), ())
         for _ in range(ins.jump_pushes):
-            b._push(fs, NULL)
+            fs.push(NULL)
         return
-    b._push(fs, it)
+    fs.push(it)
     if state is None:
-        b._push(fs, unknown(len(b.ops)))
+        fs.push(unknown(len(b.ops)))
         return
     index = len(state.op_starts)
     state.op_starts.append(len(b.ops))
@@ -1466,7 +1434,7 @@ def _h_for_iter(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> N
         item = _lockstep_item(b, iterable, index) or b._lookup(
             step(iterable, "iter", index, peek_iter_item(iterable.value, index))
         )
-    b._push(fs, item)
+    fs.push(item)
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
@@ -1530,8 +1498,8 @@ def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef 
     return expr("tuple", items)
 
 
-def _h_cond_jump(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (cond,) = b._pop(fs, 1)
+def _h_cond_jump(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (cond,) = fs.pop(1)
     b._branch(fs, ins, cond, _outcome(ins.opname, jumped))
 
 
@@ -1543,32 +1511,32 @@ def _outcome(opname: str, jumped: bool) -> tuple[str, bool]:
     return ("truth", jumped if on_true else not jumped)
 
 
-def _h_jump_or_pop(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_jump_or_pop(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     cond = fs.stack[-1] if fs.stack else unknown(len(b.ops))
     b._branch(fs, ins, cond, _outcome(ins.opname, jumped))
     if not jumped:
-        b._pop(fs, 1)
+        fs.pop(1)
 
 
-def _h_nop(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_nop(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """Instructions that only drop values (POP_TOP, END_FOR) or do nothing to the stack."""
     pops, pushes = (ins.jump_pops, ins.jump_pushes) if jumped else (ins.pops, ins.pushes)
     if pops != pushes:
-        b._pop(fs, pops - pushes) if pops > pushes else fs.stack.extend([NULL] * (pushes - pops))
+        fs.pop(pops - pushes) if pops > pushes else fs.stack.extend([NULL] * (pushes - pops))
 
 
-def _h_precall(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_precall(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """3.11 PRECALL takes the arguments off the stack as far as depths go; the CALL after it uses them."""
-    fs.precall = tuple(b._pop(fs, ins.pops))
+    fs.precall = tuple(fs.pop(ins.pops))
 
 
-def _h_kw_names(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_kw_names(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     # 3.11's dis does not resolve KW_NAMES' argument: it indexes co_consts
     names = ins.argval if isinstance(ins.argval, tuple) else fs.info.code.co_consts[int(ins.arg or 0)]
     fs.kwnames = tuple(names) if isinstance(names, tuple) else ()
 
 
-def _h_copy(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_copy(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     n = 1 if ins.opname == "DUP_TOP" else int(ins.arg or 1)
     if ins.opname == "DUP_TOP_TWO":
         fs.stack.extend(fs.stack[-2:])
@@ -1576,7 +1544,7 @@ def _h_copy(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
     fs.stack.append(fs.stack[-n] if len(fs.stack) >= n else unknown(len(b.ops)))
 
 
-def _h_swap(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_swap(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     s = fs.stack
     if ins.opname == "SWAP":
         n = int(ins.arg or 2)
@@ -1588,17 +1556,17 @@ def _h_swap(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
         s[-n:] = [s[-1], *s[-n:-1]]
 
 
-def _h_format(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    operands = b._pop(fs, ins.pops)
+def _h_format(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    operands = fs.pop(ins.pops)
     if ins.opname == "FORMAT_VALUE" and operands:  # 3.10-3.12: `!s`, `!r`, `!a` are in its argument
         operands[0] = _converted(operands[0], (ins.arg or 0) & 0x03)
-    b._push(fs, expr("format", operands))
+    fs.push(expr("format", operands))
 
 
-def _h_convert(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_convert(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """3.13 CONVERT_VALUE: `!s`, `!r`, `!a` before FORMAT_SIMPLE / FORMAT_WITH_SPEC."""
-    (ref,) = b._pop(fs, 1)
-    b._push(fs, _converted(ref, ins.arg or 0))
+    (ref,) = fs.pop(1)
+    fs.push(_converted(ref, ins.arg or 0))
 
 
 def _converted(ref: ValueRef, conversion: int) -> ValueRef:
@@ -1607,9 +1575,9 @@ def _converted(ref: ValueRef, conversion: int) -> ValueRef:
     return expr("call", (const(convert), ref)) if convert is not None else ref
 
 
-def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_binary_op(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     kind = _BINARY_3_10.get(ins.opname) or _binary_op_symbol(ins.arg)
-    operands = b._pop(fs, ins.pops)
+    operands = fs.pop(ins.pops)
     target = operands[0] if operands else NULL
     if kind.endswith("=") and target.value is not MISSING and not purity.is_immutable(target.value):
         # `xs += ys` changes the list xs in place (and any object whose `+=` is its own method may)
@@ -1620,14 +1588,14 @@ def _h_binary_op(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> 
             new = expr("list", (*base.operands, *rest[0].operands), value=target.value)
             b._set_shape(new, b._shape_deps(base) | b._shape_deps(rest[0]) | fs.control_deps)
         new = with_deps(new, fs.control_deps)
-        b._push(fs, b._mutate(target.value, base, new.deps, new))
+        fs.push(b._mutate(target.value, base, new.deps, new))
         return
     if kind.endswith("=") and target.value is not MISSING:
         kind = kind[:-1]  # `n += 1` on an immutable value (an int, a str) is `n + 1`: no method of its own
-    b._push(fs, expr(kind, operands))
+    fs.push(expr(kind, operands))
 
 
-def _h_compare(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
+def _h_compare(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """COMPARE_OP / IS_OP / CONTAINS_OP as the operator they compute: `a < b`, `a is not b`, `a in b`."""
     if ins.opname == "IS_OP":
         kind = "is not" if ins.arg else "is"
@@ -1635,13 +1603,15 @@ def _h_compare(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> No
         kind = "not in" if ins.arg else "in"
     else:
         kind = str(ins.argval) if str(ins.argval) in _COMPARISONS else "compare_op"
-    b._push(fs, expr(kind, b._pop(fs, ins.pops)))
+    fs.push(expr(kind, fs.pop(ins.pops)))
 
 
-def _h_unary(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    (ref,) = b._pop(fs, 1)
-    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert"}[ins.opname]
-    b._push(fs, expr(kind, (ref,)))
+def _h_unary(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = fs.pop(1)
+    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert", "UNARY_POSITIVE": "pos"}[
+        ins.opname
+    ]
+    fs.push(expr(kind, (ref,)))
 
 
 def _binary_op_symbol(arg: int | None) -> str:
@@ -1650,8 +1620,28 @@ def _binary_op_symbol(arg: int | None) -> str:
     return str(names[arg][1]) if arg is not None and 0 <= arg < len(names) else "binary_op"
 
 
-def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    ref = const(ins.argval) if ins.opname == "RETURN_CONST" else (b._pop(fs, 1) or [unknown(len(b.ops))])[0]
+def _h_pure_expression(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """An instruction whose results are a pure expression of its operands (named after the opcode):
+    MAKE_FUNCTION, LOAD_CLOSURE, exception bookkeeping while a handler runs (which runs under the
+    raise's control dependence, see `_unwind`)."""
+    popped = fs.pop(ins.jump_pops if jumped else ins.pops)
+    pushes = ins.jump_pushes if jumped else ins.pushes
+    if pushes:
+        result = expr(ins.opname.lower(), [r for r in popped if r is not EXC])
+        for _ in range(pushes):
+            fs.push(result)
+
+
+def _h_conservative(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """An instruction we do not model: see `GraphBuilder._unmodelled`."""
+    popped = fs.pop(ins.jump_pops if jumped else ins.pops)
+    result = b._unmodelled(popped)
+    for _ in range(ins.jump_pushes if jumped else ins.pushes):
+        fs.push(result)
+
+
+def _h_return(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    ref = const(ins.argval) if ins.opname == "RETURN_CONST" else (fs.pop(1) or [unknown(len(b.ops))])[0]
     parent = b._frames.get(fs.frame.f_back) if fs.frame.f_back is not None else None
     if fs is not b._root and fs.info.code.co_flags & inspect.CO_GENERATOR:
         return  # a generator expression's return value is not what its consumer (traced or not) returns
@@ -1661,10 +1651,10 @@ def _h_return(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> Non
         b._root_return = ref
 
 
-def _h_yield(b: GraphBuilder, fs: _FrameState, ins: Instr, jumped: bool) -> None:
-    b._pop(fs, 1)  # recorded when the instruction started (see `instruction`)
+def _h_yield(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    fs.pop(1)  # recorded when the instruction started (see `instruction`)
     for _ in range(ins.pushes):
-        b._push(fs, const(None))
+        fs.push(const(None))
 
 
 _HANDLERS: dict[str, Any] = {
@@ -1694,6 +1684,11 @@ _HANDLERS: dict[str, Any] = {
     "DELETE_ATTR": _h_delete_attr,
     "STORE_SUBSCR": _h_store_subscr,
     "DELETE_SUBSCR": _h_delete_subscr,
+    "STORE_SLICE": _h_store_slice,
+    "BINARY_SLICE": _h_binary_slice,
+    "STORE_GLOBAL": _h_store_global,
+    "DELETE_GLOBAL": _h_delete_global,
+    "STORE_FAST_MAYBE_NULL": _h_store_fast,  # a pseudo-instruction (3.12+): assembled to STORE_FAST
     "BUILD_LIST": _h_build("list"),
     "BUILD_TUPLE": _h_build("tuple"),
     "BUILD_SET": _h_build("set"),
@@ -1709,7 +1704,7 @@ _HANDLERS: dict[str, Any] = {
     "DICT_UPDATE": _h_container_add,
     "DICT_MERGE": _h_container_add,
     "LIST_TO_TUPLE": _h_list_to_tuple,
-    "CALL_INTRINSIC_1": _h_list_to_tuple,
+    "CALL_INTRINSIC_1": _h_call_intrinsic_1,
     "UNPACK_SEQUENCE": _h_unpack_sequence,
     "GET_ITER": _h_get_iter,
     "FOR_ITER": _h_for_iter,
@@ -1735,6 +1730,7 @@ _HANDLERS: dict[str, Any] = {
     "UNARY_NOT": _h_unary,
     "UNARY_NEGATIVE": _h_unary,
     "UNARY_INVERT": _h_unary,
+    "UNARY_POSITIVE": _h_unary,
     "TO_BOOL": _h_nop,  # 3.13 makes truth tests explicit; the value's truth is the same
     "RETURN_VALUE": _h_return,
     "RETURN_CONST": _h_return,
@@ -1751,12 +1747,62 @@ _HANDLERS: dict[str, Any] = {
     "JUMP_ABSOLUTE": _h_nop,
     "JUMP_BACKWARD_NO_INTERRUPT": _h_nop,
     "JUMP": _h_nop,
+    "JUMP_NO_INTERRUPT": _h_nop,  # a pseudo-instruction (3.12+)
+    # no stack effect beyond dropping what they pop: block setup, cells, leaving by an exception
+    "SETUP_FINALLY": _h_nop,
+    "SETUP_CLEANUP": _h_nop,
+    "POP_BLOCK": _h_nop,
+    "POP_EXCEPT": _h_nop,
+    "GEN_START": _h_nop,
+    "MAKE_CELL": _h_nop,
+    "COPY_FREE_VARS": _h_nop,
+    "RAISE_VARARGS": _h_nop,
+    "RERAISE": _h_nop,
+    # pure expressions of their operands
+    "MAKE_FUNCTION": _h_pure_expression,
+    "LOAD_CLOSURE": _h_pure_expression,
+    "LOAD_ASSERTION_ERROR": _h_pure_expression,
+    "UNPACK_EX": _h_pure_expression,  # every target is an expression of the sequence (not a path)
+    "RETURN_GENERATOR": _h_pure_expression,  # the value a generator is first resumed with
+    "PUSH_EXC_INFO": _h_pure_expression,
+    "CHECK_EXC_MATCH": _h_pure_expression,
+    "JUMP_IF_NOT_EXC_MATCH": _h_pure_expression,
 }
 for _name in _COND_POP_JUMPS:
     _HANDLERS[_name] = _h_cond_jump
 for _name in _BINARY_3_10:
     _HANDLERS[_name] = _h_binary_op
 del _name
+
+CONSERVATIVE: frozenset[str] = (
+    frozenset(
+        # `with` and `async with` run `__enter__`/`__exit__`; `await`, `yield from`, async iteration run
+        # another frame's code; imports run a module; `match` runs `__match_args__`, `__len__`, `get`;
+        # class bodies, annotations, `super()` attributes, exception groups and the REPL's print
+        """BEFORE_WITH SETUP_WITH WITH_EXCEPT_START BEFORE_ASYNC_WITH SETUP_ASYNC_WITH
+    GET_AWAITABLE GET_AITER GET_ANEXT END_ASYNC_FOR SEND END_SEND YIELD_FROM GET_YIELD_FROM_ITER
+    ASYNC_GEN_WRAP CLEANUP_THROW
+    IMPORT_NAME IMPORT_FROM IMPORT_STAR
+    MATCH_CLASS MATCH_KEYS MATCH_MAPPING MATCH_SEQUENCE GET_LEN COPY_DICT_WITHOUT_KEYS
+    LOAD_BUILD_CLASS SETUP_ANNOTATIONS LOAD_LOCALS LOAD_FROM_DICT_OR_DEREF LOAD_FROM_DICT_OR_GLOBALS
+    LOAD_SUPER_ATTR LOAD_SUPER_METHOD LOAD_ZERO_SUPER_ATTR LOAD_ZERO_SUPER_METHOD
+    CHECK_EG_MATCH PREP_RERAISE_STAR CALL_INTRINSIC_2 PRINT_EXPR
+    EXIT_INIT_CHECK ENTER_EXECUTOR INTERPRETER_EXIT RESERVED""".split()
+    )
+    | INSTRUMENTED
+)
+"""Opcodes we do not model: their results are UNKNOWN and they may change what they take (see
+`GraphBuilder._unmodelled`).  So is any opcode in no list (a new version's): conservative by default."""
+
+
+def decision(opname: str) -> str | None:
+    """How the builder treats an opcode: "handler", "call", "conservative", or None if undecided."""
+    if opname in _HANDLERS:
+        return "handler"
+    if opname in CALL_OPS:
+        return "call"
+    return "conservative" if opname in CONSERVATIVE else None
+
 
 # Instructions whose time is never a slow step of their own (their time is the user's code between
 # events, e.g. a generator's body, or ours).

@@ -1,0 +1,104 @@
+"""Build: the per-frame shadow state, its value stack and the branches it is under."""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.ir import MISSING, Operation, Source, ValueRef
+from xcs_bc.ir.values import NULL, union, unknown, with_deps
+
+EXC = ValueRef(Source.CONST, name="<exception>", value=None)
+"""A slot holding an exception (or exception bookkeeping) pushed by unwinding."""
+
+
+@dataclass
+class Control:
+    """A branch the frame is still under: until `until` is reached, everything depends on `cond`."""
+
+    branch: int
+    until: int | None
+    cond: ValueRef
+
+
+@dataclass
+class FrameState:
+    """The shadow of one target frame: its value stack and locals as `ValueRef`s, the branches it is
+    under, and the instruction pending until the frame's next event."""
+
+    frame: types.FrameType
+    info: CodeInfo
+    is_module: bool
+    stack: list[ValueRef] = field(default_factory=list)
+    locals: dict[str, ValueRef] = field(default_factory=dict)
+    control: list[Control] = field(default_factory=list)
+    # for a comprehension's frame: the conditions it runs under because of the frame that started (or,
+    # a generator expression's, resumed) it; they count as branches, like `control`
+    inherited: tuple[ValueRef, ...] = ()
+    control_deps: frozenset[int] = frozenset()
+    resumes: int = 0  # generator expressions the pending instruction started or resumed so far
+    pending: Instr | None = None
+    started: float = 0.0
+    ops_before: int = 0
+    operands: tuple[ValueRef, ...] = ()  # the slots the pending instruction will consume
+    kwnames: tuple[str, ...] = ()  # 3.11/3.12 KW_NAMES register
+    callee: Any = MISSING  # the callable, from a CALL monitoring event
+    callee_args: dict[str, Any] | None = None  # bound arguments of a Python callee
+    callee_result: Any = MISSING
+    # positional parameter names, the *args name, the **kwargs name
+    callee_params: tuple[tuple[str, ...], str | None, str | None] = ((), None, None)
+    callee_code: types.CodeType | None = None  # the code of the Python callee `callee_args` were bound by
+    child_return: ValueRef | None = None  # what a nested comprehension frame returned
+    exception: BaseException | None = None
+    generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
+    parent: FrameState | None = None  # for a comprehension frame: the frame that made it
+    precall: tuple[ValueRef, ...] = ()  # 3.11: the arguments PRECALL took off the stack for the next CALL
+    # the builder's operations so far (shared): what an UNKNOWN slot made up for a missing one depends on
+    ops: list[Operation] = field(default_factory=list)
+
+    # -- the shadow stack ------------------------------------------------------------------------
+
+    def push(self, ref: ValueRef) -> None:
+        """Push `ref`; a value made under a branch on results depends on them too."""
+        if self.control_deps and ref is not NULL:
+            ref = with_deps(ref, self.control_deps)
+        self.stack.append(ref)
+
+    def pop(self, n: int) -> list[ValueRef]:
+        """The top `n` slots, bottom first (UNKNOWN ones when the shadow has fewer)."""
+        if n == 0:
+            return []
+        if n > len(self.stack):
+            self.stack[:0] = [unknown(len(self.ops))] * (n - len(self.stack))
+        out = self.stack[-n:]
+        del self.stack[-n:]
+        return out
+
+    # -- control dependence ----------------------------------------------------------------------
+
+    def conditions(self) -> tuple[ValueRef, ...]:
+        """The branch conditions everything the frame does now is reached through."""
+        return (*self.inherited, *(entry.cond for entry in self.control))
+
+    def refresh_control(self) -> None:
+        self.control_deps = union(cond.deps for cond in self.conditions())
+
+
+def merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:
+    """Where the paths from `a` and `b` meet again: their nearest common post-dominator."""
+    if a is None:
+        return None
+    chain: set[int] = set()
+    node: int | None = a
+    while node is not None and node not in chain:
+        chain.add(node)
+        node = info.ipdom(node)
+    node, seen = b, set()
+    while node is not None and node not in seen:
+        if node in chain:
+            return node
+        seen.add(node)
+        node = info.ipdom(node)
+    return None

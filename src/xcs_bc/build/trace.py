@@ -1,0 +1,68 @@
+"""Build's records: what a finished build hands on to `plan`.
+
+`Trace` is the value `GraphBuilder.finish` returns: the graph, the decisions the run took that a
+replay must take again, the loops that ran out, and the values the planner may read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from xcs_bc.ir import ComputationGraph, Site, ValueRef
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A branch the run took on a value that depends on no slow call: a replay must take it again.
+
+    `outcome` is ("truth", bool(cond)), ("none", cond is None) or ("loop", number of items);
+    `before` is how many operations had been made when it was taken.
+    """
+
+    cond: ValueRef
+    outcome: tuple[str, Any]
+    before: int
+    site: Site
+
+
+@dataclass(frozen=True)
+class LoopRecord:
+    """A `for` loop (or comprehension) that ran out, over sequences whose length a guard checks.
+
+    `op_starts[k]` and `decision_starts[k]` are how many operations and decisions had been
+    made when item k came out; `op_end` and `decision_end` the same when the loop ran out (before
+    its own length decisions, at indices `own_decisions`).  `depth` counts the loops it ran
+    inside.  With these, `generalize` can tell
+    whether every iteration made the same calls and replay the loop for another length.
+    """
+
+    iterable: ValueRef
+    sequences: tuple[ValueRef, ...]
+    op_starts: tuple[int, ...]
+    op_end: int
+    decision_starts: tuple[int, ...]
+    decision_end: int
+    own_decisions: tuple[int, ...]
+    site: Site
+    depth: int  # how many loops it ran inside
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a finished build hands on: the graph and what `plan` needs beside it.
+
+    `decisions` are the branches a replay must take again; `loops` the loops that ran out;
+    `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
+    number of operations made before that read; `retained` the containers that outlive the
+    expression that built them (see `GraphBuilder._retain`); `locals` the objects the observed
+    function's single-assignment locals held (by `local_tag`), which a replay may read.
+    """
+
+    graph: ComputationGraph
+    decisions: tuple[Decision, ...]
+    loops: tuple[LoopRecord, ...]
+    carried: Mapping[int, int]
+    retained: Mapping[int, tuple[ValueRef, ...]]
+    locals: Mapping[str, Any]
