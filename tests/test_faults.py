@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,8 +25,8 @@ MIN_MS = 5.0
 _fresh = itertools.count()
 
 
-def fresh() -> str:
-    return f"q{next(_fresh)}"
+def fresh(prefix: str = "q") -> str:
+    return f"{prefix}{next(_fresh)}"
 
 
 # -- 1. a value == the planned one is not necessarily the same value ---------------------------------
@@ -129,3 +132,73 @@ def test_a_callee_receives_exactly_what_the_plain_run_passes(
     got = fast(q)
     assert repr(got) == repr(expected)  # repr tells 1 from True, 0 from 0.0 and -0.0
     assert fast.stats.mispredictions == 1 and fast.stats.served == 1
+
+
+# -- 2. an executor that cancels or refuses planned calls ----------------------------------------------
+
+
+POOL: list[ThreadPoolExecutor] = []
+
+
+@slow(0.02)
+def stops_the_pool(q: str) -> str:
+    if "stop" in q:
+        POOL[0].shutdown(wait=False, cancel_futures=True)
+    return f"stopped({q})"
+
+
+@slow(0.02)
+def step(q: str) -> str:
+    return f"step({q})"
+
+
+def three_steps(q: str) -> list[str]:
+    return [stops_the_pool(q), step(q + "1"), step(q + "2")]
+
+
+def test_calls_cancelled_by_an_executor_shut_down_during_the_run_are_made_in_place() -> None:
+    pool = ThreadPoolExecutor(1)  # one worker: the two steps are still queued when the first call stops it
+    POOL[:] = [pool]
+    try:
+        fast = xcs.jit(three_steps, executor=pool, min_call_ms=MIN_MS)
+        fast(fresh())
+        q = fresh("stop ")
+        step.reset()
+        assert fast(q) == [f"stopped({q})", f"step({q}1)", f"step({q}2)"]
+        assert step.call_count == 2  # each made once, by the run itself
+        # the executor now refuses new work: the next replay makes every call in place
+        q = fresh("stop ")
+        assert fast(q) == three_steps(q)
+        assert fast.stats.replays == 2 and fast.stats.in_place == 3
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- 3. an executor in other processes ------------------------------------------------------------
+
+
+def square(x: int) -> int:  # module level: a process pool can pickle it
+    time.sleep(0.01)
+    return x * x
+
+
+def squares(n: int) -> list[int]:
+    return [square(n), square(n + 1), square(n + 2)]
+
+
+def test_a_process_pool_runs_the_planned_calls_and_gives_the_plain_results() -> None:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        fast = xcs.jit(squares, executor=pool, min_call_ms=MIN_MS)
+        assert [fast(n) for n in (1, 2, 3)] == [squares(n) for n in (1, 2, 3)]
+        assert fast.stats.replays == 2 and fast.stats.served == 6 and fast.stats.in_place == 0
+
+        def local_square(x: int) -> int:  # a local function cannot be pickled: it runs in place
+            time.sleep(0.01)
+            return x * x
+
+        def local_squares(n: int) -> list[int]:
+            return [local_square(n), local_square(n + 1)]
+
+        fast_local = xcs.jit(local_squares, executor=pool, min_call_ms=MIN_MS)
+        assert [fast_local(n) for n in (1, 2, 3)] == [local_squares(n) for n in (1, 2, 3)]
+        assert fast_local.stats.replays == 2 and fast_local.stats.in_place == 4
