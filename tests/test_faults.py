@@ -10,6 +10,9 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
+import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -202,3 +205,54 @@ def test_a_process_pool_runs_the_planned_calls_and_gives_the_plain_results() -> 
         fast_local = xcs.jit(local_squares, executor=pool, min_call_ms=MIN_MS)
         assert [fast_local(n) for n in (1, 2, 3)] == [local_squares(n) for n in (1, 2, 3)]
         assert fast_local.stats.replays == 2 and fast_local.stats.in_place == 4
+
+
+# -- 6. KeyboardInterrupt at any point of a replay ------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@slow(0.001)
+def quick(q: str) -> str:
+    return f"quick({q})"
+
+
+def many(q: str) -> list[str]:
+    first = [quick(f"{q} {i}") for i in range(20)]
+    return [*first, quick(" ".join(first))]
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)")
+def test_a_keyboard_interrupt_anywhere_in_a_replay_surfaces_as_such_and_leaves_nothing_locked() -> None:
+    rng = random.Random(20240611)
+    fast = xcs.jit(many, min_call_ms=0.5)
+    fast(fresh())
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    interrupted = 0
+    try:
+        for _ in range(250):
+            q = fresh()
+            try:
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0001, 0.015))
+                try:
+                    fast(q)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except KeyboardInterrupt:  # any other exception fails the test
+                interrupted += 1
+            follow = fresh()
+            box: list[Any] = []
+            thread = threading.Thread(
+                target=lambda follow=follow, box=box: box.append(fast(follow)), daemon=True
+            )
+            thread.start()
+            thread.join(10)
+            assert not thread.is_alive(), "a jitted call after an interrupt hangs: something stayed locked"
+            assert box == [many(follow)]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert interrupted > 30  # the interrupts did land in replays
+    assert fast.stats.replays > 250
