@@ -5,10 +5,15 @@ slow call sites go through `Replay.dispatch`; meanwhile every planned call
 whose inputs are known is submitted to the executor, and each result that
 arrives (from the executor or from a call made in place) lets the calls that
 need it go at once.  At a call site the dispatcher compares the real callee
-and arguments with the planned ones: equal, the call is served from its
-future (its exception re-raised right there); different, the call is made in
-place and the plan counts a misprediction.  Planned calls the run never
-reached are cancelled when it ends, or counted as wasted if already running.
+and arguments with the planned ones (`same_value`: the same values, not just
+equal ones): the same, the call is served from its future (its exception
+re-raised right there), or, when the executor has not started it, cancelled
+and made right here (a run that waited for a pool slot could wait for its own
+waiter: nested jitted functions on one pool would deadlock); different, the
+call is made in place and the plan counts a misprediction.  Planned calls the
+run never reached are cancelled when it ends, or counted as wasted if already
+running.  Futures are waited on with `wait_done`, which a KeyboardInterrupt
+cannot leave half-locked.
 """
 
 from __future__ import annotations
