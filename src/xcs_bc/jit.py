@@ -295,15 +295,17 @@ class JittedFunction(Generic[P, R]):
         replay = Replay(
             cached.plan, schedule, sites, env, self._get_executor(), self.stats, cached.clone.__code__
         )
-        push(replay)
         try:
+            push(replay)
             replay.start()
             return cached.clone(*args, **kwargs)  # type: ignore[no-any-return]
         finally:
-            pop(replay)
-            replay.finish()
-            if cached.plan.mispredictions >= _RETIRE_AFTER:
-                self._retire(cached)
+            try:
+                pop(replay)
+            finally:  # (even when an interrupt arrives in between: cancel what was issued for nothing)
+                replay.finish()
+                if cached.plan.mispredictions >= _RETIRE_AFTER:
+                    self._retire(cached)
 
     def _retire(self, cached: _CachedPlan) -> None:
         with self._lock:

@@ -5,10 +5,15 @@ slow call sites go through `Replay.dispatch`; meanwhile every planned call
 whose inputs are known is submitted to the executor, and each result that
 arrives (from the executor or from a call made in place) lets the calls that
 need it go at once.  At a call site the dispatcher compares the real callee
-and arguments with the planned ones: equal, the call is served from its
-future (its exception re-raised right there); different, the call is made in
-place and the plan counts a misprediction.  Planned calls the run never
-reached are cancelled when it ends, or counted as wasted if already running.
+and arguments with the planned ones (`same_value`: the same values, not just
+equal ones): the same, the call is served from its future (its exception
+re-raised right there), or, when the executor has not started it, cancelled
+and made right here (a run that waited for a pool slot could wait for its own
+waiter: nested jitted functions on one pool would deadlock); different, the
+call is made in place and the plan counts a misprediction.  Planned calls the
+run never reached are cancelled when it ends, or counted as wasted if already
+running.  Futures are waited on with `wait_done`, which a KeyboardInterrupt
+cannot leave half-locked.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import functools
 import sys
 import threading
 import types
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.build.purity import memo_wrapper
-from xcs_bc.execute.executor import Executor
+from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
 from xcs_bc.execute.rewrite import Dispatch, SiteKey
 from xcs_bc.ir.values import class_lookup
 from xcs_bc.plan.planner import Env, NotComputable, Plan, Schedule, local_reads, same_value
@@ -84,6 +89,7 @@ class Replay:
         self.executor = executor
         self.stats = stats
         self.context = contextvars.copy_context()
+        self.in_process = runs_in_process(executor)
         self.lock = threading.Lock()
         self.issued: dict[int, _Issued] = {}
         self.memoized: list[int] = []  # issued calls of an lru_cache wrapper (see _cache_mate)
@@ -122,14 +128,25 @@ class Replay:
                     if not self.issued[mate].future.done():
                         self.waiting.setdefault(mate, []).append(op_id)
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
-                try:
-                    future = self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
-                except Exception:  # noqa: BLE001 - e.g. the pool is shut down at exit: run it in place
-                    continue
+                future = self._submit(callee, args, kwargs)
+                if future is None:
+                    continue  # it runs in its turn
                 self.issued[op_id] = _Issued(callee, args, kwargs, future)
                 if memoized:
                     self.memoized.append(op_id)
             future.add_done_callback(functools.partial(self._arrived, op_id))
+
+    def _submit(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any] | None:
+        """Issue one call (with a copy of the run's contextvars where the executor runs it in this
+        process), or None when the executor will not take it: it then runs in its turn."""
+        try:
+            if self.in_process:
+                return self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
+            if not can_submit(self.executor, callee, args, kwargs):
+                return None
+            return self.executor.submit(callee, *args, **kwargs)
+        except Exception:  # noqa: BLE001 - e.g. the executor was shut down: the call runs in place
+            return None
 
     def _cache_mate(
         self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, running: bool
@@ -159,11 +176,13 @@ class Replay:
         return bool(room)
 
     def _arrived(self, op_id: int, future: Future[Any]) -> None:
+        if future.cancelled():
+            return  # the real run makes it in place if it gets there (and then issues what waits for it)
         waiting: list[int] = []
         if self.waiting:  # (only calls of an lru_cache wrapper ever wait: no lock for the others)
             with self.lock:
                 waiting = self.waiting.pop(op_id, [])
-        if future.cancelled() or future.exception() is not None:
+        if future.exception() is not None:
             return  # the real run will meet the exception at the call site (and `waiting` theirs)
         self._record(op_id, future.result())
         if waiting:
@@ -193,12 +212,19 @@ class Replay:
                 self.consumed.add(op_id)
         if op_id is not None and op_id in self.schedule.ready_at:
             self._read_locals(self.schedule.ready_at[op_id])
-        if issued is not None:
-            if _same_call(issued, fn, args, kwargs):
-                self.stats.bump("served")
-                return issued.future.result()  # re-raises the call's own exception here
+        if issued is None:
+            return self._in_place(op_id, fn, args, kwargs)
+        if not _same_call(issued, fn, args, kwargs):
             self._mispredicted(issued)
-        return self._in_place(op_id, fn, args, kwargs)
+            return self._in_place(op_id, fn, args, kwargs)
+        self.stats.bump("served")
+        if issued.future.cancel():
+            # not started yet (or cancelled by someone else, e.g. an executor shut down with
+            # cancel_futures): the pool will never run it, so this thread makes the call itself rather
+            # than wait for a slot that its own waiter may hold (nested or recursive jitted calls on
+            # one pool would deadlock)
+            return self._in_place(op_id, fn, args, kwargs, counted=True)
+        return wait_result(issued.future)  # re-raises the call's own exception here
 
     def _read_locals(self, planned: tuple[int, ...]) -> None:
         """The run is at a call after which, in the trace, these planned calls' locals were final: read
@@ -223,22 +249,41 @@ class Replay:
                     self.local_envs[op_id] = dataclasses.replace(self.env, locals=values)
         self._issue(list(planned))
 
-    def _in_place(self, op_id: int | None, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self.stats.bump("in_place")
+    def _in_place(
+        self,
+        op_id: int | None,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        counted: bool = False,
+    ) -> Any:
+        """Make the real call on this thread; `counted` when it was counted as served."""
+        if not counted:
+            self.stats.bump("in_place")
         if memo_wrapper(fn) is not None:
-            # a call issued ahead may be filling the cache entry this one reads: made now, it would
-            # miss the cache and call the function behind it a second time
-            while True:
-                with self.lock:
-                    mate = self._cache_mate(fn, args, kwargs, running=True)
-                    future = self.issued[mate].future if mate is not None else None
-                if future is None:
-                    break
-                wait([future])
+            self._await_cache_mates(fn, args, kwargs)
         result = fn(*args, **kwargs)
         if op_id is not None:
             self._record(op_id, result)
+            with self.lock:
+                waiting = self.waiting.pop(op_id, [])
+            if waiting:
+                self._issue(waiting)  # (calls of its lru_cache wrapper that waited for it; see _issue)
         return result
+
+    def _await_cache_mates(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A call issued ahead may be filling the cache entry this one reads: made now, this one would
+        miss the cache and call the function behind it a second time.  Wait for those already running;
+        cancel those not started (they will run in their turn), so nothing waits for a pool slot."""
+        while True:
+            with self.lock:
+                mate = self._cache_mate(fn, args, kwargs, running=True)
+                future = self.issued[mate].future if mate is not None else None
+            if future is None:
+                return
+            if not future.cancel():
+                wait_done(future)
 
     def _mispredicted(self, issued: _Issued) -> None:
         self.stats.bump("mispredictions")
@@ -329,7 +374,11 @@ def push(replay: Replay) -> None:
 
 
 def pop(replay: Replay) -> None:
-    stack = _active.by_plan[id(replay.plan)]
-    stack.pop()
+    """Take `replay` off its stack (nothing to do if an interrupt came before it was pushed)."""
+    stack: list[Replay] = getattr(_active, "by_plan", {}).get(id(replay.plan), [])
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index] is replay:
+            del stack[index]
+            break
     if not stack:
-        del _active.by_plan[id(replay.plan)]
+        _active.__dict__.get("by_plan", {}).pop(id(replay.plan), None)

@@ -25,6 +25,7 @@ loop, or the rounds `generalize` instantiates for a new length, use one.
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 import threading
 import types
@@ -97,21 +98,48 @@ def plain(value: Any) -> bool:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """Equality that runs no user code: identity, or == on built-in data."""
+    """Would a callee given `b` see exactly what it sees given `a`?  Runs no user code.
+
+    `==` is not enough: `1 == True == 1.0` and `0.0 == -0.0`, but a callee can tell them apart (it
+    formats them, checks their type, takes their sign).  So built-in data is compared with its type,
+    recursively through tuples, lists, dicts (keys and values, in order) and sets (in iteration
+    order: a callee may iterate them); anything else is the same only when it is the same object
+    (comparing user objects would run their `__eq__`; a mismatch only costs a call made in place).
+    """
+    try:
+        return _same(a, b)
+    except RecursionError:  # a structure too deep to compare: not provably the same
+        return False
+
+
+def _same(a: Any, b: Any) -> bool:
     if a is b:
         return True
-    if type(a) is not type(b):
+    kind = type(a)
+    if kind is not type(b):
         return False
-    if plain(a):
-        try:
-            return bool(a == b)
-        except Exception:  # noqa: BLE001 - e.g. nan-containing structures: not the same
-            return False
-    if isinstance(a, types.MethodType):
+    if kind in _EXACT_SCALARS:
+        return bool(a == b)
+    if kind is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)  # (nan is only itself)
+    if kind is complex:
+        return _same(a.real, b.real) and _same(a.imag, b.imag)
+    if kind in (tuple, list, set, frozenset):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if kind is dict:
+        return len(a) == len(b) and all(
+            _same(ka, kb) and _same(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
+        )
+    if kind in (range, slice):
+        return _same((a.start, a.stop, a.step), (b.start, b.stop, b.step))
+    if kind is types.MethodType:
         return a.__func__ is b.__func__ and a.__self__ is b.__self__
-    if isinstance(a, types.BuiltinMethodType):
-        return a.__self__ is b.__self__ and a.__name__ == b.__name__
+    if kind is types.BuiltinMethodType:
+        return _same(a.__self__, b.__self__) and a.__name__ == b.__name__
     return False
+
+
+_EXACT_SCALARS = (str, bytes, int, bool, type(None))  # equal values of one of these types are alike
 
 
 # -- leaves ------------------------------------------------------------------------------------------
