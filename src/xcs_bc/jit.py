@@ -24,11 +24,11 @@ import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
-from xcs_bc.build.builder import GraphBuilder
+from xcs_bc.build.builder import GraphBuilder, LoopRecord
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import CaptureError, ConfigError, XCSError
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
@@ -40,6 +40,7 @@ from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
 from xcs_bc.plan.generalize import generalize
 from xcs_bc.plan.planner import Env, Plan, Schedule, local_names, make_plan
+from xcs_bc.plan.release import released
 
 P = ParamSpec("P")  # the wrapped function's parameters
 R = TypeVar("R")  # its return type
@@ -53,9 +54,11 @@ _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than trace
 class _CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
-    def __init__(self, plan: Plan, fn: types.FunctionType, builder: GraphBuilder) -> None:
+    def __init__(
+        self, plan: Plan, fn: types.FunctionType, loops: Sequence[LoopRecord], carried: Mapping[int, int]
+    ) -> None:
         self.plan = plan
-        self.general = generalize(plan, builder.loops, builder.carried)
+        self.general = generalize(plan, loops, carried)
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
@@ -248,7 +251,9 @@ class JittedFunction(Generic[P, R]):
             graph = builder.finish(None)
             env = dataclasses.replace(env, locals=builder.local_values)  # recipes are checked against them
             plan = make_plan(graph, builder.decisions, env, builder.retained, builder.loops)
-            cached = _CachedPlan(plan, self._fn, builder)
+            # the plan kept holds no argument, result or exception of the trace it does not need
+            plan, loops = released(plan, builder.loops)
+            cached = _CachedPlan(plan, self._fn, loops, builder.carried)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()
