@@ -566,20 +566,48 @@ def test_every_call_an_operation_with_min_call_ms_zero() -> None:
     assert fast.stats.traces == 1 and fast.stats.replays == 2
 
 
-def test_a_function_that_keeps_making_no_plan_runs_plainly() -> None:
+def test_traced_calls_that_raise_back_off_but_never_give_up() -> None:
     (risky,) = fakes("risky", fail_on="boom")
 
     def f(x: str) -> str:
         return risky(x)
 
     fast = xcs.jit(f, min_call_ms=MIN_MS)
-    for _ in range(3):
+    for _ in range(3):  # traced, traced, then plainly: 2**(k-1) - 1 calls after k raising traces
         with pytest.raises(FakeLLMError):
             fast(fresh("boom"))
+    assert fast.stats.traces == 2 and fast.stats.plain_runs == 1
     x = fresh()
-    assert fast(x) == f(x)
+    assert fast(x) == f(x)  # traced again: a function that raised a few times is not given up
     assert fast.stats.traces == 3 and fast.stats.plain_runs == 1
-    assert "3 traces in a row made no plan" in fast.explain()
+    assert "  runs plainly:" not in fast.explain()  # not given up
+    assert "the next call that would be traced runs plainly first" in fast.explain()
+
+
+def test_a_function_whose_first_calls_raise_is_replayed_once_they_succeed() -> None:
+    (llm,) = fakes("llm")
+    cold = {"failures": 3}
+
+    def upstream_ready() -> None:
+        if cold["failures"]:
+            cold["failures"] -= 1
+            raise ConnectionError("upstream is cold")
+
+    def f(x: str) -> list[str]:
+        upstream_ready()
+        return [llm(f"a {x}"), llm(f"b {x}"), llm(f"c {x}")]
+
+    fast = xcs.jit(f, min_call_ms=MIN_MS)
+    for _ in range(3):
+        with pytest.raises(ConnectionError, match="upstream is cold"):
+            fast(fresh())
+    for call in range(4, 9):
+        x = fresh()
+        assert fast(x) == [f"llm(a {x})", f"llm(b {x})", f"llm(c {x})"]
+        if call > 4:
+            assert llm.max_concurrency == 3  # replayed: the three calls were issued ahead together
+    assert fast.stats.traces == 3 and fast.stats.replays == 4
+    assert fast.stats.served == 12
 
 
 _NOTES: list[str] = []

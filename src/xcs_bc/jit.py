@@ -11,7 +11,10 @@ later call whose arguments pass a plan's guards runs the plan's clone while the
 planned calls go ahead on the executor (see `replay`).  A plan that issues
 nothing ahead applies only to calls shaped like its trace and is tried after
 the others; after three traces in a row that found nothing to issue ahead
-(or made no plan), the function runs plainly.  Functions the jit
+(or made no plan), the function runs plainly.  A traced call that raised does
+not count toward that (a cold upstream may fail the first calls): after k of
+them in a row, the next 2**(k-1) - 1 calls that would be traced (at most
+`_MAX_BACKOFF`) run plainly, then one is traced again.  Functions the jit
 cannot replay (generators, coroutines, code the rewriter refuses) run plainly,
 and `explain()` says why.
 """
@@ -24,11 +27,11 @@ import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
-from xcs_bc.build.builder import GraphBuilder, Trace
+from xcs_bc.build.builder import GraphBuilder, LoopRecord
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import CaptureError, ConfigError, XCSError
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
@@ -40,6 +43,7 @@ from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
 from xcs_bc.plan.generalize import generalize
 from xcs_bc.plan.planner import Env, Miss, Plan, Schedule, local_names, make_plan
+from xcs_bc.plan.release import released
 
 P = ParamSpec("P")  # the wrapped function's parameters
 R = TypeVar("R")  # its return type
@@ -48,14 +52,17 @@ _S = TypeVar("_S")  # the object a method is bound to
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
 _MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
+_MAX_BACKOFF = 255  # calls run plainly, at most, after traced calls that raised
 
 
 class _CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
-    def __init__(self, plan: Plan, fn: types.FunctionType, trace: Trace) -> None:
+    def __init__(
+        self, plan: Plan, fn: types.FunctionType, loops: Sequence[LoopRecord], carried: Mapping[int, int]
+    ) -> None:
         self.plan = plan
-        self.general = generalize(plan, trace.loops, trace.carried)
+        self.general = generalize(plan, loops, carried)
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
@@ -140,6 +147,8 @@ class JittedFunction(Generic[P, R]):
         self._plans: list[_CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
+        self._raised = 0  # traced calls in a row that raised
+        self._untraced = 0  # calls that would be traced left to run plainly after those (back-off)
         self._lock = threading.RLock()  # _retire notes while holding it
         self.stats = Stats()
         self._refusal = _refusal(target)
@@ -161,6 +170,9 @@ class JittedFunction(Generic[P, R]):
             self.stats.bump("plain_runs")
             return cast(R, fn(*call_args, **kwargs))  # a bad call: let the function raise its own TypeError
         found = self._lookup(env)
+        if found is None and self._backing_off():
+            self.stats.bump("plain_runs")
+            return cast(R, fn(*call_args, **kwargs))
         if found is None:
             return self._trace(call_args, kwargs, env)
         return self._replay(*found, call_args, kwargs, env)
@@ -230,8 +242,7 @@ class JittedFunction(Generic[P, R]):
             self.stats.bump("traces")
             result = self._fn(*args, **kwargs)
         except BaseException:
-            self._note("the traced call raised: no plan was made from it")
-            self._no_plan()
+            self._trace_raised()
             raise
         finally:
             session.stop()  # idempotent, and completes even when interrupted
@@ -240,6 +251,7 @@ class JittedFunction(Generic[P, R]):
             self._note(f"observation ended early ({type(error).__name__}: {error}); this call ran plainly")
             self._no_plan()
             return cast(R, result)
+        self._raised = 0
         self._remember(builder, env)
         return cast(R, result)
 
@@ -248,7 +260,9 @@ class JittedFunction(Generic[P, R]):
             trace = builder.finish(None)
             env = dataclasses.replace(env, locals=trace.locals)  # recipes are checked against them
             plan = make_plan(trace.graph, list(trace.decisions), env, trace.retained, trace.loops)
-            cached = _CachedPlan(plan, self._fn, trace)
+            # the plan kept holds no argument, result or exception of the trace it does not need
+            plan, loops = released(plan, trace.loops)
+            cached = _CachedPlan(plan, self._fn, loops, trace.carried)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()
@@ -270,6 +284,26 @@ class JittedFunction(Generic[P, R]):
             self._no_plan()
         else:
             self._traces_without_plan = 0
+
+    def _trace_raised(self) -> None:
+        """A traced call that raised makes no plan, and does not count toward giving up: the next
+        calls may well succeed.  But tracing costs time, so after k such traces in a row the next
+        2**(k-1) - 1 calls that would be traced run plainly (0, 1, 3, 7, ... at most _MAX_BACKOFF)."""
+        with self._lock:
+            self._raised += 1
+            self._untraced = min(2 ** min(self._raised - 1, 16) - 1, _MAX_BACKOFF)
+            plain = self._untraced
+        calls = "call that would be traced runs" if plain == 1 else f"{plain} calls that would be traced run"
+        later = f"; the next {calls} plainly first" if plain else ""
+        self._note(f"the traced call raised: no plan was made from it{later}")
+
+    def _backing_off(self) -> bool:
+        """Is this call, which no plan applies to, one to run plainly after traces that raised?"""
+        with self._lock:
+            if self._untraced <= 0:
+                return False
+            self._untraced -= 1
+            return True
 
     def _no_plan(self) -> None:
         """Tracing costs time; when it keeps yielding no plan, stop paying for it (at worst not faster)."""

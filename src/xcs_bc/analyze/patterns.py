@@ -11,8 +11,8 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xcs_bc.ir.passes import ancestor_bits, dependency_bits, walk
-from xcs_bc.ir.refs import Operation, Source, ValueRef
+from xcs_bc.ir.passes import Direct, dependency_bits, reduction_bits, walk
+from xcs_bc.ir.refs import MAX_DEPTH, Operation, Source, ValueRef
 
 if TYPE_CHECKING:
     from xcs_bc.ir.graph import ComputationGraph
@@ -39,15 +39,17 @@ class Pattern:
     description: str
 
 
-def patterns(graph: ComputationGraph) -> list[Pattern]:
-    """Maps, ensembles, chains and reduces in the graph, ordered by their first operation's id."""
-    direct = dependency_bits(graph)
-    ancestors = ancestor_bits(direct)
+def patterns(graph: ComputationGraph, *, direct: Direct | None = None) -> list[Pattern]:
+    """Maps, ensembles, chains and reduces in the graph, ordered by their first operation's id.
+
+    `direct` is `dependency_bits(graph)`, when the caller has it already.
+    """
+    ancestors, immediate = reduction_bits(dependency_bits(graph) if direct is None else direct)
     found = [
         *_maps(graph.operations, ancestors),
         *_ensembles(graph.operations, ancestors),
-        *_chains(graph.operations, direct, ancestors),
-        *_reduces(graph.operations, direct, ancestors),
+        *_chains(graph.operations, immediate),
+        *_reduces(graph.operations, immediate),
     ]
     return sorted(found, key=_pattern_order)
 
@@ -63,17 +65,30 @@ def _antichains(ops: Sequence[Operation], ancestors: dict[int, int]) -> list[lis
 
     An operation joins the first group none of whose members it needs; an
     earlier operation cannot need a later one, so that one test suffices.
+    First fit puts an operation in group k exactly when the longest run of
+    operations of `ops` it needs, one after another, has k members (its height):
+    it needs a member of every group before k, and no member of group k (that
+    one would make its height k + 1).  So the group is found by a binary search
+    over the groups' masks, not by trying every group: a chain of n calls at one
+    site costs n log n mask tests, not n squared.
     """
-    groups: list[tuple[list[Operation], int]] = []
+    groups: list[list[Operation]] = []
+    masks: list[int] = []
     for op in ops:
-        for index, (members, mask) in enumerate(groups):
-            if not ancestors[op.id] & mask:
-                members.append(op)
-                groups[index] = (members, mask | (1 << op.id))
-                break
-        else:
-            groups.append(([op], 1 << op.id))
-    return [members for members, _ in groups]
+        needs = ancestors[op.id]
+        low, high = 0, len(groups)  # needs a member of every group below `low`, of none from `high` on
+        while low < high:
+            middle = (low + high) // 2
+            if needs & masks[middle]:
+                low = middle + 1
+            else:
+                high = middle
+        if low == len(groups):
+            groups.append([])
+            masks.append(0)
+        groups[low].append(op)
+        masks[low] |= 1 << op.id
+    return groups
 
 
 def _grouped(ops: Iterable[Operation], key: Iterable[Hashable]) -> list[list[Operation]]:
@@ -172,13 +187,14 @@ def _args_key(op: Operation) -> Hashable:
 def _ref_key(ref: ValueRef) -> Hashable:
     """A structural key of a value's provenance: equal keys mean the same value.
 
-    UNKNOWN values are never known to be equal, so each gets a key of its own.
-    CONST values compare by type and value.  `deps` are part of the key: the
-    same name read before and after a call that may have changed it is not
-    known to be the same value.
+    UNKNOWN values are never known to be equal, so each gets a key of its own, and
+    so do values nested deeper than `MAX_DEPTH` (the key recurses; missing an
+    ensemble is only a missed annotation).  CONST values compare by type and
+    value.  `deps` are part of the key: the same name read before and after a
+    call that may have changed it is not known to be the same value.
     """
     path = tuple((step.kind, _hashable(step.key)) for step in ref.path)
-    if ref.source is Source.UNKNOWN:
+    if ref.source is Source.UNKNOWN or ref.depth > MAX_DEPTH:
         return (ref.source, id(ref))
     if ref.source is Source.CONST:
         return (ref.source, _hashable(ref.value), path)
@@ -195,9 +211,7 @@ def _hashable(value: object) -> Hashable:
     return (type(value).__qualname__, value)
 
 
-def _chains(
-    ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]
-) -> list[Pattern]:
+def _chains(ops: Sequence[Operation], immediate: dict[int, list[int]]) -> list[Pattern]:
     """Maximal runs of three or more operations where each needs only the one before it.
 
     "Only" is read through the transitive reduction: a dependency that is
@@ -209,7 +223,7 @@ def _chains(
     by_id = {op.id: op for op in ops}
     followers: dict[int, list[int]] = {}
     for op in ops:
-        preds = _immediate(direct[op.id], ancestors)
+        preds = immediate[op.id]
         if len(preds) == 1:
             followers.setdefault(preds[0], []).append(op.id)
     after = {pred: nexts[0] for pred, nexts in followers.items() if len(nexts) == 1}
@@ -227,25 +241,12 @@ def _chains(
     return found
 
 
-def _immediate(deps: frozenset[int], ancestors: dict[int, int]) -> list[int]:
-    """Dependencies not implied by another dependency (the transitive reduction), sorted.
-
-    They are mutually independent: if one needed another, the other would be implied.
-    """
-    implied = 0
-    for dep in deps:
-        implied |= ancestors[dep]
-    return sorted(dep for dep in deps if not implied >> dep & 1)
-
-
-def _reduces(
-    ops: Sequence[Operation], direct: dict[int, frozenset[int]], ancestors: dict[int, int]
-) -> list[Pattern]:
+def _reduces(ops: Sequence[Operation], immediate: dict[int, list[int]]) -> list[Pattern]:
     """Operations that combine the results of two or more mutually independent operations."""
     by_id = {op.id: op for op in ops}
     found = []
     for op in ops:
-        preds = [by_id[pred] for pred in _immediate(direct[op.id], ancestors)]
+        preds = [by_id[pred] for pred in immediate[op.id]]
         if len(preds) >= 2:
             inputs = ", ".join(f"%{pred.id} {pred.name}" for pred in preds[:_LISTED_NAMES])
             inputs += ", ..." if len(preds) > _LISTED_NAMES else ""

@@ -22,7 +22,10 @@ Invariants:
   depend on; only EXPR values have operands;
 - INPUT, GLOBAL and CELL values have a name; CONST values have a value.
 
-Acyclicity follows: every dependency points at a smaller id.
+Acyclicity follows: every dependency points at a smaller id.  A value shared by
+several operations (a loop that accumulates hands each call all the earlier
+ones) is checked once, with the smallest limit it is read under; the walk does
+not recurse, whatever the depth.
 """
 
 from __future__ import annotations
@@ -43,15 +46,20 @@ __all__ = ["check"]
 def check(graph: ComputationGraph) -> None:
     """Raise `IRError` naming the first operation or value that breaks an invariant of the IR."""
     _check_ids(graph)
+    checked: _Checked = {}
     for op in graph.operations:
-        _check_op(op)
+        _check_op(op, checked)
     for index, ref in enumerate(graph.inputs):
         where = f"graph input {index}"
         if not isinstance(ref, ValueRef) or ref.source is not Source.INPUT:
             raise IRError(f"{where} must be an INPUT value, got {_show(ref)}")
-        _check_value(ref, limit=0, where=where)
+        _check_value(ref, limit=0, where=where, checked={})
     for index, ref in enumerate(graph.outputs):
-        _check_value(ref, limit=len(graph.operations), where=f"graph output {index}")
+        _check_value(ref, limit=len(graph.operations), where=f"graph output {index}", checked=checked)
+
+
+_Checked = dict[int, int]
+"""id of a value already checked (it and its operands) -> the limit it was checked with."""
 
 
 def _label(op: Operation) -> str:
@@ -72,7 +80,7 @@ def _check_ids(graph: ComputationGraph) -> None:
             )
 
 
-def _check_op(op: Operation) -> None:
+def _check_op(op: Operation, checked: _Checked) -> None:
     """The operation's own fields, then every value it reads or produces."""
     if op.site.line <= 0:
         raise IRError(f"{_label(op)}: site line must be > 0, got {op.site.line}")
@@ -88,23 +96,27 @@ def _check_op(op: Operation) -> None:
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not duration >= 0:
         raise IRError(f"{_label(op)}: duration must be a number of seconds >= 0, got {duration!r}")
     for index, ref in enumerate(op.inputs):
-        _check_value(ref, limit=op.id, where=f"{_label(op)}: input {index}")
+        _check_value(ref, limit=op.id, where=f"{_label(op)}: input {index}", checked=checked)
     for index, ref in enumerate(op.control):
-        _check_value(ref, limit=op.id, where=f"{_label(op)}: control {index}")
+        _check_value(ref, limit=op.id, where=f"{_label(op)}: control {index}", checked=checked)
     for index, ref in enumerate(op.outputs):
-        _check_output(op, ref, where=f"{_label(op)}: output {index}")
+        _check_output(op, ref, where=f"{_label(op)}: output {index}", checked=checked)
 
 
-def _check_output(op: Operation, ref: object, where: str) -> None:
+def _check_output(op: Operation, ref: object, where: str, checked: _Checked) -> None:
     """An operation's own output: an OUTPUT value of this very operation."""
     if not isinstance(ref, ValueRef) or ref.source is not Source.OUTPUT or ref.op != op.id:
         raise IRError(f"{where} must be an OUTPUT value of %{op.id}, got {_show(ref)}")
-    _check_value(ref, limit=op.id + 1, where=where)
+    _check_value(ref, limit=op.id + 1, where=where, checked=checked)
 
 
-def _check_value(ref: object, limit: int, where: str) -> None:
-    """`ref` and its operands may depend only on operations with id < `limit`."""
-    for path, value in _walk(ref, where):
+def _check_value(ref: object, limit: int, where: str, checked: _Checked) -> None:
+    """`ref` and its operands may depend only on operations with id < `limit`.
+
+    Values in `checked` with a limit no larger are skipped (what held then holds now); the values
+    checked here are added to it.
+    """
+    for path, value in _walk(ref, where, limit, checked):
         if not isinstance(value, ValueRef):
             raise IRError(f"{path} is {_show(value)}")
         later = sorted(dep for dep in value.deps if not (isinstance(dep, int) and 0 <= dep < limit))
@@ -119,15 +131,15 @@ def _not_before(limit: int) -> str:
     return f"which is not an earlier operation (only %0..%{limit - 1} are)"
 
 
-def _walk(ref: object, where: str) -> Iterator[tuple[str, object]]:
-    """`ref` and, depth first, its operands, each with where it is; shared operands once."""
+def _walk(ref: object, where: str, limit: int, checked: _Checked) -> Iterator[tuple[str, object]]:
+    """`ref` and, depth first, its operands, each with where it is; shared operands once, and none
+    `checked` already holds with a limit no larger than `limit` (the others it records)."""
     stack: list[tuple[str, object]] = [(where, ref)]
-    seen: set[int] = set()
     while stack:
         path, value = stack.pop()
-        if id(value) in seen:
+        if checked.get(id(value), limit + 1) <= limit:
             continue
-        seen.add(id(value))
+        checked[id(value)] = limit
         yield path, value
         if isinstance(value, ValueRef):
             operands = list(enumerate(value.operands))
@@ -147,7 +159,7 @@ def _check_source(ref: ValueRef, limit: int, where: str) -> None:
     elif ref.source is Source.UNKNOWN:
         if ref.op is None:
             raise _bad(where, ref, "UNKNOWN must set op to the number of operations before it")
-        missing = sorted(set(range(ref.op)) - ref.deps)
+        missing = [] if ref.deps.issuperset(range(ref.op)) else sorted(set(range(ref.op)) - ref.deps)
         if missing:
             raise _bad(
                 where,
@@ -172,7 +184,8 @@ def _check_expr(ref: ValueRef, where: str) -> None:
     if not ref.name:
         raise _bad(where, ref, "EXPR must name its kind (fstring, +, tuple, ...)")
     operands = [operand for operand in ref.operands if isinstance(operand, ValueRef)]  # others: _walk reports
-    operand_deps = frozenset().union(*(operand.deps for operand in operands))
-    missing = sorted(operand_deps - ref.deps)
+    if all(operand.deps <= ref.deps for operand in operands):
+        return
+    missing = sorted(frozenset().union(*(operand.deps for operand in operands)) - ref.deps)
     if missing:
         raise _bad(where, ref, f"EXPR must depend on what its operands depend on, and misses %{missing[0]}")

@@ -18,7 +18,7 @@ fast that way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,9 @@ from xcs_bc.ir.values import unknown_origin
 
 if TYPE_CHECKING:
     from xcs_bc.ir.graph import ComputationGraph
+
+Direct = Mapping[int, frozenset[int]]
+"""Direct dependency ids of every operation (`dependency_bits`); passes accept it precomputed."""
 
 __all__ = [
     "CriticalPath",
@@ -118,29 +121,44 @@ def dependency_bits(graph: ComputationGraph) -> dict[int, frozenset[int]]:
     return direct
 
 
-def ancestor_bits(direct: dict[int, frozenset[int]]) -> dict[int, int]:
-    """Bitset of every operation each operation needs, directly or through others."""
+def reduction_bits(direct: Direct) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """Bitset of every operation each operation needs, directly or through others; and its
+    immediate dependencies (the transitive reduction: those no other dependency implies), sorted.
+
+    Dependencies are visited from the latest: one already implied by a later one adds nothing (its
+    own ancestors are among that one's), so only the immediate ones are merged, and a run that reads
+    a value of unknown origin (which depends on every earlier operation) costs one merge, not one
+    per earlier operation.
+    """
     ancestors: dict[int, int] = {}
+    immediate: dict[int, list[int]] = {}
     for op_id, deps in direct.items():
-        mask = 0
-        for dep in deps:
-            mask |= (1 << dep) | ancestors[dep]
-        ancestors[op_id] = mask
-    return ancestors
+        implied = 0
+        kept: list[int] = []
+        for dep in sorted(deps, reverse=True):
+            if not implied >> dep & 1:
+                kept.append(dep)
+                implied |= ancestors[dep]
+        for dep in kept:
+            implied |= 1 << dep
+        ancestors[op_id] = implied
+        kept.reverse()
+        immediate[op_id] = kept
+    return ancestors, immediate
 
 
 # --- levels and independent sets -------------------------------------------
 
 
-def levels(graph: ComputationGraph) -> dict[int, int]:
+def levels(graph: ComputationGraph, *, direct: Direct | None = None) -> dict[int, int]:
     """ASAP level of every operation id: 0 if it needs nothing, else 1 + the deepest dependency's level."""
     result: dict[int, int] = {}
-    for op_id, deps in dependency_bits(graph).items():
-        result[op_id] = 1 + max((result[dep] for dep in deps), default=-1)
+    for op_id, deps in (dependency_bits(graph) if direct is None else direct).items():
+        result[op_id] = 1 + max(map(result.__getitem__, deps), default=-1)
     return result
 
 
-def independent_sets(graph: ComputationGraph) -> list[set[Operation]]:
+def independent_sets(graph: ComputationGraph, *, direct: Direct | None = None) -> list[set[Operation]]:
     """The slow calls that can run together: operations of one ASAP level, for levels of two or more.
 
     Two operations at the same level never depend on each other (a dependency
@@ -148,7 +166,7 @@ def independent_sets(graph: ComputationGraph) -> list[set[Operation]]:
     at once.  A pure chain gives `[]`.
     """
     by_level: dict[int, set[Operation]] = {}
-    op_levels = levels(graph)
+    op_levels = levels(graph, direct=direct)
     for op in graph.operations:
         by_level.setdefault(op_levels[op.id], set()).add(op)
     return [by_level[level] for level in sorted(by_level) if len(by_level[level]) >= 2]
@@ -162,7 +180,7 @@ def sequential_seconds(graph: ComputationGraph) -> float:
     return sum(op.duration for op in graph.operations)
 
 
-def critical_path(graph: ComputationGraph) -> CriticalPath:
+def critical_path(graph: ComputationGraph, *, direct: Direct | None = None) -> CriticalPath:
     """The longest duration-weighted dependency path.
 
     Ties prefer the path with more operations (so a graph without durations
@@ -173,8 +191,8 @@ def critical_path(graph: ComputationGraph) -> CriticalPath:
     # best[i] = (finish seconds, operations on the path, -id) of the best path ending at i.
     best: dict[int, tuple[float, int, int]] = {}
     previous: dict[int, int | None] = {}
-    for op_id, deps in dependency_bits(graph).items():
-        pred = max(deps, key=lambda dep: best[dep], default=None)
+    for op_id, deps in (dependency_bits(graph) if direct is None else direct).items():
+        pred = max(deps, key=best.__getitem__, default=None)
         finish, count = (0.0, 0) if pred is None else best[pred][:2]
         best[op_id] = (finish + by_id[op_id].duration, count + 1, -op_id)
         previous[op_id] = pred
@@ -189,7 +207,7 @@ def critical_path(graph: ComputationGraph) -> CriticalPath:
     return CriticalPath(tuple(reversed(path)), best[last][0])
 
 
-def speedup_bound(graph: ComputationGraph) -> float:
+def speedup_bound(graph: ComputationGraph, *, path: CriticalPath | None = None) -> float:
     """How many times faster the run could be if every call started as soon as its inputs were ready.
 
     The time outside slow calls (`wall - sequential`) stays; the calls
@@ -200,7 +218,7 @@ def speedup_bound(graph: ComputationGraph) -> float:
     sequential = sequential_seconds(graph)
     recorded = graph.metadata.get("wall_time")
     wall = sequential if recorded is None else float(recorded)
-    ideal = max(wall - sequential, 0.0) + critical_path(graph).seconds
+    ideal = max(wall - sequential, 0.0) + (critical_path(graph) if path is None else path).seconds
     if wall <= 0.0 or ideal <= 0.0:
         return 1.0
     return max(1.0, wall / ideal)

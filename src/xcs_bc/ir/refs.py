@@ -83,7 +83,11 @@ class ValueRef:
     `deps` holds the ids of the operations the value depends on, by data or by
     effect (an object an earlier slow call may have changed).  `value` is the
     concrete object observed while tracing, or `MISSING`; it is evidence for
-    guards and reports, never part of the value's identity.
+    guards and reports, never part of the value's identity.  `depth` is how
+    deeply expressions nest in it (0 without operands, else 1 + the deepest
+    operand's), known without walking it: a loop that accumulates
+    (`text = text + llm(d)`) nests as deep as it has rounds, and the walks
+    that recurse bound themselves by it (see `MAX_DEPTH`).
     """
 
     source: Source
@@ -93,6 +97,18 @@ class ValueRef:
     op: int | None = None
     deps: frozenset[int] = frozenset()
     value: Any = field(default=MISSING, repr=False)
+    depth: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.operands:  # (an operand that is not a ValueRef is the validator's to report)
+            deepest = max(getattr(operand, "depth", 0) for operand in self.operands)
+            object.__setattr__(self, "depth", deepest + 1)
+
+
+MAX_DEPTH: Final = 64
+"""Expressions nested deeper than this are never computed by a recipe or a guard (the call runs in
+its turn, and `explain()` says why), and print with their inner part elided; their `deps` stay
+exact whatever the depth."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,10 @@ A graph prints like a small program::
     parallel %0, %1
 
 Names (`%0`, `%1`, ...) are given at print time, in operation id order, so
-the text depends only on the graph's structure.  It never shows durations,
+the text depends only on the graph's structure.  An expression nested deeper
+than `PRINT_DEPTH` levels (a loop that accumulates, `text = text + llm(d)`,
+nests as deep as its rounds) prints its inner part as `...`:
+`(... + %38) + %39`.  It never shows durations,
 timestamps, thread ids or anything whose repr holds a memory address: the same
 graph prints the same text on every Python version, which is what lets tests
 compare it with a golden string.
@@ -40,6 +43,9 @@ _MIN_COMMENT_COLUMN = 40
 _MAX_COMMENT_COLUMN = 80
 """...and at most here: one long line does not push every comment off screen."""
 
+PRINT_DEPTH = 24
+"""Expression levels a value prints before its inner part becomes `...` (printing recurses)."""
+
 _SCALARS = (str, bytes, int, float, bool, type(None))
 """Types whose repr is the same on every run and version (exact types: subclasses may differ)."""
 
@@ -59,44 +65,60 @@ def format_value(ref: ValueRef, names: Mapping[int, str] | None = None) -> str:
     `names` maps operation ids to print names (see `op_names`); without it an
     operation's output is named by its id.
     """
-    return _format(ref, names or {}, nested=False)
+    return _Printer(names or {}).format(ref, nested=False)
 
 
-def _format(ref: ValueRef, names: Mapping[int, str], nested: bool) -> str:
-    """The value and its path; `nested` asks for parentheses around an infix expression."""
-    return _head(ref, names, nested or bool(ref.path)) + "".join(str(step) for step in ref.path)
+class _Printer:
+    """Formats values, recursing into operands at most `PRINT_DEPTH` levels below the first."""
+
+    def __init__(self, names: Mapping[int, str]) -> None:
+        self.names = names
+        self.levels = 0  # expression levels entered so far
+
+    def format(self, ref: ValueRef, nested: bool) -> str:
+        """The value and its path; `nested` asks for parentheses around an infix expression."""
+        if self.levels > PRINT_DEPTH and ref.operands:
+            head = "..."
+        else:
+            self.levels += 1
+            try:
+                head = _head(ref, self, nested or bool(ref.path))
+            finally:
+                self.levels -= 1
+        return head + "".join(str(step) for step in ref.path)
 
 
-def _head(ref: ValueRef, names: Mapping[int, str], nested: bool) -> str:
+def _head(ref: ValueRef, printer: _Printer, nested: bool) -> str:
     """The value without its path."""
+    names = printer.names
     if ref.source is Source.OUTPUT:
         return names.get(ref.op, f"%{ref.op}") if ref.op is not None else "%?"
     if ref.source is Source.CONST:
         return _const_text(ref.value) if ref.value is not MISSING else ref.name or "MISSING"
     if ref.source is Source.EXPR:
-        return _expr_text(ref, names, nested)
+        return _expr_text(ref, printer, nested)
     if ref.source is Source.UNKNOWN:
         return "?"
     return ref.name  # INPUT, GLOBAL, CELL: the name it was read by
 
 
-def _expr_text(ref: ValueRef, names: Mapping[int, str], nested: bool) -> str:
+def _expr_text(ref: ValueRef, printer: _Printer, nested: bool) -> str:
     """`a + b` for a binary operator, `f"...{a}..."` for an f-string with known text, else `kind(a, b)`."""
     if ref.name == "fstring" and any(_is_text(operand) for operand in ref.operands):
-        return 'f"' + "".join(_fstring_piece(operand, names) for operand in ref.operands) + '"'
+        return 'f"' + "".join(_fstring_piece(operand, printer) for operand in ref.operands) + '"'
     if len(ref.operands) == 2 and _is_operator(ref.name):
-        left, right = (_format(operand, names, nested=True) for operand in ref.operands)
+        left, right = (printer.format(operand, nested=True) for operand in ref.operands)
         text = f"{left} {ref.name} {right}"
         return f"({text})" if nested else text
     if ref.name == "const" and len(ref.operands) == 1:  # a constant with a path: `', '.join`
-        return _format(ref.operands[0], names, nested=True)
+        return printer.format(ref.operands[0], nested=True)
     if ref.name in ("call", "call_kw") and ref.operands:
-        return _call_text(ref, names)
-    operands = ", ".join(_format(operand, names, nested=False) for operand in ref.operands)
+        return _call_text(ref, printer)
+    operands = ", ".join(printer.format(operand, nested=False) for operand in ref.operands)
     return f"{ref.name}({operands})"
 
 
-def _call_text(ref: ValueRef, names: Mapping[int, str]) -> str:
+def _call_text(ref: ValueRef, printer: _Printer) -> str:
     """A pure call computed by glue: `callee(args)`; "call_kw" ends with the keyword names (a CONST)."""
     callee, *args = ref.operands
     kwnames: tuple[str, ...] = ()
@@ -104,9 +126,9 @@ def _call_text(ref: ValueRef, names: Mapping[int, str]) -> str:
         kwnames = tuple(str(name) for name in args.pop().value)
     positional = args[: len(args) - len(kwnames)]
     keywords = args[len(args) - len(kwnames) :]
-    parts = [_format(a, names, nested=False) for a in positional]
-    parts += [f"{k}={_format(v, names, nested=False)}" for k, v in zip(kwnames, keywords, strict=False)]
-    return f"{_format(callee, names, nested=True)}({', '.join(parts)})"
+    parts = [printer.format(a, nested=False) for a in positional]
+    parts += [f"{k}={printer.format(v, nested=False)}" for k, v in zip(kwnames, keywords, strict=False)]
+    return f"{printer.format(callee, nested=True)}({', '.join(parts)})"
 
 
 def _is_operator(kind: str) -> bool:
@@ -118,10 +140,10 @@ def _is_text(ref: ValueRef) -> bool:
     return ref.source is Source.CONST and type(ref.value) is str and not ref.path
 
 
-def _fstring_piece(ref: ValueRef, names: Mapping[int, str]) -> str:
+def _fstring_piece(ref: ValueRef, printer: _Printer) -> str:
     """A literal piece as f-string text (quotes and braces escaped), anything else as `{value}`."""
     if not _is_text(ref):
-        return "{" + _format(ref, names, nested=False) + "}"
+        return "{" + printer.format(ref, nested=False) + "}"
     text = repr(ref.value)[1:-1].replace('"', '\\"').replace("{", "{{").replace("}", "}}")
     return text if len(text) <= _CONST_WIDTH else text[: _CONST_WIDTH - 3] + "..."
 

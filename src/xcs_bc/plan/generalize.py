@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.build.builder import LoopRecord
-from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import INDEX
 from xcs_bc.plan.planner import (
@@ -342,7 +342,8 @@ class _Unifier:
         """One template for round k's ref `refs[k]` of loop `number`, or None."""
         first = refs[0]
         if any(
-            r.source is not first.source
+            r.depth > MAX_DEPTH  # unifying recurses: a value nested this deep is no template
+            or r.source is not first.source
             or r.name != first.name
             or len(r.path) != len(first.path)
             or len(r.operands) != len(first.operands)
@@ -396,6 +397,8 @@ class _Unifier:
 
     def rebase(self, ref: ValueRef) -> ValueRef | None:
         """`ref` (read outside the loops) as a template, or None when it reads rounds by position."""
+        if ref.depth > MAX_DEPTH:
+            return None  # rebasing recurses: a value nested this deep is not planned (see slices.too_deep)
         if ref.source is Source.OUTPUT:
             return None if ref.op is None or any(loop.owns(ref.op) for loop in self.loops) else ref
         if ref.source is Source.CONST and ref.name == INDEX:

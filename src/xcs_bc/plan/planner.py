@@ -32,10 +32,10 @@ from typing import Any
 
 from xcs_bc.build import purity
 from xcs_bc.build.builder import Decision, LoopRecord
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
-from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value
+from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value, too_deep
 
 __all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (imported here for callers)
     "SIZED",
@@ -198,10 +198,15 @@ class Recipe:
 
 
 def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
+    """The operations whose results `refs` read (each shared operand walked once)."""
     out: set[int] = set()
+    seen: set[int] = set()
     todo = list(refs)
     while todo:
         ref = todo.pop()
+        if id(ref) in seen:
+            continue
+        seen.add(id(ref))
         if ref.source is Source.OUTPUT and ref.op is not None:
             out.add(ref.op)
         todo.extend(ref.operands)
@@ -225,6 +230,9 @@ def _make_recipe(
         return refuse("it is reached through a branch on an earlier call's result")
     if op.id >= cutoff:
         return refuse("it comes after a branch no guard can check")
+    deepest = max((ref.depth for ref in op.inputs), default=0)
+    if deepest > MAX_DEPTH:  # checked first: the checks below recurse into the expressions
+        return refuse(f"an argument is not computed ahead: {too_deep(deepest)}")
     hidden = sorted(union(_unread_deps(ref) for ref in op.inputs) - needs)
     if hidden:
         # what it is handed depends on a call whose result the recipe does not read: a list filtered
@@ -240,6 +248,11 @@ def _make_recipe(
         return refuse(f"its callee {format_value(callee)} is computed differently than it was called")
     if _never_ahead(value):
         return refuse(f"{describe_callee(value)} waits or synchronises: issuing it early would change timing")
+    owner = getattr(value, "__self__", None)
+    if isinstance(value, types.BuiltinMethodType) and isinstance(owner, _SHARED_CONTAINERS):
+        # `answers.append`: issued ahead, it would change (or read) the list out of turn, and calls
+        # issued together would append in any order
+        return refuse(f"its callee {describe_callee(value)} is a method of a {type(owner).__name__}")
     for ref in args:
         try:
             value = evaluate(ref, env)
@@ -268,13 +281,22 @@ def _make_recipe(
 def _unread_deps(ref: ValueRef) -> frozenset[int]:
     """The calls `ref` depends on other than through the results it reads: a branch on a result that
     chose what a list holds, a call that may have changed an object it reads.  (A local read from the
-    function's frame has none: it is read once the real run has made it, see _ready_at.)"""
-    if local_of(ref) is not None:
-        return frozenset()
-    if ref.source is Source.OUTPUT:
-        return ref.deps - {ref.op}
-    brought = union(operand.deps for operand in ref.operands)
-    return (ref.deps - brought) | union(_unread_deps(operand) for operand in ref.operands)
+    function's frame has none: it is read once the real run has made it, see _ready_at.)  Each
+    expression adds what its operands do not bring; shared operands are walked once."""
+    unread: frozenset[int] = frozenset()
+    seen: set[int] = set()
+    todo = [ref]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen or local_of(current) is not None:
+            continue
+        seen.add(id(current))
+        if current.source is Source.OUTPUT:
+            unread |= current.deps - {current.op}
+            continue
+        unread |= current.deps - union(operand.deps for operand in current.operands)
+        todo.extend(current.operands)
+    return unread
 
 
 _DISPLAYS = frozenset({"list", "tuple", "dict", "set", "const"})

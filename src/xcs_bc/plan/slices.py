@@ -37,7 +37,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
-from xcs_bc.ir import MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
@@ -440,6 +440,9 @@ class Slice:
     __slots__ = ("function", "leaves", "nodes", "refs")
 
     def __init__(self, refs: tuple[ValueRef, ...]) -> None:
+        deepest = max((ref.depth for ref in refs), default=0)
+        if deepest > MAX_DEPTH:  # compiling recurses: no recipe or guard is made of such a value
+            raise NotComputable(too_deep(deepest))
         leaves: list[ValueRef] = []
         nodes: list[ValueRef] = []
         shapes = tuple(_shape(ref, leaves, nodes) for ref in refs)
@@ -459,6 +462,14 @@ class Slice:
         except Exception as exc:  # noqa: BLE001 - never let a recipe's failure reach the user's call
             text = ", ".join(format_value(ref) for ref in self.refs)
             raise NotComputable(f"computing {text} raised {type(exc).__name__}") from exc
+
+
+def too_deep(depth: int) -> str:
+    """Why a value nested `depth` levels deep is not computed ahead."""
+    return (
+        f"it nests expressions {depth} levels deep (a value accumulated over a loop's rounds, "
+        f"say), more than the {MAX_DEPTH} a recipe computes"
+    )
 
 
 def evaluate(ref: ValueRef, env: Env) -> Any:

@@ -1,0 +1,144 @@
+"""Release what a plan no longer needs of the trace it was made from.
+
+While tracing, every `ValueRef` carries the object it stood for (`value`), and every
+operation's metadata the callee, the arguments and any exception (with its traceback, and so
+its frames).  Planning reads them: recipes are checked against them, guards take the types
+and identities they need.  A jitted function keeps up to `cache_size` plans, and so, without
+this step, the arguments and results of as many traced calls (a 50 MB document, a client
+response, a frame's locals), for as long as the function lives.
+
+`released(plan, loops)` makes the plan that is kept: the same graph, guards, recipes and loops,
+built of values that keep only what a replay, `generalize` and `explain()` read:
+
+- constants, globals and closure cells keep their value (the code's own constants, the
+  callees a guard checks by identity, `zip` and `reversed` that tell a loop's shape; the
+  objects live in the module or the closure anyway); every other value (inputs, results,
+  expressions computed from them, values of unknown origin) drops it;
+- operations keep their timing, their code object and the small facts planning reads;
+  an exception becomes its type (the SSA text prints only that);
+- guards keep what they compare with: a type, a length, a truth value, the object a callee
+  must be.
+
+Dependencies (`deps`), paths and expressions are kept exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from xcs_bc.build.builder import LoopRecord
+from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.plan.planner import Guard, Plan
+
+__all__ = ["released"]
+
+_KEPT_VALUES = frozenset({Source.CONST, Source.GLOBAL, Source.CELL})
+_KEPT_METADATA = (
+    "start",
+    "end",
+    "duration",
+    "occurrence",
+    "thread",
+    "code",
+    "star",
+    "after_unknown_call",
+    "effects",
+    "assigned",
+)
+"""Operation metadata a kept plan needs (replay: `code`, `star`) or that is small and says what
+happened (timing).  The callee object, the arguments and the exception are not kept."""
+
+
+def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopRecord, ...]]:
+    """`plan` and `loops` rebuilt without the trace's objects they do not need (see the module)."""
+    lean = _Lean()
+    graph = plan.graph
+    operations = [lean.operation(op) for op in graph.operations]
+    lean_graph = ComputationGraph(
+        operations,
+        tuple(lean.ref(ref) for ref in graph.inputs),
+        tuple(lean.ref(ref) for ref in graph.outputs),
+        {
+            key: _exception_type(value) if key == "exception" else value
+            for key, value in graph.metadata.items()
+        },
+    )
+    guards = {id(guard): dataclasses.replace(guard, ref=lean.ref(guard.ref)) for guard in plan.guards}
+    for guard in plan.decision_guards.values():
+        guards.setdefault(id(guard), dataclasses.replace(guard, ref=lean.ref(guard.ref)))
+    recipes = tuple(
+        dataclasses.replace(
+            recipe,
+            op=operations[recipe.op.id],
+            callee=lean.ref(recipe.callee),
+            args=tuple(lean.ref(ref) for ref in recipe.args),
+        )
+        for recipe in plan.recipes
+    )
+    kept = dataclasses.replace(
+        plan,
+        graph=lean_graph,
+        guards=tuple(guards[id(guard)] for guard in plan.guards),
+        recipes=recipes,
+        decision_guards=_same_keys(plan.decision_guards, guards),
+    )
+    lean_loops = tuple(
+        dataclasses.replace(
+            record,
+            iterable=lean.ref(record.iterable),
+            sequences=tuple(lean.ref(ref) for ref in record.sequences),
+        )
+        for record in loops
+    )
+    return kept, lean_loops
+
+
+def _same_keys(decision_guards: Mapping[int, Guard], guards: Mapping[int, Guard]) -> dict[int, Guard]:
+    """The decision guards, each replaced by its lean copy (the very one in the plan's guards)."""
+    return {index: guards[id(guard)] for index, guard in decision_guards.items()}
+
+
+def _exception_type(exception: Any) -> Any:
+    """An exception's type (its traceback holds frames, and their locals); anything else as it is."""
+    return type(exception) if isinstance(exception, BaseException) else exception
+
+
+class _Lean:
+    """Lean copies of values and operations; a value shared by several places is copied once."""
+
+    def __init__(self) -> None:
+        self.made: dict[int, ValueRef] = {}  # id of an original value -> its copy
+        self.originals: list[ValueRef] = []  # keeps the ids above valid while the plan is rebuilt
+
+    def ref(self, root: ValueRef) -> ValueRef:
+        """`root` without the objects seen while tracing, but those of constants, globals and cells."""
+        stack = [root]
+        while stack:  # post-order, without recursion: values nest as deep as a loop has rounds
+            ref = stack[-1]
+            if id(ref) in self.made:
+                stack.pop()
+                continue
+            pending = [operand for operand in ref.operands if id(operand) not in self.made]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            operands = tuple(self.made[id(operand)] for operand in ref.operands)
+            value = ref.value if ref.source in _KEPT_VALUES else MISSING
+            self.made[id(ref)] = ValueRef(ref.source, ref.name, ref.path, operands, ref.op, ref.deps, value)
+            self.originals.append(ref)
+        return self.made[id(root)]
+
+    def operation(self, op: Operation) -> Operation:
+        metadata = {key: op.metadata[key] for key in _KEPT_METADATA if key in op.metadata}
+        if "exception" in op.metadata:
+            metadata["exception"] = _exception_type(op.metadata["exception"])
+        return dataclasses.replace(
+            op,
+            inputs=tuple(self.ref(ref) for ref in op.inputs),
+            outputs=tuple(self.ref(ref) for ref in op.outputs),
+            control=tuple(self.ref(ref) for ref in op.control),
+            metadata=metadata,
+        )
