@@ -21,7 +21,9 @@ and `explain()` says why.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import dis
 import functools
 import inspect
 import sys
@@ -144,6 +146,7 @@ class JittedFunction(Generic[P, R]):
         self._max_workers = max_workers
         self._executor = executor
         self._signature = inspect.signature(target)
+        self._stored_globals = _stored_globals(target.__code__)
         self._plans: list[_CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
@@ -205,7 +208,13 @@ class JittedFunction(Generic[P, R]):
         bound.apply_defaults()
         fn = self._fn
         cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
-        return Env(dict(bound.arguments), fn.__globals__, cells)
+        globals_: Mapping[str, Any] = fn.__globals__
+        if self._stored_globals:
+            # A recipe's global means its value when the call began (the builder tracks what the
+            # function itself stores): a recipe evaluated late must not see the run's later store.
+            entry = {name: globals_[name] for name in self._stored_globals if name in globals_}
+            globals_ = collections.ChainMap(entry, fn.__globals__)
+        return Env(dict(bound.arguments), globals_, cells)
 
     def _lookup(self, env: Env) -> tuple[_CachedPlan, Schedule, dict[SiteKey, list[int]]] | None:
         with self._lock:
@@ -386,7 +395,12 @@ class JittedFunction(Generic[P, R]):
                     points.setdefault(op_id, point)
             for recipe in plan.recipes:
                 op = recipe.op
-                if recipe.ahead and op.id in points:
+                if recipe.ahead and op.id in plan.learned:
+                    lines.append(
+                        f"    %{op.id} {op.name} at {op.site}: runs in its turn, because the call issued "
+                        "ahead for it was mispredicted (what it reads changed after the function started)"
+                    )
+                elif recipe.ahead and op.id in points:
                     lines.append(
                         f"    %{op.id} {op.name} at {op.site}: issued ahead when the run reaches "
                         f"%{points[op.id]}, reading {local_names(recipe)} from the function's frame"
@@ -406,6 +420,18 @@ class JittedFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<xcs.jit {self._fn.__qualname__}>"
+
+
+def _stored_globals(code: types.CodeType) -> frozenset[str]:
+    """The globals `code` (or code nested in it) assigns or deletes (`global n; n += 1`)."""
+    names: set[str] = set()
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            names.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _stored_globals(const)
+    return frozenset(names)
 
 
 def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:

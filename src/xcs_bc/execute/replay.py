@@ -114,6 +114,8 @@ class Replay:
             with self.lock:
                 if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
+                if self.schedule.origin[op_id] in self.plan.learned:
+                    continue  # it was mispredicted before: it runs in its turn
                 try:
                     callee, args, kwargs = recipe.call(self.local_envs.get(op_id, self.env))
                 except NotComputable:
@@ -212,10 +214,10 @@ class Replay:
                 self.consumed.add(op_id)
         if op_id is not None and op_id in self.schedule.ready_at:
             self._read_locals(self.schedule.ready_at[op_id])
-        if issued is None:
+        if issued is None or op_id is None:
             return self._in_place(op_id, fn, args, kwargs)
         if not _same_call(issued, fn, args, kwargs):
-            self._mispredicted(issued)
+            self._mispredicted(op_id, issued)
             return self._in_place(op_id, fn, args, kwargs)
         self.stats.bump("served")
         if issued.future.cancel():
@@ -285,9 +287,12 @@ class Replay:
             if not future.cancel():
                 wait_done(future)
 
-    def _mispredicted(self, issued: _Issued) -> None:
+    def _mispredicted(self, op_id: int, issued: _Issued) -> None:
+        """The real call differs from the one issued ahead: the issued one is wasted (unless it had not
+        started), and the plan learns not to issue this call ahead again."""
         self.stats.bump("mispredictions")
         self.mispredicted = True
+        self.plan.learned.add(self.schedule.origin[op_id])
         if not issued.future.cancel():
             self.stats.bump("wasted")
 

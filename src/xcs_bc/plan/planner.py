@@ -462,6 +462,9 @@ class Plan:
     ready_at: dict[int, tuple[int, ...]] = field(default_factory=dict)
     mispredictions: int = 0
     replays: int = 0
+    # traced op ids whose planned call was mispredicted once: from then on they run in their turn (a
+    # helper not known to be pure may change what they read, e.g. a global counter or a config dict)
+    learned: set[int] = field(default_factory=set)
 
     @functools.cached_property
     def schedule(self) -> Schedule:
