@@ -45,6 +45,7 @@ CI.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import itertools
@@ -55,10 +56,11 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
@@ -66,6 +68,9 @@ from hypothesis import strategies as st
 
 import xcs_bc as xcs
 from strategies import Grammar, Inputs, Program, input_sequences, length_sequences, programs
+from xcs_bc.build.builder import GraphBuilder
+from xcs_bc.errors import IRError
+from xcs_bc.ir.check import check
 from xcs_bc.testing import FakeLLM, FakeLLMError, slow
 
 LATENCY = 0.002  # seconds per fake call
@@ -335,38 +340,72 @@ def check_program(
     executor = TrackingExecutor()
     jitted = xcs.jit(fn, min_call_ms=min_call_ms, executor=executor)
     deltas: list[dict[str, int]] = []
-    for number, inputs in enumerate(sequence):
-        fakes.reset()
-        expected = outcome(fn, inputs)
-        plain_calls, plain_raised = fakes.log(), fakes.raised()
-
-        fakes.reset()
-        before = {name: getattr(jitted.stats, name) for name in STAT_COUNTERS}
-        actual = outcome_in_thread(jitted, inputs)
-        executor.drain()  # calls issued ahead and still running count too
-        jit_calls = fakes.log()
-        delta = {name: getattr(jitted.stats, name) - value for name, value in before.items()}
-        delta["cache_hits"] = fakes.cache_hits()  # (not a stat: what the jitted run's cache did)
-        where = Where(jitted, number, inputs, delta)
-
-        assert actual == expected, f"jitted {actual!r} != plain {expected!r}; {where}"
-        assert delta["traces"] + delta["replays"] + delta["plain_runs"] == 1, where
-        assert delta["resized"] <= delta["replays"], where  # resizing is a way to replay
-        missing = {name: plain_calls[name] - jit_calls[name] for name in jit_calls}
-        assert not any(missing.values()), f"calls the jitted run did not make: {missing}; {where}"
-        late = fakes.started_after(actual.ended)  # see test_no_call_starts_after_the_jitted_call_has_raised
-        assert not late, f"{late} calls started after the jitted call ended: {jit_calls}; {where}"
-        extra = sum(sum((jit_calls[name] - plain_calls[name]).values()) for name in jit_calls)
-        # Every extra call is one the stats own up to.  (Not the converse: a glue call slowed down
-        # past min_call_ms is an operation too, and wasting it calls no fake.)
-        most = delta["wasted"] * (2 if "twice(" in source else 1)  # a wasted `twice` made two calls
-        assert extra <= most, f"{extra} extra calls: {jit_calls} vs {plain_calls}; {where}"
-        if expected.kind == "ok" and not plain_raised and delta["mispredictions"] == 0:
-            assert delta["wasted"] == 0, f"the prediction held, yet calls were wasted; {where}"
-        deltas.append(delta)
-        if on_call is not None:
-            on_call(number, jitted)
+    with builds_checked() as broken:
+        for number, inputs in enumerate(sequence):
+            deltas.append(_check_call(fn, jitted, fakes, executor, source, number, inputs))
+            if on_call is not None:
+                on_call(number, jitted)
+    assert not broken, f"the builder made a graph that breaks the IR's invariants: {broken[0]}"
     return deltas
+
+
+@contextlib.contextmanager
+def builds_checked() -> Iterator[list[IRError]]:
+    """Run `xcs_bc.ir.check.check` on every graph the builder makes meanwhile; the list gets what it
+    found (the jit would swallow an exception raised inside its trace as an internal error)."""
+    broken: list[IRError] = []
+    finish = GraphBuilder.finish
+
+    def checked(self: GraphBuilder, exc: BaseException | None) -> Any:
+        trace = finish(self, exc)
+        try:
+            check(trace.graph)
+        except IRError as error:
+            broken.append(error)
+        return trace
+
+    with mock.patch.object(GraphBuilder, "finish", checked):
+        yield broken
+
+
+def _check_call(
+    fn: Callable[..., Any],
+    jitted: Any,
+    fakes: Fakes,
+    executor: TrackingExecutor,
+    source: str,
+    number: int,
+    inputs: Inputs,
+) -> dict[str, int]:
+    """One call of the jitted program, compared with the plain one; what it added to the stats."""
+    fakes.reset()
+    expected = outcome(fn, inputs)
+    plain_calls, plain_raised = fakes.log(), fakes.raised()
+
+    fakes.reset()
+    before = {name: getattr(jitted.stats, name) for name in STAT_COUNTERS}
+    actual = outcome_in_thread(jitted, inputs)
+    executor.drain()  # calls issued ahead and still running count too
+    jit_calls = fakes.log()
+    delta = {name: getattr(jitted.stats, name) - value for name, value in before.items()}
+    delta["cache_hits"] = fakes.cache_hits()  # (not a stat: what the jitted run's cache did)
+    where = Where(jitted, number, inputs, delta)
+
+    assert actual == expected, f"jitted {actual!r} != plain {expected!r}; {where}"
+    assert delta["traces"] + delta["replays"] + delta["plain_runs"] == 1, where
+    assert delta["resized"] <= delta["replays"], where  # resizing is a way to replay
+    missing = {name: plain_calls[name] - jit_calls[name] for name in jit_calls}
+    assert not any(missing.values()), f"calls the jitted run did not make: {missing}; {where}"
+    late = fakes.started_after(actual.ended)  # see test_no_call_starts_after_the_jitted_call_has_raised
+    assert not late, f"{late} calls started after the jitted call ended: {jit_calls}; {where}"
+    extra = sum(sum((jit_calls[name] - plain_calls[name]).values()) for name in jit_calls)
+    # Every extra call is one the stats own up to.  (Not the converse: a glue call slowed down
+    # past min_call_ms is an operation too, and wasting it calls no fake.)
+    most = delta["wasted"] * (2 if "twice(" in source else 1)  # a wasted `twice` made two calls
+    assert extra <= most, f"{extra} extra calls: {jit_calls} vs {plain_calls}; {where}"
+    if expected.kind == "ok" and not plain_raised and delta["mispredictions"] == 0:
+        assert delta["wasted"] == 0, f"the prediction held, yet calls were wasted; {where}"
+    return delta
 
 
 # -- the properties -------------------------------------------------------------------------------
@@ -981,4 +1020,6 @@ def test_retiring_a_plan_does_not_deadlock() -> None:
         thread.join(10)
         assert box, f"call #{call} did not return within 10 s; {fast.stats}"
         assert box[0] == f"llm(x {COUNTER})"
+        for cached in fast._plans:
+            cached.plan.learned.clear()  # forget what the misprediction taught: it mispredicts again
     assert fast.stats.mispredictions >= 3, fast.stats  # the plan really was retired

@@ -25,15 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xcs_bc.errors import ConfigError
-from xcs_bc.execute.rewrite import (
-    FRAME_SENSITIVE,
-    Refusal,
-    Rewritten,
-    SiteKey,
-    call_sites,
-    code_tree,
-    rewrite,
-)
+from xcs_bc.execute.callsites import FRAME_SENSITIVE, SiteKey, code_tree
+from xcs_bc.execute.rewrite import Refusal, Rewritten, call_sites, rewrite
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)

@@ -36,9 +36,10 @@ from xcs_bc._compat import CO_GENERATOR_LIKE
 from xcs_bc.build.builder import GraphBuilder, LoopRecord
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import CaptureError, ConfigError, XCSError
+from xcs_bc.execute.callsites import SiteKey, code_tree
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
 from xcs_bc.execute.replay import Replay, Stats, dispatcher_for, pop, push
-from xcs_bc.execute.rewrite import SiteKey, code_tree, rewrite
+from xcs_bc.execute.rewrite import rewrite
 from xcs_bc.ir import OpType
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.build.purity import memo_wrapper
+from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
-from xcs_bc.execute.rewrite import Dispatch, SiteKey
+from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.ir.values import class_lookup
 from xcs_bc.plan.planner import Env, NotComputable, Plan, Schedule, local_reads, same_value
 

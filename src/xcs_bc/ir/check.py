@@ -8,8 +8,10 @@ instead of re-checking them.  A graph that breaks one is a builder bug, and
 Invariants:
 
 - operation ids are 0, 1, ..., n-1 in list order; sites have a line > 0;
-- an operation has its callee as input 0, at most `len(inputs) - 1` keyword
-  names, no name twice, and a non-negative `duration` if it has one;
+- an operation has an input 0: a CALL's callee, or the value an IMPLICIT step
+  works on (an instruction that reads no value runs no user code, so it is never
+  a slow step); at most `len(inputs) - 1` keyword names, no name twice, and a
+  non-negative `duration` if it has one;
 - every value an operation reads (inputs, control, and EXPR operands within
   them) depends only on earlier operations; the graph's inputs depend on
   none, its outputs on any;
