@@ -541,6 +541,13 @@ class GraphBuilder:
             self._shapes[id(ref.operands)] = (ref.operands, deps)
         return ref
 
+    def _forget_shape(self, ref: ValueRef) -> None:
+        """Drop `ref`'s shape entry (it keeps its operands alive: a list grown by n appends would
+        keep n copies)."""
+        entry = self._shapes.get(id(ref.operands))
+        if entry is not None and entry[0] is ref.operands:
+            del self._shapes[id(ref.operands)]
+
     def _shape_deps(self, ref: ValueRef) -> frozenset[int]:
         """What the number of items of `ref` depends on."""
         if ref.source is Source.EXPR and ref.name in _CONTAINERS:
@@ -1323,8 +1330,12 @@ def _h_container_add(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) 
     kind = (
         target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
     )
-    new = expr(kind, (*target.operands, *items)) if kind != "effect" else expr("effect", (target, *items))
+    if kind == "effect":
+        new = expr("effect", (target, *items))
+    else:  # grown by the items: its deps and theirs, not a union over every item again (n^2 for n)
+        new = expr(kind, (*target.operands, *items), deps=target.deps | union(item.deps for item in items))
     b._set_shape(new, b._shape_deps(target) | shape | fs.control_deps)
+    b._forget_shape(target)  # the container is on the stack only: the old ref is gone
     fs.stack[index] = with_deps(new, fs.control_deps)
 
 

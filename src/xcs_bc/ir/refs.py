@@ -97,12 +97,32 @@ class ValueRef:
     op: int | None = None
     deps: frozenset[int] = frozenset()
     value: Any = field(default=MISSING, repr=False)
-    depth: int = field(default=0, init=False, repr=False)
+    _depth: int = field(default=-1, init=False, repr=False)  # `depth`, once asked for
 
-    def __post_init__(self) -> None:
-        if self.operands:  # (an operand that is not a ValueRef is the validator's to report)
-            deepest = max(getattr(operand, "depth", 0) for operand in self.operands)
-            object.__setattr__(self, "depth", deepest + 1)
+    @property
+    def depth(self) -> int:
+        """How deeply expressions nest in this value: 0 without operands, else 1 + the deepest operand's.
+
+        Measured on first use, without recursion, and remembered (a list a loop appends to is
+        rebuilt every round: measuring each copy would cost as much as the copies)."""
+        if self._depth < 0:
+            _measure(self)
+        return self._depth
+
+
+def _measure(root: ValueRef) -> None:
+    """Set `_depth` on `root` and every operand below it not measured yet, deepest first."""
+    stack = [root]
+    while stack:
+        ref = stack[-1]
+        # (an operand that is not a ValueRef is the validator's to report: it counts as a leaf)
+        pending = [o for o in ref.operands if isinstance(o, ValueRef) and o._depth < 0]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        depths = [o._depth if isinstance(o, ValueRef) else 0 for o in ref.operands]
+        object.__setattr__(ref, "_depth", 1 + max(depths, default=-1))
 
 
 MAX_DEPTH: Final = 64

@@ -47,9 +47,15 @@ def local_of(ref: ValueRef) -> tuple[str, int] | None:
     return (name, int(count)) if count.isdigit() else None
 
 
-def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
+def expr(
+    kind: str, operands: Iterable[ValueRef], value: Any = MISSING, deps: frozenset[int] | None = None
+) -> ValueRef:
+    """A pure expression `kind` of `operands`; its deps are theirs, or `deps` when the caller has them
+    already (a list that grows by one item: the list's deps and the item's)."""
     ops = tuple(op for op in operands if op is not NULL)
-    return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)
+    if deps is None:
+        deps = union(op.deps for op in ops)
+    return ValueRef(Source.EXPR, name=kind, operands=ops, deps=deps, value=value)
 
 
 def unknown(
@@ -69,11 +75,21 @@ def unknown_origin(ref: ValueRef) -> str | None:
 
 
 def union(deps: Iterable[frozenset[int]]) -> frozenset[int]:
-    out: frozenset[int] = frozenset()
+    """The union, in time proportional to the sizes of the sets (one set grown in place, not a new
+    frozenset per operand: a list of n results has n operands)."""
+    first: frozenset[int] = frozenset()
+    grown: set[int] | None = None
     for d in deps:
-        if d and not d <= out:
-            out = out | d
-    return out
+        if not d:
+            continue
+        if grown is not None:
+            grown |= d
+        elif not first:
+            first = d
+        elif not d <= first:
+            grown = set(first)
+            grown |= d
+    return first if grown is None else frozenset(grown)
 
 
 def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
