@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 import pipelines as P
+import xcs_bc as xcs
 from xcs_bc import ComputationGraph, Source
 from xcs_bc.ir.check import check
+from xcs_bc.testing import FakeLLM
 
 
 def deps(graph: ComputationGraph) -> dict[int, list[int]]:
@@ -245,3 +250,40 @@ def test_finish_hands_on_a_frozen_trace_of_the_run() -> None:
         trace.graph = trace.graph  # type: ignore[misc]
     with pytest.raises(TypeError):
         trace.locals["x"] = 1  # type: ignore[index]
+
+
+class _Record:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+GREETING = "Dear"
+
+
+def test_pauses_in_glue_that_runs_no_user_code_are_never_slow_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load any instruction can take milliseconds (a collection, another thread, the tracer):
+    only one that may run user code on the values it takes is a slow step of its own.  Here every
+    instruction seems to take 5 ms: a global read, string operators, a plain attribute and a
+    list's iteration stay glue, and the calls are still planned."""
+    import xcs_bc.build.builder as builder_module
+
+    real = time.perf_counter
+    ticks = iter(range(10**9))
+
+    class SlowClock:
+        @staticmethod
+        def perf_counter() -> float:
+            return real() + 0.005 * next(ticks)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+    llm = FakeLLM("llm", 0.0)
+    monkeypatch.setattr(builder_module, "time", SlowClock())
+
+    records = [_Record("a"), _Record("b")]
+    with xcs.capture(min_call_ms=1.0) as cap:
+        out: list[str] = []
+        for record in records:
+            out.append(llm(GREETING + " " + record.text + f"{len(out)}"))
+    assert [op.name for op in cap.graph.operations] == ["llm", "llm"], cap.graph

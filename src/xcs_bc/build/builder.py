@@ -32,6 +32,7 @@ Precision rests on a few rules, each conservative:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dis
 import inspect
@@ -587,7 +588,7 @@ class GraphBuilder:
     def _apply(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         duration = now - fs.started
         slow = duration >= max(self.min_call_s, _IMPLICIT_MIN_S)
-        if slow and len(self.ops) == fs.ops_before and ins.opname not in _NEVER_SLOW:
+        if slow and len(self.ops) == fs.ops_before and _may_run_user_code(fs, ins, jumped):
             self._implicit_op(fs, ins, jumped, now)
         else:
             _HANDLERS.get(ins.opname, _h_conservative)(self, fs, ins, jumped)
@@ -724,7 +725,7 @@ class GraphBuilder:
             if raised:
                 return
             result = self._nested_result(fs, callee, callee_ref, args)
-        elif duration >= self.min_call_s:
+        elif duration >= self.min_call_s and not (self.min_call_s and _plain_builtin(callee)):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
                 args = self._observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
@@ -1828,6 +1829,51 @@ _NEVER_SLOW = frozenset(
     BUILD_SLICE LIST_APPEND LIST_EXTEND LIST_TO_TUPLE UNPACK_SEQUENCE POP_BLOCK POP_EXCEPT PUSH_EXC_INFO
     SETUP_FINALLY GEN_START""".split()
 )
+_EMPTIES: tuple[Any, ...] = ("", b"", [], (), {}, set(), range(0), {}.keys(), {}.values(), {}.items())
+_STORES = frozenset({"STORE_NAME", "STORE_GLOBAL", "DELETE_NAME", "DELETE_GLOBAL"})  # into a namespace dict
+# Values whose operators, attributes, items, iteration and formatting run no user code.
+_PLAIN_TYPES: frozenset[type] = frozenset(
+    {str, bytes, bytearray, int, float, complex, bool, type(None), list, tuple, dict, set, frozenset}
+    | {range, slice, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type}
+    | {type(iter(empty)) for empty in _EMPTIES}
+    | {type({}.keys()), type({}.values()), type({}.items())}
+)
+
+
+def _may_run_user_code(fs: FrameState, ins: Instr, jumped: bool) -> bool:
+    """Can this instruction, on the values it takes, run code of the user's (a property, `__getitem__`,
+    `__next__` of a generator, an operator or `__format__` of a user class)?  Only such an instruction
+    is a slow step of its own: when another one takes long, a collection, another thread or the tracer
+    took the time (under load, a `LOAD_GLOBAL` can take milliseconds).  Elements of a container are not
+    looked into (`==` of two lists may call their items' `__eq__`: no API call hides there).  Of a
+    value the builder holds no object for, only one a helper not known to be pure made may be anything;
+    missing a slow step there costs no correctness (recipes never run user code), only a report line."""
+    if ins.opname in _NEVER_SLOW or ins.opname in _STORES:
+        return False
+    taken = ins.jump_pops if jumped else ins.pops
+    if taken == 0 or taken > len(fs.stack):
+        return False  # it reads no value (LOAD_GLOBAL, LOAD_NAME, ...): no user code of a value runs
+    operands = [ref for ref in fs.stack[len(fs.stack) - taken :] if ref is not NULL and ref is not EXC]
+    if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and operands and operands[-1].value is not MISSING:
+        return peek_attr(operands[-1].value, str(ins.argval)) is MISSING  # a plain attribute runs none
+    return any(
+        ref.source is Source.UNKNOWN if ref.value is MISSING else type(ref.value) not in _PLAIN_TYPES
+        for ref in operands
+    )
+
+
+def _plain_builtin(callee: Any) -> bool:
+    """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`): it
+    does no IO and runs no user code of its own, so its time is never a slow call's (with
+    `min_call_ms=0`, every call is an operation all the same)."""
+    if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
+        return False
+    owner = getattr(callee, "__self__", None)
+    if isinstance(owner, types.ModuleType):
+        return owner is builtins and purity.classify(callee) is purity.Effect.PURE
+    return type(owner) in _PLAIN_TYPES
+
+
 # A slow step that is not a call is counted from 1 ms even with min_call_ms=0 (every instruction
 # takes *some* time; only calls are meant to become operations at any duration).
 _IMPLICIT_MIN_S = 0.001
