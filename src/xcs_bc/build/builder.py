@@ -338,6 +338,11 @@ class GraphBuilder:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
         graph = ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        # The frames watched refer to their callers (a finished frame keeps its f_back), and the caller
+        # holds this builder: kept, they would make a cycle that only a collection frees, trace and all.
+        self._frames.clear()
+        self._iters.clear()
+        self._root = None
         return Trace(
             graph,
             tuple(self.decisions),

@@ -238,6 +238,9 @@ class Session:
             if _sessions.get(self.thread) is self:
                 del _sessions[self.thread]
         self._known.clear()
+        # The frames it watched hold this session in a local (the jit's trace, the capture's block):
+        # keeping them here would make a cycle that only a collection frees, with the whole trace in it.
+        self.root = self.parent = None
 
 
 def observe_frame(listener: Listener, frame: types.FrameType) -> Session:

@@ -63,12 +63,15 @@ class Tracing:
             self.installed = False
         for frame, hook in list(self.frames.items()):
             self._release(frame, hook)
+        # the bound method refers to this object: kept, it would make a cycle holding the whole trace
+        self.global_tracer = _detached
 
     def _release(self, frame: types.FrameType, hook: _FrameHook) -> None:
         if frame.f_trace is hook.tracer:  # unless a debugger put its own there meanwhile
             frame.f_trace = hook.previous
         frame.f_trace_opcodes = hook.opcodes
         self.frames.pop(frame, None)
+        hook.tracer = None  # (the tracer refers to its hook)
 
     def _trace_target(self, frame: types.FrameType, previous_local: TraceFn | None) -> TraceFn:
         hook = _FrameHook(previous_local, frame.f_trace_opcodes)
@@ -105,33 +108,59 @@ class Tracing:
         return previous_local
 
     def _target_tracer(self, hook: _FrameHook) -> TraceFn:
-        session = self.session
-        listener = session.listener
-
-        def trace(frame: types.FrameType, event: str, arg: Any) -> TraceFn:
-            previous = hook.previous
-            if previous is not None and (event != "opcode" or hook.opcodes):
-                hook.previous = self._chain(previous, frame, event, arg)
-            if event == "opcode":
-                session.deliver(listener.instruction, frame, frame.f_lasti)
-            elif event == "exception":
-                session.deliver(listener.raised, frame, arg[1])
-            elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
-                self._release(frame, hook)
-            return trace
-
-        return trace
+        return _TargetTracer(self, hook)
 
     def _callee_tracer(self, caller: types.FrameType, previous_local: TraceFn | None) -> TraceFn:
-        session = self.session
-        listener = session.listener
+        return _CalleeTracer(self, caller, previous_local)
 
-        def trace(frame: types.FrameType, event: str, arg: Any) -> TraceFn | None:
-            nonlocal previous_local
-            if previous_local is not None:
-                previous_local = self._chain(previous_local, frame, event, arg)
-            if event == "return":
-                session.deliver(listener.returned, caller, arg)
-            return trace
 
-        return trace
+def _detached(frame: types.FrameType, event: str, arg: Any) -> None:
+    """Stands for a tracer that was uninstalled (never installed anywhere)."""
+
+
+# The local trace functions are objects that return themselves, not closures: a closure that returns
+# itself refers to itself through its cell, a cycle holding the session, the builder and the whole
+# trace, which only a collection would free.
+
+
+class _TargetTracer:
+    """The trace function of a target frame: its instructions, exceptions and return."""
+
+    __slots__ = ("tracing", "hook")
+
+    def __init__(self, tracing: Tracing, hook: _FrameHook) -> None:
+        self.tracing = tracing
+        self.hook = hook
+
+    def __call__(self, frame: types.FrameType, event: str, arg: Any) -> TraceFn:
+        tracing, hook = self.tracing, self.hook
+        session = tracing.session
+        previous = hook.previous
+        if previous is not None and (event != "opcode" or hook.opcodes):
+            hook.previous = tracing._chain(previous, frame, event, arg)
+        if event == "opcode":
+            session.deliver(session.listener.instruction, frame, frame.f_lasti)
+        elif event == "exception":
+            session.deliver(session.listener.raised, frame, arg[1])
+        elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
+            tracing._release(frame, hook)
+        return self
+
+
+class _CalleeTracer:
+    """The trace function of a frame a target frame called: only its return is reported."""
+
+    __slots__ = ("tracing", "caller", "previous_local")
+
+    def __init__(self, tracing: Tracing, caller: types.FrameType, previous_local: TraceFn | None) -> None:
+        self.tracing = tracing
+        self.caller = caller
+        self.previous_local = previous_local
+
+    def __call__(self, frame: types.FrameType, event: str, arg: Any) -> TraceFn:
+        if self.previous_local is not None:
+            self.previous_local = self.tracing._chain(self.previous_local, frame, event, arg)
+        if event == "return":
+            session = self.tracing.session
+            session.deliver(session.listener.returned, self.caller, arg)
+        return self
