@@ -187,7 +187,7 @@ REFUSED: list[tuple[str, ValueRef, str]] = [
     ("result not in yet", expr("fstring", (const("a"), fmt(out(9)))), "has not returned yet"),
     (
         "unknown",
-        ValueRef(Source.UNKNOWN, name="helper()", op=0),
+        ValueRef(Source.UNKNOWN, origin="helper()", op=0),
         r"helper\(\), which is not known to be pure",
     ),
 ]

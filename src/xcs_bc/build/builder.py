@@ -57,14 +57,14 @@ from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.trace import Decision, LoopRecord, Trace
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, Local, Operation, OpType, PathStep, Site, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
+    as_local,
     const,
     describe_callee,
     expr,
     index_const,
-    local_tag,
     peek_attr,
     peek_item,
     peek_iter_item,
@@ -72,6 +72,7 @@ from xcs_bc.ir.values import (
     union,
     unknown,
     with_deps,
+    with_path,
     with_value,
 )
 from xcs_bc.observe.hooks import CallEvent
@@ -196,7 +197,7 @@ class GraphBuilder:
         self._root: FrameState | None = None
         self._single_stores: frozenset[str] = frozenset()
         self._live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
-        self.local_values: dict[str, Any] = {}  # local_tag -> the object the assignment stored
+        self.local_values: dict[Local, Any] = {}  # a local (which assignment) -> the object it stored
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
@@ -656,9 +657,9 @@ class GraphBuilder:
             if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:
                 # an object glue made (`patch = ImagePatch(img)`): no recipe can rebuild it, but a
                 # replay can read it from the frame once this very assignment has run (see plan.ready_at)
-                tag = local_tag(ref, name, count)
-                self.local_values[tag] = value
-                ref = ValueRef(Source.UNKNOWN, tag, ref.path, ref.operands, ref.op, ref.deps)
+                local = Local(name, count)
+                self.local_values[local] = value
+                ref = as_local(ref, local)
         fs.locals[name] = with_value(ref, value)
 
     def _load_global(self, fs: FrameState, name: str) -> ValueRef:
@@ -854,15 +855,7 @@ class GraphBuilder:
         if entry is not None and entry[0] is receiver:
             return entry[1]
         if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `xs.append` -> `xs`
-            return ValueRef(
-                callee_ref.source,
-                callee_ref.name,
-                callee_ref.path[:-1],
-                callee_ref.operands,
-                callee_ref.op,
-                callee_ref.deps,
-                receiver,
-            )
+            return with_path(callee_ref, callee_ref.path[:-1], receiver)
         return with_value(callee_ref, receiver)
 
     def _mutate_receiver(

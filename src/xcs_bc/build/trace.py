@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc.ir import ComputationGraph, Site, ValueRef
+from xcs_bc.ir import ComputationGraph, Local, Site, ValueRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class Trace:
     `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
     number of operations made before that read; `retained` the containers that outlive the
     expression that built them (see `GraphBuilder._retain`); `locals` the objects the observed
-    function's single-assignment locals held (by `local_tag`), which a replay may read.
+    function's single-assignment locals held (by `Local`: name and assignment), which a replay may read.
     """
 
     graph: ComputationGraph
@@ -65,4 +65,4 @@ class Trace:
     loops: tuple[LoopRecord, ...]
     carried: Mapping[int, int]
     retained: Mapping[int, tuple[ValueRef, ...]]
-    locals: Mapping[str, Any]
+    locals: Mapping[Local, Any]

@@ -76,6 +76,17 @@ class PathStep:
         return f"[{self.key!r}]"
 
 
+@dataclass(frozen=True, slots=True)
+class Local:
+    """A local of the observed function after its `assignment`-th assignment (1 for the first)."""
+
+    name: str
+    assignment: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.assignment}"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ValueRef:
     """An SSA value: its provenance, the operations it depends on, and the value seen at trace time.
@@ -88,6 +99,10 @@ class ValueRef:
     operand's), known without walking it: a loop that accumulates
     (`text = text + llm(d)`) nests as deep as it has rounds, and the walks
     that recurse bound themselves by it (see `MAX_DEPTH`).
+
+    An UNKNOWN value may say more: `origin` is the call that made it (`"helper()"`, a function
+    not known to be pure) or "", and `local` the local of the observed function whose one
+    assignment stored it, which a replay may read from the frame (see `xcs_bc.ir.values.as_local`).
     """
 
     source: Source
@@ -97,6 +112,8 @@ class ValueRef:
     op: int | None = None
     deps: frozenset[int] = frozenset()
     value: Any = field(default=MISSING, repr=False)
+    origin: str = ""
+    local: Local | None = None
     depth: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -421,7 +421,7 @@ class _Unifier:
             if rebased is None:
                 return None
             operands.append(rebased)
-        return ValueRef(ref.source, ref.name, ref.path, tuple(operands), ref.op, value=ref.value)
+        return dataclasses.replace(ref, operands=tuple(operands), deps=frozenset())
 
     def reads_round(self, ref: ValueRef, loop: _Loop) -> bool:
         if ref.source is Source.CONST and ref.name == INDEX:
@@ -433,7 +433,7 @@ class _Unifier:
         bases = (*loop.record.sequences, loop.record.iterable)
         for i, step in enumerate(ref.path):
             if step.kind == "iter":
-                base = ValueRef(ref.source, ref.name, ref.path[:i], ref.operands, ref.op, value=ref.value)
+                base = dataclasses.replace(ref, path=ref.path[:i], deps=frozenset())
                 if any(_same(base, b) for b in bases):
                     return True
         return False
@@ -484,6 +484,8 @@ def _same(a: ValueRef, b: ValueRef) -> bool:
     return (
         a.source is b.source
         and a.name == b.name
+        and a.origin == b.origin
+        and a.local == b.local
         and a.op == b.op
         and a.path == b.path
         and len(a.operands) == len(b.operands)
@@ -565,7 +567,7 @@ def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
             operands.extend(_fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.op]))
         else:
             operands.append(_fill(operand, k, layout))
-    return ValueRef(ref.source, ref.name, path, tuple(operands), ref.op, value=ref.value)
+    return dataclasses.replace(ref, path=path, operands=tuple(operands), deps=frozenset())
 
 
 def _index(leaf: Any, k: int | None) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 from xcs_bc.build import purity
 from xcs_bc.build.builder import Decision, LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, Local, Operation, OpType, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
 from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value, too_deep
@@ -525,17 +525,17 @@ def make_plan(
     return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
 
 
-def local_reads(recipe: Recipe) -> dict[str, tuple[str, int]]:
-    """The locals of the function a recipe reads: `local_tag` -> (name, which assignment)."""
-    reads: dict[str, tuple[str, int]] = {}
+def local_reads(recipe: Recipe) -> tuple[Local, ...]:
+    """The locals of the function a recipe reads (which assignment of each), in a fixed order."""
+    reads: dict[Local, None] = {}
     todo = [recipe.callee, *recipe.args]
     while todo:
         ref = todo.pop()
         found = local_of(ref)
         if found is not None:
-            reads[ref.name] = found
+            reads[found] = None
         todo.extend(ref.operands)
-    return reads
+    return tuple(reads)
 
 
 def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, ...]]:
@@ -547,7 +547,7 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
     ready: dict[int, list[int]] = {}
     reliable = _reliable_points(recipes, cutoff)
     for recipe in recipes:
-        wanted = local_reads(recipe).values() if recipe.ahead else ()
+        wanted = local_reads(recipe) if recipe.ahead else ()
         if not wanted:
             continue
         op = recipe.op
@@ -556,7 +556,7 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
                 break
             point = recipes[j].op.metadata
             if point.get("effects") == op.metadata.get("effects") and all(
-                point.get("assigned", {}).get(name) == count for name, count in wanted
+                point.get("assigned", {}).get(local.name) == local.assignment for local in wanted
             ):
                 ready.setdefault(j, []).append(op.id)
     return {j: tuple(v) for j, v in ready.items()}
@@ -564,7 +564,7 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
 
 def local_names(recipe: Recipe) -> str:
     """The locals a recipe reads from the function's frame, for people: `patch, record`."""
-    return ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+    return ", ".join(sorted({local.name for local in local_reads(recipe)}))
 
 
 def _no_point(recipe: Recipe) -> str:

@@ -127,7 +127,7 @@ class _Lean:
             stack.pop()
             operands = tuple(self.made[id(operand)] for operand in ref.operands)
             value = ref.value if ref.source in _KEPT_VALUES else MISSING
-            self.made[id(ref)] = ValueRef(ref.source, ref.name, ref.path, operands, ref.op, ref.deps, value)
+            self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value)
             self.originals.append(ref)
         return self.made[id(root)]
 

@@ -37,7 +37,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
-from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
@@ -54,7 +54,7 @@ class Env:
     globals: Mapping[str, Any]
     cells: Mapping[str, types.CellType]
     outputs: dict[int, Any] = field(default_factory=dict)
-    locals: Mapping[str, Any] = field(default_factory=dict)  # local_tag -> value read from the frame
+    locals: Mapping[Local, Any] = field(default_factory=dict)  # value read from the frame, per local
 
 
 # -- built-in data ---------------------------------------------------------------------------------
@@ -173,8 +173,8 @@ def _leaf(ref: ValueRef, env: Env) -> Any:
             value = cell.cell_contents
         except ValueError:
             raise NotComputable(f"cell {ref.name!r} is empty") from None
-    elif local_of(ref) is not None and ref.name in env.locals:
-        value = env.locals[ref.name]
+    elif (local := local_of(ref)) is not None and local in env.locals:
+        value = env.locals[local]
     else:
         origin = unknown_origin(ref)
         if origin is not None:
