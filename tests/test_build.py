@@ -6,6 +6,7 @@ import pytest
 
 import pipelines as P
 from xcs_bc import ComputationGraph, Source
+from xcs_bc.ir import ExprKind
 from xcs_bc.ir.check import check
 
 
@@ -37,7 +38,7 @@ def test_map_with_for_loop_and_append() -> None:
     g = well_formed(cap.graph)
     assert deps(g) == {0: [], 1: [], 2: []}
     prompt = g.operations[1].args[0]
-    assert prompt.source is Source.EXPR and prompt.name == "fstring"
+    assert prompt.source is Source.EXPR and prompt.kind is ExprKind.FSTRING
     assert prompt.value == "Summarize: b"
 
 
@@ -61,7 +62,7 @@ def test_judge_over_answers_in_a_tuple_a_list_and_an_fstring() -> None:
     cap, _ = P.judge_containers("q")
     g = well_formed(cap.graph)
     assert deps(g) == {0: [], 1: [], 2: [], 3: [0, 1], 4: [0, 2], 5: [1, 2]}
-    assert [op.args[0].name for op in g.operations[3:]] == ["tuple", "list", "fstring"]
+    assert [op.args[0].kind for op in g.operations[3:]] == [ExprKind.TUPLE, ExprKind.LIST, ExprKind.FSTRING]
 
 
 def test_pure_chain_has_no_parallel_group() -> None:

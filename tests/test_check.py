@@ -10,7 +10,7 @@ import pytest
 
 from irfactory import SCENARIOS, GraphFactory, cell, const, expr, glob, it
 from xcs_bc.errors import IRError, XCSError
-from xcs_bc.ir import MISSING, ComputationGraph, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Site, Source, ValueRef
 from xcs_bc.ir.check import check
 
 
@@ -149,7 +149,9 @@ BROKEN: dict[str, tuple[Callable[[], ComputationGraph], str]] = {
     ),
     "EXPR missing an operand's deps": (
         lambda: with_input(
-            2, 1, ValueRef(Source.EXPR, name="+", operands=(output(0), output(1)), deps=frozenset({0}))
+            2,
+            1,
+            ValueRef(Source.EXPR, kind=ExprKind.ADD, operands=(output(0), output(1)), deps=frozenset({0})),
         ),
         r"input 1 \(%0 \+ %1\): EXPR must depend on what its operands depend on, and misses %1",
     ),

@@ -15,7 +15,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from xcs_bc.ir.refs import MISSING, Local, PathStep, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, ExprKind, Local, PathStep, Source, ValueRef
 
 NULL = ValueRef(Source.CONST, name="<NULL>", value=None)
 """The NULL slot CPython pushes beside a callable (3.11+); never an operand."""
@@ -53,9 +53,9 @@ def local_of(ref: ValueRef) -> Local | None:
     return ref.local if ref.source is Source.UNKNOWN else None
 
 
-def expr(kind: str, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
+def expr(kind: ExprKind, operands: Iterable[ValueRef], value: Any = MISSING) -> ValueRef:
     ops = tuple(op for op in operands if op is not NULL)
-    return ValueRef(Source.EXPR, name=kind, operands=ops, deps=union(op.deps for op in ops), value=value)
+    return ValueRef(Source.EXPR, operands=ops, deps=union(op.deps for op in ops), value=value, kind=kind)
 
 
 def unknown(
@@ -97,6 +97,7 @@ def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
         ref.value,
         ref.origin,
         ref.local,
+        ref.kind,
     )
 
 
@@ -104,26 +105,37 @@ def with_value(ref: ValueRef, value: Any) -> ValueRef:
     if ref.value is value:
         return ref
     return ValueRef(
-        ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local
+        ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local, ref.kind
     )
 
 
 def with_path(ref: ValueRef, path: tuple[PathStep, ...], value: Any = MISSING) -> ValueRef:
     """The same value with another path (`xs` for `xs.append`), and the object found there."""
-    return ValueRef(ref.source, ref.name, path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local)
+    return ValueRef(
+        ref.source, ref.name, path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local, ref.kind
+    )
 
 
 def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
     """`base.key` (kind "attr"), `base[key]` ("item") or the key-th element iterated ("iter").
 
-    A path into a constant starts from an EXPR "const" wrapping it: a CONST's `value` is the
+    A path into a constant starts from an EXPR `ExprKind.CONST` wrapping it: a CONST's `value` is the
     constant itself, while a ref with a path carries the value at the end of the path.
     """
     if base.source is Source.CONST and not base.path:
-        base = ValueRef(Source.EXPR, name="const", operands=(base,), deps=base.deps)
+        base = ValueRef(Source.EXPR, operands=(base,), deps=base.deps, kind=ExprKind.CONST)
     path = (*base.path, PathStep(kind, key))
     return ValueRef(
-        base.source, base.name, path, base.operands, base.op, base.deps, value, base.origin, base.local
+        base.source,
+        base.name,
+        path,
+        base.operands,
+        base.op,
+        base.deps,
+        value,
+        base.origin,
+        base.local,
+        base.kind,
     )
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.build.builder import LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import INDEX
 from xcs_bc.plan.planner import (
@@ -50,7 +50,6 @@ from xcs_bc.plan.planner import (
 )
 
 _ROUND = "@round:"  # an OUTPUT template: the call at offset `op` of loop N's current round
-_EACH = "@each"  # an EXPR template: one operand per round of loop `op`
 _MAX_SCHEDULES = 16
 
 
@@ -275,7 +274,7 @@ def _after_cut(recipe: Recipe) -> Recipe:
 
 def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
     template = unify.rebase(iterable)
-    if template is None or len(template.operands) != 1 or template.operands[0].name != _EACH:
+    if template is None or len(template.operands) != 1 or template.operands[0].kind is not ExprKind.EACH:
         return None
     loop = template.operands[0].op
     return loop if loop is not None and loop < number else None
@@ -345,6 +344,7 @@ class _Unifier:
             r.depth > MAX_DEPTH  # unifying recurses: a value nested this deep is no template
             or r.source is not first.source
             or r.name != first.name
+            or r.kind is not first.kind
             or len(r.path) != len(first.path)
             or len(r.operands) != len(first.operands)
             for r in refs
@@ -379,7 +379,7 @@ class _Unifier:
             if found is None:
                 return None
             name, op = found
-        return ValueRef(first.source, name, tuple(path), tuple(operands), op, value=value)
+        return ValueRef(first.source, name, tuple(path), tuple(operands), op, value=value, kind=first.kind)
 
     def _output(self, ops: list[int | None]) -> tuple[str, int] | None:
         """The same op in every round (before the loops), or the op at one offset of each round k."""
@@ -410,11 +410,11 @@ class _Unifier:
         if ref.source is not Source.EXPR:
             return ref
         for number, loop in enumerate(self.loops):
-            if len(ref.operands) == loop.rounds and ref.name in ("list", "tuple", "set"):
+            if len(ref.operands) == loop.rounds and ref.kind in (ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET):
                 template = self.unify(ref.operands, number)
                 if template is not None and self._touches(template, number):
-                    each = ValueRef(Source.EXPR, _EACH, operands=(template,), op=number)
-                    return ValueRef(Source.EXPR, ref.name, ref.path, (each,))
+                    each = ValueRef(Source.EXPR, operands=(template,), op=number, kind=ExprKind.EACH)
+                    return ValueRef(Source.EXPR, path=ref.path, operands=(each,), kind=ref.kind)
         operands = []
         for operand in ref.operands:
             rebased = self.rebase(operand)
@@ -484,6 +484,7 @@ def _same(a: ValueRef, b: ValueRef) -> bool:
     return (
         a.source is b.source
         and a.name == b.name
+        and a.kind is b.kind
         and a.origin == b.origin
         and a.local == b.local
         and a.op == b.op
@@ -562,7 +563,7 @@ def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
         return ValueRef(Source.OUTPUT, "", path, op=op)
     operands: list[ValueRef] = []
     for operand in ref.operands:
-        if operand.source is Source.EXPR and operand.name == _EACH:
+        if operand.kind is ExprKind.EACH:
             assert operand.op is not None
             operands.extend(_fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.op]))
         else:

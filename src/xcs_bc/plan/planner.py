@@ -32,7 +32,17 @@ from typing import Any
 
 from xcs_bc.build import purity
 from xcs_bc.build.builder import Decision, LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, Local, Operation, OpType, Source, ValueRef
+from xcs_bc.ir import (
+    MAX_DEPTH,
+    MISSING,
+    ComputationGraph,
+    ExprKind,
+    Local,
+    Operation,
+    OpType,
+    Source,
+    ValueRef,
+)
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
 from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value, too_deep
@@ -299,7 +309,7 @@ def _unread_deps(ref: ValueRef) -> frozenset[int]:
     return unread
 
 
-_DISPLAYS = frozenset({"list", "tuple", "dict", "set", "const"})
+_DISPLAYS = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.DICT, ExprKind.SET, ExprKind.CONST})
 
 
 def _shared_inside(ref: ValueRef, value: Any) -> str | None:
@@ -308,7 +318,7 @@ def _shared_inside(ref: ValueRef, value: Any) -> str | None:
     A recipe would hand the callee that very object early, before the glue changes it."""
     if ref.source is not Source.EXPR or ref.path:
         return f"a {type(value).__name__}" if type(value) in _SHARED_CONTAINERS else None
-    if ref.name not in _DISPLAYS:
+    if ref.kind not in _DISPLAYS:
         return None  # computed by a pure call or operator: new data, compared by value
     for operand in ref.operands:
         found = _shared_inside(operand, operand.value)
@@ -322,9 +332,13 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
 
     Only containers that end up inside the argument itself count: `str(kept)` passes a string.
     """
-    if ref.source is not Source.EXPR or ref.name not in ("list", "dict", "set", "tuple") or ref.path:
+    if (
+        ref.source is not Source.EXPR
+        or ref.kind not in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET, ExprKind.TUPLE)
+        or ref.path
+    ):
         return False
-    if ref.name != "tuple" and retained.get(id(ref.operands)) is ref.operands:
+    if ref.kind is not ExprKind.TUPLE and retained.get(id(ref.operands)) is ref.operands:
         return True
     return any(_passes_retained(operand, retained) for operand in ref.operands)
 
@@ -609,10 +623,10 @@ def zip_shortest(iterable: ValueRef) -> bool:
         return False
     if iterable.operands[0].value is not zip:
         return False
-    if iterable.name == "call":
+    if iterable.kind is ExprKind.CALL:
         return True
     # zip(a, b, strict=False): operands are the callee, the sequences, the keyword's value, its name
-    if iterable.name != "call_kw" or len(iterable.operands) < 4:
+    if iterable.kind is not ExprKind.CALL_KW or len(iterable.operands) < 4:
         return False
     strict, names = iterable.operands[-2:]
     return names.value == ("strict",) and strict.source is Source.CONST and strict.value is False
