@@ -165,6 +165,18 @@ BROKEN: dict[str, tuple[Callable[[], ComputationGraph], str]] = {
         ),
         r"only EXPR values have operands, this is CONST",
     ),
+    "kind on a non-EXPR": (
+        lambda: with_input(0, 1, ValueRef(Source.INPUT, name="q", kind=ExprKind.ADD)),
+        r"input 1 \(q\): only EXPR values have a kind, this is INPUT",
+    ),
+    "loop counter that is not a CONST": (
+        lambda: with_input(0, 1, ValueRef(Source.INPUT, name="q", counter=True)),
+        r"input 1 \(q\): only CONST values are loop counters, this is INPUT",
+    ),
+    "a plan's loop template in a graph": (
+        lambda: with_input(2, 1, ValueRef(Source.OUTPUT, op=0, deps=frozenset({0}), loop=0)),
+        r"input 1 \(%0\): a loop template .* is never part of a graph",
+    ),
     "INPUT without a name": (
         lambda: with_input(0, 1, ValueRef(Source.INPUT)),
         r"%0 summarize at pipeline.py:14: input 1 \(\): INPUT must have a name",

@@ -20,7 +20,8 @@ Invariants:
   at least all of those;
 - EXPR values have a kind (an `ExprKind`) and depend on at least what their
   operands depend on; only EXPR values have operands or a kind;
-- INPUT, GLOBAL and CELL values have a name; CONST values have a value.
+- INPUT, GLOBAL and CELL values have a name; CONST values have a value; only
+  CONST values are loop counters, and no value is a plan's loop template.
 
 Acyclicity follows: every dependency points at a smaller id.  A value shared by
 several operations (a loop that accumulates hands each call all the earlier
@@ -152,6 +153,10 @@ def _check_source(ref: ValueRef, limit: int, where: str) -> None:
         raise _bad(where, ref, f"only EXPR values have operands, this is {ref.source.name}")
     if ref.kind is not None and ref.source is not Source.EXPR:
         raise _bad(where, ref, f"only EXPR values have a kind, this is {ref.source.name}")
+    if ref.counter and ref.source is not Source.CONST:
+        raise _bad(where, ref, f"only CONST values are loop counters, this is {ref.source.name}")
+    if ref.loop is not None:
+        raise _bad(where, ref, "a loop template (a plan's, see plan.generalize) is never part of a graph")
     if ref.source is Source.OUTPUT:
         if ref.op is None or not 0 <= ref.op < limit:
             expected = f"an operation before this one (%0..%{limit - 1})"

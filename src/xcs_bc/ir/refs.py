@@ -85,7 +85,7 @@ class ExprKind(enum.Enum):
     GENERATED = "generated"  # what a consumer took from generator expressions
     UNPACK = "unpack"  # `*xs` in a display
     EFFECT = "effect"  # an object after a change in place: the object, then what changed it
-    EACH = "@each"  # a plan's template: one operand per round of loop `op` (see plan.generalize)
+    EACH = "@each"  # a plan's template: its operand once per round of loop `loop` (see plan.generalize)
     # instructions that are pure expressions of their operands (named after the opcode)
     MAKE_FUNCTION = "make_function"
     SET_FUNCTION_ATTRIBUTE = "set_function_attribute"
@@ -203,7 +203,12 @@ class ValueRef:
     An UNKNOWN value may say more: `origin` is the call that made it (`"helper()"`, a function
     not known to be pure) or "", and `local` the local of the observed function whose one
     assignment stored it, which a replay may read from the frame (see `xcs_bc.ir.values.as_local`).
-    An EXPR value has a `kind` (what it computes); other values have none.
+    An EXPR value has a `kind` (what it computes); other values have none.  A CONST with `counter`
+    set is a loop's counter (`enumerate`'s index, a `range` item), not a literal of the code.
+
+    `loop` is set only in a plan's templates (see `xcs_bc.plan.generalize`), never in a graph: an
+    OUTPUT with a `loop` is the call at offset `op` of that loop's current round, and an EXPR
+    `ExprKind.EACH` stands for its operand instantiated once per round of that loop.
     """
 
     source: Source
@@ -216,6 +221,8 @@ class ValueRef:
     origin: str = ""
     local: Local | None = None
     kind: ExprKind | None = None
+    loop: int | None = None
+    counter: bool = False
     depth: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -25,12 +25,9 @@ def const(value: Any) -> ValueRef:
     return ValueRef(Source.CONST, value=value)
 
 
-INDEX = "@index"
-"""The name of a CONST that is a loop's counter (`enumerate`'s index, a `range` item), not a literal."""
-
-
 def index_const(value: int) -> ValueRef:
-    return ValueRef(Source.CONST, name=INDEX, value=value)
+    """A CONST that is a loop's counter (`enumerate`'s index, a `range` item), not a literal."""
+    return ValueRef(Source.CONST, value=value, counter=True)
 
 
 def as_local(ref: ValueRef, local: Local) -> ValueRef:
@@ -87,33 +84,18 @@ def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
     """The same value, depending also on `deps` (control flow, or effects on the object)."""
     if deps <= ref.deps:
         return ref
-    return ValueRef(
-        ref.source,
-        ref.name,
-        ref.path,
-        ref.operands,
-        ref.op,
-        ref.deps | deps,
-        ref.value,
-        ref.origin,
-        ref.local,
-        ref.kind,
-    )
+    return _like(ref, ref.path, ref.deps | deps, ref.value)
 
 
 def with_value(ref: ValueRef, value: Any) -> ValueRef:
     if ref.value is value:
         return ref
-    return ValueRef(
-        ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local, ref.kind
-    )
+    return _like(ref, ref.path, ref.deps, value)
 
 
 def with_path(ref: ValueRef, path: tuple[PathStep, ...], value: Any = MISSING) -> ValueRef:
     """The same value with another path (`xs` for `xs.append`), and the object found there."""
-    return ValueRef(
-        ref.source, ref.name, path, ref.operands, ref.op, ref.deps, value, ref.origin, ref.local, ref.kind
-    )
+    return _like(ref, path, ref.deps, value)
 
 
 def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
@@ -124,18 +106,25 @@ def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
     """
     if base.source is Source.CONST and not base.path:
         base = ValueRef(Source.EXPR, operands=(base,), deps=base.deps, kind=ExprKind.CONST)
-    path = (*base.path, PathStep(kind, key))
+    return _like(base, (*base.path, PathStep(kind, key)), base.deps, value)
+
+
+def _like(ref: ValueRef, path: tuple[PathStep, ...], deps: frozenset[int], value: Any) -> ValueRef:
+    """`ref` with another path, deps and value; every other field the same (positional: the builder
+    makes many of these)."""
     return ValueRef(
-        base.source,
-        base.name,
+        ref.source,
+        ref.name,
         path,
-        base.operands,
-        base.op,
-        base.deps,
+        ref.operands,
+        ref.op,
+        deps,
         value,
-        base.origin,
-        base.local,
-        base.kind,
+        ref.origin,
+        ref.local,
+        ref.kind,
+        ref.loop,
+        ref.counter,
     )
 
 
