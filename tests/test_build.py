@@ -246,3 +246,24 @@ def test_finish_hands_on_a_frozen_trace_of_the_run() -> None:
         trace.graph = trace.graph  # type: ignore[misc]
     with pytest.raises(TypeError):
         trace.locals["x"] = 1  # type: ignore[index]
+
+
+def test_planner_facts_travel_in_the_trace_not_in_metadata() -> None:
+    import sys
+
+    from xcs_bc.build.builder import GraphBuilder
+    from xcs_bc.observe.hooks import observe_call
+
+    builder = GraphBuilder(min_call_ms=P.MIN_CALL_MS, name="traced_loop")
+    session = observe_call(builder, _traced_loop.__code__, sys._getframe())
+    _traced_loop(["a", "b"])
+    session.stop()
+    trace = builder.finish(None)
+    human = {"start", "end", "duration", "occurrence", "thread", "exception", "args"}
+    assert all(set(op.metadata) <= human for op in trace.graph.operations)
+    assert set(trace.graph.metadata) <= {"name", "wall_time", "min_call_ms", "resyncs", "exception"}
+    assert len(trace.calls) == len(trace.graph.operations)
+    assert all(facts.code is _traced_loop.__code__ and not facts.star for facts in trace.calls)
+    assert [facts.callee for facts in trace.calls] == [P.llm, P.llm, P.judge]
+    assert trace.calls[2].assigned["notes"] == 1 and "notes" not in trace.calls[0].assigned
+    assert trace.run.root_code is _traced_loop.__code__ and trace.run.executed

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -56,7 +56,7 @@ from xcs_bc._compat import (
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
-from xcs_bc.build.trace import Decision, LoopRecord, Trace
+from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts, Trace
 from xcs_bc.ir import (
     MISSING,
     ComputationGraph,
@@ -213,6 +213,7 @@ class GraphBuilder:
         self._single_stores: frozenset[str] = frozenset()
         self._live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
         self.local_values: dict[Local, Any] = {}  # a local (which assignment) -> the object it stored
+        self.call_facts: list[CallFacts] = []  # what plan reads of each operation, by id
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
@@ -345,10 +346,9 @@ class GraphBuilder:
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
+        run = RunFacts()
         if self._root is not None:  # the observed function's code (plan reads which call sites name what)
-            metadata["root_code"] = self._root.info.code
-            metadata["executed"] = frozenset(self.executed)
-            metadata["unguarded_paths"] = self.unguarded_paths
+            run = RunFacts(self._root.info.code, frozenset(self.executed), self.unguarded_paths)
         if exc is not None:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
@@ -360,6 +360,8 @@ class GraphBuilder:
             MappingProxyType(dict(self.carried)),
             MappingProxyType(dict(self.retained)),
             MappingProxyType(dict(self.local_values)),
+            tuple(self.call_facts),
+            run,
         )
 
     # -- frames --------------------------------------------------------------------------------
@@ -745,7 +747,7 @@ class GraphBuilder:
                 fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
             )
             if star:
-                op.metadata["star"] = True  # type: ignore[index]
+                self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
             if purity.sets_attributes(callee):  # `self.gather(topic)` storing self.notes: and its object
@@ -974,7 +976,6 @@ class GraphBuilder:
             "duration": now - fs.started,
             "occurrence": occurrence,
             "thread": self.thread,
-            "callee": fs.callee,
             "args": self._arguments(fs, fs.callee),
         }
         if raised:
@@ -988,10 +989,9 @@ class GraphBuilder:
         )
         control = fs.conditions()
         site = self._site(fs, ins)
-        metadata["code"] = code
-        metadata["after_unknown_call"] = self.unknown_calls > 0
-        metadata["effects"] = self.effects
-        metadata["assigned"] = dict(self._live)  # how many times each local of the function was assigned
+        # how many times each local of the function was assigned: see CallFacts
+        facts = CallFacts(code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self._live))
+        self.call_facts.append(facts)
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op

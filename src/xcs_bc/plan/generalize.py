@@ -285,7 +285,7 @@ def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tup
         first = rounds[0]
         if any(
             r.op.site != first.op.site
-            or r.op.metadata.get("code") is not first.op.metadata.get("code")
+            or r.facts.code is not first.facts.code
             or r.kwnames != first.kwnames
             or len(r.args) != len(first.args)
             for r in rounds
