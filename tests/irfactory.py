@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Operation, OpType, PathStep, Site, Source, ValueRef
 
 FILE = "/home/dev/app/pipeline.py"
 
@@ -41,11 +41,12 @@ def cell(name: str) -> ValueRef:
     return ValueRef(Source.CELL, name=name)
 
 
-def expr(kind: str, *operands: object) -> ValueRef:
-    """A pure expression of `operands`; it depends on whatever they depend on."""
+def expr(kind: ExprKind | str, *operands: object) -> ValueRef:
+    """A pure expression of `operands` (`kind` as the SSA text spells it: "+", "list"); it depends on
+    whatever they depend on."""
     refs = tuple(ref(operand) for operand in operands)
     deps = frozenset().union(*(operand.deps for operand in refs))
-    return ValueRef(Source.EXPR, name=kind, operands=refs, deps=deps)
+    return ValueRef(Source.EXPR, operands=refs, deps=deps, kind=ExprKind(kind))
 
 
 def fstring(*parts: object) -> ValueRef:
@@ -62,6 +63,7 @@ def step(base: ValueRef, kind: str, key: object) -> ValueRef:
         op=base.op,
         deps=base.deps,
         value=base.value,
+        kind=base.kind,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 import pipelines as P
 import xcs_bc as xcs
 from xcs_bc import ComputationGraph, Source
+from xcs_bc.ir import ExprKind
 from xcs_bc.ir.check import check
 from xcs_bc.testing import FakeLLM
 
@@ -42,7 +43,7 @@ def test_map_with_for_loop_and_append() -> None:
     g = well_formed(cap.graph)
     assert deps(g) == {0: [], 1: [], 2: []}
     prompt = g.operations[1].args[0]
-    assert prompt.source is Source.EXPR and prompt.name == "fstring"
+    assert prompt.source is Source.EXPR and prompt.kind is ExprKind.FSTRING
     assert prompt.value == "Summarize: b"
 
 
@@ -66,7 +67,7 @@ def test_judge_over_answers_in_a_tuple_a_list_and_an_fstring() -> None:
     cap, _ = P.judge_containers("q")
     g = well_formed(cap.graph)
     assert deps(g) == {0: [], 1: [], 2: [], 3: [0, 1], 4: [0, 2], 5: [1, 2]}
-    assert [op.args[0].name for op in g.operations[3:]] == ["tuple", "list", "fstring"]
+    assert [op.args[0].kind for op in g.operations[3:]] == [ExprKind.TUPLE, ExprKind.LIST, ExprKind.FSTRING]
 
 
 def test_pure_chain_has_no_parallel_group() -> None:
@@ -287,3 +288,24 @@ def test_pauses_in_glue_that_runs_no_user_code_are_never_slow_steps(monkeypatch:
         for record in records:
             out.append(llm(GREETING + " " + record.text + f"{len(out)}"))
     assert [op.name for op in cap.graph.operations] == ["llm", "llm"], cap.graph
+
+
+def test_planner_facts_travel_in_the_trace_not_in_metadata() -> None:
+    import sys
+
+    from xcs_bc.build.builder import GraphBuilder
+    from xcs_bc.observe.hooks import observe_call
+
+    builder = GraphBuilder(min_call_ms=P.MIN_CALL_MS, name="traced_loop")
+    session = observe_call(builder, _traced_loop.__code__, sys._getframe())
+    _traced_loop(["a", "b"])
+    session.stop()
+    trace = builder.finish(None)
+    human = {"start", "end", "duration", "occurrence", "thread", "exception", "args"}
+    assert all(set(op.metadata) <= human for op in trace.graph.operations)
+    assert set(trace.graph.metadata) <= {"name", "wall_time", "min_call_ms", "resyncs", "exception"}
+    assert len(trace.calls) == len(trace.graph.operations)
+    assert all(facts.code is _traced_loop.__code__ and not facts.star for facts in trace.calls)
+    assert [facts.callee for facts in trace.calls] == [P.llm, P.llm, P.judge]
+    assert trace.calls[2].assigned["notes"] == 1 and "notes" not in trace.calls[0].assigned
+    assert trace.run.root_code is _traced_loop.__code__ and trace.run.executed

@@ -10,7 +10,7 @@ import pytest
 
 from irfactory import SCENARIOS, GraphFactory, cell, const, expr, glob, it
 from xcs_bc.errors import IRError, XCSError
-from xcs_bc.ir import MISSING, ComputationGraph, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Site, Source, ValueRef
 from xcs_bc.ir.check import check
 
 
@@ -149,7 +149,9 @@ BROKEN: dict[str, tuple[Callable[[], ComputationGraph], str]] = {
     ),
     "EXPR missing an operand's deps": (
         lambda: with_input(
-            2, 1, ValueRef(Source.EXPR, name="+", operands=(output(0), output(1)), deps=frozenset({0}))
+            2,
+            1,
+            ValueRef(Source.EXPR, kind=ExprKind.ADD, operands=(output(0), output(1)), deps=frozenset({0})),
         ),
         r"input 1 \(%0 \+ %1\): EXPR must depend on what its operands depend on, and misses %1",
     ),
@@ -162,6 +164,18 @@ BROKEN: dict[str, tuple[Callable[[], ComputationGraph], str]] = {
             2, 1, ValueRef(Source.CONST, name="<self>", operands=(output(0),), deps=frozenset({0}))
         ),
         r"only EXPR values have operands, this is CONST",
+    ),
+    "kind on a non-EXPR": (
+        lambda: with_input(0, 1, ValueRef(Source.INPUT, name="q", kind=ExprKind.ADD)),
+        r"input 1 \(q\): only EXPR values have a kind, this is INPUT",
+    ),
+    "loop counter that is not a CONST": (
+        lambda: with_input(0, 1, ValueRef(Source.INPUT, name="q", counter=True)),
+        r"input 1 \(q\): only CONST values are loop counters, this is INPUT",
+    ),
+    "a plan's loop template in a graph": (
+        lambda: with_input(2, 1, ValueRef(Source.OUTPUT, op=0, deps=frozenset({0}), loop=0)),
+        r"input 1 \(%0\): a loop template .* is never part of a graph",
     ),
     "INPUT without a name": (
         lambda: with_input(0, 1, ValueRef(Source.INPUT)),

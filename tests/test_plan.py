@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from xcs_bc.ir import PathStep, Source, ValueRef
+from xcs_bc.ir import ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import const, expr
 from xcs_bc.plan.planner import (
     Env,
@@ -34,21 +34,23 @@ def inp(name: str, *path: PathStep) -> ValueRef:
 def test_paths_constants_fstrings_and_pure_calls() -> None:
     e = env(docs=["a", "b"], q="why")
     assert evaluate(inp("docs", PathStep("iter", 1)), e) == "b"
-    fstring = expr("fstring", (const("Q: "), expr("format", (inp("q"),))))
+    fstring = expr(ExprKind.FSTRING, (const("Q: "), expr(ExprKind.FORMAT, (inp("q"),))))
     assert evaluate(fstring, e) == "Q: why"
     template = ValueRef(Source.GLOBAL, name="TEMPLATE", path=(PathStep("attr", "format"),))
-    assert evaluate(expr("call", (template, inp("q"))), e) == "Q: why"
+    assert evaluate(expr(ExprKind.CALL, (template, inp("q"))), e) == "Q: why"
     joined = expr(
-        "call",
+        ExprKind.CALL,
         (
-            ValueRef(Source.EXPR, name="const", operands=(const(", "),), path=(PathStep("attr", "join"),)),
+            ValueRef(
+                Source.EXPR, kind=ExprKind.CONST, operands=(const(", "),), path=(PathStep("attr", "join"),)
+            ),
             inp("docs"),
         ),
     )
     assert evaluate(joined, e) == "a, b"
     dumps = ValueRef(Source.GLOBAL, name="json", path=(PathStep("attr", "dumps"),))
-    assert evaluate(expr("call", (dumps, inp("docs"))), e) == '["a", "b"]'
-    assert evaluate(expr("+", (inp("q"), const("!"))), e) == "why!"
+    assert evaluate(expr(ExprKind.CALL, (dumps, inp("docs"))), e) == '["a", "b"]'
+    assert evaluate(expr(ExprKind.ADD, (inp("q"), const("!"))), e) == "why!"
 
 
 def test_nothing_that_could_run_user_code_is_evaluated() -> None:
@@ -68,9 +70,9 @@ def test_nothing_that_could_run_user_code_is_evaluated() -> None:
     with pytest.raises(NotComputable):
         evaluate(inp("doc", PathStep("attr", "text")), e)
     with pytest.raises(NotComputable):
-        evaluate(expr("format", (inp("doc"),)), e)
+        evaluate(expr(ExprKind.FORMAT, (inp("doc"),)), e)
     with pytest.raises(NotComputable, match="not known to be pure"):
-        evaluate(expr("call", (inp("unknown"),)), e)
+        evaluate(expr(ExprKind.CALL, (inp("unknown"),)), e)
     with pytest.raises(NotComputable):
         evaluate(ValueRef(Source.UNKNOWN, op=0), e)
     with pytest.raises(NotComputable, match="has not returned"):
@@ -84,7 +86,7 @@ def test_a_pure_helper_that_raises_is_not_computable() -> None:
 
     e = env(text="")
     with pytest.raises(NotComputable, match="IndexError"):
-        evaluate(expr("call", (const(first_word), inp("text"))), e)
+        evaluate(expr(ExprKind.CALL, (const(first_word), inp("text"))), e)
 
 
 def test_guards_check_and_explain() -> None:
@@ -98,7 +100,7 @@ def test_guards_check_and_explain() -> None:
     miss = kind.check(env(docs=("a",)))
     assert miss is not None and miss.guard is kind and miss.found == "tuple"
     assert str(miss) == "type(docs) is list, but got tuple"
-    truth = Guard(GuardKind.TRUTH, expr("in", (const("x"), inp("q"))), True, "app.py:4")
+    truth = Guard(GuardKind.TRUTH, expr(ExprKind.IN, (const("x"), inp("q"))), True, "app.py:4")
     assert truth.check(env(q="xyz")) is None
     assert str(truth.check(env(q="abc"))) == "bool('x' in q) is True (at app.py:4), but got False"
 
@@ -133,8 +135,10 @@ def test_what_is_never_issued_ahead() -> None:
 
     assert _never_ahead(time.sleep) and _never_ahead(threading.Event().wait)
     assert not _never_ahead(len)
-    kept = expr("list", (const("a"),))
+    kept = expr(ExprKind.LIST, (const("a"),))
     retained = {id(kept.operands): kept.operands}
-    assert _passes_retained(kept, retained) and _passes_retained(expr("tuple", (kept,)), retained)
-    assert not _passes_retained(expr("list", (const("a"),)), retained)  # built in the call: not kept
-    assert not _passes_retained(expr("call", (const(str), kept)), retained)  # str(kept) passes a string
+    assert _passes_retained(kept, retained) and _passes_retained(expr(ExprKind.TUPLE, (kept,)), retained)
+    assert not _passes_retained(expr(ExprKind.LIST, (const("a"),)), retained)  # built in the call: not kept
+    assert not _passes_retained(
+        expr(ExprKind.CALL, (const(str), kept)), retained
+    )  # str(kept) passes a string

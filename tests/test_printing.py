@@ -223,7 +223,7 @@ def test_values_print_as_small_expressions() -> None:
     assert format_value(expr("+", out, 1)) == "%0 + 1"
     assert format_value(expr("*", expr("+", out, 1), 2)) == "(%0 + 1) * 2"
     assert format_value(item(expr("+", out, docs), 0)) == "(%0 + docs)[0]"
-    assert format_value(expr("str.join", ", ", expr("list", out, docs))) == "str.join(', ', list(%0, docs))"
+    assert format_value(expr("effect", ", ", expr("list", out, docs))) == "effect(', ', list(%0, docs))"
     assert format_value(expr("tuple", out)) == "tuple(%0)"
     assert format_value(expr("dict", "k", out)) == "dict('k', %0)"
     assert format_value(expr("not in", out, ("a",))) == "%0 not in ('a',)"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xcs_bc.ir import PathStep, Source, ValueRef
+from xcs_bc.ir import ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import const, expr
 from xcs_bc.plan import slices
 from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate
@@ -39,42 +39,42 @@ def attr(name: str) -> PathStep:
 
 
 def fmt(ref: ValueRef, spec: str | None = None) -> ValueRef:
-    return expr("format", (ref,) if spec is None else (ref, const(spec)))
+    return expr(ExprKind.FORMAT, (ref,) if spec is None else (ref, const(spec)))
 
 
 ITEM1 = inp("docs", PathStep("iter", 1))
 
 CASES: list[tuple[str, ValueRef, Any]] = [
-    ("f-string", expr("fstring", (const("Summarize: "), fmt(ITEM1))), "Summarize: beta"),
-    ("format spec", expr("fstring", (const("["), fmt(inp("n"), ">4"), const("]"))), "[   7]"),
-    ("f-string of a result", expr("fstring", (fmt(out(4)), const("/"), fmt(out(5, PathStep("item", 1))))), "four/y"),
-    ("str + str", expr("+", (const("Q: "), inp("q"))), "Q: why"),
-    ("int arithmetic", expr("*", (expr("+", (inp("n"), const(1))), const(3))), 24),
-    ("comparison", expr("<", (inp("n"), const(10))), True),
-    ("in", expr("in", (const("beta"), inp("docs"))), True),
-    ("not", expr("not", (inp("q"),)), False),
-    ("list display", expr("list", (ITEM1, out(4), const(3))), ["beta", "four", 3]),
-    ("tuple display", expr("tuple", (inp("q"), inp("n"))), ("why", 7)),
-    ("set display", expr("set", (const("a"), const("b"))), {"a", "b"}),
-    ("set of ints", expr("set", (inp("n"), const(1))), {7, 1}),
-    ("dict display", expr("dict", (const("role"), const("user"), const("content"), ITEM1)),
+    ("f-string", expr(ExprKind.FSTRING, (const("Summarize: "), fmt(ITEM1))), "Summarize: beta"),
+    ("format spec", expr(ExprKind.FSTRING, (const("["), fmt(inp("n"), ">4"), const("]"))), "[   7]"),
+    ("f-string of a result", expr(ExprKind.FSTRING, (fmt(out(4)), const("/"), fmt(out(5, PathStep("item", 1))))), "four/y"),
+    ("str + str", expr(ExprKind.ADD, (const("Q: "), inp("q"))), "Q: why"),
+    ("int arithmetic", expr(ExprKind.MUL, (expr(ExprKind.ADD, (inp("n"), const(1))), const(3))), 24),
+    ("comparison", expr(ExprKind.LT, (inp("n"), const(10))), True),
+    ("in", expr(ExprKind.IN, (const("beta"), inp("docs"))), True),
+    ("not", expr(ExprKind.NOT, (inp("q"),)), False),
+    ("list display", expr(ExprKind.LIST, (ITEM1, out(4), const(3))), ["beta", "four", 3]),
+    ("tuple display", expr(ExprKind.TUPLE, (inp("q"), inp("n"))), ("why", 7)),
+    ("set display", expr(ExprKind.SET, (const("a"), const("b"))), {"a", "b"}),
+    ("set of ints", expr(ExprKind.SET, (inp("n"), const(1))), {7, 1}),
+    ("dict display", expr(ExprKind.DICT, (const("role"), const("user"), const("content"), ITEM1)),
      {"role": "user", "content": "beta"}),
-    ("dict with an int key", expr("dict", (inp("n"), inp("q"))), {7: "why"}),
-    ("subscript", expr("getitem", (inp("docs"), const(-1))), "gamma"),
-    ("slice", expr("getitem", (inp("docs"), expr("slice", (const(1), const(None))))), ["beta", "gamma"]),
-    ("binary slice", expr("binary_slice", (inp("docs"), const(0), const(2))), ["alpha", "beta"]),
-    ("const", expr("const", (const("x"),)), "x"),
-    ("len", expr("call", (glob("len"), inp("docs"))), 3),
-    ("sorted, reverse", expr("call_kw", (glob("sorted"), inp("docs"), const(True), const(("reverse",)))),
+    ("dict with an int key", expr(ExprKind.DICT, (inp("n"), inp("q"))), {7: "why"}),
+    ("subscript", expr(ExprKind.GETITEM, (inp("docs"), const(-1))), "gamma"),
+    ("slice", expr(ExprKind.GETITEM, (inp("docs"), expr(ExprKind.SLICE, (const(1), const(None))))), ["beta", "gamma"]),
+    ("binary slice", expr(ExprKind.BINARY_SLICE, (inp("docs"), const(0), const(2))), ["alpha", "beta"]),
+    ("const", expr(ExprKind.CONST, (const("x"),)), "x"),
+    ("len", expr(ExprKind.CALL, (glob("len"), inp("docs"))), 3),
+    ("sorted, reverse", expr(ExprKind.CALL_KW, (glob("sorted"), inp("docs"), const(True), const(("reverse",)))),
      ["gamma", "beta", "alpha"]),
-    ("str.format with keywords", expr("call_kw", (glob("TEMPLATE", attr("format")), const("fr"), ITEM1,
+    ("str.format with keywords", expr(ExprKind.CALL_KW, (glob("TEMPLATE", attr("format")), const("fr"), ITEM1,
                                                    const(("lang", "text")))), "fr: beta"),
-    ("str.join", expr("call", (ValueRef(Source.EXPR, name="const", operands=(const("\n"),), path=(attr("join"),)),
+    ("str.join", expr(ExprKind.CALL, (ValueRef(Source.EXPR, kind=ExprKind.CONST, operands=(const("\n"),), path=(attr("join"),)),
                                inp("docs"))), "alpha\nbeta\ngamma"),
-    ("json.dumps", expr("call", (glob("json", attr("dumps")), expr("dict", (const("k"), inp("n"))))), '{"k": 7}'),
-    ("zip consumed by list", expr("call", (glob("list"), expr("call", (glob("zip"), inp("docs"), inp("docs"))))),
+    ("json.dumps", expr(ExprKind.CALL, (glob("json", attr("dumps")), expr(ExprKind.DICT, (const("k"), inp("n"))))), '{"k": 7}'),
+    ("zip consumed by list", expr(ExprKind.CALL, (glob("list"), expr(ExprKind.CALL, (glob("zip"), inp("docs"), inp("docs"))))),
      [("alpha", "alpha"), ("beta", "beta"), ("gamma", "gamma")]),
-    ("path on an expression", ValueRef(Source.EXPR, name="+", operands=(const("ab"), const("cd")),
+    ("path on an expression", ValueRef(Source.EXPR, kind=ExprKind.ADD, operands=(const("ab"), const("cd")),
                                        path=(PathStep("item", 1),)), "b"),
     ("a leaf alone", out(5, PathStep("iter", 0)), "x"),
 ]  # fmt: skip
@@ -87,7 +87,7 @@ def test_each_form_computes_what_python_computes(ref: ValueRef, expected: Any) -
 
 
 def test_a_recipe_slice_returns_callee_and_arguments_together() -> None:
-    prompt = expr("fstring", (const("Summarize: "), fmt(ITEM1)))
+    prompt = expr(ExprKind.FSTRING, (const("Summarize: "), fmt(ITEM1)))
     assert Slice((glob("len"), prompt, inp("n")))(env(docs=DOCS, n=7)) == (len, "Summarize: beta", 7)
 
 
@@ -123,19 +123,19 @@ def test_the_compiled_code_calls_nothing_but_the_checking_helpers(ref: ValueRef)
 
 def test_one_function_per_shape() -> None:
     """Items of a loop (and new lengths, and other constants) share one compiled function."""
-    made = [Slice((glob("len"), expr("fstring", (const(f"S{k}: "), fmt(inp("docs", PathStep("iter", k)))))))
+    made = [Slice((glob("len"), expr(ExprKind.FSTRING, (const(f"S{k}: "), fmt(inp("docs", PathStep("iter", k)))))))
             for k in range(50)]  # fmt: skip
     assert len({id(s.function) for s in made}) == 1
     assert [s(env(docs=[str(i) for i in range(50)]))[1] for s in made[:3]] == ["S0: 0", "S1: 1", "S2: 2"]
-    other = Slice((glob("len"), expr("fstring", (fmt(inp("docs", PathStep("iter", 0))), const("!")))))
+    other = Slice((glob("len"), expr(ExprKind.FSTRING, (fmt(inp("docs", PathStep("iter", 0))), const("!")))))
     assert other.function is not made[0].function  # another shape
 
 
 def test_a_constant_that_is_not_a_string_is_checked_when_joined() -> None:
     """A constant is a parameter, so an f-string of a non-str constant goes through the checking join."""
-    assert evaluate(expr("fstring", (const("a"), fmt(inp("q")))), env(q="b")) == "ab"
+    assert evaluate(expr(ExprKind.FSTRING, (const("a"), fmt(inp("q")))), env(q="b")) == "ab"
     with pytest.raises(NotComputable, match="not known to be pure"):
-        evaluate(expr("fstring", (const(3), fmt(inp("q")))), env(q="b"))
+        evaluate(expr(ExprKind.FSTRING, (const(3), fmt(inp("q")))), env(q="b"))
 
 
 class Tricky:
@@ -174,20 +174,20 @@ class Tricky:
 
 
 REFUSED: list[tuple[str, ValueRef, str]] = [
-    ("operator", expr("+", (inp("obj"), const("x"))), "not known to be pure"),
-    ("format", expr("fstring", (const("a"), fmt(inp("obj")))), "not known to be pure"),
-    ("subscript", expr("getitem", (inp("obj"), const(0))), "not known to be pure"),
-    ("set of objects", expr("set", (inp("obj"),)), "not known to be pure"),
-    ("dict keyed by an object", expr("dict", (inp("obj"), const(1))), "not known to be pure"),
-    ("comparison", expr("==", (inp("obj"), const(1))), "not known to be pure"),
-    ("pure call on an object", expr("call", (glob("len"), inp("obj"))), "could run user code"),
+    ("operator", expr(ExprKind.ADD, (inp("obj"), const("x"))), "not known to be pure"),
+    ("format", expr(ExprKind.FSTRING, (const("a"), fmt(inp("obj")))), "not known to be pure"),
+    ("subscript", expr(ExprKind.GETITEM, (inp("obj"), const(0))), "not known to be pure"),
+    ("set of objects", expr(ExprKind.SET, (inp("obj"),)), "not known to be pure"),
+    ("dict keyed by an object", expr(ExprKind.DICT, (inp("obj"), const(1))), "not known to be pure"),
+    ("comparison", expr(ExprKind.EQ, (inp("obj"), const(1))), "not known to be pure"),
+    ("pure call on an object", expr(ExprKind.CALL, (glob("len"), inp("obj"))), "could run user code"),
     ("property", inp("obj", attr("text")), "cannot be read without running user code"),
-    ("impure callee", expr("call", (inp("fn"), const(1))), "not known to be pure"),
-    ("unknown kind", expr("await", (inp("q"),)), "not known to be pure"),
-    ("result not in yet", expr("fstring", (const("a"), fmt(out(9)))), "has not returned yet"),
+    ("impure callee", expr(ExprKind.CALL, (inp("fn"), const(1))), "not known to be pure"),
+    ("unknown kind", expr(ExprKind.EFFECT, (inp("q"),)), "not known to be pure"),
+    ("result not in yet", expr(ExprKind.FSTRING, (const("a"), fmt(out(9)))), "has not returned yet"),
     (
         "unknown",
-        ValueRef(Source.UNKNOWN, name="helper()", op=0),
+        ValueRef(Source.UNKNOWN, origin="helper()", op=0),
         r"helper\(\), which is not known to be pure",
     ),
 ]
@@ -204,7 +204,7 @@ def test_nothing_that_could_run_user_code_runs(ref: ValueRef, why: str) -> None:
 
 
 def test_a_refusal_names_the_expression_that_stopped_it() -> None:
-    wrapped = expr("list", (const("ok"), expr("+", (inp("obj"), const("x")))))
+    wrapped = expr(ExprKind.LIST, (const("ok"), expr(ExprKind.ADD, (inp("obj"), const("x")))))
     with pytest.raises(NotComputable, match=r"obj \+ 'x' is not known to be pure"):
         evaluate(wrapped, env(obj=Tricky()))
 
@@ -214,9 +214,9 @@ def test_an_error_while_computing_is_not_computable() -> None:
         return text.split()[0]
 
     with pytest.raises(NotComputable, match="raised IndexError"):
-        evaluate(expr("call", (const(first_word), inp("q"))), env(q=""))
+        evaluate(expr(ExprKind.CALL, (const(first_word), inp("q"))), env(q=""))
     with pytest.raises(NotComputable, match="not known to be pure"):  # an index out of range: not peekable
-        evaluate(expr("getitem", (inp("docs"), const(9))), env(docs=DOCS))
+        evaluate(expr(ExprKind.GETITEM, (inp("docs"), const(9))), env(docs=DOCS))
 
 
 # -- generated trees -------------------------------------------------------------------------------
@@ -235,33 +235,36 @@ def _leaf() -> st.SearchStrategy[tuple[ValueRef, Any]]:
 
 def _grow(children: st.SearchStrategy[tuple[ValueRef, Any]]) -> st.SearchStrategy[tuple[ValueRef, Any]]:
     def fstring(parts: list[tuple[ValueRef, Any]]) -> tuple[ValueRef, Any]:
-        return expr("fstring", [fmt(ref) for ref, _ in parts]), "".join(format(v) for _, v in parts)
+        return expr(ExprKind.FSTRING, [fmt(ref) for ref, _ in parts]), "".join(format(v) for _, v in parts)
 
-    def display(kind: str, parts: list[tuple[ValueRef, Any]]) -> tuple[ValueRef, Any]:
-        build = {"list": list, "tuple": tuple}[kind]
+    def display(kind: ExprKind, parts: list[tuple[ValueRef, Any]]) -> tuple[ValueRef, Any]:
+        build = {ExprKind.LIST: list, ExprKind.TUPLE: tuple}[kind]
         return expr(kind, [ref for ref, _ in parts]), build(v for _, v in parts)
 
     def text_dict(parts: list[tuple[ValueRef, Any]]) -> tuple[ValueRef, Any]:
         operands = [o for k, (ref, _) in enumerate(parts) for o in (const(f"k{k}"), ref)]
-        return expr("dict", operands), {f"k{k}": v for k, (_, v) in enumerate(parts)}
+        return expr(ExprKind.DICT, operands), {f"k{k}": v for k, (_, v) in enumerate(parts)}
 
     def call(name: str, part: tuple[ValueRef, Any]) -> tuple[ValueRef, Any]:
         function = {"str": str, "repr": repr}[name]
-        return expr("call", (glob(name), part[0])), function(part[1])
+        return expr(ExprKind.CALL, (glob(name), part[0])), function(part[1])
 
     def concat(a: tuple[ValueRef, Any], b: tuple[ValueRef, Any]) -> tuple[ValueRef, Any]:
-        return expr("+", (expr("call", (glob("str"), a[0])), expr("call", (glob("repr"), b[0])))), str(
-            a[1]
-        ) + repr(b[1])
+        return expr(
+            ExprKind.ADD,
+            (expr(ExprKind.CALL, (glob("str"), a[0])), expr(ExprKind.CALL, (glob("repr"), b[0]))),
+        ), str(a[1]) + repr(b[1])
 
     parts = st.lists(children, max_size=4)
     return st.one_of(
         parts.map(fstring),
-        st.tuples(st.sampled_from(["list", "tuple"]), parts).map(lambda t: display(*t)),
+        st.tuples(st.sampled_from([ExprKind.LIST, ExprKind.TUPLE]), parts).map(lambda t: display(*t)),
         parts.map(text_dict),
         st.tuples(children, children).map(lambda t: concat(*t)),
         st.tuples(st.sampled_from(["str", "repr"]), children).map(lambda t: call(*t)),
-        parts.map(lambda p: (expr("call", (glob("len"), expr("list", [r for r, _ in p]))), len(p))),
+        parts.map(
+            lambda p: (expr(ExprKind.CALL, (glob("len"), expr(ExprKind.LIST, [r for r, _ in p]))), len(p))
+        ),
     )
 
 
@@ -281,7 +284,7 @@ def test_generated_expressions_compute_what_python_computes(case: tuple[ValueRef
 def test_equal_path_keys_of_other_types_are_other_shapes() -> None:
     """`[q][0]` and `[q][0.0]` are equal cache keys, but only the first can be computed."""
     ref_int, ref_float = (
-        ValueRef(Source.EXPR, name="list", operands=(inp("q"),), path=(PathStep("item", key),))
+        ValueRef(Source.EXPR, kind=ExprKind.LIST, operands=(inp("q"),), path=(PathStep("item", key),))
         for key in (0, 0.0)
     )
     assert evaluate(ref_int, env(q="why")) == "why"

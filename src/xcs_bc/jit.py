@@ -71,7 +71,7 @@ class _CachedPlan:
         for op in plan.graph.operations:
             if op.op_type is not OpType.CALL:
                 continue  # a slow attribute or operator: not a call site, nothing to dispatch
-            path = paths.get(id(op.metadata.get("code")))
+            path = paths.get(id(plan.recipes[op.id].facts.code))
             if path is not None:
                 self.keys[op.id] = (path, op.site.offset)
         self.sites = self._sites(plan.schedule)
@@ -269,7 +269,9 @@ class JittedFunction(Generic[P, R]):
         try:
             trace = builder.finish(None)
             env = dataclasses.replace(env, locals=trace.locals)  # recipes are checked against them
-            plan = make_plan(trace.graph, list(trace.decisions), env, trace.retained, trace.loops)
+            plan = make_plan(
+                trace.graph, list(trace.decisions), env, trace.retained, trace.loops, trace.calls, trace.run
+            )
             # the plan kept holds no argument, result or exception of the trace it does not need
             plan, loops = released(plan, trace.loops)
             cached = _CachedPlan(plan, self._fn, loops, trace.carried)

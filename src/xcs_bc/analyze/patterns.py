@@ -199,7 +199,7 @@ def _ref_key(ref: ValueRef) -> Hashable:
     if ref.source is Source.CONST:
         return (ref.source, _hashable(ref.value), path)
     operands = tuple(_ref_key(operand) for operand in ref.operands)
-    return (ref.source, ref.name, ref.op, path, operands, ref.deps)
+    return (ref.source, ref.name, ref.kind, ref.op, path, operands, ref.deps)
 
 
 def _hashable(value: object) -> Hashable:

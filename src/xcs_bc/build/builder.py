@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -57,15 +57,26 @@ from xcs_bc._compat import (
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
-from xcs_bc.build.trace import Decision, LoopRecord, Trace
-from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
+from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts, Trace
+from xcs_bc.ir import (
+    MISSING,
+    ComputationGraph,
+    ExprKind,
+    Local,
+    Operation,
+    OpType,
+    PathStep,
+    Site,
+    Source,
+    ValueRef,
+)
 from xcs_bc.ir.values import (
     NULL,
+    as_local,
     const,
     describe_callee,
     expr,
     index_const,
-    local_tag,
     peek_attr,
     peek_item,
     peek_iter_item,
@@ -73,6 +84,7 @@ from xcs_bc.ir.values import (
     union,
     unknown,
     with_deps,
+    with_path,
     with_value,
 )
 from xcs_bc.observe.hooks import CallEvent
@@ -96,36 +108,40 @@ _COND_POP_JUMPS = frozenset(
     }
 )
 _BINARY_3_10 = {
-    "BINARY_ADD": "+",
-    "BINARY_SUBTRACT": "-",
-    "BINARY_MULTIPLY": "*",
-    "BINARY_TRUE_DIVIDE": "/",
-    "BINARY_FLOOR_DIVIDE": "//",
-    "BINARY_MODULO": "%",
-    "BINARY_POWER": "**",
-    "BINARY_AND": "&",
-    "BINARY_OR": "|",
-    "BINARY_XOR": "^",
-    "BINARY_LSHIFT": "<<",
-    "BINARY_RSHIFT": ">>",
-    "INPLACE_ADD": "+=",
-    "INPLACE_SUBTRACT": "-=",
-    "INPLACE_MULTIPLY": "*=",
-    "INPLACE_MODULO": "%=",
-    "BINARY_MATRIX_MULTIPLY": "@",
-    "INPLACE_TRUE_DIVIDE": "/=",
-    "INPLACE_FLOOR_DIVIDE": "//=",
-    "INPLACE_POWER": "**=",
-    "INPLACE_MATRIX_MULTIPLY": "@=",
-    "INPLACE_AND": "&=",
-    "INPLACE_OR": "|=",
-    "INPLACE_XOR": "^=",
-    "INPLACE_LSHIFT": "<<=",
-    "INPLACE_RSHIFT": ">>=",
+    "BINARY_ADD": ExprKind.ADD,
+    "BINARY_SUBTRACT": ExprKind.SUB,
+    "BINARY_MULTIPLY": ExprKind.MUL,
+    "BINARY_TRUE_DIVIDE": ExprKind.TRUEDIV,
+    "BINARY_FLOOR_DIVIDE": ExprKind.FLOORDIV,
+    "BINARY_MODULO": ExprKind.MOD,
+    "BINARY_POWER": ExprKind.POW,
+    "BINARY_AND": ExprKind.BIT_AND,
+    "BINARY_OR": ExprKind.BIT_OR,
+    "BINARY_XOR": ExprKind.BIT_XOR,
+    "BINARY_LSHIFT": ExprKind.LSHIFT,
+    "BINARY_RSHIFT": ExprKind.RSHIFT,
+    "INPLACE_ADD": ExprKind.IADD,
+    "INPLACE_SUBTRACT": ExprKind.ISUB,
+    "INPLACE_MULTIPLY": ExprKind.IMUL,
+    "INPLACE_MODULO": ExprKind.IMOD,
+    "BINARY_MATRIX_MULTIPLY": ExprKind.MATMUL,
+    "INPLACE_TRUE_DIVIDE": ExprKind.ITRUEDIV,
+    "INPLACE_FLOOR_DIVIDE": ExprKind.IFLOORDIV,
+    "INPLACE_POWER": ExprKind.IPOW,
+    "INPLACE_MATRIX_MULTIPLY": ExprKind.IMATMUL,
+    "INPLACE_AND": ExprKind.IAND,
+    "INPLACE_OR": ExprKind.IOR,
+    "INPLACE_XOR": ExprKind.IXOR,
+    "INPLACE_LSHIFT": ExprKind.ILSHIFT,
+    "INPLACE_RSHIFT": ExprKind.IRSHIFT,
 }
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
-_COMPARISONS = frozenset({"<", "<=", "==", "!=", ">", ">="})
-_CONTAINERS = frozenset({"list", "tuple", "set", "dict"})
+_COMPARISONS = {
+    kind.value: kind
+    for kind in (ExprKind.LT, ExprKind.LE, ExprKind.EQ, ExprKind.NE, ExprKind.GT, ExprKind.GE)
+}
+_OPERATOR_SYMBOLS = {kind.value: kind for kind in _BINARY_3_10.values()}  # BINARY_OP's: spelled as the kinds
+_CONTAINERS = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET, ExprKind.DICT})
 # callees that take every item of the iterable they are handed (unless an item makes them raise)
 _TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
 _TAKE_ALL_METHODS = frozenset(
@@ -197,7 +213,8 @@ class GraphBuilder:
         self._root: FrameState | None = None
         self._single_stores: frozenset[str] = frozenset()
         self._live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
-        self.local_values: dict[str, Any] = {}  # local_tag -> the object the assignment stored
+        self.local_values: dict[Local, Any] = {}  # a local (which assignment) -> the object it stored
+        self.call_facts: list[CallFacts] = []  # what plan reads of each operation, by id
         self._started = time.perf_counter()
         self._root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
@@ -330,10 +347,9 @@ class GraphBuilder:
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
+        run = RunFacts()
         if self._root is not None:  # the observed function's code (plan reads which call sites name what)
-            metadata["root_code"] = self._root.info.code
-            metadata["executed"] = frozenset(self.executed)
-            metadata["unguarded_paths"] = self.unguarded_paths
+            run = RunFacts(self._root.info.code, frozenset(self.executed), self.unguarded_paths)
         if exc is not None:
             metadata["exception"] = exc
         outputs = (self._root_return,) if self._root_return is not None else ()
@@ -350,6 +366,8 @@ class GraphBuilder:
             MappingProxyType(dict(self.carried)),
             MappingProxyType(dict(self.retained)),
             MappingProxyType(dict(self.local_values)),
+            tuple(self.call_facts),
+            run,
         )
 
     # -- frames --------------------------------------------------------------------------------
@@ -406,7 +424,7 @@ class GraphBuilder:
             return conds
         yielded = self._yields.get(_identity(fs.generator), []) if fs.generator is not None else []
         # (each item depends on the choice to ask for it: the last one's deps include the earlier choices)
-        why = ValueRef(Source.EXPR, name="consumer", deps=yielded[-1].deps if yielded else frozenset())
+        why = ValueRef(Source.EXPR, kind=ExprKind.CONSUMER, deps=yielded[-1].deps if yielded else frozenset())
         return (*conds, why)
 
     def _pulls(self, fs: FrameState, generator: ValueRef) -> str | None:
@@ -467,7 +485,7 @@ class GraphBuilder:
             raised_op = self.ops[-1].id if len(self.ops) > fs.ops_before else None
             why = frozenset({raised_op}) if raised_op is not None else frozenset(range(len(self.ops)))
             if why:
-                cond = ValueRef(Source.EXPR, name="raised", deps=why)
+                cond = ValueRef(Source.EXPR, kind=ExprKind.RAISED, deps=why)
                 until = merge_point(fs.info, ins.next, offset)
                 fs.control.append(Control(-1 - offset, until, cond))
                 fs.refresh_control()
@@ -495,7 +513,7 @@ class GraphBuilder:
 
     def _mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
         """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""
-        changed = new if new is not None else with_deps(expr("effect", (ref,), value=obj), deps)
+        changed = new if new is not None else with_deps(expr(ExprKind.EFFECT, (ref,), value=obj), deps)
         if ref.source is not Source.EXPR:  # not a container the glue built and we follow item by item
             self.effects += 1
         if obj is not MISSING and not purity.is_immutable(obj):
@@ -510,7 +528,11 @@ class GraphBuilder:
         and may read again: `plan` refuses those. Containers only the callee sees (`messages=[...]`
         built in the call itself) are not retained. Keyed by the operands tuple, like shapes.
         """
-        if ref.source is Source.EXPR and ref.name in ("list", "dict", "set") and ref.operands:
+        if (
+            ref.source is Source.EXPR
+            and ref.kind in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET)
+            and ref.operands
+        ):
             self.retained[id(ref.operands)] = ref.operands
 
     def _record_loop(
@@ -556,7 +578,7 @@ class GraphBuilder:
 
     def _shape_deps(self, ref: ValueRef) -> frozenset[int]:
         """What the number of items of `ref` depends on."""
-        if ref.source is Source.EXPR and ref.name in _CONTAINERS:
+        if ref.source is Source.EXPR and ref.kind in _CONTAINERS:
             if not ref.operands:
                 return ref.deps
             entry = self._shapes.get(id(ref.operands))
@@ -577,7 +599,7 @@ class GraphBuilder:
         for i, entry in enumerate(fs.control):
             if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
                 del fs.control[i + 1 :]
-                entry.cond = expr("or", (entry.cond, cond))
+                entry.cond = expr(ExprKind.OR, (entry.cond, cond))
                 break
         else:
             fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond))
@@ -669,9 +691,9 @@ class GraphBuilder:
             if ref.source is Source.UNKNOWN and not fs.control_deps and name in self._single_stores:
                 # an object glue made (`patch = ImagePatch(img)`): no recipe can rebuild it, but a
                 # replay can read it from the frame once this very assignment has run (see plan.ready_at)
-                tag = local_tag(ref, name, count)
-                self.local_values[tag] = value
-                ref = ValueRef(Source.UNKNOWN, tag, ref.path, ref.operands, ref.op, ref.deps)
+                local = Local(name, count)
+                self.local_values[local] = value
+                ref = as_local(ref, local)
         fs.locals[name] = with_value(ref, value)
 
     def _load_global(self, fs: FrameState, name: str) -> ValueRef:
@@ -717,7 +739,7 @@ class GraphBuilder:
         if made is not None and made.co_name == "<genexpr>" and not raised:
             # calling the genexpr function only makes the generator; its frame runs when consumed
             iterator = args[-1] if args else popped[-1]
-            fs.push(expr("genexpr", (iterator,)))
+            fs.push(expr(ExprKind.GENEXPR, (iterator,)))
             return
         # a pure consumer (sum(), "".join(), max() ...) that ran a generator expression's frame: its time
         # is the frame's, which we observe (slow steps in it are operations of their own) at the cost of
@@ -738,7 +760,7 @@ class GraphBuilder:
                 fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
             )
             if star:
-                op.metadata["star"] = True  # type: ignore[index]
+                self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self._mutate_arg(ref, frozenset({op.id}) | ref.deps)
             if purity.sets_attributes(callee):  # `self.gather(topic)` storing self.notes: and its object
@@ -832,7 +854,7 @@ class GraphBuilder:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
         operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
         # f(*seq, **kw) is not f(seq, kw): a kind of its own, which recipes do not evaluate
-        kind = "call_ex" if star else "call_kw" if kwnames else "call"
+        kind = ExprKind.CALL_EX if star else ExprKind.CALL_KW if kwnames else ExprKind.CALL
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             self.effects += 1
@@ -855,11 +877,15 @@ class GraphBuilder:
     ) -> None:
         """`xs.append(item)`: keep element-wise provenance when we know what `xs` holds."""
         base = self._receiver_ref(receiver, callee_ref)
-        if base.source is Source.EXPR and base.name == "list" and len(base.operands) == len(receiver) - 1:
-            new = expr("list", (*base.operands, item), value=receiver)
+        if (
+            base.source is Source.EXPR
+            and base.kind is ExprKind.LIST
+            and len(base.operands) == len(receiver) - 1
+        ):
+            new = expr(ExprKind.LIST, (*base.operands, item), value=receiver)
             self._set_shape(new, self._shape_deps(base) | control)
         else:
-            new = with_deps(expr("effect", (base, item), value=receiver), base.deps)
+            new = with_deps(expr(ExprKind.EFFECT, (base, item), value=receiver), base.deps)
         self._mutate(receiver, base, new.deps, new)
 
     def _receiver_ref(self, receiver: Any, callee_ref: ValueRef) -> ValueRef:
@@ -867,15 +893,7 @@ class GraphBuilder:
         if entry is not None and entry[0] is receiver:
             return entry[1]
         if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `xs.append` -> `xs`
-            return ValueRef(
-                callee_ref.source,
-                callee_ref.name,
-                callee_ref.path[:-1],
-                callee_ref.operands,
-                callee_ref.op,
-                callee_ref.deps,
-                receiver,
-            )
+            return with_path(callee_ref, callee_ref.path[:-1], receiver)
         return with_value(callee_ref, receiver)
 
     def _mutate_receiver(
@@ -942,10 +960,10 @@ class GraphBuilder:
         """The result of a call during which observed frames ran (a comprehension, a genexpr's consumer)."""
         if fs.child_return is not None:
             return fs.child_return
-        generated = [ref for ref in args if ref.source is Source.EXPR and ref.name == "genexpr"]
+        generated = [ref for ref in args if ref.source is Source.EXPR and ref.kind is ExprKind.GENEXPR]
         if generated and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE:
             produced = self._yields.get(_identity(generated[0]), [])
-            return expr("call", (callee_ref, expr("generated", produced)))
+            return expr(ExprKind.CALL, (callee_ref, expr(ExprKind.GENERATED, produced)))
         return unknown(len(self.ops))
 
     def _make_op(
@@ -971,7 +989,6 @@ class GraphBuilder:
             "duration": now - fs.started,
             "occurrence": occurrence,
             "thread": self.thread,
-            "callee": fs.callee,
             "args": self._arguments(fs, fs.callee),
         }
         if raised:
@@ -985,10 +1002,9 @@ class GraphBuilder:
         )
         control = fs.conditions()
         site = self._site(fs, ins)
-        metadata["code"] = code
-        metadata["after_unknown_call"] = self.unknown_calls > 0
-        metadata["effects"] = self.effects
-        metadata["assigned"] = dict(self._live)  # how many times each local of the function was assigned
+        # how many times each local of the function was assigned: see CallFacts
+        facts = CallFacts(code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self._live))
+        self.call_facts.append(facts)
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op
@@ -1059,16 +1075,16 @@ def _same(a: ValueRef | None, b: ValueRef) -> bool:
 
 def _generator_of(ref: ValueRef) -> ValueRef | None:
     """The generator expression `ref` is, or iterates (`iter(gen)`, made by a `for` loop over it)."""
-    if ref.source is Source.EXPR and ref.name == "iter" and len(ref.operands) == 1:
+    if ref.source is Source.EXPR and ref.kind is ExprKind.ITER and len(ref.operands) == 1:
         ref = ref.operands[0]
-    if ref.source is Source.EXPR and ref.name == "genexpr":
+    if ref.source is Source.EXPR and ref.kind is ExprKind.GENEXPR:
         return ref
     return None
 
 
 def _made_code(ref: ValueRef) -> types.CodeType | None:
     """The code object of a function made by MAKE_FUNCTION in the observed code, if `ref` is one."""
-    if ref.source is Source.EXPR and ref.name == "make_function":
+    if ref.source is Source.EXPR and ref.kind is ExprKind.MAKE_FUNCTION:
         for operand in ref.operands:
             if isinstance(operand.value, types.CodeType):
                 return operand.value
@@ -1176,31 +1192,31 @@ def _h_binary_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) 
     elif key.source is Source.CONST and not key.deps:
         fs.push(b._lookup(step(container, "item", key.value, value)))
     else:
-        fs.push(b._lookup(expr("getitem", (container, key), value)))
+        fs.push(b._lookup(expr(ExprKind.GETITEM, (container, key), value)))
 
 
 def _h_set_function_attribute(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """3.13 gives a function MAKE_FUNCTION made its closure (defaults, ...) in an instruction of its own:
     it is still the function made here (a generator expression over a closure variable stays one)."""
     attribute, function = fs.pop(2)
-    if function.source is Source.EXPR and function.name == "make_function":
-        fs.push(expr("make_function", (*function.operands, attribute)))
+    if function.source is Source.EXPR and function.kind is ExprKind.MAKE_FUNCTION:
+        fs.push(expr(ExprKind.MAKE_FUNCTION, (*function.operands, attribute)))
     else:
-        fs.push(expr("set_function_attribute", (attribute, function)))
+        fs.push(expr(ExprKind.SET_FUNCTION_ATTRIBUTE, (attribute, function)))
 
 
 def _positional(ref: ValueRef) -> bool:
     """Is `ref` a list or tuple built here whose k-th operand is its k-th item (no `*xs` kept whole)?"""
     return (
         ref.source is Source.EXPR
-        and ref.name in ("list", "tuple")
+        and ref.kind in (ExprKind.LIST, ExprKind.TUPLE)
         and not any(_splat(operand) for operand in ref.operands)
     )
 
 
 def _splat(ref: ValueRef) -> bool:
     """An operand of a display that stands for all the items of an iterable: `*xs`, `**kw`."""
-    return ref.source is Source.EXPR and ref.name == "unpack"
+    return ref.source is Source.EXPR and ref.kind is ExprKind.UNPACK
 
 
 def _fixed(ref: ValueRef) -> bool:
@@ -1213,14 +1229,14 @@ def _key_deps(ref: ValueRef) -> frozenset[int]:
     """For a set or dict built here, what its items' (keys') values depend on: equal ones collapse, so
     its size depends on them too. (Nothing for a list or tuple.)"""
     pairs = ref.operands
-    if ref.name == "dict" and len(pairs) % 2 == 0 and not any(_splat(operand) for operand in pairs):
+    if ref.kind is ExprKind.DICT and len(pairs) % 2 == 0 and not any(_splat(operand) for operand in pairs):
         return union(key.deps for key in pairs[::2])
-    return ref.deps if ref.name in ("set", "dict") else frozenset()
+    return ref.deps if ref.kind in (ExprKind.SET, ExprKind.DICT) else frozenset()
 
 
 def _constant_keys(ref: ValueRef) -> bool:
     """Is `ref` a dict display built here whose operands are its (constant key, value) pairs?"""
-    if ref.source is not Source.EXPR or ref.name != "dict" or len(ref.operands) % 2:
+    if ref.source is not Source.EXPR or ref.kind is not ExprKind.DICT or len(ref.operands) % 2:
         return False
     pairs = ref.operands
     return not any(_splat(operand) for operand in pairs) and all(
@@ -1230,7 +1246,11 @@ def _constant_keys(ref: ValueRef) -> bool:
 
 def _dict_entry(container: ValueRef, key: ValueRef) -> ValueRef | None:
     """`{"a": x}["a"]` is `x`, for a dict built here with constant keys (operands: key, value pairs)."""
-    if container.source is not Source.EXPR or container.name != "dict" or key.source is not Source.CONST:
+    if (
+        container.source is not Source.EXPR
+        or container.kind is not ExprKind.DICT
+        or key.source is not Source.CONST
+    ):
         return None
     if any(_splat(operand) for operand in container.operands):
         return None  # `{**kw, "a": x}`: the pairs are not the operands
@@ -1248,10 +1268,10 @@ def _h_build_const_key_map(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: 
     *values, keys = fs.pop(ins.pops)
     names = keys.value if isinstance(keys.value, tuple) else ()
     if len(names) != len(values):
-        fs.push(b._set_shape(expr("dict", (*values, keys)), fs.control_deps))
+        fs.push(b._set_shape(expr(ExprKind.DICT, (*values, keys)), fs.control_deps))
         return
     pairs = [ref for name, value in zip(names, values, strict=True) for ref in (const(name), value)]
-    fs.push(b._set_shape(expr("dict", pairs), fs.control_deps))
+    fs.push(b._set_shape(expr(ExprKind.DICT, pairs), fs.control_deps))
 
 
 def _h_store_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1276,7 +1296,7 @@ def _h_store_slice(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) ->
 
 def _h_binary_slice(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """3.12+ `xs[i:j]`: a pure subscript of the container by a slice (which `plan` can evaluate)."""
-    fs.push(expr("binary_slice", fs.pop(3)))
+    fs.push(expr(ExprKind.BINARY_SLICE, fs.pop(3)))
 
 
 def _h_store_global(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1298,7 +1318,7 @@ def _h_delete_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) 
     b._mutate(container.value, b._lookup(container), container.deps | key.deps | fs.control_deps)
 
 
-def _h_build(kind: str) -> Any:
+def _h_build(kind: ExprKind) -> Any:
     def handler(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         ref = expr(kind, fs.pop(ins.pops))
         fs.push(b._set_shape(ref, fs.control_deps) if kind in _CONTAINERS else ref)
@@ -1325,19 +1345,21 @@ def _h_container_add(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) 
     elif ins.opname in ("LIST_EXTEND", "SET_UPDATE") and items:
         spread = _spread(b, fs, ins, items[0])
         if spread is None:  # kept whole: the display's items are no longer its operands (see _positional)
-            shape, items = items[0].deps, [expr("unpack", items)]
+            shape, items = items[0].deps, [expr(ExprKind.UNPACK, items)]
         else:
             shape, items = spread
     elif ins.opname in ("DICT_UPDATE", "DICT_MERGE") and items and _constant_keys(items[0]):
         # `f(**{"t": 1})`, `{**{"a": x}}`: the display's own pairs; with constant keys, as many every run
         items = list(items[0].operands)
     elif ins.opname in ("DICT_UPDATE", "DICT_MERGE"):
-        shape, items = union(ref.deps for ref in items), [expr("unpack", items)]
+        shape, items = union(ref.deps for ref in items), [expr(ExprKind.UNPACK, items)]
     kind = (
-        target.name if target.source is Source.EXPR and target.name in ("list", "set", "dict") else "effect"
+        target.kind
+        if target.source is Source.EXPR and target.kind in (ExprKind.LIST, ExprKind.SET, ExprKind.DICT)
+        else ExprKind.EFFECT
     )
-    if kind == "effect":
-        new = expr("effect", (target, *items))
+    if kind is ExprKind.EFFECT:
+        new = expr(ExprKind.EFFECT, (target, *items))
     else:  # grown by the items: its deps and theirs, not a union over every item again (n^2 for n)
         new = expr(kind, (*target.operands, *items), deps=target.deps | union(item.deps for item in items))
     b._set_shape(new, b._shape_deps(target) | shape | fs.control_deps)
@@ -1371,17 +1393,17 @@ def _h_call_intrinsic_1(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: boo
     if "LIST_TO_TUPLE" in intrinsic:
         _h_list_to_tuple(b, fs, ins, jumped)
     elif "UNARY_POSITIVE" in intrinsic:
-        fs.push(expr("pos", fs.pop(1)))
+        fs.push(expr(ExprKind.POS, fs.pop(1)))
     else:
         _h_conservative(b, fs, ins, jumped)
 
 
 def _h_list_to_tuple(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
-    if ref.source is Source.EXPR and ref.name == "list":
-        fs.push(b._set_shape(expr("tuple", ref.operands), b._shape_deps(ref)))
+    if ref.source is Source.EXPR and ref.kind is ExprKind.LIST:
+        fs.push(b._set_shape(expr(ExprKind.TUPLE, ref.operands), b._shape_deps(ref)))
     else:
-        fs.push(expr("tuple", (ref,)))
+        fs.push(expr(ExprKind.TUPLE, (ref,)))
 
 
 def _h_unpack_sequence(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1397,7 +1419,7 @@ def _h_unpack_sequence(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool
 
 def _h_get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
-    it = expr("iter", (ref,))
+    it = expr(ExprKind.ITER, (ref,))
     state = _LoopState(it, ref, len(b.ops))
     state.watched = b._snapshot(fs, (ref, *_lockstep(ref)[1]))
     b._iters[_identity(it)] = state  # popped when the loop runs out
@@ -1411,7 +1433,7 @@ def _h_for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> No
         state = None
     iterable = state.iterable if state is not None else it
     # whether there is another item depends on the iterable's length, not on its items' values
-    b._branch(fs, ins, ValueRef(Source.EXPR, name="len", deps=b._shape_deps(iterable)))
+    b._branch(fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b._shape_deps(iterable)))
     if jumped:
         b._iters.pop(_identity(it), None)
         # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread
@@ -1445,7 +1467,7 @@ def _h_for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> No
     state.decision_starts.append(len(b.decisions))
     if _positional(iterable) and index < len(iterable.operands):
         item = iterable.operands[index]
-    elif iterable.source is Source.EXPR and iterable.name == "genexpr":
+    elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
         item = unknown(len(b.ops))
     else:
         item = _lockstep_item(b, iterable, index) or b._lookup(
@@ -1460,9 +1482,13 @@ _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)
 def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
     """For `enumerate(xs)`, `zip(a, b)`, `reversed(xs)` and `range(...)` called in the code: the builtin
     and the sequences it walks."""
-    if iterable.source is Source.EXPR and iterable.name in ("call", "call_kw") and iterable.operands:
+    if (
+        iterable.source is Source.EXPR
+        and iterable.kind in (ExprKind.CALL, ExprKind.CALL_KW)
+        and iterable.operands
+    ):
         callee, *args = iterable.operands
-        if iterable.name == "call_kw":  # zip(a, b, strict=True), enumerate(xs, start=1)
+        if iterable.kind is ExprKind.CALL_KW:  # zip(a, b, strict=True), enumerate(xs, start=1)
             names = args.pop().value if args else ()
             if tuple(names) != _KEYWORDS.get(callee.value):
                 return None, []
@@ -1482,7 +1508,7 @@ def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
 def _enumerate_start(iterable: ValueRef) -> int | None:
     """The `start` of `enumerate(xs, start)` or `enumerate(xs, start=k)`: 0 when absent, None when it is
     not a constant (a counter from the inputs is not a fixed item of each round)."""
-    operands = iterable.operands[2:-1] if iterable.name == "call_kw" else iterable.operands[2:]
+    operands = iterable.operands[2:-1] if iterable.kind is ExprKind.CALL_KW else iterable.operands[2:]
     if not operands:
         return 0
     start = operands[0]
@@ -1512,7 +1538,7 @@ def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef 
         if start is None:
             return None
         items.insert(0, index_const(start + index))
-    return expr("tuple", items)
+    return expr(ExprKind.TUPLE, items)
 
 
 def _h_cond_jump(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1577,7 +1603,7 @@ def _h_format(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
     operands = fs.pop(ins.pops)
     if ins.opname == "FORMAT_VALUE" and operands:  # 3.10-3.12: `!s`, `!r`, `!a` are in its argument
         operands[0] = _converted(operands[0], (ins.arg or 0) & 0x03)
-    fs.push(expr("format", operands))
+    fs.push(expr(ExprKind.FORMAT, operands))
 
 
 def _h_convert(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1589,52 +1615,58 @@ def _h_convert(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> Non
 def _converted(ref: ValueRef, conversion: int) -> ValueRef:
     """`ref` after an f-string conversion: str(), repr() or ascii() of it (calls `plan` can evaluate)."""
     convert = {1: str, 2: repr, 3: ascii}.get(conversion)
-    return expr("call", (const(convert), ref)) if convert is not None else ref
+    return expr(ExprKind.CALL, (const(convert), ref)) if convert is not None else ref
 
 
 def _h_binary_op(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     kind = _BINARY_3_10.get(ins.opname) or _binary_op_symbol(ins.arg)
     operands = fs.pop(ins.pops)
     target = operands[0] if operands else NULL
-    if kind.endswith("=") and target.value is not MISSING and not purity.is_immutable(target.value):
+    if kind.in_place and target.value is not MISSING and not purity.is_immutable(target.value):
         # `xs += ys` changes the list xs in place (and any object whose `+=` is its own method may)
         base, rest = b._lookup(target), operands[1:]
-        new = expr("effect", (base, *rest), value=target.value)
-        pair = (base, rest[0]) if kind == "+=" and base.name == "list" and len(rest) == 1 else ()
+        new = expr(ExprKind.EFFECT, (base, *rest), value=target.value)
+        pair = (
+            (base, rest[0]) if kind is ExprKind.IADD and base.kind is ExprKind.LIST and len(rest) == 1 else ()
+        )
         if pair and all(_positional(ref) for ref in pair):  # both built here: still a list of known items
-            new = expr("list", (*base.operands, *rest[0].operands), value=target.value)
+            new = expr(ExprKind.LIST, (*base.operands, *rest[0].operands), value=target.value)
             b._set_shape(new, b._shape_deps(base) | b._shape_deps(rest[0]) | fs.control_deps)
         new = with_deps(new, fs.control_deps)
         fs.push(b._mutate(target.value, base, new.deps, new))
         return
-    if kind.endswith("=") and target.value is not MISSING:
-        kind = kind[:-1]  # `n += 1` on an immutable value (an int, a str) is `n + 1`: no method of its own
+    if kind.in_place and target.value is not MISSING:
+        kind = kind.plain()  # `n += 1` on an immutable value (an int, a str) is `n + 1`: no method of its own
     fs.push(expr(kind, operands))
 
 
 def _h_compare(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     """COMPARE_OP / IS_OP / CONTAINS_OP as the operator they compute: `a < b`, `a is not b`, `a in b`."""
     if ins.opname == "IS_OP":
-        kind = "is not" if ins.arg else "is"
+        kind = ExprKind.IS_NOT if ins.arg else ExprKind.IS
     elif ins.opname == "CONTAINS_OP":
-        kind = "not in" if ins.arg else "in"
+        kind = ExprKind.NOT_IN if ins.arg else ExprKind.IN
     else:
-        kind = str(ins.argval) if str(ins.argval) in _COMPARISONS else "compare_op"
+        kind = _COMPARISONS.get(str(ins.argval), ExprKind.COMPARE_OP)
     fs.push(expr(kind, fs.pop(ins.pops)))
 
 
 def _h_unary(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
-    kind = {"UNARY_NOT": "not", "UNARY_NEGATIVE": "neg", "UNARY_INVERT": "invert", "UNARY_POSITIVE": "pos"}[
-        ins.opname
-    ]
+    kind = {
+        "UNARY_NOT": ExprKind.NOT,
+        "UNARY_NEGATIVE": ExprKind.NEG,
+        "UNARY_INVERT": ExprKind.INVERT,
+        "UNARY_POSITIVE": ExprKind.POS,
+    }[ins.opname]
     fs.push(expr(kind, (ref,)))
 
 
-def _binary_op_symbol(arg: int | None) -> str:
-    """BINARY_OP's operator ("+", "%=", ...) from its argument (3.11+)."""
+def _binary_op_symbol(arg: int | None) -> ExprKind:
+    """BINARY_OP's operator (`+`, `%=`, ...) from its argument (3.11+)."""
     names = getattr(dis, "_nb_ops", ())
-    return str(names[arg][1]) if arg is not None and 0 <= arg < len(names) else "binary_op"
+    symbol = str(names[arg][1]) if arg is not None and 0 <= arg < len(names) else ""
+    return _OPERATOR_SYMBOLS.get(symbol, ExprKind.BINARY_OP)
 
 
 def _h_pure_expression(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
@@ -1644,7 +1676,7 @@ def _h_pure_expression(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool
     popped = fs.pop(ins.jump_pops if jumped else ins.pops)
     pushes = ins.jump_pushes if jumped else ins.pushes
     if pushes:
-        result = expr(ins.opname.lower(), [r for r in popped if r is not EXC])
+        result = expr(ExprKind(ins.opname.lower()), [r for r in popped if r is not EXC])
         for _ in range(pushes):
             fs.push(result)
 
@@ -1706,13 +1738,13 @@ _HANDLERS: dict[str, Any] = {
     "STORE_GLOBAL": _h_store_global,
     "DELETE_GLOBAL": _h_delete_global,
     "STORE_FAST_MAYBE_NULL": _h_store_fast,  # a pseudo-instruction (3.12+): assembled to STORE_FAST
-    "BUILD_LIST": _h_build("list"),
-    "BUILD_TUPLE": _h_build("tuple"),
-    "BUILD_SET": _h_build("set"),
-    "BUILD_MAP": _h_build("dict"),
+    "BUILD_LIST": _h_build(ExprKind.LIST),
+    "BUILD_TUPLE": _h_build(ExprKind.TUPLE),
+    "BUILD_SET": _h_build(ExprKind.SET),
+    "BUILD_MAP": _h_build(ExprKind.DICT),
     "BUILD_CONST_KEY_MAP": _h_build_const_key_map,
-    "BUILD_STRING": _h_build("fstring"),
-    "BUILD_SLICE": _h_build("slice"),
+    "BUILD_STRING": _h_build(ExprKind.FSTRING),
+    "BUILD_SLICE": _h_build(ExprKind.SLICE),
     "LIST_APPEND": _h_container_add,
     "SET_ADD": _h_container_add,
     "MAP_ADD": _h_container_add,

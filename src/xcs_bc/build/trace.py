@@ -6,11 +6,42 @@ replay must take again, the loops that ran out, and the values the planner may r
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc.ir import ComputationGraph, Site, ValueRef
+from xcs_bc.ir import MISSING, ComputationGraph, Local, Site, ValueRef
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What `plan` reads of one operation beside its values (the graph's `metadata` is for people).
+
+    `code` is the code object its call site is in; `callee` the object called (MISSING once a kept
+    plan releases it, see `plan.release`); `star` whether it was `f(*seq, **kw)`; `after_unknown_call`
+    whether a function not known to be pure ran before it; `effects` how many calls that may change
+    objects ran before it; `assigned` how many times each local of the observed function had been
+    assigned when it was made.
+    """
+
+    code: types.CodeType | None = None
+    callee: Any = MISSING
+    star: bool = False
+    after_unknown_call: bool = False
+    effects: int = 0
+    assigned: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What `plan` reads of the whole run: the observed function's code (`root_code`), the
+    instructions that ran (`executed`: (id(code), offset) pairs), and how many branches on slow
+    calls' results and handled exceptions it went through (`unguarded_paths`)."""
+
+    root_code: types.CodeType | None = None
+    executed: frozenset[tuple[int, int]] = frozenset()
+    unguarded_paths: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +88,8 @@ class Trace:
     `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
     number of operations made before that read; `retained` the containers that outlive the
     expression that built them (see `GraphBuilder._retain`); `locals` the objects the observed
-    function's single-assignment locals held (by `local_tag`), which a replay may read.
+    function's single-assignment locals held (by `Local`: name and assignment), which a replay may read;
+    `calls` what the planner reads of each operation (by id), `run` of the whole run.
     """
 
     graph: ComputationGraph
@@ -65,4 +97,6 @@ class Trace:
     loops: tuple[LoopRecord, ...]
     carried: Mapping[int, int]
     retained: Mapping[int, tuple[ValueRef, ...]]
-    locals: Mapping[str, Any]
+    locals: Mapping[Local, Any]
+    calls: tuple[CallFacts, ...] = ()
+    run: RunFacts = RunFacts()

@@ -243,9 +243,9 @@ class Replay:
         with self.lock:
             for op_id in planned:
                 values = {}
-                for tag, (name, _) in local_reads(self.schedule.recipes[op_id]).items():
+                for local in local_reads(self.schedule.recipes[op_id]):
                     try:
-                        values[tag] = f_locals[name]
+                        values[local] = f_locals[local.name]
                     except KeyError:
                         break
                 else:

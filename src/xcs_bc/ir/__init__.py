@@ -11,12 +11,25 @@ this package, import the records from `xcs_bc.ir`.
 from __future__ import annotations
 
 from xcs_bc.ir.graph import ComputationGraph
-from xcs_bc.ir.refs import MAX_DEPTH, MISSING, Operation, OpType, PathStep, Site, Source, ValueRef
+from xcs_bc.ir.refs import (
+    MAX_DEPTH,
+    MISSING,
+    ExprKind,
+    Local,
+    Operation,
+    OpType,
+    PathStep,
+    Site,
+    Source,
+    ValueRef,
+)
 
 __all__ = [
     "MAX_DEPTH",
     "MISSING",
     "ComputationGraph",
+    "ExprKind",
+    "Local",
     "OpType",
     "Operation",
     "PathStep",

@@ -20,9 +20,10 @@ Invariants:
   outputs) and depend on it;
 - UNKNOWN values say how many operations preceded them (`op`) and depend on
   at least all of those;
-- EXPR values have a kind (`name`) and depend on at least what their operands
-  depend on; only EXPR values have operands;
-- INPUT, GLOBAL and CELL values have a name; CONST values have a value.
+- EXPR values have a kind (an `ExprKind`) and depend on at least what their
+  operands depend on; only EXPR values have operands or a kind;
+- INPUT, GLOBAL and CELL values have a name; CONST values have a value; only
+  CONST values are loop counters, and no value is a plan's loop template.
 
 Acyclicity follows: every dependency points at a smaller id.  A value shared by
 several operations (a loop that accumulates hands each call all the earlier
@@ -36,7 +37,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from xcs_bc.errors import IRError
-from xcs_bc.ir.refs import MISSING, Operation, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, ExprKind, Operation, Source, ValueRef
 from xcs_bc.ir.text import format_value
 
 if TYPE_CHECKING:
@@ -152,6 +153,12 @@ def _check_source(ref: ValueRef, limit: int, where: str) -> None:
     """What each kind of provenance must carry."""
     if ref.operands and ref.source is not Source.EXPR:
         raise _bad(where, ref, f"only EXPR values have operands, this is {ref.source.name}")
+    if ref.kind is not None and ref.source is not Source.EXPR:
+        raise _bad(where, ref, f"only EXPR values have a kind, this is {ref.source.name}")
+    if ref.counter and ref.source is not Source.CONST:
+        raise _bad(where, ref, f"only CONST values are loop counters, this is {ref.source.name}")
+    if ref.loop is not None:
+        raise _bad(where, ref, "a loop template (a plan's, see plan.generalize) is never part of a graph")
     if ref.source is Source.OUTPUT:
         if ref.op is None or not 0 <= ref.op < limit:
             expected = f"an operation before this one (%0..%{limit - 1})"
@@ -183,7 +190,7 @@ def _bad(where: str, ref: ValueRef, problem: str) -> IRError:
 
 
 def _check_expr(ref: ValueRef, where: str) -> None:
-    if not ref.name:
+    if not isinstance(ref.kind, ExprKind):
         raise _bad(where, ref, "EXPR must name its kind (fstring, +, tuple, ...)")
     operands = [operand for operand in ref.operands if isinstance(operand, ValueRef)]  # others: _walk reports
     if all(operand.deps <= ref.deps for operand in operands):

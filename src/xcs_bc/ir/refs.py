@@ -57,8 +57,108 @@ class Source(enum.Enum):
     CONST = "const"  # a constant of the code; `value`
     GLOBAL = "global"  # a global or builtin read at run time; `name` + `path`
     CELL = "cell"  # a closure cell read at run time; `name` + `path`
-    EXPR = "expr"  # a pure expression `name` (e.g. "fstring", "+", "str.join", "tuple") of `operands`
+    EXPR = "expr"  # a pure expression of `operands`: its `kind` says which (an `ExprKind`)
     UNKNOWN = "unknown"  # not known: depends on every operation with id < `op`
+
+
+class ExprKind(enum.Enum):
+    """What an EXPR value computes from its operands; the value is how the SSA text spells it."""
+
+    # displays and strings
+    LIST = "list"
+    TUPLE = "tuple"
+    SET = "set"
+    DICT = "dict"
+    SLICE = "slice"
+    FSTRING = "fstring"  # the pieces of an f-string joined
+    FORMAT = "format"  # format(value[, spec])
+    CONST = "const"  # a constant that a path starts from: `', '.join`
+    # reads and calls
+    GETITEM = "getitem"
+    BINARY_SLICE = "binary_slice"  # container[start:stop] (3.12+)
+    CALL = "call"  # a call known to be pure: callee, then the arguments
+    CALL_KW = "call_kw"  # ... with a last CONST operand holding the keyword names
+    CALL_EX = "call_ex"  # f(*seq, **kw): recipes do not evaluate it
+    # what iterating and building made
+    ITER = "iter"
+    GENEXPR = "genexpr"
+    GENERATED = "generated"  # what a consumer took from generator expressions
+    UNPACK = "unpack"  # `*xs` in a display
+    EFFECT = "effect"  # an object after a change in place: the object, then what changed it
+    EACH = "@each"  # a plan's template: its operand once per round of loop `loop` (see plan.generalize)
+    # instructions that are pure expressions of their operands (named after the opcode)
+    MAKE_FUNCTION = "make_function"
+    SET_FUNCTION_ATTRIBUTE = "set_function_attribute"
+    LOAD_CLOSURE = "load_closure"
+    LOAD_ASSERTION_ERROR = "load_assertion_error"
+    UNPACK_EX = "unpack_ex"
+    RETURN_GENERATOR = "return_generator"
+    PUSH_EXC_INFO = "push_exc_info"
+    CHECK_EXC_MATCH = "check_exc_match"
+    JUMP_IF_NOT_EXC_MATCH = "jump_if_not_exc_match"
+    # branch conditions that are not a value of the code
+    CONSUMER = "consumer"  # a consumer stopped taking a generator's items
+    RAISED = "raised"  # a call raised
+    LEN = "len"  # how many items a loop's iterable had
+    OR = "or"  # either of two conditions (paths that merge)
+    # unary operators
+    NOT = "not"
+    NEG = "neg"
+    POS = "pos"
+    INVERT = "invert"
+    # comparisons
+    LT = "<"
+    LE = "<="
+    EQ = "=="
+    NE = "!="
+    GT = ">"
+    GE = ">="
+    IS = "is"
+    IS_NOT = "is not"
+    IN = "in"
+    NOT_IN = "not in"
+    COMPARE_OP = "compare_op"  # a comparison of another kind
+    # binary operators, then their in-place forms
+    ADD = "+"
+    SUB = "-"
+    MUL = "*"
+    TRUEDIV = "/"
+    FLOORDIV = "//"
+    MOD = "%"
+    POW = "**"
+    MATMUL = "@"
+    BIT_AND = "&"
+    BIT_OR = "|"
+    BIT_XOR = "^"
+    LSHIFT = "<<"
+    RSHIFT = ">>"
+    IADD = "+="
+    ISUB = "-="
+    IMUL = "*="
+    ITRUEDIV = "/="
+    IFLOORDIV = "//="
+    IMOD = "%="
+    IPOW = "**="
+    IMATMUL = "@="
+    IAND = "&="
+    IOR = "|="
+    IXOR = "^="
+    ILSHIFT = "<<="
+    IRSHIFT = ">>="
+    BINARY_OP = "binary_op"  # an operator of another kind
+
+    @property
+    def in_place(self) -> bool:
+        """`+=` and the like: the left operand's own method, if it has one, changes it."""
+        return self.value.endswith("=") and self not in _NOT_IN_PLACE
+
+    def plain(self) -> ExprKind:
+        """The operator an in-place one computes when the left operand has no method of its own
+        (`n += 1` on an int is `n + 1`)."""
+        return ExprKind(self.value[:-1]) if self.in_place else self
+
+
+_NOT_IN_PLACE = frozenset({ExprKind.LE, ExprKind.EQ, ExprKind.NE, ExprKind.GE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +176,17 @@ class PathStep:
         return f"[{self.key!r}]"
 
 
+@dataclass(frozen=True, slots=True)
+class Local:
+    """A local of the observed function after its `assignment`-th assignment (1 for the first)."""
+
+    name: str
+    assignment: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.assignment}"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ValueRef:
     """An SSA value: its provenance, the operations it depends on, and the value seen at trace time.
@@ -88,6 +199,16 @@ class ValueRef:
     operand's), known without walking it: a loop that accumulates
     (`text = text + llm(d)`) nests as deep as it has rounds, and the walks
     that recurse bound themselves by it (see `MAX_DEPTH`).
+
+    An UNKNOWN value may say more: `origin` is the call that made it (`"helper()"`, a function
+    not known to be pure) or "", and `local` the local of the observed function whose one
+    assignment stored it, which a replay may read from the frame (see `xcs_bc.ir.values.as_local`).
+    An EXPR value has a `kind` (what it computes); other values have none.  A CONST with `counter`
+    set is a loop's counter (`enumerate`'s index, a `range` item), not a literal of the code.
+
+    `loop` is set only in a plan's templates (see `xcs_bc.plan.generalize`), never in a graph: an
+    OUTPUT with a `loop` is the call at offset `op` of that loop's current round, and an EXPR
+    `ExprKind.EACH` stands for its operand instantiated once per round of that loop.
     """
 
     source: Source
@@ -97,6 +218,11 @@ class ValueRef:
     op: int | None = None
     deps: frozenset[int] = frozenset()
     value: Any = field(default=MISSING, repr=False)
+    origin: str = ""
+    local: Local | None = None
+    kind: ExprKind | None = None
+    loop: int | None = None
+    counter: bool = False
     _depth: int = field(default=-1, init=False, repr=False)  # `depth`, once asked for
 
     @property

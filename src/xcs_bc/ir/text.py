@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from xcs_bc.errors import IRError
 from xcs_bc.ir import passes
-from xcs_bc.ir.refs import MISSING, Operation, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, ExprKind, Operation, Source, ValueRef
 
 if TYPE_CHECKING:
     from xcs_bc.ir.graph import ComputationGraph
@@ -104,25 +104,27 @@ def _head(ref: ValueRef, printer: _Printer, nested: bool) -> str:
 
 def _expr_text(ref: ValueRef, printer: _Printer, nested: bool) -> str:
     """`a + b` for a binary operator, `f"...{a}..."` for an f-string with known text, else `kind(a, b)`."""
-    if ref.name == "fstring" and any(_is_text(operand) for operand in ref.operands):
+    kind = ref.kind
+    spelled = kind.value if kind is not None else ""
+    if kind is ExprKind.FSTRING and any(_is_text(operand) for operand in ref.operands):
         return 'f"' + "".join(_fstring_piece(operand, printer) for operand in ref.operands) + '"'
-    if len(ref.operands) == 2 and _is_operator(ref.name):
+    if len(ref.operands) == 2 and _is_operator(spelled):
         left, right = (printer.format(operand, nested=True) for operand in ref.operands)
-        text = f"{left} {ref.name} {right}"
+        text = f"{left} {spelled} {right}"
         return f"({text})" if nested else text
-    if ref.name == "const" and len(ref.operands) == 1:  # a constant with a path: `', '.join`
+    if kind is ExprKind.CONST and len(ref.operands) == 1:  # a constant with a path: `', '.join`
         return printer.format(ref.operands[0], nested=True)
-    if ref.name in ("call", "call_kw") and ref.operands:
+    if kind in (ExprKind.CALL, ExprKind.CALL_KW) and ref.operands:
         return _call_text(ref, printer)
     operands = ", ".join(printer.format(operand, nested=False) for operand in ref.operands)
-    return f"{ref.name}({operands})"
+    return f"{spelled}({operands})"
 
 
 def _call_text(ref: ValueRef, printer: _Printer) -> str:
-    """A pure call computed by glue: `callee(args)`; "call_kw" ends with the keyword names (a CONST)."""
+    """A pure call computed by glue: `callee(args)`; CALL_KW ends with the keyword names (a CONST)."""
     callee, *args = ref.operands
     kwnames: tuple[str, ...] = ()
-    if ref.name == "call_kw" and args and isinstance(args[-1].value, tuple):
+    if ref.kind is ExprKind.CALL_KW and args and isinstance(args[-1].value, tuple):
         kwnames = tuple(str(name) for name in args.pop().value)
     positional = args[: len(args) - len(kwnames)]
     keywords = args[len(args) - len(kwnames) :]

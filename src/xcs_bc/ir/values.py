@@ -15,7 +15,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from xcs_bc.ir.refs import MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, ExprKind, Local, PathStep, Source, ValueRef
 
 NULL = ValueRef(Source.CONST, name="<NULL>", value=None)
 """The NULL slot CPython pushes beside a callable (3.11+); never an operand."""
@@ -25,37 +25,40 @@ def const(value: Any) -> ValueRef:
     return ValueRef(Source.CONST, value=value)
 
 
-INDEX = "@index"
-"""The name of a CONST that is a loop's counter (`enumerate`'s index, a `range` item), not a literal."""
-
-
 def index_const(value: int) -> ValueRef:
-    return ValueRef(Source.CONST, name=INDEX, value=value)
+    """A CONST that is a loop's counter (`enumerate`'s index, a `range` item), not a literal."""
+    return ValueRef(Source.CONST, value=value, counter=True)
 
 
-def local_tag(ref: ValueRef, name: str, assignment: int) -> str:
-    """The name of an UNKNOWN value a local of the observed function held after its n-th assignment
-    (`origin|name@n`: what made it, see `unknown_origin`, then which assignment)."""
-    return f"{ref.name.partition('|')[0]}|{name}@{assignment}"
+def as_local(ref: ValueRef, local: Local) -> ValueRef:
+    """The UNKNOWN value `ref` as what a local of the observed function held after its n-th
+    assignment: a replay may read it from the frame (it keeps its `origin`, not its traced value)."""
+    return ValueRef(
+        Source.UNKNOWN,
+        ref.name,
+        ref.path,
+        ref.operands,
+        ref.op,
+        ref.deps,
+        origin=ref.origin,
+        local=local,
+    )
 
 
-def local_of(ref: ValueRef) -> tuple[str, int] | None:
-    """(local name, assignment) for an UNKNOWN value `local_tag` named, else None."""
-    if ref.source is not Source.UNKNOWN or "|" not in ref.name:
-        return None
-    name, _, count = ref.name.partition("|")[2].rpartition("@")
-    return (name, int(count)) if count.isdigit() else None
+def local_of(ref: ValueRef) -> Local | None:
+    """The local an UNKNOWN value `as_local` made was read from, else None."""
+    return ref.local if ref.source is Source.UNKNOWN else None
 
 
 def expr(
-    kind: str, operands: Iterable[ValueRef], value: Any = MISSING, deps: frozenset[int] | None = None
+    kind: ExprKind, operands: Iterable[ValueRef], value: Any = MISSING, deps: frozenset[int] | None = None
 ) -> ValueRef:
     """A pure expression `kind` of `operands`; its deps are theirs, or `deps` when the caller has them
     already (a list that grows by one item: the list's deps and the item's)."""
     ops = tuple(op for op in operands if op is not NULL)
     if deps is None:
         deps = union(op.deps for op in ops)
-    return ValueRef(Source.EXPR, name=kind, operands=ops, deps=deps, value=value)
+    return ValueRef(Source.EXPR, operands=ops, deps=deps, value=value, kind=kind)
 
 
 def unknown(
@@ -65,13 +68,14 @@ def unknown(
 
     `origin` names the call that made it when that is known (`"helper()"`, see `unknown_origin`).
     """
-    return ValueRef(Source.UNKNOWN, origin, op=n_ops, deps=frozenset(range(n_ops)) | extra, value=value)
+    return ValueRef(
+        Source.UNKNOWN, op=n_ops, deps=frozenset(range(n_ops)) | extra, value=value, origin=origin
+    )
 
 
 def unknown_origin(ref: ValueRef) -> str | None:
     """For an UNKNOWN value a call to a function not known to be pure returned: that call, `helper()`."""
-    origin = ref.name.partition("|")[0]
-    return origin if ref.source is Source.UNKNOWN and origin.endswith("()") else None
+    return ref.origin if ref.source is Source.UNKNOWN and ref.origin else None
 
 
 def union(deps: Iterable[frozenset[int]]) -> frozenset[int]:
@@ -96,25 +100,47 @@ def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
     """The same value, depending also on `deps` (control flow, or effects on the object)."""
     if deps <= ref.deps:
         return ref
-    return ValueRef(ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps | deps, ref.value)
+    return _like(ref, ref.path, ref.deps | deps, ref.value)
 
 
 def with_value(ref: ValueRef, value: Any) -> ValueRef:
     if ref.value is value:
         return ref
-    return ValueRef(ref.source, ref.name, ref.path, ref.operands, ref.op, ref.deps, value)
+    return _like(ref, ref.path, ref.deps, value)
+
+
+def with_path(ref: ValueRef, path: tuple[PathStep, ...], value: Any = MISSING) -> ValueRef:
+    """The same value with another path (`xs` for `xs.append`), and the object found there."""
+    return _like(ref, path, ref.deps, value)
 
 
 def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
     """`base.key` (kind "attr"), `base[key]` ("item") or the key-th element iterated ("iter").
 
-    A path into a constant starts from an EXPR "const" wrapping it: a CONST's `value` is the
+    A path into a constant starts from an EXPR `ExprKind.CONST` wrapping it: a CONST's `value` is the
     constant itself, while a ref with a path carries the value at the end of the path.
     """
     if base.source is Source.CONST and not base.path:
-        base = ValueRef(Source.EXPR, name="const", operands=(base,), deps=base.deps)
+        base = ValueRef(Source.EXPR, operands=(base,), deps=base.deps, kind=ExprKind.CONST)
+    return _like(base, (*base.path, PathStep(kind, key)), base.deps, value)
+
+
+def _like(ref: ValueRef, path: tuple[PathStep, ...], deps: frozenset[int], value: Any) -> ValueRef:
+    """`ref` with another path, deps and value; every other field the same (positional: the builder
+    makes many of these)."""
     return ValueRef(
-        base.source, base.name, (*base.path, PathStep(kind, key)), base.operands, base.op, base.deps, value
+        ref.source,
+        ref.name,
+        path,
+        ref.operands,
+        ref.op,
+        deps,
+        value,
+        ref.origin,
+        ref.local,
+        ref.kind,
+        ref.loop,
+        ref.counter,
     )
 
 

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.build.builder import LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
-from xcs_bc.ir.values import INDEX
 from xcs_bc.plan.planner import (
     Env,
     Guard,
@@ -49,8 +48,6 @@ from xcs_bc.plan.planner import (
     zip_shortest,
 )
 
-_ROUND = "@round:"  # an OUTPUT template: the call at offset `op` of loop N's current round
-_EACH = "@each"  # an EXPR template: one operand per round of loop `op`
 _MAX_SCHEDULES = 16
 
 
@@ -275,9 +272,9 @@ def _after_cut(recipe: Recipe) -> Recipe:
 
 def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
     template = unify.rebase(iterable)
-    if template is None or len(template.operands) != 1 or template.operands[0].name != _EACH:
+    if template is None or len(template.operands) != 1 or template.operands[0].kind is not ExprKind.EACH:
         return None
-    loop = template.operands[0].op
+    loop = template.operands[0].loop
     return loop if loop is not None and loop < number else None
 
 
@@ -288,7 +285,7 @@ def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tup
         first = rounds[0]
         if any(
             r.op.site != first.op.site
-            or r.op.metadata.get("code") is not first.op.metadata.get("code")
+            or r.facts.code is not first.facts.code
             or r.kwnames != first.kwnames
             or len(r.args) != len(first.args)
             for r in rounds
@@ -345,6 +342,8 @@ class _Unifier:
             r.depth > MAX_DEPTH  # unifying recurses: a value nested this deep is no template
             or r.source is not first.source
             or r.name != first.name
+            or r.kind is not first.kind
+            or r.counter is not first.counter
             or len(r.path) != len(first.path)
             or len(r.operands) != len(first.operands)
             for r in refs
@@ -364,35 +363,44 @@ class _Unifier:
             if operand is None:
                 return None
             operands.append(operand)
-        value, name, op = MISSING, first.name, first.op
+        value, op, loop = MISSING, first.op, None
         if first.source is Source.UNKNOWN:
             return None
         if first.source is Source.CONST:
             # a counter may be the round's index; any other constant must be the same in every round
-            value = (
-                _leaf([r.value for r in refs]) if first.name == INDEX else _literal([r.value for r in refs])
-            )
+            value = _leaf([r.value for r in refs]) if first.counter else _literal([r.value for r in refs])
             if value is MISSING:
                 return None
         elif first.source is Source.OUTPUT:
             found = self._output([r.op for r in refs])
             if found is None:
                 return None
-            name, op = found
-        return ValueRef(first.source, name, tuple(path), tuple(operands), op, value=value)
+            loop, op = found
+        return ValueRef(
+            first.source,
+            first.name,
+            tuple(path),
+            tuple(operands),
+            op,
+            value=value,
+            kind=first.kind,
+            loop=loop,
+            counter=first.counter,
+        )
 
-    def _output(self, ops: list[int | None]) -> tuple[str, int] | None:
-        """The same op in every round (before the loops), or the op at one offset of each round k."""
+    def _output(self, ops: list[int | None]) -> tuple[int | None, int] | None:
+        """The same op in every round (before the loops: no loop), or the op at one offset of each
+        round k of a loop (that loop's number, the offset)."""
         if any(op is None for op in ops):
             return None
         if all(op == ops[0] for op in ops):
             op = ops[0]
             assert op is not None
-            return None if any(loop.owns(op) for loop in self.loops) else ("", op)
+            return None if any(loop.owns(op) for loop in self.loops) else (None, op)
         for number, loop in enumerate(self.loops):
             offsets = {op - (loop.start + k * loop.body) for k, op in enumerate(ops) if op is not None}
             if len(ops) <= loop.rounds and len(offsets) == 1 and 0 <= (offset := offsets.pop()) < loop.body:
-                return f"{_ROUND}{number}", offset
+                return number, offset
         return None
 
     def rebase(self, ref: ValueRef) -> ValueRef | None:
@@ -401,7 +409,7 @@ class _Unifier:
             return None  # rebasing recurses: a value nested this deep is not planned (see slices.too_deep)
         if ref.source is Source.OUTPUT:
             return None if ref.op is None or any(loop.owns(ref.op) for loop in self.loops) else ref
-        if ref.source is Source.CONST and ref.name == INDEX:
+        if ref.source is Source.CONST and ref.counter:
             return None  # a loop counter read after its loop: the last round's, which moves with the length
         if ref.source is Source.UNKNOWN:
             return ref
@@ -410,21 +418,21 @@ class _Unifier:
         if ref.source is not Source.EXPR:
             return ref
         for number, loop in enumerate(self.loops):
-            if len(ref.operands) == loop.rounds and ref.name in ("list", "tuple", "set"):
+            if len(ref.operands) == loop.rounds and ref.kind in (ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET):
                 template = self.unify(ref.operands, number)
                 if template is not None and self._touches(template, number):
-                    each = ValueRef(Source.EXPR, _EACH, operands=(template,), op=number)
-                    return ValueRef(Source.EXPR, ref.name, ref.path, (each,))
+                    each = ValueRef(Source.EXPR, operands=(template,), kind=ExprKind.EACH, loop=number)
+                    return ValueRef(Source.EXPR, path=ref.path, operands=(each,), kind=ref.kind)
         operands = []
         for operand in ref.operands:
             rebased = self.rebase(operand)
             if rebased is None:
                 return None
             operands.append(rebased)
-        return ValueRef(ref.source, ref.name, ref.path, tuple(operands), ref.op, value=ref.value)
+        return dataclasses.replace(ref, operands=tuple(operands), deps=frozenset())
 
     def reads_round(self, ref: ValueRef, loop: _Loop) -> bool:
-        if ref.source is Source.CONST and ref.name == INDEX:
+        if ref.source is Source.CONST and ref.counter:
             return True
         return self._iter_step_on(ref, loop) or any(self.reads_round(o, loop) for o in ref.operands)
 
@@ -433,14 +441,14 @@ class _Unifier:
         bases = (*loop.record.sequences, loop.record.iterable)
         for i, step in enumerate(ref.path):
             if step.kind == "iter":
-                base = ValueRef(ref.source, ref.name, ref.path[:i], ref.operands, ref.op, value=ref.value)
+                base = dataclasses.replace(ref, path=ref.path[:i], deps=frozenset())
                 if any(_same(base, b) for b in bases):
                     return True
         return False
 
     def _touches(self, template: ValueRef, number: int) -> bool:
         """Does a template built from a list's items follow loop `number`'s rounds (not literal positions)?"""
-        if template.source is Source.OUTPUT and template.name == f"{_ROUND}{number}":
+        if template.source is Source.OUTPUT and template.loop == number:
             return True
         if any(isinstance(step.key, _Index) for step in template.path) and self._iter_step_on(
             template, self.loops[number]
@@ -484,6 +492,11 @@ def _same(a: ValueRef, b: ValueRef) -> bool:
     return (
         a.source is b.source
         and a.name == b.name
+        and a.kind is b.kind
+        and a.loop == b.loop
+        and a.counter is b.counter
+        and a.origin == b.origin
+        and a.local == b.local
         and a.op == b.op
         and a.path == b.path
         and len(a.operands) == len(b.operands)
@@ -546,12 +559,12 @@ def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
     fill: Callable[[Any], Any] = lambda leaf: _index(leaf, k)  # noqa: E731
     path = tuple(PathStep(step.kind, fill(step.key)) for step in ref.path)
     if ref.source is Source.CONST:
-        return ValueRef(Source.CONST, ref.name, path, value=fill(ref.value))
+        return ValueRef(Source.CONST, ref.name, path, value=fill(ref.value), counter=ref.counter)
     if ref.source is Source.OUTPUT:
         op = ref.op
         assert op is not None
-        if ref.name.startswith(_ROUND):
-            number = int(ref.name[len(_ROUND) :])
+        if ref.loop is not None:
+            number = ref.loop
             if k is None or k >= layout.lengths[number]:
                 raise _CannotInstantiate
             op = layout.round_start[number][k] + op
@@ -560,12 +573,14 @@ def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
         return ValueRef(Source.OUTPUT, "", path, op=op)
     operands: list[ValueRef] = []
     for operand in ref.operands:
-        if operand.source is Source.EXPR and operand.name == _EACH:
-            assert operand.op is not None
-            operands.extend(_fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.op]))
+        if operand.kind is ExprKind.EACH:
+            assert operand.loop is not None
+            operands.extend(
+                _fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.loop])
+            )
         else:
             operands.append(_fill(operand, k, layout))
-    return ValueRef(ref.source, ref.name, path, tuple(operands), ref.op, value=ref.value)
+    return dataclasses.replace(ref, path=path, operands=tuple(operands), deps=frozenset())
 
 
 def _index(leaf: Any, k: int | None) -> Any:

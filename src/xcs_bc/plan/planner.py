@@ -31,8 +31,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xcs_bc.build import purity
-from xcs_bc.build.builder import Decision, LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, Operation, OpType, Source, ValueRef
+from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts
+from xcs_bc.ir import (
+    MAX_DEPTH,
+    MISSING,
+    ComputationGraph,
+    ExprKind,
+    Local,
+    Operation,
+    OpType,
+    Source,
+    ValueRef,
+)
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
 from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain, same_value, too_deep
@@ -180,6 +190,7 @@ class Recipe:
     needs: frozenset[int]
     ahead: bool  # may be issued before the real run reaches it
     reason: str  # why not, when not
+    facts: CallFacts = CallFacts()  # what the trace knew of the call beside its values
 
     @functools.cached_property
     def compiled(self) -> Slice:
@@ -188,7 +199,7 @@ class Recipe:
 
     def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         callee, *values = self.compiled(env)
-        if self.op.metadata.get("star"):  # f(*seq) or f(*seq, **kw): expand as the call does
+        if self.facts.star:  # f(*seq) or f(*seq, **kw): expand as the call does
             seq, kw = values[0], values[1] if len(values) > 1 else {}
             if type(seq) not in (tuple, list) or type(kw) is not dict:
                 raise NotComputable("the unpacked arguments are not a plain tuple, list or dict")
@@ -214,7 +225,7 @@ def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
 
 
 def _make_recipe(
-    op: Operation, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
+    op: Operation, facts: CallFacts, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
 ) -> Recipe:
     # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
     # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
@@ -222,7 +233,7 @@ def _make_recipe(
     needs = outputs_needed(op.inputs)
 
     def refuse(reason: str) -> Recipe:
-        return Recipe(op, callee, args, op.kwnames, needs, False, reason)
+        return Recipe(op, callee, args, op.kwnames, needs, False, reason, facts)
 
     if op.op_type is not OpType.CALL:
         return refuse("it is a slow step that is not a call (an attribute, an operator, an iterator)")
@@ -239,7 +250,7 @@ def _make_recipe(
         # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
         # an object a call changed; a recipe would rebuild it as the trace had it
         return refuse(f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute")
-    observed = op.metadata.get("callee", MISSING)
+    observed = facts.callee
     try:
         value = evaluate(callee, env)
     except NotComputable as exc:
@@ -269,13 +280,13 @@ def _make_recipe(
             return refuse(f"argument {format_value(ref)} holds {shared}, which the function shares")
         # (a local read from the frame is exempt: it is read after the last such function ran, see
         # _ready_at)
-        if op.metadata.get("after_unknown_call") and not purity.is_immutable(value) and local_of(ref) is None:
+        if facts.after_unknown_call and not purity.is_immutable(value) and local_of(ref) is None:
             why = "a function not known to be pure ran before it and may have changed"
             return refuse(f"{why} its argument {format_value(ref)}")
         if _passes_retained(ref, retained):
             # a recipe would build a copy, but the callee must get the very object the code keeps
             return refuse(f"argument {format_value(ref)} is a mutable object the function builds and keeps")
-    return Recipe(op, callee, args, op.kwnames, needs, True, "")
+    return Recipe(op, callee, args, op.kwnames, needs, True, "", facts)
 
 
 def _unread_deps(ref: ValueRef) -> frozenset[int]:
@@ -299,7 +310,7 @@ def _unread_deps(ref: ValueRef) -> frozenset[int]:
     return unread
 
 
-_DISPLAYS = frozenset({"list", "tuple", "dict", "set", "const"})
+_DISPLAYS = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.DICT, ExprKind.SET, ExprKind.CONST})
 
 
 def _shared_inside(ref: ValueRef, value: Any) -> str | None:
@@ -308,7 +319,7 @@ def _shared_inside(ref: ValueRef, value: Any) -> str | None:
     A recipe would hand the callee that very object early, before the glue changes it."""
     if ref.source is not Source.EXPR or ref.path:
         return f"a {type(value).__name__}" if type(value) in _SHARED_CONTAINERS else None
-    if ref.name not in _DISPLAYS:
+    if ref.kind not in _DISPLAYS:
         return None  # computed by a pure call or operator: new data, compared by value
     for operand in ref.operands:
         found = _shared_inside(operand, operand.value)
@@ -322,9 +333,13 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
 
     Only containers that end up inside the argument itself count: `str(kept)` passes a string.
     """
-    if ref.source is not Source.EXPR or ref.name not in ("list", "dict", "set", "tuple") or ref.path:
+    if (
+        ref.source is not Source.EXPR
+        or ref.kind not in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET, ExprKind.TUPLE)
+        or ref.path
+    ):
         return False
-    if ref.name != "tuple" and retained.get(id(ref.operands)) is ref.operands:
+    if ref.kind is not ExprKind.TUPLE and retained.get(id(ref.operands)) is ref.operands:
         return True
     return any(_passes_retained(operand, retained) for operand in ref.operands)
 
@@ -333,7 +348,7 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
 
 
 def _memo_sites_dispatched(
-    graph: ComputationGraph, recipes: tuple[Recipe, ...], cutoff: int
+    graph: ComputationGraph, recipes: tuple[Recipe, ...], cutoff: int, run: RunFacts
 ) -> tuple[Recipe, ...]:
     """Calls of a memoized callee are issued ahead only when every place of the function that names it
     and a replay may run is a call site the replay dispatches.
@@ -350,17 +365,16 @@ def _memo_sites_dispatched(
     handled, and no decision cut the plan off), so that it does not run there either.  (A helper
     function that calls the wrapper is not seen: see the assumptions on hidden state in docs/jit.md.)
     """
-    root = graph.metadata.get("root_code")
-    executed = graph.metadata.get("executed", frozenset())
-    guarded = not graph.metadata.get("unguarded_paths") and cutoff >= len(graph.operations)
+    root, executed = run.root_code, run.executed
+    guarded = not run.unguarded_paths and cutoff >= len(graph.operations)
     sites: dict[int, set[tuple[int, int]]] = {}  # id(wrapper) -> dispatched call sites that called it
     names: dict[int, set[str]] = {}  # id(wrapper) -> the names it is reached through
     for recipe in recipes:
         op = recipe.op
-        wrapper = purity.memo_wrapper(op.metadata.get("callee", MISSING))
+        wrapper = purity.memo_wrapper(recipe.facts.callee)
         if wrapper is None or op.op_type is not OpType.CALL:
             continue
-        sites.setdefault(id(wrapper), set()).add((id(op.metadata.get("code")), op.site.offset))
+        sites.setdefault(id(wrapper), set()).add((id(recipe.facts.code), op.site.offset))
         found = names.setdefault(id(wrapper), {str(getattr(wrapper, "__name__", ""))})
         found.add(_handle(recipe.callee) or "")
     undispatched: dict[int, bool] = {}  # id(wrapper) -> may a replay call it where it is not dispatched?
@@ -369,7 +383,7 @@ def _memo_sites_dispatched(
         undispatched[key] = "" in wanted or ran > len(sites[key]) or bool(not_run and not guarded)
     out = []
     for recipe in recipes:
-        wrapper = purity.memo_wrapper(recipe.op.metadata.get("callee", MISSING)) if recipe.ahead else None
+        wrapper = purity.memo_wrapper(recipe.facts.callee) if recipe.ahead else None
         if wrapper is not None and undispatched[id(wrapper)]:
             name = describe_callee(wrapper)
             why = (
@@ -486,8 +500,11 @@ def make_plan(
     env: Env,
     retained: Mapping[int, tuple[ValueRef, ...]] | None = None,
     loops: Sequence[LoopRecord] = (),
+    calls: Sequence[CallFacts] = (),
+    run: RunFacts | None = None,
 ) -> Plan:
-    """Guards and recipes for `graph`, checked against the trace's own inputs in `env`."""
+    """Guards and recipes for `graph`, checked against the trace's own inputs in `env`; `calls` and
+    `run` are what the trace knew beside its values (see `build.trace.Trace`), by operation id."""
     env.outputs.update({op.id: op.outputs[0].value for op in graph.operations if op.outputs})
     cutoff, cutoff_reason = len(graph.operations), ""
     holding: dict[int, Guard] = {}
@@ -502,9 +519,9 @@ def make_plan(
             holding[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
-    recipes = _memo_sites_dispatched(
-        graph, tuple(_make_recipe(op, env, cutoff, retained or {}) for op in graph.operations), cutoff
-    )
+    facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
+    made = tuple(_make_recipe(op, facts[op.id], env, cutoff, retained or {}) for op in graph.operations)
+    recipes = _memo_sites_dispatched(graph, made, cutoff, run or RunFacts())
     ready_at = _ready_at(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}
     final = tuple(
@@ -528,17 +545,17 @@ def make_plan(
     return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
 
 
-def local_reads(recipe: Recipe) -> dict[str, tuple[str, int]]:
-    """The locals of the function a recipe reads: `local_tag` -> (name, which assignment)."""
-    reads: dict[str, tuple[str, int]] = {}
+def local_reads(recipe: Recipe) -> tuple[Local, ...]:
+    """The locals of the function a recipe reads (which assignment of each), in a fixed order."""
+    reads: dict[Local, None] = {}
     todo = [recipe.callee, *recipe.args]
     while todo:
         ref = todo.pop()
         found = local_of(ref)
         if found is not None:
-            reads[ref.name] = found
+            reads[found] = None
         todo.extend(ref.operands)
-    return reads
+    return tuple(reads)
 
 
 def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, ...]]:
@@ -550,16 +567,16 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
     ready: dict[int, list[int]] = {}
     reliable = _reliable_points(recipes, cutoff)
     for recipe in recipes:
-        wanted = local_reads(recipe).values() if recipe.ahead else ()
+        wanted = local_reads(recipe) if recipe.ahead else ()
         if not wanted:
             continue
         op = recipe.op
         for j in reliable:
             if j >= op.id:
                 break
-            point = recipes[j].op.metadata
-            if point.get("effects") == op.metadata.get("effects") and all(
-                point.get("assigned", {}).get(name) == count for name, count in wanted
+            point = recipes[j].facts
+            if point.effects == recipe.facts.effects and all(
+                point.assigned.get(local.name) == local.assignment for local in wanted
             ):
                 ready.setdefault(j, []).append(op.id)
     return {j: tuple(v) for j, v in ready.items()}
@@ -567,7 +584,7 @@ def _ready_at(recipes: tuple[Recipe, ...], cutoff: int) -> dict[int, tuple[int, 
 
 def local_names(recipe: Recipe) -> str:
     """The locals a recipe reads from the function's frame, for people: `patch, record`."""
-    return ", ".join(sorted({name for name, _ in local_reads(recipe).values()}))
+    return ", ".join(sorted({local.name for local in local_reads(recipe)}))
 
 
 def _no_point(recipe: Recipe) -> str:
@@ -581,7 +598,7 @@ def _reliable_points(recipes: tuple[Recipe, ...], cutoff: int) -> list[int]:
     points, shaky = [], set()
     for recipe in recipes:
         op = recipe.op
-        key = (id(op.metadata.get("code")), op.site.offset)
+        key = (id(recipe.facts.code), op.site.offset)
         if op.op_type is not OpType.CALL or op.id >= cutoff or op.control or key in shaky:
             shaky.add(key)
             continue
@@ -612,10 +629,10 @@ def zip_shortest(iterable: ValueRef) -> bool:
         return False
     if iterable.operands[0].value is not zip:
         return False
-    if iterable.name == "call":
+    if iterable.kind is ExprKind.CALL:
         return True
     # zip(a, b, strict=False): operands are the callee, the sequences, the keyword's value, its name
-    if iterable.name != "call_kw" or len(iterable.operands) < 4:
+    if iterable.kind is not ExprKind.CALL_KW or len(iterable.operands) < 4:
         return False
     strict, names = iterable.operands[-2:]
     return names.value == ("strict",) and strict.source is Source.CONST and strict.value is False

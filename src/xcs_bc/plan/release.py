@@ -1,11 +1,11 @@
 """Release what a plan no longer needs of the trace it was made from.
 
-While tracing, every `ValueRef` carries the object it stood for (`value`), and every
-operation's metadata the callee, the arguments and any exception (with its traceback, and so
-its frames).  Planning reads them: recipes are checked against them, guards take the types
-and identities they need.  A jitted function keeps up to `cache_size` plans, and so, without
-this step, the arguments and results of as many traced calls (a 50 MB document, a client
-response, a frame's locals), for as long as the function lives.
+While tracing, every `ValueRef` carries the object it stood for (`value`), every operation's
+metadata the arguments and any exception (with its traceback, and so its frames), and every
+recipe's `CallFacts` the callee.  Planning reads them: recipes are checked against them, guards
+take the types and identities they need.  A jitted function keeps up to `cache_size` plans, and
+so, without this step, the arguments and results of as many traced calls (a 50 MB document, a
+client response, a frame's locals), for as long as the function lives.
 
 `released(plan, loops)` makes the plan that is kept: the same graph, guards, recipes and loops,
 built of values that keep only what a replay, `generalize` and `explain()` read:
@@ -14,8 +14,8 @@ built of values that keep only what a replay, `generalize` and `explain()` read:
   callees a guard checks by identity, `zip` and `reversed` that tell a loop's shape; the
   objects live in the module or the closure anyway); every other value (inputs, results,
   expressions computed from them, values of unknown origin) drops it;
-- operations keep their timing, their code object and the small facts planning reads;
-  an exception becomes its type (the SSA text prints only that);
+- operations keep their timing; an exception becomes its type (the SSA text prints only that);
+  recipes keep the facts of their call (code object, `f(*seq)` or not, ...) but the callee;
 - guards keep what they compare with: a type, a length, a truth value, the object a callee
   must be.
 
@@ -41,14 +41,9 @@ _KEPT_METADATA = (
     "duration",
     "occurrence",
     "thread",
-    "code",
-    "star",
-    "after_unknown_call",
-    "effects",
-    "assigned",
 )
-"""Operation metadata a kept plan needs (replay: `code`, `star`) or that is small and says what
-happened (timing).  The callee object, the arguments and the exception are not kept."""
+"""Operation metadata that is small and says what happened (timing).  The arguments and the
+exception are not kept."""
 
 
 def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopRecord, ...]]:
@@ -74,6 +69,7 @@ def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopR
             op=operations[recipe.op.id],
             callee=lean.ref(recipe.callee),
             args=tuple(lean.ref(ref) for ref in recipe.args),
+            facts=dataclasses.replace(recipe.facts, callee=MISSING),
         )
         for recipe in plan.recipes
     )
@@ -127,7 +123,7 @@ class _Lean:
             stack.pop()
             operands = tuple(self.made[id(operand)] for operand in ref.operands)
             value = ref.value if ref.source in _KEPT_VALUES else MISSING
-            self.made[id(ref)] = ValueRef(ref.source, ref.name, ref.path, operands, ref.op, ref.deps, value)
+            self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value)
             self.originals.append(ref)
         return self.made[id(root)]
 

@@ -37,7 +37,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
-from xcs_bc.ir import MAX_DEPTH, MISSING, PathStep, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
@@ -54,7 +54,7 @@ class Env:
     globals: Mapping[str, Any]
     cells: Mapping[str, types.CellType]
     outputs: dict[int, Any] = field(default_factory=dict)
-    locals: Mapping[str, Any] = field(default_factory=dict)  # local_tag -> value read from the frame
+    locals: Mapping[Local, Any] = field(default_factory=dict)  # value read from the frame, per local
 
 
 # -- built-in data ---------------------------------------------------------------------------------
@@ -73,11 +73,13 @@ SIZED: tuple[type, ...] = (  # len() of these runs no user code
     type({}.values()),
     type({}.items()),
 )
-_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
-    "%": operator.mod, "**": operator.pow, "<": operator.lt, "<=": operator.le, "==": operator.eq,
-    "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "is": operator.is_, "is not": operator.is_not,
-    "in": lambda a, b: operator.contains(b, a), "not in": lambda a, b: not operator.contains(b, a),
+_OPERATORS: dict[ExprKind, Callable[[Any, Any], Any]] = {
+    ExprKind.ADD: operator.add, ExprKind.SUB: operator.sub, ExprKind.MUL: operator.mul,
+    ExprKind.TRUEDIV: operator.truediv, ExprKind.FLOORDIV: operator.floordiv, ExprKind.MOD: operator.mod,
+    ExprKind.POW: operator.pow, ExprKind.LT: operator.lt, ExprKind.LE: operator.le, ExprKind.EQ: operator.eq,
+    ExprKind.NE: operator.ne, ExprKind.GT: operator.gt, ExprKind.GE: operator.ge, ExprKind.IS: operator.is_,
+    ExprKind.IS_NOT: operator.is_not, ExprKind.IN: lambda a, b: operator.contains(b, a),
+    ExprKind.NOT_IN: lambda a, b: not operator.contains(b, a),
 }  # fmt: skip
 _ITERATORS: tuple[type, ...] = (  # made by a pure call of ours from plain data: may be consumed
     type(zip()),
@@ -173,8 +175,8 @@ def _leaf(ref: ValueRef, env: Env) -> Any:
             value = cell.cell_contents
         except ValueError:
             raise NotComputable(f"cell {ref.name!r} is empty") from None
-    elif local_of(ref) is not None and ref.name in env.locals:
-        value = env.locals[ref.name]
+    elif (local := local_of(ref)) is not None and local in env.locals:
+        value = env.locals[local]
     else:
         origin = unknown_origin(ref)
         if origin is not None:
@@ -269,13 +271,13 @@ def _binary_slice(node: int, container: Any, start: Any, stop: Any) -> Any:  # 3
     return _getitem(node, container, slice(start, stop))
 
 
-def _pure_call(kind: str, fresh: tuple[bool, ...], callee: Any, *args: Any) -> Any:
+def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any) -> Any:
     """Call a PURE callee on plain values (or on iterators a pure call of ours just made: `zip(a, b)`)."""
     if not all(plain(v) or (ok and type(v) in _ITERATORS) for v, ok in zip(args, fresh, strict=True)):
         raise NotComputable("a pure call on values whose methods could run user code")
     if purity.classify(callee) is not purity.Effect.PURE:
         raise NotComputable(f"{describe_callee(callee)} is not known to be pure")
-    if kind == "call":
+    if kind is ExprKind.CALL:
         return callee(*args)
     names = args[-1]
     n = len(args) - 1 - len(names)
@@ -288,8 +290,8 @@ def _refuse(node: int) -> Any:
 
 # -- compiling ---------------------------------------------------------------------------------------
 
-_CALLS = frozenset({"call", "call_kw"})
-_BUILDS = {"list": "BUILD_LIST", "tuple": "BUILD_TUPLE"}
+_CALLS = frozenset({ExprKind.CALL, ExprKind.CALL_KW})
+_BUILDS = {ExprKind.LIST: "BUILD_LIST", ExprKind.TUPLE: "BUILD_TUPLE"}
 _MAX_SHAPES = 4096
 _functions: dict[Any, Callable[..., tuple[Any, ...]]] = {}  # shape -> compiled function
 _functions_lock = threading.Lock()
@@ -306,12 +308,14 @@ def _shape(ref: ValueRef, leaves: list[ValueRef], nodes: list[ValueRef]) -> Any:
     nodes.append(ref)
     operands = tuple(_shape(operand, leaves, nodes) for operand in ref.operands)
     # a path is compiled in as a constant; 1, 1.0 and True are equal keys of the cache, not the same step
-    return (ref.name, operands, ref.path, tuple(type(step.key) for step in ref.path))
+    return (ref.kind, operands, ref.path, tuple(type(step.key) for step in ref.path))
 
 
 def _is_str(shape: Any) -> bool:
     """Does this part certainly compute a str?  (format() returns one or raises.)"""
-    return shape == "s" or (type(shape) is tuple and shape[0] in ("fstring", "format") and not shape[2])
+    return shape == "s" or (
+        type(shape) is tuple and shape[0] in (ExprKind.FSTRING, ExprKind.FORMAT) and not shape[2]
+    )
 
 
 class _Assembler:
@@ -332,36 +336,36 @@ class _Assembler:
             return _call(_steps, [self.expression(node, kind, operands), _load(path)])
         return self.expression(node, kind, operands)
 
-    def expression(self, node: int, kind: str, operands: tuple[Any, ...]) -> list[Instr]:
+    def expression(self, node: int, kind: ExprKind, operands: tuple[Any, ...]) -> list[Instr]:
         n = len(operands)
         if kind in _BUILDS:
             return [*self.all(operands), Instr(_BUILDS[kind], n)]
         # a set's items and a dict's keys are hashed: inline only when they are string constants
-        if kind == "set" and all(operand == "s" for operand in operands):
+        if kind is ExprKind.SET and all(operand == "s" for operand in operands):
             return [*self.all(operands), Instr("BUILD_SET", n)]
-        if kind == "set":
+        if kind is ExprKind.SET:
             return self.helper(_set, node, operands)
-        if kind == "dict" and n % 2 == 0 and all(key == "s" for key in operands[::2]):
+        if kind is ExprKind.DICT and n % 2 == 0 and all(key == "s" for key in operands[::2]):
             return [*self.all(operands), Instr("BUILD_MAP", n // 2)]
-        if kind == "dict" and n % 2 == 0:
+        if kind is ExprKind.DICT and n % 2 == 0:
             return self.helper(_dict, node, operands)
-        if kind == "const" and n == 1:
+        if kind is ExprKind.CONST and n == 1:
             return self.value(operands[0])
-        if kind == "fstring" and n and all(_is_str(operand) for operand in operands):
+        if kind is ExprKind.FSTRING and n and all(_is_str(operand) for operand in operands):
             return [*self.all(operands), Instr("BUILD_STRING", n)] if n > 1 else self.value(operands[0])
-        if kind == "fstring":
+        if kind is ExprKind.FSTRING:
             return self.helper(_join, node, operands)
-        if kind == "format" and 1 <= n <= 2:
+        if kind is ExprKind.FORMAT and 1 <= n <= 2:
             return self.helper(_format, node, operands)
         if kind in _OPERATORS and n == 2:
             return self.helper(_binary, node, operands, _OPERATORS[kind])
-        if kind == "not" and n == 1:
+        if kind is ExprKind.NOT and n == 1:
             return self.helper(_not, node, operands)
-        if kind == "slice":
+        if kind is ExprKind.SLICE:
             return self.helper(_slice, node, operands)
-        if kind == "binary_slice" and n == 3:
+        if kind is ExprKind.BINARY_SLICE and n == 3:
             return self.helper(_binary_slice, node, operands)
-        if kind == "getitem" and n == 2:
+        if kind is ExprKind.GETITEM and n == 2:
             return self.helper(_getitem, node, operands)
         if kind in _CALLS and n:
             fresh = tuple(type(o) is tuple and o[0] in _CALLS for o in operands[1:])
