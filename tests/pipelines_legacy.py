@@ -1,6 +1,6 @@
 """Legacy LLM pipelines, written the way teams write them (not shaped for xcs_bc).
 
-`tests/test_jit_pipelines.py` runs each one plainly and through `xcs.jit` and compares
+`tests/e2e/test_jit_pipelines.py` runs each one plainly and through `xcs.jit` and compares
 results, exceptions and the calls the fakes received.  The slow calls are the fakes below:
 `FakeLLM`s, `ScriptedLLM`s whose answers look like what the glue parses (JSON plans,
 "Score: 7/10" verdicts, labels, "yes"/"no" grades), a `FlakyLLM` that times out, and a few

@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import xcs_bc as xcs
 from test_jit import MIN_MS, fakes, fresh, run_both
+
+import xcs_bc as xcs
 from xcs_bc.testing import FakeLLM
 
 (vqa,) = fakes("vqa")

@@ -1,7 +1,7 @@
 """Typed code using `xcs.jit`: a jitted function keeps its parameters and return type.
 
 Run time checks the values; the types are checked by `mypy --strict` on this file
-(`MYPYPATH=src mypy --strict tests/test_jit_typing.py`; CI runs mypy on src only).
+(`MYPYPATH=src mypy --strict tests/e2e/test_jit_typing.py`; CI runs mypy on src only).
 Under `--strict`, an unneeded `# type: ignore[...]` is an error: each one below proves
 that mypy rejects that misuse, i.e. that the signature went through `xcs.jit`.
 """

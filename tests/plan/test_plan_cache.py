@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from test_generalize import MIN_MS, TRACED, clean, docs, fakes, fresh, prove_resizes, run_both, run_both_fresh
 
 import xcs_bc as xcs
-from test_generalize import MIN_MS, TRACED, clean, docs, fakes, fresh, prove_resizes, run_both, run_both_fresh
 
 # == part 1: plans that issue nothing ahead =========================================================
 
