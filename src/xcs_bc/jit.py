@@ -29,23 +29,21 @@ import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
-from xcs_bc.build.builder import GraphBuilder, LoopRecord
+from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
 from xcs_bc.errors import CaptureError, ConfigError, XCSError
-from xcs_bc.execute.callsites import SiteKey, code_tree
+from xcs_bc.execute.cached import CachedPlan
+from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
-from xcs_bc.execute.replay import Replay, Stats, dispatcher_for, pop, push
-from xcs_bc.execute.rewrite import rewrite
-from xcs_bc.ir import OpType
+from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
-from xcs_bc.plan.generalize import generalize
-from xcs_bc.plan.planner import Env, Miss, Plan, Schedule, local_names, make_plan
+from xcs_bc.plan.planner import Env, Miss, Schedule, local_names, make_plan
 from xcs_bc.plan.release import released
 
 P = ParamSpec("P")  # the wrapped function's parameters
@@ -54,58 +52,7 @@ _Q = ParamSpec("_Q")  # a method's parameters after `self`
 _S = TypeVar("_S")  # the object a method is bound to
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
-_MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
 _MAX_BACKOFF = 255  # calls run plainly, at most, after traced calls that raised
-
-
-class _CachedPlan:
-    """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
-
-    def __init__(
-        self, plan: Plan, fn: types.FunctionType, loops: Sequence[LoopRecord], carried: Mapping[int, int]
-    ) -> None:
-        self.plan = plan
-        self.general = generalize(plan, loops, carried)
-        paths = {id(code): path for path, code in code_tree(fn).items()}
-        self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
-        for op in plan.graph.operations:
-            if op.op_type is not OpType.CALL:
-                continue  # a slow attribute or operator: not a call site, nothing to dispatch
-            path = paths.get(id(plan.recipes[op.id].facts.code))
-            if path is not None:
-                self.keys[op.id] = (path, op.site.offset)
-        self.sites = self._sites(plan.schedule)
-        self.idle = not any(recipe.ahead for recipe in plan.recipes)  # it issues nothing ahead
-        self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
-        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
-        self.clone = rewritten.function
-        self.refused = rewritten.refused
-
-    def _sites(self, schedule: Schedule) -> dict[SiteKey, list[int]]:
-        """Which scheduled call each site's n-th call is."""
-        sites: dict[SiteKey, list[int]] = {}
-        for index, origin in enumerate(schedule.origin):
-            key = self.keys.get(origin)
-            if key is not None:
-                sites.setdefault(key, []).append(index)
-        return sites
-
-    def fit(self, env: Env) -> tuple[Schedule, dict[SiteKey, list[int]]] | Miss:
-        """The schedule (and its sites) for a call, or why this plan does not apply to it."""
-        failure = self.plan.check(env)
-        if failure is None:
-            return self.plan.schedule, self.sites
-        if self.general is None:
-            return failure
-        schedule = self.general.fit(env)
-        if isinstance(schedule, Miss):
-            return failure
-        sites = self._resized_sites.get(schedule.lengths)
-        if sites is None:
-            if len(self._resized_sites) >= _MAX_RESIZED:
-                self._resized_sites.clear()
-            sites = self._resized_sites[schedule.lengths] = self._sites(schedule)
-        return schedule, sites
 
 
 class JittedFunction(Generic[P, R]):
@@ -148,7 +95,7 @@ class JittedFunction(Generic[P, R]):
         self._executor = executor
         self._signature = inspect.signature(target)
         self._stored_globals = _stored_globals(target.__code__)
-        self._plans: list[_CachedPlan] = []
+        self._plans: list[CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
         self._raised = 0  # traced calls in a row that raised
@@ -217,7 +164,7 @@ class JittedFunction(Generic[P, R]):
             globals_ = collections.ChainMap(entry, fn.__globals__)
         return Env(dict(bound.arguments), globals_, cells)
 
-    def _lookup(self, env: Env) -> tuple[_CachedPlan, Schedule, dict[SiteKey, list[int]]] | None:
+    def _lookup(self, env: Env) -> tuple[CachedPlan, Schedule, dict[SiteKey, list[int]]] | None:
         with self._lock:
             plans = list(self._plans)
         reasons = []
@@ -274,7 +221,7 @@ class JittedFunction(Generic[P, R]):
             )
             # the plan kept holds no argument, result or exception of the trace it does not need
             plan, loops = released(plan, trace.loops)
-            cached = _CachedPlan(plan, self._fn, loops, trace.carried)
+            cached = CachedPlan(plan, self._fn, loops, trace.carried)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             self._no_plan()
@@ -328,7 +275,7 @@ class JittedFunction(Generic[P, R]):
 
     def _replay(
         self,
-        cached: _CachedPlan,
+        cached: CachedPlan,
         schedule: Schedule,
         sites: dict[SiteKey, list[int]],
         args: tuple[Any, ...],
@@ -353,7 +300,7 @@ class JittedFunction(Generic[P, R]):
                 if cached.plan.mispredictions >= _RETIRE_AFTER:
                     self._retire(cached)
 
-    def _retire(self, cached: _CachedPlan) -> None:
+    def _retire(self, cached: CachedPlan) -> None:
         with self._lock:
             if cached in self._plans:
                 self._plans.remove(cached)

@@ -1,0 +1,72 @@
+"""A plan ready to replay: its rewritten clone, and which planned call each call site serves.
+
+`xcs.jit` keeps a few of these per function (newest first) and asks each, for a call, whether it
+applies (`fit`): the plan's guards, or its generalization for other loop lengths.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+
+from xcs_bc.build.trace import LoopRecord
+from xcs_bc.execute.callsites import SiteKey, code_tree
+from xcs_bc.execute.replay import dispatcher_for
+from xcs_bc.execute.rewrite import rewrite
+from xcs_bc.ir import OpType
+from xcs_bc.plan.generalize import generalize
+from xcs_bc.plan.planner import Env, Miss, Plan, Schedule
+
+__all__ = ["CachedPlan"]
+
+_MAX_RESIZED = 16  # site tables kept per plan for other loop lengths than traced
+
+
+class CachedPlan:
+    """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
+
+    def __init__(
+        self, plan: Plan, fn: types.FunctionType, loops: Sequence[LoopRecord], carried: Mapping[int, int]
+    ) -> None:
+        self.plan = plan
+        self.general = generalize(plan, loops, carried)
+        paths = {id(code): path for path, code in code_tree(fn).items()}
+        self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
+        for op in plan.graph.operations:
+            if op.op_type is not OpType.CALL:
+                continue  # a slow attribute or operator: not a call site, nothing to dispatch
+            path = paths.get(id(plan.recipes[op.id].facts.code))
+            if path is not None:
+                self.keys[op.id] = (path, op.site.offset)
+        self.sites = self._sites(plan.schedule)
+        self.idle = not any(recipe.ahead for recipe in plan.recipes)  # it issues nothing ahead
+        self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
+        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
+        self.clone = rewritten.function
+        self.refused = rewritten.refused
+
+    def _sites(self, schedule: Schedule) -> dict[SiteKey, list[int]]:
+        """Which scheduled call each site's n-th call is."""
+        sites: dict[SiteKey, list[int]] = {}
+        for index, origin in enumerate(schedule.origin):
+            key = self.keys.get(origin)
+            if key is not None:
+                sites.setdefault(key, []).append(index)
+        return sites
+
+    def fit(self, env: Env) -> tuple[Schedule, dict[SiteKey, list[int]]] | Miss:
+        """The schedule (and its sites) for a call, or why this plan does not apply to it."""
+        failure = self.plan.check(env)
+        if failure is None:
+            return self.plan.schedule, self.sites
+        if self.general is None:
+            return failure
+        schedule = self.general.fit(env)
+        if isinstance(schedule, Miss):
+            return failure
+        sites = self._resized_sites.get(schedule.lengths)
+        if sites is None:
+            if len(self._resized_sites) >= _MAX_RESIZED:
+                self._resized_sites.clear()
+            sites = self._resized_sites[schedule.lengths] = self._sites(schedule)
+        return schedule, sites
