@@ -2,7 +2,7 @@
 
 docs/walkthrough.md pastes this script's output.  Regenerate it from the repository root with
 
-    PYTHONPATH=src python docs/walkthrough.py > /tmp/out.txt
+    PYTHONPATH=src python docs/walkthrough.py > walkthrough.txt
 
 (or `.venv/bin/python docs/walkthrough.py` after `pip install -e .`).  Durations change from run to
 run; everything else (the graph, the dependencies, the groups, the patterns) does not.
