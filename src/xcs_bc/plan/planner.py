@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xcs_bc.build import purity
-from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts
+from xcs_bc.build.trace import BRANCHES, CallFacts, Decision, DecisionKind, LoopRecord, RunFacts
 from xcs_bc.ir import (
     MAX_DEPTH,
     MISSING,
@@ -514,7 +514,7 @@ def make_plan(
         if guard is None or guard.check(env) is not None:
             if decision.before < cutoff:  # the earliest unguardable decision wins
                 cutoff = decision.before
-                cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
+                cutoff_reason = _cutoff_reason(decision)
         else:
             holding[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
@@ -540,7 +540,7 @@ def make_plan(
         # (Not those that read what a call brings no value for yet: the function's locals.)
         called = Env(env.args, env.globals, env.cells)
         kept += [g for i, g in holding.items() if i not in checked and g.check(called) is None]
-        reads = [decision.cond for decision in decisions if decision.cond.source is not Source.UNKNOWN]
+        reads = [d.cond for d in decisions if d.cond is not None and d.cond.source is not Source.UNKNOWN]
     guards = _input_guards(recipes, reads, env) + kept
     return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
 
@@ -616,11 +616,26 @@ def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:
     return {k: tuple(v) for k, v in dependents.items()}
 
 
+_GUARD_KINDS = {
+    DecisionKind.TRUTH: GuardKind.TRUTH,
+    DecisionKind.NONE: GuardKind.NONE,
+    DecisionKind.LENGTH: GuardKind.LENGTH,
+}
+
+
 def _decision_guard(decision: Decision) -> Guard | None:
-    kind, expected = decision.outcome
-    if kind not in ("truth", "none", "loop") or decision.cond.source is Source.UNKNOWN:
+    """The guard that checks a branch on a value; None for an event no guard can check."""
+    cond = decision.cond
+    if decision.kind not in BRANCHES or cond is None or cond.source is Source.UNKNOWN:
         return None
-    return Guard(GuardKind(kind), decision.cond, expected, str(decision.site))
+    return Guard(_GUARD_KINDS[decision.kind], cond, decision.expected, str(decision.site))
+
+
+def _cutoff_reason(decision: Decision) -> str:
+    """Why nothing from `decision` on is issued ahead, for people."""
+    if decision.site is None:  # only a loop left by break or return has no site
+        return "a loop left by break or return cannot be checked before the call"
+    return f"the branch at {decision.site} cannot be checked before the call"
 
 
 def zip_shortest(iterable: ValueRef) -> bool:
@@ -669,7 +684,7 @@ def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env
             continue
         for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
             decision = decisions[index]
-            if decision.cond is sequence and decision.outcome[0] == "loop":
+            if decision.cond is sequence and decision.kind is DecisionKind.LENGTH:
                 out[index] = Guard(GuardKind.LENGTH, sequence, length, str(decision.site))
     return out
 
