@@ -359,7 +359,8 @@ class JittedFunction(Generic[P, R]):
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
                     lines.append(f"    %{op.id} {op.name} at {op.site}: issued ahead once {needs} are known")
                 else:
-                    why = recipe.reason if len(recipe.reason) < 160 else recipe.reason[:157] + "..."
+                    reason = str(recipe.refusal)
+                    why = reason if len(reason) < 160 else reason[:157] + "..."
                     lines.append(f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {why}")
             for refusal in cached.refused:
                 lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")

@@ -253,6 +253,67 @@ def test_finish_hands_on_a_frozen_trace_of_the_run() -> None:
         trace.locals["x"] = 1  # type: ignore[index]
 
 
+def _trace_of(fn: Any, *args: Any) -> Any:
+    import sys
+
+    from xcs_bc.build.builder import GraphBuilder
+    from xcs_bc.observe.hooks import observe_call
+
+    builder = GraphBuilder(min_call_ms=P.MIN_CALL_MS, name=fn.__name__)
+    session = observe_call(builder, fn.__code__, sys._getframe())
+    fn(*args)
+    session.stop()
+    return builder.finish(None)
+
+
+def _branches_and_loops(docs: list[str], flag: bool | None) -> list[str]:
+    out = []
+    if flag:
+        out.append("flag")
+    if flag is None:
+        out.append("none")
+    for doc in docs:
+        out.append(P.llm(doc))
+    return out
+
+
+def _leaves_a_loop(docs: list[str]) -> str:
+    try:  # before any slow call: no call caused it
+        int(docs[0])
+    except ValueError:
+        pass
+    for doc in docs:
+        if doc == "b":
+            break
+        P.llm(doc)
+    shrinking = list(docs)
+    for doc in shrinking:
+        shrinking.pop()
+        P.llm(doc)
+    return P.judge("done")
+
+
+def test_decisions_say_what_kind_they_are_and_events_branch_on_no_value() -> None:
+    import sys
+
+    from xcs_bc.build.trace import DecisionKind
+
+    trace = _trace_of(_branches_and_loops, ["a", "b"], None)
+    kinds = [(d.kind, d.expected) for d in trace.decisions]
+    assert (DecisionKind.TRUTH, False) in kinds
+    # `flag is None` jumps on None from 3.11; 3.10 compares and jumps on the truth of the comparison
+    assert (DecisionKind.NONE, True) in kinds or sys.version_info < (3, 11)
+    assert (DecisionKind.LENGTH, 2) in kinds
+    assert all(d.cond is not None and d.site is not None for d in trace.decisions)
+
+    events = [d for d in _trace_of(_leaves_a_loop, ["a", "b", "c"]).decisions if d.cond is None]
+    by_kind = {d.kind: d for d in events}
+    assert set(by_kind) == {DecisionKind.LEFT_LOOP, DecisionKind.RAISED, DecisionKind.CHANGED}
+    assert all(d.expected is True for d in events)
+    assert by_kind[DecisionKind.LEFT_LOOP].site is None  # seen only when the run is over
+    assert by_kind[DecisionKind.RAISED].site is not None and by_kind[DecisionKind.CHANGED].site is not None
+
+
 class _Record:
     def __init__(self, text: str) -> None:
         self.text = text

@@ -26,7 +26,7 @@ from xcs_bc.analyze.report import format_report
 from xcs_bc.ir import MAX_DEPTH, ComputationGraph, Operation, ValueRef
 from xcs_bc.ir.check import check
 from xcs_bc.ir.text import PRINT_DEPTH, format_value
-from xcs_bc.plan.planner import Env, make_plan
+from xcs_bc.plan.planner import Env, RefusalKind, make_plan
 from xcs_bc.testing import FakeLLM
 
 LINEAR = 8.0
@@ -261,16 +261,14 @@ def test_a_call_on_a_value_nested_too_deep_runs_in_its_turn_and_says_why() -> No
     plan = make_plan(graph, [], Env({"x": "topic"}, {}, {}))
     first, last = plan.recipes
     assert not last.ahead
-    assert last.reason == (
+    assert last.refusal is not None and last.refusal.kind is RefusalKind.TOO_DEEP
+    assert str(last.refusal) == (
         f"an argument is not computed ahead: it nests expressions {MAX_DEPTH + 1} levels deep "
         f"(a value accumulated over a loop's rounds, say), more than the {MAX_DEPTH} a recipe computes"
     )
-    assert "nests" not in first.reason
-    assert (
-        not make_plan(nested(MAX_DEPTH), [], Env({"x": "topic"}, {}, {}))
-        .recipes[1]
-        .reason.startswith("an argument is not computed ahead")
-    )
+    assert first.refusal is None or first.refusal.kind is not RefusalKind.TOO_DEEP
+    refusal = make_plan(nested(MAX_DEPTH), [], Env({"x": "topic"}, {}, {})).recipes[1].refusal
+    assert refusal is None or refusal.kind is not RefusalKind.TOO_DEEP
 
 
 # -- tracing a container built from slow results -------------------------------------------------------

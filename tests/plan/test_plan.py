@@ -142,3 +142,25 @@ def test_what_is_never_issued_ahead() -> None:
     assert not _passes_retained(
         expr(ExprKind.CALL, (const(str), kept)), retained
     )  # str(kept) passes a string
+
+
+def test_a_refusal_says_its_kind_and_prints_as_its_text() -> None:
+    from irfactory import GraphFactory
+    from xcs_bc.build.trace import Decision, DecisionKind
+    from xcs_bc.plan.planner import RefusalKind, make_plan
+
+    g = GraphFactory("refusals")
+    first = g.call("first", g.input("x"), line=1)
+    g.call("second", g.input("x"), line=2, control=(first,))
+    g.call("third", g.input("x"), line=3)
+    left = Decision(DecisionKind.LEFT_LOOP, None, True, 1, None)  # a loop left by break after `first`
+    called = {name: (lambda x: x) for name in ("first", "second", "third")}
+    plan = make_plan(g.graph(), [left], Env({"x": "q"}, called, {}))
+    refusals = [recipe.refusal for recipe in plan.recipes]
+    assert plan.recipes[0].ahead and refusals[0] is None
+    assert [r.kind if r else None for r in refusals[1:]] == [
+        RefusalKind.UNDER_RESULT_BRANCH,
+        RefusalKind.AFTER_UNCHECKABLE_BRANCH,
+    ]
+    assert str(refusals[2]) == "it comes after a branch no guard can check"
+    assert plan.cutoff == 1 and plan.cutoff_reason.startswith("a loop left by break or return")

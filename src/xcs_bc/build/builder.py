@@ -57,7 +57,7 @@ from xcs_bc._compat import (
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
-from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts, Trace
+from xcs_bc.build.trace import CallFacts, Decision, DecisionKind, LoopRecord, RunFacts, Trace
 from xcs_bc.ir import (
     MISSING,
     ComputationGraph,
@@ -333,9 +333,8 @@ class GraphBuilder:
         self._fill_exception(exc)
         for state in self._iters.values():
             # a loop left by break or return: how many items it took is no guard we can check
-            # before the run, so nothing from the loop on is issued ahead
-            site = Site(self.name, 0, self.name, -1)
-            self.decisions.append(Decision(unknown(0), ("left", True), state.ops_before, site))
+            # before the run, so nothing from the loop on is issued ahead (where it was left is not known)
+            self.decisions.append(Decision(DecisionKind.LEFT_LOOP, None, True, state.ops_before, None))
         for fs in list(self._frames.values()):
             if fs.pending is not None and fs.pending.opname in CALL_OPS and exc is not None:
                 fs.exception = fs.exception or exc
@@ -492,7 +491,7 @@ class GraphBuilder:
             elif not fs.control_deps:
                 # an exception no slow call caused: a replay cannot promise to take this path again
                 site = self._site(fs, ins)
-                self.decisions.append(Decision(unknown(0), ("raised", True), len(self.ops), site))
+                self.decisions.append(Decision(DecisionKind.RAISED, None, True, len(self.ops), site))
         # otherwise the static depth check in `instruction` resynchronises
 
     def _resync(self, fs: FrameState, ins: Instr, had: int) -> None:
@@ -562,7 +561,8 @@ class GraphBuilder:
         )
         for sequence in sequences:
             # the loop's length decides every call made in it: the decision comes before them
-            self.decisions.append(Decision(sequence, ("loop", len(state.op_starts)), state.ops_before, site))
+            rounds = len(state.op_starts)
+            self.decisions.append(Decision(DecisionKind.LENGTH, sequence, rounds, state.ops_before, site))
 
     def _set_shape(self, ref: ValueRef, deps: frozenset[int]) -> ValueRef:
         if ref.operands:
@@ -588,12 +588,15 @@ class GraphBuilder:
 
     # -- control dependence ----------------------------------------------------------------------
 
-    def _branch(self, fs: FrameState, ins: Instr, cond: ValueRef, outcome: Any = None) -> None:
+    def _branch(
+        self, fs: FrameState, ins: Instr, cond: ValueRef, outcome: tuple[DecisionKind, bool] | None = None
+    ) -> None:
         """A conditional jump on `cond`. One that depends on no slow call is recorded as a decision a
         replay must see again (a guard); one that does makes what follows control-dependent on it."""
         if not cond.deps:
             if outcome is not None and not fs.control_deps:
-                self.decisions.append(Decision(cond, outcome, len(self.ops), self._site(fs, ins)))
+                kind, expected = outcome
+                self.decisions.append(Decision(kind, cond, expected, len(self.ops), self._site(fs, ins)))
             return
         self.unguarded_paths += 1
         for i, entry in enumerate(fs.control):
@@ -1382,7 +1385,7 @@ def _spread(
         return None
     if type(value) not in (list, tuple, str):
         return None
-    b.decisions.append(Decision(ref, ("loop", len(value)), len(b.ops), b._site(fs, ins)))
+    b.decisions.append(Decision(DecisionKind.LENGTH, ref, len(value), len(b.ops), b._site(fs, ins)))
     return frozenset(), [b._lookup(step(ref, "iter", i, item)) for i, item in enumerate(value)]
 
 
@@ -1445,7 +1448,7 @@ def _h_for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> No
             # what it walked changed in place under it (`items.pop()` in its body): its length when the
             # run is over says nothing of how many rounds it made, so nothing from it on is issued ahead
             site = b._site(fs, ins)
-            b.decisions.append(Decision(unknown(0), ("changed", True), state.ops_before, site))
+            b.decisions.append(Decision(DecisionKind.CHANGED, None, True, state.ops_before, site))
         elif state is not None and not iterable.deps and not built:
             # anything else is a guard (on the sequences themselves when enumerate() or zip() walked
             # them), a set or dict built here too: equal items collapse
@@ -1546,12 +1549,12 @@ def _h_cond_jump(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> N
     b._branch(fs, ins, cond, _outcome(ins.opname, jumped))
 
 
-def _outcome(opname: str, jumped: bool) -> tuple[str, bool]:
-    """What the condition was, from the jump taken: ("truth", bool(cond)) or ("none", cond is None)."""
+def _outcome(opname: str, jumped: bool) -> tuple[DecisionKind, bool]:
+    """What the condition was, from the jump taken: (TRUTH, bool(cond)) or (NONE, cond is None)."""
     on_true = "TRUE" in opname and "NOT_NONE" not in opname
     if "NONE" in opname:
-        return ("none", jumped if "NOT_NONE" not in opname else not jumped)
-    return ("truth", jumped if on_true else not jumped)
+        return (DecisionKind.NONE, jumped if "NOT_NONE" not in opname else not jumped)
+    return (DecisionKind.TRUTH, jumped if on_true else not jumped)
 
 
 def _h_jump_or_pop(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:

@@ -6,6 +6,7 @@ replay must take again, the loops that ran out, and the values the planner may r
 
 from __future__ import annotations
 
+import enum
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,18 +45,37 @@ class RunFacts:
     unguarded_paths: int = 0
 
 
+class DecisionKind(enum.Enum):
+    """What a replay must see again: a branch on a value, or an event no guard can check."""
+
+    TRUTH = "truth"  # a branch on the truth of `cond`: `expected` is bool(cond)
+    NONE = "none"  # a branch on whether `cond` is None: `expected` is `cond is None`
+    LENGTH = "loop"  # a loop over `cond` ran out: `expected` is how many items it took
+    LEFT_LOOP = "left"  # a loop left by break or return: how many items it took is no guard
+    RAISED = "raised"  # an exception no slow call caused was handled
+    CHANGED = "changed"  # a sequence changed in place while a loop walked it
+
+
+# the kinds that are a branch on a value a guard may check; the others always cut a plan off
+BRANCHES = frozenset({DecisionKind.TRUTH, DecisionKind.NONE, DecisionKind.LENGTH})
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A branch the run took on a value that depends on no slow call: a replay must take it again.
+    """A branch the run took on a value that depends on no slow call, or an event no guard can check
+    (see `DecisionKind`): a replay must take it again.
 
-    `outcome` is ("truth", bool(cond)), ("none", cond is None) or ("loop", number of items);
-    `before` is how many operations had been made when it was taken.
+    `cond` is the value branched on (None for an event that is no branch on a value), `expected` what
+    it gave (see `DecisionKind`; True for the events); `before` is how many operations had been made
+    when it was taken; `site` where (None for a loop left by break or return, seen only when the run
+    is over).
     """
 
-    cond: ValueRef
-    outcome: tuple[str, Any]
+    kind: DecisionKind
+    cond: ValueRef | None
+    expected: Any
     before: int
-    site: Site
+    site: Site | None
 
 
 @dataclass(frozen=True)

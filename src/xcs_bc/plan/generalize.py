@@ -40,6 +40,8 @@ from xcs_bc.plan.planner import (
     MissKind,
     Plan,
     Recipe,
+    Refusal,
+    RefusalKind,
     Schedule,
     dependents_of,
     outputs_needed,
@@ -259,7 +261,9 @@ def _attempt(plan: Plan, loops: list[_Loop], cut: int) -> Generalization | int:
         refs = _all([unify.rebase(ref) for ref in (recipe.callee, *recipe.args)])
         if refs is None:
             why = "it reads a loop's items in a way that depends on the loop's length"
-            recipes.append(dataclasses.replace(recipe, ahead=False, reason=why))
+            recipes.append(
+                dataclasses.replace(recipe, ahead=False, refusal=Refusal(RefusalKind.ITEMS_BY_LENGTH, why))
+            )
         else:
             recipes.append(dataclasses.replace(recipe, callee=refs[0], args=tuple(refs[1:])))
     return Generalization(plan, loops, guards, tuple(recipes))
@@ -267,7 +271,8 @@ def _attempt(plan: Plan, loops: list[_Loop], cut: int) -> Generalization | int:
 
 def _after_cut(recipe: Recipe) -> Recipe:
     why = "it comes after the code read a local a loop's rounds set (a counter, the loop variable)"
-    return dataclasses.replace(recipe, ahead=False, reason=f"{why}: for other lengths it runs in its turn")
+    refusal = Refusal(RefusalKind.AFTER_ROUNDS_LOCAL, f"{why}: for other lengths it runs in its turn")
+    return dataclasses.replace(recipe, ahead=False, refusal=refusal)
 
 
 def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
@@ -293,13 +298,15 @@ def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tup
             return None  # the rounds called different things
         not_ahead = next((r for r in rounds if not r.ahead), None)
         if not_ahead is not None:
-            out.append(dataclasses.replace(first, ahead=False, reason=not_ahead.reason))
+            out.append(dataclasses.replace(first, ahead=False, refusal=not_ahead.refusal))
             continue
         slots = [[r.callee for r in rounds]] + [[r.args[i] for r in rounds] for i in range(len(first.args))]
         refs = _all([unify.unify(slot, number) for slot in slots])
         if refs is None:
             why = "its arguments differ between the loop's rounds in more than the round's item"
-            out.append(dataclasses.replace(first, ahead=False, reason=why))
+            out.append(
+                dataclasses.replace(first, ahead=False, refusal=Refusal(RefusalKind.ROUNDS_DIFFER, why))
+            )
         else:
             out.append(dataclasses.replace(first, callee=refs[0], args=tuple(refs[1:])))
     return tuple(out)
@@ -550,7 +557,8 @@ def _instance(recipe: Recipe, k: int | None, layout: _Layout) -> Recipe:
         callee = _fill(recipe.callee, k, layout)
         args = tuple(_fill(ref, k, layout) for ref in recipe.args)
     except _CannotInstantiate:
-        return dataclasses.replace(recipe, ahead=False, reason="the loop it reads has fewer items this time")
+        refusal = Refusal(RefusalKind.FEWER_ITEMS, "the loop it reads has fewer items this time")
+        return dataclasses.replace(recipe, ahead=False, refusal=refusal)
     return dataclasses.replace(recipe, callee=callee, args=args, needs=outputs_needed((callee, *args)))
 
 

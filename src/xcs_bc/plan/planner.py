@@ -7,7 +7,8 @@ compiled once into a function that recomputes them on new inputs (`slices`).  A 
 evaluating it on the trace's own inputs gives back exactly the arguments the
 call really received.  A recipe-less call, one reached through a branch on an
 earlier call's result, or one after a decision no guard can check, is never
-issued ahead: it runs in its turn.
+issued ahead: it runs in its turn, and its recipe's `Refusal` says why (a `RefusalKind` for code,
+the text for people).
 
 `Guard`s decide whether a plan applies to new arguments: the types of the
 inputs it reads, the identity of the callees it would call, and every branch
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xcs_bc.build import purity
-from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts
+from xcs_bc.build.trace import BRANCHES, CallFacts, Decision, DecisionKind, LoopRecord, RunFacts
 from xcs_bc.ir import (
     MAX_DEPTH,
     MISSING,
@@ -57,6 +58,8 @@ __all__ = [  # Env, NotComputable, SIZED, evaluate and same_value are slices' (i
     "NotComputable",
     "Plan",
     "Recipe",
+    "Refusal",
+    "RefusalKind",
     "Schedule",
     "dependents_of",
     "evaluate",
@@ -179,6 +182,44 @@ def _short(value: Any) -> str:
 # -- recipes -------------------------------------------------------------------------------------
 
 
+class RefusalKind(enum.Enum):
+    """Why a recipe is not issued ahead (its `Refusal.text` says it for people)."""
+
+    NOT_A_CALL = "not a call"  # a slow step that is not a call (an attribute, an operator)
+    UNDER_RESULT_BRANCH = "under a branch on a result"
+    AFTER_UNCHECKABLE_BRANCH = "after a branch no guard can check"
+    TOO_DEEP = "too deep"  # an argument nests more expressions than a recipe computes
+    HIDDEN_DEPENDENCY = "hidden dependency"  # on a call whose result the recipe does not read
+    CALLEE_NOT_COMPUTABLE = "callee not computable"
+    CALLEE_DIFFERS = "callee computed differently"
+    WAITS = "waits or synchronises"
+    SHARED_CONTAINER_METHOD = "method of a shared container"  # `answers.append`
+    ARGUMENT_NOT_COMPUTABLE = "argument not computable"
+    ARGUMENT_UNCHECKABLE = "argument not checkable"
+    ARGUMENT_DIFFERS = "argument computed differently"
+    ARGUMENT_SHARED = "argument holds a shared container"
+    ARGUMENT_CHANGED_BY_HELPER = "argument may be changed by an unseen helper"
+    ARGUMENT_KEPT = "argument is a mutable object the function keeps"
+    MEMO_UNDISPATCHED = "memoized callee called where not dispatched"
+    NO_POINT = "no point to read its locals at"
+    # from `generalize`
+    ITEMS_BY_LENGTH = "reads a loop's items by its length"
+    AFTER_ROUNDS_LOCAL = "after a local a loop's rounds set"
+    ROUNDS_DIFFER = "rounds differ"
+    FEWER_ITEMS = "fewer items"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a recipe is not issued ahead: `kind` for code, `text` (its `str`) for people."""
+
+    kind: RefusalKind
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to make one planned call ahead: callee and arguments as refs, the results it needs."""
@@ -189,7 +230,7 @@ class Recipe:
     kwnames: tuple[str, ...]
     needs: frozenset[int]
     ahead: bool  # may be issued before the real run reaches it
-    reason: str  # why not, when not
+    refusal: Refusal | None  # why not, when not
     facts: CallFacts = CallFacts()  # what the trace knew of the call beside its values
 
     @functools.cached_property
@@ -232,61 +273,90 @@ def _make_recipe(
     callee, args = (op.inputs[0], op.inputs[1:]) if op.inputs else (ValueRef(Source.CONST, value=None), ())
     needs = outputs_needed(op.inputs)
 
-    def refuse(reason: str) -> Recipe:
-        return Recipe(op, callee, args, op.kwnames, needs, False, reason, facts)
+    def refuse(kind: RefusalKind, text: str) -> Recipe:
+        return Recipe(op, callee, args, op.kwnames, needs, False, Refusal(kind, text), facts)
 
     if op.op_type is not OpType.CALL:
-        return refuse("it is a slow step that is not a call (an attribute, an operator, an iterator)")
+        return refuse(
+            RefusalKind.NOT_A_CALL,
+            "it is a slow step that is not a call (an attribute, an operator, an iterator)",
+        )
     if op.control:
-        return refuse("it is reached through a branch on an earlier call's result")
+        return refuse(
+            RefusalKind.UNDER_RESULT_BRANCH, "it is reached through a branch on an earlier call's result"
+        )
     if op.id >= cutoff:
-        return refuse("it comes after a branch no guard can check")
+        return refuse(RefusalKind.AFTER_UNCHECKABLE_BRANCH, "it comes after a branch no guard can check")
     deepest = max((ref.depth for ref in op.inputs), default=0)
     if deepest > MAX_DEPTH:  # checked first: the checks below recurse into the expressions
-        return refuse(f"an argument is not computed ahead: {too_deep(deepest)}")
+        return refuse(RefusalKind.TOO_DEEP, f"an argument is not computed ahead: {too_deep(deepest)}")
     hidden = sorted(union(_unread_deps(ref) for ref in op.inputs) - needs)
     if hidden:
         # what it is handed depends on a call whose result the recipe does not read: a list filtered
         # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
         # an object a call changed; a recipe would rebuild it as the trace had it
-        return refuse(f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute")
+        return refuse(
+            RefusalKind.HIDDEN_DEPENDENCY,
+            f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute",
+        )
     observed = facts.callee
     try:
         value = evaluate(callee, env)
     except NotComputable as exc:
-        return refuse(f"its callee {format_value(callee)}: {exc}")
+        return refuse(RefusalKind.CALLEE_NOT_COMPUTABLE, f"its callee {format_value(callee)}: {exc}")
     if observed is not MISSING and not same_value(value, observed):
-        return refuse(f"its callee {format_value(callee)} is computed differently than it was called")
+        return refuse(
+            RefusalKind.CALLEE_DIFFERS,
+            f"its callee {format_value(callee)} is computed differently than it was called",
+        )
     if _never_ahead(value):
-        return refuse(f"{describe_callee(value)} waits or synchronises: issuing it early would change timing")
+        return refuse(
+            RefusalKind.WAITS,
+            f"{describe_callee(value)} waits or synchronises: issuing it early would change timing",
+        )
     owner = getattr(value, "__self__", None)
     if isinstance(value, types.BuiltinMethodType) and isinstance(owner, _SHARED_CONTAINERS):
         # `answers.append`: issued ahead, it would change (or read) the list out of turn, and calls
         # issued together would append in any order
-        return refuse(f"its callee {describe_callee(value)} is a method of a {type(owner).__name__}")
+        return refuse(
+            RefusalKind.SHARED_CONTAINER_METHOD,
+            f"its callee {describe_callee(value)} is a method of a {type(owner).__name__}",
+        )
     for ref in args:
         try:
             value = evaluate(ref, env)
         except NotComputable as exc:
-            return refuse(f"argument {format_value(ref)}: {exc}")
+            return refuse(RefusalKind.ARGUMENT_NOT_COMPUTABLE, f"argument {format_value(ref)}: {exc}")
         if ref.value is MISSING:
             if outputs_needed((ref,)) and ref.source is Source.EXPR:
-                return refuse(f"argument {format_value(ref)} could not be checked against the trace")
+                return refuse(
+                    RefusalKind.ARGUMENT_UNCHECKABLE,
+                    f"argument {format_value(ref)} could not be checked against the trace",
+                )
         elif not same_value(value, ref.value):
-            return refuse(f"argument {format_value(ref)} is computed differently than it was passed")
+            return refuse(
+                RefusalKind.ARGUMENT_DIFFERS,
+                f"argument {format_value(ref)} is computed differently than it was passed",
+            )
         shared = _shared_inside(ref, value)
         if shared is not None:
             # the function holds it too: it could change it (or the callee could) before the call site
-            return refuse(f"argument {format_value(ref)} holds {shared}, which the function shares")
+            return refuse(
+                RefusalKind.ARGUMENT_SHARED,
+                f"argument {format_value(ref)} holds {shared}, which the function shares",
+            )
         # (a local read from the frame is exempt: it is read after the last such function ran, see
         # _ready_at)
         if facts.after_unknown_call and not purity.is_immutable(value) and local_of(ref) is None:
             why = "a function not known to be pure ran before it and may have changed"
-            return refuse(f"{why} its argument {format_value(ref)}")
+            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} its argument {format_value(ref)}")
         if _passes_retained(ref, retained):
             # a recipe would build a copy, but the callee must get the very object the code keeps
-            return refuse(f"argument {format_value(ref)} is a mutable object the function builds and keeps")
-    return Recipe(op, callee, args, op.kwnames, needs, True, "", facts)
+            return refuse(
+                RefusalKind.ARGUMENT_KEPT,
+                f"argument {format_value(ref)} is a mutable object the function builds and keeps",
+            )
+    return Recipe(op, callee, args, op.kwnames, needs, True, None, facts)
 
 
 def _unread_deps(ref: ValueRef) -> frozenset[int]:
@@ -391,7 +461,7 @@ def _memo_sites_dispatched(
                 "(a cache hit while tracing, or a path the trace did not take): it would not wait "
                 "for a call issued ahead that fills the same cache entry"
             )
-            recipe = replace(recipe, ahead=False, reason=why)
+            recipe = replace(recipe, ahead=False, refusal=Refusal(RefusalKind.MEMO_UNDISPATCHED, why))
         out.append(recipe)
     return tuple(out)
 
@@ -514,7 +584,7 @@ def make_plan(
         if guard is None or guard.check(env) is not None:
             if decision.before < cutoff:  # the earliest unguardable decision wins
                 cutoff = decision.before
-                cutoff_reason = f"the branch at {decision.site} cannot be checked before the call"
+                cutoff_reason = _cutoff_reason(decision)
         else:
             holding[index] = guard
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
@@ -525,7 +595,7 @@ def make_plan(
     ready_at = _ready_at(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}
     final = tuple(
-        replace(recipe, ahead=False, reason=_no_point(recipe))
+        replace(recipe, ahead=False, refusal=_no_point(recipe))
         if recipe.ahead and local_reads(recipe) and recipe.op.id not in waiting
         else recipe
         for recipe in recipes
@@ -540,7 +610,7 @@ def make_plan(
         # (Not those that read what a call brings no value for yet: the function's locals.)
         called = Env(env.args, env.globals, env.cells)
         kept += [g for i, g in holding.items() if i not in checked and g.check(called) is None]
-        reads = [decision.cond for decision in decisions if decision.cond.source is not Source.UNKNOWN]
+        reads = [d.cond for d in decisions if d.cond is not None and d.cond.source is not Source.UNKNOWN]
     guards = _input_guards(recipes, reads, env) + kept
     return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
 
@@ -587,9 +657,12 @@ def local_names(recipe: Recipe) -> str:
     return ", ".join(sorted({local.name for local in local_reads(recipe)}))
 
 
-def _no_point(recipe: Recipe) -> str:
+def _no_point(recipe: Recipe) -> Refusal:
     names = local_names(recipe)
-    return f"it reads {names}, made by the function itself, and no earlier call is a point to read it at"
+    return Refusal(
+        RefusalKind.NO_POINT,
+        f"it reads {names}, made by the function itself, and no earlier call is a point to read it at",
+    )
 
 
 def _reliable_points(recipes: tuple[Recipe, ...], cutoff: int) -> list[int]:
@@ -616,11 +689,26 @@ def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:
     return {k: tuple(v) for k, v in dependents.items()}
 
 
+_GUARD_KINDS = {
+    DecisionKind.TRUTH: GuardKind.TRUTH,
+    DecisionKind.NONE: GuardKind.NONE,
+    DecisionKind.LENGTH: GuardKind.LENGTH,
+}
+
+
 def _decision_guard(decision: Decision) -> Guard | None:
-    kind, expected = decision.outcome
-    if kind not in ("truth", "none", "loop") or decision.cond.source is Source.UNKNOWN:
+    """The guard that checks a branch on a value; None for an event no guard can check."""
+    cond = decision.cond
+    if decision.kind not in BRANCHES or cond is None or cond.source is Source.UNKNOWN:
         return None
-    return Guard(GuardKind(kind), decision.cond, expected, str(decision.site))
+    return Guard(_GUARD_KINDS[decision.kind], cond, decision.expected, str(decision.site))
+
+
+def _cutoff_reason(decision: Decision) -> str:
+    """Why nothing from `decision` on is issued ahead, for people."""
+    if decision.site is None:  # only a loop left by break or return has no site
+        return "a loop left by break or return cannot be checked before the call"
+    return f"the branch at {decision.site} cannot be checked before the call"
 
 
 def zip_shortest(iterable: ValueRef) -> bool:
@@ -669,7 +757,7 @@ def _zip_guards(decisions: list[Decision], loops: Sequence[LoopRecord], env: Env
             continue
         for index, sequence, length in zip(record.own_decisions, record.sequences, lengths, strict=True):
             decision = decisions[index]
-            if decision.cond is sequence and decision.outcome[0] == "loop":
+            if decision.cond is sequence and decision.kind is DecisionKind.LENGTH:
                 out[index] = Guard(GuardKind.LENGTH, sequence, length, str(decision.site))
     return out
 
