@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from xcs_bc.errors import ConfigError
 from xcs_bc.execute.callsites import FRAME_SENSITIVE, SiteKey, code_tree
-from xcs_bc.execute.rewrite import Refusal, Rewritten, call_sites, rewrite
+from xcs_bc.execute.rewrite import Rewritten, SiteRefusal, call_sites, rewrite
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)
@@ -1004,7 +1004,7 @@ def test_generated_programs_behave_the_same(source: str) -> None:
 
 
 def test_refusal_is_a_frozen_value() -> None:
-    refusal = Refusal((("f",), 2), 3, "with-statement exit")
+    refusal = SiteRefusal((("f",), 2), 3, "with-statement exit")
     with pytest.raises(AttributeError):
         refusal.reason = "x"  # type: ignore[misc]
-    assert refusal == Refusal((("f",), 2), 3, "with-statement exit")
+    assert refusal == SiteRefusal((("f",), 2), 3, "with-statement exit")

@@ -39,7 +39,7 @@ objects under one parent share a name (two lambdas), the later ones are named
 ``"<lambda>#1"``, ``"<lambda>#2"``, ... in ``co_consts`` order, so keys stay
 unique; `code_tree` gives the mapping.
 
-Refused, and left untouched (see `Refusal`): calls whose callee slots the
+Refused, and left untouched (see `SiteRefusal`): calls whose callee slots the
 provenance pass cannot prove; compiler-generated calls (invoking a
 comprehension's function, a ``with``/``async with`` exit, ``__build_class__``,
 an ``assert`` message, a 3.12 type-parameter scope); calls of a frame-sensitive
@@ -76,7 +76,7 @@ from xcs_bc.execute.callsites import (
     walk_code,
 )
 
-__all__ = ["Dispatch", "Refusal", "Rewritten", "call_sites", "rewrite"]
+__all__ = ["Dispatch", "Rewritten", "SiteRefusal", "call_sites", "rewrite"]
 
 
 class Dispatch(Protocol):
@@ -86,7 +86,7 @@ class Dispatch(Protocol):
 
 
 @dataclass(frozen=True)
-class Refusal:
+class SiteRefusal:
     """A call site left unchanged, and why."""
 
     key: SiteKey
@@ -100,7 +100,7 @@ class Rewritten:
 
     function: types.FunctionType
     sites: dict[SiteKey, int | None]
-    refused: tuple[Refusal, ...]
+    refused: tuple[SiteRefusal, ...]
 
 
 # -- run time -----------------------------------------------------------------
@@ -169,7 +169,7 @@ class _Editor:
         self.dispatch = dispatch
         self.only = only
         self.sites: dict[SiteKey, int | None] = {}
-        self.refused: list[Refusal] = []
+        self.refused: list[SiteRefusal] = []
 
     def code(self, code: types.CodeType, path: tuple[str, ...]) -> types.CodeType:
         """`code` with its selected sites (and those of nested code) rewritten; `code` itself if none."""
@@ -193,7 +193,7 @@ class _Editor:
             if self.only is not None and key not in self.only:
                 continue
             if call.reason is not None:
-                self.refused.append(Refusal(key, call.line, call.reason))
+                self.refused.append(SiteRefusal(key, call.line, call.reason))
                 continue
             self.sites[key] = call.line
             chosen.append(call)
