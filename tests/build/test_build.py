@@ -233,7 +233,8 @@ def test_finish_hands_on_a_frozen_trace_of_the_run() -> None:
     import dataclasses
     import sys
 
-    from xcs_bc.build.builder import GraphBuilder, Trace
+    from xcs_bc.build.builder import GraphBuilder
+    from xcs_bc.build.trace import Trace
     from xcs_bc.observe.hooks import observe_call
 
     builder = GraphBuilder(min_call_ms=P.MIN_CALL_MS, name="traced_loop")

@@ -15,7 +15,7 @@ import pytest
 import xcs_bc as xcs
 from pipelines import MIN_CALL_MS, judge, llm
 from xcs_bc import ComputationGraph, Operation, Source
-from xcs_bc.build.builder import CONSERVATIVE, decision
+from xcs_bc.build.handlers.table import CONSERVATIVE, decision
 
 COUNTER = 0
 RESULT: object = None

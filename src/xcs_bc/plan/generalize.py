@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc.build.builder import LoopRecord
+from xcs_bc.build.trace import LoopRecord
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.plan.planner import (

@@ -28,7 +28,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from xcs_bc.build.builder import LoopRecord
+from xcs_bc.build.trace import LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
 from xcs_bc.plan.planner import Guard, Plan
 

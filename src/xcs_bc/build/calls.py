@@ -1,0 +1,317 @@
+"""Calls: completing a call instruction, from the observed callee, arguments and result.
+
+`Calls` is a part of `GraphBuilder` (a base class of it).  A call that took `min_call_ms` or more
+is an operation of the graph (a slow call); a fast one is a pure expression of its operands, or,
+for a callee not known to be pure, an UNKNOWN result that may have changed what it was handed.
+The 3.11 PRECALL and KW_NAMES handlers, which prepare the CALL after them, are here too.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from xcs_bc._compat import (
+    CO_VARARGS,
+    CO_VARKEYWORDS,
+    PY311,
+    PY312,
+    PY313,
+)
+from xcs_bc.build import purity
+from xcs_bc.build.codeinfo import Instr
+from xcs_bc.build.effects import Effects
+from xcs_bc.build.frames import FrameState
+from xcs_bc.build.generators import identity, made_code
+from xcs_bc.build.slow import plain_builtin
+from xcs_bc.build.trace import CallFacts
+from xcs_bc.ir import MISSING, ExprKind, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.ir.values import (
+    NULL,
+    const,
+    describe_callee,
+    expr,
+    peek_attr,
+    union,
+    unknown,
+    with_value,
+)
+from xcs_bc.observe.hooks import CallEvent
+
+if TYPE_CHECKING:
+    from xcs_bc.build.builder import GraphBuilder
+
+
+class Calls(Effects):
+    """Completes call instructions: a slow call's operation, a fast call's expression or UNKNOWN."""
+
+    # set by GraphBuilder.__init__
+    ops: list[Operation]
+    events: list[CallEvent]
+    call_facts: list[CallFacts]
+    min_call_s: float
+    thread: int
+    unknown_calls: int
+    live: dict[str, int]
+    _occurrences: dict[tuple[int, int], int]
+    _yields: dict[int, list[ValueRef]]
+    _awaiting_exception: list[dict[str, Any] | CallEvent]
+
+    def complete_call(self, fs: FrameState, ins: Instr, now: float, *, raised: bool) -> None:
+        popped = fs.operands if raised else tuple(fs.pop(ins.pops))
+        if ins.opname == "CALL" and not PY312 and not raised:
+            popped += fs.precall
+        fs.precall = ()
+        callee_ref, args, kwnames, star = self.call_layout(fs, ins, popped)
+        fs.kwnames = ()
+        callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
+        fs.callee = callee
+        nested = len(self.ops) > fs.ops_before
+        duration = now - fs.started
+        made = made_code(callee_ref)
+        if made is not None and made.co_name == "<genexpr>" and not raised:
+            # calling the genexpr function only makes the generator; its frame runs when consumed
+            iterator = args[-1] if args else popped[-1]
+            fs.push(expr(ExprKind.GENEXPR, (iterator,)))
+            return
+        # a pure consumer (sum(), "".join(), max() ...) that ran a generator expression's frame: its time
+        # is the frame's, which we observe (slow steps in it are operations of their own) at the cost of
+        # a hook per instruction, not a slow call of its own
+        consumed = fs.resumes > 0 and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE
+        if nested or fs.child_return is not None:
+            result = self.nested_result(fs, callee, callee_ref, args)
+        elif consumed:
+            self.record_event(fs, ins, callee, now, raised, fs.callee_result)  # a call all the same
+            if raised:
+                return
+            result = self.nested_result(fs, callee, callee_ref, args)
+        elif duration >= self.min_call_s and not (self.min_call_s and plain_builtin(callee)):
+            if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
+                args = self.observed_values(fs, callee, args, kwnames)
+            inputs = (callee_ref, *args)
+            op = self.make_op(
+                fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
+            )
+            if star:
+                self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
+            for ref in args:  # a slow call may change the mutable objects it is handed
+                self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
+            if purity.sets_attributes(callee):  # `self.gather(topic)` storing self.notes: and its object
+                self.mutate_receiver(callee, callee_ref, frozenset({op.id}) | callee_ref.deps)
+            self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
+            if raised:
+                return
+            result = op.outputs[0]
+        else:
+            self.record_event(fs, ins, callee, now, raised, fs.callee_result)
+            if raised:
+                return
+            result = self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
+        if not raised:
+            fs.push(with_value(result, fs.callee_result) if result.value is MISSING else result)
+
+    def call_layout(
+        self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
+    ) -> tuple[ValueRef, tuple[ValueRef, ...], tuple[str, ...], bool]:
+        """Split the consumed slots into callee, argument values and keyword names."""
+        items = list(popped)
+        kwnames: tuple[str, ...] = ()
+        if ins.opname in ("CALL_FUNCTION_KW", "CALL_KW"):
+            names = items.pop()
+            kwnames = tuple(names.value) if isinstance(names.value, tuple) else ()
+        elif ins.opname == "CALL" and not PY313:
+            kwnames = fs.kwnames
+        star = ins.opname == "CALL_FUNCTION_EX"
+        lead = 1 if ins.opname in ("CALL_FUNCTION", "CALL_FUNCTION_KW") or (star and not PY311) else 2
+        head, args = items[:lead], tuple(items[lead:])
+        if lead == 1:
+            callee = head[0]
+        elif head[0] is NULL:
+            callee = head[1]
+        elif head[1] is NULL:
+            callee = head[0]
+        else:  # [method, self]
+            callee = head[0]
+        return callee, args, kwnames, star
+
+    @staticmethod
+    def arguments(fs: FrameState, callee: Any) -> dict[str, Any] | None:
+        """The bound arguments a Python callee received, without the receiver of a method."""
+        bound = fs.callee_args
+        params = fs.callee_params[0]
+        if bound is None or not params or not receiver_first(callee, fs.callee_code):
+            return bound
+        return {name: value for name, value in bound.items() if name != params[0]}
+
+    def observed_values(
+        self, fs: FrameState, callee: Any, args: tuple[ValueRef, ...], kwnames: tuple[str, ...]
+    ) -> tuple[ValueRef, ...]:
+        """Attach the argument values a Python callee received to argument refs that lack one."""
+        bound = fs.callee_args
+        if bound is None:
+            return args
+        params, star, starstar = fs.callee_params
+        if params and receiver_first(callee, fs.callee_code):  # a bound method or callable object: skip self
+            params = params[1:]
+        n_positional = len(args) - len(kwnames)
+        values: list[Any] = []
+        for i in range(n_positional):
+            if i < len(params):
+                values.append(bound.get(params[i], MISSING))
+            elif (
+                star is not None and isinstance(bound.get(star), tuple) and i - len(params) < len(bound[star])
+            ):
+                values.append(bound[star][i - len(params)])
+            else:
+                values.append(MISSING)
+        extra = bound.get(starstar) if starstar is not None else None
+        for name in kwnames:  # a keyword lands in its parameter, or in **kwargs (a wrapper's)
+            if name in bound and name not in (star, starstar):
+                values.append(bound[name])
+            else:
+                values.append(extra.get(name, MISSING) if isinstance(extra, dict) else MISSING)
+        return tuple(
+            with_value(ref, value) if ref.value is MISSING and value is not MISSING else ref
+            for ref, value in zip(args, values, strict=True)
+        )
+
+    def fast_call(
+        self,
+        callee: Any,
+        callee_ref: ValueRef,
+        args: tuple[ValueRef, ...],
+        kwnames: tuple[str, ...],
+        star: bool,
+        control: frozenset[int],
+    ) -> ValueRef:
+        effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
+        operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
+        # f(*seq, **kw) is not f(seq, kw): a kind of its own, which recipes do not evaluate
+        kind = ExprKind.CALL_EX if star else ExprKind.CALL_KW if kwnames else ExprKind.CALL
+        if effect is purity.Effect.UNKNOWN:
+            self.unknown_calls += 1  # it may have changed anything, not only what it was handed
+            self.effects += 1
+            everything = frozenset(range(len(self.ops)))
+            self.mutate_receiver(callee, callee_ref, everything, deep=True)
+            for ref in args:
+                self.mutate_arg(ref, everything)
+            return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
+        if effect is purity.Effect.MUTATES_INPUTS:
+            deps = union(ref.deps for ref in operands)
+            receiver = getattr(callee, "__self__", MISSING)
+            if getattr(callee, "__name__", "") == "append" and isinstance(receiver, list) and len(args) == 1:
+                self._append(receiver, callee_ref, args[0], control)
+            else:
+                self.mutate_receiver(callee, callee_ref, deps)
+        return expr(kind, operands)
+
+    def nested_result(
+        self, fs: FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
+    ) -> ValueRef:
+        """The result of a call during which observed frames ran (a comprehension, a genexpr's consumer)."""
+        if fs.child_return is not None:
+            return fs.child_return
+        generated = [ref for ref in args if ref.source is Source.EXPR and ref.kind is ExprKind.GENEXPR]
+        if generated and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE:
+            produced = self._yields.get(identity(generated[0]), [])
+            return expr(ExprKind.CALL, (callee_ref, expr(ExprKind.GENERATED, produced)))
+        return unknown(len(self.ops))
+
+    def make_op(
+        self,
+        fs: FrameState,
+        ins: Instr,
+        op_type: OpType,
+        name: str,
+        inputs: tuple[ValueRef, ...],
+        kwnames: tuple[str, ...],
+        now: float,
+        *,
+        raised: bool,
+    ) -> Operation:
+        code = fs.info.code
+        key = (id(code), ins.offset)
+        occurrence = self._occurrences.get(key, 0)
+        self._occurrences[key] = occurrence + 1
+        op_id = len(self.ops)
+        metadata: dict[str, Any] = {
+            "start": fs.started,
+            "end": now,
+            "duration": now - fs.started,
+            "occurrence": occurrence,
+            "thread": self.thread,
+            "args": self.arguments(fs, fs.callee),
+        }
+        if raised:
+            metadata["exception"] = fs.exception
+            if fs.exception is None:
+                self._awaiting_exception.append(metadata)
+        outputs = (
+            ()
+            if raised
+            else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
+        )
+        control = fs.conditions()
+        site = self._site(fs, ins)
+        # how many times each local of the function was assigned: see CallFacts
+        facts = CallFacts(code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self.live))
+        self.call_facts.append(facts)
+        op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
+        self.ops.append(op)
+        return op
+
+    @staticmethod
+    def _site(fs: FrameState, ins: Instr) -> Site:
+        code = fs.info.code
+        line = ins.line if ins.line is not None else code.co_firstlineno
+        return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+
+    def record_event(
+        self, fs: FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
+    ) -> None:
+        event = CallEvent(
+            site=self._site(fs, ins),
+            callee=callee,
+            args=self.arguments(fs, callee),
+            result=MISSING if raised else result,
+            exception=fs.exception if raised else None,
+            start=fs.started,
+            end=now,
+            thread=self.thread,
+        )
+        self.events.append(event)
+        if raised and event.exception is None:
+            self._awaiting_exception.append(event)
+
+
+def receiver_first(callee: Any, code: types.CodeType | None) -> bool:
+    """Is the first parameter of the Python code a call entered the receiver (`self` of a bound method,
+    of a callable object's `__call__`, of a class's `__init__`), not the call's first argument?
+
+    Not when the code is the callee's own (a function) or the function a wrapper made by
+    `functools.wraps`, `functools.cache` or `lru_cache` calls: those get the arguments as they are."""
+    if isinstance(callee, types.FunctionType):
+        return False
+    wrapped = peek_attr(callee, "__wrapped__")  # read without running user code
+    return not (isinstance(wrapped, types.FunctionType) and code is not None and wrapped.__code__ is code)
+
+
+def parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:
+    """A function's positional parameter names, its *args name and its **kwargs name."""
+    i = code.co_argcount + code.co_kwonlyargcount
+    varargs = code.co_varnames[i] if code.co_flags & CO_VARARGS else None
+    i += bool(code.co_flags & CO_VARARGS)
+    varkw = code.co_varnames[i] if code.co_flags & CO_VARKEYWORDS else None
+    return code.co_varnames[: code.co_argcount], varargs, varkw
+
+
+def precall(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """3.11 PRECALL takes the arguments off the stack as far as depths go; the CALL after it uses them."""
+    fs.precall = tuple(fs.pop(ins.pops))
+
+
+def kw_names(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    # 3.11's dis does not resolve KW_NAMES' argument: it indexes co_consts
+    names = ins.argval if isinstance(ins.argval, tuple) else fs.info.code.co_consts[int(ins.arg or 0)]
+    fs.kwnames = tuple(names) if isinstance(names, tuple) else ()

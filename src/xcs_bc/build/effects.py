@@ -1,0 +1,188 @@
+"""The effects heap: objects changed in place, containers that outlive their expression, and
+what the length of a container built here depends on.
+
+`Effects` is a part of `GraphBuilder` (a base class of it): the builder's calls and handlers
+record through it that a call or an instruction may have changed an object (`mutate`), which
+every alias then sees (`lookup`); loops take a `snapshot` of what they walk and ask whether it
+`changed` under them.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from xcs_bc.build import purity
+from xcs_bc.build.displays import CONTAINERS, key_deps
+from xcs_bc.build.frames import FrameState
+from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
+from xcs_bc.ir.values import (
+    expr,
+    peek_attr,
+    peek_item,
+    peek_iter_item,
+    with_deps,
+    with_path,
+    with_value,
+)
+
+Watched = tuple[Any, bool, Any, int]  # see GraphBuilder.snapshot
+
+
+def _peek(value: Any, hop: PathStep) -> Any:
+    """One step of a path, on a concrete value, without running user code (else MISSING)."""
+    if hop.kind == "attr":
+        return peek_attr(value, hop.key)
+    if hop.kind == "item":
+        return peek_item(value, hop.key)
+    return peek_iter_item(value, hop.key)
+
+
+class Effects:
+    """Objects changed in place, handed to calls, retained; the shapes of containers built here."""
+
+    # set by GraphBuilder.__init__
+    effects: int
+    inputs: dict[str, ValueRef]
+    retained: dict[int, tuple[ValueRef, ...]]
+    _heap: dict[int, tuple[Any, ValueRef]]
+    _handed: dict[int, tuple[Any, int]]
+    _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
+
+    def lookup(self, ref: ValueRef) -> ValueRef:
+        """The current ref of the object `ref` names, if that object was changed in place."""
+        value = ref.value
+        if value is MISSING or purity.is_immutable(value):
+            return ref
+        entry = self._heap.get(id(value))
+        if entry is not None and entry[0] is value:
+            return with_value(entry[1], value) if entry[1] is not ref else ref
+        return ref
+
+    def mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
+        """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""
+        changed = new if new is not None else with_deps(expr(ExprKind.EFFECT, (ref,), value=obj), deps)
+        if ref.source is not Source.EXPR:  # not a container the glue built and we follow item by item
+            self.effects += 1
+        if obj is not MISSING and not purity.is_immutable(obj):
+            self._heap[id(obj)] = (obj, changed)
+            self.retain(changed)
+        return changed
+
+    def retain(self, ref: ValueRef) -> None:
+        """`ref`'s container outlives the expression that built it (stored, or changed in place).
+
+        A planned call handed such a container would get a copy, not the object the code keeps
+        and may read again: `plan` refuses those. Containers only the callee sees (`messages=[...]`
+        built in the call itself) are not retained. Keyed by the operands tuple, like shapes.
+        """
+        if (
+            ref.source is Source.EXPR
+            and ref.kind in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET)
+            and ref.operands
+        ):
+            self.retained[id(ref.operands)] = ref.operands
+
+    def hand(self, obj: Any) -> None:
+        entry = self._handed.get(id(obj))
+        self._handed[id(obj)] = (obj, entry[1] + 1 if entry is not None and entry[0] is obj else 1)
+
+    def mutate_arg(self, ref: ValueRef, deps: frozenset[int]) -> None:
+        """`ref` was handed to a call that may change it, and what it holds."""
+        if ref.value is not MISSING and not purity.is_immutable(ref.value):
+            self.hand(ref.value)
+            self.mutate(ref.value, self.lookup(ref), deps)
+
+    def mutate_receiver(
+        self, callee: Any, callee_ref: ValueRef, deps: frozenset[int], *, deep: bool = False
+    ) -> None:
+        receiver = getattr(callee, "__self__", MISSING)
+        if receiver is MISSING or isinstance(receiver, types.ModuleType) or purity.is_immutable(receiver):
+            return
+        if deep:
+            self.hand(receiver)
+        self.mutate(receiver, self.receiver_ref(receiver, callee_ref), deps)
+
+    def receiver_ref(self, receiver: Any, callee_ref: ValueRef) -> ValueRef:
+        entry = self._heap.get(id(receiver))
+        if entry is not None and entry[0] is receiver:
+            return entry[1]
+        if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `xs.append` -> `xs`
+            return with_path(callee_ref, callee_ref.path[:-1], receiver)
+        return with_value(callee_ref, receiver)
+
+    def _append(
+        self, receiver: list[Any], callee_ref: ValueRef, item: ValueRef, control: frozenset[int]
+    ) -> None:
+        """`xs.append(item)`: keep element-wise provenance when we know what `xs` holds."""
+        base = self.receiver_ref(receiver, callee_ref)
+        if (
+            base.source is Source.EXPR
+            and base.kind is ExprKind.LIST
+            and len(base.operands) == len(receiver) - 1
+        ):
+            new = expr(ExprKind.LIST, (*base.operands, item), value=receiver)
+            self.set_shape(new, self.shape_deps(base) | control)
+        else:
+            new = with_deps(expr(ExprKind.EFFECT, (base, item), value=receiver), base.deps)
+        self.mutate(receiver, base, new.deps, new)
+
+    def snapshot(self, fs: FrameState, refs: tuple[ValueRef, ...]) -> tuple[Watched, ...]:
+        """What a loop over `refs` must see unchanged when it runs out for its length to be a guard: each
+        sequence itself (changed in place at all) and the objects it was read from (`self` of
+        `self.items`: handed to a call, which may change what they hold). Entries: (object, whether it is
+        the sequence, its _heap entry, how many times it was handed to a call)."""
+        out = []
+        for ref in refs:
+            objects = [(ref.value, True)]
+            value = self.root_value(fs, ref)
+            for hop in ref.path:
+                objects.append((value, False))
+                value = _peek(value, hop)
+            for obj, itself in objects:
+                if obj is not MISSING and not purity.is_immutable(obj):
+                    handed = self._handed.get(id(obj))
+                    count = handed[1] if handed is not None and handed[0] is obj else 0
+                    out.append((obj, itself, self._heap.get(id(obj)), count))
+        return tuple(out)
+
+    def changed(self, snapshot: tuple[Watched, ...]) -> bool:
+        for obj, itself, entry, count in snapshot:
+            handed = self._handed.get(id(obj))
+            if itself and self._heap.get(id(obj)) is not entry:
+                return True
+            if handed is not None and handed[1] != count:
+                return True
+        return False
+
+    def root_value(self, fs: FrameState, ref: ValueRef) -> Any:
+        """The object at the start of `ref`'s path: the input or global it reads (else MISSING)."""
+        if not ref.path:
+            return MISSING
+        if ref.source is Source.INPUT and ref.name in self.inputs:
+            return self.inputs[ref.name].value
+        if ref.source is Source.GLOBAL:
+            return fs.frame.f_globals.get(ref.name, MISSING)
+        return MISSING
+
+    def set_shape(self, ref: ValueRef, deps: frozenset[int]) -> ValueRef:
+        if ref.operands:
+            self._shapes[id(ref.operands)] = (ref.operands, deps)
+        return ref
+
+    def forget_shape(self, ref: ValueRef) -> None:
+        """Drop `ref`'s shape entry (it keeps its operands alive: a list grown by n appends would
+        keep n copies)."""
+        entry = self._shapes.get(id(ref.operands))
+        if entry is not None and entry[0] is ref.operands:
+            del self._shapes[id(ref.operands)]
+
+    def shape_deps(self, ref: ValueRef) -> frozenset[int]:
+        """What the number of items of `ref` depends on."""
+        if ref.source is Source.EXPR and ref.kind in CONTAINERS:
+            if not ref.operands:
+                return ref.deps
+            entry = self._shapes.get(id(ref.operands))
+            if entry is not None and entry[0] is ref.operands:
+                return entry[1] | key_deps(ref)
+        return ref.deps

@@ -1,0 +1,152 @@
+"""Handlers for iteration: GET_ITER opens a loop, FOR_ITER takes its items and closes it (a
+guard on the length of what it walked), with precise items for enumerate(), zip(), reversed()
+and range() called in the code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from xcs_bc.build.codeinfo import Instr
+from xcs_bc.build.displays import fixed, positional
+from xcs_bc.build.frames import FrameState
+from xcs_bc.build.generators import identity
+from xcs_bc.build.loops import LoopState
+from xcs_bc.build.trace import Decision, DecisionKind
+from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
+from xcs_bc.ir.values import (
+    NULL,
+    expr,
+    index_const,
+    peek_iter_item,
+    step,
+    unknown,
+    with_deps,
+)
+
+if TYPE_CHECKING:
+    from xcs_bc.build.builder import GraphBuilder
+
+
+def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (ref,) = fs.pop(1)
+    it = expr(ExprKind.ITER, (ref,))
+    state = LoopState(it, ref, len(b.ops))
+    state.watched = b.snapshot(fs, (ref, *_lockstep(ref)[1]))
+    b.iters[identity(it)] = state  # popped when the loop runs out
+    fs.push(it)
+
+
+def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    (it,) = fs.pop(1)
+    state = b.iters.get(identity(it))
+    if state is not None and state.iterator.operands is not it.operands:
+        state = None
+    iterable = state.iterable if state is not None else it
+    # whether there is another item depends on the iterable's length, not on its items' values
+    b.branch(fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b.shape_deps(iterable)))
+    if jumped:
+        b.iters.pop(identity(it), None)
+        # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread
+        # into its items, under a guard, or kept whole, see `handlers.containers`)
+        built = positional(iterable)
+        # (recorded even under a branch on a result, e.g. a `break` that was not taken: a length
+        # guard can only make a plan apply less often)
+        if state is not None and b.changed(state.watched):
+            # what it walked changed in place under it (`items.pop()` in its body): its length when the
+            # run is over says nothing of how many rounds it made, so nothing from it on is issued ahead
+            site = b._site(fs, ins)
+            b.decisions.append(Decision(DecisionKind.CHANGED, None, True, state.ops_before, site))
+        elif state is not None and not iterable.deps and not built:
+            # anything else is a guard (on the sequences themselves when enumerate() or zip() walked
+            # them), a set or dict built here too: equal items collapse
+            sequences = tuple(_lockstep(iterable)[1] or [iterable])
+            own = tuple(range(len(b.decisions), len(b.decisions) + len(sequences)))
+            b.record_loop(fs, ins, state, sequences, own)
+        elif state is not None and built and not b.shape_deps(iterable):
+            # a list built here (by an earlier loop, say) is as long as it was built: no guard
+            b.record_loop(fs, ins, state, (), ())
+        for _ in range(ins.jump_pushes):
+            fs.push(NULL)
+        return
+    fs.push(it)
+    if state is None:
+        fs.push(unknown(len(b.ops)))
+        return
+    index = len(state.op_starts)
+    state.op_starts.append(len(b.ops))
+    state.decision_starts.append(len(b.decisions))
+    if positional(iterable) and index < len(iterable.operands):
+        item = iterable.operands[index]
+    elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
+        item = unknown(len(b.ops))
+    else:
+        item = _lockstep_item(b, iterable, index) or b.lookup(
+            step(iterable, "iter", index, peek_iter_item(iterable.value, index))
+        )
+    fs.push(item)
+
+
+_KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
+
+
+def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
+    """For `enumerate(xs)`, `zip(a, b)`, `reversed(xs)` and `range(...)` called in the code: the builtin
+    and the sequences it walks."""
+    if (
+        iterable.source is Source.EXPR
+        and iterable.kind in (ExprKind.CALL, ExprKind.CALL_KW)
+        and iterable.operands
+    ):
+        callee, *args = iterable.operands
+        if iterable.kind is ExprKind.CALL_KW:  # zip(a, b, strict=True), enumerate(xs, start=1)
+            names = args.pop().value if args else ()
+            if tuple(names) != _KEYWORDS.get(callee.value):
+                return None, []
+            args = args[:-1]
+        callee = callee.value
+        if iterable.path or not args:
+            return None, []
+        if callee in (enumerate, reversed):
+            return callee, args[:1]
+        if callee is zip:
+            return callee, args
+        if callee is range:
+            return callee, []
+    return None, []
+
+
+def _enumerate_start(iterable: ValueRef) -> int | None:
+    """The `start` of `enumerate(xs, start)` or `enumerate(xs, start=k)`: 0 when absent, None when it is
+    not a constant (a counter from the inputs is not a fixed item of each round)."""
+    operands = iterable.operands[2:-1] if iterable.kind is ExprKind.CALL_KW else iterable.operands[2:]
+    if not operands:
+        return 0
+    start = operands[0]
+    return start.value if start.source is Source.CONST and type(start.value) is int else None
+
+
+def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef | None:
+    """The index-th item of `enumerate(xs)` is `(index, xs[index])`; of `zip(a, b)`, `(a[index], b[index])`;
+    of `range(...)`, a constant: precise paths instead of "the index-th thing an iterator gave"."""
+    kind, sequences = _lockstep(iterable)
+    if kind is range:
+        bounds = iterable.operands[1:]
+        if len(bounds) > 1 and not all(fixed(ref) for ref in (bounds[0], *bounds[2:])):
+            return None  # range(start, ...) with a start or step from the inputs: item k is not a constant
+        value = peek_iter_item(iterable.value, index) if iterable.value is not MISSING else MISSING
+        return with_deps(index_const(value), iterable.deps) if isinstance(value, int) else None
+    if kind is None:
+        return None
+    if kind is reversed:  # item k is xs[-1 - k], for a list, tuple, range or str (else no path)
+        (seq,) = sequences
+        if type(seq.value) not in (list, tuple, range, str) or index >= len(seq.value):
+            return None
+        return b.lookup(step(seq, "item", -1 - index, seq.value[-1 - index]))
+    items = [b.lookup(step(seq, "iter", index, peek_iter_item(seq.value, index))) for seq in sequences]
+    if kind is enumerate:
+        start = _enumerate_start(iterable)
+        if start is None:
+            return None
+        items.insert(0, index_const(start + index))
+    return expr(ExprKind.TUPLE, items)

@@ -1,0 +1,89 @@
+"""Which instructions and calls can be slow steps of their own.
+
+Under load any instruction can take milliseconds (a collection, another thread, the tracer): only
+an instruction that may run user code on the values it takes is a slow step, and a built-in
+method of a plain value or a pure built-in is never a slow call.
+"""
+
+from __future__ import annotations
+
+import builtins
+import types
+from typing import Any
+
+from xcs_bc.build import purity
+from xcs_bc.build.codeinfo import Instr
+from xcs_bc.build.frames import EXC, FrameState
+from xcs_bc.ir import MISSING, Source
+from xcs_bc.ir.values import (
+    NULL,
+    peek_attr,
+)
+
+# Instructions whose time is never a slow step of their own (their time is the user's code between
+# events, e.g. a generator's body, or ours).
+# Instructions that run no user code: when one of them takes long, a collection or another thread
+# took the time (and YIELD/RETURN time is the consumer's). Only the others can be slow steps.
+_NEVER_SLOW = frozenset(
+    """RESUME YIELD_VALUE RETURN_VALUE RETURN_CONST RETURN_GENERATOR NOP LOAD_CONST LOAD_FAST LOAD_FAST_CHECK
+    LOAD_FAST_AND_CLEAR LOAD_FAST_LOAD_FAST STORE_FAST STORE_FAST_STORE_FAST STORE_FAST_LOAD_FAST DELETE_FAST
+    LOAD_DEREF STORE_DEREF LOAD_CLOSURE MAKE_CELL COPY_FREE_VARS POP_TOP PUSH_NULL COPY SWAP DUP_TOP
+    DUP_TOP_TWO ROT_TWO ROT_THREE ROT_FOUR ROT_N KW_NAMES PRECALL EXTENDED_ARG CACHE JUMP_FORWARD
+    JUMP_BACKWARD JUMP_ABSOLUTE JUMP_BACKWARD_NO_INTERRUPT JUMP END_FOR BUILD_TUPLE BUILD_LIST BUILD_STRING
+    BUILD_SLICE LIST_APPEND LIST_EXTEND LIST_TO_TUPLE UNPACK_SEQUENCE POP_BLOCK POP_EXCEPT PUSH_EXC_INFO
+    SETUP_FINALLY GEN_START""".split()
+)
+
+
+_EMPTIES: tuple[Any, ...] = ("", b"", [], (), {}, set(), range(0), {}.keys(), {}.values(), {}.items())
+
+
+_STORES = frozenset({"STORE_NAME", "STORE_GLOBAL", "DELETE_NAME", "DELETE_GLOBAL"})  # into a namespace dict
+
+
+# Values whose operators, attributes, items, iteration and formatting run no user code.
+_PLAIN_TYPES: frozenset[type] = frozenset(
+    {str, bytes, bytearray, int, float, complex, bool, type(None), list, tuple, dict, set, frozenset}
+    | {range, slice, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type}
+    | {type(iter(empty)) for empty in _EMPTIES}
+    | {type({}.keys()), type({}.values()), type({}.items())}
+)
+
+
+def may_run_user_code(fs: FrameState, ins: Instr, jumped: bool) -> bool:
+    """Can this instruction, on the values it takes, run code of the user's (a property, `__getitem__`,
+    `__next__` of a generator, an operator or `__format__` of a user class)?  Only such an instruction
+    is a slow step of its own: when another one takes long, a collection, another thread or the tracer
+    took the time (under load, a `LOAD_GLOBAL` can take milliseconds).  Elements of a container are not
+    looked into (`==` of two lists may call their items' `__eq__`: no API call hides there).  Of a
+    value the builder holds no object for, only one a helper not known to be pure made may be anything;
+    missing a slow step there costs no correctness (recipes never run user code), only a report line."""
+    if ins.opname in _NEVER_SLOW or ins.opname in _STORES:
+        return False
+    taken = ins.jump_pops if jumped else ins.pops
+    if taken == 0 or taken > len(fs.stack):
+        return False  # it reads no value (LOAD_GLOBAL, LOAD_NAME, ...): no user code of a value runs
+    operands = [ref for ref in fs.stack[len(fs.stack) - taken :] if ref is not NULL and ref is not EXC]
+    if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and operands and operands[-1].value is not MISSING:
+        return peek_attr(operands[-1].value, str(ins.argval)) is MISSING  # a plain attribute runs none
+    return any(
+        ref.source is Source.UNKNOWN if ref.value is MISSING else type(ref.value) not in _PLAIN_TYPES
+        for ref in operands
+    )
+
+
+def plain_builtin(callee: Any) -> bool:
+    """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`): it
+    does no IO and runs no user code of its own, so its time is never a slow call's (with
+    `min_call_ms=0`, every call is an operation all the same)."""
+    if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
+        return False
+    owner = getattr(callee, "__self__", None)
+    if isinstance(owner, types.ModuleType):
+        return owner is builtins and purity.classify(callee) is purity.Effect.PURE
+    return type(owner) in _PLAIN_TYPES
+
+
+# A slow step that is not a call is counted from 1 ms even with min_call_ms=0 (every instruction
+# takes *some* time; only calls are meant to become operations at any duration).
+IMPLICIT_MIN_S = 0.001
