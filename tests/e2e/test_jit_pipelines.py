@@ -537,7 +537,7 @@ def test_summarizer_counting_its_requests_is_correct_but_sequential() -> None:
     "`self.requests += 1` (a metrics counter) marks all of `self` as changed, so every later "
     "`self.client.complete` has an unknown callee: explain() says 'LLMClient.complete ... runs in its "
     "turn, because its callee effect(self).client.complete: ... is not known to be pure'; the store "
-    "names the one attribute it changes (build._h_store_attr -> _mutate of the whole object)"
+    "names the one attribute it changes (build.handlers.names.store_attr -> mutate of the whole object)"
 )
 def test_summarizer_counting_its_requests_summarizes_at_once() -> None:
     fast, runs = summarizer().fast, summarizer().runs

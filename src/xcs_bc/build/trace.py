@@ -107,7 +107,7 @@ class Trace:
     `decisions` are the branches a replay must take again; `loops` the loops that ran out;
     `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
     number of operations made before that read; `retained` the containers that outlive the
-    expression that built them (see `GraphBuilder._retain`); `locals` the objects the observed
+    expression that built them (see `Effects.retain` in `build.effects`); `locals` the objects the observed
     function's single-assignment locals held (by `Local`: name and assignment), which a replay may read;
     `calls` what the planner reads of each operation (by id), `run` of the whole run.
     """
