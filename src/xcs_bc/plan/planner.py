@@ -399,7 +399,7 @@ def _shared_inside(ref: ValueRef, value: Any) -> str | None:
 
 
 def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]) -> bool:
-    """Would the value passed contain a list, dict or set the function also keeps (see build.effects.Effects.retain)?
+    """Would the value passed contain a list, dict or set the function also keeps (see `Effects.retain`)?
 
     Only containers that end up inside the argument itself count: `str(kept)` passes a string.
     """
