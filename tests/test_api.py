@@ -128,6 +128,8 @@ def test_version_from_the_source_tree_when_not_installed(monkeypatch: pytest.Mon
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "version", version)
+    # as if imported from the source tree (tox installs a wheel: there is no pyproject beside it)
+    monkeypatch.setattr(xcs, "__file__", str(ROOT / "src" / "xcs_bc" / "__init__.py"))
     assert xcs._version() == pyproject_version()
 
 
