@@ -243,11 +243,6 @@ class Session:
         self.root = self.parent = None
 
 
-def observe_frame(listener: Listener, frame: types.FrameType) -> Session:
-    """Observe `frame` (already running) from its next instruction on."""
-    return Session(listener, frame=frame, code=frame.f_code, parent=None).start()
-
-
 def observe_call(listener: Listener, code: types.CodeType, parent: types.FrameType) -> Session:
     """Observe the next frame of `code` that `parent` calls (a jitted function's body)."""
     return Session(listener, frame=None, code=code, parent=parent, yields=True).start()
