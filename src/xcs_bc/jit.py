@@ -43,8 +43,11 @@ from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
-from xcs_bc.plan.planner import Env, Miss, Schedule, local_names, make_plan
+from xcs_bc.plan.guards import Miss
+from xcs_bc.plan.planner import Schedule, make_plan
+from xcs_bc.plan.readpoints import local_names
 from xcs_bc.plan.release import released
+from xcs_bc.plan.slices import Env
 
 P = ParamSpec("P")  # the wrapped function's parameters
 R = TypeVar("R")  # its return type

@@ -487,7 +487,9 @@ def test_ipdom_matches_brute_force(code: types.CodeType) -> None:
         todo = [
             o
             for o in info.order
-            if not info.successors(o) and o != avoid and info.instrs[o].opname not in ("RAISE_VARARGS", "RERAISE")
+            if not info.successors(o)
+            and o != avoid
+            and info.instrs[o].opname not in ("RAISE_VARARGS", "RERAISE")
         ]
         seen = set(todo)
         while todo:

@@ -684,7 +684,7 @@ def test_retiring_a_plan_after_repeated_mispredictions_does_not_hang() -> None:
 
 def test_a_guard_miss_is_a_value_with_its_kind_and_what_it_found() -> None:
     """Misses are values (`Miss`): tests and tools read their kind and guard, not their prose."""
-    from xcs_bc.plan.planner import GuardKind, MissKind
+    from xcs_bc.plan.guards import GuardKind, MissKind
 
     (llm,) = fakes("llm")
 

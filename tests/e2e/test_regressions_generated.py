@@ -58,14 +58,14 @@ def compare(fn: Callable[..., Any], fast: Any, cached: Any, ask: Ask, *args: Any
 def test_a_memoized_call_that_hit_the_cache_while_tracing_does_not_miss_it_next_to_a_call_issued_ahead() -> (
     None
 ):
-    """Regression (found with the `recent` grammar's memoized callee and repeated items; fixed in plan/planner.py).
+    """Regression (found with the `recent` grammar's memoized callee and repeated items; fixed in plan/memo.py).
 
     Traced with ['a', 'a', 'b'], ``cached(xs[1])`` hit the cache: a fast call, glue and no
     operation, so its site is not dispatched.  Replayed with ['a', 'slow', 'slow'],
     ``cached(xs[2])`` is issued ahead at the start; ``cached(xs[1])`` then calls the wrapper
     directly, without waiting for that call (only the dispatcher waits for a running call that
     may fill the same cache entry), misses the cache too, and ask('slow') runs twice where the
-    plain function calls it once (stats.wasted=0).  Now `plan._memo_sites_dispatched` issues a
+    plain function calls it once (stats.wasted=0).  Now `plan.memo.memo_sites_dispatched` issues a
     memoized callee ahead only when the function names it at dispatched call sites only.
     """
     ask = Ask()
@@ -88,7 +88,7 @@ def test_a_memoized_call_that_hit_the_cache_while_tracing_does_not_miss_it_next_
 def test_a_memoized_call_on_a_path_the_trace_did_not_take_does_not_miss_the_cache_next_to_one_issued_ahead() -> (
     None
 ):
-    """Regression (the same root cause through another door; fixed in plan/planner.py).
+    """Regression (the same root cause through another door; fixed in plan/memo.py).
 
     The branch on a result is not taken when tracing, so its ``cached(xs[1])`` has no operation
     and its site is not dispatched; ``cached(xs[2])`` after the branch is issued ahead.  When the

@@ -26,7 +26,9 @@ from xcs_bc.analyze.report import format_report
 from xcs_bc.ir import MAX_DEPTH, ComputationGraph, Operation, ValueRef
 from xcs_bc.ir.check import check
 from xcs_bc.ir.text import PRINT_DEPTH, format_value
-from xcs_bc.plan.planner import Env, RefusalKind, make_plan
+from xcs_bc.plan.planner import make_plan
+from xcs_bc.plan.recipes import RefusalKind
+from xcs_bc.plan.slices import Env
 from xcs_bc.testing import FakeLLM
 
 LINEAR = 8.0

@@ -33,7 +33,6 @@ TRACED = 3
 LENGTHS = (5, 1, 0, 7, 2)  # the calls after the trace with TRACED items
 
 
-
 def docs(n: int, prefix: str = "doc") -> list[str]:
     return [fresh(prefix) for _ in range(n)]
 

@@ -10,17 +10,9 @@ import pytest
 
 from xcs_bc.ir import ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import const, expr
-from xcs_bc.plan.planner import (
-    Env,
-    Guard,
-    GuardKind,
-    MissKind,
-    NotComputable,
-    _never_ahead,
-    _passes_retained,
-    evaluate,
-    same_value,
-)
+from xcs_bc.plan.guards import Guard, GuardKind, MissKind
+from xcs_bc.plan.recipes import _never_ahead, _passes_retained
+from xcs_bc.plan.slices import Env, NotComputable, evaluate, same_value
 
 
 def env(**args: object) -> Env:
@@ -147,7 +139,8 @@ def test_what_is_never_issued_ahead() -> None:
 def test_a_refusal_says_its_kind_and_prints_as_its_text() -> None:
     from irfactory import GraphFactory
     from xcs_bc.build.trace import Decision, DecisionKind
-    from xcs_bc.plan.planner import RefusalKind, make_plan
+    from xcs_bc.plan.planner import make_plan
+    from xcs_bc.plan.recipes import RefusalKind
 
     g = GraphFactory("refusals")
     first = g.call("first", g.input("x"), line=1)

@@ -15,7 +15,9 @@ from xcs_bc.execute.replay import dispatcher_for
 from xcs_bc.execute.rewrite import rewrite
 from xcs_bc.ir import OpType
 from xcs_bc.plan.generalize import generalize
-from xcs_bc.plan.planner import Env, Miss, Plan, Schedule
+from xcs_bc.plan.guards import Miss
+from xcs_bc.plan.planner import Plan, Schedule
+from xcs_bc.plan.slices import Env
 
 __all__ = ["CachedPlan"]
 

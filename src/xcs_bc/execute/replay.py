@@ -33,7 +33,9 @@ from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.ir.values import class_lookup
-from xcs_bc.plan.planner import Env, NotComputable, Plan, Schedule, local_reads, same_value
+from xcs_bc.plan.planner import Plan, Schedule
+from xcs_bc.plan.readpoints import local_reads
+from xcs_bc.plan.slices import Env, NotComputable, same_value
 
 
 @dataclass

@@ -26,56 +26,19 @@ costs a misprediction, never a wrong result.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from xcs_bc.build.trace import LoopRecord
-from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
+from xcs_bc.ir import ExprKind, Source, ValueRef
 from xcs_bc.ir.text import format_value
-from xcs_bc.plan.planner import (
-    Env,
-    Guard,
-    Miss,
-    MissKind,
-    Plan,
-    Recipe,
-    Refusal,
-    RefusalKind,
-    Schedule,
-    dependents_of,
-    outputs_needed,
-    same_value,
-    sequence_lengths,
-    zip_shortest,
-)
+from xcs_bc.plan.guards import Guard, Miss, MissKind, sequence_lengths, zip_shortest
+from xcs_bc.plan.planner import Plan, Schedule, dependents_of
+from xcs_bc.plan.recipes import Recipe, Refusal, RefusalKind
+from xcs_bc.plan.slices import Env, same_value
+from xcs_bc.plan.templates import CannotInstantiate, Layout, TracedLoop, Unifier, fill, instance
 
 _MAX_SCHEDULES = 16
-
-
-@dataclass(frozen=True)
-class _Index:
-    """A template leaf that is `k + offset` in round k (an iteration position, a counter)."""
-
-    offset: int
-
-
-class _CannotInstantiate(Exception):
-    pass
-
-
-@dataclass
-class _Loop:
-    record: LoopRecord
-    start: int  # first op of the first round
-    body: int  # ops per round
-    rounds: int  # rounds in the trace
-    follows: int | None = None  # for a loop over a list an earlier loop built: that loop's number
-    recipes: tuple[Recipe, ...] = ()  # per offset in the round: refs are templates
-    guards: tuple[Guard, ...] = ()  # per round: refs are templates
-
-    def owns(self, op: int) -> bool:
-        return self.start <= op < self.start + self.body * self.rounds
 
 
 @dataclass
@@ -83,7 +46,7 @@ class Generalization:
     """A plan's loops as templates; `fit` gives the schedule for the lengths a call brings."""
 
     plan: Plan
-    loops: list[_Loop]
+    loops: list[TracedLoop]
     guards: tuple[Guard, ...]  # the plan's guards but the generalized loops' own and per-round ones
     recipes: tuple[Recipe, ...]  # per traced op outside the loops: refs are templates
     _schedules: dict[tuple[int, ...], tuple[Schedule, tuple[Guard, ...]] | Miss] = dataclasses.field(
@@ -142,21 +105,21 @@ class Generalization:
         return made
 
     def _instantiate(self, lengths: tuple[int, ...]) -> tuple[Schedule, tuple[Guard, ...]] | Miss:
-        layout = _Layout(len(self.plan.recipes), self.loops, lengths)
+        layout = Layout(len(self.plan.recipes), self.loops, lengths)
         recipes: list[Recipe] = []
         for place in layout.places:
             if place.loop is None:
-                recipes.append(_instance(self.recipes[place.origin], None, layout))
+                recipes.append(instance(self.recipes[place.origin], None, layout))
             else:
                 template = self.loops[place.loop].recipes[place.origin - self.loops[place.loop].start]
-                recipes.append(_instance(template, place.round, layout))
+                recipes.append(instance(template, place.round, layout))
         guards: list[Guard] = []
         for number, loop in enumerate(self.loops):
             for k in range(lengths[number]):
                 for guard in loop.guards:
                     try:
-                        ref = _fill(guard.ref, k, layout)
-                    except _CannotInstantiate:
+                        ref = fill(guard.ref, k, layout)
+                    except CannotInstantiate:
                         text = f"the loop at {loop.record.site} cannot be checked for {lengths[number]} items"
                         return Miss(MissKind.LOOP, text, found=lengths[number])
                     guards.append(dataclasses.replace(guard, ref=ref))
@@ -194,7 +157,7 @@ def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: Mapping[int, in
     return None
 
 
-def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[_Loop]:
+def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[TracedLoop]:
     """Loops not inside another loop, with two rounds or more, that made the same number of calls each
     round, all before the plan's cutoff."""
     out = []
@@ -209,7 +172,7 @@ def _candidates(plan: Plan, records: Sequence[LoopRecord]) -> list[_Loop]:
             or record.op_end > plan.cutoff
         ):
             continue
-        out.append(_Loop(record, starts[0], body, len(starts)))
+        out.append(TracedLoop(record, starts[0], body, len(starts)))
     out.sort(key=lambda loop: (loop.start, loop.record.decision_end))
     return out
 
@@ -222,11 +185,11 @@ def _walks_backwards(iterable: ValueRef) -> bool:
     )
 
 
-def _attempt(plan: Plan, loops: list[_Loop], cut: int) -> Generalization | int:
+def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | int:
     """Templates for `loops`, or the number of the loop that cannot be generalized.  No call from op
     `cut` on is issued ahead (a local a loop's rounds set was read there)."""
     loops = [dataclasses.replace(loop) for loop in loops]
-    unify = _Unifier(loops)
+    unify = Unifier(loops)
     round_guards: set[int] = set()
     for number, loop in enumerate(loops):
         record = loop.record
@@ -275,7 +238,7 @@ def _after_cut(recipe: Recipe) -> Recipe:
     return dataclasses.replace(recipe, ahead=False, refusal=refusal)
 
 
-def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
+def _follows(iterable: ValueRef, unify: Unifier, number: int) -> int | None:
     template = unify.rebase(iterable)
     if template is None or len(template.operands) != 1 or template.operands[0].kind is not ExprKind.EACH:
         return None
@@ -283,7 +246,7 @@ def _follows(iterable: ValueRef, unify: _Unifier, number: int) -> int | None:
     return loop if loop is not None and loop < number else None
 
 
-def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tuple[Recipe, ...] | None:
+def _round_recipes(plan: Plan, loop: TracedLoop, unify: Unifier, number: int) -> tuple[Recipe, ...] | None:
     out = []
     for offset in range(loop.body):
         rounds = [plan.recipes[loop.start + k * loop.body + offset] for k in range(loop.rounds)]
@@ -313,7 +276,7 @@ def _round_recipes(plan: Plan, loop: _Loop, unify: _Unifier, number: int) -> tup
 
 
 def _round_guards(
-    plan: Plan, loop: _Loop, unify: _Unifier, number: int
+    plan: Plan, loop: TracedLoop, unify: Unifier, number: int
 ) -> tuple[tuple[Guard, ...], set[int]] | None:
     record = loop.record
     bounds = (*record.decision_starts, record.decision_end)
@@ -336,134 +299,6 @@ def _round_guards(
     return tuple(guards), {index for r in per_round for index in r}
 
 
-class _Unifier:
-    """Makes templates from per-round refs, and rebases refs outside the loops onto templates."""
-
-    def __init__(self, loops: list[_Loop]) -> None:
-        self.loops = loops
-
-    def unify(self, refs: Sequence[ValueRef], number: int) -> ValueRef | None:
-        """One template for round k's ref `refs[k]` of loop `number`, or None."""
-        first = refs[0]
-        if any(
-            r.depth > MAX_DEPTH  # unifying recurses: a value nested this deep is no template
-            or r.source is not first.source
-            or r.name != first.name
-            or r.kind is not first.kind
-            or r.counter is not first.counter
-            or len(r.path) != len(first.path)
-            or len(r.operands) != len(first.operands)
-            for r in refs
-        ):
-            return None
-        path = []
-        for i, step in enumerate(first.path):
-            if any(r.path[i].kind != step.kind for r in refs):
-                return None
-            key = _leaf([r.path[i].key for r in refs])
-            if key is MISSING:
-                return None
-            path.append(PathStep(step.kind, key))
-        operands = []
-        for i in range(len(first.operands)):
-            operand = self.unify([r.operands[i] for r in refs], number)
-            if operand is None:
-                return None
-            operands.append(operand)
-        value, op, loop = MISSING, first.op, None
-        if first.source is Source.UNKNOWN:
-            return None
-        if first.source is Source.CONST:
-            # a counter may be the round's index; any other constant must be the same in every round
-            value = _leaf([r.value for r in refs]) if first.counter else _literal([r.value for r in refs])
-            if value is MISSING:
-                return None
-        elif first.source is Source.OUTPUT:
-            found = self._output([r.op for r in refs])
-            if found is None:
-                return None
-            loop, op = found
-        return ValueRef(
-            first.source,
-            first.name,
-            tuple(path),
-            tuple(operands),
-            op,
-            value=value,
-            kind=first.kind,
-            loop=loop,
-            counter=first.counter,
-        )
-
-    def _output(self, ops: list[int | None]) -> tuple[int | None, int] | None:
-        """The same op in every round (before the loops: no loop), or the op at one offset of each
-        round k of a loop (that loop's number, the offset)."""
-        if any(op is None for op in ops):
-            return None
-        if all(op == ops[0] for op in ops):
-            op = ops[0]
-            assert op is not None
-            return None if any(loop.owns(op) for loop in self.loops) else (None, op)
-        for number, loop in enumerate(self.loops):
-            offsets = {op - (loop.start + k * loop.body) for k, op in enumerate(ops) if op is not None}
-            if len(ops) <= loop.rounds and len(offsets) == 1 and 0 <= (offset := offsets.pop()) < loop.body:
-                return number, offset
-        return None
-
-    def rebase(self, ref: ValueRef) -> ValueRef | None:
-        """`ref` (read outside the loops) as a template, or None when it reads rounds by position."""
-        if ref.depth > MAX_DEPTH:
-            return None  # rebasing recurses: a value nested this deep is not planned (see slices.too_deep)
-        if ref.source is Source.OUTPUT:
-            return None if ref.op is None or any(loop.owns(ref.op) for loop in self.loops) else ref
-        if ref.source is Source.CONST and ref.counter:
-            return None  # a loop counter read after its loop: the last round's, which moves with the length
-        if ref.source is Source.UNKNOWN:
-            return ref
-        if any(self._iter_step_on(ref, loop) for loop in self.loops):
-            return None  # the loop variable after the loop
-        if ref.source is not Source.EXPR:
-            return ref
-        for number, loop in enumerate(self.loops):
-            if len(ref.operands) == loop.rounds and ref.kind in (ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET):
-                template = self.unify(ref.operands, number)
-                if template is not None and self._touches(template, number):
-                    each = ValueRef(Source.EXPR, operands=(template,), kind=ExprKind.EACH, loop=number)
-                    return ValueRef(Source.EXPR, path=ref.path, operands=(each,), kind=ref.kind)
-        operands = []
-        for operand in ref.operands:
-            rebased = self.rebase(operand)
-            if rebased is None:
-                return None
-            operands.append(rebased)
-        return dataclasses.replace(ref, operands=tuple(operands), deps=frozenset())
-
-    def reads_round(self, ref: ValueRef, loop: _Loop) -> bool:
-        if ref.source is Source.CONST and ref.counter:
-            return True
-        return self._iter_step_on(ref, loop) or any(self.reads_round(o, loop) for o in ref.operands)
-
-    def _iter_step_on(self, ref: ValueRef, loop: _Loop) -> bool:
-        """Is `ref` an item iterating one of `loop`'s sequences gave (or a path into one)?"""
-        bases = (*loop.record.sequences, loop.record.iterable)
-        for i, step in enumerate(ref.path):
-            if step.kind == "iter":
-                base = dataclasses.replace(ref, path=ref.path[:i], deps=frozenset())
-                if any(_same(base, b) for b in bases):
-                    return True
-        return False
-
-    def _touches(self, template: ValueRef, number: int) -> bool:
-        """Does a template built from a list's items follow loop `number`'s rounds (not literal positions)?"""
-        if template.source is Source.OUTPUT and template.loop == number:
-            return True
-        if any(isinstance(step.key, _Index) for step in template.path) and self._iter_step_on(
-            template, self.loops[number]
-        ):
-            return True
-        return any(self._touches(o, number) for o in template.operands)
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -472,128 +307,3 @@ def _all(refs: list[ValueRef | None]) -> list[ValueRef] | None:
     """The refs, or None when any is None."""
     out = [ref for ref in refs if ref is not None]
     return out if len(out) == len(refs) else None
-
-
-def _literal(values: list[Any]) -> Any:
-    """The value all rounds share, else MISSING."""
-    first = values[0]
-    return first if all(type(v) is type(first) and same_value(v, first) for v in values) else MISSING
-
-
-def _leaf(values: list[Any]) -> Any:
-    """The literal all rounds share, an `_Index` when round k holds k + offset, else MISSING."""
-    first = values[0]
-    if all(type(v) is type(first) and same_value(v, first) for v in values):
-        return first
-    if all(type(v) is int for v in values):
-        offset = first
-        if all(v - k == offset for k, v in enumerate(values)):
-            return _Index(offset)
-    return MISSING
-
-
-def _same(a: ValueRef, b: ValueRef) -> bool:
-    """Structural equality of provenance (ignoring deps and trace values, except constants')."""
-    if a is b:
-        return True
-    return (
-        a.source is b.source
-        and a.name == b.name
-        and a.kind is b.kind
-        and a.loop == b.loop
-        and a.counter is b.counter
-        and a.origin == b.origin
-        and a.local == b.local
-        and a.op == b.op
-        and a.path == b.path
-        and len(a.operands) == len(b.operands)
-        and (a.source is not Source.CONST or same_value(a.value, b.value))
-        and all(_same(x, y) for x, y in zip(a.operands, b.operands, strict=True))
-    )
-
-
-# -- instantiating -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Place:
-    origin: int  # the traced op this call repeats (for a loop's call: the same offset of round 0)
-    loop: int | None
-    round: int | None
-
-
-class _Layout:
-    """Where each traced op lands when the loops run `lengths` rounds."""
-
-    def __init__(self, n_ops: int, loops: list[_Loop], lengths: tuple[int, ...]) -> None:
-        self.lengths = lengths
-        self.places: list[_Place] = []
-        self.moved: dict[int, int] = {}
-        self.round_start: list[list[int]] = []
-        op = 0
-        for number, loop in enumerate(loops):
-            while op < loop.start:
-                self._keep(op)
-                op += 1
-            starts = []
-            for k in range(lengths[number]):
-                starts.append(len(self.places))
-                self.places.extend(_Place(loop.start + offset, number, k) for offset in range(loop.body))
-            self.round_start.append(starts)
-            op = loop.start + loop.body * loop.rounds
-        while op < n_ops:
-            self._keep(op)
-            op += 1
-
-    def _keep(self, op: int) -> None:
-        self.moved[op] = len(self.places)
-        self.places.append(_Place(op, None, None))
-
-
-def _instance(recipe: Recipe, k: int | None, layout: _Layout) -> Recipe:
-    if not recipe.ahead:
-        return recipe
-    try:
-        callee = _fill(recipe.callee, k, layout)
-        args = tuple(_fill(ref, k, layout) for ref in recipe.args)
-    except _CannotInstantiate:
-        refusal = Refusal(RefusalKind.FEWER_ITEMS, "the loop it reads has fewer items this time")
-        return dataclasses.replace(recipe, ahead=False, refusal=refusal)
-    return dataclasses.replace(recipe, callee=callee, args=args, needs=outputs_needed((callee, *args)))
-
-
-def _fill(ref: ValueRef, k: int | None, layout: _Layout) -> ValueRef:
-    """The concrete ref a template stands for in round `k` (None: outside the loops)."""
-    fill: Callable[[Any], Any] = lambda leaf: _index(leaf, k)  # noqa: E731
-    path = tuple(PathStep(step.kind, fill(step.key)) for step in ref.path)
-    if ref.source is Source.CONST:
-        return ValueRef(Source.CONST, ref.name, path, value=fill(ref.value), counter=ref.counter)
-    if ref.source is Source.OUTPUT:
-        op = ref.op
-        assert op is not None
-        if ref.loop is not None:
-            number = ref.loop
-            if k is None or k >= layout.lengths[number]:
-                raise _CannotInstantiate
-            op = layout.round_start[number][k] + op
-        else:
-            op = layout.moved[op]
-        return ValueRef(Source.OUTPUT, "", path, op=op)
-    operands: list[ValueRef] = []
-    for operand in ref.operands:
-        if operand.kind is ExprKind.EACH:
-            assert operand.loop is not None
-            operands.extend(
-                _fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.loop])
-            )
-        else:
-            operands.append(_fill(operand, k, layout))
-    return dataclasses.replace(ref, path=path, operands=tuple(operands), deps=frozenset())
-
-
-def _index(leaf: Any, k: int | None) -> Any:
-    if isinstance(leaf, _Index):
-        if k is None:
-            raise _CannotInstantiate
-        return k + leaf.offset
-    return leaf

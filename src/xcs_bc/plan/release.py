@@ -30,7 +30,8 @@ from typing import Any
 
 from xcs_bc.build.trace import LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
-from xcs_bc.plan.planner import Guard, Plan
+from xcs_bc.plan.guards import Guard
+from xcs_bc.plan.planner import Plan
 
 __all__ = ["released"]
 

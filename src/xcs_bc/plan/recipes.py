@@ -1,0 +1,287 @@
+"""Recipes: how to make one planned call ahead of the real run, or why it must wait its turn.
+
+A `Recipe` holds a slow call's callee and arguments as `ValueRef`s (paths into the inputs and
+into earlier results, constants, globals and cells read at run time, pure expressions of those),
+compiled once into a function that recomputes them on new inputs (`slices`).  `make_recipe`
+issues a call ahead only when evaluating its recipe on the trace's own inputs gives back exactly
+the arguments the call received, and nothing the function shares or keeps could be handed over out
+of turn; otherwise its `Refusal` says why (a `RefusalKind` for code, the text for people).
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import functools
+import queue
+import threading
+import time
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from xcs_bc.build import purity
+from xcs_bc.build.trace import CallFacts
+from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Operation, OpType, Source, ValueRef
+from xcs_bc.ir.text import format_value
+from xcs_bc.ir.values import describe_callee, local_of, union
+from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, same_value, too_deep
+
+__all__ = ["Recipe", "Refusal", "RefusalKind", "make_recipe", "outputs_needed"]
+
+_DELAYS = frozenset({time.sleep, input, builtins.input})
+_SYNC_TYPES = (
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Event,
+    threading.Condition,
+    threading.Semaphore,
+    threading.Barrier,
+    threading.Thread,
+    queue.Queue,
+    queue.SimpleQueue,
+)
+_SYNC_METHODS = frozenset({"acquire", "wait", "wait_for", "get", "put", "join", "__enter__"})
+_SHARED_CONTAINERS = (list, dict, set, bytearray)
+
+
+class RefusalKind(enum.Enum):
+    """Why a recipe is not issued ahead (its `Refusal.text` says it for people)."""
+
+    NOT_A_CALL = "not a call"  # a slow step that is not a call (an attribute, an operator)
+    UNDER_RESULT_BRANCH = "under a branch on a result"
+    AFTER_UNCHECKABLE_BRANCH = "after a branch no guard can check"
+    TOO_DEEP = "too deep"  # an argument nests more expressions than a recipe computes
+    HIDDEN_DEPENDENCY = "hidden dependency"  # on a call whose result the recipe does not read
+    CALLEE_NOT_COMPUTABLE = "callee not computable"
+    CALLEE_DIFFERS = "callee computed differently"
+    WAITS = "waits or synchronises"
+    SHARED_CONTAINER_METHOD = "method of a shared container"  # `answers.append`
+    ARGUMENT_NOT_COMPUTABLE = "argument not computable"
+    ARGUMENT_UNCHECKABLE = "argument not checkable"
+    ARGUMENT_DIFFERS = "argument computed differently"
+    ARGUMENT_SHARED = "argument holds a shared container"
+    ARGUMENT_CHANGED_BY_HELPER = "argument may be changed by an unseen helper"
+    ARGUMENT_KEPT = "argument is a mutable object the function keeps"
+    MEMO_UNDISPATCHED = "memoized callee called where not dispatched"
+    NO_POINT = "no point to read its locals at"
+    # from `generalize`
+    ITEMS_BY_LENGTH = "reads a loop's items by its length"
+    AFTER_ROUNDS_LOCAL = "after a local a loop's rounds set"
+    ROUNDS_DIFFER = "rounds differ"
+    FEWER_ITEMS = "fewer items"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a recipe is not issued ahead: `kind` for code, `text` (its `str`) for people."""
+
+    kind: RefusalKind
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one planned call ahead: callee and arguments as refs, the results it needs."""
+
+    op: Operation
+    callee: ValueRef
+    args: tuple[ValueRef, ...]
+    kwnames: tuple[str, ...]
+    needs: frozenset[int]
+    ahead: bool  # may be issued before the real run reaches it
+    refusal: Refusal | None  # why not, when not
+    facts: CallFacts = CallFacts()  # what the trace knew of the call beside its values
+
+    @functools.cached_property
+    def compiled(self) -> Slice:
+        """Callee and arguments as one function of the leaves they read (see `slices`)."""
+        return Slice((self.callee, *self.args))
+
+    def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        callee, *values = self.compiled(env)
+        if self.facts.star:  # f(*seq) or f(*seq, **kw): expand as the call does
+            seq, kw = values[0], values[1] if len(values) > 1 else {}
+            if type(seq) not in (tuple, list) or type(kw) is not dict:
+                raise NotComputable("the unpacked arguments are not a plain tuple, list or dict")
+            return callee, tuple(seq), dict(kw)
+        n = len(values) - len(self.kwnames)
+        return callee, tuple(values[:n]), dict(zip(self.kwnames, values[n:], strict=True))
+
+
+def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
+    """The operations whose results `refs` read (each shared operand walked once)."""
+    out: set[int] = set()
+    seen: set[int] = set()
+    todo = list(refs)
+    while todo:
+        ref = todo.pop()
+        if id(ref) in seen:
+            continue
+        seen.add(id(ref))
+        if ref.source is Source.OUTPUT and ref.op is not None:
+            out.add(ref.op)
+        todo.extend(ref.operands)
+    return frozenset(out)
+
+
+def make_recipe(
+    op: Operation, facts: CallFacts, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
+) -> Recipe:
+    # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
+    # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
+    callee, args = (op.inputs[0], op.inputs[1:]) if op.inputs else (ValueRef(Source.CONST, value=None), ())
+    needs = outputs_needed(op.inputs)
+
+    def refuse(kind: RefusalKind, text: str) -> Recipe:
+        return Recipe(op, callee, args, op.kwnames, needs, False, Refusal(kind, text), facts)
+
+    if op.op_type is not OpType.CALL:
+        return refuse(
+            RefusalKind.NOT_A_CALL,
+            "it is a slow step that is not a call (an attribute, an operator, an iterator)",
+        )
+    if op.control:
+        return refuse(
+            RefusalKind.UNDER_RESULT_BRANCH, "it is reached through a branch on an earlier call's result"
+        )
+    if op.id >= cutoff:
+        return refuse(RefusalKind.AFTER_UNCHECKABLE_BRANCH, "it comes after a branch no guard can check")
+    deepest = max((ref.depth for ref in op.inputs), default=0)
+    if deepest > MAX_DEPTH:  # checked first: the checks below recurse into the expressions
+        return refuse(RefusalKind.TOO_DEEP, f"an argument is not computed ahead: {too_deep(deepest)}")
+    hidden = sorted(union(_unread_deps(ref) for ref in op.inputs) - needs)
+    if hidden:
+        # what it is handed depends on a call whose result the recipe does not read: a list filtered
+        # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
+        # an object a call changed; a recipe would rebuild it as the trace had it
+        return refuse(
+            RefusalKind.HIDDEN_DEPENDENCY,
+            f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute",
+        )
+    observed = facts.callee
+    try:
+        value = evaluate(callee, env)
+    except NotComputable as exc:
+        return refuse(RefusalKind.CALLEE_NOT_COMPUTABLE, f"its callee {format_value(callee)}: {exc}")
+    if observed is not MISSING and not same_value(value, observed):
+        return refuse(
+            RefusalKind.CALLEE_DIFFERS,
+            f"its callee {format_value(callee)} is computed differently than it was called",
+        )
+    if _never_ahead(value):
+        return refuse(
+            RefusalKind.WAITS,
+            f"{describe_callee(value)} waits or synchronises: issuing it early would change timing",
+        )
+    owner = getattr(value, "__self__", None)
+    if isinstance(value, types.BuiltinMethodType) and isinstance(owner, _SHARED_CONTAINERS):
+        # `answers.append`: issued ahead, it would change (or read) the list out of turn, and calls
+        # issued together would append in any order
+        return refuse(
+            RefusalKind.SHARED_CONTAINER_METHOD,
+            f"its callee {describe_callee(value)} is a method of a {type(owner).__name__}",
+        )
+    for ref in args:
+        try:
+            value = evaluate(ref, env)
+        except NotComputable as exc:
+            return refuse(RefusalKind.ARGUMENT_NOT_COMPUTABLE, f"argument {format_value(ref)}: {exc}")
+        if ref.value is MISSING:
+            if outputs_needed((ref,)) and ref.source is Source.EXPR:
+                return refuse(
+                    RefusalKind.ARGUMENT_UNCHECKABLE,
+                    f"argument {format_value(ref)} could not be checked against the trace",
+                )
+        elif not same_value(value, ref.value):
+            return refuse(
+                RefusalKind.ARGUMENT_DIFFERS,
+                f"argument {format_value(ref)} is computed differently than it was passed",
+            )
+        shared = _shared_inside(ref, value)
+        if shared is not None:
+            # the function holds it too: it could change it (or the callee could) before the call site
+            return refuse(
+                RefusalKind.ARGUMENT_SHARED,
+                f"argument {format_value(ref)} holds {shared}, which the function shares",
+            )
+        # (a local read from the frame is exempt: it is read after the last such function ran, see
+        # readpoints.read_points)
+        if facts.after_unknown_call and not purity.is_immutable(value) and local_of(ref) is None:
+            why = "a function not known to be pure ran before it and may have changed"
+            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} its argument {format_value(ref)}")
+        if _passes_retained(ref, retained):
+            # a recipe would build a copy, but the callee must get the very object the code keeps
+            return refuse(
+                RefusalKind.ARGUMENT_KEPT,
+                f"argument {format_value(ref)} is a mutable object the function builds and keeps",
+            )
+    return Recipe(op, callee, args, op.kwnames, needs, True, None, facts)
+
+
+def _unread_deps(ref: ValueRef) -> frozenset[int]:
+    """The calls `ref` depends on other than through the results it reads: a branch on a result that
+    chose what a list holds, a call that may have changed an object it reads.  (A local read from the
+    function's frame has none: it is read once the real run has made it, see readpoints.read_points.)  Each
+    expression adds what its operands do not bring; shared operands are walked once."""
+    unread: frozenset[int] = frozenset()
+    seen: set[int] = set()
+    todo = [ref]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen or local_of(current) is not None:
+            continue
+        seen.add(id(current))
+        if current.source is Source.OUTPUT:
+            unread |= current.deps - {current.op}
+            continue
+        unread |= current.deps - union(operand.deps for operand in current.operands)
+        todo.extend(current.operands)
+    return unread
+
+
+_DISPLAYS = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.DICT, ExprKind.SET, ExprKind.CONST})
+
+
+def _shared_inside(ref: ValueRef, value: Any) -> str | None:
+    """A list, dict, set or bytearray the function can reach that the argument is or holds by
+    reference (directly, or inside a display built around it: `{"items": xs}`, `[xs]`), else None.
+    A recipe would hand the callee that very object early, before the glue changes it."""
+    if ref.source is not Source.EXPR or ref.path:
+        return f"a {type(value).__name__}" if type(value) in _SHARED_CONTAINERS else None
+    if ref.kind not in _DISPLAYS:
+        return None  # computed by a pure call or operator: new data, compared by value
+    for operand in ref.operands:
+        found = _shared_inside(operand, operand.value)
+        if found is not None:
+            return f"{format_value(operand)} ({found})"
+    return None
+
+
+def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]) -> bool:
+    """Would the value passed contain a list, dict or set the function also keeps (see `Effects.retain`)?
+
+    Only containers that end up inside the argument itself count: `str(kept)` passes a string.
+    """
+    if (
+        ref.source is not Source.EXPR
+        or ref.kind not in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET, ExprKind.TUPLE)
+        or ref.path
+    ):
+        return False
+    if ref.kind is not ExprKind.TUPLE and retained.get(id(ref.operands)) is ref.operands:
+        return True
+    return any(_passes_retained(operand, retained) for operand in ref.operands)
+
+
+def _never_ahead(callee: Any) -> bool:
+    """Calls whose point is *when* they happen: delays, locks, queues, events, input."""
+    if callee in _DELAYS:
+        return True
+    owner = getattr(callee, "__self__", None)
+    name = getattr(callee, "__name__", "")
+    return owner is not None and isinstance(owner, _SYNC_TYPES) and name in _SYNC_METHODS
