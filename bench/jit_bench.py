@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import decided_at_run_time as decided
 import xcs_bc as xcs
 from xcs_bc.testing import CallLog, FakeLLM
 
@@ -82,7 +83,7 @@ LANGUAGES = ["French", "German", "Spanish", "Italian", "Japanese", "Portuguese"]
 TEMPLATE = "Translate to {lang}: {text}"
 FAKES = [
     llm, extract, analyze, write, judge, summarizer, tagger, combiner, *MODELS,
-    aggregator, final, refiner, translator,
+    aggregator, final, refiner, translator, *decided.FAKES,
 ]  # fmt: skip
 
 # The hand-written version's pool: made once, like a module-level pool in real code.
@@ -327,6 +328,9 @@ SCENARIOS = [
     Scenario("map_refine", map_refine, map_refine_pool, fresh_docs(6)),
     Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
     Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
+    # control flow the run decides: calls under branches on results (bench/decided_at_run_time.py)
+    Scenario("router: classify, 3 solvers", decided.router, decided.router_pool, decided.fresh_questions()),
+    Scenario("tv/phone checks", decided.tv_and_phone, decided.tv_and_phone_pool, decided.fresh_images()),
 ]
 
 PARALLEL_TARGET = 0.90  # jit speedup / hand-written speedup

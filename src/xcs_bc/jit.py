@@ -360,7 +360,9 @@ class JittedFunction(Generic[P, R]):
                     )
                 elif recipe.ahead:
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
-                    lines.append(f"    %{op.id} {op.name} at {op.site}: issued ahead once {needs} are known")
+                    when = "".join(f", if {guard.describe()}" for guard in recipe.when)
+                    ahead = f"issued ahead once {needs} are known{when}"
+                    lines.append(f"    %{op.id} {op.name} at {op.site}: {ahead}")
                 else:
                     reason = str(recipe.refusal)
                     why = reason if len(reason) < 160 else reason[:157] + "..."

@@ -72,7 +72,6 @@ from xcs_bc.ir.values import (
     as_local,
     expr,
     unknown,
-    with_deps,
     with_value,
 )
 from xcs_bc.observe.hooks import CallEvent
@@ -353,20 +352,26 @@ class GraphBuilder(Loops):
         self, fs: FrameState, ins: Instr, cond: ValueRef, outcome: tuple[DecisionKind, bool] | None = None
     ) -> None:
         """A conditional jump on `cond`. One that depends on no slow call is recorded as a decision a
-        replay must see again (a guard); one that does makes what follows control-dependent on it."""
+        replay must see again (a guard); one that does makes what follows control-dependent on it.
+        Under a branch on results, one that depends on no slow call is reached only when those
+        branches go this way again, so no guard checks it up front: it is one more condition of what
+        follows (see `Condition`), though nothing depends on it through data."""
         if not cond.deps:
-            if outcome is not None and not fs.control_deps:
-                kind, expected = outcome
-                self.decisions.append(Decision(kind, cond, expected, len(self.ops), self._site(fs, ins)))
-            return
-        self.unguarded_paths += 1
+            if not fs.control_deps:
+                if outcome is not None:
+                    kind, expected = outcome
+                    self.decisions.append(Decision(kind, cond, expected, len(self.ops), self._site(fs, ins)))
+                return
+        else:
+            self.unguarded_paths += 1
         for i, entry in enumerate(fs.control):
             if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
                 del fs.control[i + 1 :]
                 entry.cond = expr(ExprKind.OR, (entry.cond, cond))
+                entry.outcome = None  # reached through every earlier test too: no one predicate says it
                 break
         else:
-            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond))
+            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond, outcome))
         fs.refresh_control()
 
     def _leave_branches(self, fs: FrameState, offset: int) -> None:
@@ -442,7 +447,7 @@ class GraphBuilder(Loops):
         f_locals = fs.frame.f_locals
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if fs.control_deps:
-            ref = with_deps(ref, fs.control_deps)
+            ref = fs.under_control(ref)
         self.retain(ref)
         key = (id(fs.frame), name)
         for state in self.iters.values():
@@ -480,7 +485,7 @@ class GraphBuilder(Loops):
             self._globals.pop(key, None)
             return
         if fs.control_deps:
-            ref = with_deps(ref, fs.control_deps)
+            ref = fs.under_control(ref)
         self.retain(ref)
         self._globals[key] = with_value(ref, globals_.get(name, MISSING))
 

@@ -252,10 +252,15 @@ class Calls(Effects):
             if raised
             else (ValueRef(Source.OUTPUT, op=op_id, deps=frozenset({op_id}), value=fs.callee_result),)
         )
-        control = fs.conditions()
+        conditions = fs.conditions()
+        # (the graph's control holds the branches on results; those on other values under them are
+        # conditions only: see GraphBuilder.branch)
+        control = tuple(condition.cond for condition in conditions if condition.cond.deps)
         site = self._site(fs, ins)
         # how many times each local of the function was assigned: see CallFacts
-        facts = CallFacts(code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self.live))
+        facts = CallFacts(
+            code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self.live), conditions
+        )
         self.call_facts.append(facts)
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.build.trace import Condition, DecisionKind
 from xcs_bc.ir import MISSING, Operation, Source, ValueRef
-from xcs_bc.ir.values import NULL, union, unknown, with_deps
+from xcs_bc.ir.values import NULL, made_under, union, unknown
 
 EXC = ValueRef(Source.CONST, name="<exception>", value=None)
 """A slot holding an exception (or exception bookkeeping) pushed by unwinding."""
@@ -21,6 +22,7 @@ class Control:
     branch: int
     until: int | None
     cond: ValueRef
+    outcome: tuple[DecisionKind, bool] | None = None  # see `Condition`
 
 
 @dataclass
@@ -36,8 +38,9 @@ class FrameState:
     control: list[Control] = field(default_factory=list)
     # for a comprehension's frame: the conditions it runs under because of the frame that started (or,
     # a generator expression's, resumed) it; they count as branches, like `control`
-    inherited: tuple[ValueRef, ...] = ()
+    inherited: tuple[Condition, ...] = ()
     control_deps: frozenset[int] = frozenset()
+    control_conds: tuple[ValueRef, ...] = ()  # the conditions of `conditions()`, for `made_under`
     resumes: int = 0  # generator expressions the pending instruction started or resumed so far
     pending: Instr | None = None
     started: float = 0.0
@@ -63,8 +66,12 @@ class FrameState:
     def push(self, ref: ValueRef) -> None:
         """Push `ref`; a value made under a branch on results depends on them too."""
         if self.control_deps and ref is not NULL:
-            ref = with_deps(ref, self.control_deps)
+            ref = self.under_control(ref)
         self.stack.append(ref)
+
+    def under_control(self, ref: ValueRef) -> ValueRef:
+        """`ref` made here and now: under the branches on results the frame is under."""
+        return made_under(ref, self.control_deps, self.control_conds)
 
     def pop(self, n: int) -> list[ValueRef]:
         """The top `n` slots, bottom first (UNKNOWN ones when the shadow has fewer)."""
@@ -78,12 +85,14 @@ class FrameState:
 
     # -- control dependence ----------------------------------------------------------------------
 
-    def conditions(self) -> tuple[ValueRef, ...]:
-        """The branch conditions everything the frame does now is reached through."""
-        return (*self.inherited, *(entry.cond for entry in self.control))
+    def conditions(self) -> tuple[Condition, ...]:
+        """The branches on results everything the frame does now is reached through."""
+        return (*self.inherited, *(Condition(entry.cond, entry.outcome) for entry in self.control))
 
     def refresh_control(self) -> None:
-        self.control_deps = union(cond.deps for cond in self.conditions())
+        conditions = self.conditions()
+        self.control_deps = union(condition.cond.deps for condition in conditions)
+        self.control_conds = tuple(condition.cond for condition in conditions)
 
 
 def merge_point(info: CodeInfo, a: int | None, b: int) -> int | None:

@@ -20,7 +20,7 @@ from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.effects import Watched
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import generator_of, identity, same
-from xcs_bc.build.trace import Decision, DecisionKind, LoopRecord
+from xcs_bc.build.trace import Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
@@ -101,7 +101,7 @@ class Loops(Calls):
         args = [ref for ref in parent.operands if ref is not NULL]
         fs.locals[".0"] = args[-1] if args else unknown(len(self.ops))
 
-    def _started_by(self, fs: FrameState) -> tuple[ValueRef, ...]:
+    def _started_by(self, fs: FrameState) -> tuple[Condition, ...]:
         """The conditions a comprehension's frame runs under once a frame has started or resumed it.
 
         The frame's that did: what it does is reached through its branches.  And a generator expression
@@ -124,7 +124,7 @@ class Loops(Calls):
         yielded = self._yields.get(identity(fs.generator), []) if fs.generator is not None else []
         # (each item depends on the choice to ask for it: the last one's deps include the earlier choices)
         why = ValueRef(Source.EXPR, kind=ExprKind.CONSUMER, deps=yielded[-1].deps if yielded else frozenset())
-        return (*conds, why)
+        return (*conds, Condition(why))
 
     def _pulls(self, fs: FrameState, generator: ValueRef) -> str | None:
         """How the instruction pending in `fs` takes items from `generator`: "all" of them (a `for` loop,

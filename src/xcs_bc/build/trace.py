@@ -15,36 +15,6 @@ from typing import Any
 from xcs_bc.ir import MISSING, ComputationGraph, Local, Site, ValueRef
 
 
-@dataclass(frozen=True, slots=True)
-class CallFacts:
-    """What `plan` reads of one operation beside its values (the graph's `metadata` is for people).
-
-    `code` is the code object its call site is in; `callee` the object called (MISSING once a kept
-    plan releases it, see `plan.release`); `star` whether it was `f(*seq, **kw)`; `after_unknown_call`
-    whether a function not known to be pure ran before it; `effects` how many calls that may change
-    objects ran before it; `assigned` how many times each local of the observed function had been
-    assigned when it was made.
-    """
-
-    code: types.CodeType | None = None
-    callee: Any = MISSING
-    star: bool = False
-    after_unknown_call: bool = False
-    effects: int = 0
-    assigned: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunFacts:
-    """What `plan` reads of the whole run: the observed function's code (`root_code`), the
-    instructions that ran (`executed`: (id(code), offset) pairs), and how many branches on slow
-    calls' results and handled exceptions it went through (`unguarded_paths`)."""
-
-    root_code: types.CodeType | None = None
-    executed: frozenset[tuple[int, int]] = frozenset()
-    unguarded_paths: int = 0
-
-
 class DecisionKind(enum.Enum):
     """What a replay must see again: a branch on a value, or an event no guard can check."""
 
@@ -58,6 +28,51 @@ class DecisionKind(enum.Enum):
 
 # the kinds that are a branch on a value a guard may check; the others always cut a plan off
 BRANCHES = frozenset({DecisionKind.TRUTH, DecisionKind.NONE, DecisionKind.LENGTH})
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A branch on a slow call's result that what follows is reached through, while it is.
+
+    `cond` is the value branched on; `outcome` the way the run went, as `(TRUTH, bool(cond))` or
+    `(NONE, cond is None)`, or None when no predicate on `cond` says it: a loop's test (each round is
+    reached through all the earlier ones), a handled exception, a consumer that may stop a generator.
+    """
+
+    cond: ValueRef
+    outcome: tuple[DecisionKind, bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What `plan` reads of one operation beside its values (the graph's `metadata` is for people).
+
+    `code` is the code object its call site is in; `callee` the object called (MISSING once a kept
+    plan releases it, see `plan.release`); `star` whether it was `f(*seq, **kw)`; `after_unknown_call`
+    whether a function not known to be pure ran before it; `effects` how many calls that may change
+    objects ran before it; `assigned` how many times each local of the observed function had been
+    assigned when it was made; `conditions` the branches on slow calls' results it was reached
+    through (its operation's `control`, with the way the run went).
+    """
+
+    code: types.CodeType | None = None
+    callee: Any = MISSING
+    star: bool = False
+    after_unknown_call: bool = False
+    effects: int = 0
+    assigned: Mapping[str, int] = field(default_factory=dict)
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What `plan` reads of the whole run: the observed function's code (`root_code`), the
+    instructions that ran (`executed`: (id(code), offset) pairs), and how many branches on slow
+    calls' results and handled exceptions it went through (`unguarded_paths`)."""
+
+    root_code: types.CodeType | None = None
+    executed: frozenset[tuple[int, int]] = frozenset()
+    unguarded_paths: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,10 @@ class Replay:
         self.local_envs: dict[int, Env] = {}  # planned call -> env with the locals read for it
         self.consumed: set[int] = set()
         self.occurrences: dict[SiteKey, int] = {}
+        # for a plan with calls under branches on results: the site of each planned call, and the calls
+        # issued under such branches and not served yet, by site (see _issued_like)
+        self.site_of = {op: key for key, ops in sites.items() for op in ops} if schedule.conditional else {}
+        self.open_at: dict[SiteKey, dict[int, None]] = {}
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
 
@@ -119,8 +123,13 @@ class Replay:
                     continue
                 if self.schedule.origin[op_id] in self.plan.learned:
                     continue  # it was mispredicted before: it runs in its turn
+                env = self.local_envs.get(op_id, self.env)
+                if recipe.when and not recipe.holds(env):
+                    # the branches it is under go another way (never issued), or are not known yet
+                    # (issued when the last result they read arrives, if they hold)
+                    continue
                 try:
-                    callee, args, kwargs = recipe.call(self.local_envs.get(op_id, self.env))
+                    callee, args, kwargs = recipe.call(env)
                 except NotComputable:
                     continue  # it will run in its turn
                 memoized = memo_wrapper(callee) is not None
@@ -137,6 +146,9 @@ class Replay:
                 if future is None:
                     continue  # it runs in its turn
                 self.issued[op_id] = _Issued(callee, args, kwargs, future)
+                site = self.site_of.get(op_id) if recipe.when else None
+                if site is not None:
+                    self.open_at.setdefault(site, {})[op_id] = None
                 if memoized:
                     self.memoized.append(op_id)
             future.add_done_callback(functools.partial(self._arrived, op_id))
@@ -212,9 +224,16 @@ class Replay:
             self.occurrences[key] = occurrence + 1
             planned = self.sites.get(key, [])
             op_id = planned[occurrence] if occurrence < len(planned) else None
+            if op_id in self.consumed:
+                op_id = None  # served already, to an earlier call at this site (see _issued_like)
             issued = self.issued.get(op_id) if op_id is not None else None
+            if self.open_at and (issued is None or not _same_call(issued, fn, args, kwargs)):
+                found = self._issued_like(key, fn, args, kwargs)
+                if found is not None:
+                    op_id, issued = found
             if op_id is not None:
                 self.consumed.add(op_id)
+                self.open_at.get(key, {}).pop(op_id, None)
         if op_id is not None and op_id in self.schedule.ready_at:
             self._read_locals(self.schedule.ready_at[op_id])
         if issued is None or op_id is None:
@@ -230,6 +249,21 @@ class Replay:
             # one pool would deadlock)
             return self._in_place(op_id, fn, args, kwargs, counted=True)
         return wait_result(issued.future)  # re-raises the call's own exception here
+
+    def _issued_like(
+        self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[int, _Issued] | None:
+        """Another call planned at this site, issued and not served yet, that is this very call.
+
+        A site under a branch on results may be reached another number of times than in the trace
+        before a call issued for it (the branch went another way in an earlier round): its n-th call
+        is then not the n-th planned one.  The same callee with the same arguments at the same site is
+        the same call, whichever round it was planned for.  Under the lock."""
+        for op_id in self.open_at.get(key, ()):
+            issued = self.issued[op_id]
+            if _same_call(issued, fn, args, kwargs):
+                return op_id, issued
+        return None
 
     def _read_locals(self, planned: tuple[int, ...]) -> None:
         """The run is at a call after which, in the trace, these planned calls' locals were final: read

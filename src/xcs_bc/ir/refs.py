@@ -206,6 +206,10 @@ class ValueRef:
     An EXPR value has a `kind` (what it computes); other values have none.  A CONST with `counter`
     set is a loop's counter (`enumerate`'s index, a `range` item), not a literal of the code.
 
+    `under` holds the conditions (their values) of the branches on slow calls' results the value was
+    made under, when that added to its `deps` (see `xcs_bc.ir.values.made_under`): a recipe under
+    the same branches may read it, because a predicate on those branches decides whether it is made.
+
     `loop` is set only in a plan's templates (see `xcs_bc.plan.generalize`), never in a graph: an
     OUTPUT with a `loop` is the call at offset `op` of that loop's current round, and an EXPR
     `ExprKind.EACH` stands for its operand instantiated once per round of that loop.
@@ -223,6 +227,7 @@ class ValueRef:
     kind: ExprKind | None = None
     loop: int | None = None
     counter: bool = False
+    under: tuple[ValueRef, ...] = ()
     _depth: int = field(default=-1, init=False, repr=False)  # `depth`, once asked for
 
     @property

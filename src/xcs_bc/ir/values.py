@@ -97,10 +97,21 @@ def union(deps: Iterable[frozenset[int]]) -> frozenset[int]:
 
 
 def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
-    """The same value, depending also on `deps` (control flow, or effects on the object)."""
+    """The same value, depending also on `deps` (effects on the object); what it was made `under` is
+    no longer the whole story of its deps, so it is forgotten."""
     if deps <= ref.deps:
         return ref
-    return _like(ref, ref.path, ref.deps | deps, ref.value)
+    return _like(ref, ref.path, ref.deps | deps, ref.value, ())
+
+
+def made_under(ref: ValueRef, deps: frozenset[int], conds: tuple[ValueRef, ...]) -> ValueRef:
+    """The same value, made under branches on results: depending also on `deps` (the results the
+    branches read), and remembering which branches (`conds`, their conditions) in `under`."""
+    if deps <= ref.deps:
+        return ref  # (its deps say no more than before: nothing is owed to the branches)
+    seen = {id(cond) for cond in ref.under}
+    under = (*ref.under, *(cond for cond in conds if id(cond) not in seen))
+    return _like(ref, ref.path, ref.deps | deps, ref.value, under)
 
 
 def with_value(ref: ValueRef, value: Any) -> ValueRef:
@@ -125,9 +136,15 @@ def step(base: ValueRef, kind: str, key: Any, value: Any = MISSING) -> ValueRef:
     return _like(base, (*base.path, PathStep(kind, key)), base.deps, value)
 
 
-def _like(ref: ValueRef, path: tuple[PathStep, ...], deps: frozenset[int], value: Any) -> ValueRef:
-    """`ref` with another path, deps and value; every other field the same (positional: the builder
-    makes many of these)."""
+def _like(
+    ref: ValueRef,
+    path: tuple[PathStep, ...],
+    deps: frozenset[int],
+    value: Any,
+    under: tuple[ValueRef, ...] | None = None,
+) -> ValueRef:
+    """`ref` with another path, deps, value (and `under`); every other field the same (positional: the
+    builder makes many of these)."""
     return ValueRef(
         ref.source,
         ref.name,
@@ -141,6 +158,7 @@ def _like(ref: ValueRef, path: tuple[PathStep, ...], deps: frozenset[int], value
         ref.kind,
         ref.loop,
         ref.counter,
+        ref.under if under is None else under,
     )
 
 

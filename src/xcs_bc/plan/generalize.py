@@ -221,14 +221,14 @@ def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | 
         if recipe.op.id >= cut:
             recipes.append(_after_cut(recipe))
             continue
-        refs = _all([unify.rebase(ref) for ref in (recipe.callee, *recipe.args)])
+        refs = _all([unify.rebase(ref) for ref in recipe.refs])
         if refs is None:
             why = "it reads a loop's items in a way that depends on the loop's length"
             recipes.append(
                 dataclasses.replace(recipe, ahead=False, refusal=Refusal(RefusalKind.ITEMS_BY_LENGTH, why))
             )
         else:
-            recipes.append(dataclasses.replace(recipe, callee=refs[0], args=tuple(refs[1:])))
+            recipes.append(recipe.with_refs(tuple(refs)))
     return Generalization(plan, loops, guards, tuple(recipes))
 
 
@@ -256,6 +256,7 @@ def _round_recipes(plan: Plan, loop: TracedLoop, unify: Unifier, number: int) ->
             or r.facts.code is not first.facts.code
             or r.kwnames != first.kwnames
             or len(r.args) != len(first.args)
+            or [(g.kind, g.expected) for g in r.when] != [(g.kind, g.expected) for g in first.when]
             for r in rounds
         ):
             return None  # the rounds called different things
@@ -263,7 +264,7 @@ def _round_recipes(plan: Plan, loop: TracedLoop, unify: Unifier, number: int) ->
         if not_ahead is not None:
             out.append(dataclasses.replace(first, ahead=False, refusal=not_ahead.refusal))
             continue
-        slots = [[r.callee for r in rounds]] + [[r.args[i] for r in rounds] for i in range(len(first.args))]
+        slots = [[r.refs[i] for r in rounds] for i in range(len(first.refs))]
         refs = _all([unify.unify(slot, number) for slot in slots])
         if refs is None:
             why = "its arguments differ between the loop's rounds in more than the round's item"
@@ -271,7 +272,7 @@ def _round_recipes(plan: Plan, loop: TracedLoop, unify: Unifier, number: int) ->
                 dataclasses.replace(first, ahead=False, refusal=Refusal(RefusalKind.ROUNDS_DIFFER, why))
             )
         else:
-            out.append(dataclasses.replace(first, callee=refs[0], args=tuple(refs[1:])))
+            out.append(first.with_refs(tuple(refs)))
     return tuple(out)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc.build.trace import BRANCHES, Decision, DecisionKind, LoopRecord
+from xcs_bc.build.trace import BRANCHES, Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import ExprKind, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain
@@ -27,6 +27,7 @@ __all__ = [
     "why_cut_off",
     "decision_guard",
     "input_guards",
+    "predicate",
     "sequence_lengths",
     "zip_guards",
     "zip_shortest",
@@ -128,6 +129,15 @@ _GUARD_KINDS = {
     DecisionKind.NONE: GuardKind.NONE,
     DecisionKind.LENGTH: GuardKind.LENGTH,
 }
+
+
+def predicate(condition: Condition) -> Guard | None:
+    """A branch on results a call is reached through, as a guard a replay checks once the results it
+    reads are known (see `Recipe.when`); None for one no predicate decides (a loop's test)."""
+    if condition.outcome is None:
+        return None
+    kind, expected = condition.outcome
+    return Guard(_GUARD_KINDS[kind], condition.cond, expected)
 
 
 def decision_guard(decision: Decision) -> Guard | None:

@@ -40,6 +40,11 @@ class Schedule:
     lengths: tuple[int, ...]
     ready_at: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # see Plan.ready_at
 
+    @functools.cached_property
+    def conditional(self) -> bool:
+        """Does it issue calls under branches on results (`Recipe.when`)?"""
+        return any(recipe.ahead and recipe.when for recipe in self.recipes)
+
 
 @dataclass
 class Plan:

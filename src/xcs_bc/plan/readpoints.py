@@ -17,7 +17,7 @@ __all__ = ["local_names", "local_reads", "no_point", "read_points"]
 def local_reads(recipe: Recipe) -> tuple[Local, ...]:
     """The locals of the function a recipe reads (which assignment of each), in a fixed order."""
     reads: dict[Local, None] = {}
-    todo = [recipe.callee, *recipe.args]
+    todo = list(recipe.refs)
     while todo:
         ref = todo.pop()
         found = local_of(ref)
@@ -71,7 +71,7 @@ def _reliable_points(recipes: tuple[Recipe, ...], cutoff: int) -> list[int]:
     for recipe in recipes:
         op = recipe.op
         key = (id(recipe.facts.code), op.site.offset)
-        if op.op_type is not OpType.CALL or op.id >= cutoff or op.control or key in shaky:
+        if op.op_type is not OpType.CALL or op.id >= cutoff or recipe.facts.conditions or key in shaky:
             shaky.add(key)
             continue
         points.append(op.id)

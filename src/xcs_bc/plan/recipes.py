@@ -11,6 +11,7 @@ of turn; otherwise its `Refusal` says why (a `RefusalKind` for code, the text fo
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import enum
 import functools
 import queue
@@ -26,6 +27,7 @@ from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Operation, OpType, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
+from xcs_bc.plan.guards import Guard, MissKind, predicate
 from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, same_value, too_deep
 
 __all__ = ["Recipe", "Refusal", "RefusalKind", "make_recipe", "outputs_needed"]
@@ -50,7 +52,8 @@ class RefusalKind(enum.Enum):
     """Why a recipe is not issued ahead (its `Refusal.text` says it for people)."""
 
     NOT_A_CALL = "not a call"  # a slow step that is not a call (an attribute, an operator)
-    UNDER_RESULT_BRANCH = "under a branch on a result"
+    UNDER_RESULT_BRANCH = "under a branch on a result"  # one no predicate decides (a loop's test, ...)
+    CONDITION_NOT_COMPUTABLE = "branch not decidable ahead"  # a predicate that cannot be computed
     AFTER_UNCHECKABLE_BRANCH = "after a branch no guard can check"
     TOO_DEEP = "too deep"  # an argument nests more expressions than a recipe computes
     HIDDEN_DEPENDENCY = "hidden dependency"  # on a call whose result the recipe does not read
@@ -96,11 +99,34 @@ class Recipe:
     ahead: bool  # may be issued before the real run reaches it
     refusal: Refusal | None  # why not, when not
     facts: CallFacts = CallFacts()  # what the trace knew of the call beside its values
+    # the branches on results it is reached through, as predicates on results (and inputs): it is
+    # issued only once they are known and each holds (`Guard.check`)
+    when: tuple[Guard, ...] = ()
 
     @functools.cached_property
     def compiled(self) -> Slice:
         """Callee and arguments as one function of the leaves they read (see `slices`)."""
         return Slice((self.callee, *self.args))
+
+    @property
+    def refs(self) -> tuple[ValueRef, ...]:
+        """Every value the recipe reads: callee, arguments, then its predicates' conditions."""
+        return (self.callee, *self.args, *(guard.ref for guard in self.when))
+
+    def with_refs(self, refs: tuple[ValueRef, ...]) -> Recipe:
+        """The same recipe reading `refs` (in the order of `refs`) instead."""
+        n = 1 + len(self.args)
+        when = tuple(dataclasses.replace(g, ref=ref) for g, ref in zip(self.when, refs[n:], strict=True))
+        needs = outputs_needed(refs)
+        return dataclasses.replace(self, callee=refs[0], args=refs[1:n], when=when, needs=needs)
+
+    def holds(self, env: Env) -> bool | None:
+        """Do its predicates hold for `env`: True, False, or None while one cannot be computed yet."""
+        for guard in self.when:
+            miss = guard.check(env)
+            if miss is not None:
+                return None if miss.kind is MissKind.UNCHECKABLE else False
+        return True
 
     def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         callee, *values = self.compiled(env)
@@ -145,16 +171,26 @@ def make_recipe(
             RefusalKind.NOT_A_CALL,
             "it is a slow step that is not a call (an attribute, an operator, an iterator)",
         )
-    if op.control:
-        return refuse(
-            RefusalKind.UNDER_RESULT_BRANCH, "it is reached through a branch on an earlier call's result"
-        )
+    when = _predicates(op, facts)
+    if when is None:
+        why = "it is reached through a branch on an earlier call's result that no predicate decides"
+        return refuse(RefusalKind.UNDER_RESULT_BRANCH, f"{why} (a loop's test, a handled exception)")
     if op.id >= cutoff:
         return refuse(RefusalKind.AFTER_UNCHECKABLE_BRANCH, "it comes after a branch no guard can check")
-    deepest = max((ref.depth for ref in op.inputs), default=0)
+    deepest = max((ref.depth for ref in (*op.inputs, *(guard.ref for guard in when))), default=0)
     if deepest > MAX_DEPTH:  # checked first: the checks below recurse into the expressions
         return refuse(RefusalKind.TOO_DEEP, f"an argument is not computed ahead: {too_deep(deepest)}")
-    hidden = sorted(union(_unread_deps(ref) for ref in op.inputs) - needs)
+    undecided = _undecidable(when, env)
+    if undecided is not None:
+        return refuse(RefusalKind.CONDITION_NOT_COMPUTABLE, undecided)
+    if when and _effect_inside(op.inputs):
+        why = "it is reached through a branch on a result, and is handed an object changed in place"
+        return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
+    # (what the arguments read themselves, not what the predicates read: a value set under another
+    # branch on the same result owes that branch, which no predicate of this call decides)
+    allowed = frozenset(id(guard.ref) for guard in when)
+    hidden = sorted(union(_unread_deps(ref, allowed) for ref in op.inputs) - needs)
+    needs |= outputs_needed(tuple(guard.ref for guard in when))
     if hidden:
         # what it is handed depends on a call whose result the recipe does not read: a list filtered
         # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
@@ -220,14 +256,66 @@ def make_recipe(
                 RefusalKind.ARGUMENT_KEPT,
                 f"argument {format_value(ref)} is a mutable object the function builds and keeps",
             )
-    return Recipe(op, callee, args, op.kwnames, needs, True, None, facts)
+    return Recipe(op, callee, args, op.kwnames, needs, True, None, facts, when)
 
 
-def _unread_deps(ref: ValueRef) -> frozenset[int]:
+def _predicates(op: Operation, facts: CallFacts) -> tuple[Guard, ...] | None:
+    """The branches on results a call is reached through, as predicates; None when one is a branch no
+    predicate decides (a loop's test: each round is reached through all the earlier ones), or when
+    the facts do not account for every branch of the operation's `control`."""
+    on_results = [condition.cond for condition in facts.conditions if condition.cond.deps]
+    if len(on_results) != len(op.control):
+        return None
+    if any(a is not b for a, b in zip(on_results, op.control, strict=True)):
+        return None
+    out = []
+    for condition in facts.conditions:
+        guard = predicate(condition)
+        if guard is None:
+            return None
+        out.append(guard)
+    return tuple(out)
+
+
+def _undecidable(when: tuple[Guard, ...], env: Env) -> str | None:
+    """Why a predicate cannot decide its branch ahead, or None when each can: it is computed by a
+    recipe from what it reads (nothing else it depends on), and gives the way the trace went."""
+    for index, guard in enumerate(when):
+        outer = frozenset(id(g.ref) for g in when[:index])  # the branches it is itself reached through
+        hidden = _unread_deps(guard.ref, outer) - outputs_needed((guard.ref,))
+        if hidden or _effect_inside((guard.ref,)):
+            why = "it depends on a result in a way no recipe recomputes"
+        else:
+            miss = guard.check(env)
+            if miss is None:
+                continue
+            why = str(miss)
+        return f"the branch on {format_value(guard.ref)} it is reached through is not decided ahead: {why}"
+    return None
+
+
+def _effect_inside(refs: tuple[ValueRef, ...]) -> bool:
+    """Does a value in `refs` stand for an object changed in place (an `EFFECT`)?  Under a branch on a
+    result such a change may have been made by the branch itself, after the call would be issued."""
+    todo, seen = list(refs), set()
+    while todo:
+        ref = todo.pop()
+        if id(ref) in seen:
+            continue
+        seen.add(id(ref))
+        if ref.kind is ExprKind.EFFECT:
+            return True
+        todo.extend(ref.operands)
+    return False
+
+
+def _unread_deps(ref: ValueRef, branches: frozenset[int] = frozenset()) -> frozenset[int]:
     """The calls `ref` depends on other than through the results it reads: a branch on a result that
     chose what a list holds, a call that may have changed an object it reads.  (A local read from the
     function's frame has none: it is read once the real run has made it, see readpoints.read_points.)  Each
-    expression adds what its operands do not bring; shared operands are walked once."""
+    expression adds what its operands do not bring; shared operands are walked once.  A value made
+    under branches on results, all of them among `branches` (ids of the conditions a recipe's
+    predicates decide), owes them nothing: the predicates say whether it is made."""
     unread: frozenset[int] = frozenset()
     seen: set[int] = set()
     todo = [ref]
@@ -237,10 +325,13 @@ def _unread_deps(ref: ValueRef) -> frozenset[int]:
             continue
         seen.add(id(current))
         if current.source is Source.OUTPUT:
-            unread |= current.deps - {current.op}
-            continue
-        unread |= current.deps - union(operand.deps for operand in current.operands)
-        todo.extend(current.operands)
+            added = current.deps - {current.op}
+        else:
+            added = current.deps - union(operand.deps for operand in current.operands)
+            todo.extend(current.operands)
+        if current.under and all(id(cond) in branches for cond in current.under):
+            added -= union(cond.deps for cond in current.under)
+        unread |= added
     return unread
 
 

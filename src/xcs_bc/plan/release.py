@@ -70,6 +70,7 @@ def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopR
             op=operations[recipe.op.id],
             callee=lean.ref(recipe.callee),
             args=tuple(lean.ref(ref) for ref in recipe.args),
+            when=tuple(dataclasses.replace(guard, ref=lean.ref(guard.ref)) for guard in recipe.when),
             facts=dataclasses.replace(recipe.facts, callee=MISSING),
         )
         for recipe in plan.recipes
@@ -124,7 +125,8 @@ class _Lean:
             stack.pop()
             operands = tuple(self.made[id(operand)] for operand in ref.operands)
             value = ref.value if ref.source in _KEPT_VALUES else MISSING
-            self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value)
+            # (`under` is for planning only: its conditions hold the trace's results)
+            self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value, under=())
             self.originals.append(ref)
         return self.made[id(root)]
 

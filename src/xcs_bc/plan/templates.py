@@ -17,7 +17,7 @@ from typing import Any
 from xcs_bc.build.trace import LoopRecord
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.plan.guards import Guard
-from xcs_bc.plan.recipes import Recipe, Refusal, RefusalKind, outputs_needed
+from xcs_bc.plan.recipes import Recipe, Refusal, RefusalKind
 from xcs_bc.plan.slices import same_value
 
 __all__ = ["CannotInstantiate", "Layout", "TracedLoop", "Unifier", "fill", "instance"]
@@ -256,12 +256,11 @@ def instance(recipe: Recipe, k: int | None, layout: Layout) -> Recipe:
     if not recipe.ahead:
         return recipe
     try:
-        callee = fill(recipe.callee, k, layout)
-        args = tuple(fill(ref, k, layout) for ref in recipe.args)
+        refs = tuple(fill(ref, k, layout) for ref in recipe.refs)
     except CannotInstantiate:
         refusal = Refusal(RefusalKind.FEWER_ITEMS, "the loop it reads has fewer items this time")
         return dataclasses.replace(recipe, ahead=False, refusal=refusal)
-    return dataclasses.replace(recipe, callee=callee, args=args, needs=outputs_needed((callee, *args)))
+    return recipe.with_refs(refs)
 
 
 def fill(ref: ValueRef, k: int | None, layout: Layout) -> ValueRef:

@@ -19,7 +19,6 @@ from xcs_bc.ir.values import (
     peek_item,
     step,
     union,
-    with_deps,
     with_value,
 )
 
@@ -126,7 +125,7 @@ def container_add(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> 
         new = expr(kind, (*target.operands, *items), deps=target.deps | union(item.deps for item in items))
     b.set_shape(new, b.shape_deps(target) | shape | fs.control_deps)
     b.forget_shape(target)  # the container is on the stack only: the old ref is gone
-    fs.stack[index] = with_deps(new, fs.control_deps)
+    fs.stack[index] = fs.under_control(new)
 
 
 def _spread(

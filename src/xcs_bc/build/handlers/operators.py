@@ -18,7 +18,6 @@ from xcs_bc.ir.values import (
     NULL,
     const,
     expr,
-    with_deps,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def binary_op(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
         if pair and all(positional(ref) for ref in pair):  # both built here: still a list of known items
             new = expr(ExprKind.LIST, (*base.operands, *rest[0].operands), value=target.value)
             b.set_shape(new, b.shape_deps(base) | b.shape_deps(rest[0]) | fs.control_deps)
-        new = with_deps(new, fs.control_deps)
+        new = fs.under_control(new)
         fs.push(b.mutate(target.value, base, new.deps, new))
         return
     if kind.in_place and target.value is not MISSING:
