@@ -42,7 +42,7 @@ def router(question):
     if "math" in kind:
         a = solver(f"Solve with algebra: {question}")
         b = solver(f"Solve with geometry: {question}")
-        c = solver(f"Solve by estimation: {question}")
+        c = solver(f"Solve with estimation: {question}")
         return combiner(f"Combine: {a} | {b} | {c}")
     return combiner(f"Answer in prose: {kind}")
 

@@ -258,3 +258,17 @@ def test_an_exception_under_the_branch_is_raised_at_the_same_point() -> None:
     fast = xcs.jit(raises_under_branch)
     for words in ["math", "math boom", "poem", "math", "math boom"]:
         run_both(raises_under_branch, fast, f"{fresh('q')} {words}", watch=[classifier, solver, combine])
+
+
+def test_a_loop_with_a_branch_on_each_rounds_result_is_replayed_for_any_length() -> None:
+    fast = xcs.jit(summaries)
+    run_both(summaries, fast, [fresh("yes") for _ in range(3)], watch=[check, summarize])
+    for n in [5, 2, 7, 0, 4]:
+        run_both(
+            summaries, fast, [fresh("yes" if i % 2 else "no") for i in range(n)], watch=[check, summarize]
+        )
+        run_both(summaries, fast, [fresh("yes") for _ in range(n)], watch=[check, summarize])
+    no_waste(fast)
+    assert fast.stats.traces == 1
+    assert fast.stats.resized == 10
+    assert "if bool('yes' in %0) is True" in fast.explain()
