@@ -374,6 +374,22 @@ class GraphBuilder(Loops):
             fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond, outcome))
         fs.refresh_control()
 
+    def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
+        """Item `k` of a loop over `sequence`, which depends on results, came out of the loop's test at
+        `ins`: the round is reached through `len(sequence) > k`, a predicate a replay can check once
+        those results arrive (see `Condition`).  `sequence` is the loop's own copy of it, so that what
+        the rounds make is told apart from what other branches on the same value make."""
+        self.unguarded_paths += 1
+        outcome = (DecisionKind.MORE, k)
+        for i, entry in enumerate(fs.control):
+            if entry.branch == ins.offset:  # the next round: the body's branches are left behind
+                del fs.control[i + 1 :]
+                entry.cond, entry.outcome = sequence, outcome
+                break
+        else:
+            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), sequence, outcome))
+        fs.refresh_control()
+
     def _leave_branches(self, fs: FrameState, offset: int) -> None:
         if fs.control and any(entry.until == offset for entry in fs.control):
             fs.control = [entry for entry in fs.control if entry.until != offset]

@@ -22,7 +22,7 @@ class Control:
     branch: int
     until: int | None
     cond: ValueRef
-    outcome: tuple[DecisionKind, bool] | None = None  # see `Condition`
+    outcome: tuple[DecisionKind, Any] | None = None  # see `Condition`
 
 
 @dataclass

@@ -47,6 +47,7 @@ class LoopState:
     decision_starts: list[int] = field(default_factory=list)
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
     watched: tuple[Watched, ...] = ()  # see GraphBuilder.snapshot
+    rounds: ValueRef | None = None  # for a loop over a result: the sequence its rounds' conditions read
 
 
 class Loops(Calls):

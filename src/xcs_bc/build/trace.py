@@ -21,6 +21,7 @@ class DecisionKind(enum.Enum):
     TRUTH = "truth"  # a branch on the truth of `cond`: `expected` is bool(cond)
     NONE = "none"  # a branch on whether `cond` is None: `expected` is `cond is None`
     LENGTH = "loop"  # a loop over `cond` ran out: `expected` is how many items it took
+    MORE = "more"  # a loop over `cond` took item number `expected` (0 for the first): len(cond) > expected
     LEFT_LOOP = "left"  # a loop left by break or return: how many items it took is no guard
     RAISED = "raised"  # an exception no slow call caused was handled
     CHANGED = "changed"  # a sequence changed in place while a loop walked it
@@ -34,13 +35,15 @@ BRANCHES = frozenset({DecisionKind.TRUTH, DecisionKind.NONE, DecisionKind.LENGTH
 class Condition:
     """A branch on a slow call's result that what follows is reached through, while it is.
 
-    `cond` is the value branched on; `outcome` the way the run went, as `(TRUTH, bool(cond))` or
-    `(NONE, cond is None)`, or None when no predicate on `cond` says it: a loop's test (each round is
-    reached through all the earlier ones), a handled exception, a consumer that may stop a generator.
+    `cond` is the value branched on; `outcome` the way the run went, as `(TRUTH, bool(cond))`,
+    `(NONE, cond is None)` or, in round k of a loop over a sequence that depends on results,
+    `(MORE, k)` (`cond` is then a copy of the sequence made for that loop: len(cond) > k); or None
+    when no predicate on `cond` says it: another loop's test (each round is reached through all the
+    earlier ones), a handled exception, a consumer that may stop a generator.
     """
 
     cond: ValueRef
-    outcome: tuple[DecisionKind, bool] | None = None
+    outcome: tuple[DecisionKind, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,12 @@ def with_deps(ref: ValueRef, deps: frozenset[int]) -> ValueRef:
     return _like(ref, ref.path, ref.deps | deps, ref.value, ())
 
 
+def copy_of(ref: ValueRef) -> ValueRef:
+    """The same value as a new ref: equal in every field, but not `ref` itself (refs are told apart by
+    identity, e.g. in `ValueRef.under`)."""
+    return _like(ref, ref.path, ref.deps, ref.value)
+
+
 def made_under(ref: ValueRef, deps: frozenset[int], conds: tuple[ValueRef, ...]) -> ValueRef:
     """The same value, made under branches on results: depending also on `deps` (the results the
     branches read), and remembering which branches (`conds`, their conditions) in `under`."""

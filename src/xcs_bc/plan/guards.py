@@ -42,6 +42,7 @@ class GuardKind(enum.Enum):
     TRUTH = "truth"  # its truth, for a branch taken on it
     NONE = "none"  # whether it is None, for a branch taken on it
     LENGTH = "loop"  # its length, for a loop over it
+    MORE = "more"  # its length is more than `expected`: a loop over it takes item `expected`
     SHAPE = "shape"  # a numpy array's shape and dtype
 
 
@@ -96,9 +97,11 @@ class Guard:
             ok, seen = plain(value) and bool(value) is self.expected, _short(value)
         elif kind is GuardKind.NONE:
             ok, seen = (value is None) is self.expected, _short(value)
-        elif kind is GuardKind.LENGTH:
+        elif kind is GuardKind.LENGTH or kind is GuardKind.MORE:
             sized = type(value) in SIZED  # len() of a built-in container runs no user code
-            ok = sized and len(value) == self.expected
+            ok = sized and (
+                len(value) == self.expected if kind is GuardKind.LENGTH else len(value) > self.expected
+            )
             seen = len(value) if sized else type(value).__qualname__
         else:  # numpy arrays
             ok = (getattr(value, "shape", None), str(getattr(value, "dtype", ""))) == self.expected
@@ -115,6 +118,7 @@ class Guard:
             GuardKind.TRUTH: f"bool({text}) is {self.expected}{where}",
             GuardKind.NONE: f"({text} is None) is {self.expected}{where}",
             GuardKind.LENGTH: f"len({text}) == {self.expected}{where}",
+            GuardKind.MORE: f"len({text}) > {self.expected}{where}",
             GuardKind.SHAPE: f"{text} has shape and dtype {self.expected}",
         }[self.kind]
 
@@ -128,6 +132,7 @@ _GUARD_KINDS = {
     DecisionKind.TRUTH: GuardKind.TRUTH,
     DecisionKind.NONE: GuardKind.NONE,
     DecisionKind.LENGTH: GuardKind.LENGTH,
+    DecisionKind.MORE: GuardKind.MORE,
 }
 
 

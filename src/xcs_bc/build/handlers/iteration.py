@@ -16,6 +16,7 @@ from xcs_bc.build.trace import Decision, DecisionKind
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
+    copy_of,
     expr,
     index_const,
     peek_iter_item,
@@ -43,8 +44,13 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     if state is not None and state.iterator.operands is not it.operands:
         state = None
     iterable = state.iterable if state is not None else it
-    # whether there is another item depends on the iterable's length, not on its items' values
-    b.branch(fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b.shape_deps(iterable)))
+    rounds = _round_sequence(b, state, iterable) if not jumped else None
+    if rounds is not None:
+        assert state is not None
+        b.loop_round(fs, ins, rounds, len(state.op_starts))
+    else:
+        # whether there is another item depends on the iterable's length, not on its items' values
+        b.branch(fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b.shape_deps(iterable)))
     if jumped:
         b.iters.pop(identity(it), None)
         # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread
@@ -88,6 +94,47 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
+
+
+def _round_sequence(b: GraphBuilder, state: LoopState | None, iterable: ValueRef) -> ValueRef | None:
+    """For a loop over one sequence whose length depends on results (`for h in search(q)`,
+    `enumerate(answer.names)`, `text.split(";")`), the loop's own copy of that sequence, which its
+    rounds' conditions read (see `GraphBuilder.loop_round`); else None."""
+    if state is None or not b.shape_deps(iterable):
+        return None
+    if state.rounds is None:
+        kind, sequences = _lockstep(iterable)
+        if kind is None:
+            sequence = iterable
+        elif kind in (enumerate, reversed) and len(sequences) == 1:
+            sequence = sequences[0]
+        else:
+            return None  # zip() stops at its shortest sequence; range() of a result is rare
+        if not sequence.deps or _built_here(sequence):
+            return None  # its length depends on results through branches or changes: no predicate says it
+        state.rounds = copy_of(sequence)
+    return state.rounds
+
+
+def _built_here(ref: ValueRef) -> bool:
+    """Is anything in `ref` a container the function built (its length is what the function put in it,
+    maybe under branches: a recipe would rebuild the traced one), an object changed in place, or a
+    value no recipe computes?"""
+    todo, seen = [ref], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.source is Source.UNKNOWN:
+            return True
+        if current.source is Source.EXPR and current.kind in _BUILT:
+            return True
+        todo.extend(current.operands)
+    return False
+
+
+_BUILT = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET, ExprKind.DICT, ExprKind.EFFECT})
 
 
 def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
