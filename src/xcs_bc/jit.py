@@ -342,6 +342,8 @@ class JittedFunction(Generic[P, R]):
                 lines.append(f"    guard: {guard.describe()}")
             if cached.general is not None:
                 lines.extend(f"    {line}" for line in cached.general.describe())
+            for loop in plan.result_loops:
+                lines.append(f"    {loop.describe()}")
             points: dict[int, int] = {}  # planned op -> the first call at which its locals are read
             for point, planned in sorted(plan.ready_at.items()):
                 for op_id in planned:

@@ -67,13 +67,34 @@ def test_search_then_read_every_hit_replays_like_plain_for_any_number_of_hits() 
     assert fast.stats.traces == 1
 
 
-def test_the_reads_of_the_traced_number_of_hits_run_at_once() -> None:
+def test_every_read_runs_at_once_however_many_hits_come() -> None:
     fast = xcs.jit(research)
     fast(f"{fresh('q')} ***")
-    reader.reset()
-    fast(f"{fresh('q')} *****")
-    assert reader.max_concurrency >= 3  # the three rounds the trace saw, once the hits arrived
-    assert "issued ahead once %0 are known, if len(%0) > 2" in fast.explain()
+    for stars in ["*****", "**", "*******"]:
+        reader.reset()
+        fast(f"{fresh('q')} {stars}")
+        assert reader.max_concurrency == len(stars)  # issued together once the hits arrived
+    text = fast.explain()
+    assert "issued ahead once %0 are known, if len(%0) > 2" in text
+    assert "any number of items" in text
+    assert fast.stats.in_place == 3  # only the writers, after the loop
+
+
+def checked_reads(q: str) -> list[str]:
+    out = []
+    for i, h in enumerate(search(q)):
+        verdict = reader(f"Relevant ({i})? {h}")
+        if "hit3" not in verdict:  # a branch on each round's own result (round 3 goes the other way)
+            out.append(pricer(f"Summarize {h}"))
+    return out
+
+
+def test_rounds_beyond_the_traced_ones_keep_their_own_branches() -> None:
+    fast = xcs.jit(checked_reads)
+    for stars in ["**", "**", "*****", "***", "", "******"]:
+        run_both(checked_reads, fast, f"{fresh('q')} {stars}", watch=[search, reader, pricer])
+    no_waste(fast)
+    assert "any number of items" in fast.explain()
 
 
 def names_then_two_calls(listing: str) -> list[str]:

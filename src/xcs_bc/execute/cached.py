@@ -17,6 +17,7 @@ from xcs_bc.ir import OpType
 from xcs_bc.plan.generalize import generalize
 from xcs_bc.plan.guards import Miss
 from xcs_bc.plan.planner import Plan, Schedule
+from xcs_bc.plan.rounds import result_loops
 from xcs_bc.plan.slices import Env
 
 __all__ = ["CachedPlan"]
@@ -32,6 +33,7 @@ class CachedPlan:
     ) -> None:
         self.plan = plan
         self.general = generalize(plan, loops, carried)
+        plan.result_loops = result_loops(plan.recipes)
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:

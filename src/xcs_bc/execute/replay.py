@@ -24,6 +24,7 @@ import functools
 import sys
 import threading
 import types
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,9 @@ from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.ir.values import class_lookup
 from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
-from xcs_bc.plan.slices import Env, NotComputable, same_value
+from xcs_bc.plan.recipes import Recipe
+from xcs_bc.plan.rounds import ResultLoop
+from xcs_bc.plan.slices import SIZED, Env, NotComputable, evaluate, same_value
 
 
 @dataclass
@@ -87,6 +90,12 @@ class Replay:
         self.plan = plan
         self.code = code  # the clone's: its frame holds the locals some recipes read
         self.schedule = schedule
+        # the schedule's calls, and those of rounds a loop over a result runs beyond the traced ones,
+        # numbered after them (see _extend); `origin[i]` is the traced op call i repeats
+        self.recipes: list[Recipe] = list(schedule.recipes)
+        self.origin: list[int] = list(schedule.origin)
+        self.dependents: Mapping[int, Sequence[int]] = schedule.dependents
+        self.extending = list(plan.result_loops) if schedule is plan.schedule else []
         self.sites = sites
         self.env = env
         self.executor = executor
@@ -112,16 +121,16 @@ class Replay:
 
     def start(self) -> None:
         with self.lock:
-            ready = [index for index, r in enumerate(self.schedule.recipes) if r.ahead and not r.needs]
+            ready = [index for index, r in enumerate(self.recipes) if r.ahead and not r.needs]
         self._issue(ready)
 
     def _issue(self, op_ids: list[int]) -> None:
         for op_id in op_ids:
-            recipe = self.schedule.recipes[op_id]
+            recipe = self.recipes[op_id]
             with self.lock:
                 if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
-                if self.schedule.origin[op_id] in self.plan.learned:
+                if self.origin[op_id] in self.plan.learned:
                     continue  # it was mispredicted before: it runs in its turn
                 env = self.local_envs.get(op_id, self.env)
                 if recipe.when and not recipe.holds(env):
@@ -133,8 +142,8 @@ class Replay:
                 except NotComputable:
                     continue  # it will run in its turn
                 memoized = memo_wrapper(callee) is not None
-                if memoized and not self._cache_has_room(callee):
-                    continue  # it runs in its turn
+                if memoized and (op_id >= len(self.schedule.recipes) or not self._cache_has_room(callee)):
+                    continue  # it runs in its turn (a round beyond the traced ones was not counted)
                 mate = self._cache_mate(callee, args, kwargs, running=False) if memoized else None
                 if mate is not None:
                     # issued now, it would miss the cache like its mate and call the function behind
@@ -188,7 +197,7 @@ class Replay:
         room = self.cache_room.get(id(wrapper))
         if room is None:
             info = wrapper.cache_info()
-            room = info.maxsize is None or info.currsize + len(self.schedule.recipes) <= info.maxsize
+            room = info.maxsize is None or info.currsize + len(self.recipes) <= info.maxsize
             self.cache_room[id(wrapper)] = room
         return bool(room)
 
@@ -208,13 +217,58 @@ class Replay:
     def _record(self, op_id: int, value: Any) -> None:
         with self.lock:
             self.env.outputs[op_id] = value
-            ready = [
+            extended = self._extend() if self.extending else []
+            ready = extended + [
                 dependent
-                for dependent in self.schedule.dependents.get(op_id, ())
-                if self.schedule.recipes[dependent].needs <= self.env.outputs.keys()
+                for dependent in self.dependents.get(op_id, ())
+                if self.recipes[dependent].needs <= self.env.outputs.keys()
             ]
         if ready:
             self._issue(ready)
+
+    def _extend(self) -> list[int]:
+        """Rounds beyond the traced ones of the loops over results whose sequence is now known: their
+        calls are numbered after every other, their sites serve them from the traced rounds' on, and
+        those whose inputs are known are returned to be issued.  Under the lock."""
+        ready: list[int] = []
+        for loop in [loop for loop in self.extending if loop.needs <= self.env.outputs.keys()]:
+            self.extending.remove(loop)
+            try:
+                sequence = evaluate(loop.sequence, self.env)
+            except NotComputable:
+                continue
+            keys = self._round_sites(loop)
+            if type(sequence) not in SIZED or keys is None or len(sequence) <= loop.traced:
+                continue
+            # this replay's own tables from now on: the schedule's are shared with other replays
+            sites = {key: list(ops) for key, ops in self.sites.items()}
+            dependents = {op: list(ops) for op, ops in self.dependents.items()}
+            for k in range(loop.traced, len(sequence)):
+                for offset, recipe in enumerate(loop.round(k, len(self.recipes))):
+                    index = len(self.recipes)
+                    self.recipes.append(recipe)
+                    self.origin.append(loop.start + offset)
+                    sites[keys[offset]].append(index)
+                    if self.site_of:
+                        self.site_of[index] = keys[offset]
+                    for need in recipe.needs:
+                        dependents.setdefault(need, []).append(index)
+                    if recipe.ahead and recipe.needs <= self.env.outputs.keys():
+                        ready.append(index)
+            self.sites, self.dependents = sites, dependents
+        return ready
+
+    def _round_sites(self, loop: ResultLoop) -> list[SiteKey] | None:
+        """The site of each call of a round, when every one of them served exactly the traced rounds'
+        calls (else None: a site also used elsewhere would be misnumbered).  Under the lock."""
+        keys = []
+        for offset in range(loop.body):
+            traced = [loop.start + k * loop.body + offset for k in range(loop.traced)]
+            key = next((key for key, ops in self.sites.items() if ops[:1] == traced[:1]), None)
+            if key is None or self.sites[key] != traced:
+                return None
+            keys.append(key)
+        return keys
 
     # -- the call sites --------------------------------------------------------------------------
 
@@ -248,7 +302,10 @@ class Replay:
             # than wait for a slot that its own waiter may hold (nested or recursive jitted calls on
             # one pool would deadlock)
             return self._in_place(op_id, fn, args, kwargs, counted=True)
-        return wait_result(issued.future)  # re-raises the call's own exception here
+        result = wait_result(issued.future)  # re-raises the call's own exception here
+        if self.extending:  # before the run reads it: a loop over it is extended first (see _extend)
+            self._record(op_id, result)
+        return result
 
     def _issued_like(
         self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -279,7 +336,7 @@ class Replay:
         with self.lock:
             for op_id in planned:
                 values = {}
-                for local in local_reads(self.schedule.recipes[op_id]):
+                for local in local_reads(self.recipes[op_id]):
                     try:
                         values[local] = f_locals[local.name]
                     except KeyError:
@@ -329,7 +386,7 @@ class Replay:
         started), and the plan learns not to issue this call ahead again."""
         self.stats.bump("mispredictions")
         self.mispredicted = True
-        self.plan.learned.add(self.schedule.origin[op_id])
+        self.plan.learned.add(self.origin[op_id])
         if not issued.future.cancel():
             self.stats.bump("wasted")
 

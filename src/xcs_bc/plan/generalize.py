@@ -36,7 +36,15 @@ from xcs_bc.plan.guards import Guard, Miss, MissKind, sequence_lengths, zip_shor
 from xcs_bc.plan.planner import Plan, Schedule, dependents_of
 from xcs_bc.plan.recipes import Recipe, Refusal, RefusalKind
 from xcs_bc.plan.slices import Env, same_value
-from xcs_bc.plan.templates import CannotInstantiate, Layout, TracedLoop, Unifier, fill, instance
+from xcs_bc.plan.templates import (
+    CannotInstantiate,
+    Layout,
+    TracedLoop,
+    Unifier,
+    fill,
+    instance,
+    round_templates,
+)
 
 _MAX_SCHEDULES = 16
 
@@ -247,33 +255,10 @@ def _follows(iterable: ValueRef, unify: Unifier, number: int) -> int | None:
 
 
 def _round_recipes(plan: Plan, loop: TracedLoop, unify: Unifier, number: int) -> tuple[Recipe, ...] | None:
-    out = []
-    for offset in range(loop.body):
-        rounds = [plan.recipes[loop.start + k * loop.body + offset] for k in range(loop.rounds)]
-        first = rounds[0]
-        if any(
-            r.op.site != first.op.site
-            or r.facts.code is not first.facts.code
-            or r.kwnames != first.kwnames
-            or len(r.args) != len(first.args)
-            or [(g.kind, g.expected) for g in r.when] != [(g.kind, g.expected) for g in first.when]
-            for r in rounds
-        ):
-            return None  # the rounds called different things
-        not_ahead = next((r for r in rounds if not r.ahead), None)
-        if not_ahead is not None:
-            out.append(dataclasses.replace(first, ahead=False, refusal=not_ahead.refusal))
-            continue
-        slots = [[r.refs[i] for r in rounds] for i in range(len(first.refs))]
-        refs = _all([unify.unify(slot, number) for slot in slots])
-        if refs is None:
-            why = "its arguments differ between the loop's rounds in more than the round's item"
-            out.append(
-                dataclasses.replace(first, ahead=False, refusal=Refusal(RefusalKind.ROUNDS_DIFFER, why))
-            )
-        else:
-            out.append(first.with_refs(tuple(refs)))
-    return tuple(out)
+    rounds = [
+        [plan.recipes[loop.start + k * loop.body + o] for k in range(loop.rounds)] for o in range(loop.body)
+    ]
+    return round_templates(rounds, unify, number)
 
 
 def _round_guards(

@@ -20,6 +20,7 @@ from xcs_bc.plan.guards import Guard, Miss, decision_guard, input_guards, why_cu
 from xcs_bc.plan.memo import memo_sites_dispatched
 from xcs_bc.plan.readpoints import local_reads, no_point, read_points
 from xcs_bc.plan.recipes import Recipe, make_recipe
+from xcs_bc.plan.rounds import ResultLoop
 from xcs_bc.plan.slices import Env
 
 __all__ = ["Plan", "Schedule", "dependents_of", "make_plan"]
@@ -64,6 +65,8 @@ class Plan:
     # traced op ids whose planned call was mispredicted once: from then on they run in their turn (a
     # helper not known to be pure may change what they read, e.g. a global counter or a config dict)
     learned: set[int] = field(default_factory=set)
+    # loops over results a replay may extend beyond their traced rounds (see `rounds`; set on the plan kept)
+    result_loops: tuple[ResultLoop, ...] = ()
 
     @functools.cached_property
     def schedule(self) -> Schedule:

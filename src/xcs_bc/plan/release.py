@@ -28,7 +28,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from xcs_bc.build.trace import LoopRecord
+from xcs_bc.build.trace import Condition, LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
 from xcs_bc.plan.guards import Guard
 from xcs_bc.plan.planner import Plan
@@ -71,7 +71,11 @@ def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopR
             callee=lean.ref(recipe.callee),
             args=tuple(lean.ref(ref) for ref in recipe.args),
             when=tuple(dataclasses.replace(guard, ref=lean.ref(guard.ref)) for guard in recipe.when),
-            facts=dataclasses.replace(recipe.facts, callee=MISSING),
+            facts=dataclasses.replace(
+                recipe.facts,
+                callee=MISSING,
+                conditions=tuple(Condition(lean.ref(c.cond), c.outcome) for c in recipe.facts.conditions),
+            ),
         )
         for recipe in plan.recipes
     )

@@ -10,9 +10,9 @@ template).  `Layout` says where each traced call lands when the loops run other 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from xcs_bc.build.trace import LoopRecord
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, PathStep, Source, ValueRef
@@ -20,7 +20,16 @@ from xcs_bc.plan.guards import Guard
 from xcs_bc.plan.recipes import Recipe, Refusal, RefusalKind
 from xcs_bc.plan.slices import same_value
 
-__all__ = ["CannotInstantiate", "Layout", "TracedLoop", "Unifier", "fill", "instance"]
+__all__ = [
+    "CannotInstantiate",
+    "Layout",
+    "Places",
+    "TracedLoop",
+    "Unifier",
+    "fill",
+    "instance",
+    "round_templates",
+]
 
 
 @dataclass(frozen=True)
@@ -224,6 +233,20 @@ class _Place:
     round: int | None
 
 
+class Places(Protocol):
+    """Where traced ops land in a schedule: `round_start[loop][k]` is where round k of a loop begins,
+    `moved[op]` where an op outside the loops went, `lengths[loop]` how many rounds a loop runs."""
+
+    @property
+    def lengths(self) -> Sequence[int]: ...
+
+    @property
+    def round_start(self) -> Sequence[Mapping[int, int]] | Sequence[Sequence[int]]: ...
+
+    @property
+    def moved(self) -> Mapping[int, int]: ...
+
+
 class Layout:
     """Where each traced op lands when the loops run `lengths` rounds."""
 
@@ -252,7 +275,41 @@ class Layout:
         self.places.append(_Place(op, None, None))
 
 
-def instance(recipe: Recipe, k: int | None, layout: Layout) -> Recipe:
+def round_templates(
+    rounds: Sequence[Sequence[Recipe]], unify: Unifier, number: int
+) -> tuple[Recipe, ...] | None:
+    """One template recipe per offset in a round of loop `number` (`rounds[offset][k]` is round k's
+    recipe at that offset), or None when the rounds called different things.  A recipe not issued ahead
+    in some round is not issued ahead in the template either."""
+    out = []
+    for same_place in rounds:
+        first = same_place[0]
+        if any(
+            r.op.site != first.op.site
+            or r.facts.code is not first.facts.code
+            or r.kwnames != first.kwnames
+            or len(r.args) != len(first.args)
+            or [(g.kind, g.expected) for g in r.when] != [(g.kind, g.expected) for g in first.when]
+            for r in same_place
+        ):
+            return None  # the rounds called different things
+        not_ahead = next((r for r in same_place if not r.ahead), None)
+        if not_ahead is not None:
+            out.append(dataclasses.replace(first, ahead=False, refusal=not_ahead.refusal))
+            continue
+        slots = [[r.refs[i] for r in same_place] for i in range(len(first.refs))]
+        refs = [unify.unify(slot, number) for slot in slots]
+        if any(ref is None for ref in refs):
+            why = "its arguments differ between the loop's rounds in more than the round's item"
+            out.append(
+                dataclasses.replace(first, ahead=False, refusal=Refusal(RefusalKind.ROUNDS_DIFFER, why))
+            )
+        else:
+            out.append(first.with_refs(tuple(ref for ref in refs if ref is not None)))
+    return tuple(out)
+
+
+def instance(recipe: Recipe, k: int | None, layout: Places) -> Recipe:
     if not recipe.ahead:
         return recipe
     try:
@@ -263,7 +320,7 @@ def instance(recipe: Recipe, k: int | None, layout: Layout) -> Recipe:
     return recipe.with_refs(refs)
 
 
-def fill(ref: ValueRef, k: int | None, layout: Layout) -> ValueRef:
+def fill(ref: ValueRef, k: int | None, layout: Places) -> ValueRef:
     """The concrete ref a template stands for in round `k` (None: outside the loops)."""
     path = tuple(PathStep(step.kind, _index(step.key, k)) for step in ref.path)
     if ref.source is Source.CONST:
