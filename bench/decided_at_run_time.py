@@ -25,11 +25,60 @@ class Tool(FakeLLM):
         return f"+{thing}" in image
 
 
+class Search(FakeLLM):
+    """A slow search that answers a list: one hit per "*" in the query."""
+
+    def __call__(self, prompt: object, **kwargs: Any) -> Any:
+        super().__call__(prompt, **kwargs)
+        return [f"hit {i} for {str(prompt).split(':')[0]}" for i in range(str(prompt).count("*"))]
+
+
+class Names:
+    """A model's structured answer: the names it extracted."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+
+class Extract(FakeLLM):
+    """A slow extraction that answers an object holding a list of names (one per "*")."""
+
+    def __call__(self, prompt: object, **kwargs: Any) -> Any:
+        super().__call__(prompt, **kwargs)
+        return Names([f"hotel {i}" for i in range(str(prompt).count("*"))])
+
+
+class Patch:
+    """A vision program's image patch: `verify` is a slow model call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def verify(self, question: str) -> bool:
+        return bool(verifier(f"{question} {self.name}"))
+
+
+class Find(FakeLLM):
+    """A slow detector that answers a list of patches (one per "*")."""
+
+    def __call__(self, prompt: object, **kwargs: Any) -> Any:
+        super().__call__(prompt, **kwargs)
+        return [Patch(f"patch {i} of {str(prompt).split(':')[0]}") for i in range(str(prompt).count("*"))]
+
+
 classifier = FakeLLM("classifier", 0.05)
 solver = FakeLLM("solver", 0.05)
 combiner = FakeLLM("combine", 0.05)
 exists = Tool("exists", 0.05)
-FAKES = [classifier, solver, combiner, exists]
+search = Search("search", 0.05)
+reader = FakeLLM("reader", 0.05)
+writer = FakeLLM("writer", 0.05)
+extract = Extract("extract", 0.05)
+pricer = FakeLLM("pricer", 0.05)
+rater = FakeLLM("rater", 0.05)
+find = Find("find", 0.05)
+verifier = FakeLLM("verifier", 0.05)
+FAKES = [classifier, solver, combiner, exists, search, reader, writer, extract, pricer, rater, find, verifier]
 POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="handwritten-branches")
 _counter = itertools.count()
 
@@ -98,3 +147,79 @@ def fresh_images() -> Callable[[], str]:
         ["+tv +cell phone", "+television +telephone", "", "+tv +mobile phone", "+phone"]
     )
     return lambda: f"image #{next(_counter)} {next(contents)}"
+
+
+# -- loops over results: lists whose length changes on every call ------------------------------------
+
+
+def fresh_queries() -> Callable[[], str]:
+    """Queries whose search finds 4, 6, 2, 5, 0, 3 hits (the trace sees 4)."""
+    counts = itertools.cycle([4, 6, 2, 5, 0, 3])
+    return lambda: f"query #{next(_counter)}: {'*' * next(counts)}"
+
+
+def research(query):
+    hits = search(query)
+    notes = [reader(f"Read {h} for: {query}") for h in hits]
+    return writer("Write up:\n" + "\n".join(notes))
+
+
+def research_pool(query):
+    hits = search(query)
+    notes = list(POOL.map(lambda h: reader(f"Read {h} for: {query}"), hits))
+    return writer("Write up:\n" + "\n".join(notes))
+
+
+def aspects(query):
+    notes = []
+    for h in search(query):
+        for aspect in ("cost", "risk"):
+            notes.append(reader(f"The {aspect} in {h}"))
+    return writer("\n".join(notes))
+
+
+def aspects_pool(query):
+    prompts = [f"The {aspect} in {h}" for h in search(query) for aspect in ("cost", "risk")]
+    return writer("\n".join(POOL.map(reader, prompts)))
+
+
+def best_hotel(listing):
+    answer = extract(f"Names in: {listing}")
+    best, best_score = None, -1
+    for name in answer.names:
+        price = pricer(f"Price of {name}")
+        rating = rater(f"Rating of {name}")
+        score = len(rating) - len(price)
+        if score > best_score:
+            best, best_score = name, score
+    return writer(f"Recommend {best}")
+
+
+def best_hotel_pool(listing):
+    answer = extract(f"Names in: {listing}")
+    prices = POOL.map(pricer, [f"Price of {name}" for name in answer.names])
+    ratings = POOL.map(rater, [f"Rating of {name}" for name in answer.names])
+    best, best_score = None, -1
+    for name, price, rating in zip(answer.names, prices, ratings, strict=True):
+        score = len(rating) - len(price)
+        if score > best_score:
+            best, best_score = name, score
+    return writer(f"Recommend {best}")
+
+
+def brown_horse(image):
+    patches = find(f"{image}: horse")
+    if len(patches) == 0:
+        return verifier(f"Is there a brown horse in {image}?")
+    found = "no"
+    for patch in patches:
+        if patch.verify("Is it brown?"):
+            found = "yes"
+    return found
+
+
+def brown_horse_pool(image):
+    patches = find(f"{image}: horse")
+    if len(patches) == 0:
+        return verifier(f"Is there a brown horse in {image}?")
+    return "yes" if any(list(POOL.map(lambda p: p.verify("Is it brown?"), patches))) else "no"

@@ -331,6 +331,19 @@ SCENARIOS = [
     # control flow the run decides: calls under branches on results (bench/decided_at_run_time.py)
     Scenario("router: classify, 3 solvers", decided.router, decided.router_pool, decided.fresh_questions()),
     Scenario("tv/phone checks", decided.tv_and_phone, decided.tv_and_phone_pool, decided.fresh_images()),
+    Scenario(
+        "search, read every hit, write", decided.research, decided.research_pool, decided.fresh_queries()
+    ),
+    Scenario("search, 2 aspects per hit", decided.aspects, decided.aspects_pool, decided.fresh_queries()),
+    Scenario(
+        "extract, 2 calls per name, best",
+        decided.best_hotel,
+        decided.best_hotel_pool,
+        decided.fresh_queries(),
+    ),
+    Scenario(
+        "find, verify every patch", decided.brown_horse, decided.brown_horse_pool, decided.fresh_queries()
+    ),
 ]
 
 PARALLEL_TARGET = 0.90  # jit speedup / hand-written speedup

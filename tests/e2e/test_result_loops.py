@@ -214,3 +214,46 @@ def test_rounds_issued_past_one_that_raises_are_counted_as_wasted() -> None:
     with pytest.raises(Exception, match="hit0 of boom"):
         fast("boom ***")
     assert failing.call_count - 1 == fast.stats.wasted  # the plain run makes one call; the rest are counted
+
+
+def test_two_aspects_per_hit_run_at_once_beyond_the_traced_hits() -> None:
+    fast = xcs.jit(nested)
+    fast(f"{fresh('q')} ***")
+    reader.reset()
+    fast(f"{fresh('q')} *****")
+    assert reader.max_concurrency == 10  # five hits, two aspects each, once the hits arrived
+    assert fast.stats.in_place == 0
+
+
+class Patch:
+    """A vision program's image patch: `verify` is a slow model call made through the patch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def verify(self, question: str) -> str:
+        return reader(f"{question} {self.name}")
+
+
+finder = Tool("finder", lambda prompt: [Patch(hit) for hit in hits_of(prompt)])
+
+
+def brown_horse(image: str) -> str:
+    patches = finder(image)
+    if len(patches) == 0:
+        return writer(f"Is there a brown horse in {image}?")
+    found = "no"
+    for patch in patches:
+        if "brown" in patch.verify("Is it brown?"):
+            found = "yes"
+    return found
+
+
+def test_find_then_verify_every_patch_replays_like_plain() -> None:
+    fast = xcs.jit(brown_horse)
+    for stars in LENGTHS:
+        run_both(brown_horse, fast, f"{fresh('img')} {stars}", watch=[finder, reader, writer])
+    no_waste(fast)
+    reader.reset()
+    fast(f"{fresh('img')} ******")
+    assert reader.max_concurrency == 6

@@ -259,16 +259,20 @@ class Replay:
         return ready
 
     def _round_sites(self, loop: ResultLoop) -> list[SiteKey] | None:
-        """The site of each call of a round, when every one of them served exactly the traced rounds'
-        calls (else None: a site also used elsewhere would be misnumbered).  Under the lock."""
-        keys = []
-        for offset in range(loop.body):
-            traced = [loop.start + k * loop.body + offset for k in range(loop.traced)]
-            key = next((key for key, ops in self.sites.items() if ops[:1] == traced[:1]), None)
-            if key is None or self.sites[key] != traced:
+        """The site of each call of a round, when the sites served exactly the traced rounds' calls
+        (else None: a site also used elsewhere would be misnumbered).  Under the lock."""
+        rounds = range(loop.start, loop.start + loop.traced * loop.body)
+        key_of = {op: key for key, ops in self.sites.items() for op in ops if op in rounds}
+        keys = [key_of.get(loop.start + offset) for offset in range(loop.body)]
+        found = [key for key in keys if key is not None]
+        if len(found) != loop.body:
+            return None
+        for key in set(found):
+            offsets = [offset for offset in range(loop.body) if keys[offset] == key]
+            served = [loop.start + k * loop.body + offset for k in range(loop.traced) for offset in offsets]
+            if self.sites[key] != served:
                 return None
-            keys.append(key)
-        return keys
+        return found
 
     # -- the call sites --------------------------------------------------------------------------
 

@@ -77,12 +77,10 @@ def result_loops(recipes: Sequence[Recipe]) -> tuple[ResultLoop, ...]:
     nested: set[int] = set()
     for recipe in recipes:
         mores = [c for c in recipe.facts.conditions if c.outcome and c.outcome[0] is DecisionKind.MORE]
-        for condition in mores:
+        nested.update(id(condition.cond) for condition in mores[1:])  # loops inside another: not extended
+        if mores:
+            condition = mores[0]  # the outermost: its round is this recipe's round
             sequences[id(condition.cond)] = condition.cond
-            if len(mores) > 1:
-                nested.add(id(condition.cond))
-        if len(mores) == 1:
-            (condition,) = mores
             assert condition.outcome is not None
             rounds.setdefault(id(condition.cond), {}).setdefault(condition.outcome[1], []).append(
                 recipe.op.id

@@ -273,6 +273,8 @@ def _binary_slice(node: int, container: Any, start: Any, stop: Any) -> Any:  # 3
 
 def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any) -> Any:
     """Call a PURE callee on plain values (or on iterators a pure call of ours just made: `zip(a, b)`)."""
+    if callee is len and kind is ExprKind.CALL and len(args) == 1 and type(args[0]) in SIZED:
+        return len(args[0])  # the length of a built-in container runs no user code, whatever it holds
     if not all(plain(v) or (ok and type(v) in _ITERATORS) for v, ok in zip(args, fresh, strict=True)):
         raise NotComputable("a pure call on values whose methods could run user code")
     if purity.classify(callee) is not purity.Effect.PURE:
