@@ -31,9 +31,10 @@ loops of calls inside an argument (a generator expression over a string, a
 comprehension over ``xs[:2]``: nested loops when in a loop's round);
 in-place changes of the input list and of local lists (also under branches on
 results), ``break`` and early ``return`` (on inputs and on results), ``while``
-loops.  The input list keeps its length unless ``resize_input=True`` (appends
-and pops on ``xs``, which change how often a later loop over it runs), and a
-loop is left by ``break`` only on a test of its current item unless
+loops, and loops over sequences derived from a result (``v2.split()[:4]``,
+``enumerate(v2.split("e"))``), whose length the run decides.  The input list
+keeps its length unless ``resize_input=True`` (appends and pops on ``xs``,
+which change how often a later loop over it runs), and a loop is left by ``break`` only on a test of its current item unless
 ``free_breaks=True`` (``break`` on the flag or on a slow call's result).
 ``hidden=True`` adds `touch()`, a helper that changes the global list
 ``NOTES`` it is not handed, and calls whose prompt is ``NOTES`` itself.
@@ -786,6 +787,9 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = Fa
             ]
             if not over_xs:  # a list built earlier (no statement in a loop changes it)
                 overs += scope.lists
+            if not over_xs and scope.results:  # a sequence derived from a result: as long as it says
+                result = scope.results[-1]
+                overs += [f"{result}.split()[:4]", f"{result}.split('a')", f"enumerate({result}.split('e'))"]
         if scope.grammar.recent:  # a family first: each gets its share
             of_lists = _zips(draw, scope, scope.lists) if not over_xs else []
             family = draw(st.sampled_from(["older", "recent", "recent"] + ["lists"] * bool(of_lists)))
@@ -854,7 +858,7 @@ def _loop_shape(over: str) -> tuple[str, str | None, str | None]:
         return _LOOPS[over]
     if over.startswith("zip("):  # (recent) of xs and a local list
         return ("x, y", "x", "y")
-    if over.startswith("enumerate("):  # (recent) of a local list
+    if over.startswith("enumerate("):  # (recent) of a local list, or of a result's parts
         return ("i, y", "y", "str(i)")
     return ("y", "y", None)  # a local list, maybe reversed
 

@@ -686,6 +686,7 @@ _LOOP_FORMS = (
     "sorted(xs):",
     "reversed(xs):",
     " for x in ",
+    ".split(",  # a sequence derived from a result: the run decides its length
 )
 
 
