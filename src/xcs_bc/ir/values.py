@@ -112,12 +112,14 @@ def copy_of(ref: ValueRef) -> ValueRef:
 
 def made_under(ref: ValueRef, deps: frozenset[int], conds: tuple[ValueRef, ...]) -> ValueRef:
     """The same value, made under branches on results: depending also on `deps` (the results the
-    branches read), and remembering which branches (`conds`, their conditions) in `under`."""
-    if deps <= ref.deps:
-        return ref  # (its deps say no more than before: nothing is owed to the branches)
+    branches read), and remembering which branches (`conds`, their conditions) in `under`, even when
+    its deps already say as much (a value computed from a result under a branch on that result still
+    exists only because the branch went its way)."""
     seen = {id(cond) for cond in ref.under}
-    under = (*ref.under, *(cond for cond in conds if id(cond) not in seen))
-    return _like(ref, ref.path, ref.deps | deps, ref.value, under)
+    new = tuple(cond for cond in conds if id(cond) not in seen)
+    if deps <= ref.deps and not new:
+        return ref
+    return _like(ref, ref.path, ref.deps | deps, ref.value, (*ref.under, *new))
 
 
 def with_value(ref: ValueRef, value: Any) -> ValueRef:

@@ -189,6 +189,9 @@ def make_recipe(
     # (what the arguments read themselves, not what the predicates read: a value set under another
     # branch on the same result owes that branch, which no predicate of this call decides)
     allowed = frozenset(id(guard.ref) for guard in when)
+    if _made_under_others(op.inputs, allowed):
+        why = "it is handed a value made under a branch on a result (or in a loop's round) it is not under"
+        return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
     hidden = sorted(union(_unread_deps(ref, allowed) for ref in op.inputs) - needs)
     needs |= outputs_needed(tuple(guard.ref for guard in when))
     if hidden:
@@ -227,13 +230,14 @@ def make_recipe(
             value = evaluate(ref, env)
         except NotComputable as exc:
             return refuse(RefusalKind.ARGUMENT_NOT_COMPUTABLE, f"argument {format_value(ref)}: {exc}")
-        if ref.value is MISSING:
+        traced = _traced_value(ref)
+        if traced is MISSING:
             if outputs_needed((ref,)) and ref.source is Source.EXPR:
                 return refuse(
                     RefusalKind.ARGUMENT_UNCHECKABLE,
                     f"argument {format_value(ref)} could not be checked against the trace",
                 )
-        elif not same_value(value, ref.value):
+        elif not same_value(value, traced):
             return refuse(
                 RefusalKind.ARGUMENT_DIFFERS,
                 f"argument {format_value(ref)} is computed differently than it was passed",
@@ -247,7 +251,8 @@ def make_recipe(
             )
         # (a local read from the frame is exempt: it is read after the last such function ran, see
         # readpoints.read_points)
-        if facts.after_unknown_call and not purity.is_immutable(value) and local_of(ref) is None:
+        changeable = not purity.is_immutable(value) and local_of(ref) is None and _reads_changeable(ref)
+        if facts.after_unknown_call and changeable:
             why = "a function not known to be pure ran before it and may have changed"
             return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} its argument {format_value(ref)}")
         if _passes_retained(ref, retained):
@@ -257,6 +262,40 @@ def make_recipe(
                 f"argument {format_value(ref)} is a mutable object the function builds and keeps",
             )
     return Recipe(op, callee, args, op.kwnames, needs, True, None, facts, when)
+
+
+def _reads_changeable(ref: ValueRef) -> bool:
+    """Does `ref` read an object that existed before the call and could be changed in place (an input,
+    a global, a result, through a path or whole)?  A value a recipe computes afresh from immutable
+    ones (`json.loads(%0)["args"]` of a str result) is new: no function that ran earlier could have
+    changed it."""
+    todo, seen = [ref], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen or local_of(current) is not None:
+            continue  # (a local read from the frame is read after the last such function ran)
+        seen.add(id(current))
+        if current.source is Source.EXPR:
+            # (a pure call's callee is a function known to be pure, not data it reads)
+            calls = current.kind in (ExprKind.CALL, ExprKind.CALL_KW)
+            todo.extend(current.operands[1:] if calls else current.operands)
+        elif current.source is Source.UNKNOWN or current.path or not purity.is_immutable(current.value):
+            return True
+    return False
+
+
+def _traced_value(ref: ValueRef) -> Any:
+    """The value `ref` had in the trace: its own, or for `{**kw}` (how `f(**kw)` passes a dict, whose
+    merge the trace does not see) the merge of the dicts it unpacks; else MISSING."""
+    if ref.value is not MISSING or ref.source is not Source.EXPR or ref.kind is not ExprKind.DICT or ref.path:
+        return ref.value
+    merged: dict[Any, Any] = {}
+    for operand in ref.operands:
+        unpacked = operand.operands[0].value if operand.kind is ExprKind.UNPACK and operand.operands else None
+        if operand.kind is not ExprKind.UNPACK or type(unpacked) is not dict:
+            return MISSING
+        merged.update(unpacked)
+    return merged if ref.operands else MISSING
 
 
 def _predicates(op: Operation, facts: CallFacts) -> tuple[Guard, ...] | None:
@@ -283,7 +322,7 @@ def _undecidable(when: tuple[Guard, ...], env: Env) -> str | None:
     for index, guard in enumerate(when):
         outer = frozenset(id(g.ref) for g in when[:index])  # the branches it is itself reached through
         hidden = _unread_deps(guard.ref, outer) - outputs_needed((guard.ref,))
-        if hidden or _effect_inside((guard.ref,)):
+        if hidden or _effect_inside((guard.ref,)) or _made_under_others((guard.ref,), outer):
             why = "it depends on a result in a way no recipe recomputes"
         else:
             miss = guard.check(env)
@@ -292,6 +331,23 @@ def _undecidable(when: tuple[Guard, ...], env: Env) -> str | None:
             why = str(miss)
         return f"the branch on {format_value(guard.ref)} it is reached through is not decided ahead: {why}"
     return None
+
+
+def _made_under_others(refs: tuple[ValueRef, ...], branches: frozenset[int]) -> bool:
+    """Was a value in `refs` made under a branch on results (a loop's round included) other than
+    `branches` (ids of the conditions a recipe's predicates decide)?  Whether it exists, and what it
+    holds (how many rounds appended to a list), is that branch's doing.  (A local read from the
+    function's frame is read once the real run has made it.)"""
+    todo, seen = list(refs), set()
+    while todo:
+        ref = todo.pop()
+        if id(ref) in seen or local_of(ref) is not None:
+            continue
+        seen.add(id(ref))
+        if any(id(cond) not in branches for cond in ref.under):
+            return True
+        todo.extend(ref.operands)
+    return False
 
 
 def _effect_inside(refs: tuple[ValueRef, ...]) -> bool:

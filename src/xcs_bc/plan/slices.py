@@ -254,6 +254,21 @@ def _not(node: int, value: Any) -> bool:
     return not value
 
 
+# pure callees that read only the keys of a dict they are handed (its values may be any objects)
+_OVER_KEYS = frozenset({sorted, list, tuple, set, frozenset, min, max, any, all})
+
+
+def _merge(node: int, *mappings: Any) -> dict[Any, Any]:
+    """`{**a, **b}`, as `f(**kwargs)` passes it: dicts whose keys are built-in data (merging compares
+    keys; the values are only carried over)."""
+    merged: dict[Any, Any] = {}
+    for mapping in mappings:
+        if type(mapping) is not dict or not all(plain(key) for key in mapping):
+            raise _Refused(node)
+        merged.update(mapping)
+    return merged
+
+
 def _slice(node: int, *values: Any) -> slice:
     if not all(v is None or type(v) is int for v in values):
         raise _Refused(node)
@@ -275,6 +290,9 @@ def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any)
     """Call a PURE callee on plain values (or on iterators a pure call of ours just made: `zip(a, b)`)."""
     if callee is len and kind is ExprKind.CALL and len(args) == 1 and type(args[0]) in SIZED:
         return len(args[0])  # the length of a built-in container runs no user code, whatever it holds
+    over_keys = callee in _OVER_KEYS and kind is ExprKind.CALL and len(args) == 1 and type(args[0]) is dict
+    if over_keys and all(plain(key) for key in args[0]):  # `sorted(TOOLS)`: only the keys are read
+        return callee(args[0])
     if not all(plain(v) or (ok and type(v) in _ITERATORS) for v, ok in zip(args, fresh, strict=True)):
         raise NotComputable("a pure call on values whose methods could run user code")
     if purity.classify(callee) is not purity.Effect.PURE:
@@ -347,6 +365,12 @@ class _Assembler:
             return [*self.all(operands), Instr("BUILD_SET", n)]
         if kind is ExprKind.SET:
             return self.helper(_set, node, operands)
+        if kind is ExprKind.DICT and n and all(_unpacked(operand) for operand in operands):
+            mappings = []
+            for operand in operands:  # `{**a, **b}`: each UNPACK node counted, its operand computed
+                self.nodes += 1
+                mappings.append(self.value(operand[1][0]))
+            return _call(_merge, [_load(node), *mappings])
         if kind is ExprKind.DICT and n % 2 == 0 and all(key == "s" for key in operands[::2]):
             return [*self.all(operands), Instr("BUILD_MAP", n // 2)]
         if kind is ExprKind.DICT and n % 2 == 0:
@@ -390,6 +414,11 @@ class _Assembler:
     def skip(self, operands: tuple[Any, ...]) -> None:
         for operand in operands:
             self.value(operand)
+
+
+def _unpacked(shape: Any) -> bool:
+    """Is this part `**mapping` (an UNPACK of one value, with no path of its own)?"""
+    return type(shape) is tuple and shape[0] is ExprKind.UNPACK and len(shape[1]) == 1 and not shape[2]
 
 
 def _load(value: Any) -> list[Instr]:
