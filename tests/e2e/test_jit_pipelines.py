@@ -14,7 +14,6 @@ Tests marked `xfail(strict=True)` state what the library should do and does not 
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 import traceback
 from collections import Counter
@@ -31,7 +30,6 @@ from openai_server import FakeOpenAIServer
 from xcs_bc.testing import FakeLLM
 
 MIN_MS = 10.0  # the fakes take 25 ms; glue stays far below 10 ms
-PY312 = sys.version_info[:2] == (3, 12)
 
 # -- the harness ---------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ differ between the trace and the replays, and compares results, exceptions and t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -272,3 +273,60 @@ def test_a_loop_with_a_branch_on_each_rounds_result_is_replayed_for_any_length()
     assert fast.stats.traces == 1
     assert fast.stats.resized == 10
     assert "if bool('yes' in %0) is True" in fast.explain()
+
+
+def set_in_the_arm(q: str) -> str:
+    r = outer(q)
+    y = "none"
+    if "go" in r:
+        y = r.upper()  # computed from the result, but only when the branch goes this way
+    return judge(y)
+
+
+def test_a_value_set_in_an_arm_and_read_after_it_is_not_guessed() -> None:
+    fast = xcs.jit(set_in_the_arm)
+    for word in ["go", "go", "stop", "go", "stop"]:
+        run_both(set_in_the_arm, fast, f"{fresh('q')} {word}", watch=[outer, judge])
+    no_waste(fast)
+    assert "it is handed a value made under a branch on a result" in fast.explain()
+
+
+STEPS = '{"steps": [{"tool": "a", "args": {"query": "%s"}}, {"tool": "b", "args": {"query": "%s"}}]}'
+log_lines: list[str] = []
+
+
+def note(text: str) -> None:  # a helper not known to be pure: it appends to a global list
+    log_lines.append(text)
+
+
+class Planner(FakeLLM):
+    def __call__(self, prompt: object, **kwargs: Any) -> Any:
+        super().__call__(prompt, **kwargs)
+        return STEPS % tuple(str(prompt).split()[:2])
+
+
+class KeywordTool(FakeLLM):
+    def __call__(self, query: object, **kwargs: Any) -> Any:  # called as tool(query=...)
+        return super().__call__(query, **kwargs)
+
+
+planner = Planner("planner", LATENCY)
+tool_a, tool_b = KeywordTool("tool_a", LATENCY), KeywordTool("tool_b", LATENCY)
+TOOLS = {"a": tool_a, "b": tool_b}
+
+
+def agent(task: str) -> list[str]:
+    plan = json.loads(planner(task))
+    note(f"plan for {task}")  # runs before the tools: it cannot change what json.loads made afresh
+    return [TOOLS[step["tool"]](**step["args"]) for step in plan["steps"]]
+
+
+def test_tool_calls_with_keyword_arguments_from_a_results_json_run_at_once() -> None:
+    fast = xcs.jit(agent)
+    for _ in range(3):
+        run_both(agent, fast, f"{fresh('x')} {fresh('y')}", watch=[planner, tool_a, tool_b])
+    no_waste(fast)
+    tool_a.reset()
+    tool_b.reset()
+    fast(f"{fresh('x')} {fresh('y')}")
+    assert fast.stats.in_place == 0, fast.explain()

@@ -290,3 +290,40 @@ def test_equal_path_keys_of_other_types_are_other_shapes() -> None:
     assert evaluate(ref_int, env(q="why")) == "why"
     with pytest.raises(NotComputable):
         evaluate(ref_float, env(q="why"))  # a list index must be an int: not peekable
+
+
+def unpack(ref: ValueRef) -> ValueRef:
+    return expr(ExprKind.UNPACK, (ref,))
+
+
+def test_keyword_arguments_are_merged_from_dicts_with_built_in_keys() -> None:
+    # `tool(**step["args"])` passes `{**step["args"]}`: the values are carried over, never touched
+    ref = expr(ExprKind.DICT, (unpack(inp("a")), unpack(inp("b"))))
+    obj = Tricky()
+    Tricky.ran.clear()
+    assert evaluate(ref, env(a={"x": 1, "y": 2}, b={"y": obj})) == {"x": 1, "y": obj}
+    assert Tricky.ran == []
+    refused = ({Tricky(): 1}, [("x", 1)])  # keys compared by user code; not a dict
+    Tricky.ran.clear()
+    for a in refused:
+        with pytest.raises(NotComputable, match="not known to be pure"):
+            evaluate(ref, env(a=a, b={}))
+    assert Tricky.ran == []
+    assert_calls_only_helpers(Slice((ref,)))
+
+
+def test_sorted_and_friends_of_a_dict_read_its_keys_only() -> None:
+    tools = {"search": Tricky(), "calculate": Tricky()}
+    Tricky.ran.clear()
+    for name, expected in [
+        ("sorted", ["calculate", "search"]),
+        ("list", ["search", "calculate"]),
+        ("min", "calculate"),
+    ]:
+        assert evaluate(expr(ExprKind.CALL, (glob(name), inp("tools"))), env(tools=tools)) == expected
+    assert Tricky.ran == []
+    keyed_by_objects = {Tricky(): 1}
+    Tricky.ran.clear()
+    with pytest.raises(NotComputable, match="could run user code"):
+        evaluate(expr(ExprKind.CALL, (glob("sorted"), inp("tools"))), env(tools=keyed_by_objects))
+    assert Tricky.ran == []
