@@ -291,7 +291,8 @@ class Replay:
                     op_id, issued = found
             if op_id is not None:
                 self.consumed.add(op_id)
-                self.open_at.get(key, {}).pop(op_id, None)
+                if self.open_at:
+                    self.open_at.get(key, {}).pop(op_id, None)
         if op_id is not None and op_id in self.schedule.ready_at:
             self._read_locals(self.schedule.ready_at[op_id])
         if issued is None or op_id is None:

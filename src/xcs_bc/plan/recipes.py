@@ -25,6 +25,7 @@ from typing import Any
 from xcs_bc.build import purity
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Operation, OpType, Source, ValueRef
+from xcs_bc.ir.passes import walk
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
 from xcs_bc.plan.guards import Guard, MissKind, predicate
@@ -353,16 +354,7 @@ def _made_under_others(refs: tuple[ValueRef, ...], branches: frozenset[int]) -> 
 def _effect_inside(refs: tuple[ValueRef, ...]) -> bool:
     """Does a value in `refs` stand for an object changed in place (an `EFFECT`)?  Under a branch on a
     result such a change may have been made by the branch itself, after the call would be issued."""
-    todo, seen = list(refs), set()
-    while todo:
-        ref = todo.pop()
-        if id(ref) in seen:
-            continue
-        seen.add(id(ref))
-        if ref.kind is ExprKind.EFFECT:
-            return True
-        todo.extend(ref.operands)
-    return False
+    return any(ref.kind is ExprKind.EFFECT for ref in walk(refs))
 
 
 def _unread_deps(ref: ValueRef, branches: frozenset[int] = frozenset()) -> frozenset[int]:

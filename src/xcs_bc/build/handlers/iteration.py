@@ -14,6 +14,7 @@ from xcs_bc.build.generators import identity
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.trace import Decision, DecisionKind
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
+from xcs_bc.ir.passes import walk
 from xcs_bc.ir.values import (
     NULL,
     copy_of,
@@ -120,18 +121,10 @@ def _built_here(ref: ValueRef) -> bool:
     """Is anything in `ref` a container the function built (its length is what the function put in it,
     maybe under branches: a recipe would rebuild the traced one), an object changed in place, or a
     value no recipe computes?"""
-    todo, seen = [ref], set()
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if current.source is Source.UNKNOWN:
-            return True
-        if current.source is Source.EXPR and current.kind in _BUILT:
-            return True
-        todo.extend(current.operands)
-    return False
+    return any(
+        current.source is Source.UNKNOWN or (current.source is Source.EXPR and current.kind in _BUILT)
+        for current in walk((ref,))
+    )
 
 
 _BUILT = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET, ExprKind.DICT, ExprKind.EFFECT})
