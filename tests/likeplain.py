@@ -71,3 +71,21 @@ def run_both_fresh(
     assert got == expected
     assert CallLog.snapshot(*watch) == plain_calls
     return got[1] if got[0] == "returned" else None
+
+
+class Tool(FakeLLM):
+    """A slow tool whose answer is not text: `answer(prompt)` (its calls are logged as a FakeLLM's)."""
+
+    def __init__(self, name: str, answer: Callable[[str], Any]) -> None:
+        super().__init__(name, LATENCY)
+        self.answer = answer
+
+    def __call__(self, prompt: object, **kwargs: Any) -> Any:
+        super().__call__(prompt, **kwargs)
+        return self.answer(str(prompt))
+
+
+def no_waste(fast: Any) -> None:
+    """The jitted function made no call the plain one would not: nothing wasted, nothing mispredicted."""
+    assert fast.stats.wasted == 0, fast.explain()
+    assert fast.stats.mispredictions == 0, fast.explain()

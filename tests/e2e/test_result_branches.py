@@ -9,26 +9,13 @@ differ between the trace and the replays, and compares results, exceptions and t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import xcs_bc as xcs
-from likeplain import LATENCY, fresh, run_both
+from likeplain import LATENCY, Tool, fresh, no_waste, run_both
 from xcs_bc.testing import FakeLLM
-
-
-class Tool(FakeLLM):
-    """A slow tool whose answer is not text: `answer(prompt)` (its calls are logged as a FakeLLM's)."""
-
-    def __init__(self, name: str, answer: Callable[[str], Any]) -> None:
-        super().__init__(name, LATENCY)
-        self.answer = answer
-
-    def __call__(self, prompt: object, **kwargs: Any) -> Any:
-        super().__call__(prompt, **kwargs)
-        return self.answer(str(prompt))
 
 
 def detect(prompt: str) -> bool:
@@ -40,11 +27,6 @@ def detect(prompt: str) -> bool:
 def patches(prompt: str) -> list[str]:
     """One patch per `"*"` in the prompt."""
     return [f"patch{i}" for i in range(prompt.count("*"))]
-
-
-def no_waste(fast: Any) -> None:
-    assert fast.stats.wasted == 0, fast.explain()
-    assert fast.stats.mispredictions == 0, fast.explain()
 
 
 # -- a router: a classifier, then three solvers under a branch on its answer ------------------------

@@ -8,26 +8,11 @@ stay 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 import xcs_bc as xcs
-from likeplain import LATENCY, fresh, run_both
+from likeplain import LATENCY, Tool, fresh, no_waste, run_both
 from xcs_bc.testing import FakeLLM
-
-
-class Tool(FakeLLM):
-    """A slow tool whose answer is not text: `answer(prompt)` (its calls are logged as a FakeLLM's)."""
-
-    def __init__(self, name: str, answer: Callable[[str], Any]) -> None:
-        super().__init__(name, LATENCY)
-        self.answer = answer
-
-    def __call__(self, prompt: object, **kwargs: Any) -> Any:
-        super().__call__(prompt, **kwargs)
-        return self.answer(str(prompt))
 
 
 def hits_of(prompt: str) -> list[str]:
@@ -46,11 +31,6 @@ search = Tool("search", hits_of)
 extract = Tool("extract", lambda prompt: Answer(hits_of(prompt)))
 reader, writer, pricer = FakeLLM("reader", LATENCY), FakeLLM("writer", LATENCY), FakeLLM("pricer", LATENCY)
 LENGTHS = ["***", "***", "*****", "*", "", "**", "***"]
-
-
-def no_waste(fast: Any) -> None:
-    assert fast.stats.wasted == 0, fast.explain()
-    assert fast.stats.mispredictions == 0, fast.explain()
 
 
 def research(q: str) -> str:
