@@ -130,6 +130,7 @@ class Grammar:
     resize_input: bool = False  # (with effects) xs.append / xs.pop, so a later loop over xs changes length
     free_breaks: bool = False  # (with effects) `break` on anything, not only on the loop's current item
     hidden: bool = False  # hidden changes of a global list by a helper
+    arms: bool = False  # (with effects) arms of branches on results change what the code after them reads
     must_loop: bool = False  # every program loops over the input list at least once
     uniform: bool = False  # only loops a plan traced with >= 2 items replays for any length (see module doc)
     recent: bool = False  # the forms the library learned recently (see the module doc)
@@ -715,6 +716,13 @@ def _if(draw: st.DrawFn, scope: _Scope, on_result: bool) -> list[str]:
     if draw(st.booleans()):  # a second call in the branch, reading the first
         lines.append(f"    {name} = {_call(draw, scope.inner(strs=[*scope.strs, name]))}")
         scope.count += 1
+    if scope.grammar.arms and scope.strs and draw(st.booleans()):
+        # the arm changes what the code after it reads: a replay that takes the other arm than the
+        # trace did must not be served what the trace saw
+        if draw(st.booleans()):
+            lines.append(f"    {_mutation(draw, scope)}")
+        else:
+            lines.append(f"    {draw(st.sampled_from(scope.strs))} = {_str_expr(draw, scope, 1)}")
     if with_else:
         lines.append("else:")
         lines.append(f"    {name} = {_slow_expr(draw, scope)}")

@@ -486,6 +486,17 @@ def test_recent_forms_behave_like_plain(program: Program, sequence: list[Inputs]
     check_program(program, sequence)
 
 
+@SETTINGS
+@given(programs(Grammar(effects=True, arms=True)), input_sequences())
+def test_arms_the_trace_did_not_take_mispredict_nothing(program: Program, sequence: list[Inputs]) -> None:
+    """Arms of branches on results that assign a local read later, or change a list in place: a replay
+    that takes the other arm than the trace did is served nothing the trace saw.  No helper hides a
+    change here, so nothing is ever mispredicted (and so no call is wasted)."""
+    note(program.source)
+    deltas = check_program(program, sequence)
+    assert all(delta["mispredictions"] == 0 for delta in deltas), deltas
+
+
 @settings(SETTINGS, max_examples=int(os.environ.get("XCS_BC_HUNT_EXAMPLES", "60")))
 @given(
     programs(Grammar(effects=True, resize_input=True, free_breaks=True, hidden=True, recent=True)),

@@ -3,7 +3,8 @@
 `codeinfo` describes a code object statically (stack effects, jumps, branch
 merge points); `purity` classifies callees (pure, changing their arguments,
 setting attributes, memoizing); `frames` holds a frame's shadow stack and the
-branches it runs under; `builder` runs a shadow stack machine over the observed
+branches it runs under; `arms` reads what the arm of a branch the run did not
+take could do; `builder` runs a shadow stack machine over the observed
 instructions (`GraphBuilder`, made of `effects`: objects changed in place and
 the shapes of containers; `calls`: completing call instructions; `loops`: loops
 and comprehension frames) and applies each instruction with a handler of

@@ -47,7 +47,9 @@ from xcs_bc._compat import (
     COMPREHENSIONS,
     PY312,
 )
-from xcs_bc.build.calls import parameters
+from xcs_bc.build import purity
+from xcs_bc.build.arms import Callee, untaken_arm
+from xcs_bc.build.calls import callee_key, parameters
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
@@ -71,6 +73,8 @@ from xcs_bc.ir.values import (
     NULL,
     as_local,
     expr,
+    made_under,
+    peek_attr,
     unknown,
     with_value,
 )
@@ -130,6 +134,10 @@ class GraphBuilder(Loops):
         self.live: dict[str, int] = {}  # root-frame local -> how many times it has been assigned
         self.local_values: dict[Local, Any] = {}  # a local (which assignment) -> the object it stored
         self.call_facts: list[CallFacts] = []  # what plan reads of each operation, by id
+        # the callees of slow calls (see `callee_key`), and the objects slow methods were called on (a
+        # client, an image patch), by id: what a call in an arm the trace did not take is (`_arm_callee`)
+        self.slow_callees: dict[Any, Any] = {}
+        self.clients: dict[int, Any] = {}
         self._started = time.perf_counter()
         self.root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
@@ -349,13 +357,20 @@ class GraphBuilder(Loops):
         fs.stack = [unknown(len(self.ops))] * (ins.depth or 0)
 
     def branch(
-        self, fs: FrameState, ins: Instr, cond: ValueRef, outcome: tuple[DecisionKind, bool] | None = None
+        self,
+        fs: FrameState,
+        ins: Instr,
+        cond: ValueRef,
+        outcome: tuple[DecisionKind, bool] | None = None,
+        *,
+        jumped: bool,
     ) -> None:
         """A conditional jump on `cond`. One that depends on no slow call is recorded as a decision a
         replay must see again (a guard); one that does makes what follows control-dependent on it.
         Under a branch on results, one that depends on no slow call is reached only when those
         branches go this way again, so no guard checks it up front: it is one more condition of what
-        follows (see `Condition`), though nothing depends on it through data."""
+        follows (see `Condition`), though nothing depends on it through data.  A replay may take the
+        other arm: what it could do is read now, and owed where the arms meet (`_leave_branches`)."""
         if not cond.deps:
             if not fs.control_deps:
                 if outcome is not None:
@@ -364,14 +379,17 @@ class GraphBuilder(Loops):
                 return
         else:
             self.unguarded_paths += 1
+        until = fs.info.ipdom(ins.offset)
+        untaken = untaken_arm(fs.info, ins.next if jumped else ins.target, until)
         for i, entry in enumerate(fs.control):
             if entry.branch == ins.offset:  # a loop test again: merge, and drop the body's branches
                 del fs.control[i + 1 :]
                 entry.cond = expr(ExprKind.OR, (entry.cond, cond))
                 entry.outcome = None  # reached through every earlier test too: no one predicate says it
+                entry.untaken |= untaken
                 break
         else:
-            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), cond, outcome))
+            fs.control.append(Control(ins.offset, until, cond, outcome, untaken))
         fs.refresh_control()
 
     def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
@@ -392,8 +410,73 @@ class GraphBuilder(Loops):
 
     def _leave_branches(self, fs: FrameState, offset: int) -> None:
         if fs.control and any(entry.until == offset for entry in fs.control):
+            left = [entry for entry in fs.control if entry.until == offset]
             fs.control = [entry for entry in fs.control if entry.until != offset]
             fs.refresh_control()
+            for entry in left:
+                if entry.untaken:
+                    self._owe_untaken(fs, entry)
+
+    def _owe_untaken(self, fs: FrameState, entry: Control) -> None:
+        """The arms of a branch on results meet again, and a replay may have run the one the trace did
+        not: a local it may assign holds, from here on, a value made under that branch (no call after
+        it is issued ahead with it); an object it may change in place, or hand to a call that is not
+        known to be pure, was changed by the branch; and if it may call anything not known to be pure
+        or slow, that counts as a call to a function not known to be pure (whatever existed before it
+        may have changed).  A slow call in the arm (the callee of one the run made, or a method of an
+        object it made slow calls on) is a request: it may change what it is handed, not its receiver."""
+        arm, deps = entry.untaken, entry.cond.deps
+        acts, changed = arm.acts, set(arm.changed)
+        for call in arm.calls:
+            kind = self._arm_callee(fs, call.callee)
+            if kind is purity.Effect.PURE:
+                continue
+            changed |= call.args
+            if kind is purity.Effect.UNKNOWN:
+                acts = True
+                if call.callee is not None and call.callee[2] is not None:
+                    changed.add((call.callee[0], call.callee[1]))  # the receiver of a method not known
+        if acts:
+            self.unknown_calls += 1
+            self.effects += 1
+        for scope, name in changed:
+            ref = self._arm_ref(fs, scope, name)
+            if ref is not None and not callable(ref.value) and not isinstance(ref.value, types.ModuleType):
+                self.mutate_arg(ref, deps)
+        for name in arm.stores:
+            ref = self._arm_ref(fs, "local", name) or unknown(len(self.ops))
+            fs.locals[name] = made_under(ref, deps, (entry.cond,))
+
+    def _arm_ref(self, fs: FrameState, scope: str, name: str) -> ValueRef | None:
+        """The ref of a name an arm the trace did not take reads: a global, or a local (a parameter not
+        read so far too); None for a local that holds nothing yet."""
+        if scope != "local":
+            return self.load_global(fs, name)
+        if name in fs.locals:
+            return fs.locals[name]
+        f_locals = fs.frame.f_locals
+        return self.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
+
+    def _arm_callee(self, fs: FrameState, callee: Callee | None) -> purity.Effect:
+        """What a call in an arm the trace did not take calls: PURE, MUTATES_INPUTS for a slow call (a
+        request, see `_owe_untaken`), or UNKNOWN."""
+        if callee is None:
+            return purity.Effect.UNKNOWN
+        scope, name, attr = callee
+        ref = self._arm_ref(fs, scope, name)
+        value = ref.value if ref is not None else MISSING
+        if attr is not None:
+            value = peek_attr(value, attr)
+        if value is MISSING:
+            return purity.Effect.UNKNOWN
+        if purity.classify(value) is purity.Effect.PURE:
+            return purity.Effect.PURE
+        receiver = getattr(value, "__self__", None)
+        if self.slow_callees.get(callee_key(value)) is not None or (
+            receiver is not None and self.clients.get(id(receiver)) is receiver
+        ):
+            return purity.Effect.MUTATES_INPUTS
+        return purity.Effect.UNKNOWN
 
     def _apply(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         duration = now - fs.started

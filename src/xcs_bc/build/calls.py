@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
 
 
+def callee_key(callee: Any) -> Any:
+    """What tells one callee from another: a bound method is made anew at each access, so it is its
+    function and its object (by identity); anything else is itself, by identity."""
+    if isinstance(callee, types.MethodType):
+        return (id(callee.__func__), id(callee.__self__))
+    return id(callee)
+
+
 class Calls(Effects):
     """Completes call instructions: a slow call's operation, a fast call's expression or UNKNOWN."""
 
@@ -50,6 +58,8 @@ class Calls(Effects):
     ops: list[Operation]
     events: list[CallEvent]
     call_facts: list[CallFacts]
+    clients: dict[int, Any]
+    slow_callees: dict[Any, Any]
     min_call_s: float
     thread: int
     unknown_calls: int
@@ -262,6 +272,11 @@ class Calls(Effects):
             code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self.live), conditions
         )
         self.call_facts.append(facts)
+        if fs.callee is not MISSING:
+            self.slow_callees[callee_key(fs.callee)] = fs.callee
+            receiver = getattr(fs.callee, "__self__", None)
+            if receiver is not None and not isinstance(receiver, types.ModuleType):
+                self.clients[id(receiver)] = receiver
         op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
         self.ops.append(op)
         return op

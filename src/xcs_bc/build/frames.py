@@ -6,6 +6,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from xcs_bc.build.arms import NOTHING, Arm
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.trace import Condition, DecisionKind
 from xcs_bc.ir import MISSING, Operation, Source, ValueRef
@@ -23,6 +24,7 @@ class Control:
     until: int | None
     cond: ValueRef
     outcome: tuple[DecisionKind, Any] | None = None  # see `Condition`
+    untaken: Arm = NOTHING  # what the arm the run did not take could do before `until` (see `arms`)
 
 
 @dataclass

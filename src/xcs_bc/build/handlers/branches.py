@@ -37,7 +37,7 @@ COND_POP_JUMPS = frozenset(
 
 def pop_jump_if(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (cond,) = fs.pop(1)
-    b.branch(fs, ins, cond, _outcome(ins.opname, jumped))
+    b.branch(fs, ins, cond, _outcome(ins.opname, jumped), jumped=jumped)
 
 
 def _outcome(opname: str, jumped: bool) -> tuple[DecisionKind, bool]:
@@ -50,6 +50,6 @@ def _outcome(opname: str, jumped: bool) -> tuple[DecisionKind, bool]:
 
 def jump_if_or_pop(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     cond = fs.stack[-1] if fs.stack else unknown(len(b.ops))
-    b.branch(fs, ins, cond, _outcome(ins.opname, jumped))
+    b.branch(fs, ins, cond, _outcome(ins.opname, jumped), jumped=jumped)
     if not jumped:
         fs.pop(1)

@@ -51,7 +51,9 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         b.loop_round(fs, ins, rounds, len(state.op_starts))
     else:
         # whether there is another item depends on the iterable's length, not on its items' values
-        b.branch(fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b.shape_deps(iterable)))
+        b.branch(
+            fs, ins, ValueRef(Source.EXPR, kind=ExprKind.LEN, deps=b.shape_deps(iterable)), jumped=jumped
+        )
     if jumped:
         b.iters.pop(identity(it), None)
         # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread

@@ -1,0 +1,368 @@
+"""Build: what the arm of a branch the run did not take could do, read from the bytecode.
+
+The trace sees only the arm a branch on results took.  A replay whose results go the other way runs
+the other arm, which may assign locals, change objects in place, or call anything, before the paths
+meet again.  A value read after they meet, or an object changed there, may then not be what the
+trace saw: the builder makes what follows owe that branch (see `GraphBuilder.leave_branches`).
+`untaken_arm` reads the arm statically: every instruction reachable from its first one without
+passing the point where the paths meet.  An instruction raising into a handler is not followed
+(what a replay does after an exception the trace did not see is the exception's business: a call
+that raised is never served as a value).
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+from dataclasses import dataclass
+
+from xcs_bc._compat import PY311, PY313
+from xcs_bc.build.codeinfo import CodeInfo, Instr
+
+__all__ = ["Arm", "ArmCall", "Callee", "untaken_arm"]
+
+
+Name = tuple[str, str]  # ("local" or "global", name)
+Callee = tuple[str, str, "str | None"]  # a name, and the attribute of it called (None: the name itself)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCall:
+    """A call in an arm: its callee when the code names it (`llm`, `client.ask`), else None, and the
+    locals and globals handed to it as arguments."""
+
+    callee: Callee | None
+    args: frozenset[Name]
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """What an arm may do: assign (or delete) the locals `stores`; change in place the objects of the
+    names `changed` (a store into an item or an attribute, an in-place operator, or, conservatively,
+    anything that takes them but a read); make the calls `calls`; or run code that may do anything
+    (`acts`: an import, a store to a global, or a call the arm's straight-line code does not name).
+    """
+
+    stores: frozenset[str] = frozenset()
+    changed: frozenset[Name] = frozenset()
+    calls: tuple[ArmCall, ...] = ()
+    acts: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.stores or self.changed or self.calls) or self.acts
+
+    def __or__(self, other: Arm) -> Arm:
+        if not other or other == self:
+            return self  # (a loop's test merges its arm once a round)
+        return Arm(
+            self.stores | other.stores,
+            self.changed | other.changed,
+            tuple(dict.fromkeys(self.calls + other.calls)),
+            self.acts or other.acts,
+        )
+
+
+NOTHING = Arm()
+
+_STORES = frozenset(
+    {
+        "STORE_FAST",
+        "STORE_FAST_STORE_FAST",
+        "STORE_FAST_LOAD_FAST",
+        "STORE_FAST_MAYBE_NULL",
+        "DELETE_FAST",
+        "STORE_NAME",
+        "DELETE_NAME",
+        "STORE_DEREF",
+        "DELETE_DEREF",
+        "LOAD_FAST_AND_CLEAR",  # (3.12+ inlined comprehension: hides the local, then restores it)
+    }
+)
+_LOADS = frozenset(
+    {
+        "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_FAST_LOAD_FAST",
+        "LOAD_FAST_AND_CLEAR",
+        "LOAD_NAME",
+        "LOAD_DEREF",
+        "LOAD_CLASSDEREF",
+        "LOAD_CLOSURE",
+    }
+)
+# changes an object it is handed in place (a list += another, `d[k] = v`, `obj.x = v`)
+_CHANGES = frozenset(
+    {
+        "STORE_SUBSCR",
+        "DELETE_SUBSCR",
+        "STORE_SLICE",
+        "STORE_ATTR",
+        "DELETE_ATTR",
+        *(name for name in dis.opmap if name.startswith("INPLACE_")),
+    }
+)
+# instructions that read values, build new ones, move them on the stack, or jump: none changes an
+# object that existed before it (attribute loads are taken as reads, as everywhere in the builder)
+_QUIET = frozenset(
+    {
+        *_LOADS,
+        "LOAD_CONST",
+        "LOAD_SMALL_INT",
+        "LOAD_GLOBAL",
+        "LOAD_ATTR",
+        "LOAD_METHOD",
+        "LOAD_ASSERTION_ERROR",
+        "RETURN_VALUE",
+        "RETURN_CONST",
+        "POP_TOP",
+        "NOP",
+        "NOT_TAKEN",
+        "RESUME",
+        "CACHE",
+        "EXTENDED_ARG",
+        "COPY",
+        "SWAP",
+        "ROT_TWO",
+        "ROT_THREE",
+        "ROT_FOUR",
+        "ROT_N",
+        "DUP_TOP",
+        "DUP_TOP_TWO",
+        "PUSH_NULL",
+        "KW_NAMES",
+        "JUMP",
+        "JUMP_NO_INTERRUPT",
+        "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "JUMP_ABSOLUTE",
+        "JUMP_IF_TRUE_OR_POP",
+        "JUMP_IF_FALSE_OR_POP",
+        "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_FALSE",
+        "POP_JUMP_IF_NONE",
+        "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
+        "BUILD_TUPLE",
+        "BUILD_LIST",
+        "BUILD_SET",
+        "BUILD_MAP",
+        "BUILD_CONST_KEY_MAP",
+        "BUILD_STRING",
+        "BUILD_SLICE",
+        "LIST_APPEND",  # (these five add to a container being built, not to one that existed)
+        "SET_ADD",
+        "MAP_ADD",
+        "LIST_EXTEND",
+        "SET_UPDATE",
+        "DICT_UPDATE",
+        "DICT_MERGE",
+        "LIST_TO_TUPLE",
+        "FORMAT_VALUE",
+        "FORMAT_SIMPLE",
+        "FORMAT_WITH_SPEC",
+        "CONVERT_VALUE",
+        "COMPARE_OP",
+        "IS_OP",
+        "CONTAINS_OP",
+        "UNARY_NEGATIVE",
+        "UNARY_NOT",
+        "UNARY_INVERT",
+        "UNARY_POSITIVE",
+        "TO_BOOL",
+        "BINARY_SUBSCR",
+        "BINARY_SLICE",
+        "BINARY_OP",  # (an in-place one is told apart below)
+        *(name for name in dis.opmap if name.startswith("BINARY_") and name != "BINARY_OP"),
+        "GET_ITER",
+        "FOR_ITER",
+        "END_FOR",
+        "POP_ITER",
+        "GET_LEN",
+        "UNPACK_SEQUENCE",
+        "UNPACK_EX",
+        "MAKE_FUNCTION",
+        "SET_FUNCTION_ATTRIBUTE",
+    }
+)
+# stores that others see: a closure's cell, a module's namespace
+_SHARED_STORES = frozenset({"STORE_DEREF", "DELETE_DEREF", "STORE_NAME", "DELETE_NAME"})
+_FIRST_INPLACE = 13  # BINARY_OP's argument for `+=` (NB_INPLACE_ADD); all in-place operators follow it
+
+
+def untaken_arm(info: CodeInfo, start: int | None, until: int | None) -> Arm:
+    """What the code from `start` may do before it reaches `until` (where the arms meet again; None:
+    they never do, and the arm runs to the end of the frame)."""
+    if start is None or start == until:
+        return NOTHING
+    return _arm(info, start, until)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
+    region = _region(info, start, until)
+    try:
+        straight = _straight(info, start, until)
+    except (IndexError, TypeError, ValueError):  # a shape not followed: read the arm as branching
+        straight = None
+    if straight is not None:
+        return straight
+    # branches inside the arm: no stack is followed, every name it reads may be changed by any call
+    stores: set[str] = set()
+    names: set[Name] = set()
+    acts = False
+    for offset in region:
+        ins = info.instrs[offset]
+        if ins.opname in _STORES:
+            stores.update(_stored(ins))
+        names.update(_loaded(ins))
+        if ins.opname not in _QUIET and ins.opname not in _STORES:
+            acts = True  # (a store into an object, too: which one is not followed here)
+    return Arm(frozenset(stores), frozenset(names) if acts else frozenset(), (), acts)
+
+
+def _region(info: CodeInfo, start: int, until: int | None) -> list[int]:
+    """The offsets reachable from `start` before `until`, in code order."""
+    todo, seen = [start], {start}
+    while todo:
+        for successor in info.successors(todo.pop()):
+            if successor != until and successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return sorted(seen)
+
+
+_Tag = tuple[str, str, "str | None"] | None  # what a stack slot holds: a name (and an attribute of it)
+
+
+def _straight(info: CodeInfo, start: int, until: int | None) -> Arm | None:
+    """An arm without branches of its own, followed slot by slot: which names each instruction takes,
+    and what each call is handed.  None when the arm branches (or its shape is not followed)."""
+    stores: set[str] = set()
+    changed: set[Name] = set()
+    calls: list[ArmCall] = []
+    acts = False
+    stack: list[_Tag] = []
+    pending: list[_Tag] = []  # (3.11) the arguments PRECALL took for the next CALL
+    offset: int | None = start
+    while offset is not None and offset != until:
+        ins = info.instrs[offset]
+        last = ins.opname in _ENDS
+        if ins.target is not None:
+            if ins.opname not in _JUMPS or ins.target != until:
+                return None  # a branch (or a jump elsewhere) inside the arm
+            last = True
+        taken = [stack.pop() if stack else None for _ in range(ins.pops)][::-1]
+        pushed: list[_Tag] = [None] * ins.pushes
+        names = _names(ins)
+        name = names[-1] if names else ""
+        if ins.opname in _STORES:
+            stores.update(_stored(ins))
+            changed.update(_names_of(taken))  # an alias of the object now: conservatively, handed on
+        if ins.opname in _LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
+            loaded = [name for _, name in _loaded(ins)]
+            if len(loaded) == ins.pushes:
+                pushed = [("local", one, None) for one in loaded]
+        elif ins.opname == "LOAD_GLOBAL":
+            pushed[-1 if not PY313 else 0] = ("global", name, None)
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and taken and taken[0] is not None:
+            base = taken[0]
+            if base[2] is None:  # `client.ask`: a callee named by a name and one attribute
+                pushed[0] = (base[0], base[1], name)
+            else:
+                changed.add((base[0], base[1]))  # deeper paths are not followed: taken as handed on
+        elif ins.opname == "PRECALL":
+            pending = taken
+        elif ins.opname in _CALLS:
+            taken, pending = [*taken, *pending], []
+            head = taken[: 1 if not PY311 and ins.opname != "CALL_METHOD" else 2]
+            tagged = [i for i, tag in enumerate(head) if tag is not None]
+            callee = taken[tagged[0]] if len(tagged) == 1 else None
+            rest = [tag for i, tag in enumerate(taken) if not (callee is not None and i == tagged[0])]
+            calls.append(ArmCall(callee, frozenset(_names_of(rest))))
+            if callee is None:
+                changed.update(_names_of(taken))
+        elif ins.opname in _CHANGES or _in_place(ins):
+            changed.update(_names_of(taken))
+        elif ins.opname in _SHARED_STORES or (ins.opname not in _QUIET and ins.opname not in _STORES):
+            acts = True
+            changed.update(_names_of(taken))
+        elif ins.opname not in _READS and ins.opname not in _STORES:
+            changed.update(_names_of(taken))  # put in a container, unpacked...: conservatively, handed on
+        stack.extend(pushed)
+        if last:
+            break
+        offset = ins.next
+    return Arm(frozenset(stores), frozenset(changed), tuple(calls), acts)
+
+
+def _names_of(tags: list[_Tag]) -> list[Name]:
+    return [(tag[0], tag[1]) for tag in tags if tag is not None]
+
+
+def _stored(ins: Instr) -> tuple[str, ...]:
+    names = _names(ins)
+    return names[:1] if ins.opname == "STORE_FAST_LOAD_FAST" else names
+
+
+def _loaded(ins: Instr) -> list[Name]:
+    if ins.opname == "LOAD_GLOBAL":
+        return [("global", _names(ins)[-1])]
+    if ins.opname in _LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
+        names = _names(ins)
+        return [("local", name) for name in (names[1:] if ins.opname == "STORE_FAST_LOAD_FAST" else names)]
+    return []
+
+
+_CALLS = frozenset(
+    {"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD", "CALL_FUNCTION_EX"}
+)
+# instructions that take values only to read them: what they take is not handed on
+_READS = frozenset(
+    {
+        "POP_TOP",
+        "BINARY_SUBSCR",
+        "BINARY_SLICE",
+        "COMPARE_OP",
+        "IS_OP",
+        "CONTAINS_OP",
+        "FORMAT_VALUE",
+        "FORMAT_SIMPLE",
+        "FORMAT_WITH_SPEC",
+        "CONVERT_VALUE",
+        "BUILD_STRING",
+        "TO_BOOL",
+        "UNARY_NOT",
+        "GET_LEN",
+        "RETURN_VALUE",
+        "KW_NAMES",
+    }
+)
+_ENDS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
+# the jumps a straight arm may end with, to where the arms meet; every other jump is a branch
+_JUMPS = frozenset(
+    {
+        "JUMP",
+        "JUMP_NO_INTERRUPT",
+        "JUMP_FORWARD",
+        "JUMP_ABSOLUTE",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+    }
+)
+
+
+def _names(ins: Instr) -> tuple[str, ...]:
+    argval = ins.argval
+    return tuple(str(name) for name in argval) if isinstance(argval, tuple) else (str(argval),)
+
+
+def _in_place(ins: Instr) -> bool:
+    return ins.opname == "BINARY_OP" and ins.arg is not None and ins.arg >= _FIRST_INPLACE
