@@ -70,7 +70,8 @@ def test_chain_report_has_no_group() -> None:
 def test_control_dependence_report() -> None:
     assert format_report(control_graph()).endswith(
         "Control dependencies:\n"
-        "  %2 escalate at app.py:20 runs only because of a branch on the result of %0 classify"
+        "  %2 escalate at app.py:20 runs only when the branch on %0 == 'spam' goes this way (%0 classify): "
+        "xcs.jit issues it once that result arrives, if so"
     )
 
 
@@ -81,9 +82,10 @@ def test_control_on_several_results() -> None:
     b = g.call("b", x, line=2)
     c = g.call("c", x, line=3)
     g.call("d", x, line=9, control=[a, b, c])
-    assert "  %3 d at app.py:9 runs only because of a branch on the results of %0 a, %1 b and %2 c" in (
-        format_report(g.graph())
-    )
+    assert (
+        "  %3 d at app.py:9 runs only when the branch on %0 goes this way, the branch on %1 goes this way "
+        "and the branch on %2 goes this way (%0 a, %1 b, %2 c): xcs.jit issues it once those results arrive"
+    ) in format_report(g.graph())
 
 
 def test_unknown_provenance_is_explained() -> None:

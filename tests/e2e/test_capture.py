@@ -9,6 +9,7 @@ import pytest
 
 import pipelines as P
 import xcs_bc as xcs
+from likeplain import Tool
 from xcs_bc.errors import CaptureError, ConfigError
 from xcs_bc.ir import passes
 
@@ -169,3 +170,22 @@ def test_report_of_a_pure_chain_reports_no_group() -> None:
     report = cap.report()
     assert "3 calls form a chain: llm -> llm -> judge" in report
     assert "No two calls can run at the same time" in report
+
+
+def test_report_says_the_way_each_branch_on_a_result_went_and_what_jit_does() -> None:
+    cap = P.branches("x")[0]
+    assert (
+        "  %1 llm at pipelines.py:91 runs only when 'yes' in %0 is False (%0 judge): "
+        "xcs.jit issues it once that result arrives, if so"
+    ) in cap.report()
+
+
+def test_report_says_which_round_of_a_loop_over_a_result_a_call_is_in() -> None:
+    search = Tool("search", lambda prompt: ["hit0", "hit1"])
+    reader = xcs.testing.FakeLLM("reader", 0.01)
+    with xcs.capture() as cap:
+        notes = [reader(h) for h in search("q")]
+    assert len(notes) == 2
+    report = cap.report()
+    assert "%1 reader at test_capture.py" in report and "%0 is not empty (%0 search)" in report
+    assert "%2 reader at test_capture.py" in report and "%0 has more than 1 items (%0 search)" in report

@@ -60,6 +60,25 @@ def test_every_read_runs_at_once_however_many_hits_come() -> None:
     assert fast.stats.in_place == 3  # only the writers, after the loop
 
 
+def indexed_reads(q: str) -> list[str]:
+    hits = search(q)
+    notes = []
+    for i in range(len(hits)):  # the index loop LLM-written code often has
+        notes.append(reader(f"{i}: {hits[i]}"))
+    return notes
+
+
+def test_a_loop_over_the_indices_of_a_result_runs_at_once_for_any_length() -> None:
+    fast = xcs.jit(indexed_reads)
+    for stars in LENGTHS:
+        run_both(indexed_reads, fast, f"{fresh('q')} {stars}", watch=[search, reader])
+    no_waste(fast)
+    reader.reset()
+    fast(f"{fresh('q')} ******")
+    assert reader.max_concurrency == 6, fast.explain()
+    assert "if len(range(len(%0))) > 2" in fast.explain()
+
+
 def checked_reads(q: str) -> list[str]:
     out = []
     for i, h in enumerate(search(q)):

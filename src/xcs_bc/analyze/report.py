@@ -25,12 +25,13 @@ each call reads a few values, not n squared.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from xcs_bc.analyze import patterns
 from xcs_bc.analyze.patterns import Pattern
 from xcs_bc.ir import ComputationGraph, Operation, Site, Source, ValueRef, passes
 from xcs_bc.ir.passes import Direct
-from xcs_bc.ir.text import op_names
+from xcs_bc.ir.text import format_value, op_names
 
 __all__ = ["format_report"]
 
@@ -139,16 +140,37 @@ def _listed(title: str, found: Sequence[Pattern], kind: str) -> str:
 
 
 def _control(graph: ComputationGraph, names: Mapping[int, str]) -> str:
-    """Calls that were made only because an earlier call's result steered a branch."""
+    """Calls that were made only because an earlier call's result steered a branch, with the branch
+    in the code's terms and what `xcs.jit` does with such a call."""
     lines = []
     for op in graph.operations:
         steering = sorted(passes.control_dependencies(graph, op), key=lambda dep: dep.id)
         if steering:
-            results = _and([f"{names[dep.id]} {dep.name}" for dep in steering])
-            noun = "result" if len(steering) == 1 else "results"
-            branch = f"a branch on the {noun} of {results}"
-            lines.append(f"  {names[op.id]} {op.name} at {op.site} runs only because of {branch}")
+            results = ", ".join(f"{names[dep.id]} {dep.name}" for dep in steering)
+            outcomes = op.metadata.get("outcomes") or (None,) * len(op.control)
+            pairs = zip(op.control, outcomes, strict=False)
+            when = _and(list(dict.fromkeys(_when(ref, way, names) for ref, way in pairs)))
+            arrive = "that result arrives" if len(steering) == 1 else "those results arrive"
+            lines.append(
+                f"  {names[op.id]} {op.name} at {op.site} runs only when {when} ({results}): "
+                f"xcs.jit issues it once {arrive}, if so"
+            )
     return "\n".join(["Control dependencies:", *lines]) if lines else ""
+
+
+def _when(cond: ValueRef, way: tuple[Any, Any] | None, names: Mapping[int, str]) -> str:
+    """A branch condition as the way the run went (`way`, see `build.trace.Condition`): `'math' in %0`
+    is True, %0 is None, %0 has more than 2 items."""
+    text = format_value(cond, names)
+    kind, value = way if way is not None else (None, None)
+    kind = getattr(kind, "value", kind)  # (a DecisionKind, named by value: analyze does not import build)
+    if kind == "truth":
+        return f"{text} is {bool(value)}"
+    if kind == "none":
+        return f"{text} is None" if value else f"{text} is not None"
+    if kind == "more":
+        return f"{text} has more than {value} items" if value else f"{text} is not empty"
+    return f"the branch on {text} goes this way"
 
 
 def _unknown(graph: ComputationGraph, names: Mapping[int, str]) -> str:

@@ -266,6 +266,8 @@ class Calls(Effects):
         # (the graph's control holds the branches on results; those on other values under them are
         # conditions only: see GraphBuilder.branch)
         control = tuple(condition.cond for condition in conditions if condition.cond.deps)
+        # the way the run went at each of them, for people (see `Condition`)
+        metadata["outcomes"] = tuple(condition.outcome for condition in conditions if condition.cond.deps)
         site = self._site(fs, ins)
         # how many times each local of the function was assigned: see CallFacts
         facts = CallFacts(

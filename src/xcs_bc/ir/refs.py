@@ -284,7 +284,8 @@ class Operation:
     (empty when the call raised).  `control` holds the branch conditions through
     which the call was reached.  `metadata` carries `duration`, `start`, `end`
     (seconds, `time.perf_counter`), `occurrence` (the how-manieth run of this
-    site), `thread`, and `exception` when the call raised.
+    site), `thread`, `exception` when the call raised, and `outcomes`: the way the run went at
+    each branch of `control` (see `build.trace.Condition`).
     """
 
     id: int

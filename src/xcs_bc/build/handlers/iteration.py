@@ -111,8 +111,10 @@ def _round_sequence(b: GraphBuilder, state: LoopState | None, iterable: ValueRef
             sequence = iterable
         elif kind in (enumerate, reversed) and len(sequences) == 1:
             sequence = sequences[0]
+        elif kind is range and len(iterable.operands) == 2 and iterable.kind is ExprKind.CALL:
+            sequence = iterable  # range(len(hits)): round k is reached through len(range(...)) > k
         else:
-            return None  # zip() stops at its shortest sequence; range() of a result is rare
+            return None  # zip() stops at its shortest sequence
         if not sequence.deps or _built_here(sequence):
             return None  # its length depends on results through branches or changes: no predicate says it
         state.rounds = copy_of(sequence)
