@@ -182,7 +182,7 @@ class JittedFunction(Generic[P, R]):
         return None
 
     def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
-        builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__)
+        builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__, reads=True)
         session = observe.Session(
             builder, frame=None, code=self._fn.__code__, parent=sys._getframe(), yields=True
         )

@@ -363,7 +363,7 @@ def test_planner_facts_travel_in_the_trace_not_in_metadata() -> None:
     _traced_loop(["a", "b"])
     session.stop()
     trace = builder.finish(None)
-    human = {"start", "end", "duration", "occurrence", "thread", "exception", "args"}
+    human = {"start", "end", "duration", "occurrence", "thread", "exception", "args", "outcomes"}
     assert all(set(op.metadata) <= human for op in trace.graph.operations)
     assert set(trace.graph.metadata) <= {"name", "wall_time", "min_call_ms", "resyncs", "exception"}
     assert len(trace.calls) == len(trace.graph.operations)

@@ -33,6 +33,7 @@ Precision rests on a few rules, each conservative:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import threading
 import time
@@ -88,9 +89,10 @@ _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescri
 class GraphBuilder(Loops):
     """Receives observation events for the target frames and builds the graph."""
 
-    def __init__(self, *, min_call_ms: float, name: str) -> None:
+    def __init__(self, *, min_call_ms: float, name: str, reads: bool = False) -> None:
         self.min_call_s = min_call_ms / 1000.0
         self.name = name
+        self.reads = reads  # fast calls whose result is kept become operations (see `Calls.kept_read`)
         self.thread = threading.get_ident()
         self.ops: list[Operation] = []
         self.events: list[CallEvent] = []
@@ -547,6 +549,13 @@ class GraphBuilder(Loops):
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if fs.control_deps:
             ref = fs.under_control(ref)
+        if (
+            ref.source is Source.OUTPUT
+            and ref.op is not None
+            and not ref.path
+            and self.call_facts[ref.op].read
+        ):
+            self._kept(ref.op, value)
         self.retain(ref)
         key = (id(fs.frame), name)
         for state in self.iters.values():
@@ -561,6 +570,13 @@ class GraphBuilder(Loops):
                 self.local_values[local] = value
                 ref = as_local(ref, local)
         fs.locals[name] = with_value(ref, value)
+
+    def _kept(self, op_id: int, value: Any) -> None:
+        """What a fast call whose result is read (see `Calls.kept_read`) returned, as the code stored it:
+        a class's call is seen returning from `__init__` (None), not with the object it made."""
+        op = self.ops[op_id]
+        if op.outputs and value is not MISSING and op.outputs[0].value is not value:
+            self.ops[op_id] = dataclasses.replace(op, outputs=(with_value(op.outputs[0], value),))
 
     def load_global(self, fs: FrameState, name: str) -> ValueRef:
         globals_ = fs.frame.f_globals

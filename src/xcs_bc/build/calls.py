@@ -59,6 +59,9 @@ class Calls(Effects):
     events: list[CallEvent]
     call_facts: list[CallFacts]
     clients: dict[int, Any]
+    reads: bool
+    root: FrameState | None
+    iters: dict[int, Any]
     slow_callees: dict[Any, Any]
     min_call_s: float
     thread: int
@@ -118,8 +121,25 @@ class Calls(Effects):
             if raised:
                 return
             result = self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
+            if self.kept_read(fs, ins, result):
+                # kept in a local: an operation made in its turn, whose result what follows reads
+                op = self.make_op(
+                    fs, ins, OpType.CALL, describe_callee(callee), (callee_ref, *args), kwnames, now
+                )
+                self.call_facts[op.id] = replace(self.call_facts[op.id], read=True, star=star)
+                result = op.outputs[0]
         if not raised:
             fs.push(with_value(result, fs.callee_result) if result.value is MISSING else result)
+
+    def kept_read(self, fs: FrameState, ins: Instr, result: ValueRef) -> bool:
+        """Is this fast call to a function not known to be pure (its result is UNKNOWN) one whose result
+        the observed function keeps, `events = get_events(day)`, outside any loop?  A replay may then
+        take its result from the run, and issue what depends on it then (see `CallFacts.read`).  Only
+        when tracing for `xcs.jit` (`reads`): a capture shows slow calls only."""
+        if not self.reads or fs is not self.root or self.iters or result.source is not Source.UNKNOWN:
+            return False
+        after = fs.info.instrs.get(ins.next) if ins.next is not None else None
+        return after is not None and after.opname == "STORE_FAST"
 
     def call_layout(
         self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
@@ -238,7 +258,7 @@ class Calls(Effects):
         kwnames: tuple[str, ...],
         now: float,
         *,
-        raised: bool,
+        raised: bool = False,
     ) -> Operation:
         code = fs.info.code
         key = (id(code), ins.offset)

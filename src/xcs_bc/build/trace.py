@@ -55,7 +55,10 @@ class CallFacts:
     whether a function not known to be pure ran before it; `effects` how many calls that may change
     objects ran before it; `assigned` how many times each local of the observed function had been
     assigned when it was made; `conditions` the branches on slow calls' results it was reached
-    through (its operation's `control`, with the way the run went).
+    through (its operation's `control`, with the way the run went); `read` whether it is no slow call
+    but a fast one to a function not known to be pure whose result the function keeps in a local (a
+    tool reading mutable state, an object's constructor): made in its turn, its result is what the
+    calls after it read, known once the run has made it (see `Calls.complete_call`).
     """
 
     code: types.CodeType | None = None
@@ -65,6 +68,7 @@ class CallFacts:
     effects: int = 0
     assigned: Mapping[str, int] = field(default_factory=dict)
     conditions: tuple[Condition, ...] = ()
+    read: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from xcs_bc.ir import ComputationGraph, Source, ValueRef
 from xcs_bc.plan.guards import Guard, Miss, decision_guard, input_guards, why_cut_off, zip_guards
 from xcs_bc.plan.memo import memo_sites_dispatched
 from xcs_bc.plan.readpoints import local_reads, no_point, read_points
-from xcs_bc.plan.recipes import Recipe, make_recipe
+from xcs_bc.plan.recipes import Recipe, changeable_reads, make_recipe
 from xcs_bc.plan.rounds import ResultLoop
 from xcs_bc.plan.slices import Env
 
@@ -108,7 +108,8 @@ def make_plan(
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
-    made = tuple(make_recipe(op, facts[op.id], env, cutoff, retained or {}) for op in graph.operations)
+    tools = changeable_reads(graph, facts)
+    made = tuple(make_recipe(op, facts[op.id], env, cutoff, retained or {}, tools) for op in graph.operations)
     recipes = memo_sites_dispatched(graph, made, cutoff, run or RunFacts())
     ready_at = read_points(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}

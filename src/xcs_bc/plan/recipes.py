@@ -24,7 +24,7 @@ from typing import Any
 
 from xcs_bc.build import purity
 from xcs_bc.build.trace import CallFacts
-from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Operation, OpType, Source, ValueRef
+from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, ExprKind, Operation, OpType, Source, ValueRef
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
@@ -53,6 +53,7 @@ class RefusalKind(enum.Enum):
     """Why a recipe is not issued ahead (its `Refusal.text` says it for people)."""
 
     NOT_A_CALL = "not a call"  # a slow step that is not a call (an attribute, an operator)
+    READ = "a fast call whose result is read"  # see CallFacts.read: made in its turn
     UNDER_RESULT_BRANCH = "under a branch on a result"  # one no predicate decides (a loop's test, ...)
     CONDITION_NOT_COMPUTABLE = "branch not decidable ahead"  # a predicate that cannot be computed
     AFTER_UNCHECKABLE_BRANCH = "after a branch no guard can check"
@@ -156,8 +157,23 @@ def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
     return frozenset(out)
 
 
+def changeable_reads(graph: ComputationGraph, facts: tuple[CallFacts, ...]) -> dict[int, int]:
+    """The fast calls whose result is read (`CallFacts.read`) and could be changed in place (a list of
+    events): their id -> how many calls that may change objects had run once they had."""
+    return {
+        op.id: facts[op.id].effects
+        for op in graph.operations
+        if facts[op.id].read and op.outputs and not purity.is_immutable(op.outputs[0].value)
+    }
+
+
 def make_recipe(
-    op: Operation, facts: CallFacts, env: Env, cutoff: int, retained: Mapping[int, tuple[ValueRef, ...]]
+    op: Operation,
+    facts: CallFacts,
+    env: Env,
+    cutoff: int,
+    retained: Mapping[int, tuple[ValueRef, ...]],
+    reads: Mapping[int, int],
 ) -> Recipe:
     # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
     # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
@@ -172,6 +188,9 @@ def make_recipe(
             RefusalKind.NOT_A_CALL,
             "it is a slow step that is not a call (an attribute, an operator, an iterator)",
         )
+    if facts.read:
+        why = "it is a fast call to a function not known to be pure, whose result the calls after it read"
+        return refuse(RefusalKind.READ, f"{why} once it is made")
     when = _predicates(op, facts)
     if when is None:
         why = "it is reached through a branch on an earlier call's result that no predicate decides"
@@ -195,6 +214,11 @@ def make_recipe(
         return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
     hidden = sorted(union(_unread_deps(ref, allowed) for ref in op.inputs) - needs)
     needs |= outputs_needed(tuple(guard.ref for guard in when))
+    stale = sorted(k for k in needs if k in reads and reads[k] != facts.effects)
+    if stale:
+        # a tool's list, read when the run made the call: a function that ran since may have changed it
+        why = "a function not known to be pure ran since and may have changed"
+        return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} what it reads of %{stale[0]}")
     if hidden:
         # what it is handed depends on a call whose result the recipe does not read: a list filtered
         # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
