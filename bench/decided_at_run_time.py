@@ -1,4 +1,5 @@
-"""Benchmark scenarios whose control flow the run decides: calls under branches on results.
+"""Benchmark scenarios whose control flow the run decides: calls under branches on results, loops
+over results, and a loop over what a fast tool not known to be pure returns.
 
 Imported by `jit_bench.py`, which measures them beside its other rows.  Every call gets a fresh
 input, and the branches go another way from one call to the next (the trace saw one of them).
@@ -78,7 +79,9 @@ pricer = FakeLLM("pricer", 0.05)
 rater = FakeLLM("rater", 0.05)
 find = Find("find", 0.05)
 verifier = FakeLLM("verifier", 0.05)
+summarizer = FakeLLM("summarize", 0.05)
 FAKES = [classifier, solver, combiner, exists, search, reader, writer, extract, pricer, rater, find, verifier]
+FAKES.append(summarizer)
 POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="handwritten-branches")
 _counter = itertools.count()
 
@@ -223,3 +226,52 @@ def brown_horse_pool(image):
     if len(patches) == 0:
         return verifier(f"Is there a brown horse in {image}?")
     return "yes" if any(list(POOL.map(lambda p: p.verify("Is it brown?"), patches))) else "no"
+
+
+# -- a fast tool reading mutable state (not pure), then one call per item of its list ------------------
+
+CALENDAR: dict[str, list[str]] = {}  # day -> what is on it: the state the tool reads
+
+
+class Event:
+    def __init__(self, title: str, description: str) -> None:
+        self.title = title
+        self.description = description
+
+
+def get_day_calendar_events(day):  # fast, and not known to be pure: it reads CALENDAR
+    return [Event(f"event {i}", text) for i, text in enumerate(CALENDAR.get(day, []))]
+
+
+def agenda(day):
+    events = get_day_calendar_events(day)
+    result = ""
+    idx = 1
+    if len(events) > 0:
+        for event in events:
+            s = summarizer("Summarize: {}".format(event.description))  # noqa: UP032 - legacy code
+            result = result + "\n{}. {}: {}".format(idx, event.title, s)  # noqa: UP032
+            idx = idx + 1
+    return result
+
+
+def agenda_pool(day):
+    events = get_day_calendar_events(day)
+    result = ""
+    if len(events) > 0:
+        summaries = POOL.map(lambda event: summarizer(f"Summarize: {event.description}"), events)
+        for idx, (event, s) in enumerate(zip(events, summaries, strict=True), 1):
+            result = result + f"\n{idx}. {event.title}: {s}"
+    return result
+
+
+def fresh_days() -> Callable[[], str]:
+    """Days with 4, 6, 2, 5, 0, 3 events (the trace sees 4), put on the calendar as the day is made."""
+    counts = itertools.cycle([4, 6, 2, 5, 0, 3])
+
+    def make() -> str:
+        day = f"day #{next(_counter)}"
+        CALENDAR[day] = [f"meeting {i} on {day}" for i in range(next(counts))]
+        return day
+
+    return make

@@ -344,6 +344,7 @@ SCENARIOS = [
     Scenario(
         "find, verify every patch", decided.brown_horse, decided.brown_horse_pool, decided.fresh_queries()
     ),
+    Scenario("a tool's events, 1 call each", decided.agenda, decided.agenda_pool, decided.fresh_days()),
 ]
 
 PARALLEL_TARGET = 0.90  # jit speedup / hand-written speedup

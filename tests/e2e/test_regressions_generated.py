@@ -82,7 +82,9 @@ def test_a_memoized_call_that_hit_the_cache_while_tracing_does_not_miss_it_next_
     fast = xcs.jit(f)
     compare(f, fast, cached, ask, ["a", "a", "b"])
     compare(f, fast, cached, ask, ["a", "slow", "slow"])
-    assert "(a memoized callee)" in fast.explain()  # the reason the later calls run in their turn
+    # the call that hit the cache is now made through the dispatcher in its turn (its result is kept):
+    # the dispatcher waits there for a call issued ahead that may fill the same entry
+    assert "cached at" in fast.explain() and "runs in its turn, because it is a fast call" in fast.explain()
 
 
 def test_a_memoized_call_on_a_path_the_trace_did_not_take_does_not_miss_the_cache_next_to_one_issued_ahead() -> (

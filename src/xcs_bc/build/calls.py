@@ -121,7 +121,7 @@ class Calls(Effects):
             if raised:
                 return
             result = self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
-            if self.kept_read(fs, ins, result):
+            if self.kept_read(fs, ins, callee, result):
                 # kept in a local: an operation made in its turn, whose result what follows reads
                 op = self.make_op(
                     fs, ins, OpType.CALL, describe_callee(callee), (callee_ref, *args), kwnames, now
@@ -131,12 +131,16 @@ class Calls(Effects):
         if not raised:
             fs.push(with_value(result, fs.callee_result) if result.value is MISSING else result)
 
-    def kept_read(self, fs: FrameState, ins: Instr, result: ValueRef) -> bool:
+    def kept_read(self, fs: FrameState, ins: Instr, callee: Any, result: ValueRef) -> bool:
         """Is this fast call to a function not known to be pure (its result is UNKNOWN) one whose result
         the observed function keeps, `events = get_events(day)`, outside any loop?  A replay may then
         take its result from the run, and issue what depends on it then (see `CallFacts.read`).  Only
-        when tracing for `xcs.jit` (`reads`): a capture shows slow calls only."""
+        when tracing for `xcs.jit` (`reads`): a capture shows slow calls only.  Not for a built-in
+        function (`time.perf_counter()`, `random.random()`): a tool is Python code, and a clock read
+        kept for a log line is no decision worth a dispatch."""
         if not self.reads or fs is not self.root or self.iters or result.source is not Source.UNKNOWN:
+            return False
+        if isinstance(callee, types.BuiltinFunctionType) or callee is MISSING:
             return False
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
         return after is not None and after.opname == "STORE_FAST"
