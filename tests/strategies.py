@@ -38,6 +38,10 @@ which change how often a later loop over it runs), and a loop is left by ``break
 ``free_breaks=True`` (``break`` on the flag or on a slow call's result).
 ``hidden=True`` adds `touch()`, a helper that changes the global list
 ``NOTES`` it is not handed, and calls whose prompt is ``NOTES`` itself.
+``arms=True`` adds, in arms of branches on results, a change the code after
+the branch reads (a local assigned again, a list changed in place), and
+``tools=True`` adds ``v = lookup(...)``, a fast helper not known to be pure
+returning a list, then a loop, a comprehension or a branch on its length.
 
 Two options shape programs for calls with input lists of *other lengths* than
 the traced one.  ``must_loop=True`` makes every program loop over the input
@@ -131,6 +135,7 @@ class Grammar:
     free_breaks: bool = False  # (with effects) `break` on anything, not only on the loop's current item
     hidden: bool = False  # hidden changes of a global list by a helper
     arms: bool = False  # (with effects) arms of branches on results change what the code after them reads
+    tools: bool = False  # `v = lookup(...)`, a fast tool not known to be pure, then a loop or branch on it
     must_loop: bool = False  # every program loops over the input list at least once
     uniform: bool = False  # only loops a plan traced with >= 2 items replays for any length (see module doc)
     recent: bool = False  # the forms the library learned recently (see the module doc)
@@ -532,6 +537,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["mutate", "mutate_if", "return_if", "while", "for"]
     if scope.grammar.hidden and not scope.grammar.uniform:
         kinds += ["touch", "touch"]
+    if scope.grammar.tools:
+        kinds += ["tool", "tool", "tool"]
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -543,6 +550,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
     kind = draw(st.sampled_from(kinds))
     if kind == "consume":
         return _consume(draw, scope)
+    if kind == "tool":
+        return _tool(draw, scope)
     if kind == "format":  # (recent) a call whose prompt is formatted with a conversion or a spec
         scope.count += 1
         name = scope.fresh()
@@ -589,6 +598,35 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         return _while(draw, scope)
     scope.count += 1
     return ["touch()"]
+
+
+def _tool(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(tools) ``v = lookup(...)``, then calls over its list: a loop, a comprehension, or a branch on its
+    length; what the tool answers depends on the inputs, so its length changes from call to call."""
+    tool, name = scope.fresh(), scope.fresh()
+    lines = [f"{tool} = lookup({_str_expr(draw, scope, 1)})"]
+    shape = draw(st.sampled_from(["comprehension", "loop", "branch"]))
+    if shape == "comprehension":
+        lines.append(f"{name} = [{_callee(draw)}(t + {_str_expr(draw, scope, 1)}) for t in {tool}]")
+        scope.lists.append(name)
+    elif shape == "loop":
+        lines += [f"{name} = ''", f"for t in {tool}:", f"    {name} = {name} + {_callee(draw)}(t)"]
+        scope.strs.append(name)
+    else:
+        lines += [
+            f"if len({tool}) > {draw(st.integers(0, 2))}:",
+            f"    {name} = {_callee(draw)}({tool}[0])",
+            "else:",
+            f"    {name} = {_callee(draw)}({_str_expr(draw, scope, 1)})",
+        ]
+        scope.strs.append(name)
+    scope.lists.append(tool)
+    scope.count += len(lines)
+    return lines
+
+
+def _callee(draw: st.DrawFn) -> str:
+    return draw(st.sampled_from(["llm", "judge"]))
 
 
 def _consume(draw: st.DrawFn, scope: _Scope) -> list[str]:

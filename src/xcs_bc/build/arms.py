@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import dis
 import functools
+import types
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY311, PY313
+from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.ir import MISSING, ValueRef
+from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
 
-__all__ = ["Arm", "ArmCall", "Callee", "untaken_arm"]
+if TYPE_CHECKING:
+    from xcs_bc.build.builder import GraphBuilder
+    from xcs_bc.build.frames import Control, FrameState
+
+__all__ = ["Arm", "ArmCall", "Callee", "owe_untaken", "untaken_arm"]
 
 
 Name = tuple[str, str]  # ("local" or "global", name)
@@ -366,3 +375,70 @@ def _names(ins: Instr) -> tuple[str, ...]:
 
 def _in_place(ins: Instr) -> bool:
     return ins.opname == "BINARY_OP" and ins.arg is not None and ins.arg >= _FIRST_INPLACE
+
+
+# -- owing what the arm could do, where the arms meet (the builder's state) ----------------------------
+
+
+def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
+    """The arms of a branch on results meet again, and a replay may have run the one the trace did
+    not: a local it may assign holds, from here on, a value made under that branch (no call after
+    it is issued ahead with it); an object it may change in place, or hand to a call that is not
+    known to be pure, was changed by the branch; and if it may call anything not known to be pure
+    or slow, that counts as a call to a function not known to be pure (whatever existed before it
+    may have changed).  A slow call in the arm (the callee of one the run made, or a method of an
+    object it made slow calls on) is a request: it may change what it is handed, not its receiver."""
+    arm, deps = entry.untaken, entry.cond.deps
+    acts, changed = arm.acts, set(arm.changed)
+    for call in arm.calls:
+        kind = _callee_kind(b, fs, call.callee)
+        if kind is purity.Effect.PURE:
+            continue
+        changed |= call.args
+        if kind is purity.Effect.UNKNOWN:
+            acts = True
+            if call.callee is not None and call.callee[2] is not None:
+                changed.add((call.callee[0], call.callee[1]))  # the receiver of a method not known
+    if acts:
+        b.unknown_calls += 1
+        b.effects += 1
+    for scope, name in changed:
+        ref = _ref(b, fs, scope, name)
+        if ref is not None and not callable(ref.value) and not isinstance(ref.value, types.ModuleType):
+            b.mutate_arg(ref, deps)
+    for name in arm.stores:
+        ref = _ref(b, fs, "local", name) or unknown(len(b.ops))
+        fs.locals[name] = made_under(ref, deps, (entry.cond,))
+
+
+def _ref(b: GraphBuilder, fs: FrameState, scope: str, name: str) -> ValueRef | None:
+    """The ref of a name an arm the trace did not take reads: a global, or a local (a parameter not
+    read so far too); None for a local that holds nothing yet."""
+    if scope != "local":
+        return b.load_global(fs, name)
+    if name in fs.locals:
+        return fs.locals[name]
+    f_locals = fs.frame.f_locals
+    return b.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
+
+
+def _callee_kind(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> purity.Effect:
+    """What a call in an arm the trace did not take calls: PURE, MUTATES_INPUTS for a slow call (a
+    request, see `owe_untaken`), or UNKNOWN."""
+    if callee is None:
+        return purity.Effect.UNKNOWN
+    scope, name, attr = callee
+    ref = _ref(b, fs, scope, name)
+    value = ref.value if ref is not None else MISSING
+    if attr is not None:
+        value = peek_attr(value, attr)
+    if value is MISSING:
+        return purity.Effect.UNKNOWN
+    if purity.classify(value) is purity.Effect.PURE:
+        return purity.Effect.PURE
+    receiver = getattr(value, "__self__", None)
+    if b.slow_callees.get(callee_key(value)) is not None or (
+        receiver is not None and b.clients.get(id(receiver)) is receiver
+    ):
+        return purity.Effect.MUTATES_INPUTS
+    return purity.Effect.UNKNOWN

@@ -48,9 +48,8 @@ from xcs_bc._compat import (
     COMPREHENSIONS,
     PY312,
 )
-from xcs_bc.build import purity
-from xcs_bc.build.arms import Callee, untaken_arm
-from xcs_bc.build.calls import callee_key, parameters
+from xcs_bc.build.arms import owe_untaken, untaken_arm
+from xcs_bc.build.calls import parameters
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
@@ -74,8 +73,6 @@ from xcs_bc.ir.values import (
     NULL,
     as_local,
     expr,
-    made_under,
-    peek_attr,
     unknown,
     with_value,
 )
@@ -137,7 +134,7 @@ class GraphBuilder(Loops):
         self.local_values: dict[Local, Any] = {}  # a local (which assignment) -> the object it stored
         self.call_facts: list[CallFacts] = []  # what plan reads of each operation, by id
         # the callees of slow calls (see `callee_key`), and the objects slow methods were called on (a
-        # client, an image patch), by id: what a call in an arm the trace did not take is (`_arm_callee`)
+        # client, an image patch), by id: what a call in an arm the trace did not take is (`arms`)
         self.slow_callees: dict[Any, Any] = {}
         self.clients: dict[int, Any] = {}
         self._started = time.perf_counter()
@@ -417,68 +414,7 @@ class GraphBuilder(Loops):
             fs.refresh_control()
             for entry in left:
                 if entry.untaken:
-                    self._owe_untaken(fs, entry)
-
-    def _owe_untaken(self, fs: FrameState, entry: Control) -> None:
-        """The arms of a branch on results meet again, and a replay may have run the one the trace did
-        not: a local it may assign holds, from here on, a value made under that branch (no call after
-        it is issued ahead with it); an object it may change in place, or hand to a call that is not
-        known to be pure, was changed by the branch; and if it may call anything not known to be pure
-        or slow, that counts as a call to a function not known to be pure (whatever existed before it
-        may have changed).  A slow call in the arm (the callee of one the run made, or a method of an
-        object it made slow calls on) is a request: it may change what it is handed, not its receiver."""
-        arm, deps = entry.untaken, entry.cond.deps
-        acts, changed = arm.acts, set(arm.changed)
-        for call in arm.calls:
-            kind = self._arm_callee(fs, call.callee)
-            if kind is purity.Effect.PURE:
-                continue
-            changed |= call.args
-            if kind is purity.Effect.UNKNOWN:
-                acts = True
-                if call.callee is not None and call.callee[2] is not None:
-                    changed.add((call.callee[0], call.callee[1]))  # the receiver of a method not known
-        if acts:
-            self.unknown_calls += 1
-            self.effects += 1
-        for scope, name in changed:
-            ref = self._arm_ref(fs, scope, name)
-            if ref is not None and not callable(ref.value) and not isinstance(ref.value, types.ModuleType):
-                self.mutate_arg(ref, deps)
-        for name in arm.stores:
-            ref = self._arm_ref(fs, "local", name) or unknown(len(self.ops))
-            fs.locals[name] = made_under(ref, deps, (entry.cond,))
-
-    def _arm_ref(self, fs: FrameState, scope: str, name: str) -> ValueRef | None:
-        """The ref of a name an arm the trace did not take reads: a global, or a local (a parameter not
-        read so far too); None for a local that holds nothing yet."""
-        if scope != "local":
-            return self.load_global(fs, name)
-        if name in fs.locals:
-            return fs.locals[name]
-        f_locals = fs.frame.f_locals
-        return self.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
-
-    def _arm_callee(self, fs: FrameState, callee: Callee | None) -> purity.Effect:
-        """What a call in an arm the trace did not take calls: PURE, MUTATES_INPUTS for a slow call (a
-        request, see `_owe_untaken`), or UNKNOWN."""
-        if callee is None:
-            return purity.Effect.UNKNOWN
-        scope, name, attr = callee
-        ref = self._arm_ref(fs, scope, name)
-        value = ref.value if ref is not None else MISSING
-        if attr is not None:
-            value = peek_attr(value, attr)
-        if value is MISSING:
-            return purity.Effect.UNKNOWN
-        if purity.classify(value) is purity.Effect.PURE:
-            return purity.Effect.PURE
-        receiver = getattr(value, "__self__", None)
-        if self.slow_callees.get(callee_key(value)) is not None or (
-            receiver is not None and self.clients.get(id(receiver)) is receiver
-        ):
-            return purity.Effect.MUTATES_INPUTS
-        return purity.Effect.UNKNOWN
+                    owe_untaken(self, fs, entry)
 
     def _apply(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         duration = now - fs.started

@@ -29,6 +29,7 @@ from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, ExprKind, Operation, OpType, Site, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
+    callee_key,
     const,
     describe_callee,
     expr,
@@ -41,14 +42,6 @@ from xcs_bc.observe.hooks import CallEvent
 
 if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
-
-
-def callee_key(callee: Any) -> Any:
-    """What tells one callee from another: a bound method is made anew at each access, so it is its
-    function and its object (by identity); anything else is itself, by identity."""
-    if isinstance(callee, types.MethodType):
-        return (id(callee.__func__), id(callee.__self__))
-    return id(callee)
 
 
 class Calls(Effects):

@@ -73,6 +73,14 @@ def unknown(
     )
 
 
+def callee_key(callee: Any) -> Any:
+    """What tells one callee from another: a bound method is made anew at each access, so it is its
+    function and its object (by identity); anything else is itself, by identity."""
+    if isinstance(callee, types.MethodType):
+        return (id(callee.__func__), id(callee.__self__))
+    return id(callee)
+
+
 def unknown_origin(ref: ValueRef) -> str | None:
     """For an UNKNOWN value a call to a function not known to be pure returned: that call, `helper()`."""
     return ref.origin if ref.source is Source.UNKNOWN and ref.origin else None
