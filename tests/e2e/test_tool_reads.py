@@ -10,6 +10,7 @@ calls, and checks that nothing was wasted or made twice.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import xcs_bc as xcs
@@ -167,3 +168,16 @@ def test_calls_on_an_object_the_function_makes_go_once_it_is_made() -> None:
     detector.reset()
     fast(fresh("img"))
     assert detector.max_concurrency == 2, fast.explain()
+
+
+def where_am_i(q: str) -> str:
+    frame = inspect.currentframe()  # reads its caller's frame: never made through the dispatcher
+    assert frame is not None
+    return llm(f"{frame.f_code.co_name}: {q}")
+
+
+def test_a_function_reading_its_callers_frame_sees_the_function_not_the_dispatcher() -> None:
+    fast = xcs.jit(where_am_i)
+    for _ in range(3):
+        run_both(where_am_i, fast, fresh("q"), watch=[llm])
+    no_waste(fast)

@@ -8,6 +8,7 @@ The 3.11 PRECALL and KW_NAMES handlers, which prepare the CALL after them, are h
 
 from __future__ import annotations
 
+import functools
 import types
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from xcs_bc._compat import (
     PY313,
 )
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import Instr
+from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code
@@ -42,6 +43,26 @@ from xcs_bc.observe.hooks import CallEvent
 
 if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
+
+
+# modules whose functions read their caller's frame (`inspect.currentframe()`, `logging.getLogger`'s
+# callers, `traceback.extract_stack()`): never made through the dispatcher as a kept read
+_FRAME_READERS = frozenset({"inspect", "traceback", "warnings", "logging", "sys", "pdb", "faulthandler"})
+
+
+def in_loop(info: CodeInfo, offset: int) -> bool:
+    """Is the instruction at `offset` inside a loop of its code (between a backward jump's target and
+    the jump)?  A call there runs once a round."""
+    return any(start <= offset <= end for start, end in _loops(info))
+
+
+@functools.lru_cache(maxsize=1024)
+def _loops(info: CodeInfo) -> tuple[tuple[int, int], ...]:
+    return tuple(
+        (ins.target, ins.offset)
+        for ins in info.instrs.values()
+        if ins.target is not None and ins.target <= ins.offset
+    )
 
 
 class Calls(Effects):
@@ -135,6 +156,8 @@ class Calls(Effects):
             return False
         if isinstance(callee, types.BuiltinFunctionType) or callee is MISSING:
             return False
+        if getattr(callee, "__module__", None) in _FRAME_READERS or in_loop(fs.info, ins.offset):
+            return False  # (made through the dispatcher, it would see the dispatcher's frames)
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
         return after is not None and after.opname == "STORE_FAST"
 

@@ -179,6 +179,9 @@ class Effects:
 
     def shape_deps(self, ref: ValueRef) -> frozenset[int]:
         """What the number of items of `ref` depends on."""
+        view = _dict_view_of(ref)
+        if view is not None:  # `d.items()`: as many items as the dict has keys
+            return self.shape_deps(view)
         if ref.source is Source.EXPR and ref.kind in CONTAINERS:
             if not ref.operands:
                 return ref.deps
@@ -186,3 +189,20 @@ class Effects:
             if entry is not None and entry[0] is ref.operands:
                 return entry[1] | key_deps(ref)
         return ref.deps
+
+
+_VIEWS = ("items", "keys", "values")
+
+
+def _dict_view_of(ref: ValueRef) -> ValueRef | None:
+    """For `d.items()`, `d.keys()` or `d.values()` of a dict (a call of its built-in method, no
+    arguments), the ref of `d`; else None."""
+    if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or len(ref.operands) != 1:
+        return None
+    method = ref.operands[0]
+    owner = getattr(method.value, "__self__", None)
+    if type(owner) is not dict or not method.path or method.path[-1].kind != "attr":
+        return None
+    if method.path[-1].key not in _VIEWS:
+        return None
+    return with_path(method, method.path[:-1], owner)
