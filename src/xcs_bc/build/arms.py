@@ -3,11 +3,12 @@
 The trace sees only the arm a branch on results took.  A replay whose results go the other way runs
 the other arm, which may assign locals, change objects in place, or call anything, before the paths
 meet again.  A value read after they meet, or an object changed there, may then not be what the
-trace saw: the builder makes what follows owe that branch (see `GraphBuilder.leave_branches`).
+trace saw: where the arms meet, the builder makes what follows owe that branch (`owe_untaken`).
 `untaken_arm` reads the arm statically: every instruction reachable from its first one without
-passing the point where the paths meet.  An instruction raising into a handler is not followed
-(what a replay does after an exception the trace did not see is the exception's business: a call
-that raised is never served as a value).
+passing the point where the paths meet; a straight arm slot by slot (which names each call is
+handed), an arm with branches of its own as a whole.  Not followed: an exception raised in the arm
+into a handler of the function (that path is one no trace saw, like any exception the trace did
+not see).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ The 3.11 PRECALL and KW_NAMES handlers, which prepare the CALL after them, are h
 
 from __future__ import annotations
 
-import functools
 import types
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from xcs_bc._compat import (
     PY313,
 )
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.build.codeinfo import Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code
@@ -48,21 +47,6 @@ if TYPE_CHECKING:
 # modules whose functions read their caller's frame (`inspect.currentframe()`, `logging.getLogger`'s
 # callers, `traceback.extract_stack()`): never made through the dispatcher as a kept read
 _FRAME_READERS = frozenset({"inspect", "traceback", "warnings", "logging", "sys", "pdb", "faulthandler"})
-
-
-def in_loop(info: CodeInfo, offset: int) -> bool:
-    """Is the instruction at `offset` inside a loop of its code (between a backward jump's target and
-    the jump)?  A call there runs once a round."""
-    return any(start <= offset <= end for start, end in _loops(info))
-
-
-@functools.lru_cache(maxsize=1024)
-def _loops(info: CodeInfo) -> tuple[tuple[int, int], ...]:
-    return tuple(
-        (ins.target, ins.offset)
-        for ins in info.instrs.values()
-        if ins.target is not None and ins.target <= ins.offset
-    )
 
 
 class Calls(Effects):

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import dis
+import functools
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -484,3 +485,18 @@ def code_info(code: types.CodeType) -> CodeInfo:
     info = _Builder(code).build()
     _CACHE[id(code)] = (code, info)
     return info
+
+
+def in_loop(info: CodeInfo, offset: int) -> bool:
+    """Is the instruction at `offset` inside a loop of its code (between a backward jump's target and
+    the jump)?  A call there runs once a round."""
+    return any(start <= offset <= end for start, end in _loops(info))
+
+
+@functools.lru_cache(maxsize=1024)
+def _loops(info: CodeInfo) -> tuple[tuple[int, int], ...]:
+    return tuple(
+        (ins.target, ins.offset)
+        for ins in info.instrs.values()
+        if ins.target is not None and ins.target <= ins.offset
+    )
