@@ -181,3 +181,38 @@ def test_a_function_reading_its_callers_frame_sees_the_function_not_the_dispatch
     for _ in range(3):
         run_both(where_am_i, fast, fresh("q"), watch=[llm])
     no_waste(fast)
+
+
+def agenda_inline(day: str) -> list[str]:
+    return [summarize(event.description) for event in get_day_calendar_events(day)]
+
+
+def ready(q: str) -> bool:  # a fast helper reading state, branched on at once
+    return STATUS["mode"] == "ok"
+
+
+def inline_triage(q: str) -> str:
+    if ready(q):
+        return writer(f"{llm(f'answer A: {q}')} | {llm(f'answer B: {q}')}")
+    return writer(f"escalate: {q}")
+
+
+def test_a_loop_or_a_branch_straight_on_a_tools_call_is_decided_by_its_answer() -> None:
+    fast = xcs.jit(agenda_inline)
+    for texts in [("a", "b"), ("a", "b"), ("c", "d", "e", "f"), (), ("g",)]:
+        CALENDAR["events"] = list(texts)
+        run_both(agenda_inline, fast, fresh("day"), watch=[summarize])
+    no_waste(fast)
+    CALENDAR["events"] = ["x", "y", "z"]
+    summarize.reset()
+    fast(fresh("day"))
+    assert summarize.max_concurrency == 3, fast.explain()
+    fast = xcs.jit(inline_triage)
+    for mode in ["ok", "ok", "down", "ok", "down"]:
+        STATUS["mode"] = mode
+        run_both(inline_triage, fast, fresh("q"), watch=[llm, writer])
+    no_waste(fast)
+    STATUS["mode"] = "ok"
+    llm.reset()
+    fast(fresh("q"))
+    assert llm.max_concurrency == 2, fast.explain()

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 _FRAME_READERS = frozenset({"inspect", "traceback", "warnings", "logging", "sys", "pdb", "faulthandler"})
 
 
+# what the code does with a result it keeps: stores it, loops over it, or branches on it at once
+# (`x = tool()`, `for x in tool():`, `if tool():`)
+_KEEPS = frozenset({"STORE_FAST", "GET_ITER", "TO_BOOL", "UNARY_NOT"})
+
+
 class Calls(Effects):
     """Completes call instructions: a slow call's operation, a fast call's expression or UNKNOWN."""
 
@@ -131,7 +136,8 @@ class Calls(Effects):
 
     def kept_read(self, fs: FrameState, ins: Instr, callee: Any, result: ValueRef) -> bool:
         """Is this fast call to a function not known to be pure (its result is UNKNOWN) one whose result
-        the observed function keeps, `events = get_events(day)`, outside any loop?  A replay may then
+        the observed function keeps, loops over or branches on at once (`events = get_events(day)`,
+        `for e in get_events(day):`, `if ready(q):`), outside any loop?  A replay may then
         take its result from the run, and issue what depends on it then (see `CallFacts.read`).  Only
         when tracing for `xcs.jit` (`reads`): a capture shows slow calls only.  Not for a built-in
         function (`time.perf_counter()`, `random.random()`): a tool is Python code, and a clock read
@@ -143,7 +149,7 @@ class Calls(Effects):
         if getattr(callee, "__module__", None) in _FRAME_READERS or in_loop(fs.info, ins.offset):
             return False  # (made through the dispatcher, it would see the dispatcher's frames)
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
-        return after is not None and after.opname == "STORE_FAST"
+        return after is not None and (after.opname in _KEEPS or after.opname.startswith("POP_JUMP"))
 
     def call_layout(
         self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
