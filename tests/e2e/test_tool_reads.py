@@ -96,16 +96,22 @@ def triage(q: str) -> str:
     return writer(f"escalate: {status}")
 
 
-def test_a_branch_on_a_helpers_answer_goes_the_way_the_run_takes() -> None:
-    fast = xcs.jit(triage)
-    for mode in ["ok", "ok", "down", "ok", "down", "down", "ok"]:
+def decided_by_the_status(fn: Any, modes: list[str]) -> None:
+    """`fn` branches on what a status helper says: like plain whichever way it goes, nothing wasted,
+    and both answers at once when it says "ok"."""
+    fast = xcs.jit(fn)
+    for mode in modes:
         STATUS["mode"] = mode
-        run_both(triage, fast, fresh("q"), watch=[llm, writer])
+        run_both(fn, fast, fresh("q"), watch=[llm, writer])
     no_waste(fast)
     STATUS["mode"] = "ok"
     llm.reset()
     fast(fresh("q"))
     assert llm.max_concurrency == 2, fast.explain()
+
+
+def test_a_branch_on_a_helpers_answer_goes_the_way_the_run_takes() -> None:
+    decided_by_the_status(triage, ["ok", "ok", "down", "ok", "down", "down", "ok"])
 
 
 TODO: list[str] = []
@@ -207,12 +213,4 @@ def test_a_loop_or_a_branch_straight_on_a_tools_call_is_decided_by_its_answer() 
     summarize.reset()
     fast(fresh("day"))
     assert summarize.max_concurrency == 3, fast.explain()
-    fast = xcs.jit(inline_triage)
-    for mode in ["ok", "ok", "down", "ok", "down"]:
-        STATUS["mode"] = mode
-        run_both(inline_triage, fast, fresh("q"), watch=[llm, writer])
-    no_waste(fast)
-    STATUS["mode"] = "ok"
-    llm.reset()
-    fast(fresh("q"))
-    assert llm.max_concurrency == 2, fast.explain()
+    decided_by_the_status(inline_triage, ["ok", "ok", "down", "ok", "down"])

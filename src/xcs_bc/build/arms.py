@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY311, PY313
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.build.codeinfo import COND_POP_JUMPS, UNCONDITIONAL_JUMPS, CodeInfo, Instr
 from xcs_bc.ir import MISSING, ValueRef
 from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
 
@@ -140,26 +140,10 @@ _QUIET = frozenset(
         "DUP_TOP_TWO",
         "PUSH_NULL",
         "KW_NAMES",
-        "JUMP",
-        "JUMP_NO_INTERRUPT",
-        "JUMP_FORWARD",
-        "JUMP_BACKWARD",
-        "JUMP_BACKWARD_NO_INTERRUPT",
-        "JUMP_ABSOLUTE",
+        *UNCONDITIONAL_JUMPS,
+        *COND_POP_JUMPS,
         "JUMP_IF_TRUE_OR_POP",
         "JUMP_IF_FALSE_OR_POP",
-        "POP_JUMP_IF_TRUE",
-        "POP_JUMP_IF_FALSE",
-        "POP_JUMP_IF_NONE",
-        "POP_JUMP_IF_NOT_NONE",
-        "POP_JUMP_FORWARD_IF_TRUE",
-        "POP_JUMP_FORWARD_IF_FALSE",
-        "POP_JUMP_FORWARD_IF_NONE",
-        "POP_JUMP_FORWARD_IF_NOT_NONE",
-        "POP_JUMP_BACKWARD_IF_TRUE",
-        "POP_JUMP_BACKWARD_IF_FALSE",
-        "POP_JUMP_BACKWARD_IF_NONE",
-        "POP_JUMP_BACKWARD_IF_NOT_NONE",
         "BUILD_TUPLE",
         "BUILD_LIST",
         "BUILD_SET",
@@ -217,7 +201,6 @@ def untaken_arm(info: CodeInfo, start: int | None, until: int | None) -> Arm:
 
 @functools.lru_cache(maxsize=4096)
 def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
-    region = _region(info, start, until)
     try:
         straight = _straight(info, start, until)
     except (IndexError, TypeError, ValueError):  # a shape not followed: read the arm as branching
@@ -228,7 +211,7 @@ def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
     stores: set[str] = set()
     names: set[Name] = set()
     acts = False
-    for offset in region:
+    for offset in _region(info, start, until):
         ins = info.instrs[offset]
         if ins.opname in _STORES:
             stores.update(_stored(ins))
@@ -266,7 +249,7 @@ def _straight(info: CodeInfo, start: int, until: int | None) -> Arm | None:
         ins = info.instrs[offset]
         last = ins.opname in _ENDS
         if ins.target is not None:
-            if ins.opname not in _JUMPS or ins.target != until:
+            if ins.opname not in UNCONDITIONAL_JUMPS or ins.target != until:
                 return None  # a branch (or a jump elsewhere) inside the arm
             last = True
         taken = [stack.pop() if stack else None for _ in range(ins.pops)][::-1]
@@ -356,17 +339,6 @@ _READS = frozenset(
     }
 )
 _ENDS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
-# the jumps a straight arm may end with, to where the arms meet; every other jump is a branch
-_JUMPS = frozenset(
-    {
-        "JUMP",
-        "JUMP_NO_INTERRUPT",
-        "JUMP_FORWARD",
-        "JUMP_ABSOLUTE",
-        "JUMP_BACKWARD",
-        "JUMP_BACKWARD_NO_INTERRUPT",
-    }
-)
 
 
 def _names(ins: Instr) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from xcs_bc._compat import (
     PY313,
 )
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import Instr, in_loop
+from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code
@@ -149,7 +149,7 @@ class Calls(Effects):
         if getattr(callee, "__module__", None) in _FRAME_READERS or in_loop(fs.info, ins.offset):
             return False  # (made through the dispatcher, it would see the dispatcher's frames)
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
-        return after is not None and (after.opname in _KEEPS or after.opname.startswith("POP_JUMP"))
+        return after is not None and (after.opname in _KEEPS or after.opname in COND_POP_JUMPS)
 
     def call_layout(
         self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]

@@ -108,13 +108,31 @@ class _Entry(Protocol):
     lasti: bool
 
 
-# Instructions after which control never reaches the next instruction.
-_NO_FALLTHROUGH: Final = frozenset(
+# Jumps taken every time, and the conditional jumps that pop their condition (of any version).
+UNCONDITIONAL_JUMPS: Final = frozenset(
+    {"JUMP_ABSOLUTE", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"}
+)
+COND_POP_JUMPS: Final = frozenset(
     {
-        "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
-        "JUMP_ABSOLUTE", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+        "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_FALSE",
+        "POP_JUMP_IF_NONE",
+        "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
     }
-)  # fmt: skip
+)
+
+# Instructions after which control never reaches the next instruction.
+_NO_FALLTHROUGH: Final = (
+    frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"}) | UNCONDITIONAL_JUMPS
+)
 
 # 3.10 block-stack instructions: `dis` lists them as relative jumps, but their
 # argument is a handler, reached only by unwinding, never a normal successor.

@@ -17,24 +17,6 @@ if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
 
 
-COND_POP_JUMPS = frozenset(
-    {
-        "POP_JUMP_IF_TRUE",
-        "POP_JUMP_IF_FALSE",
-        "POP_JUMP_IF_NONE",
-        "POP_JUMP_IF_NOT_NONE",
-        "POP_JUMP_FORWARD_IF_TRUE",
-        "POP_JUMP_FORWARD_IF_FALSE",
-        "POP_JUMP_FORWARD_IF_NONE",
-        "POP_JUMP_FORWARD_IF_NOT_NONE",
-        "POP_JUMP_BACKWARD_IF_TRUE",
-        "POP_JUMP_BACKWARD_IF_FALSE",
-        "POP_JUMP_BACKWARD_IF_NONE",
-        "POP_JUMP_BACKWARD_IF_NOT_NONE",
-    }
-)
-
-
 def pop_jump_if(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (cond,) = fs.pop(1)
     b.branch(fs, ins, cond, _outcome(ins.opname, jumped), jumped=jumped)

@@ -11,7 +11,8 @@ from xcs_bc._compat import (
     INSTRUMENTED,
 )
 from xcs_bc.build.calls import kw_names, precall
-from xcs_bc.build.handlers.branches import COND_POP_JUMPS, jump_if_or_pop, pop_jump_if
+from xcs_bc.build.codeinfo import COND_POP_JUMPS
+from xcs_bc.build.handlers.branches import jump_if_or_pop, pop_jump_if
 from xcs_bc.build.handlers.containers import (
     binary_slice,
     binary_subscr,
