@@ -44,7 +44,9 @@ from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
 from xcs_bc.plan.guards import Miss
-from xcs_bc.plan.planner import Schedule, make_plan
+from xcs_bc.plan.learn import LESSONS
+from xcs_bc.plan.learn import learn as learned_arms
+from xcs_bc.plan.planner import Plan, Schedule, make_plan
 from xcs_bc.plan.readpoints import local_names
 from xcs_bc.plan.release import released
 from xcs_bc.plan.slices import Env
@@ -129,6 +131,8 @@ class JittedFunction(Generic[P, R]):
             return cast(R, fn(*call_args, **kwargs))
         if found is None:
             return self._trace(call_args, kwargs, env)
+        if self._lesson(*found[:2]):
+            return self._trace(call_args, kwargs, env, learn=found[0])
         return self._replay(*found, call_args, kwargs, env)
 
     @overload
@@ -181,7 +185,21 @@ class JittedFunction(Generic[P, R]):
             self._note(f"guard miss, traced again: {reasons[0]}")
         return None
 
-    def _trace(self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env) -> R:
+    def _lesson(self, cached: CachedPlan, schedule: Schedule) -> bool:
+        """Is this call, which `cached` applies to, to be traced so that the plan learns an arm its
+        trace did not take, where an earlier replay went (see `plan.learn`)?  One call at a time."""
+        plan = cached.plan
+        if not plan.strayed or schedule is not plan.schedule:
+            return False
+        with self._lock:
+            if plan.lessons >= LESSONS or cached not in self._plans:
+                return False
+            plan.lessons += 1
+            return True
+
+    def _trace(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env, learn: CachedPlan | None = None
+    ) -> R:
         builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__, reads=True)
         session = observe.Session(
             builder, frame=None, code=self._fn.__code__, parent=sys._getframe(), yields=True
@@ -212,16 +230,26 @@ class JittedFunction(Generic[P, R]):
             self._no_plan()
             return cast(R, result)
         self._raised = 0
-        self._remember(builder, env)
+        self._remember(builder, env, learn)
         return cast(R, result)
 
-    def _remember(self, builder: GraphBuilder, env: Env) -> None:
+    def _remember(self, builder: GraphBuilder, env: Env, learn: CachedPlan | None) -> None:
         try:
             trace = builder.finish(None)
             env = dataclasses.replace(env, locals=trace.locals)  # recipes are checked against them
             plan = make_plan(
-                trace.graph, list(trace.decisions), env, trace.retained, trace.loops, trace.calls, trace.run
+                trace.graph,
+                list(trace.decisions),
+                env,
+                trace.retained,
+                trace.loops,
+                trace.calls,
+                trace.run,
+                trace.forks,
             )
+            if learn is not None:
+                self._learn(learn, plan)
+                return
             # the plan kept holds no argument, result or exception of the trace it does not need
             plan, loops = released(plan, trace.loops)
             cached = CachedPlan(plan, self._fn, loops, trace.carried)
@@ -246,6 +274,21 @@ class JittedFunction(Generic[P, R]):
             self._no_plan()
         else:
             self._traces_without_plan = 0
+
+    def _learn(self, cached: CachedPlan, other: Plan) -> None:
+        """Teach `cached` the arms `other`, the plan of a call traced for it, took and its trace did not."""
+        plan = learned_arms(cached.plan, other)
+        if plan is None:
+            # the next try waits for another replay that goes the other way: tries are spent only as
+            # often as the run goes that way
+            cached.plan.strayed.clear()
+            self._note("a call traced to learn an arm its plan's trace did not take went that way too")
+            return
+        taught = cached.learned(plan, self._fn)
+        with self._lock:
+            if cached in self._plans:
+                self._plans[self._plans.index(cached)] = taught
+        self._note(f"learned {plan.learned[-1]}")
 
     def _trace_raised(self) -> None:
         """A traced call that raised makes no plan, and does not count toward giving up: the next
@@ -288,9 +331,10 @@ class JittedFunction(Generic[P, R]):
         self.stats.bump("replays")
         if schedule.lengths:
             self.stats.bump("resized")
-        replay = Replay(
-            cached.plan, schedule, sites, env, self._get_executor(), self.stats, cached.clone.__code__
-        )
+        arm_sites = cached.arm_sites if schedule is cached.plan.schedule else None
+        executor = self._get_executor()
+        code = cached.clone.__code__
+        replay = Replay(cached.plan, schedule, sites, env, executor, self.stats, code, arm_sites)
         try:
             push(replay)
             replay.start()
@@ -336,7 +380,7 @@ class JittedFunction(Generic[P, R]):
             notes = list(self._notes)
         for number, cached in enumerate(plans):
             plan = cached.plan
-            lines.append(f"  plan {number}: {len(plan.graph.operations)} slow calls, {plan.replays} replays")
+            lines.append(f"  plan {number}: {len(plan.recipes)} slow calls, {plan.replays} replays")
             general = cached.general
             for guard in general.guards if general is not None else plan.guards:
                 lines.append(f"    guard: {guard.describe()}")
@@ -344,13 +388,19 @@ class JittedFunction(Generic[P, R]):
                 lines.extend(f"    {line}" for line in cached.general.describe())
             for loop in plan.result_loops:
                 lines.append(f"    {loop.describe()}")
+            lines.extend(f"    learned: {lesson}" for lesson in plan.learned)
+            if plan.strayed and plan.lessons < LESSONS:
+                lines.append(
+                    f"    a replay went the way the trace did not at {len(plan.strayed)} branch(es) on "
+                    "results whose other arm makes calls: the next call is traced to learn it"
+                )
             points: dict[int, int] = {}  # planned op -> the first call at which its locals are read
             for point, planned in sorted(plan.ready_at.items()):
                 for op_id in planned:
                     points.setdefault(op_id, point)
             for recipe in plan.recipes:
                 op = recipe.op
-                if recipe.ahead and op.id in plan.learned:
+                if recipe.ahead and op.id in plan.mispredicted:
                     lines.append(
                         f"    %{op.id} {op.name} at {op.site}: runs in its turn, because the call issued "
                         "ahead for it was mispredicted (what it reads changed after the function started)"

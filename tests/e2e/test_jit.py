@@ -678,7 +678,7 @@ def test_retiring_a_plan_after_repeated_mispredictions_does_not_hang() -> None:
         for cached in fast._plans:
             # a plan learns not to issue a mispredicted call again (test_learning.py); forgetting
             # that keeps it mispredicting, which is what drives it to retirement here
-            cached.plan.learned.clear()
+            cached.plan.mispredicted.clear()
     assert fast.stats.mispredictions >= 3 and "retired" in fast.explain()
 
 

@@ -1066,5 +1066,5 @@ def test_retiring_a_plan_does_not_deadlock() -> None:
         assert box, f"call #{call} did not return within 10 s; {fast.stats}"
         assert box[0] == f"llm(x {COUNTER})"
         for cached in fast._plans:
-            cached.plan.learned.clear()  # forget what the misprediction taught: it mispredicts again
+            cached.plan.mispredicted.clear()  # forget what the misprediction taught: it mispredicts again
     assert fast.stats.mispredictions >= 3, fast.stats  # the plan really was retired

@@ -55,7 +55,10 @@ def test_a_router_replays_like_plain_whichever_way_each_call_goes(first: str) ->
     for kind in [first, "math", "poem", "math", "math", "poem"]:
         run_both(route, fast, fresh(kind), watch=watch)
     no_waste(fast)
-    assert fast.stats.traces == 1
+    if first == "math":  # the other arm's lone call is made as early in its turn: nothing to learn
+        assert fast.stats.traces == 1
+    else:  # the solvers' arm is learned from a later trace that took it (see test_learned_arms)
+        assert "learned: the arm taken when bool('math' in %0) is True" in fast.explain()
 
 
 def test_the_solvers_under_the_branch_run_at_once_when_the_trace_took_it() -> None:

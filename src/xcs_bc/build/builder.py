@@ -58,7 +58,16 @@ from xcs_bc.build.handlers.stack import conservative, return_value
 from xcs_bc.build.handlers.table import HANDLERS
 from xcs_bc.build.loops import Loops, LoopState
 from xcs_bc.build.slow import IMPLICIT_MIN_S, may_run_user_code
-from xcs_bc.build.trace import CallFacts, Decision, DecisionKind, LoopRecord, RunFacts, Trace
+from xcs_bc.build.trace import (
+    CallFacts,
+    Condition,
+    Decision,
+    DecisionKind,
+    Fork,
+    LoopRecord,
+    RunFacts,
+    Trace,
+)
 from xcs_bc.ir import (
     MISSING,
     ComputationGraph,
@@ -80,6 +89,7 @@ from xcs_bc.observe.hooks import CallEvent
 
 __all__ = ["GraphBuilder"]
 
+_MAX_FORKS = 64  # branches on results a trace notes for learning their other arm (see `Fork`)
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 
 
@@ -106,6 +116,7 @@ class GraphBuilder(Loops):
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
         # go another way than the trace (and reach code the trace did not run)
         self.unguarded_paths = 0
+        self.forks: list[Fork] = []  # those of them whose other arm may make calls
         self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
@@ -287,6 +298,7 @@ class GraphBuilder(Loops):
             MappingProxyType(dict(self.local_values)),
             tuple(self.call_facts),
             run,
+            tuple(self.forks),
         )
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
@@ -388,8 +400,18 @@ class GraphBuilder(Loops):
                 entry.untaken |= untaken
                 break
         else:
+            if outcome is not None and (untaken.calls or untaken.acts):
+                calls = Fork.MANY if untaken.acts else len(untaken.calls)
+                self._fork(fs, ins, Condition(cond, outcome), calls)
             fs.control.append(Control(ins.offset, until, cond, outcome, untaken))
         fs.refresh_control()
+
+    def _fork(self, fs: FrameState, ins: Instr, condition: Condition, calls: int) -> None:
+        """Note a branch whose other arm may make calls, where a replay may go the other way (`Fork`).
+        (A helper's frame does not know every branch it is under: its own are not noted.)"""
+        if (fs is self.root or fs.parent is not None) and len(self.forks) < _MAX_FORKS:
+            site = self._site(fs, ins)
+            self.forks.append(Fork(condition, fs.conditions(), site, len(self.ops), calls))
 
     def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
         """Item `k` of a loop over `sequence`, which depends on results, came out of the loop's test at

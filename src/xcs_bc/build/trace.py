@@ -10,7 +10,7 @@ import enum
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from xcs_bc.ir import MISSING, ComputationGraph, Local, Site, ValueRef
 
@@ -44,6 +44,24 @@ class Condition:
 
     cond: ValueRef
     outcome: tuple[DecisionKind, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fork:
+    """A branch on results whose other arm may make calls: where a replay may go a way the trace never
+    saw.  `condition` is the branch and the way the run went (a truth or a None test), `under` the
+    branches it was itself reached through, `site` where it is, `before` how many operations had been
+    made then, `calls` how many calls the other arm makes (read from the bytecode; `MANY` when it was
+    not followed call by call).  A replay whose results go the other way there makes that arm's calls
+    in their turn, and a later call is traced to learn it (see `plan.learn`)."""
+
+    MANY: ClassVar[int] = 1 << 30
+
+    condition: Condition
+    under: tuple[Condition, ...]
+    site: Site
+    before: int
+    calls: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +149,8 @@ class Trace:
     number of operations made before that read; `retained` the containers that outlive the
     expression that built them (see `Effects.retain` in `build.effects`); `locals` the objects the observed
     function's single-assignment locals held (by `Local`: name and assignment), which a replay may read;
-    `calls` what the planner reads of each operation (by id), `run` of the whole run.
+    `calls` what the planner reads of each operation (by id), `run` of the whole run; `forks` the
+    branches on results whose other arm may make calls.
     """
 
     graph: ComputationGraph
@@ -142,3 +161,4 @@ class Trace:
     locals: Mapping[Local, Any]
     calls: tuple[CallFacts, ...] = ()
     run: RunFacts = RunFacts()
+    forks: tuple[Fork, ...] = ()

@@ -6,6 +6,7 @@ applies (`fit`): the plan's guards, or its generalization for other loop lengths
 
 from __future__ import annotations
 
+import copy
 import types
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +35,20 @@ class CachedPlan:
         self.plan = plan
         self.general = generalize(plan, loops, carried)
         plan.result_loops = result_loops(plan.recipes)
+        self._dispatch(fn)
+
+    def learned(self, plan: Plan, fn: types.FunctionType) -> CachedPlan:
+        """This plan once it has learned arms its trace did not take (`plan`, see `plan.learn`): the
+        same generalization for other loop lengths (of its traced calls), a clone of its own."""
+        new = copy.copy(self)
+        new.plan = plan
+        plan.result_loops = self.plan.result_loops
+        new._dispatch(fn)
+        return new
+
+    def _dispatch(self, fn: types.FunctionType) -> None:
+        """The sites the clone dispatches, which planned call each serves, and the clone."""
+        plan = self.plan
         paths = {id(code): path for path, code in code_tree(fn).items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
@@ -42,10 +57,18 @@ class CachedPlan:
             path = paths.get(id(plan.recipes[op.id].facts.code))
             if path is not None:
                 self.keys[op.id] = (path, op.site.offset)
+        # calls learned from later traces (after the traced ones): served by value at their site, never
+        # by their number there (see `Replay`), so that the traced calls' numbering stays as traced
+        self.arm_sites: dict[int, SiteKey] = {}
+        for recipe in plan.recipes[len(plan.graph.operations) :]:
+            path = paths.get(id(recipe.facts.code))
+            if path is not None:
+                self.arm_sites[recipe.op.id] = (path, recipe.op.site.offset)
         self.sites = self._sites(plan.schedule)
         self.idle = not any(recipe.ahead for recipe in plan.recipes)  # it issues nothing ahead
         self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
-        rewritten = rewrite(fn, dispatcher_for(plan), only=set(self.keys.values()))
+        only = set(self.keys.values()) | set(self.arm_sites.values())
+        rewritten = rewrite(fn, dispatcher_for(plan), only=only)
         self.clone = rewritten.function
         self.refused = rewritten.refused
 
@@ -53,7 +76,7 @@ class CachedPlan:
         """Which scheduled call each site's n-th call is."""
         sites: dict[SiteKey, list[int]] = {}
         for index, origin in enumerate(schedule.origin):
-            key = self.keys.get(origin)
+            key = self.keys.get(origin)  # (none for a learned call)
             if key is not None:
                 sites.setdefault(key, []).append(index)
         return sites

@@ -34,6 +34,7 @@ from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.ir.values import class_lookup
+from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
 from xcs_bc.plan.recipes import Recipe
@@ -86,6 +87,7 @@ class Replay:
         executor: Executor,
         stats: Stats,
         code: types.CodeType,
+        arm_sites: Mapping[int, SiteKey] | None = None,
     ) -> None:
         self.plan = plan
         self.code = code  # the clone's: its frame holds the locals some recipes read
@@ -112,7 +114,10 @@ class Replay:
         self.occurrences: dict[SiteKey, int] = {}
         # for a plan with calls under branches on results: the site of each planned call, and the calls
         # issued under such branches and not served yet, by site (see _issued_like)
-        self.site_of = {op: key for key, ops in sites.items() for op in ops} if schedule.conditional else {}
+        # (`arm_sites`: those of calls learned from later traces, see `CachedPlan`, served only so)
+        self.site_of: dict[int, SiteKey] = {}
+        if schedule.conditional:
+            self.site_of = {op: key for key, ops in sites.items() for op in ops} | dict(arm_sites or {})
         self.open_at: dict[SiteKey, dict[int, None]] = {}
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
@@ -130,7 +135,7 @@ class Replay:
             with self.lock:
                 if self.finished or op_id in self.issued or op_id in self.consumed:
                     continue
-                if self.origin[op_id] in self.plan.learned:
+                if self.origin[op_id] in self.plan.mispredicted:
                     continue  # it was mispredicted before: it runs in its turn
                 env = self.local_envs.get(op_id, self.env)
                 if recipe.when and not recipe.holds(env):
@@ -391,7 +396,7 @@ class Replay:
         started), and the plan learns not to issue this call ahead again."""
         self.stats.bump("mispredictions")
         self.mispredicted = True
-        self.plan.learned.add(self.origin[op_id])
+        self.plan.mispredicted.add(self.origin[op_id])
         if not issued.future.cancel():
             self.stats.bump("wasted")
 
@@ -407,6 +412,9 @@ class Replay:
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1
+        elif self.plan.forks and self.schedule is self.plan.schedule:
+            # where the results went a way the trace did not: a later call is traced to learn that arm
+            self.plan.strayed |= strays(self.plan, self.env)
 
 
 # -- memoized callees: calls that may share an lru_cache entry are not made at once -------------------

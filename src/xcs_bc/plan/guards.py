@@ -26,6 +26,7 @@ __all__ = [
     "MissKind",
     "why_cut_off",
     "decision_guard",
+    "holds",
     "input_guards",
     "predicate",
     "sequence_lengths",
@@ -134,6 +135,15 @@ _GUARD_KINDS = {
     DecisionKind.LENGTH: GuardKind.LENGTH,
     DecisionKind.MORE: GuardKind.MORE,
 }
+
+
+def holds(guards: Sequence[Guard], env: Env) -> bool | None:
+    """Do `guards` all hold for `env`: True, False, or None while one cannot be computed yet."""
+    for guard in guards:
+        miss = guard.check(env)
+        if miss is not None:
+            return None if miss.kind is MissKind.UNCHECKABLE else False
+    return True
 
 
 def predicate(condition: Condition) -> Guard | None:

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from xcs_bc.build.trace import CallFacts, Decision, LoopRecord, RunFacts
+from xcs_bc.build.trace import CallFacts, Decision, Fork, LoopRecord, RunFacts
 from xcs_bc.ir import ComputationGraph, Source, ValueRef
 from xcs_bc.plan.guards import Guard, Miss, decision_guard, input_guards, why_cut_off, zip_guards
 from xcs_bc.plan.memo import memo_sites_dispatched
@@ -64,9 +64,17 @@ class Plan:
     replays: int = 0
     # traced op ids whose planned call was mispredicted once: from then on they run in their turn (a
     # helper not known to be pure may change what they read, e.g. a global counter or a config dict)
-    learned: set[int] = field(default_factory=set)
+    mispredicted: set[int] = field(default_factory=set)
     # loops over results a replay may extend beyond their traced rounds (see `rounds`; set on the plan kept)
     result_loops: tuple[ResultLoop, ...] = ()
+    # branches on results whose other arm may make calls (see `build.trace.Fork`): a replay whose
+    # results go the other way at one adds its index to `strayed`, and a later call is traced to learn
+    # that arm (see `learn`): its calls become recipes after the traced ones (`recipes[len(graph):]`)
+    forks: tuple[Fork, ...] = ()
+    strayed: set[int] = field(default_factory=set)
+    settled: set[int] = field(default_factory=set)  # forks whose other arm was learned
+    lessons: int = 0  # calls traced to learn an arm
+    learned: tuple[str, ...] = ()  # what those taught, for explain()
 
     @functools.cached_property
     def schedule(self) -> Schedule:
@@ -90,6 +98,7 @@ def make_plan(
     loops: Sequence[LoopRecord] = (),
     calls: Sequence[CallFacts] = (),
     run: RunFacts | None = None,
+    forks: Sequence[Fork] = (),
 ) -> Plan:
     """Guards and recipes for `graph`, checked against the trace's own inputs in `env`; `calls` and
     `run` are what the trace knew beside its values (see `build.trace.Trace`), by operation id."""
@@ -133,7 +142,17 @@ def make_plan(
     ahead = [recipe for recipe in recipes if recipe.ahead]
     roots = [ref for recipe in ahead for ref in (recipe.callee, *recipe.args)] + reads
     guards = input_guards(roots, [recipe.callee for recipe in ahead], env) + kept
-    return Plan(graph, tuple(guards), final, cutoff, cutoff_reason, dependents_of(final), checked, ready_at)
+    return Plan(
+        graph,
+        tuple(guards),
+        final,
+        cutoff,
+        cutoff_reason,
+        dependents_of(final),
+        checked,
+        ready_at,
+        forks=tuple(forks),
+    )
 
 
 def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:

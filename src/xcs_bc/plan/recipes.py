@@ -28,7 +28,7 @@ from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, ExprKind, Operation,
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
-from xcs_bc.plan.guards import Guard, MissKind, predicate
+from xcs_bc.plan.guards import Guard, holds, predicate
 from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, same_value, too_deep
 
 __all__ = ["Recipe", "Refusal", "RefusalKind", "make_recipe", "outputs_needed"]
@@ -124,11 +124,7 @@ class Recipe:
 
     def holds(self, env: Env) -> bool | None:
         """Do its predicates hold for `env`: True, False, or None while one cannot be computed yet."""
-        for guard in self.when:
-            miss = guard.check(env)
-            if miss is not None:
-                return None if miss.kind is MissKind.UNCHECKABLE else False
-        return True
+        return holds(self.when, env)
 
     def call(self, env: Env) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         callee, *values = self.compiled(env)

@@ -32,8 +32,9 @@ from xcs_bc.build.trace import Condition, LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
 from xcs_bc.plan.guards import Guard
 from xcs_bc.plan.planner import Plan
+from xcs_bc.plan.recipes import Recipe
 
-__all__ = ["released"]
+__all__ = ["lean_copies", "released"]
 
 _KEPT_VALUES = frozenset({Source.CONST, Source.GLOBAL, Source.CELL})
 _KEPT_METADATA = (
@@ -61,30 +62,22 @@ def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopR
             for key, value in graph.metadata.items()
         },
     )
-    guards = {id(guard): dataclasses.replace(guard, ref=lean.ref(guard.ref)) for guard in plan.guards}
+    guards = {id(guard): lean.guard(guard) for guard in plan.guards}
     for guard in plan.decision_guards.values():
-        guards.setdefault(id(guard), dataclasses.replace(guard, ref=lean.ref(guard.ref)))
-    recipes = tuple(
-        dataclasses.replace(
-            recipe,
-            op=operations[recipe.op.id],
-            callee=lean.ref(recipe.callee),
-            args=tuple(lean.ref(ref) for ref in recipe.args),
-            when=tuple(dataclasses.replace(guard, ref=lean.ref(guard.ref)) for guard in recipe.when),
-            facts=dataclasses.replace(
-                recipe.facts,
-                callee=MISSING,
-                conditions=tuple(Condition(lean.ref(c.cond), c.outcome) for c in recipe.facts.conditions),
-            ),
-        )
-        for recipe in plan.recipes
-    )
+        guards.setdefault(id(guard), lean.guard(guard))
+    recipes = tuple(lean.recipe(recipe, operations[recipe.op.id]) for recipe in plan.recipes)
     kept = dataclasses.replace(
         plan,
         graph=lean_graph,
         guards=tuple(guards[id(guard)] for guard in plan.guards),
         recipes=recipes,
         decision_guards=_same_keys(plan.decision_guards, guards),
+        forks=tuple(
+            dataclasses.replace(
+                fork, condition=lean.condition(fork.condition), under=tuple(map(lean.condition, fork.under))
+            )
+            for fork in plan.forks
+        ),
     )
     lean_loops = tuple(
         dataclasses.replace(
@@ -95,6 +88,18 @@ def released(plan: Plan, loops: Sequence[LoopRecord]) -> tuple[Plan, tuple[LoopR
         for record in loops
     )
     return kept, lean_loops
+
+
+def lean_copies(
+    recipes: Sequence[Recipe], guards: Sequence[Guard]
+) -> tuple[tuple[Recipe, ...], tuple[Guard, ...]]:
+    """`recipes` (with their operations) and `guards` without the trace's objects, as in a kept plan:
+    for those a plan takes on later (see `plan.learn`)."""
+    lean = _Lean()
+    return (
+        tuple(lean.recipe(recipe, lean.operation(recipe.op)) for recipe in recipes),
+        tuple(map(lean.guard, guards)),
+    )
 
 
 def _same_keys(decision_guards: Mapping[int, Guard], guards: Mapping[int, Guard]) -> dict[int, Guard]:
@@ -133,6 +138,25 @@ class _Lean:
             self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value, under=())
             self.originals.append(ref)
         return self.made[id(root)]
+
+    def guard(self, guard: Guard) -> Guard:
+        return dataclasses.replace(guard, ref=self.ref(guard.ref))
+
+    def recipe(self, recipe: Recipe, op: Operation) -> Recipe:
+        """`recipe` for the lean `op`: the facts of its call kept but the callee."""
+        return dataclasses.replace(
+            recipe,
+            op=op,
+            callee=self.ref(recipe.callee),
+            args=tuple(map(self.ref, recipe.args)),
+            when=tuple(map(self.guard, recipe.when)),
+            facts=dataclasses.replace(
+                recipe.facts, callee=MISSING, conditions=tuple(map(self.condition, recipe.facts.conditions))
+            ),
+        )
+
+    def condition(self, condition: Condition) -> Condition:
+        return Condition(self.ref(condition.cond), condition.outcome)
 
     def operation(self, op: Operation) -> Operation:
         metadata = {key: op.metadata[key] for key in _KEPT_METADATA if key in op.metadata}
