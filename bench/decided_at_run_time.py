@@ -108,9 +108,10 @@ def router_pool(question):
     return combiner(f"Answer in prose: {kind}")
 
 
-def fresh_questions() -> Callable[[], str]:
-    """Math, math, prose, math, prose, ...: the branch flips between calls."""
-    kinds = itertools.cycle(["math", "math", "prose", "math", "prose"])
+def fresh_questions(first: str = "math") -> Callable[[], str]:
+    """The `first` kind (traced), then math, math, prose, math, prose, ...: the branch flips between
+    calls.  Traced on "prose", the solvers' arm is one the trace never saw (learned later)."""
+    kinds = itertools.chain([first], itertools.cycle(["math", "math", "prose", "math", "prose"]))
     return lambda: f"{next(kinds)} question #{next(_counter)}"
 
 
@@ -144,11 +145,11 @@ def tv_and_phone_pool(image):
     return f"tv: {has_tv.result()}, phone: {has_phone.result()}"
 
 
-def fresh_images() -> Callable[[], str]:
-    """Images whose objects change every call, so each branch goes both ways."""
-    contents = itertools.cycle(
-        ["+tv +cell phone", "+television +telephone", "", "+tv +mobile phone", "+phone"]
-    )
+def fresh_images(first: str = "+tv +cell phone") -> Callable[[], str]:
+    """Images whose objects change every call, so each branch goes both ways; the `first` is traced.
+    Traced on "+television +telephone", both arms with calls are ones the trace never saw."""
+    cycle = ["+tv +cell phone", "+television +telephone", "", "+tv +mobile phone", "+phone"]
+    contents = itertools.chain([first], itertools.cycle(cycle[1:] + cycle[:1]))
     return lambda: f"image #{next(_counter)} {next(contents)}"
 
 

@@ -8,7 +8,10 @@
 The first call with arguments no cached plan's guards accept runs *observed*:
 it behaves exactly like the plain call, and its graph becomes a `Plan`.  A
 later call whose arguments pass a plan's guards runs the plan's clone while the
-planned calls go ahead on the executor (see `replay`).  A plan that issues
+planned calls go ahead on the executor (see `replay`).  When a replay's results
+go the other way than the trace's at a branch whose other arm makes calls, the
+next call the plan applies to is traced again, and the plan learns that arm
+(see `plan.learn`: at most `LESSONS` such traces per plan).  A plan that issues
 nothing ahead applies only to calls shaped like its trace and is tried after
 the others; after three traces in a row that found nothing to issue ahead
 (or made no plan), the function runs plainly.  A traced call that raised does
@@ -540,7 +543,9 @@ def jit(
     it runs observed, exactly as the plain call, and its graph of slow calls becomes a plan.
     Later calls that pass a plan's guards are *replayed*: the calls the plan can compute from
     the inputs are issued ahead on the executor and served when the real run reaches them
-    (compared with the real callee and arguments first; a difference is made in place).
+    (compared with the real callee and arguments first; a difference is made in place).  After
+    a replay that took an arm of a branch on results the trace never saw, a later call is traced
+    again so that the plan learns that arm (`explain()` lists what it learned).
 
     `fn` may be a Python function, a bound method or a callable object; as a decorator it also
     works on methods (`obj.method` shares one set of plans).  Generators, coroutines and async
