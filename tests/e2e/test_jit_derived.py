@@ -96,6 +96,16 @@ def subscripts_and_slices(rows: list[dict[str, str]]) -> list[str]:
     return [llm(row["text"][:5] + str(sorted(row))) for row in rows]
 
 
+def method_chains(answers: list[str]) -> list[str]:
+    # a method called on what a built-in call returned (3.10/3.11 report no such result: recomputed)
+    return [
+        llm(answers[0].strip().lower()),
+        llm(answers[1].split(":")[1].strip()),
+        llm(" ".join(answers[2].split()).upper()),
+        llm(str(len(answers)).zfill(4)),
+    ]
+
+
 def three_layer_mixture(question: str) -> str:
     proposals = [llm(f"Propose #{k}: {question}") for k in range(4)]
     refined = [judge(f"Aggregate {k}: " + " | ".join(proposals)) for k in range(3)]
@@ -118,6 +128,7 @@ FORMS: list[tuple[Callable[..., Any], Callable[[], tuple[Any, ...]], int, int]] 
     (pydantic_records, lambda: ([Page(title=fresh("t"), body=fresh("b")) for _ in range(3)],), 3, 3),
     (subscripts_and_slices, lambda: ([{"text": fresh("row-text"), "id": fresh()} for _ in range(3)],), 3, 3),
     (three_layer_mixture, lambda: (fresh("question"),), 8, 4),
+    (method_chains, lambda: ([f" {fresh('A')} ", f"{fresh('key')}: {fresh('v')} ", f" {fresh()}  x "],), 4, 4),
 ]
 
 
