@@ -203,6 +203,16 @@ def inline_triage(q: str) -> str:
     return writer(f"escalate: {q}")
 
 
+def level(q: str) -> int:  # a fast helper reading state, compared before the branch
+    return 5 if STATUS["mode"] == "down" else 1
+
+
+def compared_triage(q: str) -> str:
+    if level(q) > 3:
+        return writer(f"escalate: {q}")
+    return writer(f"{llm(f'answer A: {q}')} | {llm(f'answer B: {q}')}")
+
+
 def test_a_loop_or_a_branch_straight_on_a_tools_call_is_decided_by_its_answer() -> None:
     fast = xcs.jit(agenda_inline)
     for texts in [("a", "b"), ("a", "b"), ("c", "d", "e", "f"), (), ("g",)]:
@@ -214,3 +224,5 @@ def test_a_loop_or_a_branch_straight_on_a_tools_call_is_decided_by_its_answer() 
     fast(fresh("day"))
     assert summarize.max_concurrency == 3, fast.explain()
     decided_by_the_status(inline_triage, ["ok", "ok", "down", "ok", "down"])
+    decided_by_the_status(compared_triage, ["ok", "ok", "down", "ok", "down"])
+    decided_by_the_status(compared_triage, ["down", "ok", "ok", "down", "ok", "ok"])  # the arm learned

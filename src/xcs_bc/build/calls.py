@@ -52,6 +52,11 @@ _FRAME_READERS = frozenset({"inspect", "traceback", "warnings", "logging", "sys"
 # what the code does with a result it keeps: stores it, loops over it, or branches on it at once
 # (`x = tool()`, `for x in tool():`, `if tool():`)
 _KEEPS = frozenset({"STORE_FAST", "GET_ITER", "TO_BOOL", "UNARY_NOT"})
+# ... or first compares it with a constant or a local (`if tool() > 3:`, `if tool() == "ok":`)
+_TESTS = frozenset(
+    {"LOAD_CONST", "LOAD_SMALL_INT", "LOAD_FAST", "LOAD_FAST_CHECK", "COMPARE_OP", "CONTAINS_OP", "IS_OP"}
+)
+_TEST_LENGTH = 4  # instructions between the call and the branch, at most
 
 
 class Calls(Effects):
@@ -137,7 +142,7 @@ class Calls(Effects):
     def kept_read(self, fs: FrameState, ins: Instr, callee: Any, result: ValueRef) -> bool:
         """Is this fast call to a function not known to be pure (its result is UNKNOWN) one whose result
         the observed function keeps, loops over or branches on at once (`events = get_events(day)`,
-        `for e in get_events(day):`, `if ready(q):`), outside any loop?  A replay may then
+        `for e in get_events(day):`, `if ready(q):`, `if load(q) > 3:`), outside any loop?  A replay may then
         take its result from the run, and issue what depends on it then (see `CallFacts.read`).  Only
         when tracing for `xcs.jit` (`reads`): a capture shows slow calls only.  Not for a built-in
         function (`time.perf_counter()`, `random.random()`): a tool is Python code, and a clock read
@@ -149,6 +154,10 @@ class Calls(Effects):
         if getattr(callee, "__module__", None) in _FRAME_READERS or in_loop(fs.info, ins.offset):
             return False  # (made through the dispatcher, it would see the dispatcher's frames)
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
+        for _ in range(_TEST_LENGTH):
+            if after is None or after.opname not in _TESTS:
+                break
+            after = fs.info.instrs.get(after.next) if after.next is not None else None
         return after is not None and (after.opname in _KEEPS or after.opname in COND_POP_JUMPS)
 
     def call_layout(
