@@ -190,7 +190,8 @@ class JittedFunction(Generic[P, R]):
 
     def _lesson(self, cached: CachedPlan, schedule: Schedule) -> bool:
         """Is this call, which `cached` applies to, to be traced so that the plan learns an arm its
-        trace did not take, where an earlier replay went (see `plan.learn`)?  One call at a time."""
+        trace did not take, where an earlier replay went (see `plan.learn`)?  A lesson is counted as
+        it starts: at most `LESSONS`, however many threads call at once."""
         plan = cached.plan
         if not plan.strayed or schedule is not plan.schedule:
             return False
@@ -230,7 +231,8 @@ class JittedFunction(Generic[P, R]):
         if session.error is not None:
             error = session.error
             self._note(f"observation ended early ({type(error).__name__}: {error}); this call ran plainly")
-            self._no_plan()
+            if learn is None:
+                self._no_plan()
             return cast(R, result)
         self._raised = 0
         self._remember(builder, env, learn)
@@ -258,11 +260,13 @@ class JittedFunction(Generic[P, R]):
             cached = CachedPlan(plan, self._fn, loops, trace.carried)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
-            self._no_plan()
+            if learn is None:  # (a lesson that taught nothing leaves its plan as it was)
+                self._no_plan()
             return
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not fail a call that succeeded
             self._note(f"no plan: internal error {exc!r} (please report it); the call ran plainly")
-            self._no_plan()
+            if learn is None:
+                self._no_plan()
             return
         with self._lock:
             # newest first, but a plan that issues nothing after every one that issues something:

@@ -128,7 +128,12 @@ FORMS: list[tuple[Callable[..., Any], Callable[[], tuple[Any, ...]], int, int]] 
     (pydantic_records, lambda: ([Page(title=fresh("t"), body=fresh("b")) for _ in range(3)],), 3, 3),
     (subscripts_and_slices, lambda: ([{"text": fresh("row-text"), "id": fresh()} for _ in range(3)],), 3, 3),
     (three_layer_mixture, lambda: (fresh("question"),), 8, 4),
-    (method_chains, lambda: ([f" {fresh('A')} ", f"{fresh('key')}: {fresh('v')} ", f" {fresh()}  x "],), 4, 4),
+    (
+        method_chains,
+        lambda: ([f" {fresh('A')} ", f"{fresh('key')}: {fresh('v')} ", f" {fresh()}  x "],),
+        4,
+        4,
+    ),
 ]
 
 

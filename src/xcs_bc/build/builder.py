@@ -90,6 +90,7 @@ from xcs_bc.observe.hooks import CallEvent
 __all__ = ["GraphBuilder"]
 
 _MAX_FORKS = 64  # branches on results a trace notes for learning their other arm (see `Fork`)
+_MANY = 1 << 30  # the calls of an arm that was not read call by call
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 
 
@@ -116,7 +117,8 @@ class GraphBuilder(Loops):
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
         # go another way than the trace (and reach code the trace did not run)
         self.unguarded_paths = 0
-        self.forks: list[Fork] = []  # those of them whose other arm may make calls
+        # those of them whose other arm may make calls: (the branch, ops made before it, the arm's calls)
+        self.forks: list[tuple[Fork, int, int]] = []
         self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
@@ -298,7 +300,7 @@ class GraphBuilder(Loops):
             MappingProxyType(dict(self.local_values)),
             tuple(self.call_facts),
             run,
-            tuple(self.forks),
+            self._forks_worth_learning(),
         )
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
@@ -401,17 +403,29 @@ class GraphBuilder(Loops):
                 break
         else:
             if outcome is not None and (untaken.calls or untaken.acts):
-                calls = Fork.MANY if untaken.acts else len(untaken.calls)
-                self._fork(fs, ins, Condition(cond, outcome), calls)
+                self._fork(fs, ins, Condition(cond, outcome), _MANY if untaken.acts else len(untaken.calls))
             fs.control.append(Control(ins.offset, until, cond, outcome, untaken))
         fs.refresh_control()
 
     def _fork(self, fs: FrameState, ins: Instr, condition: Condition, calls: int) -> None:
-        """Note a branch whose other arm may make calls, where a replay may go the other way (`Fork`).
-        (A helper's frame does not know every branch it is under: its own are not noted.)"""
+        """Note a branch whose other arm makes `calls` calls, where a replay may go the other way
+        (`Fork`), with how many operations were made before it.  (A helper's frame does not know every
+        branch it is under: its own are not noted.)"""
         if (fs is self.root or fs.parent is not None) and len(self.forks) < _MAX_FORKS:
-            site = self._site(fs, ins)
-            self.forks.append(Fork(condition, fs.conditions(), site, len(self.ops), calls))
+            fork = Fork(condition, fs.conditions(), self._site(fs, ins))
+            self.forks.append((fork, len(self.ops), calls))
+
+    def _forks_worth_learning(self) -> tuple[Fork, ...]:
+        """The forks whose other arm's calls could go ahead of the run, once learned: it makes two
+        calls or more (they may overlap), or the run made calls after the fork, outside it (the arm's
+        may overlap with those).  A lone call that the run reaches as soon as its branch is decided
+        is made as early in its turn: a trace to learn it would cost a call made one after another."""
+        return tuple(
+            fork
+            for fork, before, calls in self.forks
+            if calls >= 2
+            or any(all(c is not fork.condition.cond for c in op.control) for op in self.ops[before:])
+        )
 
     def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
         """Item `k` of a loop over `sequence`, which depends on results, came out of the loop's test at

@@ -10,7 +10,7 @@ import enum
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from xcs_bc.ir import MISSING, ComputationGraph, Local, Site, ValueRef
 
@@ -50,18 +50,13 @@ class Condition:
 class Fork:
     """A branch on results whose other arm may make calls: where a replay may go a way the trace never
     saw.  `condition` is the branch and the way the run went (a truth or a None test), `under` the
-    branches it was itself reached through, `site` where it is, `before` how many operations had been
-    made then, `calls` how many calls the other arm makes (read from the bytecode; `MANY` when it was
-    not followed call by call).  A replay whose results go the other way there makes that arm's calls
-    in their turn, and a later call is traced to learn it (see `plan.learn`)."""
-
-    MANY: ClassVar[int] = 1 << 30
+    branches it was itself reached through, `site` where it is.  A replay whose results go the other
+    way there makes that arm's calls in their turn, and a later call is traced to learn it (see
+    `plan.learn`).  Only those worth it are noted (see `GraphBuilder.finish`)."""
 
     condition: Condition
     under: tuple[Condition, ...]
     site: Site
-    before: int
-    calls: int
 
 
 @dataclass(frozen=True, slots=True)

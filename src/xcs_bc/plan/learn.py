@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import cast
 
 from xcs_bc.build.purity import memo_wrapper
-from xcs_bc.build.trace import Condition, DecisionKind, Fork
+from xcs_bc.build.trace import Condition, DecisionKind
 from xcs_bc.ir import OpType, Source, ValueRef
 from xcs_bc.plan.guards import Guard, holds, predicate
 from xcs_bc.plan.planner import Plan, dependents_of
@@ -52,29 +53,17 @@ def strays(plan: Plan, env: Env) -> set[int]:
     if plan.lessons >= LESSONS:
         return out
     for index, fork in enumerate(plan.forks):
-        if index in plan.settled or index in plan.strayed or not _worth_learning(plan, fork):
+        if index in plan.settled or index in plan.strayed:
             continue
+        under, way = _predicates(fork.under), predicate(fork.condition)
+        if under is None or way is None:
+            continue  # reached through a branch no predicate decides: whether the run got there is unknown
         try:
-            reached = holds(_predicates(fork.under), env)
-            if reached and holds(_predicates((fork.condition,)), env) is False:
+            if holds(under, env) and holds((way,), env) is False:
                 out.add(index)
         except Exception:  # noqa: BLE001 - a bug of ours must not fail the call (this runs as it ends)
             continue
     return out
-
-
-def _worth_learning(plan: Plan, fork: Fork) -> bool:
-    """Could the calls of the fork's other arm go ahead of the run, issued ahead?  When it makes two
-    calls or more (they may overlap), or the trace made calls after the fork, outside it (the arm's
-    may overlap with those).  A lone call that the run reaches as soon as its branch is decided is
-    made as early in its turn: a trace to learn it would cost a call made one step at a time."""
-    if fork.calls >= 2:
-        return True
-    cond = fork.condition.cond
-    return any(
-        recipe.op.id >= fork.before and all(c.cond is not cond for c in recipe.facts.conditions)
-        for recipe in plan.recipes[: len(plan.graph.operations)]
-    )
 
 
 def learn(plan: Plan, other: Plan) -> Plan | None:
@@ -118,13 +107,13 @@ def learn(plan: Plan, other: Plan) -> Plan | None:
         mispredicted=set(plan.mispredicted),
         strayed=plan.strayed - forks,
         settled=plan.settled | forks,
-        learned=plan.learned + tuple(_lesson(known[index], calls, other) for index, calls in arms.items()),
+        learned=plan.learned + tuple(_lesson(known[index], calls) for index, calls in arms.items()),
     )
 
 
-def _predicates(conditions: Sequence[Condition]) -> tuple[Guard, ...]:
-    guards = [predicate(condition) for condition in conditions]
-    return tuple(guard for guard in guards if guard is not None)
+def _predicates(conditions: Sequence[Condition]) -> tuple[Guard, ...] | None:
+    guards = tuple(predicate(condition) for condition in conditions)
+    return None if any(guard is None for guard in guards) else cast(tuple[Guard, ...], guards)
 
 
 def _learnable(recipe: Recipe) -> bool:
@@ -268,7 +257,7 @@ def _new_guards(mine: Sequence[Guard], theirs: Sequence[Guard]) -> list[Guard]:
     return [guard for guard in theirs if not any(same(g, guard) for g in mine)]
 
 
-def _lesson(fork: Condition, calls: Sequence[Recipe], other: Plan) -> str:
+def _lesson(fork: Condition, calls: Sequence[Recipe]) -> str:
     """What explain() says was learned at one branch."""
     assert fork.outcome is not None
     kind, went = fork.outcome
