@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +108,25 @@ def method_chains(answers: list[str]) -> list[str]:
     ]
 
 
+def stdlib_text(text: str) -> list[str]:
+    # functions of the standard library known to be pure: regular expressions, text reflowing, bytes
+    return [
+        llm(re.sub(r"\s+", " ", text)),
+        llm(
+            textwrap.dedent(f"""
+            Answer briefly: {text}
+            """).strip()
+        ),
+        llm(text.encode().hex()),
+    ]
+
+
+def bullets_of_results(docs: list[str]) -> str:
+    notes = [llm(d) for d in docs]
+    # a join over a generator expression: computed from the items it took, like a list's
+    return judge("Combine:\n" + "\n".join(f"- {n.strip()}" for n in notes))
+
+
 def three_layer_mixture(question: str) -> str:
     proposals = [llm(f"Propose #{k}: {question}") for k in range(4)]
     refined = [judge(f"Aggregate {k}: " + " | ".join(proposals)) for k in range(3)]
@@ -128,6 +149,8 @@ FORMS: list[tuple[Callable[..., Any], Callable[[], tuple[Any, ...]], int, int]] 
     (pydantic_records, lambda: ([Page(title=fresh("t"), body=fresh("b")) for _ in range(3)],), 3, 3),
     (subscripts_and_slices, lambda: ([{"text": fresh("row-text"), "id": fresh()} for _ in range(3)],), 3, 3),
     (three_layer_mixture, lambda: (fresh("question"),), 8, 4),
+    (stdlib_text, lambda: (f"  {fresh('text')}   spaced  ",), 3, 3),
+    (bullets_of_results, docs_of(3), 4, 3),
     (
         method_chains,
         lambda: ([f" {fresh('A')} ", f"{fresh('key')}: {fresh('v')} ", f" {fresh()}  x "],),

@@ -23,7 +23,7 @@ from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
-from xcs_bc.build.generators import identity, made_code
+from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.slow import plain_builtin
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, ExprKind, Operation, OpType, Site, Source, ValueRef
@@ -264,7 +264,12 @@ class Calls(Effects):
         generated = [ref for ref in args if ref.source is Source.EXPR and ref.kind is ExprKind.GENEXPR]
         if generated and callee is not MISSING and purity.classify(callee) is purity.Effect.PURE:
             produced = self._yields.get(identity(generated[0]), [])
-            return expr(ExprKind.CALL, (callee_ref, expr(ExprKind.GENERATED, produced)))
+            # what a consumer that takes every item, and nothing else, was handed (`"".join(gen)`,
+            # `max(gen)`), a recipe computes from the items (as long as a guard keeps their number); one
+            # that may stop early (any()) or reads more (`sorted(gen, key=f)`) has its result unknown
+            whole = takes_all(callee) and len(args) == 1
+            items = expr(ExprKind.GENERATED if whole else ExprKind.CONSUMER, produced)
+            return expr(ExprKind.CALL, (callee_ref, items))
         return unknown(len(self.ops))
 
     def make_op(

@@ -1,4 +1,5 @@
-"""Who a generator's or an iterator's ref stands for, and what made a function.
+"""Who a generator's or an iterator's ref stands for, what made a function, and which consumers take
+every item of an iterable.
 
 The copies `with_deps` and `with_value` make of a ref (pushed under a branch, stored in a local)
 keep its operands tuple: `identity` keys the builder's per-generator and per-iterator tables by it.
@@ -7,6 +8,7 @@ keep its operands tuple: `identity` keys the builder's per-generator and per-ite
 from __future__ import annotations
 
 import types
+from typing import Any
 
 from xcs_bc.ir import ExprKind, Source, ValueRef
 
@@ -37,3 +39,21 @@ def made_code(ref: ValueRef) -> types.CodeType | None:
             if isinstance(operand.value, types.CodeType):
                 return operand.value
     return None
+
+
+_TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
+
+
+_TAKE_ALL_METHODS = frozenset(
+    {(str, "join"), (bytes, "join"), (bytearray, "join"), (list, "extend"), (set, "update"), (dict, "update")}
+)
+
+
+def takes_all(callee: Any) -> bool:
+    """Does calling `callee` on an iterable take every item of it (list(), sum(), "".join ...)?"""
+    if any(callee is taker for taker in _TAKE_ALL):
+        return True
+    # "".join, xs.extend: a builtin method's attributes run no code
+    return isinstance(callee, types.BuiltinMethodType) and (
+        (type(callee.__self__), callee.__name__) in _TAKE_ALL_METHODS
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import types
 from dataclasses import dataclass, field
-from typing import Any
 
 from xcs_bc._compat import (
     CALL_OPS,
@@ -19,7 +18,7 @@ from xcs_bc.build.calls import Calls
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.effects import Watched
 from xcs_bc.build.frames import FrameState
-from xcs_bc.build.generators import generator_of, identity, same
+from xcs_bc.build.generators import generator_of, identity, same, takes_all
 from xcs_bc.build.trace import Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
@@ -28,12 +27,6 @@ from xcs_bc.ir.values import (
 )
 
 # callees that take every item of the iterable they are handed (unless an item makes them raise)
-_TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
-
-
-_TAKE_ALL_METHODS = frozenset(
-    {(str, "join"), (bytes, "join"), (bytearray, "join"), (list, "extend"), (set, "update"), (dict, "update")}
-)
 
 
 @dataclass
@@ -141,13 +134,8 @@ class Loops(Calls):
             return None
         callee_ref = self.call_layout(fs, ins, fs.operands)[0]
         callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
-        if any(callee is taker for taker in _TAKE_ALL):
+        if takes_all(callee):
             return "all"
         if any(callee is taker for taker in (any, all, next)):
             return "first"
-        # "".join, xs.extend: a builtin method's attributes run no code
-        if isinstance(callee, types.BuiltinMethodType) and (
-            (type(callee.__self__), callee.__name__) in _TAKE_ALL_METHODS
-        ):
-            return "all"
         return None

@@ -30,6 +30,8 @@ import enum
 import functools
 import json
 import math
+import re
+import textwrap
 import types
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -93,6 +95,22 @@ _PURE_BUILTINS: frozenset[Callable[..., Any]] = frozenset(
         print,  # writes to stdout, which no slow call reads back
         json.dumps,
         json.loads,
+        # regular expressions with a string replacement (a function given as `repl` is an argument a
+        # recipe refuses: not plain data) and text reflowing: new values, nothing changed
+        re.compile,
+        re.escape,
+        re.findall,
+        re.fullmatch,
+        re.match,
+        re.search,
+        re.split,
+        re.sub,
+        re.subn,
+        textwrap.dedent,
+        textwrap.fill,
+        textwrap.indent,
+        textwrap.shorten,
+        textwrap.wrap,
         math.sqrt,
         math.ceil,
         math.floor,
@@ -111,7 +129,12 @@ _PURE_METHODS: dict[type, frozenset[str]] = {
         "rpartition rsplit rstrip split splitlines startswith strip swapcase title translate upper "
         "zfill __getitem__ __len__ __contains__ __add__ __mod__ __format__".split()
     ),
-    bytes: frozenset("decode count endswith find index join lower upper split strip startswith".split()),
+    bytes: frozenset(
+        "decode count endswith find hex index join lower lstrip partition replace rsplit rstrip split "
+        "splitlines startswith strip upper __getitem__ __len__ __contains__ __add__".split()
+    ),
+    re.Pattern: frozenset("findall fullmatch match search split sub subn".split()),
+    re.Match: frozenset("end expand group groupdict groups span start __getitem__".split()),
     list: frozenset("copy count index __getitem__ __len__ __contains__".split()),
     tuple: frozenset("count index __getitem__ __len__ __contains__".split()),
     dict: frozenset("copy get items keys values __getitem__ __len__ __contains__".split()),
@@ -145,6 +168,7 @@ _IMMUTABLE_TYPES: tuple[type, ...] = (
     type,
     types.ModuleType,
     type(Ellipsis),
+    re.Pattern,
 )
 
 

@@ -360,6 +360,8 @@ class _Assembler:
         n = len(operands)
         if kind in _BUILDS:
             return [*self.all(operands), Instr(_BUILDS[kind], n)]
+        if kind is ExprKind.GENERATED:  # the items a consumer took from a generator expression, in order
+            return [*self.all(operands), Instr("BUILD_TUPLE", n)]
         # a set's items and a dict's keys are hashed: inline only when they are string constants
         if kind is ExprKind.SET and all(operand == "s" for operand in operands):
             return [*self.all(operands), Instr("BUILD_SET", n)]
