@@ -121,6 +121,12 @@ def stdlib_text(text: str) -> list[str]:
     ]
 
 
+def sorted_and_sets(docs: list[str]) -> list[str]:
+    # pure calls handed built-in functions (`key=len`) or a set one of them made
+    ordered = [llm(d) for d in sorted(docs, key=len)]
+    return [*ordered, llm(" ".join(sorted(set(docs[0].split())))), llm(max(docs, key=len).upper())]
+
+
 def bullets_of_results(docs: list[str]) -> str:
     notes = [llm(d) for d in docs]
     # a join over a generator expression: computed from the items it took, like a list's
@@ -151,6 +157,7 @@ FORMS: list[tuple[Callable[..., Any], Callable[[], tuple[Any, ...]], int, int]] 
     (three_layer_mixture, lambda: (fresh("question"),), 8, 4),
     (stdlib_text, lambda: (f"  {fresh('text')}   spaced  ",), 3, 3),
     (bullets_of_results, docs_of(3), 4, 3),
+    (sorted_and_sets, lambda: ([f"{fresh()} b a", f"{fresh()}x y", fresh()],), 5, 5),
     (
         method_chains,
         lambda: ([f" {fresh('A')} ", f"{fresh('key')}: {fresh('v')} ", f" {fresh()}  x "],),

@@ -4,22 +4,19 @@ LOAD_NAME, LOAD_GLOBAL, STORE_GLOBAL, LOAD_CONST, PUSH_NULL, LOAD_ATTR, STORE_AT
 
 from __future__ import annotations
 
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from xcs_bc._compat import PY312, PY313
-from xcs_bc.build import purity
+from xcs_bc._compat import PY313
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.displays import SELF
 from xcs_bc.build.frames import FrameState
-from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
+from xcs_bc.build.remade import remade
+from xcs_bc.ir import Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
     const,
     peek_attr,
     step,
-    with_path,
-    with_value,
 )
 
 if TYPE_CHECKING:
@@ -98,7 +95,7 @@ def push_null(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
 
 def load_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (obj,) = fs.pop(1)
-    obj = _recomputed(obj)
+    obj = remade(obj)
     name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
     name = str(name)
     attr = b.lookup(step(obj, "attr", name, peek_attr(obj.value, name)))
@@ -107,68 +104,6 @@ def load_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
         fs.push(ValueRef(Source.CONST, name=SELF, operands=(obj,), deps=obj.deps))
     else:
         fs.push(attr)
-
-
-# built-in data no built-in function runs user code on (exact types: a subclass may define __str__)
-_SCALARS = (str, int, float, bool, bytes, type(None))
-_CONTAINERS = (tuple, list)
-
-
-def _recomputed(ref: ValueRef) -> ValueRef:
-    """`ref` with its value, when built-in functions compute it from built-in data.
-
-    3.10 and 3.11 report no C function's result (settrace has no such event): in `q.strip().lower()`
-    or `answer.split(":")[1].strip()` no method could be peeked on the unknown result, the callee
-    would be unknown, and every call after it would wait its turn.  Such calls run no user code and
-    give the same value again: they are made once more here (3.12+ report the callee itself, see
-    `GraphBuilder.call`)."""
-    if PY312 or ref.value is not MISSING:
-        return ref
-    value = _recompute(ref, 4)
-    return ref if value is MISSING else with_value(ref, value)
-
-
-def _recompute(ref: ValueRef, depth: int) -> Any:
-    if ref.value is not MISSING or depth == 0:
-        return ref.value
-    if ref.path:
-        value = _recompute(with_path(ref, ()), depth - 1)
-        for path_step in ref.path:
-            value = _step(value, path_step)
-        return value
-    if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or not ref.operands:
-        return MISSING
-    callee, *args = (_recompute(operand, depth - 1) for operand in ref.operands)
-    owner = getattr(callee, "__self__", None)
-    builtin = type(callee) is types.BuiltinFunctionType and (
-        isinstance(owner, types.ModuleType) or _is_data(owner)
-    )
-    if not (builtin or any(callee is kind for kind in _SCALARS)) or not all(map(_is_data, args)):
-        return MISSING
-    if purity.classify(callee) is not purity.Effect.PURE:
-        return MISSING
-    try:
-        return callee(*args)
-    except Exception:  # noqa: BLE001 - it raised in the run too: the value stays unknown
-        return MISSING
-
-
-def _step(value: Any, path_step: PathStep) -> Any:
-    """One step into built-in data (an item, an attribute read without running user code), or MISSING."""
-    if path_step.kind == "attr" and value is not MISSING:
-        return peek_attr(value, str(path_step.key))
-    if path_step.kind == "item" and _is_data(value) and type(path_step.key) in (int, slice):
-        try:
-            return value[path_step.key]
-        except IndexError:
-            return MISSING
-    return MISSING
-
-
-def _is_data(value: Any) -> bool:
-    if type(value) in _CONTAINERS:
-        return all(_is_data(item) for item in value)
-    return type(value) in _SCALARS
 
 
 def store_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:

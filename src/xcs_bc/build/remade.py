@@ -1,0 +1,91 @@
+"""Build: the value of a built-in call's result that 3.10 and 3.11 do not report, made again.
+
+3.10 and 3.11 observe through settrace, which has no event for a C function's return: the value
+of `q.strip()` is not seen, so no method can be peeked on it (`q.strip().lower()`), the callee is
+unknown, and every call after it would wait its turn.  A built-in function known to be pure, called
+on built-in data, runs no user code and gives the same value again: `remade` calls it once more.
+(3.12+ report the callee of every call itself, see `GraphBuilder.call`.)
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from xcs_bc._compat import PY312
+from xcs_bc.build import purity
+from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
+from xcs_bc.ir.values import peek_attr, with_path, with_value
+
+__all__ = ["remade"]
+
+# built-in data no built-in function runs user code on (exact types: a subclass may define __str__)
+_SCALARS = (str, int, float, bool, bytes, type(None))
+_CONTAINERS = (tuple, list)
+
+
+def remade(ref: ValueRef) -> ValueRef:
+    """`ref` with its value, when built-in functions compute it from built-in data (see the module)."""
+    if PY312 or ref.value is not MISSING:
+        return ref
+    value = _recompute(ref, 4)
+    return ref if value is MISSING else with_value(ref, value)
+
+
+def _recompute(ref: ValueRef, depth: int) -> Any:
+    if ref.value is not MISSING or depth == 0:
+        return ref.value
+    if ref.path:
+        value = _recompute(with_path(ref, ()), depth - 1)
+        for path_step in ref.path:
+            value = _step(value, path_step)
+        return value
+    if ref.source is not Source.EXPR or ref.kind not in (ExprKind.CALL, ExprKind.CALL_KW) or not ref.operands:
+        return MISSING
+    callee, *args = (_recompute(operand, depth - 1) for operand in ref.operands)
+    names: tuple[str, ...] = ()
+    if ref.kind is ExprKind.CALL_KW:  # (its last operand holds the keyword names)
+        if not args or type(args[-1]) is not tuple:
+            return MISSING
+        names = args.pop()
+    if len(names) > len(args) or not _pure_builtin(callee) or not all(map(_is_argument, args)):
+        return MISSING
+    positional, keywords = args[: len(args) - len(names)], args[len(args) - len(names) :]
+    try:
+        return callee(*positional, **dict(zip(names, keywords, strict=True)))
+    except Exception:  # noqa: BLE001 - it raised in the run too: the value stays unknown
+        return MISSING
+
+
+def _pure_builtin(callee: Any) -> bool:
+    """A built-in function (or a method of built-in data) known to be pure, or a scalar type."""
+    owner = getattr(callee, "__self__", None)
+    builtin = type(callee) is types.BuiltinFunctionType and (
+        isinstance(owner, types.ModuleType) or _is_data(owner)
+    )
+    if not (builtin or any(callee is kind for kind in _SCALARS)):
+        return False
+    return purity.classify(callee) is purity.Effect.PURE
+
+
+def _is_argument(value: Any) -> bool:
+    """Built-in data, or a built-in function known to be pure (`key=len`)."""
+    return _is_data(value) or _pure_builtin(value)
+
+
+def _step(value: Any, path_step: PathStep) -> Any:
+    """One step into built-in data (an item, an attribute read without running user code), or MISSING."""
+    if path_step.kind == "attr" and value is not MISSING:
+        return peek_attr(value, str(path_step.key))
+    if path_step.kind == "item" and _is_data(value) and type(path_step.key) in (int, slice):
+        try:
+            return value[path_step.key]
+        except IndexError:
+            return MISSING
+    return MISSING
+
+
+def _is_data(value: Any) -> bool:
+    if type(value) in _CONTAINERS:
+        return all(_is_data(item) for item in value)
+    return type(value) in _SCALARS
