@@ -251,6 +251,7 @@ class JittedFunction(Generic[P, R]):
                 trace.calls,
                 trace.run,
                 trace.forks,
+                trace.unkept,
             )
             if learn is not None:
                 self._learn(learn, plan)

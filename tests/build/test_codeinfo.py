@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from xcs_bc.build.codeinfo import CodeInfo, Handler, Instr, code_info
+from xcs_bc.build.codeinfo import CodeInfo, Handler, Instr, code_info, read_after
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)
@@ -798,3 +798,64 @@ def test_cache_keys_by_identity() -> None:
     assert c1 == c2 and c1 is not c2
     i1, i2 = code_info(c1), code_info(c2)
     assert i1 is code_info(c1) and i1 is not i2 and i1.code is c1 and i2.code is c2
+
+
+# -- read_after: is a local read again after an instruction, before it is assigned again? ------------
+
+
+def _call_offsets(fn: Any, name: str) -> list[int]:
+    """The offsets of the calls whose callee is the global `name`, in `fn`'s code."""
+    info = code_info(fn.__code__)
+    calls, seen = [], False
+    for offset in info.order:
+        ins = info.instrs[offset]
+        if ins.opname == "LOAD_GLOBAL" and str(ins.argval).endswith(name):
+            seen = True
+        elif seen and ins.opname in ("CALL", "CALL_FUNCTION", "CALL_METHOD", "CALL_KW", "CALL_FUNCTION_KW"):
+            calls.append(offset)
+            seen = False
+    return calls
+
+
+def _uses_messages(docs: list[str]) -> list[str]:
+    out = []
+    for doc in docs:
+        messages = [doc]
+        out.append(ask(messages))  # noqa: F821 - never called: only its bytecode is read
+    return out
+
+
+def _reads_it_after(doc: str) -> list[str]:
+    messages = [doc]
+    ask(messages)  # noqa: F821
+    return messages
+
+
+def _reads_it_in_a_handler(doc: str) -> None:
+    messages = [doc]
+    try:
+        ask(messages)  # noqa: F821
+    except ValueError:
+        print(messages)
+
+
+def _closes_over_it(doc: str) -> Any:
+    messages = [doc]
+    ask(messages)  # noqa: F821
+    return lambda: messages
+
+
+@pytest.mark.parametrize(
+    ("fn", "read"),
+    [
+        (_uses_messages, False),
+        (_reads_it_after, True),
+        (_reads_it_in_a_handler, True),
+        (_closes_over_it, True),
+    ],
+)
+def test_a_local_is_read_after_a_call_only_where_a_path_reads_it_before_assigning_it(
+    fn: Any, read: bool
+) -> None:
+    (offset,) = _call_offsets(fn, "ask")
+    assert read_after(code_info(fn.__code__), offset, "messages") is read

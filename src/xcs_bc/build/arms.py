@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY311, PY313
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import COND_POP_JUMPS, UNCONDITIONAL_JUMPS, CodeInfo, Instr
+from xcs_bc.build.codeinfo import (
+    COND_POP_JUMPS,
+    LOCAL_LOADS,
+    LOCAL_STORES,
+    UNCONDITIONAL_JUMPS,
+    CodeInfo,
+    Instr,
+    arg_names,
+    loaded_names,
+    stored_names,
+)
 from xcs_bc.ir import MISSING, ValueRef
 from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
 
@@ -74,32 +84,6 @@ class Arm:
 
 NOTHING = Arm()
 
-_STORES = frozenset(
-    {
-        "STORE_FAST",
-        "STORE_FAST_STORE_FAST",
-        "STORE_FAST_LOAD_FAST",
-        "STORE_FAST_MAYBE_NULL",
-        "DELETE_FAST",
-        "STORE_NAME",
-        "DELETE_NAME",
-        "STORE_DEREF",
-        "DELETE_DEREF",
-        "LOAD_FAST_AND_CLEAR",  # (3.12+ inlined comprehension: hides the local, then restores it)
-    }
-)
-_LOADS = frozenset(
-    {
-        "LOAD_FAST",
-        "LOAD_FAST_CHECK",
-        "LOAD_FAST_LOAD_FAST",
-        "LOAD_FAST_AND_CLEAR",
-        "LOAD_NAME",
-        "LOAD_DEREF",
-        "LOAD_CLASSDEREF",
-        "LOAD_CLOSURE",
-    }
-)
 # changes an object it is handed in place (a list += another, `d[k] = v`, `obj.x = v`)
 _CHANGES = frozenset(
     {
@@ -115,7 +99,7 @@ _CHANGES = frozenset(
 # object that existed before it (attribute loads are taken as reads, as everywhere in the builder)
 _QUIET = frozenset(
     {
-        *_LOADS,
+        *LOCAL_LOADS,
         "LOAD_CONST",
         "LOAD_SMALL_INT",
         "LOAD_GLOBAL",
@@ -213,10 +197,10 @@ def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
     acts = False
     for offset in _region(info, start, until):
         ins = info.instrs[offset]
-        if ins.opname in _STORES:
-            stores.update(_stored(ins))
+        if ins.opname in LOCAL_STORES:
+            stores.update(stored_names(ins))
         names.update(_loaded(ins))
-        if ins.opname not in _QUIET and ins.opname not in _STORES:
+        if ins.opname not in _QUIET and ins.opname not in LOCAL_STORES:
             acts = True  # (a store into an object, too: which one is not followed here)
     return Arm(frozenset(stores), frozenset(names) if acts else frozenset(), (), acts)
 
@@ -254,12 +238,12 @@ def _straight(info: CodeInfo, start: int, until: int | None) -> Arm | None:
             last = True
         taken = [stack.pop() if stack else None for _ in range(ins.pops)][::-1]
         pushed: list[_Tag] = [None] * ins.pushes
-        names = _names(ins)
+        names = arg_names(ins)
         name = names[-1] if names else ""
-        if ins.opname in _STORES:
-            stores.update(_stored(ins))
+        if ins.opname in LOCAL_STORES:
+            stores.update(stored_names(ins))
             changed.update(_names_of(taken))  # an alias of the object now: conservatively, handed on
-        if ins.opname in _LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
+        if ins.opname in LOCAL_LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
             loaded = [name for _, name in _loaded(ins)]
             if len(loaded) == ins.pushes:
                 pushed = [("local", one, None) for one in loaded]
@@ -284,10 +268,10 @@ def _straight(info: CodeInfo, start: int, until: int | None) -> Arm | None:
                 changed.update(_names_of(taken))
         elif ins.opname in _CHANGES or _in_place(ins):
             changed.update(_names_of(taken))
-        elif ins.opname in _SHARED_STORES or (ins.opname not in _QUIET and ins.opname not in _STORES):
+        elif ins.opname in _SHARED_STORES or (ins.opname not in _QUIET and ins.opname not in LOCAL_STORES):
             acts = True
             changed.update(_names_of(taken))
-        elif ins.opname not in _READS and ins.opname not in _STORES:
+        elif ins.opname not in _READS and ins.opname not in LOCAL_STORES:
             changed.update(_names_of(taken))  # put in a container, unpacked...: conservatively, handed on
         stack.extend(pushed)
         if last:
@@ -300,18 +284,10 @@ def _names_of(tags: list[_Tag]) -> list[Name]:
     return [(tag[0], tag[1]) for tag in tags if tag is not None]
 
 
-def _stored(ins: Instr) -> tuple[str, ...]:
-    names = _names(ins)
-    return names[:1] if ins.opname == "STORE_FAST_LOAD_FAST" else names
-
-
 def _loaded(ins: Instr) -> list[Name]:
     if ins.opname == "LOAD_GLOBAL":
-        return [("global", _names(ins)[-1])]
-    if ins.opname in _LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
-        names = _names(ins)
-        return [("local", name) for name in (names[1:] if ins.opname == "STORE_FAST_LOAD_FAST" else names)]
-    return []
+        return [("global", arg_names(ins)[-1])]
+    return [("local", name) for name in loaded_names(ins)]
 
 
 _CALLS = frozenset(
@@ -339,11 +315,6 @@ _READS = frozenset(
     }
 )
 _ENDS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
-
-
-def _names(ins: Instr) -> tuple[str, ...]:
-    argval = ins.argval
-    return tuple(str(name) for name in argval) if isinstance(argval, tuple) else (str(argval),)
 
 
 def _in_place(ins: Instr) -> bool:

@@ -50,7 +50,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm
 from xcs_bc.build.calls import parameters
-from xcs_bc.build.codeinfo import Instr, code_info
+from xcs_bc.build.codeinfo import Instr, code_info, read_after
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
@@ -112,6 +112,7 @@ class GraphBuilder(Loops):
         # for a planned call must see none of them between the read and the call (see plan._ready_at)
         self.effects = 0
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see retain
+        self.holders: dict[int, set[str] | None] = {}  # see retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self.executed: set[tuple[int, int]] = set()  # (id(code), offset) of every instruction that ran
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
@@ -286,6 +287,7 @@ class GraphBuilder(Loops):
             metadata["exception"] = exc
         outputs = (self.root_return,) if self.root_return is not None else ()
         graph = ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
+        unkept = self._unkept()
         # The frames watched refer to their callers (a finished frame keeps its f_back), and the caller
         # holds this builder: kept, they would make a cycle that only a collection frees, trace and all.
         self._frames.clear()
@@ -297,11 +299,34 @@ class GraphBuilder(Loops):
             tuple(self.loops),
             MappingProxyType(dict(self.carried)),
             MappingProxyType(dict(self.retained)),
+            MappingProxyType(unkept),
             MappingProxyType(dict(self.local_values)),
             tuple(self.call_facts),
             run,
             self._forks_worth_learning(),
         )
+
+    def _unkept(self) -> dict[int, frozenset[int]]:
+        """For each call the observed function makes itself, the containers it keeps (`retained`) only
+        in locals of its own that it never reads again after the call: handing the callee a copy of
+        one changes nothing the function can see (`messages = [...]` then `create(messages=messages)`,
+        each round of a loop building its own)."""
+        if self.root is None:
+            return {}
+        root = self.root.info
+        only_locals = {key: names for key, names in self.holders.items() if names}
+        unkept = {}
+        for op in self.ops:
+            if self.call_facts[op.id].code is not root.code or op.op_type is not OpType.CALL:
+                continue
+            dead = frozenset(
+                key
+                for key, names in only_locals.items()
+                if not any(read_after(root, op.site.offset, name) for name in names)
+            )
+            if dead:
+                unkept[op.id] = dead
+        return unkept
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
         fs = FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals, ops=self.ops)
@@ -528,7 +553,7 @@ class GraphBuilder(Loops):
             and self.call_facts[ref.op].read
         ):
             self._kept(ref.op, value)
-        self.retain(ref)
+        self.retain(ref, name if fs is self.root else None)
         key = (id(fs.frame), name)
         for state in self.iters.values():
             state.stored.add(key)

@@ -112,6 +112,34 @@ class _Entry(Protocol):
 UNCONDITIONAL_JUMPS: Final = frozenset(
     {"JUMP_ABSOLUTE", "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"}
 )
+# instructions that assign (or delete) a name of the frame: `stored_names`
+LOCAL_STORES: Final = frozenset(
+    {
+        "STORE_FAST",
+        "STORE_FAST_STORE_FAST",
+        "STORE_FAST_LOAD_FAST",
+        "STORE_FAST_MAYBE_NULL",
+        "DELETE_FAST",
+        "STORE_NAME",
+        "DELETE_NAME",
+        "STORE_DEREF",
+        "DELETE_DEREF",
+        "LOAD_FAST_AND_CLEAR",  # (3.12+ inlined comprehension: hides the local, then restores it)
+    }
+)
+# instructions that read one: `loaded_names`
+LOCAL_LOADS: Final = frozenset(
+    {
+        "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_FAST_LOAD_FAST",
+        "LOAD_FAST_AND_CLEAR",
+        "LOAD_NAME",
+        "LOAD_DEREF",
+        "LOAD_CLASSDEREF",
+        "LOAD_CLOSURE",
+    }
+)
 COND_POP_JUMPS: Final = frozenset(
     {
         "POP_JUMP_IF_TRUE",
@@ -518,3 +546,79 @@ def _loops(info: CodeInfo) -> tuple[tuple[int, int], ...]:
         for ins in info.instrs.values()
         if ins.target is not None and ins.target <= ins.offset
     )
+
+
+# -- names of the frame an instruction reads or assigns, and whether a local is read again ----------
+
+
+def arg_names(ins: Instr) -> tuple[str, ...]:
+    """The names an instruction's argument holds (two for `LOAD_FAST_LOAD_FAST` and the like)."""
+    argval = ins.argval
+    return tuple(str(name) for name in argval) if isinstance(argval, tuple) else (str(argval),)
+
+
+def stored_names(ins: Instr) -> tuple[str, ...]:
+    """The names of the frame `ins` assigns or deletes."""
+    if ins.opname not in LOCAL_STORES:
+        return ()
+    names = arg_names(ins)
+    return names[:1] if ins.opname == "STORE_FAST_LOAD_FAST" else names
+
+
+def loaded_names(ins: Instr) -> tuple[str, ...]:
+    """The names of the frame `ins` reads."""
+    if ins.opname == "STORE_FAST_LOAD_FAST":
+        return arg_names(ins)[1:]
+    return arg_names(ins) if ins.opname in LOCAL_LOADS else ()
+
+
+# calls that read a frame's locals by name: where one is made, every local may be read
+_FRAME_READERS = frozenset({"locals", "vars", "eval", "exec", "dir"})
+
+
+@functools.lru_cache(maxsize=4096)
+def read_after(info: CodeInfo, offset: int, name: str) -> bool:
+    """May the local `name` be read after the instruction at `offset` runs, before it is assigned
+    again?  Counted as reads too: any read of a cell variable (a nested function may read it), any
+    read where the code calls `locals()`, `vars()`, `eval` or the like, and a read in code no normal
+    path from the entry reaches (an exception handler)."""
+    code = info.code
+    if name in code.co_cellvars or name in code.co_freevars or _reads_frame(info):
+        return True
+    if any(name in loaded_names(info.instrs[at]) for at in _off_path(info)):
+        return True
+    todo = list(info.successors(offset))
+    seen = set(todo)
+    while todo:
+        ins = info.instrs[todo.pop()]
+        if name in loaded_names(ins):
+            return True
+        if name in stored_names(ins):
+            continue  # assigned again on this path: what it held before is not read on it
+        for successor in info.successors(ins.offset):
+            if successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _reads_frame(info: CodeInfo) -> bool:
+    return any(
+        ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and arg_names(ins)[-1] in _FRAME_READERS
+        for ins in info.instrs.values()
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _off_path(info: CodeInfo) -> frozenset[int]:
+    """The instructions no normal path from the code's entry reaches: exception handlers (and dead
+    code)."""
+    entry = info.order[0]
+    todo, seen = [entry], {entry}
+    while todo:
+        for successor in info.successors(todo.pop()):
+            if successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return frozenset(info.instrs) - seen

@@ -45,6 +45,7 @@ class Effects:
     effects: int
     inputs: dict[str, ValueRef]
     retained: dict[int, tuple[ValueRef, ...]]
+    holders: dict[int, set[str] | None]
     _heap: dict[int, tuple[Any, ValueRef]]
     _handed: dict[int, tuple[Any, int]]
     _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
@@ -69,19 +70,26 @@ class Effects:
             self.retain(changed)
         return changed
 
-    def retain(self, ref: ValueRef) -> None:
+    def retain(self, ref: ValueRef, local: str | None = None) -> None:
         """`ref`'s container outlives the expression that built it (stored, or changed in place).
 
         A planned call handed such a container would get a copy, not the object the code keeps
         and may read again: `plan` refuses those. Containers only the callee sees (`messages=[...]`
         built in the call itself) are not retained. Keyed by the operands tuple, like shapes.
+        `local`: it was stored in that local of the observed function's own frame (`holders` says
+        which locals hold it, or None once it is kept anywhere else too: see `GraphBuilder.unkept`).
         """
         if (
             ref.source is Source.EXPR
             and ref.kind in (ExprKind.LIST, ExprKind.DICT, ExprKind.SET)
             and ref.operands
         ):
-            self.retained[id(ref.operands)] = ref.operands
+            key = id(ref.operands)
+            self.retained[key] = ref.operands
+            held = self.holders.get(key, set())
+            if held is not None and local is not None:
+                held.add(local)
+            self.holders[key] = held if local is not None else None
 
     def hand(self, obj: Any) -> None:
         entry = self._handed.get(id(obj))

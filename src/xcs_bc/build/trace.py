@@ -142,10 +142,11 @@ class Trace:
     `decisions` are the branches a replay must take again; `loops` the loops that ran out;
     `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
     number of operations made before that read; `retained` the containers that outlive the
-    expression that built them (see `Effects.retain` in `build.effects`); `locals` the objects the observed
-    function's single-assignment locals held (by `Local`: name and assignment), which a replay may read;
-    `calls` what the planner reads of each operation (by id), `run` of the whole run; `forks` the
-    branches on results whose other arm may make calls.
+    expression that built them (see `Effects.retain` in `build.effects`), and `unkept`, by operation,
+    those of them the function never reads again after it (see `GraphBuilder._unkept`); `locals` the
+    objects the observed function's single-assignment locals held (by `Local`: name and
+    assignment), which a replay may read; `calls` what the planner reads of each operation (by id),
+    `run` of the whole run; `forks` the branches on results whose other arm may make calls.
     """
 
     graph: ComputationGraph
@@ -153,6 +154,7 @@ class Trace:
     loops: tuple[LoopRecord, ...]
     carried: Mapping[int, int]
     retained: Mapping[int, tuple[ValueRef, ...]]
+    unkept: Mapping[int, frozenset[int]]
     locals: Mapping[Local, Any]
     calls: tuple[CallFacts, ...] = ()
     run: RunFacts = RunFacts()

@@ -19,6 +19,7 @@ cannot leave half-locked.
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
 import functools
 import sys
@@ -39,7 +40,7 @@ from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
 from xcs_bc.plan.recipes import Recipe
 from xcs_bc.plan.rounds import ResultLoop
-from xcs_bc.plan.slices import SIZED, Env, NotComputable, evaluate, same_value
+from xcs_bc.plan.slices import SIZED, Env, NotComputable, evaluate, plain, same_value
 
 
 @dataclass
@@ -156,10 +157,11 @@ class Replay:
                     if not self.issued[mate].future.done():
                         self.waiting.setdefault(mate, []).append(op_id)
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
+                handed = tuple(map(_as_handed, args)), {name: _as_handed(v) for name, v in kwargs.items()}
                 future = self._submit(callee, args, kwargs)
                 if future is None:
                     continue  # it runs in its turn
-                self.issued[op_id] = _Issued(callee, args, kwargs, future)
+                self.issued[op_id] = _Issued(callee, *handed, future)
                 site = self.site_of.get(op_id) if recipe.when else None
                 if site is not None:
                     self.open_at.setdefault(site, {})[op_id] = None
@@ -451,6 +453,14 @@ def _may_be_equal(x: Any, y: Any) -> bool:
         return len(x) == len(y) and all(_may_be_equal(p, q) for p, q in zip(x, y, strict=True))
     # two objects of one class that keeps object's __eq__ are equal only when identical
     return not (type(x) is type(y) and class_lookup(type(x), "__eq__") is object.__eq__)
+
+
+def _as_handed(value: Any) -> Any:
+    """An argument of a call issued ahead as it was handed, to compare with the real call's: a list or
+    dict of built-in data is copied first, since the callee may change the one it got
+    (`messages.insert(0, system)`) before the run reaches the call.  (Copying built-in data runs no
+    user code; other objects are compared by identity anyway.)"""
+    return copy.deepcopy(value) if type(value) in (list, dict) and plain(value) else value
 
 
 def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:

@@ -99,6 +99,7 @@ def make_plan(
     calls: Sequence[CallFacts] = (),
     run: RunFacts | None = None,
     forks: Sequence[Fork] = (),
+    unkept: Mapping[int, frozenset[int]] | None = None,
 ) -> Plan:
     """Guards and recipes for `graph`, checked against the trace's own inputs in `env`; `calls` and
     `run` are what the trace knew beside its values (see `build.trace.Trace`), by operation id."""
@@ -118,7 +119,11 @@ def make_plan(
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
     tools = changeable_reads(graph, facts)
-    made = tuple(make_recipe(op, facts[op.id], env, cutoff, retained or {}, tools) for op in graph.operations)
+    keeps = dict(retained or {})
+    made = tuple(
+        make_recipe(op, facts[op.id], env, cutoff, _kept_after(keeps, (unkept or {}).get(op.id)), tools)
+        for op in graph.operations
+    )
     recipes = memo_sites_dispatched(graph, made, cutoff, run or RunFacts())
     ready_at = read_points(recipes, cutoff)
     waiting = {op_id for planned in ready_at.values() for op_id in planned}
@@ -153,6 +158,16 @@ def make_plan(
         ready_at,
         forks=tuple(forks),
     )
+
+
+def _kept_after(
+    retained: dict[int, tuple[ValueRef, ...]], unkept: frozenset[int] | None
+) -> Mapping[int, tuple[ValueRef, ...]]:
+    """The containers the function keeps and may read after a call: those it never reads again (see
+    `build.trace.Trace.unkept`) are the callee's alone."""
+    if not unkept:
+        return retained
+    return {key: operands for key, operands in retained.items() if key not in unkept}
 
 
 def dependents_of(recipes: tuple[Recipe, ...]) -> dict[int, tuple[int, ...]]:
