@@ -50,7 +50,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm
 from xcs_bc.build.calls import parameters
-from xcs_bc.build.codeinfo import Instr, code_info, read_after
+from xcs_bc.build.codeinfo import Instr, code_info, fixed_closure, read_after
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
@@ -560,9 +560,13 @@ class GraphBuilder(Loops):
         self._watch.pop(key, None)  # assigned again after the loop: reads from now on see the new value
         if fs is self.root:
             count = self.live[name] = self.live.get(name, 0) + 1
-            if ref.source is Source.UNKNOWN and not fs.control_deps and name in self.single_stores:
-                # an object glue made (`patch = ImagePatch(img)`): no recipe can rebuild it, but a
-                # replay can read it from the frame once this very assignment has run (see plan.ready_at)
+            made = ref.source is Source.UNKNOWN or (
+                ref.kind is ExprKind.MAKE_FUNCTION and fixed_closure(value, fs.info.code)
+            )
+            if made and not fs.control_deps and name in self.single_stores:
+                # an object glue made (`patch = ImagePatch(img)`, a function defined here): no recipe
+                # can rebuild it (a function made again would be another object), but a replay can
+                # read it from the frame once this very assignment has run (see plan.ready_at)
                 local = Local(name, count)
                 self.local_values[local] = value
                 ref = as_local(ref, local)

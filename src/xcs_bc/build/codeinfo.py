@@ -51,7 +51,16 @@ from typing import Final, Protocol, TypeAlias
 
 from bytecode import ConcreteInstr
 
-from xcs_bc._compat import PY311, PY312, PY313, instructions_with_lines, nested_code, qualified_name
+from xcs_bc._compat import (
+    CO_VARARGS,
+    CO_VARKEYWORDS,
+    PY311,
+    PY312,
+    PY313,
+    instructions_with_lines,
+    nested_code,
+    qualified_name,
+)
 from xcs_bc.errors import UnsupportedCodeError
 
 
@@ -622,3 +631,52 @@ def _off_path(info: CodeInfo) -> frozenset[int]:
                 seen.add(successor)
                 todo.append(successor)
     return frozenset(info.instrs) - seen
+
+
+def fixed_closure(fn: object, outer: types.CodeType) -> bool:
+    """Does the function `fn`, just made by the code `outer`, always see what it sees now when it is
+    called later?  A function without free variables does; one with them, when each is assigned once
+    in `outer` (and never deleted), already holds an immutable value, and `fn` (or code nested in it)
+    never assigns one (`nonlocal n; n += 1`).  Only such a function may be called ahead of the run:
+    one whose cells the run changes in between would see other values than in the real call."""
+    if not isinstance(fn, types.FunctionType):
+        return False
+    names = fn.__code__.co_freevars
+    if not names:
+        return True
+    if _assigns_cells(fn.__code__):
+        return False
+    stores = _cell_stores(outer)
+    flags = outer.co_flags
+    arity = (
+        outer.co_argcount + outer.co_kwonlyargcount + bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
+    )
+    parameters = outer.co_varnames[:arity]  # (a parameter's cell holds the argument from the start)
+    for name, cell in zip(names, fn.__closure__ or (), strict=True):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # not assigned yet
+            return False
+        once = stores.get(name, 0) == (0 if name in parameters else 1)
+        if not once or not isinstance(value, _IMMUTABLE_CELLS):
+            return False
+    return True
+
+
+_IMMUTABLE_CELLS = (str, bytes, int, float, complex, bool, type(None), frozenset, types.FunctionType, type)
+
+
+def _assigns_cells(code: types.CodeType) -> bool:
+    if any(ins.opname in ("STORE_DEREF", "DELETE_DEREF") for ins in dis.get_instructions(code)):
+        return True
+    return any(_assigns_cells(const) for const in code.co_consts if isinstance(const, types.CodeType))
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_stores(code: types.CodeType) -> dict[str, int]:
+    """How many instructions of `code` assign each of its cell variables (a delete counts twice)."""
+    stores: dict[str, int] = {}
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_DEREF", "DELETE_DEREF"):
+            stores[ins.argval] = stores.get(ins.argval, 0) + (1 if ins.opname == "STORE_DEREF" else 2)
+    return stores

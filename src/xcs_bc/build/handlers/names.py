@@ -4,6 +4,8 @@ LOAD_NAME, LOAD_GLOBAL, STORE_GLOBAL, LOAD_CONST, PUSH_NULL, LOAD_ATTR, STORE_AT
 
 from __future__ import annotations
 
+import dis
+import types
 from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY313
@@ -53,17 +55,33 @@ def delete_fast(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> No
 
 def single_stores(info: CodeInfo) -> frozenset[str]:
     """Locals the code assigns at exactly one instruction and never deletes: after that instruction has
-    run k times, the local holds what its k-th run stored (the assignments a replay may read)."""
+    run k times, the local holds what its k-th run stored (the assignments a replay may read).  A cell
+    variable (a local a nested function or, on 3.10 and 3.11, a comprehension reads) counts when no
+    nested code assigns it (`nonlocal`)."""
     stores: dict[str, int] = {}
-    deleted = set()
+    deleted = set(_assigned_by_nested(info.code))
     for ins in info.instrs.values():
-        if ins.opname.startswith("STORE_FAST"):
+        if ins.opname.startswith("STORE_FAST") or ins.opname == "STORE_DEREF":
             names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
             for name in names[:1] if ins.opname == "STORE_FAST_LOAD_FAST" else names:
                 stores[str(name)] = stores.get(str(name), 0) + 1
-        elif ins.opname == "DELETE_FAST":
+        elif ins.opname in ("DELETE_FAST", "DELETE_DEREF"):
             deleted.add(str(ins.argval))
     return frozenset(name for name, n in stores.items() if n == 1 and name not in deleted)
+
+
+def _assigned_by_nested(code: types.CodeType) -> set[str]:
+    """The free variables code nested in `code` assigns or deletes (`nonlocal n; n += 1`)."""
+    names: set[str] = set()
+    for nested in code.co_consts:
+        if isinstance(nested, types.CodeType):
+            names.update(
+                str(ins.argval)
+                for ins in dis.get_instructions(nested)
+                if ins.opname in ("STORE_DEREF", "DELETE_DEREF") and ins.argval in nested.co_freevars
+            )
+            names |= _assigned_by_nested(nested)
+    return names
 
 
 def load_name(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
