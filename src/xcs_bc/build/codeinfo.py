@@ -61,6 +61,7 @@ from xcs_bc._compat import (
     nested_code,
     qualified_name,
 )
+from xcs_bc.build import purity
 from xcs_bc.errors import UnsupportedCodeError
 
 
@@ -658,12 +659,9 @@ def fixed_closure(fn: object, outer: types.CodeType) -> bool:
         except ValueError:  # not assigned yet
             return False
         once = stores.get(name, 0) == (0 if name in parameters else 1)
-        if not once or not isinstance(value, _IMMUTABLE_CELLS):
+        if not once or not purity.is_immutable(value):
             return False
     return True
-
-
-_IMMUTABLE_CELLS = (str, bytes, int, float, complex, bool, type(None), frozenset, types.FunctionType, type)
 
 
 def _assigns_cells(code: types.CodeType) -> bool:

@@ -87,12 +87,18 @@ def learn(plan: Plan, other: Plan) -> Plan | None:
         if flipped is None:
             continue
         number = len(plan.recipes) + len(added)
-        refs = _renumbered(recipe.refs, numbers)
+        conditions = recipe.facts.conditions
+        refs = _renumbered((*recipe.refs, *(condition.cond for condition in conditions)), numbers)
         if refs is None:
             continue  # it reads a result of `other` that is neither the plan's nor learned
         numbers[recipe.op.id] = number
         op = dataclasses.replace(recipe.op, id=number)
-        added.append(dataclasses.replace(recipe.with_refs(refs), op=op))
+        n = len(recipe.refs)
+        renumbered = zip(refs[n:], conditions, strict=True)
+        facts = dataclasses.replace(
+            recipe.facts, conditions=tuple(Condition(cond, c.outcome) for cond, c in renumbered)
+        )
+        added.append(dataclasses.replace(recipe.with_refs(refs[:n]), op=op, facts=facts))
         arms.setdefault(flipped, []).append(added[-1])
     if not added:
         return None
