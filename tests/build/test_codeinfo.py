@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from xcs_bc.build.codeinfo import CodeInfo, Handler, Instr, code_info, read_after
+from xcs_bc.build.codeinfo import CodeInfo, Handler, Instr, code_info
+from xcs_bc.build.liveness import read_after
 
 PY311 = sys.version_info >= (3, 11)
 PY312 = sys.version_info >= (3, 12)

@@ -21,17 +21,8 @@ from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY311, PY313
 from xcs_bc.build import purity
-from xcs_bc.build.codeinfo import (
-    COND_POP_JUMPS,
-    LOCAL_LOADS,
-    LOCAL_STORES,
-    UNCONDITIONAL_JUMPS,
-    CodeInfo,
-    Instr,
-    arg_names,
-    loaded_names,
-    stored_names,
-)
+from xcs_bc.build.codeinfo import COND_POP_JUMPS, UNCONDITIONAL_JUMPS, CodeInfo, Instr
+from xcs_bc.build.liveness import LOCAL_LOADS, LOCAL_STORES, arg_names, loaded_names, stored_names
 from xcs_bc.ir import MISSING, ValueRef
 from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
 

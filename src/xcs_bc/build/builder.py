@@ -50,12 +50,13 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm
 from xcs_bc.build.calls import parameters
-from xcs_bc.build.codeinfo import Instr, code_info, fixed_closure, read_after
+from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
 from xcs_bc.build.handlers.table import HANDLERS
+from xcs_bc.build.liveness import fixed_closure, read_after
 from xcs_bc.build.loops import Loops, LoopState
 from xcs_bc.build.slow import IMPLICIT_MIN_S, may_run_user_code
 from xcs_bc.build.trace import (
