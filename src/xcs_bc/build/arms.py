@@ -16,6 +16,7 @@ from __future__ import annotations
 import dis
 import functools
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,14 +24,15 @@ from xcs_bc._compat import PY311, PY313
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, UNCONDITIONAL_JUMPS, CodeInfo, Instr
 from xcs_bc.build.liveness import LOCAL_LOADS, LOCAL_STORES, arg_names, loaded_names, stored_names
-from xcs_bc.ir import MISSING, ValueRef
+from xcs_bc.build.trace import Fork
+from xcs_bc.ir import MISSING, Operation, ValueRef
 from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
 
 if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
     from xcs_bc.build.frames import Control, FrameState
 
-__all__ = ["Arm", "ArmCall", "Callee", "owe_untaken", "untaken_arm"]
+__all__ = ["Arm", "ArmCall", "Callee", "owe_untaken", "untaken_arm", "worth_learning"]
 
 
 Name = tuple[str, str]  # ("local" or "global", name)
@@ -377,3 +379,17 @@ def _callee_kind(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> puri
     ):
         return purity.Effect.MUTATES_INPUTS
     return purity.Effect.UNKNOWN
+
+
+def worth_learning(forks: Sequence[tuple[Fork, int, int]], ops: Sequence[Operation]) -> tuple[Fork, ...]:
+    """The forks (each with how many operations had been made before it and how many calls its other
+    arm makes) whose other arm's calls could go ahead of the run once learned (see `plan.learn`): it
+    makes two calls or more (they may overlap), or the run made calls after the fork, outside it
+    (the arm's may overlap with those).  A lone call that the run reaches as soon as its branch is
+    decided is made as early in its turn: a trace to learn it would cost a call made one after
+    another."""
+    return tuple(
+        fork
+        for fork, before, calls in forks
+        if calls >= 2 or any(all(c is not fork.condition.cond for c in op.control) for op in ops[before:])
+    )

@@ -48,7 +48,7 @@ from xcs_bc._compat import (
     COMPREHENSIONS,
     PY312,
 )
-from xcs_bc.build.arms import owe_untaken, untaken_arm
+from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.calls import parameters
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
@@ -56,7 +56,7 @@ from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
 from xcs_bc.build.handlers.table import HANDLERS
-from xcs_bc.build.liveness import fixed_closure, read_after
+from xcs_bc.build.liveness import fixed_closure, never_read_again
 from xcs_bc.build.loops import Loops, LoopState
 from xcs_bc.build.slow import IMPLICIT_MIN_S, may_run_user_code
 from xcs_bc.build.trace import (
@@ -288,7 +288,10 @@ class GraphBuilder(Loops):
             metadata["exception"] = exc
         outputs = (self.root_return,) if self.root_return is not None else ()
         graph = ComputationGraph(list(self.ops), tuple(self.inputs.values()), outputs, metadata)
-        unkept = self._unkept()
+        unkept = {}
+        if self.root is not None:  # (the calls the observed function makes itself)
+            own = [op for op in self.ops if self.call_facts[op.id].code is self.root.info.code]
+            unkept = never_read_again(own, self.holders, self.root.info)
         # The frames watched refer to their callers (a finished frame keeps its f_back), and the caller
         # holds this builder: kept, they would make a cycle that only a collection frees, trace and all.
         self._frames.clear()
@@ -304,30 +307,8 @@ class GraphBuilder(Loops):
             MappingProxyType(dict(self.local_values)),
             tuple(self.call_facts),
             run,
-            self._forks_worth_learning(),
+            worth_learning(self.forks, self.ops),
         )
-
-    def _unkept(self) -> dict[int, frozenset[int]]:
-        """For each call the observed function makes itself, the containers it keeps (`retained`) only
-        in locals of its own that it never reads again after the call: handing the callee a copy of
-        one changes nothing the function can see (`messages = [...]` then `create(messages=messages)`,
-        each round of a loop building its own)."""
-        if self.root is None:
-            return {}
-        root = self.root.info
-        only_locals = {key: names for key, names in self.holders.items() if names}
-        unkept = {}
-        for op in self.ops:
-            if self.call_facts[op.id].code is not root.code or op.op_type is not OpType.CALL:
-                continue
-            dead = frozenset(
-                key
-                for key, names in only_locals.items()
-                if not any(read_after(root, op.site.offset, name) for name in names)
-            )
-            if dead:
-                unkept[op.id] = dead
-        return unkept
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
         fs = FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals, ops=self.ops)
@@ -440,18 +421,6 @@ class GraphBuilder(Loops):
         if (fs is self.root or fs.parent is not None) and len(self.forks) < _MAX_FORKS:
             fork = Fork(condition, fs.conditions(), self._site(fs, ins))
             self.forks.append((fork, len(self.ops), calls))
-
-    def _forks_worth_learning(self) -> tuple[Fork, ...]:
-        """The forks whose other arm's calls could go ahead of the run, once learned: it makes two
-        calls or more (they may overlap), or the run made calls after the fork, outside it (the arm's
-        may overlap with those).  A lone call that the run reaches as soon as its branch is decided
-        is made as early in its turn: a trace to learn it would cost a call made one after another."""
-        return tuple(
-            fork
-            for fork, before, calls in self.forks
-            if calls >= 2
-            or any(all(c is not fork.condition.cond for c in op.control) for op in self.ops[before:])
-        )
 
     def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
         """Item `k` of a loop over `sequence`, which depends on results, came out of the loop's test at

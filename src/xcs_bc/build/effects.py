@@ -77,7 +77,7 @@ class Effects:
         and may read again: `plan` refuses those. Containers only the callee sees (`messages=[...]`
         built in the call itself) are not retained. Keyed by the operands tuple, like shapes.
         `local`: it was stored in that local of the observed function's own frame (`holders` says
-        which locals hold it, or None once it is kept anywhere else too: see `GraphBuilder._unkept`).
+        which locals hold it, or None once it is kept anywhere else too: see `liveness.never_read_again`).
         """
         if (
             ref.source is Source.EXPR

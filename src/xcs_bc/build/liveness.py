@@ -1,10 +1,11 @@
 """Build: which names of a frame an instruction reads or assigns, read statically from the bytecode.
 
-Three questions the builder asks of the observed function's code: which locals an instruction
+Four questions the builder asks of the observed function's code: which locals an instruction
 reads or assigns (`loaded_names`, `stored_names`; the untaken-arm reader in `arms` uses them too),
-whether a local may be read again after a call before it is assigned again (`read_after`: a list
-kept only in locals never read again is the callee's alone), and whether a function the code just
-made always sees the same values in its closure (`fixed_closure`: then it may be called ahead).
+whether a local may be read again after a call before it is assigned again (`read_after`), which
+containers a call's callee alone sees once the call is made (`never_read_again`), and whether a
+function the code just made always sees the same values in its closure (`fixed_closure`: then it
+may be called ahead).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import dis
 import functools
 import types
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from xcs_bc._compat import CO_VARARGS, CO_VARKEYWORDS
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.ir import Operation, OpType
 
 __all__ = [
     "LOCAL_LOADS",
@@ -24,6 +27,7 @@ __all__ = [
     "arg_names",
     "fixed_closure",
     "loaded_names",
+    "never_read_again",
     "read_after",
     "stored_names",
 ]
@@ -129,6 +133,29 @@ def _off_path(info: CodeInfo) -> frozenset[int]:
                 seen.add(successor)
                 todo.append(successor)
     return frozenset(info.instrs) - seen
+
+
+def never_read_again(
+    ops: Sequence[Operation], holders: Mapping[int, set[str] | None], code: CodeInfo
+) -> dict[int, frozenset[int]]:
+    """For each call of `ops` (those the code of `code` makes itself), the containers the code keeps
+    only in locals it never reads again after the call (`holders`: by container, the locals that
+    hold it, or None when it is kept anywhere else too, see `Effects.retain`): handing the callee a
+    copy of one changes nothing the function can see (`messages = [...]` then
+    `create(messages=messages)`, each round of a loop building its own)."""
+    only_locals = {key: names for key, names in holders.items() if names}
+    unkept = {}
+    for op in ops:
+        if op.op_type is not OpType.CALL:
+            continue
+        dead = frozenset(
+            key
+            for key, names in only_locals.items()
+            if not any(read_after(code, op.site.offset, name) for name in names)
+        )
+        if dead:
+            unkept[op.id] = dead
+    return unkept
 
 
 def fixed_closure(fn: object, outer: types.CodeType) -> bool:

@@ -52,7 +52,7 @@ class Fork:
     saw.  `condition` is the branch and the way the run went (a truth or a None test), `under` the
     branches it was itself reached through, `site` where it is.  A replay whose results go the other
     way there makes that arm's calls in their turn, and a later call is traced to learn it (see
-    `plan.learn`).  Only those worth it are noted (see `GraphBuilder.finish`)."""
+    `plan.learn`).  Only those worth it are noted (see `arms.worth_learning`)."""
 
     condition: Condition
     under: tuple[Condition, ...]
@@ -143,7 +143,7 @@ class Trace:
     `carried` maps loops (indices into `loops`) whose rounds assigned a local read after them to the
     number of operations made before that read; `retained` the containers that outlive the
     expression that built them (see `Effects.retain` in `build.effects`), and `unkept`, by operation,
-    those of them the function never reads again after it (see `GraphBuilder._unkept`); `locals` the
+    those of them the function never reads again after it (see `liveness.never_read_again`); `locals` the
     objects the observed function's single-assignment locals held (by `Local`: name and
     assignment), which a replay may read; `calls` what the planner reads of each operation (by id),
     `run` of the whole run; `forks` the branches on results whose other arm may make calls.
