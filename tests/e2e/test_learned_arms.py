@@ -96,45 +96,8 @@ def test_a_lone_call_reached_as_soon_as_its_branch_is_decided_is_not_worth_a_les
     no_waste(fast)
 
 
-# -- the tv/phone program: arms with one call and with three, then later calls -------------------------
-
-
-def detect(prompt: str) -> bool:
-    """True when the image in the prompt has the thing (`"+thing"`)."""
-    thing, _, image = prompt.partition(" in ")
-    return f"+{thing}" in image
-
-
-exists = Tool("exists", detect)
-
-
-def tv_and_phone(image: str) -> str:
-    has_tv = exists(f"television in {image}")
-    if not has_tv:
-        has_tv = exists(f"tv in {image}")
-    has_phone = exists(f"telephone in {image}")
-    if not has_phone:
-        a = exists(f"cell phone in {image}")
-        b = exists(f"mobile phone in {image}")
-        c = exists(f"phone in {image}")
-        has_phone = a or b or c
-    return f"tv: {has_tv}, phone: {has_phone}"
-
-
-def test_both_arms_of_the_tv_and_phone_program_are_learned_from_one_trace() -> None:
-    fast = xcs.jit(tv_and_phone)
-    images = ["+television +telephone", "+tv", "nothing", "+television +phone", "+tv +cell phone", "nothing"]
-    for image in images:
-        run_both(tv_and_phone, fast, f"{fresh('img')} {image}", watch=[exists])
-    no_waste(fast)
-    assert fast.stats.traces == 2  # the first, and the lesson on "+tv" (both arms at once)
-    assert fast.explain().count("learned: the arm taken when") == 2
-    exists.reset()
-    fast(f"{fresh('img')} nothing")
-    assert exists.max_concurrency == 4, fast.explain()  # "tv" with the three phones
-
-
 # -- a branch inside the learned arm, an arm per round of a loop, an exception in a learned arm ------
+# (the tv/phone program, both of whose arms are learned from one trace, is in test_result_branches)
 
 
 def nested(q: str) -> str:

@@ -100,6 +100,19 @@ def test_boolean_branches_replay_like_plain_for_every_outcome(traced: str) -> No
     no_waste(fast)
 
 
+def test_both_arms_of_the_tv_and_phone_program_are_learned_from_one_trace() -> None:
+    fast = xcs.jit(tv_and_phone)
+    images = ["+television +telephone", "+tv", "nothing", "+television +phone", "+tv +cell phone", "nothing"]
+    for image in images:
+        run_both(tv_and_phone, fast, f"{fresh('img')} {image}", watch=[exists])
+    no_waste(fast)
+    assert fast.stats.traces == 2  # the first, and the lesson on "+tv" (both arms at once)
+    assert fast.explain().count("learned: the arm taken when") == 2
+    exists.reset()
+    fast(f"{fresh('img')} nothing")
+    assert exists.max_concurrency == 4, fast.explain()  # "tv" with the three phones
+
+
 def test_the_phone_checks_run_together_with_the_tv_checks() -> None:
     fast = xcs.jit(tv_and_phone)
     fast(fresh("img"))  # neither found: every call made
