@@ -29,6 +29,7 @@ import dataclasses
 import dis
 import functools
 import inspect
+import logging
 import sys
 import threading
 import types
@@ -61,6 +62,9 @@ _S = TypeVar("_S")  # the object a method is bound to
 _RETIRE_AFTER = 3  # replays with a misprediction before a plan is dropped
 _GIVE_UP = 3  # traces in a row that make no plan issuing a call ahead before the function runs plainly
 _MAX_BACKOFF = 255  # calls run plainly, at most, after traced calls that raised
+# traces, plan misses, lessons and retirements at debug level; once at info level, that a function
+# found nothing to issue ahead (and why) or now runs plainly
+_log = logging.getLogger("xcs_bc")
 
 
 class JittedFunction(Generic[P, R]):
@@ -112,6 +116,7 @@ class JittedFunction(Generic[P, R]):
         self.stats = Stats()
         self._refusal = _refusal(target)
         self._notes: list[str] = []
+        self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
         functools.update_wrapper(self, fn)
         _mirror_function_kind(self, fn, target)
 
@@ -204,6 +209,8 @@ class JittedFunction(Generic[P, R]):
     def _trace(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], env: Env, learn: CachedPlan | None = None
     ) -> R:
+        why = "to learn an arm its plan's trace did not take" if learn is not None else "no plan applies"
+        _log.debug("xcs.jit(%s): tracing this call (%s)", self._fn.__qualname__, why)
         builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__, reads=True)
         session = observe.Session(
             builder, frame=None, code=self._fn.__code__, parent=sys._getframe(), yields=True
@@ -279,6 +286,10 @@ class JittedFunction(Generic[P, R]):
             # kept, so that calls of its shape replay without tracing; but a trace that finds nothing
             # to issue ahead counts as one that made no plan, so shapes that never do stop being traced
             self._note("the trace found no call that can be issued ahead; calls of its shape still replay")
+            if not self._told_idle:  # once: the user learns why the function is not faster
+                self._told_idle = True
+                why = _why_idle(cached.plan)
+                _log.info("xcs.jit(%s) found nothing to issue ahead: %s", self._fn.__qualname__, why)
             self._no_plan()
         else:
             self._traces_without_plan = 0
@@ -321,11 +332,17 @@ class JittedFunction(Generic[P, R]):
     def _no_plan(self) -> None:
         """Tracing costs time; when it keeps yielding no plan, stop paying for it (at worst not faster)."""
         self._traces_without_plan += 1
-        if self._traces_without_plan >= _GIVE_UP and self._refusal is None:
-            self._refusal = (
+        if self._traces_without_plan >= _GIVE_UP:
+            self._give_up(
                 f"{_GIVE_UP} traces in a row made no plan that issues a call ahead (see the notes); "
                 "it now runs plainly"
             )
+
+    def _give_up(self, reason: str) -> None:
+        """From now on the function runs plainly, for `reason` (said once, through logging too)."""
+        if self._refusal is None:
+            self._refusal = reason
+            _log.info("xcs.jit(%s): %s", self._fn.__qualname__, reason)
 
     def _replay(
         self,
@@ -360,8 +377,8 @@ class JittedFunction(Generic[P, R]):
             if cached in self._plans:
                 self._plans.remove(cached)
                 self._retired += 1
-                if self._retired >= _GIVE_UP and self._refusal is None:
-                    self._refusal = f"{_GIVE_UP} plans were dropped for mispredicting; it now runs plainly"
+                if self._retired >= _GIVE_UP:
+                    self._give_up(f"{_GIVE_UP} plans were dropped for mispredicting; it now runs plainly")
                 retired = cached.plan.mispredictions
                 self._note(f"a plan was retired after {retired} replays with mispredictions")
 
@@ -371,9 +388,11 @@ class JittedFunction(Generic[P, R]):
         return self._executor
 
     def _note(self, text: str) -> None:
+        """Keep `text` for explain() (the last 20), and log it (debug level, logger `xcs_bc`)."""
         with self._lock:
             self._notes.append(text)
             del self._notes[:-20]
+        _log.debug("xcs.jit(%s): %s", self._fn.__qualname__, text)
 
     # -- explaining --------------------------------------------------------------------------------
 
@@ -436,6 +455,15 @@ class JittedFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<xcs.jit {self._fn.__qualname__}>"
+
+
+def _why_idle(plan: Plan) -> str:
+    """Why a plan issues nothing ahead, for the log: its first call and the reason it waits its turn."""
+    for recipe in plan.recipes:
+        if recipe.refusal is not None:
+            op = recipe.op
+            return f"%{op.id} {op.name} at {op.site} runs in its turn, because {recipe.refusal}"
+    return "the trace made no slow call (see min_call_ms)"
 
 
 def _stored_globals(code: types.CodeType) -> frozenset[str]:
