@@ -30,7 +30,7 @@ from typing import Any
 from xcs_bc.analyze import patterns
 from xcs_bc.analyze.patterns import Pattern
 from xcs_bc.ir import ComputationGraph, Operation, Site, Source, ValueRef, passes
-from xcs_bc.ir.passes import Direct
+from xcs_bc.ir.passes import Direct, fold
 from xcs_bc.ir.text import format_value, op_names
 
 __all__ = ["format_report"]
@@ -201,22 +201,11 @@ class _UnknownReads:
         return any(self.holds(ref) for ref in (*op.inputs, *op.control))
 
     def holds(self, root: ValueRef) -> bool:
-        stack = [root]
-        while stack:  # post-order, without recursion: values nest as deep as a loop has rounds
-            ref = stack[-1]
-            if id(ref) in self.found:
-                stack.pop()
-                continue
-            pending = [operand for operand in ref.operands if id(operand) not in self.found]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            self.keep.append(ref)
-            self.found[id(ref)] = ref.source is Source.UNKNOWN or any(
-                self.found[id(operand)] for operand in ref.operands
-            )
-        return self.found[id(root)]
+        return fold(root, self.found, self._holds)
+
+    def _holds(self, ref: ValueRef, operands: tuple[bool, ...]) -> bool:
+        self.keep.append(ref)
+        return ref.source is Source.UNKNOWN or any(operands)
 
 
 def _and(items: Sequence[str]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dis
 import functools
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
 from xcs_bc._compat import CO_VARARGS, CO_VARKEYWORDS
@@ -25,6 +25,7 @@ __all__ = [
     "LOCAL_LOADS",
     "LOCAL_STORES",
     "arg_names",
+    "cell_writes",
     "fixed_closure",
     "loaded_names",
     "never_read_again",
@@ -169,7 +170,7 @@ def fixed_closure(fn: object, outer: types.CodeType) -> bool:
     names = fn.__code__.co_freevars
     if not names:
         return True
-    if _assigns_cells(fn.__code__):
+    if any(cell_writes(fn.__code__)):
         return False
     stores = _cell_stores(outer)
     flags = outer.co_flags
@@ -188,10 +189,15 @@ def fixed_closure(fn: object, outer: types.CodeType) -> bool:
     return True
 
 
-def _assigns_cells(code: types.CodeType) -> bool:
-    if any(ins.opname in ("STORE_DEREF", "DELETE_DEREF") for ins in dis.get_instructions(code)):
-        return True
-    return any(_assigns_cells(const) for const in code.co_consts if isinstance(const, types.CodeType))
+def cell_writes(code: types.CodeType) -> Iterator[tuple[types.CodeType, str]]:
+    """(the code object, the name) for every cell or free variable `code`, or code nested in it,
+    assigns or deletes (`nonlocal n; n += 1`)."""
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_DEREF", "DELETE_DEREF"):
+            yield code, str(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from cell_writes(const)
 
 
 @functools.lru_cache(maxsize=256)

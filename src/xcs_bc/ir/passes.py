@@ -18,9 +18,9 @@ fast that way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from xcs_bc.errors import IRError
 from xcs_bc.ir.refs import Operation, Source, ValueRef
@@ -42,6 +42,7 @@ __all__ = [
     "reads_unknown",
     "sequential_seconds",
     "speedup_bound",
+    "fold",
     "walk",
 ]
 
@@ -235,3 +236,28 @@ def walk(refs: Iterable[ValueRef]) -> Iterator[ValueRef]:
         seen.add(id(ref))
         yield ref
         stack.extend(reversed(ref.operands))
+
+
+_T = TypeVar("_T")
+
+
+def fold(
+    root: ValueRef, done: MutableMapping[int, _T], visit: Callable[[ValueRef, tuple[_T, ...]], _T]
+) -> _T:
+    """`visit(ref, what its operands gave)` for `root` and, operands first, every ref under it, each
+    shared ref once: `done` (by id of the ref) keeps what each gave, across calls that share it.
+    Without recursion: values nest as deep as a loop has rounds.  The refs must stay alive while
+    `done` is used (ids of dead objects are reused)."""
+    stack = [root]
+    while stack:
+        ref = stack[-1]
+        if id(ref) in done:
+            stack.pop()
+            continue
+        pending = [operand for operand in ref.operands if id(operand) not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        done[id(ref)] = visit(ref, tuple(done[id(operand)] for operand in ref.operands))
+    return done[id(root)]

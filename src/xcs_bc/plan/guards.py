@@ -29,6 +29,7 @@ __all__ = [
     "holds",
     "input_guards",
     "predicate",
+    "predicates",
     "sequence_lengths",
     "zip_guards",
     "zip_shortest",
@@ -153,6 +154,18 @@ def predicate(condition: Condition) -> Guard | None:
         return None
     kind, expected = condition.outcome
     return Guard(_GUARD_KINDS[kind], condition.cond, expected)
+
+
+def predicates(conditions: Sequence[Condition]) -> tuple[Guard, ...] | None:
+    """The branches on results something is reached through, as predicates (see `predicate`); None
+    when one is a branch no predicate decides."""
+    out = []
+    for condition in conditions:
+        guard = predicate(condition)
+        if guard is None:
+            return None
+        out.append(guard)
+    return tuple(out)
 
 
 def decision_guard(decision: Decision) -> Guard | None:

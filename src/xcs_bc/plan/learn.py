@@ -31,7 +31,8 @@ from typing import cast
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.trace import Condition, DecisionKind
 from xcs_bc.ir import OpType, Source, ValueRef
-from xcs_bc.plan.guards import Guard, holds, predicate
+from xcs_bc.ir.passes import fold
+from xcs_bc.plan.guards import Guard, holds, predicate, predicates
 from xcs_bc.plan.planner import Plan, dependents_of
 from xcs_bc.plan.readpoints import local_reads
 from xcs_bc.plan.recipes import Recipe
@@ -55,7 +56,7 @@ def strays(plan: Plan, env: Env) -> set[int]:
     for index, fork in enumerate(plan.forks):
         if index in plan.settled or index in plan.strayed:
             continue
-        under, way = _predicates(fork.under), predicate(fork.condition)
+        under, way = predicates(fork.under), predicate(fork.condition)
         if under is None or way is None:
             continue  # reached through a branch no predicate decides: whether the run got there is unknown
         try:
@@ -115,11 +116,6 @@ def learn(plan: Plan, other: Plan) -> Plan | None:
         settled=plan.settled | forks,
         learned=plan.learned + tuple(_lesson(known[index], calls) for index, calls in arms.items()),
     )
-
-
-def _predicates(conditions: Sequence[Condition]) -> tuple[Guard, ...] | None:
-    guards = tuple(predicate(condition) for condition in conditions)
-    return None if any(guard is None for guard in guards) else cast(tuple[Guard, ...], guards)
 
 
 def _learnable(recipe: Recipe) -> bool:
@@ -227,31 +223,20 @@ def _same_ref(mine: ValueRef, theirs: ValueRef, numbers: dict[int, int]) -> bool
 
 def _renumbered(refs: tuple[ValueRef, ...], numbers: dict[int, int]) -> tuple[ValueRef, ...] | None:
     """`refs` reading the plan's results instead of the other trace's; None when one has no number."""
-    made: dict[int, ValueRef] = {}
 
-    def copy(root: ValueRef) -> ValueRef | None:
-        stack = [root]
-        while stack:  # post-order, without recursion: values nest as deep as a loop has rounds
-            ref = stack[-1]
-            if id(ref) in made:
-                stack.pop()
-                continue
-            pending = [operand for operand in ref.operands if id(operand) not in made]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            op = ref.op
-            if ref.source is Source.OUTPUT:
-                if op not in numbers:
-                    return None
-                op = numbers[op]
-            operands = tuple(made[id(operand)] for operand in ref.operands)
-            made[id(ref)] = dataclasses.replace(ref, operands=operands, op=op, deps=frozenset(), under=())
-        return made[id(root)]
+    def copy(ref: ValueRef, operands: tuple[ValueRef | None, ...]) -> ValueRef | None:
+        if ref.source is Source.OUTPUT and ref.op not in numbers:
+            return None
+        if any(operand is None for operand in operands):
+            return None
+        op = numbers[ref.op] if ref.source is Source.OUTPUT and ref.op is not None else ref.op
+        return dataclasses.replace(
+            ref, operands=cast(tuple[ValueRef, ...], operands), op=op, deps=frozenset(), under=()
+        )
 
-    out = [copy(ref) for ref in refs]
-    return None if any(ref is None for ref in out) else tuple(ref for ref in out if ref is not None)
+    made: dict[int, ValueRef | None] = {}
+    out = tuple(fold(ref, made, copy) for ref in refs)
+    return None if any(ref is None for ref in out) else cast(tuple[ValueRef, ...], out)
 
 
 def _new_guards(mine: Sequence[Guard], theirs: Sequence[Guard]) -> list[Guard]:

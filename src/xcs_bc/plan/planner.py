@@ -119,9 +119,9 @@ def make_plan(
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
     tools = changeable_reads(graph, facts)
-    keeps = dict(retained or {})
+    dead = unkept or {}
     made = tuple(
-        make_recipe(op, facts[op.id], env, cutoff, _kept_after(keeps, (unkept or {}).get(op.id)), tools)
+        make_recipe(op, facts[op.id], env, cutoff, _kept_after(retained or {}, dead.get(op.id)), tools)
         for op in graph.operations
     )
     recipes = memo_sites_dispatched(graph, made, cutoff, run or RunFacts())
@@ -161,7 +161,7 @@ def make_plan(
 
 
 def _kept_after(
-    retained: dict[int, tuple[ValueRef, ...]], unkept: frozenset[int] | None
+    retained: Mapping[int, tuple[ValueRef, ...]], unkept: frozenset[int] | None
 ) -> Mapping[int, tuple[ValueRef, ...]]:
     """The containers the function keeps and may read after a call: those it never reads again (see
     `build.trace.Trace.unkept`) are the callee's alone."""

@@ -28,7 +28,7 @@ from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, ExprKind, Operation,
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import describe_callee, local_of, union
-from xcs_bc.plan.guards import Guard, holds, predicate
+from xcs_bc.plan.guards import Guard, holds, predicates
 from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, same_value, too_deep
 
 __all__ = ["Recipe", "Refusal", "RefusalKind", "make_recipe", "outputs_needed"]
@@ -328,13 +328,7 @@ def _predicates(op: Operation, facts: CallFacts) -> tuple[Guard, ...] | None:
         return None
     if any(a is not b for a, b in zip(on_results, op.control, strict=True)):
         return None
-    out = []
-    for condition in facts.conditions:
-        guard = predicate(condition)
-        if guard is None:
-            return None
-        out.append(guard)
-    return tuple(out)
+    return predicates(facts.conditions)
 
 
 def _undecidable(when: tuple[Guard, ...], env: Env) -> str | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from xcs_bc.build.trace import Condition, LoopRecord
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, Source, ValueRef
+from xcs_bc.ir.passes import fold
 from xcs_bc.plan.guards import Guard
 from xcs_bc.plan.planner import Plan
 from xcs_bc.plan.recipes import Recipe
@@ -121,23 +122,13 @@ class _Lean:
 
     def ref(self, root: ValueRef) -> ValueRef:
         """`root` without the objects seen while tracing, but those of constants, globals and cells."""
-        stack = [root]
-        while stack:  # post-order, without recursion: values nest as deep as a loop has rounds
-            ref = stack[-1]
-            if id(ref) in self.made:
-                stack.pop()
-                continue
-            pending = [operand for operand in ref.operands if id(operand) not in self.made]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            operands = tuple(self.made[id(operand)] for operand in ref.operands)
-            value = ref.value if ref.source in _KEPT_VALUES else MISSING
-            # (`under` is for planning only: its conditions hold the trace's results)
-            self.made[id(ref)] = dataclasses.replace(ref, operands=operands, value=value, under=())
-            self.originals.append(ref)
-        return self.made[id(root)]
+        return fold(root, self.made, self._copy)
+
+    def _copy(self, ref: ValueRef, operands: tuple[ValueRef, ...]) -> ValueRef:
+        self.originals.append(ref)
+        value = ref.value if ref.source in _KEPT_VALUES else MISSING
+        # (`under` is for planning only: its conditions hold the trace's results)
+        return dataclasses.replace(ref, operands=operands, value=value, under=())
 
     def guard(self, guard: Guard) -> Guard:
         return dataclasses.replace(guard, ref=self.ref(guard.ref))

@@ -4,7 +4,6 @@ LOAD_NAME, LOAD_GLOBAL, STORE_GLOBAL, LOAD_CONST, PUSH_NULL, LOAD_ATTR, STORE_AT
 
 from __future__ import annotations
 
-import dis
 import types
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ from xcs_bc._compat import PY313
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.displays import SELF
 from xcs_bc.build.frames import FrameState
+from xcs_bc.build.liveness import cell_writes
 from xcs_bc.build.remade import remade
 from xcs_bc.ir import Source, ValueRef
 from xcs_bc.ir.values import (
@@ -72,16 +72,8 @@ def single_stores(info: CodeInfo) -> frozenset[str]:
 
 def _assigned_by_nested(code: types.CodeType) -> set[str]:
     """The free variables code nested in `code` assigns or deletes (`nonlocal n; n += 1`)."""
-    names: set[str] = set()
-    for nested in code.co_consts:
-        if isinstance(nested, types.CodeType):
-            names.update(
-                str(ins.argval)
-                for ins in dis.get_instructions(nested)
-                if ins.opname in ("STORE_DEREF", "DELETE_DEREF") and ins.argval in nested.co_freevars
-            )
-            names |= _assigned_by_nested(nested)
-    return names
+    nested = (const for const in code.co_consts if isinstance(const, types.CodeType))
+    return {name for inner in nested for where, name in cell_writes(inner) if name in where.co_freevars}
 
 
 def load_name(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
