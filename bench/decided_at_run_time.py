@@ -153,6 +153,36 @@ def fresh_images(first: str = "+tv +cell phone") -> Callable[[], str]:
     return lambda: f"image #{next(_counter)} {next(contents)}"
 
 
+def tv_and_phone_guess_pool(image):
+    """tv/phone by a hand who guesses: every check at once, then the same answers from them."""
+    things = ("television", "tv", "telephone", "cell phone", "mobile phone", "phone")
+    television, tv, telephone, cell, mobile, phone = POOL.map(exists, [f"{t} in {image}" for t in things])
+    return f"tv: {television or tv}, phone: {telephone or cell or mobile or phone}"
+
+
+# -- an or-chain of checks, each one made only when the ones before it said no -----------------------
+
+
+def knife_block(image):
+    return (
+        exists(f"knife block in {image}")
+        or exists(f"knife rack in {image}")
+        or exists(f"knife set in {image}")
+    )
+
+
+def knife_block_pool(image):
+    """The or-chain by a hand who guesses: the three checks at once, the first yes wins."""
+    answers = POOL.map(exists, [f"{t} in {image}" for t in ("knife block", "knife rack", "knife set")])
+    return any(answers)
+
+
+def fresh_kitchens() -> Callable[[], str]:
+    """Kitchens holding no knife holder (traced: every check made), a rack, a block, a set, none."""
+    contents = itertools.cycle(["", "+knife rack", "+knife block", "+knife set", "", "+knife rack"])
+    return lambda: f"kitchen #{next(_counter)} {next(contents)}"
+
+
 # -- loops over results: lists whose length changes on every call ------------------------------------
 
 

@@ -25,6 +25,11 @@ so the arms with calls are ones the trace never saw: the first replay that takes
 calls in their turn, and a later call is traced to learn it (a timed round that runs sequentially).
 The line under the table gives their trace count and every timed round, not only the median.
 
+The rows marked "speculating" jit with `xcs.jit(fn, speculate=True)`, and their hand-written
+version guesses too: every check at once, then the answers the plain code would give.  Their
+jitted calls must include every plain call; the calls made on a guess and not used are printed
+under the table (`stats.wasted`).
+
 A second table measures per-call overheads: the dispatcher per served call, the hand-off
 between threads on a chain, the guard check for an input of 100 strings, and the cost of
 tracing.  `--explain` prints `jitted.explain()` for every scenario (it is always printed for a
@@ -320,6 +325,7 @@ class Scenario:
     parallel: bool = True  # False: a chain, where the target is "no slower than plain"
     varying: bool = False  # True: the input's length changes every call; the jit must not trace again
     learns: bool = False  # True: the trace takes the arms without calls; the others are learned later
+    speculate: bool = False  # True: xcs.jit(speculate=True), against a hand-written pool that guesses too
 
 
 SCENARIOS = [
@@ -365,6 +371,21 @@ SCENARIOS = [
         "find, verify every patch", decided.brown_horse, decided.brown_horse_pool, decided.fresh_queries()
     ),
     Scenario("a tool's events, 1 call each", decided.agenda, decided.agenda_pool, decided.fresh_days()),
+    # opt-in speculation: every check at once, on a guess (bench/decided_at_run_time.py)
+    Scenario(
+        "tv/phone, speculating",
+        decided.tv_and_phone,
+        decided.tv_and_phone_guess_pool,
+        decided.fresh_images(),
+        speculate=True,
+    ),
+    Scenario(
+        "or-chain of 3, speculating",
+        decided.knife_block,
+        decided.knife_block_pool,
+        decided.fresh_kitchens(),
+        speculate=True,
+    ),
 ]
 
 PARALLEL_TARGET = 0.90  # jit speedup / hand-written speedup
@@ -419,6 +440,7 @@ class Row:
     replays: int = 0  # in the timed rounds
     resized: int = 0  # timed replays of a plan's loops for another length than the traced one
     lengths: list[int] = field(default_factory=list)  # the input lengths, warm-up first (varying rows)
+    wasted: int = 0  # calls made on a guess that the run did not use, in the timed rounds
 
     def median_ms(self, which: str) -> float:
         return statistics.median(getattr(self, which)) * 1000.0
@@ -450,7 +472,7 @@ class Row:
 
 def measure(scenario: Scenario, repeat: int) -> Row:
     row = Row(scenario)
-    jitted = xcs.jit(scenario.plain)
+    jitted = xcs.jit(scenario.plain, speculate=scenario.speculate)
     # Untimed warm-up: the hand-written pool starts its threads, the jit traces its first call.
     warm = scenario.make_input()
     if scenario.varying:
@@ -462,7 +484,7 @@ def measure(scenario: Scenario, repeat: int) -> Row:
             row.problems.append(f"{name}: result differs from plain on the warm-up input")
         if name.startswith("xcs.jit") and got.log != reference.log:
             row.problems.append(f"{name}: calls differ from plain on the warm-up input")
-    served_before = jitted.stats.served
+    served_before, wasted_before = jitted.stats.served, jitted.stats.wasted
     replays_before, resized_before = jitted.stats.replays, jitted.stats.resized
     variants = [("plain", scenario.plain), ("pool", scenario.pool), ("jit", jitted)]
     for round_ in range(repeat):
@@ -484,12 +506,16 @@ def measure(scenario: Scenario, repeat: int) -> Row:
             row.problems.append(
                 f"round {round_}: xcs.jit returned {got!r:.200}, plain returned {want!r:.200}"
             )
-        if outcomes["jit"].log != plain.log:
+        jit_log = outcomes["jit"].log
+        if scenario.speculate and not plain.log.counts - jit_log.counts:
+            pass  # every call of the plain run, and guesses beside them (counted in stats.wasted)
+        elif jit_log != plain.log:
             row.problems.append(
                 f"round {round_}: xcs.jit made {len(outcomes['jit'].log)} calls, plain made "
                 f"{len(plain.log)}; logs: {outcomes['jit'].log!r:.300} vs {plain.log!r:.300}"
             )
     row.served = jitted.stats.served - served_before
+    row.wasted = jitted.stats.wasted - wasted_before
     row.traces = jitted.stats.traces
     row.replays = jitted.stats.replays - replays_before
     row.resized = jitted.stats.resized - resized_before
@@ -795,6 +821,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row.scenario.name}: {row.lengths[0]} docs traced, then {timed}; xcs.jit "
                 f"traces={row.traces} (must be 1), resized={row.resized} of {row.replays} timed replays."
+            )
+        if row.scenario.speculate:
+            print(
+                f"{row.scenario.name}: {row.wasted} calls made on a guess and not used in the timed rounds "
+                f"(plain made {row.calls}); the thread-pool column guesses too (every check at once)."
             )
         if row.scenario.learns:
             rounds = ", ".join(f"{seconds * 1000:.0f}" for seconds in row.jit)

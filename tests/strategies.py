@@ -139,6 +139,7 @@ class Grammar:
     must_loop: bool = False  # every program loops over the input list at least once
     uniform: bool = False  # only loops a plan traced with >= 2 items replays for any length (see module doc)
     recent: bool = False  # the forms the library learned recently (see the module doc)
+    guesses: bool = False  # the first call in an arm of a branch on a result reads only the inputs
 
 
 HELPER_SOURCE = """\
@@ -539,6 +540,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["touch", "touch"]
     if scope.grammar.tools:
         kinds += ["tool", "tool", "tool"]
+    if scope.grammar.guesses:
+        kinds += ["if_result"] * 4
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -749,7 +752,9 @@ def _if(draw: st.DrawFn, scope: _Scope, on_result: bool) -> list[str]:
         lines.append(f"{name} = {_str_expr(draw, scope, 1)}")
         scope.count += 1
     lines.append(f"if {cond}:")
-    lines.append(f"    {name} = {_slow_expr(draw, scope)}")
+    # (guesses) a call that reads nothing the branch waits for: speculation may issue it at once
+    arm = scope.inner(strs=[], results=[]) if scope.grammar.guesses and on_result else scope
+    lines.append(f"    {name} = {_slow_expr(draw, arm)}")
     scope.count += 2
     if draw(st.booleans()):  # a second call in the branch, reading the first
         lines.append(f"    {name} = {_call(draw, scope.inner(strs=[*scope.strs, name]))}")

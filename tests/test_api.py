@@ -175,12 +175,16 @@ def test_jit_docstring_documents_every_option() -> None:
         "min_call_ms",
         "cache_size",
         "executor",
+        "speculate",
+        "max_wasted_per_call",
     }
     for documented in (
         "`max_workers` (int >= 1, or None; default None)",
         "`min_call_ms` (a number >= 0, default 1.0)",
         "`cache_size` (int >= 1, default 8)",
         "`executor` (default None)",
+        "`speculate` (default False)",
+        "`max_wasted_per_call` (int >= 1, default 8)",
         "submit(fn, *args)",
         "ConfigError",
         "`executor` and `max_workers` together",

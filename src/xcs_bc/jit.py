@@ -33,7 +33,7 @@ import logging
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from xcs_bc._compat import CO_GENERATOR_LIKE
@@ -44,6 +44,7 @@ from xcs_bc.execute.cached import CachedPlan
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
 from xcs_bc.execute.replay import Replay, Stats, pop, push
+from xcs_bc.execute.speculation import speculation
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
@@ -86,6 +87,8 @@ class JittedFunction(Generic[P, R]):
         min_call_ms: float = 1.0,
         cache_size: int = 8,
         executor: Executor | None = None,
+        speculate: bool | Iterable[Any] = False,
+        max_wasted_per_call: int = 8,
     ) -> None:
         target, self._bound_self = _unwrap(fn)
         self._fn = target
@@ -102,6 +105,7 @@ class JittedFunction(Generic[P, R]):
             raise ConfigError("pass either executor= or max_workers=, not both")
         if executor is not None and not isinstance(executor, Executor):
             raise ConfigError(f"executor must have a submit(fn, *args) method, got {executor!r}")
+        self._speculation = speculation(speculate, max_wasted_per_call)
         self._cache_size = cache_size
         self._max_workers = max_workers
         self._executor = executor
@@ -359,7 +363,9 @@ class JittedFunction(Generic[P, R]):
         arm_sites = cached.arm_sites if schedule is cached.plan.schedule else None
         executor = self._get_executor()
         code = cached.clone.__code__
-        replay = Replay(cached.plan, schedule, sites, env, executor, self.stats, code, arm_sites)
+        replay = Replay(
+            cached.plan, schedule, sites, env, executor, self.stats, code, arm_sites, self._speculation
+        )
         try:
             push(replay)
             replay.start()
@@ -402,6 +408,11 @@ class JittedFunction(Generic[P, R]):
         lines = [f"xcs.jit({name}): {self.stats}"]
         if self._refusal is not None:
             lines.append(f"  runs plainly: {self._refusal}")
+        if self._speculation is not None:
+            lines.append(f"  {self._speculation.describe()}")
+        wasted = dict(self.stats.wasted_by_callee)
+        if wasted:
+            lines.append("  wasted: " + ", ".join(f"{callee} x{n}" for callee, n in sorted(wasted.items())))
         with self._lock:
             plans = list(self._plans)
             notes = list(self._notes)
@@ -440,6 +451,9 @@ class JittedFunction(Generic[P, R]):
                 elif recipe.ahead:
                     needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
                     when = "".join(f", if {guard.describe()}" for guard in recipe.when)
+                    if self._speculation is not None and recipe.arg_needs != recipe.needs:
+                        guess = ", ".join(f"%{n}" for n in sorted(recipe.arg_needs)) or "the inputs"
+                        when += f"; on a guess once {guess} are known, if its callee is allowed"
                     ahead = f"issued ahead once {needs} are known{when}"
                     lines.append(f"    %{op.id} {op.name} at {op.site}: {ahead}")
                 else:
@@ -546,6 +560,8 @@ def jit(
     min_call_ms: float = ...,
     cache_size: int = ...,
     executor: Executor | None = ...,
+    speculate: bool | Iterable[Any] = ...,
+    max_wasted_per_call: int = ...,
 ) -> JittedFunction[P, R]: ...
 @overload
 def jit(
@@ -554,6 +570,8 @@ def jit(
     min_call_ms: float = ...,
     cache_size: int = ...,
     executor: Executor | None = ...,
+    speculate: bool | Iterable[Any] = ...,
+    max_wasted_per_call: int = ...,
 ) -> Callable[[Callable[P, R]], JittedFunction[P, R]]: ...
 
 
@@ -565,6 +583,8 @@ def jit(
     min_call_ms: float = 1.0,
     cache_size: int = 8,
     executor: Executor | None = None,
+    speculate: bool | Iterable[Any] = False,
+    max_wasted_per_call: int = 8,
 ) -> JittedFunction[P, R] | Callable[[Callable[P, R]], JittedFunction[P, R]]:
     """Make `fn` run its independent slow calls at the same time, behaving exactly like `fn`.
 
@@ -599,18 +619,31 @@ def jit(
     - `executor` (default None): run planned calls on this object instead of a thread pool;
       anything with `submit(fn, *args) -> concurrent.futures.Future` (the `xcs.Executor`
       protocol: a `concurrent.futures` executor, or an adapter for Ray or Dask).
+    - `speculate` (default False): True, or a list of callees (`[image.exists, search]`; a
+      function defined in a class names that method of every object).  A replayed call under a
+      branch on results whose callee is allowed goes as soon as its own arguments are known, on
+      the path the trace took, without waiting for the branch to be decided.  The run stays the
+      source of truth: a guess is served only where the run makes that very call; one it does
+      not reach is cancelled if not started, else counted in `wasted`.  True allows every slow
+      call: it is your promise that calling them for nothing has no effect you mind.
+    - `max_wasted_per_call` (int >= 1, default 8): with `speculate`, the guesses of one call
+      not yet confirmed plus those lost stay within this number, so one call wastes at most
+      this many.
 
     Errors: `xcs.ConfigError` (a `ValueError` and `TypeError`), raised here, before any call,
     for a `max_workers` that is not an int >= 1 or None, a `min_call_ms` that is not a
     finite number >= 0, a `cache_size` that is not an int >= 1 (bools are refused for all
     three), an `executor` without a `submit` method, `executor` and `max_workers` together,
-    an `fn` that is already jitted, or one with no bytecode (a builtin, a C function).
+    a `speculate` that is neither a bool nor a non-empty list of callables, a
+    `max_wasted_per_call` that is not an int >= 1, an `fn` that is already jitted, or one with
+    no bytecode (a builtin, a C function).
     Calls of the result raise exactly what `fn` raises.
 
     Returns a `JittedFunction` (with `fn` given), or a decorator making one (without it).
     Besides being called, it offers `stats` (a `xcs.Stats`: `traces`, `replays`, `plain_runs`,
     `served` from calls made ahead, `in_place`, `mispredictions`, `wasted` calls made ahead
-    that the run did not need, `guard_misses`, `resized` replays for other loop lengths) and
+    that the run did not need and `wasted_by_callee`, `guard_misses`, `resized` replays for
+    other loop lengths, `speculated` calls issued on a guess) and
     `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
     turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
     `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.
@@ -620,6 +653,8 @@ def jit(
         "min_call_ms": min_call_ms,
         "cache_size": cache_size,
         "executor": executor,
+        "speculate": speculate,
+        "max_wasted_per_call": max_wasted_per_call,
     }
     if fn is None:
         return lambda f: JittedFunction(f, **options)

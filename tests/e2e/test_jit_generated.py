@@ -86,6 +86,7 @@ STAT_COUNTERS = (
     "wasted",
     "guard_misses",
     "resized",
+    "speculated",
 )
 
 _numbers = itertools.count()
@@ -349,21 +350,30 @@ def check_program(
     *,
     min_call_ms: float = MIN_CALL_MS,
     on_call: Callable[[int, Any], None] | None = None,
+    speculate: bool | tuple[str, ...] = False,
 ) -> list[dict[str, int]]:
     """Call the jitted program on each input of `sequence`, comparing each call with the plain one.
 
     Returns what each call added to the jitted function's stats (`STAT_COUNTERS`, and
     ``cache_hits``: how often the jitted run hit a memoized callee's cache); `on_call` is handed
-    each call's number and the jitted function after the call was checked."""
+    each call's number and the jitted function after the call was checked.  `speculate`: True, or
+    the names of the fakes that may be called on a guess (`xcs.jit(speculate=...)`)."""
     source = program if isinstance(program, str) else program.source
     fakes = Fakes.make()
     fn = compile_program(source, fakes)
     executor = TrackingExecutor()
-    jitted = xcs.jit(fn, min_call_ms=min_call_ms, executor=executor)
+    allowed: frozenset[str] | None = None
+    options: dict[str, Any] = {}
+    if speculate is True:
+        allowed, options["speculate"] = frozenset(fake.name for fake in fakes.all()), True
+    elif speculate:
+        allowed = frozenset(speculate)
+        options["speculate"] = [fake for fake in fakes.all() if fake.name in allowed]
+    jitted = xcs.jit(fn, min_call_ms=min_call_ms, executor=executor, **options)
     deltas: list[dict[str, int]] = []
     with builds_checked() as broken:
         for number, inputs in enumerate(sequence):
-            deltas.append(_check_call(fn, jitted, fakes, executor, source, number, inputs))
+            deltas.append(_check_call(fn, jitted, fakes, executor, source, number, inputs, allowed))
             if on_call is not None:
                 on_call(number, jitted)
     assert not broken, f"the builder made a graph that breaks the IR's invariants: {broken[0]}"
@@ -397,8 +407,10 @@ def _check_call(
     source: str,
     number: int,
     inputs: Inputs,
+    allowed: frozenset[str] | None = None,
 ) -> dict[str, int]:
-    """One call of the jitted program, compared with the plain one; what it added to the stats."""
+    """One call of the jitted program, compared with the plain one; what it added to the stats.
+    `allowed`: with speculation, the fakes that may be called on a guess."""
     fakes.reset()
     with fakes.instant():
         expected = outcome(fn, inputs)
@@ -425,8 +437,15 @@ def _check_call(
     # past min_call_ms is an operation too, and wasting it calls no fake.)
     most = delta["wasted"] * (2 if "twice(" in source else 1)  # a wasted `twice` made two calls
     assert extra <= most, f"{extra} extra calls: {jit_calls} vs {plain_calls}; {where}"
+    if allowed is None:
+        assert delta["speculated"] == 0, where
     if expected.kind == "ok" and not plain_raised and delta["mispredictions"] == 0:
-        assert delta["wasted"] == 0, f"the prediction held, yet calls were wasted; {where}"
+        if allowed is None:
+            assert delta["wasted"] == 0, f"the prediction held, yet calls were wasted; {where}"
+        else:  # only guesses were wasted: calls of allowed callees, at most max_wasted_per_call
+            assert delta["wasted"] <= 8, where
+            guessed = {name for name in jit_calls if jit_calls[name] - plain_calls[name]}
+            assert guessed <= allowed, f"calls of {guessed - allowed} made on a guess; {where}"
     return delta
 
 
@@ -522,6 +541,23 @@ def test_hunt(program: Program, sequence: list[Inputs]) -> None:
     """Every feature of the grammar, inputs resized in place, free `break`s and hidden changes included."""
     note(program.source)
     check_program(program, sequence)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, arms=True, guesses=True)), input_sequences())
+def test_speculation_behaves_like_plain(program: Program, sequence: list[Inputs]) -> None:
+    """With `speculate=True` every call under a branch on results may go on a guess: the same results
+    and exceptions, every plain call made, the extra ones counted as wasted."""
+    note(program.source)
+    check_program(program, sequence, speculate=True)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, arms=True, guesses=True)), input_sequences())
+def test_speculation_calls_only_the_callees_named(program: Program, sequence: list[Inputs]) -> None:
+    """With `speculate=[judge]`, no other fake is ever called on a guess."""
+    note(program.source)
+    check_program(program, sequence, speculate=("judge",))
 
 
 # -- other lengths than the traced one ------------------------------------------------------------

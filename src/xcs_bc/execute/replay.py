@@ -12,8 +12,11 @@ and made right here (a run that waited for a pool slot could wait for its own
 waiter: nested jitted functions on one pool would deadlock); different, the
 call is made in place and the plan counts a misprediction.  Planned calls the
 run never reached are cancelled when it ends, or counted as wasted if already
-running.  Futures are waited on with `wait_done`, which a KeyboardInterrupt
-cannot leave half-locked.
+running.  With opt-in speculation (`speculation`), an allowed call under
+branches on results goes as soon as its arguments are known, before those
+branches are decided: a guess whose branch goes the other way is cancelled, or
+counted as wasted if it had started.  Futures are waited on with `wait_done`,
+which a KeyboardInterrupt cannot leave half-locked.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
 from xcs_bc.execute.rewrite import Dispatch
+from xcs_bc.execute.speculation import Speculation
 from xcs_bc.ir.values import class_lookup
 from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
@@ -56,6 +60,8 @@ class Stats:
     wasted: int = 0
     guard_misses: int = 0
     resized: int = 0  # replays of a plan's loops for other lengths than traced (no new trace)
+    speculated: int = 0  # calls issued on a guess, before the branches they are under were decided
+    wasted_by_callee: dict[str, int] = field(default_factory=dict)  # `wasted`, per callee
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str) -> None:
@@ -63,13 +69,22 @@ class Stats:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 
+    def waste(self, callee: str) -> None:
+        """Count a call made ahead that the run did not use."""
+        with self._lock:
+            self.wasted += 1
+            self.wasted_by_callee[callee] = self.wasted_by_callee.get(callee, 0) + 1
+
     def __str__(self) -> str:
-        names = [name for name in self.__dataclass_fields__ if not name.startswith("_")]
+        names = [
+            name for name, value in vars(self).items() if not name.startswith("_") and type(value) is int
+        ]
         return "Stats(" + ", ".join(f"{name}={getattr(self, name)}" for name in names) + ")"
 
 
 @dataclass
 class _Issued:
+    name: str  # the planned operation's, for stats.wasted_by_callee
     callee: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -89,6 +104,7 @@ class Replay:
         stats: Stats,
         code: types.CodeType,
         arm_sites: Mapping[int, SiteKey] | None = None,
+        speculation: Speculation | None = None,
     ) -> None:
         self.plan = plan
         self.code = code  # the clone's: its frame holds the locals some recipes read
@@ -120,6 +136,10 @@ class Replay:
         if schedule.conditional:
             self.site_of = {op: key for key, ops in sites.items() for op in ops} | dict(arm_sites or {})
         self.open_at: dict[SiteKey, dict[int, None]] = {}
+        self.speculation = speculation
+        self.guesses: set[int] = set()  # calls issued on a guess (see speculation)
+        self.unsure: set[int] = set()  # those of them whose branches are not decided yet
+        self.lost = 0  # guesses whose branches went the other way after they had started
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
 
@@ -127,8 +147,18 @@ class Replay:
 
     def start(self) -> None:
         with self.lock:
-            ready = [index for index, r in enumerate(self.recipes) if r.ahead and not r.needs]
+            ready = [
+                index for index, recipe in enumerate(self.recipes) if recipe.ahead and self._ready(recipe)
+            ]
         self._issue(ready)
+
+    def _ready(self, recipe: Recipe) -> bool:
+        """Are the results a planned call needs known (with speculation, those its arguments need)?
+        Under the lock."""
+        known = self.env.outputs.keys()
+        if recipe.needs <= known:
+            return True
+        return self.speculation is not None and bool(recipe.when) and recipe.arg_needs <= known
 
     def _issue(self, op_ids: list[int]) -> None:
         for op_id in op_ids:
@@ -139,15 +169,18 @@ class Replay:
                 if self.origin[op_id] in self.plan.mispredicted:
                     continue  # it was mispredicted before: it runs in its turn
                 env = self.local_envs.get(op_id, self.env)
-                if recipe.when and not recipe.holds(env):
-                    # the branches it is under go another way (never issued), or are not known yet
-                    # (issued when the last result they read arrives, if they hold)
+                holds = recipe.holds(env) if recipe.when else True
+                # the branches it is under go another way (never issued), or are not known yet (issued
+                # when the last result they read arrives, if they hold; or now, on a guess)
+                if holds is False or (holds is None and not self._may_guess()):
                     continue
                 try:
                     callee, args, kwargs = recipe.call(env)
                 except NotComputable:
                     continue  # it will run in its turn
                 memoized = memo_wrapper(callee) is not None
+                if holds is None and (memoized or not self._allows(callee)):
+                    continue  # (a guess must not fill a cache entry the plain run would not)
                 if memoized and (op_id >= len(self.schedule.recipes) or not self._cache_has_room(callee)):
                     continue  # it runs in its turn (a round beyond the traced ones was not counted)
                 mate = self._cache_mate(callee, args, kwargs, running=False) if memoized else None
@@ -161,13 +194,24 @@ class Replay:
                 future = self._submit(callee, args, kwargs)
                 if future is None:
                     continue  # it runs in its turn
-                self.issued[op_id] = _Issued(callee, *handed, future)
+                self.issued[op_id] = _Issued(recipe.op.name, callee, *handed, future)
+                if holds is None:
+                    self.guesses.add(op_id)
+                    self.unsure.add(op_id)
+                    self.stats.bump("speculated")
                 site = self.site_of.get(op_id) if recipe.when else None
                 if site is not None:
                     self.open_at.setdefault(site, {})[op_id] = None
                 if memoized:
                     self.memoized.append(op_id)
             future.add_done_callback(functools.partial(self._arrived, op_id))
+
+    def _may_guess(self) -> bool:
+        """May one more call go on a guess?  Guesses pending or lost stay within the cap.  Under the lock."""
+        return self.speculation is not None and len(self.unsure) + self.lost < self.speculation.cap
+
+    def _allows(self, callee: Any) -> bool:
+        return self.speculation is not None and self.speculation.allows(callee)
 
     def _submit(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any] | None:
         """Issue one call (with a copy of the run's contextvars where the executor runs it in this
@@ -224,14 +268,34 @@ class Replay:
     def _record(self, op_id: int, value: Any) -> None:
         with self.lock:
             self.env.outputs[op_id] = value
+            if self.unsure:
+                self._settle()
             extended = self._extend() if self.extending else []
             ready = extended + [
                 dependent
                 for dependent in self.dependents.get(op_id, ())
-                if self.recipes[dependent].needs <= self.env.outputs.keys()
+                if self._ready(self.recipes[dependent])
             ]
         if ready:
             self._issue(ready)
+
+    def _settle(self) -> None:
+        """Guesses whose branches are now decided: confirmed, or (the branches go the other way)
+        cancelled, as if never issued, or, already started, lost.  Under the lock."""
+        for op_id in list(self.unsure):
+            holds = self.recipes[op_id].holds(self.local_envs.get(op_id, self.env))
+            if holds is None:
+                continue
+            self.unsure.discard(op_id)
+            if holds or op_id in self.consumed:
+                continue
+            if self.issued[op_id].future.cancel():
+                del self.issued[op_id]
+                site = self.site_of.get(op_id)
+                if site is not None:
+                    self.open_at.get(site, {}).pop(op_id, None)
+            else:  # (wasted when the run ends, unless it makes this very call after all)
+                self.lost += 1
 
     def _extend(self) -> list[int]:
         """Rounds beyond the traced ones of the loops over results whose sequence is now known: their
@@ -260,7 +324,7 @@ class Replay:
                         self.site_of[index] = keys[offset]
                     for need in recipe.needs:
                         dependents.setdefault(need, []).append(index)
-                    if recipe.ahead and recipe.needs <= self.env.outputs.keys():
+                    if recipe.ahead and self._ready(recipe):
                         ready.append(index)
             self.sites, self.dependents = sites, dependents
         return ready
@@ -296,16 +360,24 @@ class Replay:
                 found = self._issued_like(key, fn, args, kwargs)
                 if found is not None:
                     op_id, issued = found
+            guessed = False
             if op_id is not None:
                 self.consumed.add(op_id)
                 if self.open_at:
                     self.open_at.get(key, {}).pop(op_id, None)
+                # a guess reached with other arguments (the run took another path): lost, not a
+                # misprediction of the plan
+                guessed = op_id in self.guesses and (op_id in self.unsure or not self._holds(op_id))
+                self.unsure.discard(op_id)
         if op_id is not None and op_id in self.schedule.ready_at:
             self._read_locals(self.schedule.ready_at[op_id])
         if issued is None or op_id is None:
             return self._in_place(op_id, fn, args, kwargs)
         if not _same_call(issued, fn, args, kwargs):
-            self._mispredicted(op_id, issued)
+            if guessed:
+                self._unused(issued)
+            else:
+                self._mispredicted(op_id, issued)
             return self._in_place(op_id, fn, args, kwargs)
         self.stats.bump("served")
         if issued.future.cancel():
@@ -393,14 +465,23 @@ class Replay:
             if not future.cancel():
                 wait_done(future)
 
+    def _holds(self, op_id: int) -> bool:
+        """Do the branches a planned call is under hold now?  Under the lock."""
+        recipe = self.recipes[op_id]
+        return not recipe.when or recipe.holds(self.local_envs.get(op_id, self.env)) is True
+
     def _mispredicted(self, op_id: int, issued: _Issued) -> None:
         """The real call differs from the one issued ahead: the issued one is wasted (unless it had not
         started), and the plan learns not to issue this call ahead again."""
         self.stats.bump("mispredictions")
         self.mispredicted = True
         self.plan.mispredicted.add(self.origin[op_id])
+        self._unused(issued)
+
+    def _unused(self, issued: _Issued) -> None:
+        """A call issued ahead that the run will not use: cancelled, or wasted if it had started."""
         if not issued.future.cancel():
-            self.stats.bump("wasted")
+            self.stats.waste(issued.name)
 
     def finish(self) -> None:
         """Cancel planned calls the run did not reach; count those already under way as wasted."""
@@ -409,8 +490,7 @@ class Replay:
             leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
             self.consumed.update(self.issued)
         for issued in leftover:
-            if not issued.future.cancel():
-                self.stats.bump("wasted")
+            self._unused(issued)
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1

@@ -110,6 +110,11 @@ class Recipe:
         """Callee and arguments as one function of the leaves they read (see `slices`)."""
         return Slice((self.callee, *self.args))
 
+    @functools.cached_property
+    def arg_needs(self) -> frozenset[int]:
+        """The results its callee and arguments read (`needs` without its predicates')."""
+        return outputs_needed((self.callee, *self.args))
+
     @property
     def refs(self) -> tuple[ValueRef, ...]:
         """Every value the recipe reads: callee, arguments, then its predicates' conditions."""
