@@ -1,12 +1,14 @@
 """`xcs.jit`: run a function's independent slow calls at the same time, behaving exactly like it.
 
     fast = xcs.jit(legacy.pipeline)        # or @xcs.jit, or @xcs.jit(max_workers=16, ...)
-    fast(docs)                             # first call: traced (runs exactly as the plain call)
+    fast(docs)                             # first call: traced (its loops' later rounds go ahead)
     fast(other_docs)                       # later calls: replayed, planned calls issued ahead
     fast.stats, fast.explain()
 
 The first call with arguments no cached plan's guards accept runs *observed*:
-it behaves exactly like the plain call, and its graph becomes a `Plan`.  A
+it behaves exactly like the plain call, and its graph becomes a `Plan`; it runs
+a gated clone, so that the later rounds of its loops go ahead once the first
+round shows how their calls are made (see `execute.first`).  A
 later call whose arguments pass a plan's guards runs the plan's clone while the
 planned calls go ahead on the executor (see `replay`).  When a replay's results
 go the other way than the trace's at a branch whose other arm makes calls, the
@@ -43,6 +45,7 @@ from xcs_bc.errors import CaptureError, ConfigError, XCSError
 from xcs_bc.execute.cached import CachedPlan
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
+from xcs_bc.execute.first import FirstCall, first_call
 from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.execute.speculation import speculation
 from xcs_bc.ir.values import peek_attr
@@ -215,10 +218,23 @@ class JittedFunction(Generic[P, R]):
     ) -> R:
         why = "to learn an arm its plan's trace did not take" if learn is not None else "no plan applies"
         _log.debug("xcs.jit(%s): tracing this call (%s)", self._fn.__qualname__, why)
-        builder = GraphBuilder(min_call_ms=self._min_call_ms, name=self._fn.__qualname__, reads=True)
+        options: dict[str, Any] = {
+            "min_call_ms": self._min_call_ms,
+            "name": self._fn.__qualname__,
+            "reads": True,
+        }
+        first = self._first_call(env, options)
+        builder = first.builder if first is not None else GraphBuilder(**options)
+        fn = first.function if first is not None else self._fn
         session = observe.Session(
-            builder, frame=None, code=self._fn.__code__, parent=sys._getframe(), yields=True
+            first.listener if first is not None else builder,
+            frame=None,
+            code=fn.__code__,
+            parent=sys._getframe(),
+            yields=True,
         )
+        if first is not None:
+            first.session = session
         refused: CaptureError | None = None
         try:
             session.start()  # undoes itself when it fails
@@ -233,12 +249,21 @@ class JittedFunction(Generic[P, R]):
             return cast(R, self._fn(*args, **kwargs))
         try:
             self.stats.bump("traces")
-            result = self._fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except BaseException:
             self._trace_raised()
             raise
         finally:
-            session.stop()  # idempotent, and completes even when interrupted
+            try:
+                session.stop()  # idempotent, and completes even when interrupted
+            finally:
+                if first is not None:
+                    first.finish()
+                    if first.issued:
+                        self._note(
+                            f"the traced call issued {first.issued} calls of its loops' later rounds "
+                            f"ahead, {first.served} served"
+                        )
         if session.error is not None:
             error = session.error
             self._note(f"observation ended early ({type(error).__name__}: {error}); this call ran plainly")
@@ -248,6 +273,16 @@ class JittedFunction(Generic[P, R]):
         self._raised = 0
         self._remember(builder, env, learn)
         return cast(R, result)
+
+    def _first_call(self, env: Env, options: Mapping[str, Any]) -> FirstCall | None:
+        """A traced call that issues its loops' later rounds ahead (see `execute.first`), or None
+        when the function makes no call in a loop or its code cannot be gated: it is then traced as
+        it is."""
+        try:
+            return first_call(self._fn, env, self._get_executor(), self.stats, options)
+        except XCSError as exc:
+            self._note(f"the traced call runs as it is: {exc}")
+            return None
 
     def _remember(self, builder: GraphBuilder, env: Env, learn: CachedPlan | None) -> None:
         try:
@@ -593,7 +628,8 @@ def jit(
         fast.stats, fast.explain()
 
     The first call (and any call whose arguments no cached plan's guards accept) is *traced*:
-    it runs observed, exactly as the plain call, and its graph of slow calls becomes a plan.
+    it runs observed, exactly as the plain call, and its graph of slow calls becomes a plan;
+    once a loop's first round shows how its calls are made, its later rounds go ahead.
     Later calls that pass a plan's guards are *replayed*: the calls the plan can compute from
     the inputs are issued ahead on the executor and served when the real run reaches them
     (compared with the real callee and arguments first; a difference is made in place).  After
@@ -643,7 +679,8 @@ def jit(
     Besides being called, it offers `stats` (a `xcs.Stats`: `traces`, `replays`, `plain_runs`,
     `served` from calls made ahead, `in_place`, `mispredictions`, `wasted` calls made ahead
     that the run did not need and `wasted_by_callee`, `guard_misses`, `resized` replays for
-    other loop lengths, `speculated` calls issued on a guess) and
+    other loop lengths, `speculated` calls issued on a guess, `served_in_trace` calls of a
+    traced call served from a loop's later rounds issued ahead) and
     `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
     turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
     `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.

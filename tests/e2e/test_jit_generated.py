@@ -90,7 +90,6 @@ STAT_COUNTERS = (
 )
 
 _numbers = itertools.count()
-_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="xcs_bc-generated")
 
 SETTINGS = settings(
     max_examples=60,
@@ -268,15 +267,18 @@ def compile_program(source: str, fakes: Fakes) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-class TrackingExecutor:
-    """An executor whose submitted futures can be awaited, so calls still running are counted too."""
+class TrackingExecutor(ThreadPoolExecutor):
+    """A thread pool whose submitted futures can be awaited, so calls still running are counted too.
+    (A `ThreadPoolExecutor`, so that the jit treats it as the pools it makes: the first call issues
+    its loops' later rounds on it too.)"""
 
     def __init__(self) -> None:
+        super().__init__(max_workers=16, thread_name_prefix="xcs_bc-generated")
         self.lock = threading.Lock()
         self.futures: list[Future[Any]] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = _pool.submit(fn, *args, **kwargs)
+        future = super().submit(fn, *args, **kwargs)
         with self.lock:
             self.futures.append(future)
         return future
@@ -371,7 +373,7 @@ def check_program(
         options["speculate"] = [fake for fake in fakes.all() if fake.name in allowed]
     jitted = xcs.jit(fn, min_call_ms=min_call_ms, executor=executor, **options)
     deltas: list[dict[str, int]] = []
-    with builds_checked() as broken:
+    with builds_checked() as broken, executor:  # (its threads end with the program)
         for number, inputs in enumerate(sequence):
             deltas.append(_check_call(fn, jitted, fakes, executor, source, number, inputs, allowed))
             if on_call is not None:
@@ -1104,3 +1106,42 @@ def test_retiring_a_plan_does_not_deadlock() -> None:
         for cached in fast._plans:
             cached.plan.mispredicted.clear()  # forget what the misprediction taught: it mispredicts again
     assert fast.stats.mispredictions >= 3, fast.stats  # the plan really was retired
+
+
+# -- the first call's gated clone is invisible to the builder -------------------------------------
+
+
+def _plans(jitted: Any) -> list[str]:
+    """explain() without its stats line and notes: the plans a trace made."""
+    lines = jitted.explain().splitlines()[1:]
+    # (each run compiles the program under a file name of its own)
+    return [
+        re.sub(r"<generated-\d+>", "<generated>", line) for line in lines if not line.startswith("  note:")
+    ]
+
+
+@settings(SETTINGS, max_examples=30)
+@given(programs(Grammar(effects=True, recent=True)), input_sequences())
+def test_a_trace_of_the_gated_clone_makes_the_plan_of_the_function(
+    program: Program, sequence: list[Inputs]
+) -> None:
+    """The first call runs a gated clone (`execute.first`); traced as it is, the function must give
+    the very same plans: the clone's events are the original's, whatever its loops issue ahead."""
+    note(program.source)
+    made = []
+    for gated in (True, False):
+        fakes = Fakes.make()
+        for fake in fakes.all():  # slow enough that no glue step (or pause) passes for a slow call
+            fake.latency = 0.04
+        fn = compile_program(program.source, fakes)
+        jitted = xcs.jit(fn, min_call_ms=20.0)
+        with contextlib.ExitStack() as stack:
+            if not gated:
+                # (`xcs_bc.jit` the attribute is the function: patch the module itself)
+                stack.enter_context(
+                    mock.patch.object(sys.modules["xcs_bc.jit"], "first_call", lambda *a: None)
+                )
+            fakes.reset()
+            outcome_in_thread(jitted, sequence[0])
+        made.append(_plans(jitted))
+    assert made[0] == made[1]

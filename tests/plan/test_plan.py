@@ -11,7 +11,7 @@ import pytest
 from xcs_bc.ir import ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import const, expr
 from xcs_bc.plan.guards import Guard, GuardKind, MissKind
-from xcs_bc.plan.recipes import _never_ahead, _passes_retained
+from xcs_bc.plan.recipes import _passes_retained, never_ahead
 from xcs_bc.plan.slices import Env, NotComputable, evaluate, same_value
 
 
@@ -125,8 +125,8 @@ def test_same_value_runs_no_user_code() -> None:
 def test_what_is_never_issued_ahead() -> None:
     import threading
 
-    assert _never_ahead(time.sleep) and _never_ahead(threading.Event().wait)
-    assert not _never_ahead(len)
+    assert never_ahead(time.sleep) and never_ahead(threading.Event().wait)
+    assert not never_ahead(len)
     kept = expr(ExprKind.LIST, (const("a"),))
     retained = {id(kept.operands): kept.operands}
     assert _passes_retained(kept, retained) and _passes_retained(expr(ExprKind.TUPLE, (kept,)), retained)

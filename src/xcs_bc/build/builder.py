@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -49,7 +50,7 @@ from xcs_bc._compat import (
     PY312,
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
-from xcs_bc.build.calls import parameters
+from xcs_bc.build.calls import bound_arguments, parameters
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
@@ -98,8 +99,21 @@ _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescri
 class GraphBuilder(Loops):
     """Receives observation events for the target frames and builds the graph."""
 
-    def __init__(self, *, min_call_ms: float, name: str, reads: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        min_call_ms: float,
+        name: str,
+        reads: bool = False,
+        originals: Mapping[types.CodeType, types.CodeType] | None = None,
+        on_round: Callable[[GraphBuilder, FrameState, LoopState, tuple[int, ...]], None] | None = None,
+    ) -> None:
         self.min_call_s = min_call_ms / 1000.0
+        # the code a clone's code object copies (a traced call may run a gated clone, whose events
+        # arrive at the original's offsets): the builder reads the original's instructions
+        self.originals: Mapping[types.CodeType, types.CodeType] = originals or {}
+        # called when a loop starts its second round (its first is observed): see `execute.first`
+        self.on_round = on_round
         self.name = name
         self.reads = reads  # fast calls whose result is kept become operations (see `Calls.kept_read`)
         self.thread = threading.get_ident()
@@ -119,6 +133,7 @@ class GraphBuilder(Loops):
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
         # go another way than the trace (and reach code the trace did not run)
         self.unguarded_paths = 0
+        self.tests = 0  # conditional jumps so far (`if`, `while`, `and`, `or`, a comprehension's filter)
         # those of them whose other arm may make calls: (the branch, ops made before it, the arm's calls)
         self.forks: list[tuple[Fork, int, int]] = []
         self._frames: dict[types.FrameType, FrameState] = {}
@@ -165,7 +180,7 @@ class GraphBuilder(Loops):
         if self._awaiting_exception:
             self._fill_exception(sys.exc_info()[1])
         fs = self._frames.get(frame)
-        info = fs.info if fs is not None else code_info(frame.f_code)
+        info = fs.info if fs is not None else code_info(self.originals.get(frame.f_code, frame.f_code))
         if offset not in info.instrs:
             # 3.12+ reports an EXTENDED_ARG prefix on its own just before its instruction: skip it;
             # 3.10/3.11 report the instruction at its prefix's offset: map it back
@@ -242,6 +257,41 @@ class GraphBuilder(Loops):
         fs.callee_params = parameters(code)
         fs.callee_code = code
 
+    def served(
+        self,
+        frame: types.FrameType,
+        steps: tuple[int, ...],
+        callee: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        started: float,
+    ) -> None:
+        """A gated call site of a clone (see `execute.rewrite.gate`) had its call made elsewhere: the
+        events its original instructions (`steps`, offsets) would have sent, with its arguments
+        bound as the callee's frame would hold them, its result (MISSING if it raised: the exception
+        reaches the frame as the original's would) and when it started."""
+        for offset in steps:
+            self.instruction(frame, offset)
+        fs = self._frames.get(frame)
+        if fs is None or fs.pending is None or fs.pending.opname not in CALL_OPS:
+            return
+        self.call(frame, callee, MISSING)
+        code, bound = bound_arguments(callee, args, kwargs)
+        if code is not None:
+            fs.callee_args = bound
+            fs.callee_params = parameters(code)
+            fs.callee_code = code
+        fs.callee_result = result
+        fs.started = started
+
+    def round_mark(self) -> tuple[int, ...]:
+        """What a loop's round may have done, as counts: two marks differ when, between them, the
+        run changed an object in place or called a function not known to be pure (`effects`), took
+        a conditional jump (`tests`), branched on a result or handled an exception
+        (`unguarded_paths`), or ran a loop."""
+        return (self.effects, self.tests, self.unguarded_paths, len(self.loops) + len(self.iters))
+
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)
         if fs is not None:
@@ -311,7 +361,8 @@ class GraphBuilder(Loops):
         )
 
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
-        fs = FrameState(frame, code_info(frame.f_code), frame.f_globals is frame.f_locals, ops=self.ops)
+        code = code_info(self.originals.get(frame.f_code, frame.f_code))
+        fs = FrameState(frame, code, frame.f_globals is frame.f_locals, ops=self.ops)
         if self.root is None:
             self.root = fs
             self.single_stores = single_stores(fs.info)
@@ -391,6 +442,8 @@ class GraphBuilder(Loops):
         branches go this way again, so no guard checks it up front: it is one more condition of what
         follows (see `Condition`), though nothing depends on it through data.  A replay may take the
         other arm: what it could do is read now, and owed where the arms meet (`_leave_branches`)."""
+        if outcome is not None:  # (a loop's own test has none)
+            self.tests += 1
         if not cond.deps:
             if not fs.control_deps:
                 if outcome is not None:

@@ -8,6 +8,7 @@ The 3.11 PRECALL and KW_NAMES handlers, which prepare the CALL after them, are h
 
 from __future__ import annotations
 
+import inspect
 import types
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -361,6 +362,37 @@ def receiver_first(callee: Any, code: types.CodeType | None) -> bool:
         return False
     wrapped = peek_attr(callee, "__wrapped__")  # read without running user code
     return not (isinstance(wrapped, types.FunctionType) and code is not None and wrapped.__code__ is code)
+
+
+def python_code(callee: Any) -> tuple[types.FunctionType, tuple[Any, ...]] | None:
+    """The Python function a call of `callee` runs, and what it passes before the call's own
+    arguments (a bound method's object, a callable object); None for any other callee."""
+    if isinstance(callee, types.FunctionType):
+        return callee, ()
+    if type(callee) is types.MethodType and isinstance(callee.__func__, types.FunctionType):
+        return callee.__func__, (callee.__self__,)
+    call = getattr(type(callee), "__call__", None)  # noqa: B004 - the function it runs, not callable()
+    if isinstance(call, types.FunctionType):
+        return call, (callee,)
+    return None
+
+
+def bound_arguments(
+    callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[types.CodeType | None, dict[str, Any]]:
+    """The code a Python callee runs and its parameters as its frame would hold them when called with
+    `args` and `kwargs` (what `entered` reads from that frame); (None, {}) for any other callee."""
+    found = python_code(callee)
+    if found is None:
+        return None, {}
+    function, first = found
+    full = (*first, *args)
+    try:
+        bound = inspect.signature(function, follow_wrapped=False).bind(*full, **kwargs)
+    except (TypeError, ValueError):
+        return None, {}
+    bound.apply_defaults()
+    return function.__code__, dict(bound.arguments)
 
 
 def parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:

@@ -61,6 +61,7 @@ class Stats:
     guard_misses: int = 0
     resized: int = 0  # replays of a plan's loops for other lengths than traced (no new trace)
     speculated: int = 0  # calls issued on a guess, before the branches they are under were decided
+    served_in_trace: int = 0  # calls of traced calls served from a loop's later rounds issued ahead
     wasted_by_callee: dict[str, int] = field(default_factory=dict)  # `wasted`, per callee
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -83,7 +84,9 @@ class Stats:
 
 
 @dataclass
-class _Issued:
+class Issued:
+    """A call issued ahead: what it was handed (see `as_handed`) and its future."""
+
     name: str  # the planned operation's, for stats.wasted_by_callee
     callee: Any
     args: tuple[Any, ...]
@@ -122,7 +125,7 @@ class Replay:
         self.context = contextvars.copy_context()
         self.in_process = runs_in_process(executor)
         self.lock = threading.Lock()
-        self.issued: dict[int, _Issued] = {}
+        self.issued: dict[int, Issued] = {}
         self.memoized: list[int] = []  # issued calls of an lru_cache wrapper (see _cache_mate)
         self.waiting: dict[int, list[int]] = {}  # issued call -> planned calls issued once it returns
         self.cache_room: dict[int, bool] = {}  # id of an lru_cache wrapper -> see _cache_has_room
@@ -190,11 +193,11 @@ class Replay:
                     if not self.issued[mate].future.done():
                         self.waiting.setdefault(mate, []).append(op_id)
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
-                handed = tuple(map(_as_handed, args)), {name: _as_handed(v) for name, v in kwargs.items()}
+                handed = tuple(map(as_handed, args)), {name: as_handed(v) for name, v in kwargs.items()}
                 future = self._submit(callee, args, kwargs)
                 if future is None:
                     continue  # it runs in its turn
-                self.issued[op_id] = _Issued(recipe.op.name, callee, *handed, future)
+                self.issued[op_id] = Issued(recipe.op.name, callee, *handed, future)
                 if holds is None:
                     self.guesses.add(op_id)
                     self.unsure.add(op_id)
@@ -356,7 +359,7 @@ class Replay:
             if op_id in self.consumed:
                 op_id = None  # served already, to an earlier call at this site (see _issued_like)
             issued = self.issued.get(op_id) if op_id is not None else None
-            if self.open_at and (issued is None or not _same_call(issued, fn, args, kwargs)):
+            if self.open_at and (issued is None or not same_call(issued, fn, args, kwargs)):
                 found = self._issued_like(key, fn, args, kwargs)
                 if found is not None:
                     op_id, issued = found
@@ -373,7 +376,7 @@ class Replay:
             self._read_locals(self.schedule.ready_at[op_id])
         if issued is None or op_id is None:
             return self._in_place(op_id, fn, args, kwargs)
-        if not _same_call(issued, fn, args, kwargs):
+        if not same_call(issued, fn, args, kwargs):
             if guessed:
                 self._unused(issued)
             else:
@@ -393,7 +396,7 @@ class Replay:
 
     def _issued_like(
         self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[int, _Issued] | None:
+    ) -> tuple[int, Issued] | None:
         """Another call planned at this site, issued and not served yet, that is this very call.
 
         A site under a branch on results may be reached another number of times than in the trace
@@ -402,7 +405,7 @@ class Replay:
         the same call, whichever round it was planned for.  Under the lock."""
         for op_id in self.open_at.get(key, ()):
             issued = self.issued[op_id]
-            if _same_call(issued, fn, args, kwargs):
+            if same_call(issued, fn, args, kwargs):
                 return op_id, issued
         return None
 
@@ -470,7 +473,7 @@ class Replay:
         recipe = self.recipes[op_id]
         return not recipe.when or recipe.holds(self.local_envs.get(op_id, self.env)) is True
 
-    def _mispredicted(self, op_id: int, issued: _Issued) -> None:
+    def _mispredicted(self, op_id: int, issued: Issued) -> None:
         """The real call differs from the one issued ahead: the issued one is wasted (unless it had not
         started), and the plan learns not to issue this call ahead again."""
         self.stats.bump("mispredictions")
@@ -478,7 +481,7 @@ class Replay:
         self.plan.mispredicted.add(self.origin[op_id])
         self._unused(issued)
 
-    def _unused(self, issued: _Issued) -> None:
+    def _unused(self, issued: Issued) -> None:
         """A call issued ahead that the run will not use: cancelled, or wasted if it had started."""
         if not issued.future.cancel():
             self.stats.waste(issued.name)
@@ -535,7 +538,7 @@ def _may_be_equal(x: Any, y: Any) -> bool:
     return not (type(x) is type(y) and class_lookup(type(x), "__eq__") is object.__eq__)
 
 
-def _as_handed(value: Any) -> Any:
+def as_handed(value: Any) -> Any:
     """An argument of a call issued ahead as it was handed, to compare with the real call's: a list or
     dict of built-in data is copied first, since the callee may change the one it got
     (`messages.insert(0, system)`) before the run reaches the call.  (Copying built-in data runs no
@@ -543,7 +546,7 @@ def _as_handed(value: Any) -> Any:
     return copy.deepcopy(value) if type(value) in (list, dict) and plain(value) else value
 
 
-def _same_call(issued: _Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+def same_call(issued: Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return (
         same_value(issued.callee, fn)
         and len(issued.args) == len(args)

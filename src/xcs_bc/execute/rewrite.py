@@ -63,7 +63,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from bytecode import Bytecode, Instr
+from bytecode import Bytecode, Instr, Label
 
 from xcs_bc._compat import VERSION
 from xcs_bc.errors import ConfigError, UnsupportedCodeError
@@ -76,7 +76,7 @@ from xcs_bc.execute.callsites import (
     walk_code,
 )
 
-__all__ = ["Dispatch", "Rewritten", "SiteRefusal", "call_sites", "rewrite"]
+__all__ = ["Dispatch", "Gated", "Rewritten", "SiteRefusal", "call_sites", "gate", "rewrite"]
 
 
 class Dispatch(Protocol):
@@ -101,6 +101,36 @@ class Rewritten:
     function: types.FunctionType
     sites: dict[SiteKey, int | None]
     refused: tuple[SiteRefusal, ...]
+
+
+@dataclass(frozen=True)
+class Gated:
+    """A clone whose call sites go to the dispatcher only while their key is in `armed` (`gate`).
+
+    Otherwise the site's original instructions run, in the clone's frame.  `originals` maps each
+    code object of the clone to the one it copies; `offsets` maps, per clone code object, the
+    offset of every instruction copied from the original (and of its EXTENDED_ARG prefixes) to its
+    offset in the original; inserted instructions have none.  `steps` lists, per site, the offsets
+    of the original instructions the dispatched path stands for (PRECALL / KW_NAMES, then the call);
+    `inserted(callee)` tells the callables the inserted instructions call (the gate, the sites'
+    methods) from the code's own."""
+
+    function: types.FunctionType
+    sites: dict[SiteKey, int | None]
+    refused: tuple[SiteRefusal, ...]
+    armed: set[SiteKey]
+    originals: dict[types.CodeType, types.CodeType]
+    offsets: dict[types.CodeType, dict[int, int]]
+    steps: dict[SiteKey, tuple[int, ...]]
+    test: Any  # what the gates call: `armed.__contains__` (one object: a new one per attribute access)
+
+    def inserted(self, callee: Any) -> bool:
+        return callee is self.test or type(getattr(callee, "__self__", None)) is _Site
+
+    @staticmethod
+    def dispatching(code: types.CodeType) -> bool:
+        """Is `code` the dispatching code a gated site calls (its frames stand between the two)?"""
+        return code is _Site.call.__code__ or code is _Site.call_ex.__code__
 
 
 # -- run time -----------------------------------------------------------------
@@ -165,11 +195,18 @@ def _star_kwargs(fn: Any, kw: Any) -> dict[str, Any]:
 class _Editor:
     """Rewrites one function's code tree; collects the sites it rewrote and refused."""
 
-    def __init__(self, dispatch: Dispatch, only: frozenset[SiteKey] | None) -> None:
+    def __init__(
+        self, dispatch: Dispatch, only: frozenset[SiteKey] | None, armed: set[SiteKey] | None = None
+    ) -> None:
         self.dispatch = dispatch
         self.only = only
+        self.armed = armed  # gate the sites on this set, rather than dispatching them always
         self.sites: dict[SiteKey, int | None] = {}
         self.refused: list[SiteRefusal] = []
+        self.originals: dict[types.CodeType, types.CodeType] = {}
+        self.offsets: dict[types.CodeType, dict[int, int]] = {}
+        self.steps: dict[SiteKey, tuple[int, ...]] = {}
+        self.test = armed.__contains__ if armed is not None else None
 
     def code(self, code: types.CodeType, path: tuple[str, ...]) -> types.CodeType:
         """`code` with its selected sites (and those of nested code) rewritten; `code` itself if none."""
@@ -183,7 +220,13 @@ class _Editor:
         if not chosen and not nested:
             return code
         sites = {call.offset: _Site((path, call.offset), self.dispatch) for call in chosen}
-        return _rebuild(code, calls, chosen, sites, nested)
+        new, offsets = _rebuild(code, calls, chosen, sites, nested, self.test)
+        if self.armed is not None:
+            for call in chosen:
+                self.steps[(path, call.offset)] = _steps(call)
+            self.originals[new] = code
+            self.offsets[new] = offsets
+        return new
 
     def _choose(self, calls: list[Call], path: tuple[str, ...]) -> list[Call]:
         """The sites to rewrite among `calls`; records them, and refusals, in offset order."""
@@ -206,17 +249,27 @@ def _rebuild(
     chosen: list[Call],
     sites: dict[int, _Site],
     nested: dict[int, types.CodeType],
-) -> types.CodeType:
-    """`code` with the `chosen` calls dispatched and nested code objects (by id) replaced."""
+    gate: Any = None,
+) -> tuple[types.CodeType, dict[int, int]]:
+    """`code` with the `chosen` calls dispatched (or, given the `gate` callable, gated: see `gate`)
+    and nested code objects (by id) replaced; with a gate, also its offset map (`Gated.offsets`)."""
     bc = Bytecode.from_code(code)
     instrs = _instructions(code, bc)
-    edits: dict[int, list[Instr]] = {}
+    origin = {id(ins): off for off, ins in instrs.items()}  # instruction -> its offset in `code`
+    edits: dict[int, list[Any]] = {}  # (instructions and labels)
     for call in chosen:
-        edits.update(_site_edits(instrs, call, sites[call.offset]))
-    edits.update(_loader_partners(instrs, calls, chosen))
+        site = sites[call.offset]
+        gated = gate is not None
+        edits.update(
+            _gated_edits(instrs, call, site, gate, origin) if gated else _site_edits(instrs, call, site)
+        )
+    for off, new in _loader_partners(instrs, calls, chosen).items():
+        origin[id(new[0])] = off
+        edits[off] = new
     for off, ins in instrs.items():
         if ins.name == "LOAD_CONST" and id(ins.arg) in nested:
             edits[off] = [_op("LOAD_CONST", ins, nested[id(ins.arg)])]
+            origin[id(edits[off][0])] = off
     replaced = {id(instrs[off]): new for off, new in edits.items()}
     items: list[Any] = []
     for item in bc:
@@ -226,12 +279,84 @@ def _rebuild(
     # seeding it with every original local keeps co_varnames (and so the
     # order of locals() and frame.f_locals) exactly as it was.
     bc.argnames = list(code.co_varnames)
+    where = f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
     try:
         result: types.CodeType = bc.to_code()
     except Exception as exc:  # a bug here must not pass for the user's code being wrong
-        where = f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
         raise UnsupportedCodeError(f"{where}: the rewritten code does not assemble: {exc!r}") from exc
-    return result
+    if gate is None:
+        return result, {}
+    return result, _offsets(result, [item for item in bc if isinstance(item, Instr)], origin, where)
+
+
+def _offsets(result: types.CodeType, mine: list[Instr], origin: dict[int, int], where: str) -> dict[int, int]:
+    """Offset in `result` -> offset in the original, for the instructions copied from it (`origin`),
+    and on 3.10/3.11 for their EXTENDED_ARG prefixes; `mine` are `result`'s instructions in order."""
+    offsets: dict[int, int] = {}
+    prefixes: list[int] = []
+    position = 0
+    for real in dis.get_instructions(result):
+        if real.opname == "EXTENDED_ARG":
+            prefixes.append(real.offset)
+            continue
+        if position >= len(mine) or mine[position].name != real.opname:
+            raise UnsupportedCodeError(f"{where}: the gated code's instructions do not line up")
+        copied = origin.get(id(mine[position]))
+        if copied is not None:
+            offsets[real.offset] = copied
+            if VERSION < (3, 12):  # settrace reports an instruction at its first prefix
+                offsets.update(dict.fromkeys(prefixes, copied))
+        prefixes = []
+        position += 1
+    return offsets
+
+
+def _gated_edits(
+    instrs: dict[int, Instr], call: Call, site: _Site, gate: Any, origin: dict[int, int]
+) -> dict[int, list[Any]]:
+    """Offset -> replacement instructions, for one gated site: ``if key in armed:`` the dispatching
+    call (see `_dispatching_call`), ``else:`` the original instructions (PRECALL / KW_NAMES and the
+    call), which keep their offsets in `origin`."""
+    steps = _steps(call)
+    edits: dict[int, list[Any]] = {off: [] for off in call.drop}
+    kwnames: tuple[str, ...] = ()
+    for off in call.drop:
+        if instrs[off].name == "KW_NAMES":
+            kwnames = _arg(instrs[off])
+    if call.loader is not None:
+        loads = _attribute_load(instrs[call.loader])
+        origin[id(loads[0])] = call.loader  # the load itself; PUSH_NULL and SWAP are inserted
+        edits[call.loader] = loads
+    at = instrs[call.offset]
+    plain, after = Label(), Label()
+    originals = [instrs[off] for off in steps]
+    if originals[-1].name == "CALL_METHOD":  # 3.10: its loader now pushes the bound method alone
+        originals[-1] = _op("CALL_FUNCTION", at, _arg(at))
+        origin[id(originals[-1])] = call.offset
+    test = [_op("LOAD_CONST", at, gate), _op("LOAD_CONST", at, site.key)]
+    if VERSION >= (3, 13):
+        test.insert(1, _op("PUSH_NULL", at))
+    elif VERSION >= (3, 11):
+        test.insert(0, _op("PUSH_NULL", at))
+    jump = "POP_JUMP_FORWARD_IF_FALSE" if VERSION == (3, 11) else "POP_JUMP_IF_FALSE"
+    served = _dispatching_call(at, site, kwnames, call.form == "self")
+    edits[call.offset] = [
+        *test,
+        *_invoke(1, at),
+        _op(jump, at, plain),
+        *served,
+        _op("JUMP_FORWARD", at, after),
+        plain,
+        *originals,
+        after,
+    ]
+    return edits
+
+
+def _steps(call: Call) -> tuple[int, ...]:
+    """The offsets of a call's own instructions (3.11 KW_NAMES and PRECALL, 3.12 KW_NAMES, then the
+    call), in the order they run."""
+    return tuple(sorted((*call.drop, call.offset)))
 
 
 def _instructions(code: types.CodeType, bc: Bytecode) -> dict[int, Instr]:
@@ -399,6 +524,28 @@ def rewrite(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey
     editor = _Editor(dispatch, wanted)
     code = editor.code(fn.__code__, (fn.__code__.co_name,))
     return Rewritten(_clone(fn, code), editor.sites, tuple(editor.refused))
+
+
+def gate(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey] | None = None) -> Gated:
+    """A clone of `fn` whose call sites (all, or those in `only`) call `dispatch` as `rewrite`'s do,
+    but only while their key is in the returned `Gated.armed` set; otherwise they run as in `fn`.
+
+    For a traced call: an observer of the clone maps its offsets back (`Gated.offsets`) and sees
+    the original's instructions, while a site whose result was computed ahead is served."""
+    check_function(fn)
+    armed: set[SiteKey] = set()
+    editor = _Editor(dispatch, None if only is None else frozenset(only), armed)
+    code = editor.code(fn.__code__, (fn.__code__.co_name,))
+    return Gated(
+        _clone(fn, code),
+        editor.sites,
+        tuple(editor.refused),
+        armed,
+        editor.originals,
+        editor.offsets,
+        editor.steps,
+        editor.test,
+    )
 
 
 def _clone(fn: types.FunctionType, code: types.CodeType) -> types.FunctionType:

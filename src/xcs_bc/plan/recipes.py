@@ -238,7 +238,7 @@ def make_recipe(
             RefusalKind.CALLEE_DIFFERS,
             f"its callee {format_value(callee)} is computed differently than it was called",
         )
-    if _never_ahead(value):
+    if never_ahead(value):
         return refuse(
             RefusalKind.WAITS,
             f"{describe_callee(value)} waits or synchronises: issuing it early would change timing",
@@ -436,7 +436,7 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
     return any(_passes_retained(operand, retained) for operand in ref.operands)
 
 
-def _never_ahead(callee: Any) -> bool:
+def never_ahead(callee: Any) -> bool:
     """Calls whose point is *when* they happen: delays, locks, queues, events, input."""
     if callee in _DELAYS:
         return True

@@ -40,6 +40,7 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 
 def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    ended = b.round_mark()  # what the round that ends here left behind (see execute.first)
     (it,) = fs.pop(1)
     state = b.iters.get(identity(it))
     if state is not None and state.iterator.operands is not it.operands:
@@ -85,6 +86,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     index = len(state.op_starts)
     state.op_starts.append(len(b.ops))
     state.decision_starts.append(len(b.decisions))
+    state.marks.append(b.round_mark())
     if positional(iterable) and index < len(iterable.operands):
         item = iterable.operands[index]
     elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
@@ -94,6 +96,9 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
             step(iterable, "iter", index, peek_iter_item(iterable.value, index))
         )
     fs.push(item)
+    state.items.append(item)
+    if index == 1 and b.on_round is not None:  # its first round is observed: the rest may go ahead
+        b.on_round(b, fs, state, ended)
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}

@@ -1,0 +1,435 @@
+"""The first call: traced, and the rounds of its loops after the first issued ahead and served.
+
+A function called once gains nothing from a plan made for its later calls.  So the traced call
+runs a *gated* clone (`rewrite.gate`): each call site of the function's own code (and of its
+comprehensions) first asks whether a call computed ahead waits for it; when none does, the
+original instructions run, in the clone's frame.  The observer sees the clone through
+`_Translated`, which maps its offsets back to the original's and hides what the gates add, so the
+builder sees the original code run, and its trace and plan are what they would be.
+
+When a loop of the traced frame starts its second round (`GraphBuilder.on_round`), its first
+round has shown how each of its slow calls is computed.  A call of that round whose callee and
+arguments the recipe machinery recomputes from the inputs, the results made before the loop and
+the round's item (`plan.slices`), and which gives back exactly the call the round made, is issued
+for every later item of the loop's list, tuple or range at once, and its site is armed.  When the
+run reaches an armed site, `FirstCall.dispatch` serves the call issued ahead whose callee and
+arguments are the very values the run passes (`same_value`), else makes the call in place; either
+way the builder is told the events the original instructions would have sent (`served`).
+
+What is issued ahead, and what is not (the rules of a replay, kept narrow):
+
+- only rounds whose first round took no branch at all and ran no inner loop: a round that breaks,
+  returns or branches on its item or a result is not predicted from the first;
+- only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
+  the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
+- only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
+  and dicts of built-in data displayed in the call itself and kept nowhere, and only results from
+  before the loop: no call waits for another round's.
+
+As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
+assumptions"), and one the run does not reach (it raised, or a later round went another way) is
+cancelled if it has not started, else counted in `stats.wasted`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import sys
+import threading
+import time
+import types
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xcs_bc._compat import PY312, nested_code
+from xcs_bc.build.builder import GraphBuilder
+from xcs_bc.build.calls import python_code
+from xcs_bc.build.codeinfo import code_info, in_loop
+from xcs_bc.build.displays import positional
+from xcs_bc.build.frames import FrameState
+from xcs_bc.build.loops import LoopState
+from xcs_bc.build.purity import memo_wrapper
+from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
+from xcs_bc.execute.executor import Executor, runs_in_process, wait_result
+from xcs_bc.execute.replay import Issued, Stats, as_handed, same_call
+from xcs_bc.execute.rewrite import Dispatch, Gated, gate
+from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
+from xcs_bc.ir.passes import fold
+from xcs_bc.ir.values import step
+from xcs_bc.observe.hooks import Session
+from xcs_bc.plan.recipes import never_ahead
+from xcs_bc.plan.slices import Env, NotComputable, Slice, plain, same_value
+
+__all__ = ["FirstCall", "first_call"]
+
+_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
+_SEQUENCES = (list, tuple, range)  # whose items are read without running user code
+
+
+@dataclass
+class _Ahead(Issued):
+    """A call issued ahead for a later round, and when its worker started it (once it has)."""
+
+    started: list[float] = dataclasses.field(default_factory=list)
+
+
+def first_call(
+    fn: types.FunctionType, env: Env, executor: Executor, stats: Stats, options: Mapping[str, Any]
+) -> FirstCall | None:
+    """A traced call of `fn` that issues its loops' later rounds ahead, or None when `fn` has no call
+    site in a loop (it is traced as it is: nothing would go ahead), or on CPython 3.10 and 3.11.
+
+    There the observer is `sys.settrace`, and tracing a gated clone made CPython 3.11.7 crash at a
+    later garbage collection in one generated program (a closure whose argument is a cell, with
+    generator expressions over it); until that is understood, those versions trace the function
+    as it is, one call after another."""
+    if not PY312:
+        return None
+    paths = dict(walk_code(fn.__code__, (fn.__code__.co_name,)))
+    # (not a generator expression's code: its consumer may stop it at any item)
+    targets = {fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")}
+    sites = [
+        (path, offset) for path, code in paths.items() if code in targets for offset in _looped_calls(code)
+    ]
+    if not sites:
+        return None
+    return FirstCall(fn, sites, env, executor, stats, options)
+
+
+class FirstCall:
+    """One traced call of `fn` on a gated clone (`function`), observed through `listener`."""
+
+    def __init__(
+        self,
+        fn: types.FunctionType,
+        sites: list[SiteKey],
+        env: Env,
+        executor: Executor,
+        stats: Stats,
+        builder_options: Mapping[str, Any],
+    ) -> None:
+        self.paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
+        self.gated: Gated = gate(fn, _dispatcher(self), only=sites)
+        self.builder = GraphBuilder(**builder_options, originals=self.gated.originals, on_round=self._round)
+        self.listener = _Translated(self.builder, self.gated)
+        self.env = env
+        self.executor = executor
+        self.stats = stats
+        self.context = contextvars.copy_context()
+        self.in_process = runs_in_process(executor)
+        self.lock = threading.Lock()
+        self.pending: dict[SiteKey, list[_Ahead]] = {}
+        self.session: Session | None = None  # set by the caller once observing starts
+        self.finished = False
+        self.issued = 0  # calls issued ahead
+        self.served = 0  # and served
+
+    @property
+    def function(self) -> types.FunctionType:
+        return self.gated.function
+
+    # -- issuing the later rounds ------------------------------------------------------------------
+
+    def _round(self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]) -> None:
+        """A loop of a traced frame starts its second round (its first left `ended`, a
+        `GraphBuilder.round_mark`): issue the later rounds' calls."""
+        try:
+            self._issue_rounds(b, fs, state, ended)
+        except Exception:  # noqa: BLE001 - a failed prediction costs time, never the trace
+            return
+
+    def _issue_rounds(
+        self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]
+    ) -> None:
+        path = self.paths.get(fs.info.code)
+        sequence = state.iterable.value
+        if (
+            not self.in_process  # (a process pool, Ray, Dask: their calls are issued by replays only)
+            or path is None
+            or type(sequence) not in _SEQUENCES
+            or len(sequence) < 3  # (with two items, the second round's call is the next thing anyway)
+            or len(state.items) != 2
+        ):
+            return
+        start = state.op_starts[0]
+        if b.decisions[state.decision_starts[0] :] or ended != state.marks[0] or not b.ops[start:]:
+            # a round that took a branch, ran a loop or handled an exception, changed an object in
+            # place (the list it walks, say) or called a function not known to be pure says nothing
+            # of the next ones
+            return
+        item = state.items[0]
+        if not _walks(state, item):
+            return  # (enumerate(), zip(), a generator: an item the recipes do not name by its index)
+        outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
+        env = dataclasses.replace(self.env, outputs=outputs)
+        issue: list[tuple[SiteKey, str, tuple[ValueRef, ...], tuple[str, ...]]] = []
+        for op in b.ops[start:]:
+            facts = b.call_facts[op.id]
+            key = (path, op.site.offset)
+            if (
+                op.op_type is not OpType.CALL
+                or "exception" in op.metadata
+                or facts.code is not fs.info.code
+                or facts.star
+                or facts.read
+                or key not in self.gated.sites
+                or not _issuable(op.inputs[0].value)
+                or not all(_immutable(ref.value) or _displayed(b, ref) for ref in op.inputs[1:])
+                or any(dep >= state.ops_before for ref in op.inputs for dep in ref.deps)
+            ):
+                return  # (every call of the round is predicted, or none: the rounds stay alike)
+            # the recipe, made again for the first item, must give back the very call the round made
+            again = Slice(_with_item(op.inputs, item, state, 0, sequence))(env)
+            if not all(same_value(a, ref.value) for a, ref in zip(again, op.inputs, strict=True)):
+                return
+            issue.append((key, op.name, op.inputs, op.kwnames))
+        # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
+        for k in range(1, len(sequence)):
+            for key, name, inputs, kwnames in issue:
+                try:
+                    values = Slice(_with_item(inputs, item, state, k, sequence))(env)
+                except NotComputable:
+                    continue  # it runs in its turn
+                self._submit(key, name, values, kwnames)
+
+    def _submit(self, key: SiteKey, name: str, values: Sequence[Any], kwnames: tuple[str, ...]) -> None:
+        callee, *values = values
+        n = len(values) - len(kwnames)
+        args, kwargs = tuple(values[:n]), dict(zip(kwnames, values[n:], strict=True))
+        started: list[float] = []
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started.append(time.perf_counter())
+            return callee(*args, **kwargs)
+
+        with self.lock:
+            if self.finished:
+                return
+            try:
+                future = self.executor.submit(self.context.copy().run, timed, *args, **kwargs)
+            except Exception:  # noqa: BLE001 - e.g. the executor was shut down: it runs in its turn
+                return
+            # (compared with the real call as handed: the callee may change a list it was given)
+            handed = tuple(map(as_handed, args)), {k: as_handed(v) for k, v in kwargs.items()}
+            self.pending.setdefault(key, []).append(_Ahead(name, callee, *handed, future, started))
+            self.gated.armed.add(key)
+            self.issued += 1
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    def dispatch(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An armed site: serve the call issued ahead that is this very call, or make it here."""
+        frame = _caller(self.gated)
+        with self.lock:
+            ahead = self._take(key, fn, args, kwargs)
+            # none is this call: the prediction for this site is wrong, the calls issued for it go
+            dropped = self.pending.pop(key, []) if ahead is None else []
+            if dropped:
+                self.gated.armed.discard(key)
+        for other in dropped:
+            if not other.future.cancel():
+                self.stats.waste(other.name)
+        started = time.perf_counter()
+        try:
+            if ahead is None or ahead.future.cancel():
+                result = fn(*args, **kwargs)
+            else:
+                self.stats.bump("served_in_trace")
+                self.served += 1
+                result = wait_result(ahead.future)
+                started = ahead.started[0] if ahead.started else started
+        except BaseException:
+            self._served(frame, key, fn, args, kwargs, MISSING, started)
+            raise
+        self._served(frame, key, fn, args, kwargs, result, started)
+        return result
+
+    def _take(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ahead | None:
+        """The call issued ahead for this site that is this call (under the lock)."""
+        waiting = self.pending.get(key, [])
+        for index, ahead in enumerate(waiting):
+            if same_call(ahead, fn, args, kwargs):
+                del waiting[index]
+                if not waiting:
+                    self.gated.armed.discard(key)
+                return ahead
+        return None
+
+    def _served(
+        self,
+        frame: types.FrameType | None,
+        key: SiteKey,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        started: float,
+    ) -> None:
+        session = self.session
+        if session is not None and frame is not None:
+            session.deliver(
+                self.builder.served, frame, self.gated.steps[key], fn, args, kwargs, result, started
+            )
+
+    def finish(self) -> None:
+        """Cancel the calls issued ahead that the run did not reach; count those under way as wasted."""
+        with self.lock:
+            self.finished = True
+            left = [ahead for waiting in self.pending.values() for ahead in waiting]
+            self.pending.clear()
+            self.gated.armed.clear()
+        for ahead in left:
+            if not ahead.future.cancel():
+                self.stats.waste(ahead.name)
+        # what refers back to this object (the builder's hook, the session, frames) goes now: a trace
+        # leaves nothing for the cyclic collector
+        self.builder.on_round = None
+        self.listener.dispatching.clear()
+        self.session = None
+
+
+def _caller(gated: Gated) -> types.FrameType | None:
+    """The clone's frame whose gated site is being dispatched (a few frames up this thread's stack)."""
+    frame: types.FrameType | None = sys._getframe(1)
+    for _ in range(8):
+        if frame is None or frame.f_code in gated.offsets:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _dispatcher(first: FirstCall) -> Dispatch:
+    """`first.dispatch`, for the clone's sites to hold without holding `first` (and the trace)."""
+    ref = weakref.ref(first)
+
+    def dispatch(key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        target = ref()
+        if target is None:  # (the clone outlived its trace)
+            return fn(*args, **kwargs)
+        return target.dispatch(key, fn, args, kwargs)
+
+    return dispatch
+
+
+class _Translated:
+    """The builder's view of a gated clone: the original's offsets, without what the gates add."""
+
+    def __init__(self, builder: GraphBuilder, gated: Gated) -> None:
+        self.builder = builder
+        self.gated = gated
+        self.dispatching: set[types.FrameType] = set()  # frames inside a gated site's dispatch
+
+    def instruction(self, frame: types.FrameType, offset: int) -> None:
+        offsets = self.gated.offsets.get(frame.f_code)
+        if offsets is not None:
+            original = offsets.get(offset)
+            if original is None:
+                return  # an instruction the gate added
+            offset = original
+        self.builder.instruction(frame, offset)
+
+    def call(self, frame: types.FrameType, callee: Any, arg0: Any) -> None:
+        if not self.gated.inserted(callee):
+            self.builder.call(frame, callee, arg0)
+
+    def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None:
+        if Gated.dispatching(callee_frame.f_code):
+            self.dispatching.add(caller)
+            return
+        self.builder.entered(caller, callee_frame)
+
+    def returned(self, caller: types.FrameType, value: Any) -> None:
+        if caller in self.dispatching:
+            self.dispatching.discard(caller)
+            return
+        self.builder.returned(caller, value)
+
+    def raised(self, frame: types.FrameType, exc: BaseException) -> None:
+        self.builder.raised(frame, exc)
+
+
+def _looped_calls(code: types.CodeType) -> list[int]:
+    """The offsets of the call sites of `code` that a dispatcher may take, inside a loop."""
+    info = code_info(code)
+    return [call.offset for call in find_calls(code) if call.reason is None and in_loop(info, call.offset)]
+
+
+def _issuable(callee: Any) -> bool:
+    """A Python callee that may be called ahead: not a cache wrapper, a delay or a lock's method."""
+    return python_code(callee) is not None and memo_wrapper(callee) is None and not never_ahead(callee)
+
+
+def _displayed(b: GraphBuilder, ref: ValueRef) -> bool:
+    """A list or dict of built-in data displayed in the call itself (`messages=[{"role": "user",
+    "content": p}]`), which the code keeps nowhere (`Effects.retain`): only the callee sees it, so a
+    copy made ahead is the same."""
+    return (
+        ref.source is Source.EXPR
+        and ref.kind in (ExprKind.LIST, ExprKind.DICT)
+        and id(ref.operands) not in b.retained
+        and plain(ref.value)
+    )
+
+
+def _immutable(value: Any) -> bool:
+    if type(value) in _IMMUTABLE:
+        return True
+    return type(value) is tuple and all(_immutable(item) for item in value)
+
+
+def _with_item(
+    refs: tuple[ValueRef, ...], item: ValueRef, state: LoopState, k: int, sequence: Any
+) -> tuple[ValueRef, ...]:
+    """`refs` of the first round, made for the round of item `k`: the first round's item replaced."""
+    other = _item(state, k, sequence)
+    done: dict[int, ValueRef] = {id(item): other}
+
+    def visit(ref: ValueRef, operands: tuple[ValueRef, ...]) -> ValueRef:
+        if _below(ref, item):  # a path into the item (`d.title`, `d[0]`)
+            return dataclasses.replace(ref, path=(*other.path, *ref.path[len(item.path) :]))
+        if all(new is old for new, old in zip(operands, ref.operands, strict=True)):
+            return ref
+        return dataclasses.replace(ref, operands=operands)
+
+    return tuple(fold(ref, done, visit) for ref in refs)
+
+
+def _below(ref: ValueRef, item: ValueRef) -> bool:
+    """Is `ref` the value `item` names (a copy of it: the local it was stored in, say) or a path into
+    it (`d.title`, `d[0]`)?"""
+    return (
+        bool(item.path)
+        and ref.source is item.source
+        and ref.name == item.name
+        and _same_operands(ref.operands, item.operands)
+        and ref.kind is item.kind
+        and ref.path[: len(item.path)] == item.path
+    )
+
+
+def _same_operands(a: tuple[ValueRef, ...], b: tuple[ValueRef, ...]) -> bool:
+    """The same operands (a path into a constant wraps it anew at every step: see `values.step`)."""
+    return a is b or (len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True)))
+
+
+def _walks(state: LoopState, item: ValueRef) -> bool:
+    """Is the first round's item a path into the loop's sequence (`docs` -> `docs`, first item), as
+    `_item` makes the others?  Not a list displayed in the function (`for m in [a, b]`): its items are
+    refs that other values may hold too (`"".join(parts)` in a loop over `parts`), so no recipe could
+    tell the round's item from them."""
+    if positional(state.iterable):
+        return False
+    first = step(state.iterable, "iter", 0)
+    return (
+        item.path == first.path
+        and item.source is first.source
+        and _same_operands(item.operands, first.operands)
+    )
+
+
+def _item(state: LoopState, k: int, sequence: Any) -> ValueRef:
+    """The item of round `k`, as the builder makes it (see `handlers.iteration.for_iter`)."""
+    return step(state.iterable, "iter", k, sequence[k])
