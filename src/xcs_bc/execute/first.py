@@ -18,8 +18,10 @@ way the builder is told the events the original instructions would have sent (`s
 
 What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
-- only rounds whose first round took no branch at all and ran no inner loop: a round that breaks,
-  returns or branches on its item or a result is not predicted from the first;
+- only rounds whose first round took no branch at all, ran no inner loop, handled no exception,
+  changed no object in place and called no function not known to be pure
+  (`GraphBuilder.round_mark`): a round that may go another way is not predicted from the first;
+  and not in a generator expression, whose consumer may stop it;
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
@@ -28,7 +30,8 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
 As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
 assumptions"), and one the run does not reach (it raised, or a later round went another way) is
-cancelled if it has not started, else counted in `stats.wasted`.
+cancelled if it has not started, else counted in `stats.wasted`.  Only on CPython 3.12+, and only
+on the thread pools (see `first_call`).
 """
 
 from __future__ import annotations
