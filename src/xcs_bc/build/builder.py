@@ -51,7 +51,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.calls import bound_arguments, parameters
-from xcs_bc.build.codeinfo import Instr, code_info
+from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
@@ -180,7 +180,7 @@ class GraphBuilder(Loops):
         if self._awaiting_exception:
             self._fill_exception(sys.exc_info()[1])
         fs = self._frames.get(frame)
-        info = fs.info if fs is not None else code_info(self.originals.get(frame.f_code, frame.f_code))
+        info = fs.info if fs is not None else self._info(frame)
         if offset not in info.instrs:
             # 3.12+ reports an EXTENDED_ARG prefix on its own just before its instruction: skip it;
             # 3.10/3.11 report the instruction at its prefix's offset: map it back
@@ -360,9 +360,12 @@ class GraphBuilder(Loops):
             worth_learning(self.forks, self.ops),
         )
 
+    def _info(self, frame: types.FrameType) -> CodeInfo:
+        """What the builder reads of a frame's code: the original's, for a clone's (see `originals`)."""
+        return code_info(self.originals.get(frame.f_code, frame.f_code))
+
     def _new_frame(self, frame: types.FrameType, offset: int) -> FrameState:
-        code = code_info(self.originals.get(frame.f_code, frame.f_code))
-        fs = FrameState(frame, code, frame.f_globals is frame.f_locals, ops=self.ops)
+        fs = FrameState(frame, self._info(frame), frame.f_globals is frame.f_locals, ops=self.ops)
         if self.root is None:
             self.root = fs
             self.single_stores = single_stores(fs.info)

@@ -41,10 +41,9 @@ class LoopState:
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
     watched: tuple[Watched, ...] = ()  # see GraphBuilder.snapshot
     rounds: ValueRef | None = None  # for a loop over a result: the sequence its rounds' conditions read
-    items: list[ValueRef] = field(default_factory=list)  # the item each round took, so far
-    marks: list[tuple[int, ...]] = field(
-        default_factory=list
-    )  # GraphBuilder.round_mark() as each round began
+    # for GraphBuilder.on_round (see execute.first): the first round's item, and its round_mark()
+    first_item: ValueRef | None = None
+    first_mark: tuple[int, ...] = ()
 
 
 class Loops(Calls):

@@ -43,7 +43,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_result
-from xcs_bc.execute.replay import Issued, Stats, as_handed, same_call
+from xcs_bc.execute.replay import Issued, Stats, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold
@@ -80,10 +80,15 @@ class _Ahead(Issued):
 
 
 def first_call(
-    fn: types.FunctionType, env: Env, executor: Executor, stats: Stats, options: Mapping[str, Any]
+    fn: types.FunctionType,
+    env: Env,
+    executor: Callable[[], Executor],
+    stats: Stats,
+    options: Mapping[str, Any],
 ) -> FirstCall | None:
     """A traced call of `fn` that issues its loops' later rounds ahead, or None when `fn` has no call
     site in a loop (it is traced as it is: nothing would go ahead), or on CPython 3.10 and 3.11.
+    `executor()` gives the executor, asked for only when calls may go ahead.
 
     There the observer is `sys.settrace`, and tracing a gated clone made CPython 3.11.7 crash at a
     later garbage collection in one generated program (a closure whose argument is a cell, with
@@ -91,15 +96,13 @@ def first_call(
     as it is, one call after another."""
     if not PY312:
         return None
-    paths = dict(walk_code(fn.__code__, (fn.__code__.co_name,)))
+    paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
     # (not a generator expression's code: its consumer may stop it at any item)
-    targets = {fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")}
-    sites = [
-        (path, offset) for path, code in paths.items() if code in targets for offset in _looped_calls(code)
-    ]
+    targets = [fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")]
+    sites = [(paths[code], offset) for code in targets for offset in _looped_calls(code)]
     if not sites:
         return None
-    return FirstCall(fn, sites, env, executor, stats, options)
+    return FirstCall(fn, paths, sites, env, executor(), stats, options)
 
 
 class FirstCall:
@@ -108,13 +111,14 @@ class FirstCall:
     def __init__(
         self,
         fn: types.FunctionType,
+        paths: dict[types.CodeType, tuple[str, ...]],
         sites: list[SiteKey],
         env: Env,
         executor: Executor,
         stats: Stats,
         builder_options: Mapping[str, Any],
     ) -> None:
-        self.paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
+        self.paths = paths  # code object -> its path in site keys
         self.gated: Gated = gate(fn, _dispatcher(self), only=sites)
         self.builder = GraphBuilder(**builder_options, originals=self.gated.originals, on_round=self._round)
         self.listener = _Translated(self.builder, self.gated)
@@ -154,16 +158,16 @@ class FirstCall:
             or path is None
             or type(sequence) not in _SEQUENCES
             or len(sequence) < 3  # (with two items, the second round's call is the next thing anyway)
-            or len(state.items) != 2
+            or state.first_item is None
         ):
             return
         start = state.op_starts[0]
-        if b.decisions[state.decision_starts[0] :] or ended != state.marks[0] or not b.ops[start:]:
+        if b.decisions[state.decision_starts[0] :] or ended != state.first_mark or not b.ops[start:]:
             # a round that took a branch, ran a loop or handled an exception, changed an object in
             # place (the list it walks, say) or called a function not known to be pure says nothing
             # of the next ones
             return
-        item = state.items[0]
+        item = state.first_item
         if not _walks(state, item):
             return  # (enumerate(), zip(), a generator: an item the recipes do not name by its index)
         outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
@@ -215,9 +219,9 @@ class FirstCall:
                 future = self.executor.submit(self.context.copy().run, timed, *args, **kwargs)
             except Exception:  # noqa: BLE001 - e.g. the executor was shut down: it runs in its turn
                 return
-            # (compared with the real call as handed: the callee may change a list it was given)
-            handed = tuple(map(as_handed, args)), {k: as_handed(v) for k, v in kwargs.items()}
-            self.pending.setdefault(key, []).append(_Ahead(name, callee, *handed, future, started))
+            ahead = _Ahead.handing(name, callee, args, kwargs, future)
+            ahead.started = started
+            self.pending.setdefault(key, []).append(ahead)
             self.gated.armed.add(key)
             self.issued += 1
 
@@ -233,8 +237,7 @@ class FirstCall:
             if dropped:
                 self.gated.armed.discard(key)
         for other in dropped:
-            if not other.future.cancel():
-                self.stats.waste(other.name)
+            other.unused(self.stats)
         started = time.perf_counter()
         try:
             if ahead is None or ahead.future.cancel():
@@ -285,8 +288,7 @@ class FirstCall:
             self.pending.clear()
             self.gated.armed.clear()
         for ahead in left:
-            if not ahead.future.cancel():
-                self.stats.waste(ahead.name)
+            ahead.unused(self.stats)
         # what refers back to this object (the builder's hook, the session, frames) goes now: a trace
         # leaves nothing for the cyclic collector
         self.builder.on_round = None

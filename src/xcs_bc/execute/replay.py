@@ -31,7 +31,7 @@ import types
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey
@@ -83,6 +83,9 @@ class Stats:
         return "Stats(" + ", ".join(f"{name}={getattr(self, name)}" for name in names) + ")"
 
 
+_I = TypeVar("_I", bound="Issued")
+
+
 @dataclass
 class Issued:
     """A call issued ahead: what it was handed (see `as_handed`) and its future."""
@@ -92,6 +95,25 @@ class Issued:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: Future[Any]
+
+    @classmethod
+    def handing(
+        cls: type[_I],
+        name: str,
+        callee: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: Future[Any],
+    ) -> _I:
+        """The record of a call just issued, its arguments kept as they were handed (`as_handed`)."""
+        return cls(
+            name, callee, tuple(map(as_handed, args)), {k: as_handed(v) for k, v in kwargs.items()}, future
+        )
+
+    def unused(self, stats: Stats) -> None:
+        """The run will not use this call: cancelled, or counted as wasted if it had started."""
+        if not self.future.cancel():
+            stats.waste(self.name)
 
 
 class Replay:
@@ -193,11 +215,10 @@ class Replay:
                     if not self.issued[mate].future.done():
                         self.waiting.setdefault(mate, []).append(op_id)
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
-                handed = tuple(map(as_handed, args)), {name: as_handed(v) for name, v in kwargs.items()}
                 future = self._submit(callee, args, kwargs)
                 if future is None:
                     continue  # it runs in its turn
-                self.issued[op_id] = Issued(recipe.op.name, callee, *handed, future)
+                self.issued[op_id] = Issued.handing(recipe.op.name, callee, args, kwargs, future)
                 if holds is None:
                     self.guesses.add(op_id)
                     self.unsure.add(op_id)
@@ -378,7 +399,7 @@ class Replay:
             return self._in_place(op_id, fn, args, kwargs)
         if not same_call(issued, fn, args, kwargs):
             if guessed:
-                self._unused(issued)
+                issued.unused(self.stats)
             else:
                 self._mispredicted(op_id, issued)
             return self._in_place(op_id, fn, args, kwargs)
@@ -479,12 +500,7 @@ class Replay:
         self.stats.bump("mispredictions")
         self.mispredicted = True
         self.plan.mispredicted.add(self.origin[op_id])
-        self._unused(issued)
-
-    def _unused(self, issued: Issued) -> None:
-        """A call issued ahead that the run will not use: cancelled, or wasted if it had started."""
-        if not issued.future.cancel():
-            self.stats.waste(issued.name)
+        issued.unused(self.stats)
 
     def finish(self) -> None:
         """Cancel planned calls the run did not reach; count those already under way as wasted."""
@@ -493,7 +509,7 @@ class Replay:
             leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
             self.consumed.update(self.issued)
         for issued in leftover:
-            self._unused(issued)
+            issued.unused(self.stats)
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1

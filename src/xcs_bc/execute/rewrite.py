@@ -259,10 +259,10 @@ def _rebuild(
     edits: dict[int, list[Any]] = {}  # (instructions and labels)
     for call in chosen:
         site = sites[call.offset]
-        gated = gate is not None
-        edits.update(
-            _gated_edits(instrs, call, site, gate, origin) if gated else _site_edits(instrs, call, site)
-        )
+        if gate is None:
+            edits.update(_site_edits(instrs, call, site))
+        else:
+            edits.update(_gated_edits(instrs, call, site, gate, origin))
     for off, new in _loader_partners(instrs, calls, chosen).items():
         origin[id(new[0])] = off
         edits[off] = new
@@ -315,21 +315,15 @@ def _gated_edits(
     instrs: dict[int, Instr], call: Call, site: _Site, gate: Any, origin: dict[int, int]
 ) -> dict[int, list[Any]]:
     """Offset -> replacement instructions, for one gated site: ``if key in armed:`` the dispatching
-    call (see `_dispatching_call`), ``else:`` the original instructions (PRECALL / KW_NAMES and the
-    call), which keep their offsets in `origin`."""
-    steps = _steps(call)
-    edits: dict[int, list[Any]] = {off: [] for off in call.drop}
-    kwnames: tuple[str, ...] = ()
-    for off in call.drop:
-        if instrs[off].name == "KW_NAMES":
-            kwnames = _arg(instrs[off])
-    if call.loader is not None:
-        loads = _attribute_load(instrs[call.loader])
-        origin[id(loads[0])] = call.loader  # the load itself; PUSH_NULL and SWAP are inserted
-        edits[call.loader] = loads
+    call of `_site_edits`, ``else:`` the original instructions (PRECALL / KW_NAMES and the call),
+    which keep their offsets in `origin`."""
+    edits: dict[int, list[Any]] = dict(_site_edits(instrs, call, site))
+    if call.loader is not None:  # the load itself; the PUSH_NULL and SWAP after it are inserted
+        origin[id(edits[call.loader][0])] = call.loader
+    served = edits[call.offset]
     at = instrs[call.offset]
     plain, after = Label(), Label()
-    originals = [instrs[off] for off in steps]
+    originals = [instrs[off] for off in _steps(call)]
     if originals[-1].name == "CALL_METHOD":  # 3.10: its loader now pushes the bound method alone
         originals[-1] = _op("CALL_FUNCTION", at, _arg(at))
         origin[id(originals[-1])] = call.offset
@@ -339,7 +333,6 @@ def _gated_edits(
     elif VERSION >= (3, 11):
         test.insert(0, _op("PUSH_NULL", at))
     jump = "POP_JUMP_FORWARD_IF_FALSE" if VERSION == (3, 11) else "POP_JUMP_IF_FALSE"
-    served = _dispatching_call(at, site, kwnames, call.form == "self")
     edits[call.offset] = [
         *test,
         *_invoke(1, at),

@@ -40,7 +40,8 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 
 def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
-    ended = b.round_mark()  # what the round that ends here left behind (see execute.first)
+    # what the round that ends here left behind, for a hook on loops' second rounds (execute.first)
+    ended = b.round_mark() if b.on_round is not None else ()
     (it,) = fs.pop(1)
     state = b.iters.get(identity(it))
     if state is not None and state.iterator.operands is not it.operands:
@@ -86,7 +87,6 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     index = len(state.op_starts)
     state.op_starts.append(len(b.ops))
     state.decision_starts.append(len(b.decisions))
-    state.marks.append(b.round_mark())
     if positional(iterable) and index < len(iterable.operands):
         item = iterable.operands[index]
     elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
@@ -96,8 +96,11 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
             step(iterable, "iter", index, peek_iter_item(iterable.value, index))
         )
     fs.push(item)
-    state.items.append(item)
-    if index == 1 and b.on_round is not None:  # its first round is observed: the rest may go ahead
+    if b.on_round is None:
+        return
+    if index == 0:
+        state.first_item, state.first_mark = item, b.round_mark()
+    elif index == 1:  # its first round is observed: the rest may go ahead
         b.on_round(b, fs, state, ended)
 
 
