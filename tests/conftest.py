@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from xcs_bc.execute import limits
+
 
 @pytest.fixture(autouse=True, scope="session")
 def unfrozen_at_the_end() -> Iterator[None]:
@@ -41,3 +43,17 @@ def no_gc_pauses() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def limits_as_they_were() -> Iterator[None]:
+    """Limits hold across the process: what a test names with `xcs.limit`, and what overloads
+    teach the limits it meets, is forgotten after it."""
+    targets, hosts = dict(limits._targets), dict(limits._hosts)
+    yield
+    limits._targets.clear()
+    limits._targets.update(targets)
+    limits._hosts.clear()
+    limits._hosts.update(hosts)
+    if limits._others.rejected:
+        limits._others = limits.Limit("other callees")

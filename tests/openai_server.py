@@ -11,6 +11,12 @@ thread-safely, so tests can check that exactly the expected calls were made.
         ...
         server.requests  # [(model, messages), ...] in arrival order
 
+Like a real provider, it can refuse work: with `max_in_flight=n` a request
+that arrives while n others are being answered gets HTTP 429 at once (counted
+in `rejected`, not in `requests`), and a request whose last user message
+contains `fail_on` gets HTTP 400.  `peak` is the most requests it answered at
+once, `arrivals` the `time.monotonic()` of every request that reached it.
+
 It binds an ephemeral port on 127.0.0.1 only and answers only the requests
 the tests send it; `close()` (or leaving the `with` block) stops it.
 """
@@ -63,33 +69,46 @@ class _Handler(BaseHTTPRequestHandler):
                 400, {"error": {"message": "streaming is not supported", "type": "invalid_request_error"}}
             )
             return
-        self.server.record(model, messages)
-        time.sleep(self.server.latency)
+        if not self.server.admit():
+            self._send(429, {"error": {"message": "too many requests in flight", "type": "rate_limit"}})
+            return
+        try:  # (the request leaves the count before its answer is sent: the client may send the next)
+            last = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+            fail_on = self.server.fail_on
+            if fail_on is not None and fail_on in str(last):
+                status = 400
+                payload = {"error": {"message": f"refused: {fail_on}", "type": "invalid_request_error"}}
+            else:
+                self.server.record(model, messages)
+                time.sleep(self.server.latency)
+                status, payload = 200, self._answer(model, messages)
+        finally:
+            self.server.leave()
+        self._send(status, payload)
+
+    def _answer(self, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
         content = reply_for(model, messages)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         completion_tokens = len(content.split())
-        self._send(
-            200,
-            {
-                "id": f"chatcmpl-{self.server.next_id()}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+        return {
+            "id": f"chatcmpl-{self.server.next_id()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
-        )
+        }
 
     def do_GET(self) -> None:  # noqa: N802
         self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
@@ -110,12 +129,33 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True  # server_close() joins the handler threads
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, max_in_flight: int | None, fail_on: str | None) -> None:
         super().__init__((HOST, 0), _Handler)
         self.latency = latency
+        self.max_in_flight = max_in_flight
+        self.fail_on = fail_on
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.log: list[tuple[str, list[dict[str, Any]]]] = []
+        self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.peak = 0
+        self.rejected = 0
+
+    def admit(self) -> bool:
+        """A request arrives: False (429) when `max_in_flight` others are being answered."""
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+                self.rejected += 1
+                return False
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def record(self, model: str, messages: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -129,8 +169,10 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIServer:
     """A threaded OpenAI-compatible server on 127.0.0.1 with a fixed latency per request."""
 
-    def __init__(self, latency: float = 0.1) -> None:
-        self._server = _Server(latency)
+    def __init__(
+        self, latency: float = 0.1, *, max_in_flight: int | None = None, fail_on: str | None = None
+    ) -> None:
+        self._server = _Server(latency, max_in_flight, fail_on)
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://{HOST}:{self.port}/v1"
         self._thread = threading.Thread(
@@ -151,6 +193,24 @@ class FakeOpenAIServer:
         """(model, messages) of every request so far, in arrival order (a copy)."""
         with self._server._lock:
             return list(self._server.log)
+
+    @property
+    def peak(self) -> int:
+        """The most requests answered at once (a refused one is not answered)."""
+        with self._server._lock:
+            return self._server.peak
+
+    @property
+    def rejected(self) -> int:
+        """Requests refused with 429 (`max_in_flight`)."""
+        with self._server._lock:
+            return self._server.rejected
+
+    @property
+    def arrivals(self) -> list[float]:
+        """`time.monotonic()` of every request that reached the server, refused ones too (a copy)."""
+        with self._server._lock:
+            return list(self._server.arrivals)
 
     @property
     def count(self) -> int:

@@ -35,6 +35,7 @@ PUBLIC = [
     "Executor",
     "IRError",
     "JittedFunction",
+    "Limit",
     "MISSING",
     "OpType",
     "Operation",
@@ -48,6 +49,7 @@ PUBLIC = [
     "XCSError",
     "capture",
     "jit",
+    "limit",
 ]
 
 

@@ -29,6 +29,7 @@ from xcs_bc.analyze.patterns import Pattern
 from xcs_bc.capture import capture
 from xcs_bc.errors import CaptureError, ConfigError, IRError, UnsupportedCodeError, XCSError
 from xcs_bc.execute.executor import Executor
+from xcs_bc.execute.limits import Limit, limit
 from xcs_bc.execute.replay import Stats
 from xcs_bc.ir import MISSING, ComputationGraph, Operation, OpType, PathStep, Site, Source, ValueRef
 from xcs_bc.ir.passes import CriticalPath
@@ -48,6 +49,7 @@ __all__ = [
     "Executor",
     "IRError",
     "JittedFunction",
+    "Limit",
     "OpType",
     "Operation",
     "PathStep",
@@ -60,6 +62,7 @@ __all__ = [
     "XCSError",
     "capture",
     "jit",
+    "limit",
 ]
 
 _DISTRIBUTION = "xcs-bc"

@@ -445,9 +445,12 @@ class JittedFunction(Generic[P, R]):
             lines.append(f"  runs plainly: {self._refusal}")
         if self._speculation is not None:
             lines.append(f"  {self._speculation.describe()}")
-        wasted = dict(self.stats.wasted_by_callee)
-        if wasted:
-            lines.append("  wasted: " + ", ".join(f"{callee} x{n}" for callee, n in sorted(wasted.items())))
+        for counter, what in (("wasted", "wasted"), ("rejected", "rejected as overloaded, made again")):
+            counts = dict(getattr(self.stats, f"{counter}_by_callee"))
+            if counts:
+                lines.append(
+                    f"  {what}: " + ", ".join(f"{callee} x{n}" for callee, n in sorted(counts.items()))
+                )
         with self._lock:
             plans = list(self._plans)
             notes = list(self._notes)
@@ -680,7 +683,8 @@ def jit(
     `served` from calls made ahead, `in_place`, `mispredictions`, `wasted` calls made ahead
     that the run did not need and `wasted_by_callee`, `guard_misses`, `resized` replays for
     other loop lengths, `speculated` calls issued on a guess, `served_in_trace` calls of a
-    traced call served from a loop's later rounds issued ahead) and
+    traced call served from a loop's later rounds issued ahead, `rejected` attempts an API
+    answered as overloaded, which were made again, and `rejected_by_callee`) and
     `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
     turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
     `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import sys
 import threading
 import time
 import types
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +58,9 @@ from xcs_bc.build.frames import FrameState
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
-from xcs_bc.execute.executor import Executor, runs_in_process, wait_result
-from xcs_bc.execute.replay import Issued, Stats, same_call
+from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
+from xcs_bc.execute.limits import NOT_SERVED, Withdrawn, call_in_turn, issue_ahead, served_result, take_over
+from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold
@@ -215,15 +218,19 @@ class FirstCall:
         with self.lock:
             if self.finished:
                 return
-            try:
-                future = self.executor.submit(self.context.copy().run, timed, *args, **kwargs)
-            except Exception:  # noqa: BLE001 - e.g. the executor was shut down: it runs in its turn
-                return
+            future = issue_ahead(self.executor, self.context, True, callee, args, kwargs, run=timed)
+            future.add_done_callback(functools.partial(self._arrived, name))
             ahead = _Ahead.handing(name, callee, args, kwargs, future)
             ahead.started = started
             self.pending.setdefault(key, []).append(ahead)
             self.gated.armed.add(key)
             self.issued += 1
+
+    def _arrived(self, name: str, future: Future[Any]) -> None:
+        """An attempt answered as overloaded is counted (the run makes the call in its turn)."""
+        withdrawn = None if future.cancelled() else future.exception()
+        if isinstance(withdrawn, Withdrawn) and withdrawn.rejected is not None:
+            self.stats.per_callee("rejected", name)
 
     # -- serving ----------------------------------------------------------------------------------
 
@@ -240,12 +247,18 @@ class FirstCall:
             other.unused(self.stats)
         started = time.perf_counter()
         try:
-            if ahead is None or ahead.future.cancel():
-                result = fn(*args, **kwargs)
+            room, result = None, NOT_SERVED
+            if ahead is not None:
+                cancelled, room = take_over(ahead.future)
+                if not cancelled:
+                    wait_done(ahead.future)
+                    result = served_result(ahead.future)  # (its exception, raised here)
+            if result is NOT_SERVED:  # (none, not started, or e.g. answered as overloaded)
+                result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, None, fn), room)
             else:
+                assert ahead is not None
                 self.stats.bump("served_in_trace")
                 self.served += 1
-                result = wait_result(ahead.future)
                 started = ahead.started[0] if ahead.started else started
         except BaseException:
             self._served(frame, key, fn, args, kwargs, MISSING, started)

@@ -28,17 +28,29 @@ import functools
 import sys
 import threading
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey
-from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done, wait_result
+from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done
+from xcs_bc.execute.limits import (
+    NOT_SERVED,
+    RETRIES_AHEAD,
+    Room,
+    Withdrawn,
+    backoff,
+    call_in_turn,
+    issue_ahead,
+    later,
+    served_result,
+    take_over,
+)
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.execute.speculation import Speculation
-from xcs_bc.ir.values import class_lookup
+from xcs_bc.ir.values import class_lookup, describe_callee
 from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
@@ -62,7 +74,9 @@ class Stats:
     resized: int = 0  # replays of a plan's loops for other lengths than traced (no new trace)
     speculated: int = 0  # calls issued on a guess, before the branches they are under were decided
     served_in_trace: int = 0  # calls of traced calls served from a loop's later rounds issued ahead
+    rejected: int = 0  # attempts the API answered as overloaded, made again (see execute.limits)
     wasted_by_callee: dict[str, int] = field(default_factory=dict)  # `wasted`, per callee
+    rejected_by_callee: dict[str, int] = field(default_factory=dict)  # `rejected`, per callee
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str) -> None:
@@ -70,11 +84,13 @@ class Stats:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
 
-    def waste(self, callee: str) -> None:
-        """Count a call made ahead that the run did not use."""
+    def per_callee(self, name: str, callee: str) -> None:
+        """Add one to `name` (`wasted`: a call made ahead that the run did not use; `rejected`: an
+        attempt answered as overloaded) and to its count for `callee`."""
         with self._lock:
-            self.wasted += 1
-            self.wasted_by_callee[callee] = self.wasted_by_callee.get(callee, 0) + 1
+            setattr(self, name, getattr(self, name) + 1)
+            by_callee: dict[str, int] = getattr(self, f"{name}_by_callee")
+            by_callee[callee] = by_callee.get(callee, 0) + 1
 
     def __str__(self) -> str:
         names = [
@@ -90,7 +106,7 @@ _I = TypeVar("_I", bound="Issued")
 class Issued:
     """A call issued ahead: what it was handed (see `as_handed`) and its future."""
 
-    name: str  # the planned operation's, for stats.wasted_by_callee
+    name: str  # the planned operation's, for stats.wasted_by_callee and rejected_by_callee
     callee: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -113,7 +129,7 @@ class Issued:
     def unused(self, stats: Stats) -> None:
         """The run will not use this call: cancelled, or counted as wasted if it had started."""
         if not self.future.cancel():
-            stats.waste(self.name)
+            stats.per_callee("wasted", self.name)
 
 
 class Replay:
@@ -165,6 +181,7 @@ class Replay:
         self.guesses: set[int] = set()  # calls issued on a guess (see speculation)
         self.unsure: set[int] = set()  # those of them whose branches are not decided yet
         self.lost = 0  # guesses whose branches went the other way after they had started
+        self.rejections: dict[int, int] = {}  # planned call -> its attempts answered as overloaded
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
 
@@ -217,7 +234,7 @@ class Replay:
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
                 future = self._submit(callee, args, kwargs)
                 if future is None:
-                    continue  # it runs in its turn
+                    continue  # it runs in its turn (and the executor cannot take a call of this run)
                 self.issued[op_id] = Issued.handing(recipe.op.name, callee, args, kwargs, future)
                 if holds is None:
                     self.guesses.add(op_id)
@@ -238,16 +255,12 @@ class Replay:
         return self.speculation is not None and self.speculation.allows(callee)
 
     def _submit(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any] | None:
-        """Issue one call (with a copy of the run's contextvars where the executor runs it in this
-        process), or None when the executor will not take it: it then runs in its turn."""
-        try:
-            if self.in_process:
-                return self.executor.submit(self.context.copy().run, callee, *args, **kwargs)
-            if not can_submit(self.executor, callee, args, kwargs):
-                return None
-            return self.executor.submit(callee, *args, **kwargs)
-        except Exception:  # noqa: BLE001 - e.g. the executor was shut down: the call runs in place
+        """Issue one call within its API's limit (with a copy of the run's contextvars where the
+        executor runs it in this process), or None when the executor cannot take it: it then runs in
+        its turn."""
+        if not self.in_process and not can_submit(self.executor, callee, args, kwargs):
             return None
+        return issue_ahead(self.executor, self.context, self.in_process, callee, args, kwargs)
 
     def _cache_mate(
         self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, running: bool
@@ -283,7 +296,11 @@ class Replay:
         if self.waiting:  # (only calls of an lru_cache wrapper ever wait: no lock for the others)
             with self.lock:
                 waiting = self.waiting.pop(op_id, [])
-        if future.exception() is not None:
+        exc = future.exception()
+        if isinstance(exc, Withdrawn):
+            self._withdrawn(op_id, future, exc)
+            return  # (`waiting`: they run in their turn)
+        if exc is not None:
             return  # the real run will meet the exception at the call site (and `waiting` theirs)
         self._record(op_id, future.result())
         if waiting:
@@ -303,6 +320,34 @@ class Replay:
         if ready:
             self._issue(ready)
 
+    def _withdrawn(self, op_id: int, future: Future[Any], withdrawn: Withdrawn) -> None:
+        """A call issued ahead that the API answered as overloaded (or that was never made) is not
+        served: it is issued again after a back-off, at most `RETRIES_AHEAD` times, unless the run
+        has ended or reached it (it then makes the call itself, see `dispatch`)."""
+        with self.lock:
+            issued = self.issued.get(op_id)
+            if issued is None or issued.future is not future:
+                return
+            if withdrawn.rejected is not None:
+                self.stats.per_callee("rejected", issued.name)
+            if self.finished or op_id in self.consumed:
+                return
+            self._forget(op_id)
+            tries = self.rejections[op_id] = self.rejections.get(op_id, 0) + 1
+        if withdrawn.rejected is not None and tries < RETRIES_AHEAD:
+            later(backoff(tries, withdrawn.rejected), functools.partial(self._issue, [op_id]))
+
+    def _forget(self, op_id: int) -> None:
+        """A call issued ahead that will not be served is as if never issued.  Under the lock."""
+        del self.issued[op_id]
+        self.guesses.discard(op_id)
+        self.unsure.discard(op_id)
+        if op_id in self.memoized:
+            self.memoized.remove(op_id)
+        site = self.site_of.get(op_id)
+        if site is not None:
+            self.open_at.get(site, {}).pop(op_id, None)
+
     def _settle(self) -> None:
         """Guesses whose branches are now decided: confirmed, or (the branches go the other way)
         cancelled, as if never issued, or, already started, lost.  Under the lock."""
@@ -314,10 +359,7 @@ class Replay:
             if holds or op_id in self.consumed:
                 continue
             if self.issued[op_id].future.cancel():
-                del self.issued[op_id]
-                site = self.site_of.get(op_id)
-                if site is not None:
-                    self.open_at.get(site, {}).pop(op_id, None)
+                self._forget(op_id)
             else:  # (wasted when the run ends, unless it makes this very call after all)
                 self.lost += 1
 
@@ -404,13 +446,17 @@ class Replay:
                 self._mispredicted(op_id, issued)
             return self._in_place(op_id, fn, args, kwargs)
         self.stats.bump("served")
-        if issued.future.cancel():
+        cancelled, room = take_over(issued.future)
+        if cancelled:
             # not started yet (or cancelled by someone else, e.g. an executor shut down with
-            # cancel_futures): the pool will never run it, so this thread makes the call itself rather
-            # than wait for a slot that its own waiter may hold (nested or recursive jitted calls on
-            # one pool would deadlock)
+            # cancel_futures): the pool will never run it, so this thread makes the call itself (in the
+            # room it held under its API's limit) rather than wait for a slot that its own waiter may
+            # hold (nested or recursive jitted calls on one pool would deadlock)
+            return self._in_place(op_id, fn, args, kwargs, counted=True, room=room)
+        wait_done(issued.future)
+        result = served_result(issued.future)  # re-raises the call's own exception here
+        if result is NOT_SERVED:  # e.g. answered as overloaded: made again here
             return self._in_place(op_id, fn, args, kwargs, counted=True)
-        result = wait_result(issued.future)  # re-raises the call's own exception here
         if self.extending:  # before the run reads it: a loop over it is extended first (see _extend)
             self._record(op_id, result)
         return result
@@ -461,13 +507,16 @@ class Replay:
         kwargs: dict[str, Any],
         *,
         counted: bool = False,
+        room: Room | None = None,
     ) -> Any:
-        """Make the real call on this thread; `counted` when it was counted as served."""
+        """Make the real call on this thread; `counted` when it was counted as served; `room`: the
+        room under its API's limit it took over from the same call issued ahead."""
         if not counted:
             self.stats.bump("in_place")
         if memo_wrapper(fn) is not None:
             self._await_cache_mates(fn, args, kwargs)
-        result = fn(*args, **kwargs)
+        name = self.recipes[op_id].op.name if op_id is not None else None
+        result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
         if op_id is not None:
             self._record(op_id, result)
             with self.lock:
@@ -516,6 +565,11 @@ class Replay:
         elif self.plan.forks and self.schedule is self.plan.schedule:
             # where the results went a way the trace did not: a later call is traced to learn that arm
             self.plan.strayed |= strays(self.plan, self.env)
+
+
+def rejected_counter(stats: Stats, name: str | None, fn: Any) -> Callable[[], None]:
+    """What counts an attempt of a call in its turn answered as overloaded (`name`: its operation's)."""
+    return lambda: stats.per_callee("rejected", name or describe_callee(fn))
 
 
 # -- memoized callees: calls that may share an lru_cache entry are not made at once -------------------
