@@ -46,6 +46,7 @@ from xcs_bc.execute.cached import CachedPlan
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
 from xcs_bc.execute.first import FirstCall, first_call
+from xcs_bc.execute.many import run_many
 from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.execute.speculation import speculation
 from xcs_bc.ir.values import peek_attr
@@ -149,6 +150,27 @@ class JittedFunction(Generic[P, R]):
         if self._lesson(*found[:2]):
             return self._trace(call_args, kwargs, env, learn=found[0])
         return self._replay(*found, call_args, kwargs, env)
+
+    def map(
+        self,
+        items: Iterable[Any],
+        /,
+        *args: Any,
+        concurrency: int = 8,
+        progress: bool | Callable[[int, int], Any] = False,
+        **kwargs: Any,
+    ) -> list[R]:
+        """`[self(item, *args, **kwargs) for item in items]`, `concurrency` items at a time.
+
+        The first item runs alone (it is the call traced; the others replay its plan), results
+        come in the items' order, and when an item raises no item after it starts and the first
+        exception in the items' order is raised, as the loop would.  Items after it already
+        running finish, their results dropped.  `progress=True` writes `done/total` to stderr as
+        items finish; a callable gets (done, total).  Limits named with `xcs.limit` hold across
+        the items.  ConfigError for a `concurrency` that is not an int >= 1 or a `progress` that
+        is neither a bool nor a callable.
+        """
+        return run_many(self, self._fn.__qualname__, items, args, kwargs, concurrency, progress)
 
     @overload
     def __get__(self, instance: None, owner: type | None = None) -> JittedFunction[P, R]: ...
