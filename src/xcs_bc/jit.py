@@ -73,7 +73,8 @@ _log = logging.getLogger("xcs_bc")
 
 
 class JittedFunction(Generic[P, R]):
-    """What `xcs.jit(fn)` returns: call it as `fn`; `stats` and `explain()` say what it did.
+    """What `xcs.jit(fn)` returns: call it as `fn` (or `map` it over many inputs); `stats` and
+    `explain()` say what it did.
 
     It keeps `fn`'s name, docstring, signature and `__wrapped__`, binds as a method when it
     decorates one (`obj.method` shares plans and stats), and `inspect`'s predicates

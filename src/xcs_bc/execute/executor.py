@@ -21,7 +21,7 @@ The pools xcs makes (`ThreadPool`) differ from `ThreadPoolExecutor` in two ways:
   `threading.Thread` waits on an Event, whose `Condition.wait` an interrupt can
   leave with its lock released twice).
 
-`wait_done` and `wait_result` wait for a future in the same interrupt-safe way.
+`wait_done` waits for a future in the same interrupt-safe way.
 """
 
 from __future__ import annotations
@@ -156,12 +156,6 @@ def wait_done(future: Future[Any]) -> None:
     done.acquire()
     future.add_done_callback(lambda _: done.release())
     done.acquire()
-
-
-def wait_result(future: Future[Any]) -> Any:
-    """`future.result()`, waited for with `wait_done`."""
-    wait_done(future)
-    return future.result()
 
 
 _default: ThreadPool | None = None

@@ -176,13 +176,12 @@ class Limit:
         self._wake_at = at
 
         def wake() -> None:
-            time.sleep(max(0.0, at - time.monotonic()))
             with self._lock:
                 if self._wake_at == at:
                     self._wake_at = math.inf
             self._pump()
 
-        _thread.start_new_thread(wake, ())
+        later(max(0.0, at - time.monotonic()), wake)
 
     def _release(self, number: int, overload: bool | None) -> None:
         """A call ends: `overload` when the API said it was overloaded, None when it was never made."""
