@@ -32,6 +32,7 @@ PUBLIC = [
     "ComputationGraph",
     "ConfigError",
     "CriticalPath",
+    "DaskExecutor",
     "Executor",
     "IRError",
     "JittedFunction",
