@@ -15,7 +15,9 @@
 - The call runs on a worker: it gets its own copy of the callee and arguments
   in a cluster with worker processes (an in-process `LocalCluster` shares
   them), and it does not see the run's contextvars.  The result comes back
-  pickled when it crosses processes.
+  pickled when it crosses processes: a result that cannot be pickled fails on
+  the worker, and that failure reaches the run as the call's error (not told
+  apart from the call's own; documented: such calls need results that pickle).
 
 It pays when the slow calls are CPU-heavy tools or local model inference that
 one machine cannot run enough of at once; for calls to a remote API a thread
