@@ -197,6 +197,13 @@ class Limit:
         if self._waiting or self._queue:  # (one who joins them later takes the room this gives back)
             self._pump()
 
+    def _ended_with(self, number: int, outcome: Any) -> bool:
+        """A call that was made ends with `outcome` (its exception or result): its room is given back,
+        and the answer is whether the API said it was overloaded."""
+        over = overloaded(outcome, self.overload)
+        self._release(number, over)
+        return over
+
     # -- the real run's calls -----------------------------------------------------------------------
 
     def _acquire(self) -> int:
@@ -248,15 +255,13 @@ class Limit:
                     result = fn(*args, **kwargs)
                     made = True
                 except BaseException as exc:
-                    over = overloaded(exc, self.overload)
-                    self._release(number, over)
+                    over = self._ended_with(number, exc)
                     if alone or not over or not _alone.overlapped(mark):
                         raise
                 finally:
                     _here.held.pop()
                 if made:
-                    over = overloaded(result, self.overload)
-                    self._release(number, over)
+                    over = self._ended_with(number, result)
                     if alone or not over or not _alone.overlapped(mark):
                         return result
                 rejected()
@@ -332,9 +337,7 @@ class Limit:
         number = self._take_now()
         exc, result = self._make(callee, args, kwargs)
         outcome = exc if exc is not None else result
-        over = overloaded(outcome, self.overload)
-        self._release(number, over)
-        if over:
+        if self._ended_with(number, outcome):
             raise Withdrawn(outcome)
         if exc is not None:
             raise exc
@@ -394,10 +397,9 @@ class Limit:
         self._ended(future, number, exc, done.result() if exc is None else None)
 
     def _ended(self, future: Future[Any], number: int, exc: BaseException | None, result: Any) -> None:
-        over = overloaded(exc if exc is not None else result, self.overload)
-        self._release(number, over)  # (before the run wakes: its next call may need the room)
-        if over:
-            future.set_exception(Withdrawn(exc if exc is not None else result))
+        outcome = exc if exc is not None else result
+        if self._ended_with(number, outcome):  # (room given back before the run wakes: it may need it)
+            future.set_exception(Withdrawn(outcome))
         elif exc is not None:
             future.set_exception(exc)
         else:
