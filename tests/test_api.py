@@ -42,6 +42,7 @@ PUBLIC = [
     "Operation",
     "PathStep",
     "Pattern",
+    "RayExecutor",
     "Site",
     "Source",
     "Stats",

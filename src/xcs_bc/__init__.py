@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from xcs_bc.analyze.patterns import Pattern
 from xcs_bc.capture import capture
 from xcs_bc.errors import CaptureError, ConfigError, IRError, UnsupportedCodeError, XCSError
-from xcs_bc.execute.cluster import DaskExecutor
+from xcs_bc.execute.cluster import DaskExecutor, RayExecutor
 from xcs_bc.execute.executor import Executor
 from xcs_bc.execute.limits import Limit, limit
 from xcs_bc.execute.replay import Stats
@@ -56,6 +56,7 @@ __all__ = [
     "Operation",
     "PathStep",
     "Pattern",
+    "RayExecutor",
     "Site",
     "Source",
     "Stats",

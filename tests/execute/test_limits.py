@@ -20,7 +20,7 @@ import requests
 
 import xcs_bc as xcs
 from xcs_bc.execute import apis, limits
-from xcs_bc.execute.limits import NOT_SERVED, Limit, Withdrawn, issue_ahead, limit_for, served_result
+from xcs_bc.execute.limits import Limit, Withdrawn, answered, issue_ahead, limit_for
 
 MIN_MS = 20.0
 
@@ -278,7 +278,7 @@ def test_an_executor_that_is_shut_down_withdraws_the_call() -> None:
     pool = ThreadPoolExecutor(1)
     pool.shutdown()
     future = Limit("x").issue(pool.submit, len, ("abc",), {}, in_process=True)
-    assert served_result(future) is NOT_SERVED and isinstance(future.exception(), Withdrawn)
+    assert not answered(future) and isinstance(future.exception(), Withdrawn)
 
 
 # -- overloads -----------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
-from xcs_bc.execute.limits import NOT_SERVED, Withdrawn, call_in_turn, issue_ahead, served_result, take_over
+from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
@@ -247,19 +247,20 @@ class FirstCall:
             other.unused(self.stats)
         started = time.perf_counter()
         try:
-            room, result = None, NOT_SERVED
+            room, served = None, False
             if ahead is not None:
                 cancelled, room = take_over(ahead.future)
                 if not cancelled:
                     wait_done(ahead.future)
-                    result = served_result(ahead.future)  # (its exception, raised here)
-            if result is NOT_SERVED:  # (none, not started, or e.g. answered as overloaded)
+                    served = answered(ahead.future)
+            if not served:  # (none, not started, or e.g. answered as overloaded)
                 result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, None, fn), room)
             else:
                 assert ahead is not None
                 self.stats.bump("served_in_trace")
                 self.served += 1
                 started = ahead.started[0] if ahead.started else started
+                result = ahead.future.result()  # (its exception, raised here)
         except BaseException:
             self._served(frame, key, fn, args, kwargs, MISSING, started)
             raise

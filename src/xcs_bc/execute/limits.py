@@ -45,7 +45,7 @@ import types
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from typing import Any
 
 from xcs_bc.errors import ConfigError
@@ -406,21 +406,12 @@ class Limit:
             future.set_result(result)
 
 
-NOT_SERVED = object()  # what `served_result` gives for a call issued ahead that the run must make itself
-
-
-def served_result(future: Future[Any]) -> Any:
-    """The result of a call issued ahead, now done (its own exception raised here), or `NOT_SERVED`
-    when the run must make the call itself: cancelled (by its executor), or withdrawn (`Withdrawn`).
-    (The run's own call is made after this returns, so that its exception does not chain to ours.)"""
-    try:
-        return future.result()
-    except Withdrawn:
-        return NOT_SERVED
-    except CancelledError:
-        if future.cancelled():
-            return NOT_SERVED
-        raise  # (the call's own)
+def answered(future: Future[Any]) -> bool:
+    """Does a call issued ahead, now done, hold its own outcome (its result, or its exception)?  Not
+    when it was cancelled (by its executor) or withdrawn (`Withdrawn`): the run makes the call itself.
+    (A bool, so that the run's own call is not made inside an except block: its exception would
+    chain to ours.)"""
+    return not future.cancelled() and not isinstance(future.exception(), Withdrawn)
 
 
 class _Ahead(Future[Any]):

@@ -37,15 +37,14 @@ from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, can_submit, runs_in_process, wait_done
 from xcs_bc.execute.limits import (
-    NOT_SERVED,
     RETRIES_AHEAD,
     Room,
     Withdrawn,
+    answered,
     backoff,
     call_in_turn,
     issue_ahead,
     later,
-    served_result,
     take_over,
 )
 from xcs_bc.execute.rewrite import Dispatch
@@ -445,7 +444,7 @@ class Replay:
             else:
                 self._mispredicted(op_id, issued)
             return self._in_place(op_id, fn, args, kwargs)
-        self.stats.bump("served")
+        self.stats.bump("served")  # (found issued: served, or taken over if not started; see Stats)
         cancelled, room = take_over(issued.future)
         if cancelled:
             # not started yet (or cancelled by someone else, e.g. an executor shut down with
@@ -454,9 +453,9 @@ class Replay:
             # hold (nested or recursive jitted calls on one pool would deadlock)
             return self._in_place(op_id, fn, args, kwargs, counted=True, room=room)
         wait_done(issued.future)
-        result = served_result(issued.future)  # re-raises the call's own exception here
-        if result is NOT_SERVED:  # e.g. answered as overloaded: made again here
+        if not answered(issued.future):  # e.g. answered as overloaded, or lost by a cluster: made here
             return self._in_place(op_id, fn, args, kwargs, counted=True)
+        result = issued.future.result()  # re-raises the call's own exception here
         if self.extending:  # before the run reads it: a loop over it is extended first (see _extend)
             self._record(op_id, result)
         return result
