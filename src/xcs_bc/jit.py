@@ -20,7 +20,7 @@ the others; after three traces in a row that found nothing to issue ahead
 not count toward that (a cold upstream may fail the first calls): after k of
 them in a row, the next 2**(k-1) - 1 calls that would be traced (at most
 `_MAX_BACKOFF`) run plainly, then one is traced again.  Functions the jit
-cannot replay (generators, coroutines, code the rewriter refuses) run plainly,
+cannot replay (generators, async generators, code the rewriter refuses) run plainly,
 and `explain()` says why.
 """
 
@@ -41,7 +41,8 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 from xcs_bc._compat import CO_GENERATOR_LIKE
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.capture import check_min_call_ms
-from xcs_bc.errors import CaptureError, ConfigError, XCSError
+from xcs_bc.errors import CaptureError, ConfigError, UnsupportedCodeError, XCSError
+from xcs_bc.execute.awaits import twin
 from xcs_bc.execute.cached import CachedPlan
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
@@ -49,6 +50,7 @@ from xcs_bc.execute.first import FirstCall, first_call
 from xcs_bc.execute.many import run_many
 from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.execute.speculation import speculation
+from xcs_bc.execute.trampoline import run as run_on_twin_thread
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
 from xcs_bc.observe.foreign import foreign_hook
@@ -96,6 +98,7 @@ class JittedFunction(Generic[P, R]):
         max_wasted_per_call: int = 8,
     ) -> None:
         target, self._bound_self = _unwrap(fn)
+        self._target = target
         self._fn = target
         self._min_call_ms = check_min_call_ms(min_call_ms)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
@@ -116,6 +119,7 @@ class JittedFunction(Generic[P, R]):
         self._executor = executor
         self._signature = inspect.signature(target)
         self._stored_globals = _stored_globals(target.__code__)
+        self._twinned = False  # an async function run through its synchronous twin (AsyncJittedFunction)
         self._plans: list[CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
@@ -124,6 +128,15 @@ class JittedFunction(Generic[P, R]):
         self._lock = threading.RLock()  # _retire notes while holding it
         self.stats = Stats()
         self._refusal = _refusal(target)
+        if self._refusal is None and target.__code__.co_flags & inspect.CO_COROUTINE:
+            if type(self) is JittedFunction:  # (made directly, not by xcs.jit)
+                self._refusal = "an async function is jitted by xcs.jit, which awaits its calls"
+            else:
+                try:
+                    self._fn = twin(target)  # run (on a thread of its own) in place of the coroutine
+                    self._twinned = True
+                except UnsupportedCodeError as exc:
+                    self._refusal = f"its synchronous twin could not be made ({exc})"
         self._notes: list[str] = []
         self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
         functools.update_wrapper(self, fn)
@@ -577,8 +590,9 @@ def _mirror_function_kind(jitted: JittedFunction[Any, Any], fn: Any, target: typ
     `inspect.iscoroutinefunction` and friends.  Those read the code flags of a function, or of
     a *function-like* object (one with `__code__`, `__name__`, `__defaults__`, `__kwdefaults__`
     and `__annotations__`, as Cython functions have), after unwrapping bound methods.  A
-    generator or coroutine function always runs plainly here (see `_refusal`): the jitted
-    object calls `target`'s very code, so it can honestly carry it.  A callable object (whose
+    generator function always runs plainly here (see `_refusal`), and an async function's
+    jitted call gives a coroutine (`AsyncJittedFunction`): the jitted object behaves as
+    `target`'s very code, so it can honestly carry it.  A callable object (whose
     `__call__` is the target) is not a function for `inspect`, so it gets none of this.
     """
     is_function = isinstance(fn, types.FunctionType) or (
@@ -607,9 +621,35 @@ def _mark_coroutine_function(jitted: JittedFunction[Any, Any]) -> None:
 
 
 def _refusal(fn: types.FunctionType) -> str | None:
-    if fn.__code__.co_flags & CO_GENERATOR_LIKE:
-        return "generators and coroutines are not replayed (their calls interleave with their consumer)"
+    if fn.__code__.co_flags & (CO_GENERATOR_LIKE & ~inspect.CO_COROUTINE):
+        return "generators are not replayed (their calls interleave with their consumer)"
     return None
+
+
+class AsyncJittedFunction(JittedFunction[P, R]):
+    """What `xcs.jit(async_fn)` returns: calling it gives a coroutine, as `async_fn` does.
+
+    The function's synchronous twin (`execute.awaits`) runs through the jit on a thread of its
+    own that takes turns with the event loop (`execute.trampoline`): its awaited calls are slow
+    calls like any other, and the independent ones go ahead as tasks on the running loop."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        call_args = args if self._bound_self is None else (self._bound_self, *args)
+        # the function's own coroutine: its arguments bound as the plain call binds them, a
+        # TypeError raised here, at the call (creating a coroutine runs none of its code)
+        coroutine = self._target(*call_args, **kwargs)
+        if not self._twinned:  # no twin could be made: the coroutine itself
+            self.stats.bump("plain_runs")
+            return cast(R, coroutine)
+        coroutine.close()
+        return cast(R, run_on_twin_thread(super().__call__, args, kwargs))
+
+    def map(self, items: Iterable[Any], /, *args: Any, **kwargs: Any) -> list[R]:
+        """Not for an async function: ``await asyncio.gather(*(fast(item) for item in items))``."""
+        raise ConfigError(
+            f"fast.map runs a synchronous function over many inputs; {self._fn.__qualname__} is async: "
+            "await asyncio.gather(*(fast(item) for item in items)) instead"
+        )
 
 
 @overload
@@ -663,8 +703,10 @@ def jit(
     again so that the plan learns that arm (`explain()` lists what it learned).
 
     `fn` may be a Python function, a bound method or a callable object; as a decorator it also
-    works on methods (`obj.method` shares one set of plans).  Generators, coroutines and async
-    functions are accepted and always run plainly (`explain()` says why).
+    works on methods (`obj.method` shares one set of plans).  An async function gives an async
+    function (a `JittedFunction` whose calls give coroutines) whose independent awaited calls
+    go ahead as tasks on the running loop (docs/jit.md, "Async functions").  Generators and
+    async generators are accepted and always run plainly (`explain()` says why).
 
     Options (keyword only):
 
@@ -721,5 +763,12 @@ def jit(
         "max_wasted_per_call": max_wasted_per_call,
     }
     if fn is None:
-        return lambda f: JittedFunction(f, **options)
+        return lambda f: _jitted(f, options)
+    return _jitted(fn, options)
+
+
+def _jitted(fn: Callable[P, R], options: dict[str, Any]) -> JittedFunction[P, R]:
+    target, _ = _unwrap(fn)
+    if target.__code__.co_flags & inspect.CO_COROUTINE:
+        return AsyncJittedFunction(fn, **options)
     return JittedFunction(fn, **options)

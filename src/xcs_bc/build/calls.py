@@ -30,6 +30,7 @@ from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, ExprKind, Operation, OpType, Site, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
+    awaited_call,
     callee_key,
     const,
     describe_callee,
@@ -112,15 +113,17 @@ class Calls(Effects):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
                 args = self.observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
-            op = self.make_op(
-                fs, ins, OpType.CALL, describe_callee(callee), inputs, kwnames, now, raised=raised
-            )
+            # an async function's `await f(x)` is a call of its await site's method (see awaited_call)
+            awaited = awaited_call(callee, tuple(ref.value for ref in args))
+            name = describe_callee(callee) if awaited is None else f"await {describe_callee(awaited[0])}"
+            op = self.make_op(fs, ins, OpType.CALL, name, inputs, kwnames, now, raised=raised)
             if star:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
             for ref in args:  # a slow call may change the mutable objects it is handed
                 self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
-            if purity.sets_attributes(callee):  # `self.gather(topic)` storing self.notes: and its object
-                self.mutate_receiver(callee, callee_ref, frozenset({op.id}) | callee_ref.deps)
+            method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
+            if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object
+                self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
             if raised:
                 return

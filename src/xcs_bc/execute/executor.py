@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
 import os
 import queue
 import sys
@@ -155,7 +156,24 @@ def wait_done(future: Future[Any]) -> None:
     done = _thread.allocate_lock()
     done.acquire()
     future.add_done_callback(lambda _: done.release())
-    done.acquire()
+    with waiting():
+        done.acquire()
+
+
+# On the thread running an async function's twin (`trampoline`), the event loop waits while the
+# twin runs; while the twin waits here for a call issued ahead or for room under a limit, the loop
+# must run: those calls may be tasks on it.  The hook frees it for the wait.
+_waits = threading.local()
+
+
+def set_waiting_hook(hook: Callable[[], contextlib.AbstractContextManager[None]] | None) -> None:
+    _waits.hook = hook
+
+
+def waiting() -> contextlib.AbstractContextManager[None]:
+    """What a wait of the jit on this thread runs in (see `set_waiting_hook`)."""
+    hook = getattr(_waits, "hook", None)
+    return contextlib.nullcontext() if hook is None else hook()
 
 
 _default: ThreadPool | None = None

@@ -50,7 +50,8 @@ from typing import Any
 
 from xcs_bc.errors import ConfigError
 from xcs_bc.execute.apis import call_host, candidates, host_of, overloaded, retry_after
-from xcs_bc.ir.values import describe_callee
+from xcs_bc.execute.executor import waiting
+from xcs_bc.ir.values import awaited_call, describe_callee
 
 DEFAULT_HOST_CONCURRENCY = 16  # calls at once to a host of a known client that no limit names
 RETRIES_AHEAD = 3  # overloaded attempts of a call issued ahead before the real run makes it in its turn
@@ -217,7 +218,8 @@ class Limit:
             self._waiting.append(waiter)
         self._pump()  # (a rate wait needs its timer)
         try:
-            waiter[0].acquire()  # released by _pump once room was taken for it
+            with waiting():
+                waiter[0].acquire()  # released by _pump once room was taken for it
         except BaseException:  # an interrupt: give up the place, or the room taken for it
             with self._lock:
                 handed = waiter not in self._waiting
@@ -552,7 +554,11 @@ _others = Limit("other callees")
 
 def limit_for(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Limit:
     """The limit a call counts against: one the user named for its callee, its owner or client, or an
-    argument; else its host's, for a client the library knows; else the one of every other callee."""
+    argument; else its host's, for a client the library knows; else the one of every other callee.
+    An async function's awaited call counts as the call it awaits (`ir.values.awaited_call`)."""
+    awaited = awaited_call(callee, args, kwargs)
+    if awaited is not None:
+        callee, args, kwargs = awaited
     if _targets:
         if type(callee) is types.MethodType:
             found = _targets.get((id(callee.__self__), id(callee.__func__)))

@@ -220,7 +220,7 @@ class Replay:
                 except NotComputable:
                     continue  # it will run in its turn
                 memoized = memo_wrapper(callee) is not None
-                if holds is None and (memoized or not self._allows(callee)):
+                if holds is None and (memoized or not self._allows(callee, args)):
                     continue  # (a guess must not fill a cache entry the plain run would not)
                 if memoized and (op_id >= len(self.schedule.recipes) or not self._cache_has_room(callee)):
                     continue  # it runs in its turn (a round beyond the traced ones was not counted)
@@ -250,8 +250,8 @@ class Replay:
         """May one more call go on a guess?  Guesses pending or lost stay within the cap.  Under the lock."""
         return self.speculation is not None and len(self.unsure) + self.lost < self.speculation.cap
 
-    def _allows(self, callee: Any) -> bool:
-        return self.speculation is not None and self.speculation.allows(callee)
+    def _allows(self, callee: Any, args: tuple[Any, ...]) -> bool:
+        return self.speculation is not None and self.speculation.allows(callee, args)
 
     def _submit(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any] | None:
         """Issue one call within its API's limit (with a copy of the run's contextvars where the

@@ -155,8 +155,8 @@ class _Site:
 
     def call_ex(self, fn: Any, seq: Any, kw: Any) -> Any:
         """``fn(*seq, **kw)``; ``kw`` is None when the call has no ``**``."""
-        args = seq if type(seq) is tuple else _star_args(fn, seq)
-        kwargs: dict[str, Any] = {} if kw is None else _star_kwargs(fn, kw)
+        args = seq if type(seq) is tuple else star_args(fn, seq)
+        kwargs: dict[str, Any] = {} if kw is None else star_kwargs(fn, kw)
         return self.dispatch(self.key, fn, args, kwargs)
 
 
@@ -171,7 +171,7 @@ def _function_str(fn: Any) -> str:
     return f"{qualname}()"
 
 
-def _star_args(fn: Any, seq: Any) -> tuple[Any, ...]:
+def star_args(fn: Any, seq: Any) -> tuple[Any, ...]:
     """``tuple(seq)`` with the error CPython's CALL_FUNCTION_EX gives for a non-iterable."""
     cls = type(seq)
     is_sequence = hasattr(cls, "__getitem__") and not issubclass(cls, dict)
@@ -180,7 +180,7 @@ def _star_args(fn: Any, seq: Any) -> tuple[Any, ...]:
     return tuple(seq)
 
 
-def _star_kwargs(fn: Any, kw: Any) -> dict[str, Any]:
+def star_kwargs(fn: Any, kw: Any) -> dict[str, Any]:
     """A fresh dict of ``kw`` (the dispatcher may keep it), erroring like CPython for a non-mapping."""
     if type(kw) is dict:
         return dict(kw)
@@ -243,20 +243,36 @@ class _Editor:
         return chosen
 
 
+def dispatch_sites(
+    code: types.CodeType,
+    chosen: list[Call],
+    sites: dict[int, Any],
+    dropped: Collection[int],
+    nested: dict[int, types.CodeType],
+) -> types.CodeType:
+    """`code` with the `chosen` calls of `find_calls(code)` made ``site.call(callee, packed)`` (or
+    ``site.call_ex``) of their `sites` (by offset), the instructions at the `dropped` offsets gone
+    and nested code objects (by id) replaced.  For an async function's twin, whose awaited calls
+    its own sites make (`awaits`)."""
+    return _rebuild(code, find_calls(code), chosen, sites, nested, dropped=dropped)[0]
+
+
 def _rebuild(
     code: types.CodeType,
     calls: list[Call],
     chosen: list[Call],
-    sites: dict[int, _Site],
+    sites: dict[int, Any],
     nested: dict[int, types.CodeType],
     gate: Any = None,
+    dropped: Collection[int] = (),
 ) -> tuple[types.CodeType, dict[int, int]]:
-    """`code` with the `chosen` calls dispatched (or, given the `gate` callable, gated: see `gate`)
-    and nested code objects (by id) replaced; with a gate, also its offset map (`Gated.offsets`)."""
+    """`code` with the `chosen` calls dispatched (or, given the `gate` callable, gated: see `gate`),
+    nested code objects (by id) replaced and the instructions at `dropped` offsets removed; with a
+    gate, also its offset map (`Gated.offsets`)."""
     bc = Bytecode.from_code(code)
     instrs = _instructions(code, bc)
     origin = {id(ins): off for off, ins in instrs.items()}  # instruction -> its offset in `code`
-    edits: dict[int, list[Any]] = {}  # (instructions and labels)
+    edits: dict[int, list[Any]] = dict.fromkeys(dropped, [])  # (instructions and labels)
     for call in chosen:
         site = sites[call.offset]
         if gate is None:
@@ -516,7 +532,7 @@ def rewrite(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey
             )
     editor = _Editor(dispatch, wanted)
     code = editor.code(fn.__code__, (fn.__code__.co_name,))
-    return Rewritten(_clone(fn, code), editor.sites, tuple(editor.refused))
+    return Rewritten(clone_function(fn, code), editor.sites, tuple(editor.refused))
 
 
 def gate(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey] | None = None) -> Gated:
@@ -530,7 +546,7 @@ def gate(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey] |
     editor = _Editor(dispatch, None if only is None else frozenset(only), armed)
     code = editor.code(fn.__code__, (fn.__code__.co_name,))
     return Gated(
-        _clone(fn, code),
+        clone_function(fn, code),
         editor.sites,
         tuple(editor.refused),
         armed,
@@ -541,7 +557,7 @@ def gate(fn: types.FunctionType, dispatch: Dispatch, only: Collection[SiteKey] |
     )
 
 
-def _clone(fn: types.FunctionType, code: types.CodeType) -> types.FunctionType:
+def clone_function(fn: types.FunctionType, code: types.CodeType) -> types.FunctionType:
     """A function like `fn` running `code`: same globals, defaults, closure and metadata."""
     clone = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
     # Shared, not copied: a later change to fn's keyword defaults shows in the clone too.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.errors import ConfigError
+from xcs_bc.ir.values import awaited_call
 
 __all__ = ["Speculation", "speculation"]
 
@@ -31,10 +32,14 @@ class Speculation:
     callees: tuple[Any, ...] | None
     cap: int
 
-    def allows(self, callee: Any) -> bool:
-        """May `callee` be called before the run has decided that it makes the call?"""
+    def allows(self, callee: Any, args: tuple[Any, ...] = ()) -> bool:
+        """May `callee` be called before the run has decided that it makes the call?  (An async
+        function's awaited call is allowed when the callee it awaits is: `awaited_call`.)"""
         if self.callees is None:
             return True
+        awaited = awaited_call(callee, args)
+        if awaited is not None:
+            callee = awaited[0]
         return any(_names(allowed, callee) for allowed in self.callees)
 
     def describe(self) -> str:

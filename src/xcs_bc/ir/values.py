@@ -245,6 +245,28 @@ def peek_iter_item(iterable: Any, index: int) -> Any:
     return MISSING
 
 
+def awaited_call(
+    callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+) -> tuple[Any, tuple[Any, ...], dict[str, Any]] | None:
+    """The call an await site's method stands for, as (callee, args, kwargs); else None.
+
+    An async function's synchronous twin makes ``await f(x)`` one call of a site's method,
+    ``site.call(f, packed)`` (`execute.awaits.AwaitSite`, which this stage cannot import): it is
+    recognised by its class's `xcs_awaited`, which unpacks it without running user code."""
+    if not awaits(callee):
+        return None
+    unpack = class_lookup(type(callee.__self__), "xcs_awaited")
+    found: tuple[Any, tuple[Any, ...], dict[str, Any]] = unpack(callee.__self__, callee.__func__, args)
+    return found
+
+
+def awaits(callee: Any) -> bool:
+    """Is `callee` an await site's method (see `awaited_call`)?"""
+    return (
+        type(callee) is types.MethodType and class_lookup(type(callee.__self__), "xcs_awaited") is not MISSING
+    )
+
+
 def describe_callee(callee: Any) -> str:
     """A stable, readable name for a callee: `Client.complete`, `summarize`, `FakeLLM`."""
     if callee is MISSING:

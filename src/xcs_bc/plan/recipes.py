@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MAX_DEPTH, MISSING, ComputationGraph, ExprKind, Operation, OpType, Source, ValueRef
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.text import format_value
-from xcs_bc.ir.values import describe_callee, local_of, union
+from xcs_bc.ir.values import awaits, describe_callee, local_of, union
 from xcs_bc.plan.guards import Guard, holds, predicates
 from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, same_value, too_deep
 
@@ -238,10 +238,11 @@ def make_recipe(
             RefusalKind.CALLEE_DIFFERS,
             f"its callee {format_value(callee)} is computed differently than it was called",
         )
-    if never_ahead(value):
+    awaited = _awaited_callee(value, args, env)
+    if never_ahead(awaited):
         return refuse(
             RefusalKind.WAITS,
-            f"{describe_callee(value)} waits or synchronises: issuing it early would change timing",
+            f"{describe_callee(awaited)} waits or synchronises: issuing it early would change timing",
         )
     owner = getattr(value, "__self__", None)
     if isinstance(value, types.BuiltinMethodType) and isinstance(owner, _SHARED_CONTAINERS):
@@ -437,9 +438,24 @@ def _passes_retained(ref: ValueRef, retained: Mapping[int, tuple[ValueRef, ...]]
 
 
 def never_ahead(callee: Any) -> bool:
-    """Calls whose point is *when* they happen: delays, locks, queues, events, input."""
+    """Calls whose point is *when* they happen: delays, locks, queues, events, input; and anything
+    of `asyncio` (sleep, wait_for, gather, its locks, queues, events and futures, a loop's methods)."""
     if callee in _DELAYS:
         return True
     owner = getattr(callee, "__self__", None)
     name = getattr(callee, "__name__", "")
-    return owner is not None and isinstance(owner, _SYNC_TYPES) and name in _SYNC_METHODS
+    if owner is not None and isinstance(owner, _SYNC_TYPES) and name in _SYNC_METHODS:
+        return True
+    module = type(owner).__module__ if owner is not None else getattr(callee, "__module__", None)
+    return isinstance(module, str) and (module == "asyncio" or module.startswith("asyncio."))
+
+
+def _awaited_callee(callee: Any, args: Sequence[ValueRef], env: Env) -> Any:
+    """The callee itself, or, for an async function's await site (`ir.values.awaited_call`), the
+    callee of the call it awaits (when it can be computed: else the arguments are refused later)."""
+    if not args or not awaits(callee):
+        return callee
+    try:
+        return evaluate(args[0], env)
+    except NotComputable:
+        return callee
