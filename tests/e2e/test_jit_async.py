@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -129,6 +130,21 @@ def test_the_awaits_of_a_loop_run_at_once_on_replay() -> None:
     run(fast([f"doc {i}" for i in range(8)]))
     assert llm.peak == 8  # the eight summaries at once, like asyncio.gather
     assert fast.stats.mispredictions == 0
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="the first call issues loop rounds ahead on 3.12+ only"
+)
+def test_the_first_call_issues_its_loop_s_later_awaits_ahead() -> None:
+    fast = xcs.jit(summarize, min_call_ms=MIN_CALL_MS)
+    docs = [f"first {i}" for i in range(8)]
+    plain = outcome(summarize, docs)
+    llm.reset()
+    assert run(fast(docs)) == plain[0] and sorted(llm.calls) == plain[1]
+    assert llm.peak == 7  # the rounds after the first, at once (like gather), on the very first call
+    # (the second round's call, issued as that round starts, may be reached before it started: the
+    # run then makes it itself)
+    assert fast.stats.traces == 1 and fast.stats.served_in_trace in (6, 7)
 
 
 def test_branches_and_handled_errors_behave_like_plain() -> None:
@@ -290,12 +306,26 @@ async def raises_stop_iteration(x: int) -> int:
     raise StopIteration(x)
 
 
+def exhausted() -> Any:
+    yield from ()
+    raise StopIteration  # a generator's: "generator raised StopIteration"
+
+
+async def drains_a_generator(x: int) -> list[Any]:
+    await asyncio.sleep(0)
+    return list(exhausted())
+
+
 def test_stop_iteration_inside_becomes_the_same_runtime_error() -> None:
     fast = xcs.jit(raises_stop_iteration)
     for _ in range(2):
         with pytest.raises(RuntimeError, match="^coroutine raised StopIteration$") as raised:
             run(fast(3))
         assert isinstance(raised.value.__cause__, StopIteration)
+    generator_error = xcs.jit(drains_a_generator)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="^generator raised StopIteration$"):
+            run(generator_error(3))
 
 
 async def inner(doc: str) -> str:

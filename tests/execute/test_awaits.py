@@ -158,3 +158,34 @@ def plain(x: int) -> int:
 def test_only_async_functions_have_a_twin(fn: Any) -> None:
     with pytest.raises(UnsupportedCodeError, match="is not an async function"):
         twin(fn)
+
+
+def test_awaits_in_every_position_behave_as_in_the_coroutine(driven: list[tuple[Any, ...]]) -> None:
+    client = Client()
+    scale = 3
+
+    async def shapes(prompts: list[str]) -> list[Any]:
+        out: list[Any] = []
+        k = 0
+        while k < len(prompts):
+            if (answer := await client.ask(prompts[k])) and "b" in prompts[k]:
+                break
+            out.append(answer)
+            k += 1
+        try:
+            try:
+                out.append(await client.ask("bad inner"))
+            finally:
+                out.append(await done(scale))  # an await in a finally, while an exception is on its way
+        except ValueError as exc:
+            out.append(f"caught {exc}")
+        out.append(f"{await client.ask('in an f-string')}!")
+        out.append(len(await client.ask("an argument")))
+        out.append((await client.ask("x")).upper())
+        out.append(await client.ask("a") if len(prompts) > 1 else await client.ask("b"))
+        with open(__file__) as handle:  # a sync with around an await
+            out.append(bool(handle.readline()) and await done(1))
+        return out
+
+    for prompts in (["a", "c"], ["a", "b", "c"], []):
+        assert twin(shapes)(prompts) == _coroutine_result(shapes, prompts)

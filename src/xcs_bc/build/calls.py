@@ -119,7 +119,9 @@ class Calls(Effects):
             op = self.make_op(fs, ins, OpType.CALL, name, inputs, kwnames, now, raised=raised)
             if star:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
-            for ref in args:  # a slow call may change the mutable objects it is handed
+            # a slow call may change the mutable objects it is handed (an awaited call: those it
+            # hands its callee, which is no argument but the callee itself)
+            for ref in args if awaited is None else args[1:]:
                 self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
             method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
             if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object

@@ -113,6 +113,7 @@ _SEND_LOOP: Final = frozenset(
     }
 )
 _HANDLER_JUMPS: Final = frozenset({"JUMP_BACKWARD_NO_INTERRUPT", "JUMP_BACKWARD", "JUMP_FORWARD"})
+_STOPITERATION_ERROR: Final = 3  # CALL_INTRINSIC_1's INTRINSIC_STOPITERATION_ERROR (3.12+)
 
 
 def twin(fn: types.FunctionType) -> types.FunctionType:
@@ -156,6 +157,10 @@ def _blocking(code: types.CodeType) -> types.CodeType:
         elif item.name == "LOAD_CONST" and item.arg is None and _starts_send_loop(items, index):
             out += _await_call(item)
             index = _past_send_loop(items, index, out, where)
+        elif item.name == "CALL_INTRINSIC_1" and item.arg == _STOPITERATION_ERROR:
+            # 3.12+: the coroutine's own StopIteration -> RuntimeError; the trampoline makes it, so
+            # that a generator's (a RuntimeError already) passes as it is
+            out.append(Instr("NOP", location=item.location))
         elif item.name == "CLEANUP_THROW":  # a send loop's handler, unreachable now: it and its jump go
             index = _skip_to(items, index, _HANDLER_JUMPS, out, where) + 1
         elif item.name in ("SEND", "YIELD_VALUE", "YIELD_FROM", "END_SEND"):

@@ -64,7 +64,7 @@ from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold
-from xcs_bc.ir.values import step
+from xcs_bc.ir.values import awaits, step
 from xcs_bc.observe.hooks import Session
 from xcs_bc.plan.recipes import never_ahead
 from xcs_bc.plan.slices import Env, NotComputable, Slice, plain, same_value
@@ -186,8 +186,8 @@ class FirstCall:
                 or facts.star
                 or facts.read
                 or key not in self.gated.sites
-                or not _issuable(op.inputs[0].value)
-                or not all(_immutable(ref.value) or _displayed(b, ref) for ref in op.inputs[1:])
+                or not _issuable(op.inputs[0].value, op.inputs[1:])
+                or not all(_handed_as_is(b, ref) for ref in _arguments(op.inputs))
                 or any(dep >= state.ops_before for ref in op.inputs for dep in ref.deps)
             ):
                 return  # (every call of the round is predicted, or none: the rounds stay alike)
@@ -376,9 +376,31 @@ def _looped_calls(code: types.CodeType) -> list[int]:
     return [call.offset for call in find_calls(code) if call.reason is None and in_loop(info, call.offset)]
 
 
-def _issuable(callee: Any) -> bool:
-    """A Python callee that may be called ahead: not a cache wrapper, a delay or a lock's method."""
+def _issuable(callee: Any, args: Sequence[ValueRef]) -> bool:
+    """A Python callee that may be called ahead: not a cache wrapper, a delay or a lock's method (for
+    an async function's awaited call, `ir.values.awaited_call`, the callee it awaits)."""
+    if awaits(callee) and args:
+        callee = args[0].value
     return python_code(callee) is not None and memo_wrapper(callee) is None and not never_ahead(callee)
+
+
+def _arguments(inputs: Sequence[ValueRef]) -> Sequence[ValueRef]:
+    """A call's arguments (for an awaited call, those packed with the callee it awaits)."""
+    callee, *args = inputs
+    return args[1:] if awaits(callee.value) and args else args
+
+
+def _handed_as_is(b: GraphBuilder, ref: ValueRef) -> bool:
+    """Immutable built-in data, a list or dict displayed in the call (`_displayed`), or a tuple
+    displayed of such (the arguments an awaited call packs)."""
+    if _immutable(ref.value) or _displayed(b, ref):
+        return True
+    return (
+        ref.source is Source.EXPR
+        and ref.kind is ExprKind.TUPLE
+        and not ref.path
+        and all(_handed_as_is(b, operand) for operand in ref.operands)
+    )
 
 
 def _displayed(b: GraphBuilder, ref: ValueRef) -> bool:

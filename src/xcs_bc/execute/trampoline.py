@@ -101,12 +101,8 @@ def _twin_thread(
     asyncio.events._set_running_loop(turns.loop)  # the loop's thread waits while this one runs
     try:
         value = turns.context.run(call, *args, **kwargs)
-    except StopIteration as exc:  # (3.10/3.11: the twin is no coroutine, nothing converted it)
+    except StopIteration as exc:  # (the twin is no coroutine: nothing converted it; see awaits)
         outcome: tuple[Any, ...] = ("raise", _stop_iteration_error(exc))
-    except RuntimeError as exc:
-        if isinstance(exc.__cause__, StopIteration) and exc.args == ("generator raised StopIteration",):
-            exc.args = ("coroutine raised StopIteration",)  # (3.12+: the twin's code converted it)
-        outcome = ("raise", exc)
     except BaseException as exc:  # noqa: BLE001 - handed to the task, which raises it
         outcome = ("raise", exc)
     else:
