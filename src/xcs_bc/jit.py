@@ -642,7 +642,7 @@ class AsyncJittedFunction(JittedFunction[P, R]):
             self.stats.bump("plain_runs")
             return cast(R, coroutine)
         coroutine.close()
-        return cast(R, run_on_twin_thread(super().__call__, args, kwargs))
+        return cast(R, run_on_twin_thread(super().__call__, args, kwargs, self._target.__qualname__))
 
     def map(self, items: Iterable[Any], /, *args: Any, **kwargs: Any) -> list[R]:
         """Not for an async function: ``await asyncio.gather(*(fast(item) for item in items))``."""

@@ -120,14 +120,15 @@ def _stop_iteration_error(exc: StopIteration) -> RuntimeError:
     return error
 
 
-async def run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run `call` (a jitted twin) on a thread of its own, taking turns with this task's loop."""
+async def run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
+    """Run `call` (a jitted twin) on a thread of its own (named after `name`), taking turns with
+    this task's loop."""
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     context.run(_LOOP.set, loop)
     turns = _Turns(loop, context)
     thread = threading.Thread(target=_twin_thread, args=(turns, call, args, kwargs), daemon=True)
-    thread.name = f"xcs-async-{getattr(call, '__qualname__', 'call')}"
+    thread.name = f"xcs-async {name}"
     holding = True
     cancelled = False  # the task was cancelled while the twin waited in the jit: tell it at its next step
     thread.start()
