@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import inspect
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -450,3 +451,36 @@ def test_the_function_s_own_code_runs_while_the_loop_waits() -> None:
 
     for _ in range(3):
         assert run(main(fast)) == [0, 0, 0]
+
+
+async def inner_on(client: AsyncLLM, doc: str) -> str:
+    first = await client.complete(f"inner 1: {doc}")
+    return await client.complete(f"inner 2: {first}")
+
+
+def test_nested_jitted_async_functions_under_one_bounded_limit_do_not_wait_for_their_caller() -> None:
+    """The outer awaited call holds the only room of the client's limit (the client is one of its
+    arguments); the inner function's calls are made on behalf of it, on another thread: they must
+    count without waiting, as nested synchronous jitted functions do."""
+    client = AsyncLLM(latency=0.01)
+    fast_inner_on = xcs.jit(inner_on, min_call_ms=5.0)
+
+    async def outer_on(client: AsyncLLM, docs: list[str]) -> list[str]:
+        return [await fast_inner_on(client, doc) for doc in docs]
+
+    fast = xcs.jit(outer_on, min_call_ms=5.0)
+    xcs.limit(client, concurrency=1)
+    results: list[Any] = []
+
+    def main() -> None:
+        async def rounds() -> None:
+            for docs in (["a", "b"], ["c", "d", "e"]):
+                results.append((await fast(client, docs), await outer_on(client, docs)))
+
+        asyncio.run(rounds())
+
+    worker = threading.Thread(target=main, daemon=True)  # (a hang fails the test, not the run)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the nested calls waited for room their caller holds"
+    assert len(results) == 2 and all(jitted == plain for jitted, plain in results)

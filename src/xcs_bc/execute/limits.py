@@ -36,6 +36,7 @@ plain run makes them, one at a time on their thread.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import contextvars
 import functools
 import math
@@ -44,7 +45,7 @@ import time
 import types
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -485,6 +486,24 @@ class _Here(threading.local):
 
 
 _here = _Here()
+
+
+def held() -> tuple[Limit, ...]:
+    """The limits the calls on this thread's stack hold room in (see `_Here`)."""
+    return tuple(_here.held)
+
+
+@contextlib.contextmanager
+def inherited(limits: tuple[Limit, ...]) -> Iterator[None]:
+    """This thread makes calls on behalf of calls that hold room in `limits` on another thread (an
+    async function awaited by an awaited call: `trampoline`): they count without waiting, as they
+    would on that thread (a jitted async function awaited by one under the same limit would wait
+    for room its own caller holds)."""
+    _here.held.extend(limits)
+    try:
+        yield
+    finally:
+        del _here.held[len(_here.held) - len(limits) :]
 
 
 class _Alone:

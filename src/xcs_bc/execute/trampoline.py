@@ -37,11 +37,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from xcs_bc.execute import awaits, executor
+from xcs_bc.execute import awaits, executor, limits
 
 __all__ = ["run"]
 
 _LOOP: Final[contextvars.ContextVar[asyncio.AbstractEventLoop]] = contextvars.ContextVar("xcs_loop")
+# the limits the awaiting call holds room in (`limits.inherited`), for a jitted async function it awaits
+_HELD: Final[contextvars.ContextVar[tuple[Any, ...]]] = contextvars.ContextVar("xcs_held", default=())
+_PRIVATE: Final = (_LOOP, _HELD)  # (not synced between the twin's contextvars and the task's)
 _MISSING: Final = object()
 _here = threading.local()  # .turns: on a twin's thread, its `_Turns`
 
@@ -100,7 +103,8 @@ def _twin_thread(
     executor.set_waiting_hook(turns.free)
     asyncio.events._set_running_loop(turns.loop)  # the loop's thread waits while this one runs
     try:
-        value = turns.context.run(call, *args, **kwargs)
+        with limits.inherited(turns.context.get(_HELD, ())):
+            value = turns.context.run(call, *args, **kwargs)
     except StopIteration as exc:  # (the twin is no coroutine: nothing converted it; see awaits)
         outcome: tuple[Any, ...] = ("raise", _stop_iteration_error(exc))
     except BaseException as exc:  # noqa: BLE001 - handed to the task, which raises it
@@ -161,9 +165,7 @@ async def run(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
                 answer: tuple[str, Any] = ("raise", asyncio.CancelledError())
             else:
                 try:
-                    value = await (
-                        _awaitable(message[1]) if kind == "await" else message[1](*message[2], **message[3])
-                    )
+                    value = await (_awaitable(message[1]) if kind == "await" else _made(*message[1:]))
                 except BaseException as exc:  # noqa: BLE001 - raised in the twin, at its await
                     answer = ("raise", exc)
                 else:
@@ -210,7 +212,7 @@ def _close(message: tuple[Any, ...]) -> None:
 def _into_task(context: contextvars.Context) -> None:
     """The twin's contextvars changes, into the task's context (on the loop's thread, in the task)."""
     for var, value in context.items():
-        if var is not _LOOP and var.get(_MISSING) is not value:
+        if var not in _PRIVATE and var.get(_MISSING) is not value:
             var.set(value)
 
 
@@ -219,7 +221,7 @@ def _from_task(context: contextvars.Context) -> dict[Any, Any]:
     return {
         var: value
         for var, value in contextvars.copy_context().items()
-        if var is not _LOOP and context.get(var, _MISSING) is not value
+        if var not in _PRIVATE and context.get(var, _MISSING) is not value
     }
 
 
@@ -236,16 +238,22 @@ def _await_iterator(iterator: Any) -> Any:
 def _await_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     turns: _Turns | None = getattr(_here, "turns", None)
     if turns is not None:
-        return turns.ask(("call", fn, args, kwargs))
-    return _on_loop(_made(fn, args, kwargs))  # issued ahead: a task of its own on the run's loop
+        return turns.ask(("call", fn, args, kwargs, limits.held()))
+    return _on_loop(_made(fn, args, kwargs, limits.held()))  # issued ahead: a task of its own
 
 
 async def _iterate(iterator: Any) -> Any:
     return await _awaitable(iterator)
 
 
-async def _made(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return await fn(*args, **kwargs)
+async def _made(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], held: tuple[Any, ...]) -> Any:
+    """``await fn(*args, **kwargs)``, telling a jitted async function it awaits the limits this call
+    holds room in (`_HELD`)."""
+    token = _HELD.set(held)
+    try:
+        return await fn(*args, **kwargs)
+    finally:
+        _HELD.reset(token)
 
 
 def _on_loop(coroutine: Any) -> Any:
