@@ -119,7 +119,6 @@ class JittedFunction(Generic[P, R]):
         self._executor = executor
         self._signature = inspect.signature(target)
         self._stored_globals = _stored_globals(target.__code__)
-        self._twinned = False  # an async function run through its synchronous twin (AsyncJittedFunction)
         self._plans: list[CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
@@ -128,15 +127,6 @@ class JittedFunction(Generic[P, R]):
         self._lock = threading.RLock()  # _retire notes while holding it
         self.stats = Stats()
         self._refusal = _refusal(target)
-        if self._refusal is None and target.__code__.co_flags & inspect.CO_COROUTINE:
-            if type(self) is JittedFunction:  # (made directly, not by xcs.jit)
-                self._refusal = "an async function is jitted by xcs.jit, which awaits its calls"
-            else:
-                try:
-                    self._fn = twin(target)  # run (on a thread of its own) in place of the coroutine
-                    self._twinned = True
-                except UnsupportedCodeError as exc:
-                    self._refusal = f"its synchronous twin could not be made ({exc})"
         self._notes: list[str] = []
         self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
         functools.update_wrapper(self, fn)
@@ -623,6 +613,8 @@ def _mark_coroutine_function(jitted: JittedFunction[Any, Any]) -> None:
 def _refusal(fn: types.FunctionType) -> str | None:
     if fn.__code__.co_flags & (CO_GENERATOR_LIKE & ~inspect.CO_COROUTINE):
         return "generators are not replayed (their calls interleave with their consumer)"
+    if fn.__code__.co_flags & inspect.CO_COROUTINE:  # (AsyncJittedFunction runs its twin instead)
+        return "an async function is jitted by xcs.jit, which awaits its calls"
     return None
 
 
@@ -633,12 +625,21 @@ class AsyncJittedFunction(JittedFunction[P, R]):
     own that takes turns with the event loop (`execute.trampoline`): its awaited calls are slow
     calls like any other, and the independent ones go ahead as tasks on the running loop."""
 
+    def __init__(self, fn: Callable[P, R], **options: Any) -> None:
+        super().__init__(fn, **options)
+        try:
+            self._fn = twin(self._target)  # run (on a thread of its own) in place of the coroutine
+        except UnsupportedCodeError as exc:
+            self._refusal = f"its synchronous twin could not be made ({exc})"
+        else:
+            self._refusal = None
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         call_args = args if self._bound_self is None else (self._bound_self, *args)
         # the function's own coroutine: its arguments bound as the plain call binds them, a
         # TypeError raised here, at the call (creating a coroutine runs none of its code)
         coroutine = self._target(*call_args, **kwargs)
-        if not self._twinned:  # no twin could be made: the coroutine itself
+        if self._fn is self._target:  # no twin could be made: the coroutine itself
             self.stats.bump("plain_runs")
             return cast(R, coroutine)
         coroutine.close()
