@@ -46,6 +46,11 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
     included) are recorded; the code they run is not observed.  An exception inside the
     block propagates unchanged, and the graph then holds the calls made up to that point.
 
+    Inside a coroutine the block may await: ``await f(x)`` is one call of `f`, lasting until its
+    await is done, with what the await gave as its result; any other await (a task, a future,
+    ``async for``, ``async with``) is an operation of its own when it takes `min_call_ms` or more.
+    While the block waits, the event loop runs other tasks; their code is not observed.
+
     Option:
 
     - `min_call_ms` (a number >= 0, default 1.0): a call taking at least this many
@@ -65,9 +70,10 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
     finite number >= 0 (or is a bool), raised by `xcs.capture(...)` itself.  `xcs.CaptureError`
     (a `RuntimeError`) when entering the block: the object was already used (make one per
     block), the thread is already observed (captures and jit traces do not nest on one
-    thread), or on 3.12+ no `sys.monitoring` tool id is free (a profiler, debugger or coverage
-    tool holds them all).  `cap.graph` raises `CaptureError` before the block has ended, and
-    when observation failed inside xcs_bc (the block itself still ran normally).
+    thread; on an event loop, one task's block is observed at a time), or on 3.12+ no
+    `sys.monitoring` tool id is free (a profiler, debugger or coverage tool holds them all).
+    `cap.graph` raises `CaptureError` before the block has ended, and when observation failed
+    inside xcs_bc (the block itself still ran normally).
     """
 
     def __init__(self, min_call_ms: float = 1.0) -> None:

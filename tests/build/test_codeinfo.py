@@ -860,3 +860,22 @@ def test_a_local_is_read_after_a_call_only_where_a_path_reads_it_before_assignin
 ) -> None:
     (offset,) = _call_offsets(fn, "ask")
     assert read_after(code_info(fn.__code__), offset, "messages") is read
+
+
+def test_an_async_for_ends_on_the_normal_cfg() -> None:
+    """An `async for` ends when its iterator raises StopAsyncIteration: the await of the next item
+    goes on to END_ASYNC_FOR as a loop's test goes to its exit, so what comes before the loop has a
+    post-dominator (a branch before it is left once the loop is over)."""
+
+    async def f(flag: bool, items: Any) -> int:
+        total = 1 if flag else 2
+        async for item in items:
+            total += item
+        return total
+
+    info = code_info(f.__code__)
+    (end,) = [i.offset for i in info.instrs.values() if i.opname == "END_ASYNC_FOR"]
+    sends = [i.offset for i in info.instrs.values() if i.opname in ("SEND", "YIELD_FROM")]
+    assert [end in info.successors(offset) for offset in sends] == [True]
+    (branch,) = [i for i in info.instrs.values() if i.opname.startswith("POP_JUMP")]
+    assert info.ipdom(branch.offset) is not None

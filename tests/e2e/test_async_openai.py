@@ -87,3 +87,36 @@ def test_an_error_the_server_answers_is_raised_at_its_await_as_in_plain(server: 
         await client.close()
 
     asyncio.run(main())
+
+
+def test_capture_in_a_coroutine_shows_each_awaited_request(server: FakeOpenAIServer) -> None:
+    async def main() -> None:
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        batch = docs("captured", 3)
+        plain = await summarize_docs(client, batch)
+        with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+            summaries = []
+            for doc in batch:
+                response = await client.chat.completions.create(
+                    model="summarizer",
+                    messages=[{"role": "user", "content": f"Summarize in one line: {doc}"}],
+                )
+                summaries.append(response.choices[0].message.content)
+            combined = await client.chat.completions.create(
+                model="writer",
+                messages=[
+                    {
+                        "role": "user",
+                        "content": f"Combine these {len(summaries)} summaries: {' | '.join(summaries)}",
+                    }
+                ],
+            )
+        assert combined.choices[0].message.content == plain  # the block ran as without the capture
+        graph = cap.graph
+        assert [op.name for op in graph.operations] == ["await AsyncCompletions.create"] * 4
+        deps = {op.id: sorted(d.id for d in graph.dependencies(op)) for op in graph.operations}
+        assert deps == {0: [], 1: [], 2: [], 3: [0, 1, 2]}
+        assert "a map of await AsyncCompletions.create" in cap.report()
+        await client.close()
+
+    asyncio.run(main())

@@ -50,6 +50,7 @@ from xcs_bc._compat import (
     PY312,
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
+from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
 from xcs_bc.build.calls import bound_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
@@ -190,8 +191,12 @@ class GraphBuilder(Loops):
             offset = resolved
         if fs is None:
             fs = self._new_frame(frame, offset)
-        elif fs.pending is not None:
+        elif fs.pending is not None and fs.awaiting is None:
             self._complete(fs, fs.pending, offset, now)
+        if fs.awaiting is not None:
+            if offset in fs.awaiting.inside:
+                return  # the await is under way: the frame suspends and resumes in its send loop
+            self._end_await(fs, fs.awaiting, offset, now)
         ins = fs.info.instrs.get(offset)
         if ins is None:  # not an instruction we know (should not happen): forget the shadow
             fs.pending = None
@@ -223,6 +228,9 @@ class GraphBuilder(Loops):
         fs.resumes = 0
         fs.exception = None
         fs.started = time.perf_counter()
+        if ins.opname == "LOAD_CONST" and (loop := send_loop_at(fs.info, offset)) is not None:
+            fs.pending = None  # an await of a value that is no call's result: one step (see `awaiting`)
+            fs.awaiting = Awaiting(loop, None, loop.inside)
 
     def call(self, frame: types.FrameType, callee: Any, arg0: Any) -> None:
         """The callable of the call instruction now pending in `frame` (sys.monitoring CALL).
@@ -325,6 +333,7 @@ class GraphBuilder(Loops):
                 fs.exception = fs.exception or exc
                 self.complete_call(fs, fs.pending, now, raised=True)
             fs.pending = None
+            fs.awaiting = None
         metadata: dict[str, Any] = {
             "name": self.name,
             "wall_time": now - self._started,
@@ -394,9 +403,54 @@ class GraphBuilder(Loops):
             return
         jumped = offset == ins.target and offset != ins.next
         if ins.opname in CALL_OPS:
+            loop = awaited_call_at(fs.info, offset) if offset == ins.next else None
+            if loop is not None:  # `await f(x)`: the call completes when the await does
+                fs.pending = ins
+                fs.awaiting = Awaiting(loop, ins, loop.inside | {offset})
+                fs.callee_result = MISSING  # (the awaitable it returned: the await's value comes back)
+                return
             self.complete_call(fs, ins, now, raised=False)
         else:
             self._apply(fs, ins, jumped, now)
+
+    def _end_await(self, fs: FrameState, waiting: Awaiting, offset: int, now: float) -> None:
+        """The frame left an await's send loop for `offset`: its exit (the awaited object is done) or a
+        handler (it raised).  ``await f(x)`` completes the call of `f`; any other await is a step of its
+        own (see `awaiting`)."""
+        loop = waiting.loop
+        done = offset == loop.exit
+        if waiting.call is not None:
+            fs.pending = None
+            if done:
+                self.complete_call(fs, waiting.call, now, raised=False)
+            else:
+                self._unwind(fs, waiting.call, offset, now)
+            fs.awaiting = None
+            if loop.awaitable is not None:
+                self._leave_branches(fs, loop.awaitable)  # (not seen while the call was pending)
+            return
+        fs.awaiting = None
+        slow = now - fs.started >= self.min_call_s
+        if not done:
+            if slow:
+                self.make_op(fs, loop.send, OpType.IMPLICIT, loop.what, (), (), now, raised=True)
+            handler = fs.info.handler_at(loop.send.offset)
+            if (
+                handler is not None
+                and handler.target == offset
+                and fs.info.instrs[offset].opname == "END_ASYNC_FOR"
+            ):
+                # an `async for` ran out: its iterator's StopAsyncIteration is the loop's way to end
+                fs.stack = fs.stack[: handler.depth] + [EXC] * handler.pushed
+            else:
+                self._unwind(fs, loop.send, offset, now)
+            return
+        popped = fs.pop(1)
+        result = self.unmodelled(popped)  # awaiting a task or a future lets any code run meanwhile
+        if slow:
+            inputs = tuple(ref for ref in popped if ref is not NULL and ref is not EXC)
+            result = self.make_op(fs, loop.send, OpType.IMPLICIT, loop.what, inputs, (), now).outputs[0]
+        fs.push(result)
 
     def _unwind(self, fs: FrameState, ins: Instr, offset: int, now: float) -> None:
         """Control reached `offset` by an exception raised at `ins`."""

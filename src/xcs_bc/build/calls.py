@@ -116,6 +116,8 @@ class Calls(Effects):
             # an async function's `await f(x)` is a call of its await site's method (see awaited_call)
             awaited = awaited_call(callee, tuple(ref.value for ref in args))
             name = describe_callee(callee) if awaited is None else f"await {describe_callee(awaited[0])}"
+            if fs.awaiting is not None:  # `await f(x)` in a coroutine's frame (see `awaiting`)
+                name = f"await {name}"
             op = self.make_op(fs, ins, OpType.CALL, name, inputs, kwnames, now, raised=raised)
             if star:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)

@@ -45,7 +45,7 @@ import dataclasses
 import dis
 import functools
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
 
@@ -372,8 +372,21 @@ class _Builder:
 _RAISES: Final = frozenset({"RAISE_VARARGS", "RERAISE"})
 
 
-def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[int, int | None]:
-    """Immediate post-dominator of every instruction on the normal CFG.
+def _async_for_ends(instrs: dict[int, Instr], handlers: dict[int, Handler]) -> dict[int, int]:
+    """An ``async for`` ends when its iterator raises StopAsyncIteration: the await of its next item
+    (``SEND``, 3.10 ``YIELD_FROM``) -> the ``END_ASYNC_FOR`` it then goes to, the loop's normal exit
+    (without it, nothing before the loop would have a post-dominator)."""
+    return {
+        off: handler.target
+        for off, handler in handlers.items()
+        if instrs[off].opname in ("SEND", "YIELD_FROM") and instrs[handler.target].opname == "END_ASYNC_FOR"
+    }
+
+
+def _post_dominators(
+    order: tuple[int, ...], instrs: dict[int, Instr], successors: Callable[[int], tuple[int, ...]]
+) -> dict[int, int | None]:
+    """Immediate post-dominator of every instruction on the normal CFG (`successors`).
 
     Iterative data flow over bit sets (bit i = order[i], bit n = the virtual
     exit): pdom(n) = {n} | AND of pdom(successors), starting from "everything";
@@ -384,7 +397,7 @@ def _post_dominators(order: tuple[int, ...], instrs: dict[int, Instr]) -> dict[i
     """
     n = len(order)
     index = {off: i for i, off in enumerate(order)}
-    succ = [[index[s] for s in (instrs[off].next, instrs[off].target) if s is not None] for off in order]
+    succ = [[index[s] for s in successors(off)] for off in order]
     raises = {i for i, off in enumerate(order) if instrs[off].opname in _RAISES}
     exit_bit, full = 1 << n, (1 << (n + 1)) - 1
     pdom = [full] * n
@@ -442,7 +455,7 @@ def _bits(mask: int) -> Iterator[int]:
 class CodeInfo:
     """Static facts about every instruction of one code object; see the module doc."""
 
-    __slots__ = ("code", "instrs", "order", "nested", "extended_arg", "_handlers", "_ipdom")
+    __slots__ = ("code", "instrs", "order", "nested", "extended_arg", "_handlers", "_ends", "_ipdom")
 
     code: types.CodeType
     instrs: dict[int, Instr]  # offset -> Instr
@@ -464,7 +477,8 @@ class CodeInfo:
         self.nested = tuple(nested_code(code))
         self.extended_arg = extended_arg
         self._handlers = handlers
-        self._ipdom = _post_dominators(order, instrs)
+        self._ends = _async_for_ends(instrs, handlers)
+        self._ipdom = _post_dominators(order, instrs, self.successors)
 
     def handler_at(self, offset: int) -> Handler | None:
         """Where an exception raised by the instruction at `offset` goes; None: out of the frame."""
@@ -475,9 +489,12 @@ class CodeInfo:
         return self._ipdom[offset]
 
     def successors(self, offset: int) -> tuple[int, ...]:
-        """Normal (non-exceptional) successors: fall-through, then jump target."""
+        """Normal (non-exceptional) successors: fall-through, then jump target (and, for the await of
+        an ``async for``'s next item, the loop's end: see `_async_for_ends`)."""
         ins = self.instrs[offset]
-        return tuple(dict.fromkeys(s for s in (ins.next, ins.target) if s is not None))
+        return tuple(
+            dict.fromkeys(s for s in (ins.next, ins.target, self._ends.get(offset)) if s is not None)
+        )
 
     def resolve(self, offset: int) -> int | None:
         """The instruction at `offset`, or extended by the EXTENDED_ARG there; else None."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs_bc.build.arms import NOTHING, Arm
+from xcs_bc.build.awaiting import Awaiting
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.trace import Condition, DecisionKind
 from xcs_bc.ir import MISSING, Operation, Source, ValueRef
@@ -45,6 +46,7 @@ class FrameState:
     control_conds: tuple[ValueRef, ...] = ()  # the conditions of `conditions()`, for `made_under`
     resumes: int = 0  # generator expressions the pending instruction started or resumed so far
     pending: Instr | None = None
+    awaiting: Awaiting | None = None  # an await under way (see `awaiting`)
     started: float = 0.0
     ops_before: int = 0
     operands: tuple[ValueRef, ...] = ()  # the slots the pending instruction will consume

@@ -120,6 +120,7 @@ class Session:
         self.yields = yields
         self.unwatched = unwatched  # callees whose entry and return are not watched (the capture's exit)
         self.nested = frozenset(nested_code(code))
+        self._nested_ids = frozenset(map(id, self.nested))  # (kept alive by `nested`)
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
         self.error: BaseException | None = None  # what ended observation early (ours, or an interrupt)
@@ -139,9 +140,13 @@ class Session:
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
             return True
+        if id(frame.f_code) not in self._nested_ids:
+            # answered without remembering the frame: while a captured coroutine is suspended, the
+            # other tasks' frames go by here, and remembering them would keep them alive
+            return False
         known = self._known.get(frame)
         if known is None:
-            known = frame.f_code in self.nested and self._descends_from_root(frame)
+            known = self._descends_from_root(frame)
             self._known[frame] = known
         return known
 
@@ -202,9 +207,17 @@ class Session:
                     )
                 )
             else:
+                code = other.root_code
+                where = f"{code.co_name!r} at {code.co_filename}:{code.co_firstlineno}"
+                if code.co_flags & CO_GENERATOR_LIKE:  # a block in a coroutine, waiting at an await
+                    raise CaptureError(
+                        f"this thread is already observed: an `xcs.capture()` block in {where} is under "
+                        "way (around this one, or in another task on this event loop, waiting at an "
+                        "await); one block is observed per thread at a time: end that block first, or "
+                        "capture in one task at a time"
+                    )
                 raise CaptureError(
-                    f"this thread is already observed (tracing {other.root_code.co_name!r} at "
-                    f"{other.root_code.co_filename}:{other.root_code.co_firstlineno}); captures cannot be "
+                    f"this thread is already observed (tracing {where}); captures cannot be "
                     "nested: end the outer `xcs.capture()` block first, or capture in another thread"
                 )
         with _sessions_lock:
