@@ -189,3 +189,24 @@ def test_report_says_which_round_of_a_loop_over_a_result_a_call_is_in() -> None:
     report = cap.report()
     assert "%1 reader at test_capture.py" in report and "%0 is not empty (%0 search)" in report
     assert "%2 reader at test_capture.py" in report and "%0 has more than 1 items (%0 search)" in report
+
+
+def test_a_captured_graph_draws_its_calls_as_they_ran_and_as_they_could() -> None:
+    """The capture's times feed the SVG timeline: the calls ran one after another (grey bars in
+    program order), and could have run in two rounds (blue bars: the summaries and judges at 0, the
+    second llm calls after their summary)."""
+    import xml.etree.ElementTree as ET
+
+    cap = P.comprehensions(["a", "b"])[0]
+    graph = cap.graph
+    root = ET.fromstring(graph.to_svg())
+    title = "{http://www.w3.org/2000/svg}title"
+
+    def starts(color: str) -> list[float]:
+        bars = [node for node in root.iter() if node.tag.endswith("rect") and node.get("fill") == color]
+        return [float((bar.find(title).text or "").split(": ")[1].split("-")[0]) for bar in bars]
+
+    ran, could = starts("#b8b8b8"), starts("#5b8def")
+    assert ran == sorted(ran) and ran[0] == 0.0 and ran[-1] > 4 * P.LATENCY * 1000
+    assert could[:4] == [0.0] * 4 and min(could[4:]) >= P.LATENCY * 1000
+    assert graph.to_dot().count(" -> ") == 2 and graph.to_mermaid().count(" --> ") == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from xcs_bc.ir import passes, text
+from xcs_bc.ir import passes, pictures, text
 from xcs_bc.ir.passes import CriticalPath
 from xcs_bc.ir.refs import Operation, ValueRef
 
@@ -43,6 +43,19 @@ class ComputationGraph:
 
     def critical_path(self) -> CriticalPath:
         return passes.critical_path(self)
+
+    def to_dot(self) -> str:
+        """The graph as Graphviz DOT text (`dot -Tsvg`): a box per slow call, arrows from what it needs."""
+        return pictures.to_dot(self)
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart, which GitHub, GitLab and Jupyter render in Markdown."""
+        return pictures.to_mermaid(self)
+
+    def to_svg(self) -> str:
+        """One self-contained SVG: the dataflow, and a timeline of the calls as they ran and as they
+        could have run had each started as soon as its inputs were ready."""
+        return pictures.to_svg(self)
 
     def __str__(self) -> str:
 
