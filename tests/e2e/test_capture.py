@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import time
 
 import pytest
 
@@ -210,3 +211,36 @@ def test_a_captured_graph_draws_its_calls_as_they_ran_and_as_they_could() -> Non
     assert ran == sorted(ran) and ran[0] == 0.0 and ran[-1] > 4 * P.LATENCY * 1000
     assert could[:4] == [0.0] * 4 and min(could[4:]) >= P.LATENCY * 1000
     assert graph.to_dot().count(" -> ") == 2 and graph.to_mermaid().count(" --> ") == 2
+
+
+HEADERS = {"Authorization": "Bearer test"}
+
+
+def post(url: str, headers: dict[str, str]) -> str:
+    """A request helper: slow, and handed a dict it could change (as far as the capture knows)."""
+    time.sleep(P.LATENCY)
+    return f"{url}:{len(headers)}"
+
+
+def test_calls_held_back_only_by_a_shared_dict_are_named_with_the_fix() -> None:
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        post("one", headers=HEADERS)
+        post("two", headers=HEADERS)
+        post("three", headers=HEADERS)
+    report = cap.report()
+    assert "or an object an earlier call was handed (see below)" in report
+    assert "3 calls form a chain: post -> post -> post; only a shared object keeps them apart" in report
+    line = cap.graph.operations[1].site.line
+    assert (
+        f"  %1 post at test_capture.py:{line} waits for %0 post only because the dict HEADERS was handed "
+        "to it, and a call may change what it is handed: give each call its own (`dict(HEADERS)`), or "
+        "build it inside the call, and they can overlap"
+    ) in report
+    assert "waits for %0 post and %1 post only because the dict HEADERS was handed to them" in report
+
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as fixed:  # the advice taken
+        post("one", headers=dict(HEADERS))
+        post("two", headers=dict(HEADERS))
+        post("three", headers=dict(HEADERS))
+    assert len(fixed.graph.independent_sets()[0]) == 3
+    assert "shared object" not in fixed.report()

@@ -15,6 +15,10 @@
     Calls that combine independent results:
       judge at judge.py:12 combines 2 independent results: %0 gen_a, %1 gen_b
 
+Then, where there are some: the chains, the calls reached through a branch on a result, the calls
+held back only by a mutable object an earlier call was handed (with the copy that frees them), and
+the calls that read a value of unknown origin.
+
 The numbers change from run to run; the structure (which sections, in which
 order, which calls and patterns) depends only on the graph.  The dependencies
 are computed once for every section, and values shared between calls are
@@ -29,7 +33,7 @@ from typing import Any
 
 from xcs_bc.analyze import patterns
 from xcs_bc.analyze.patterns import Pattern
-from xcs_bc.ir import ComputationGraph, Operation, Site, Source, ValueRef, passes
+from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Operation, Site, Source, ValueRef, passes
 from xcs_bc.ir.passes import Direct, fold
 from xcs_bc.ir.text import format_value, op_names
 
@@ -46,12 +50,14 @@ def format_report(graph: ComputationGraph) -> str:
     names = op_names(graph)
     direct = passes.dependency_bits(graph)
     found = patterns.patterns(graph, direct=direct)
+    handed = _Handed(graph)
     sections = [
         _timing(graph, names, direct),
-        _groups(graph, found, names, direct),
+        _groups(graph, found, names, direct, handed),
         _listed("Calls that combine independent results:", found, "reduce"),
-        _listed("Chains:", found, "chain"),
+        _chains(found, handed),
         _control(graph, names),
+        _shared(graph, names, handed),
         _unknown(graph, names),
     ]
     return "\n\n".join(section for section in sections if section)
@@ -112,11 +118,20 @@ def _path_text(ops: Sequence[Operation], names: Mapping[int, str]) -> str:
 
 
 def _groups(
-    graph: ComputationGraph, found: Sequence[Pattern], names: Mapping[int, str], direct: Direct
+    graph: ComputationGraph,
+    found: Sequence[Pattern],
+    names: Mapping[int, str],
+    direct: Direct,
+    handed: _Handed,
 ) -> str:
     """Each independent set with its sites and callees, then the maps and ensembles it holds."""
     groups = [sorted(group, key=lambda op: op.id) for group in passes.independent_sets(graph, direct=direct)]
     if not groups:
+        if any(handed.held(op) for op in graph.operations):
+            return (
+                "No two calls can run at the same time: each one needs a result of an earlier one, "
+                "or an object an earlier call was handed (see below)."
+            )
         return "No two calls can run at the same time: each one needs a result of an earlier one."
     lines = ["Calls that can run at the same time:"]
     shown: set[int] = set()
@@ -137,6 +152,27 @@ def _listed(title: str, found: Sequence[Pattern], kind: str) -> str:
     """A titled list of the patterns of one kind, or nothing."""
     lines = [f"  {pattern.description}" for pattern in found if pattern.kind == kind]
     return "\n".join([title, *lines]) if lines else ""
+
+
+def _chains(found: Sequence[Pattern], handed: _Handed) -> str:
+    """The chains; one whose links are only objects handed to each call (see `_shared`) says so
+    instead of that its calls cannot overlap."""
+    lines = []
+    for pattern in found:
+        if pattern.kind != "chain":
+            continue
+        chain = pattern.operations
+        links = [
+            any(earlier.id in ids for ids in handed.held(op).values())
+            for earlier, op in zip(chain, chain[1:], strict=False)
+        ]
+        text = pattern.description
+        if all(links):
+            text = text.replace("they cannot overlap", "only a shared object keeps them apart (see below)")
+        elif any(links):
+            text = text.replace("they cannot overlap", "some wait only for a shared object (see below)")
+        lines.append(f"  {text}")
+    return "\n".join(["Chains:", *lines]) if lines else ""
 
 
 def _control(graph: ComputationGraph, names: Mapping[int, str]) -> str:
@@ -171,6 +207,78 @@ def _when(cond: ValueRef, way: tuple[Any, Any] | None, names: Mapping[int, str])
     if kind == "more":
         return f"{text} has more than {value} items" if value else f"{text} is not empty"
     return f"the branch on {text} goes this way"
+
+
+def _shared(graph: ComputationGraph, names: Mapping[int, str], handed: _Handed) -> str:
+    """Calls that wait for earlier ones only because those were handed a mutable object they also
+    get (a headers dict, a config list): a call may change what it is handed, so the later call
+    must see it after, unless each gets its own."""
+    lines = []
+    for op in graph.operations:
+        for obj, earlier in handed.held(op).items():
+            before = _and([f"{names[dep]} {graph.operations[dep].name}" for dep in earlier])
+            value = handed.objects[obj]
+            what = f"the {type(value).__name__} {obj}" if value is not MISSING else obj
+            copy = f"`{type(value).__name__}({obj})`" if type(value) in (dict, list, set) else "a copy"
+            lines.append(
+                f"  {names[op.id]} {op.name} at {op.site} waits for {before} only because {what} was "
+                f"handed to {'it' if len(earlier) == 1 else 'them'}, and a call may change what it is "
+                f"handed: give each call its own ({copy}), or build it inside the call, and they can overlap"
+            )
+    return "\n".join(["Held back by a shared object:", *lines]) if lines else ""
+
+
+class _Handed:
+    """For each operation, the earlier operations it needs only through objects they were handed
+    (`effect(...)` values), by object; each shared value looked at once for the whole graph."""
+
+    def __init__(self, graph: ComputationGraph) -> None:
+        self.names = op_names(graph)
+        self.held_by: dict[int, dict[str, list[int]]] = {}
+        self.done: dict[int, tuple[frozenset[int], dict[int, str]]] = {}
+        self.keep: list[ValueRef] = []
+        self.objects: dict[str, object] = {}  # an object's text -> its value (for the copy hint)
+
+    def held(self, op: Operation) -> dict[str, list[int]]:
+        """Object text -> the ids of the earlier operations `op` waits for only through it."""
+        if op.id not in self.held_by:
+            self.held_by[op.id] = self._held(op)
+        return self.held_by[op.id]
+
+    def _held(self, op: Operation) -> dict[str, list[int]]:
+        data: set[int] = set().union(*(ref.deps for ref in op.control))
+        shared: dict[int, str] = {}
+        for ref in op.inputs:
+            ref_data, ref_shared = fold(ref, self.done, self._visit)
+            data |= ref_data
+            shared.update(ref_shared)
+        by_object: dict[str, list[int]] = {}
+        for dep, obj in sorted(shared.items()):
+            if dep not in data:
+                by_object.setdefault(obj, []).append(dep)
+        return by_object
+
+    def _visit(
+        self, ref: ValueRef, operands: tuple[tuple[frozenset[int], dict[int, str]], ...]
+    ) -> tuple[frozenset[int], dict[int, str]]:
+        self.keep.append(ref)
+        if ref.source is not Source.EXPR:
+            return ref.deps, {}
+        data = frozenset().union(*(d for d, _ in operands))
+        shared: dict[int, str] = {}
+        for _, more in operands:
+            shared.update(more)
+        added = ref.deps - frozenset().union(*(operand.deps for operand in ref.operands))
+        if ref.kind is not ExprKind.EFFECT or not ref.operands:
+            return data | added, shared
+        base = ref.operands[0]
+        while base.kind is ExprKind.EFFECT and base.operands:
+            base = base.operands[0]
+        text = format_value(base, self.names)
+        self.objects.setdefault(text, ref.value)
+        for dep in added:
+            shared.setdefault(dep, text)
+        return data, shared
 
 
 def _unknown(graph: ComputationGraph, names: Mapping[int, str]) -> str:
