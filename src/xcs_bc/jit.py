@@ -712,9 +712,10 @@ def jit(
     Options (keyword only):
 
     - `max_workers` (int >= 1, or None; default None): where planned calls run.  None uses
-      the process-wide thread pool (64 threads, sized for IO-bound calls, created on first
-      use); an int gives this function a pool of its own with that many threads, created at
-      its first replay and shut down at interpreter exit.
+      the process-wide thread pool (up to 512 threads, started as ready calls arrive and
+      leaving after 30 s idle: its width follows the work); an int gives this function a pool
+      of its own with that many threads, created at its first replay and shut down at
+      interpreter exit.
     - `min_call_ms` (a number >= 0, default 1.0): while tracing, a call taking at least this
       many milliseconds is a slow call, one the plan may issue ahead; faster calls are glue
       that runs in its turn.  Raise it when cheap calls are being planned; 0 makes every call slow.

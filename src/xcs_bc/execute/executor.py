@@ -38,7 +38,12 @@ from concurrent.futures import Executor as _StdExecutor
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
-DEFAULT_MAX_WORKERS = 64
+DEFAULT_MAX_WORKERS = 512
+"""The shared pool's bound: its threads start as ready calls arrive, so its width follows the work
+(256 independent calls run at once), and leave after `IDLE_SECONDS` without one.  Per-API limits
+(`xcs.limit`, and the defaults of known clients) bound each API well below it."""
+
+IDLE_SECONDS = 30.0
 
 
 @runtime_checkable
@@ -52,7 +57,8 @@ _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class ThreadPool(_StdExecutor):
-    """Up to `max_workers` daemon threads, started as work arrives and kept until shutdown."""
+    """Up to `max_workers` daemon threads, started as work arrives; one that has had nothing to do
+    for `IDLE_SECONDS` leaves (the pool shrinks back after a burst)."""
 
     def __init__(self, max_workers: int) -> None:
         self._max_workers = max_workers
@@ -83,15 +89,29 @@ class ThreadPool(_StdExecutor):
             except queue.Empty:
                 with self._lock:
                     self._idle += 1
-                item = self._queue.get()
+                item = self._wait_for_work()
             if item is None:
                 break
             _run(*item)
             del item
         with self._lock:
             self._workers -= 1
-            if not self._workers:
+            if not self._workers and self._shutdown:
                 self._stopped.set()
+
+    def _wait_for_work(self) -> _Item | None:
+        """The next item; None to leave: at shutdown, or after `IDLE_SECONDS` with nothing to do.
+
+        An idle worker may leave only while `_idle` counts one no submit has counted on: a submit
+        that found an idle worker decremented `_idle`, and its item is on its way to one of them."""
+        while True:
+            try:
+                return self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle and not self._shutdown:
+                        self._idle -= 1
+                        return None
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
