@@ -40,13 +40,12 @@ _LOOP: Final = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class SendLoop:
-    """One await's send loop: `start` its ``LOAD_CONST None``, `send` its ``SEND`` (``YIELD_FROM``),
-    where the awaited object's exception is raised; `inside` every offset the frame may be at while
-    the await is under way (the ``CLEANUP_THROW`` handlers included); `exit` where it goes when the
-    awaited object is done; `awaitable` the plain ``GET_AWAITABLE`` just before it, where a call's
-    result is awaited (``await f(x)``), if any."""
+    """One await's send loop (found by its first instruction, a ``LOAD_CONST None``): `send` its
+    ``SEND`` (``YIELD_FROM``), where the awaited object's exception is raised; `inside` every
+    offset the frame may be at while the await is under way (the ``CLEANUP_THROW`` handlers
+    included); `exit` where it goes when the awaited object is done; `awaitable` the plain
+    ``GET_AWAITABLE`` just before it, where a call's result is awaited (``await f(x)``), if any."""
 
-    start: int
     send: Instr
     inside: frozenset[int]
     exit: int | None
@@ -104,7 +103,7 @@ def _send_loops(info: CodeInfo) -> Mapping[int, SendLoop]:
         what = _what(info.instrs[order[index - 1]], made)
         awaitable = order[index - 1] if what == "await" else None
         exit_ = first.target if VERSION == (3, 11) else last.next  # (3.11's last is a jump: no next)
-        loops[offset] = SendLoop(offset, first, frozenset(inside), exit_, awaitable, what)
+        loops[offset] = SendLoop(first, frozenset(inside), exit_, awaitable, what)
     return loops
 
 

@@ -80,13 +80,9 @@ def to_svg(graph: ComputationGraph) -> str:
     names = text.op_names(graph)
     title = str(graph.metadata.get("name", "graph"))
     parts: list[str] = []
-    flow_h = _dataflow(graph, names, parts, top=_MARGIN + 24)
+    flow_w, flow_h = _dataflow(graph, names, parts, top=_MARGIN + 24)
     chart_h = _timeline(graph, names, parts, top=_MARGIN + 24 + flow_h + 40)
-    levels = graph.levels()
-    width = max(
-        _MARGIN * 2 + (max(levels.values(), default=0) + 1) * (_BOX_W + _GAP_X),
-        _MARGIN * 2 + _NAME_W + _CHART_W + 80,
-    )
+    width = _MARGIN * 2 + max(flow_w, _NAME_W + _CHART_W + 80)
     height = _MARGIN + 24 + flow_h + 40 + chart_h + _MARGIN
     head = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -101,8 +97,9 @@ def to_svg(graph: ComputationGraph) -> str:
     return "\n".join([*head, *parts, "</svg>"]) + "\n"
 
 
-def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], top: int) -> int:
-    """Boxes by level (a column per level, in program order within it) and arrows; its height."""
+def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], top: int) -> tuple[int, int]:
+    """Boxes by level (a column per level, in program order within it) and arrows; its width and
+    height."""
     levels = graph.levels()
     where: dict[int, tuple[int, int]] = {}
     rows: dict[int, int] = {}
@@ -130,15 +127,15 @@ def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], 
             f'<text x="{x + 8}" y="{y + 33}" fill="#444">{_xml(_clip(site, 36))}</text>',
             f'<text x="{x + 8}" y="{y + 47}" fill="#444">{_xml(took)}</text></g>',
         ]
-    return max(rows.values(), default=0) * (_BOX_H + _GAP_Y)
+    return len(rows) * (_BOX_W + _GAP_X), max(rows.values(), default=0) * (_BOX_H + _GAP_Y)
 
 
 def _timeline(graph: ComputationGraph, names: dict[int, str], parts: list[str], top: int) -> int:
     """A row per call: a grey bar for when it ran, a blue one for when it could have (every call
     started as soon as the calls it needs were done, each taking as long as it took); its height."""
     ops = graph.operations
-    starts = [op.metadata.get("start") for op in ops]
-    origin = min((s for s in starts if isinstance(s, (int, float))), default=0.0)
+    starts = (op.metadata.get("start") for op in ops)
+    origin = min((start for start in starts if isinstance(start, (int, float))), default=0.0)
     ran = {op.id: _ran(op, origin) for op in ops}
     could = _as_soon_as_ready(graph)
     span = max([end for _, end in ran.values()] + [end for _, end in could.values()] + [1e-9])
