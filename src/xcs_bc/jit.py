@@ -313,6 +313,9 @@ class JittedFunction(Generic[P, R]):
     def _remember(self, builder: GraphBuilder, env: Env, learn: CachedPlan | None) -> None:
         try:
             trace = builder.finish(None)
+            for op in trace.graph.operations:  # the slow calls the traced call made
+                if op.outputs and not trace.calls[op.id].read:
+                    self.stats.made(op.name, op.outputs[0].value)
             env = dataclasses.replace(env, locals=trace.locals)  # recipes are checked against them
             plan = make_plan(
                 trace.graph,
@@ -477,6 +480,12 @@ class JittedFunction(Generic[P, R]):
                 lines.append(
                     f"  {what}: " + ", ".join(f"{callee} x{n}" for callee, n in sorted(counts.items()))
                 )
+        per_callee = [
+            f"{callee} ({', '.join(f'{n} {what}' for what, n in counts.items())})"
+            for callee, counts in self.stats.by_callee().items()
+        ]
+        if per_callee:
+            lines.append("  by callee: " + "; ".join(per_callee))
         with self._lock:
             plans = list(self._plans)
             notes = list(self._notes)
@@ -751,7 +760,10 @@ def jit(
     that the run did not need and `wasted_by_callee`, `guard_misses`, `resized` replays for
     other loop lengths, `speculated` calls issued on a guess, `served_in_trace` calls of a
     traced call served from a loop's later rounds issued ahead, `rejected` attempts an API
-    answered as overloaded, which were made again, and `rejected_by_callee`) and
+    answered as overloaded, which were made again, and `rejected_by_callee`; per callee, the
+    calls that returned to the run, `calls_by_callee`, those answered by the call issued ahead,
+    `ahead_by_callee`, and the tokens their results report (an `openai` response's `usage`),
+    `tokens_by_callee`, all five tables in one by `by_callee()`) and
     `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
     turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
     `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.

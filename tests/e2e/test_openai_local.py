@@ -362,3 +362,32 @@ def test_numbered_map_jit_same_results_and_requests(server: FakeOpenAIServer, cl
 def test_numbered_map_jit_serves_calls_ahead(server: FakeOpenAIServer, client: Any) -> None:
     jitted, served = check_jit(server, summarize_numbered, map_inputs(client, 24), 5 + 1)
     check_served(jitted, served, 5 + 1)
+
+
+def test_calls_and_tokens_are_counted_per_callee(
+    server: FakeOpenAIServer, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = map_inputs(client, 30)
+    tokens: list[int] = []
+    real = client.chat.completions.create
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        response = real(*args, **kwargs)
+        tokens.append(response.usage.total_tokens)
+        return response
+
+    with monkeypatch.context() as patched:  # the plain runs, counting what the server reports
+        patched.setattr(client.chat.completions, "create", counting)
+        for args in inputs:
+            summarize_docs(*args)
+    fast = xcs.jit(summarize_docs, min_call_ms=MIN_CALL_MS)
+    for args in inputs:  # a trace, then two replays
+        fast(*args)
+    counts = fast.stats.by_callee()["Completions.create"]
+    assert counts["calls"] == 18 and counts["tokens"] == sum(tokens) > 0
+    assert 0 < counts["ahead"] <= fast.stats.served
+    assert "by callee: Completions.create (18 calls, " in fast.explain()
+
+    cap, _ = captured_summarize_docs(client, inputs[0][1])
+    assert "  Completions.create: 6 calls, " in cap.report()
+    assert f"ms, {sum(tokens[:6]):,} tokens" in cap.report()

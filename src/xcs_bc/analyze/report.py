@@ -15,7 +15,8 @@
     Calls that combine independent results:
       judge at judge.py:12 combines 2 independent results: %0 gen_a, %1 gen_b
 
-Then, where there are some: the chains, the calls reached through a branch on a result, the calls
+Then the calls per callee (how many, how long, the tokens their results report) and, where there
+are some: the chains, the calls reached through a branch on a result, the calls
 held back only by a mutable object an earlier call was handed (with the copy that frees them), and
 the calls that read a value of unknown origin.
 
@@ -36,6 +37,7 @@ from xcs_bc.analyze.patterns import Pattern
 from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Operation, Site, Source, ValueRef, passes
 from xcs_bc.ir.passes import Direct, fold
 from xcs_bc.ir.text import format_value, op_names
+from xcs_bc.ir.values import reported_tokens
 
 __all__ = ["format_report"]
 
@@ -53,6 +55,7 @@ def format_report(graph: ComputationGraph) -> str:
     handed = _Handed(graph)
     sections = [
         _timing(graph, names, direct),
+        _callees(graph),
         _groups(graph, found, names, direct, handed),
         _listed("Calls that combine independent results:", found, "reduce"),
         _chains(found, handed),
@@ -106,6 +109,21 @@ def _timing(graph: ComputationGraph, names: Mapping[int, str], direct: Direct) -
             ),
         ]
     )
+
+
+def _callees(graph: ComputationGraph) -> str:
+    """Per callee, in order of first call: how many calls, how long they took together, and the
+    tokens their results report (an `openai` response's `usage`), when they report some."""
+    totals: dict[str, list[float]] = {}
+    for op in graph.operations:
+        calls, seconds, tokens = totals.setdefault(op.name, [0, 0.0, 0])
+        value = op.outputs[0].value if op.outputs else None
+        totals[op.name] = [calls + 1, seconds + op.duration, tokens + reported_tokens(value)]
+    lines = ["Calls by callee:"]
+    for name, (calls, seconds, tokens) in totals.items():
+        spent = f", {int(tokens):,} tokens" if tokens else ""
+        lines.append(f"  {name}: {int(calls)} call{'s' if calls != 1 else ''}, {_ms(seconds)}{spent}")
+    return "\n".join(lines)
 
 
 def _path_text(ops: Sequence[Operation], names: Mapping[int, str]) -> str:

@@ -49,7 +49,7 @@ from xcs_bc.execute.limits import (
 )
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.execute.speculation import Speculation
-from xcs_bc.ir.values import class_lookup, describe_callee
+from xcs_bc.ir.values import class_lookup, describe_callee, reported_tokens
 from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
@@ -76,6 +76,12 @@ class Stats:
     rejected: int = 0  # attempts the API answered as overloaded, made again (see execute.limits)
     wasted_by_callee: dict[str, int] = field(default_factory=dict)  # `wasted`, per callee
     rejected_by_callee: dict[str, int] = field(default_factory=dict)  # `rejected`, per callee
+    # per callee: the slow calls that returned to the run (traced, served or made in their turn),
+    # those answered by the call issued ahead (`served` also counts the planned calls the run took
+    # over before they started), and the tokens their results report (`usage`)
+    calls_by_callee: dict[str, int] = field(default_factory=dict)
+    ahead_by_callee: dict[str, int] = field(default_factory=dict)
+    tokens_by_callee: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, name: str) -> None:
@@ -90,6 +96,34 @@ class Stats:
             setattr(self, name, getattr(self, name) + 1)
             by_callee: dict[str, int] = getattr(self, f"{name}_by_callee")
             by_callee[callee] = by_callee.get(callee, 0) + 1
+
+    def made(self, callee: str, result: Any, *, ahead: bool = False) -> None:
+        """One slow call of `callee` that returned `result` to the run (`ahead`: answered by the call
+        issued ahead)."""
+        tokens = reported_tokens(result)
+        with self._lock:
+            self.calls_by_callee[callee] = self.calls_by_callee.get(callee, 0) + 1
+            if ahead:
+                self.ahead_by_callee[callee] = self.ahead_by_callee.get(callee, 0) + 1
+            if tokens:
+                self.tokens_by_callee[callee] = self.tokens_by_callee.get(callee, 0) + tokens
+
+    def by_callee(self) -> dict[str, dict[str, int]]:
+        """Per callee: `calls` that returned, those answered `ahead`, `wasted`, `rejected` and `tokens`
+        (each only when not 0)."""
+        with self._lock:
+            tables = {
+                "calls": self.calls_by_callee,
+                "ahead": self.ahead_by_callee,
+                "wasted": self.wasted_by_callee,
+                "rejected": self.rejected_by_callee,
+                "tokens": self.tokens_by_callee,
+            }
+            result: dict[str, dict[str, int]] = {}
+            for what, table in tables.items():
+                for callee, count in table.items():
+                    result.setdefault(callee, {})[what] = count
+        return dict(sorted(result.items()))
 
     def __str__(self) -> str:
         names = [
@@ -456,6 +490,7 @@ class Replay:
         if not answered(issued.future):  # e.g. answered as overloaded, or lost by a cluster: made here
             return self._in_place(op_id, fn, args, kwargs, counted=True)
         result = issued.future.result()  # re-raises the call's own exception here
+        self.stats.made(issued.name, result, ahead=True)
         if self.extending:  # before the run reads it: a loop over it is extended first (see _extend)
             self._record(op_id, result)
         return result
@@ -516,6 +551,7 @@ class Replay:
             self._await_cache_mates(fn, args, kwargs)
         name = self.recipes[op_id].op.name if op_id is not None else None
         result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
+        self.stats.made(name or describe_callee(fn), result)
         if op_id is not None:
             self._record(op_id, result)
             with self.lock:

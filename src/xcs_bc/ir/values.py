@@ -178,6 +178,15 @@ def _like(
     )
 
 
+def reported_tokens(result: Any) -> int:
+    """The tokens a call's result says it used (`usage.total_tokens` of an `openai` response, read
+    without running user code); 0 when it says none."""
+    if type(result).__module__ == "builtins":  # (most results: str, dict, list ... report none)
+        return 0
+    tokens = peek_attr(peek_attr(result, "usage"), "total_tokens")
+    return tokens if type(tokens) is int else 0
+
+
 def peek_attr(obj: Any, name: str) -> Any:
     """`obj.name` when it can be read without running user code, else MISSING."""
     if obj is MISSING:
