@@ -117,6 +117,12 @@ def test_capture_in_a_coroutine_shows_each_awaited_request(server: FakeOpenAISer
         deps = {op.id: sorted(d.id for d in graph.dependencies(op)) for op in graph.operations}
         assert deps == {0: [], 1: [], 2: [], 3: [0, 1, 2]}
         assert "a map of await AsyncCompletions.create" in cap.report()
+        # each operation's value is the response its await gave (through the client's wrapper)
+        responses = [op.outputs[0].value for op in graph.operations]
+        assert all(isinstance(value, openai.types.chat.ChatCompletion) for value in responses)
+        tokens = sum(value.usage.total_tokens for value in responses)
+        assert "  await AsyncCompletions.create: 4 calls, " in cap.report()
+        assert f"ms, {tokens:,} tokens" in cap.report()
         await client.close()
 
     asyncio.run(main())

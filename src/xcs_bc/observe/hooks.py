@@ -451,6 +451,11 @@ def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
     caller = frame.f_back
     if caller is not None and frame is not session.root and session.is_target(caller):
         session.deliver(session.listener.returned, caller, value)
+        backend = session._backend
+        if type(value) is types.CoroutineType and isinstance(backend, _Monitoring):
+            # a wrapper that returned a coroutine (`AsyncOpenAI`'s methods): the target awaits it
+            # next, and its return, the await's value, is reported only if its code is watched
+            backend.watch_callee(value.cr_code)
 
 
 def _python_code(callee: Any) -> types.CodeType | None:
