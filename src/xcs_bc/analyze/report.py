@@ -16,9 +16,9 @@
       judge at judge.py:12 combines 2 independent results: %0 gen_a, %1 gen_b
 
 Then the calls per callee (how many, how long, the tokens their results report) and, where there
-are some: the chains, the calls reached through a branch on a result, the calls
-held back only by a mutable object an earlier call was handed (with the copy that frees them), and
-the calls that read a value of unknown origin.
+are some: the chains, the calls reached through a branch on a result, the calls held back only by
+a mutable object an earlier call was handed (with the copy that frees them), and the calls that
+read a value of unknown origin.
 
 The numbers change from run to run; the structure (which sections, in which
 order, which calls and patterns) depends only on the graph.  The dependencies
@@ -114,15 +114,18 @@ def _timing(graph: ComputationGraph, names: Mapping[int, str], direct: Direct) -
 def _callees(graph: ComputationGraph) -> str:
     """Per callee, in order of first call: how many calls, how long they took together, and the
     tokens their results report (an `openai` response's `usage`), when they report some."""
-    totals: dict[str, list[float]] = {}
+    calls: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    tokens: dict[str, int] = {}
     for op in graph.operations:
-        calls, seconds, tokens = totals.setdefault(op.name, [0, 0.0, 0])
+        calls[op.name] = calls.get(op.name, 0) + 1
+        seconds[op.name] = seconds.get(op.name, 0.0) + op.duration
         value = op.outputs[0].value if op.outputs else None
-        totals[op.name] = [calls + 1, seconds + op.duration, tokens + reported_tokens(value)]
+        tokens[op.name] = tokens.get(op.name, 0) + reported_tokens(value)
     lines = ["Calls by callee:"]
-    for name, (calls, seconds, tokens) in totals.items():
-        spent = f", {int(tokens):,} tokens" if tokens else ""
-        lines.append(f"  {name}: {int(calls)} call{'s' if calls != 1 else ''}, {_ms(seconds)}{spent}")
+    for name, count in calls.items():
+        spent = f", {tokens[name]:,} tokens" if tokens[name] else ""
+        lines.append(f"  {name}: {count} call{'s' if count != 1 else ''}, {_ms(seconds[name])}{spent}")
     return "\n".join(lines)
 
 
