@@ -9,7 +9,7 @@ one `submit` per call, then every `.result()`) and as the jitted function with d
 (the shared pool).  Each is warmed by one untimed round at the largest N (the pool's threads
 started, the jit's plan traced at a small N: its loop's template serves every length).  A cell
 is the fraction of ideal, one call's latency / the time taken; plain (N times the latency) is not
-run.  Target (issue "Scale"): 256 independent 50 ms calls at 80% of ideal or more.
+run.  Target: 256 independent 50 ms calls at 80% of ideal or more.
 """
 
 from __future__ import annotations
