@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["PATTERN_KINDS", "Pattern", "patterns"]
 
 PATTERN_KINDS = ("map", "ensemble", "chain", "reduce")
+CHAIN_REASON = "they cannot overlap"  # how a chain's description ends (the report may say why instead)
 """Pattern kinds, in the order patterns that start at the same operation are listed."""
 
 _LISTED_NAMES = 5
@@ -236,7 +237,7 @@ def _chains(ops: Sequence[Operation], immediate: dict[int, list[int]]) -> list[P
         if len(run) >= 3:
             chain = tuple(by_id[op_id] for op_id in run)
             names = " -> ".join(op.name for op in chain)
-            description = f"{len(chain)} calls form a chain: {names}; they cannot overlap"
+            description = f"{len(chain)} calls form a chain: {names}; {CHAIN_REASON}"
             found.append(Pattern("chain", chain, description))
     return found
 

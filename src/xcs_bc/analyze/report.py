@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from xcs_bc.analyze import patterns
-from xcs_bc.analyze.patterns import Pattern
+from xcs_bc.analyze.patterns import CHAIN_REASON, Pattern
 from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Operation, Site, Source, ValueRef, passes
 from xcs_bc.ir.passes import Direct, fold
 from xcs_bc.ir.text import format_value, op_names
@@ -52,7 +52,7 @@ def format_report(graph: ComputationGraph) -> str:
     names = op_names(graph)
     direct = passes.dependency_bits(graph)
     found = patterns.patterns(graph, direct=direct)
-    handed = _Handed(graph)
+    handed = _Handed(names)
     sections = [
         _timing(graph, names, direct),
         _callees(graph),
@@ -189,9 +189,9 @@ def _chains(found: Sequence[Pattern], handed: _Handed) -> str:
         ]
         text = pattern.description
         if all(links):
-            text = text.replace("they cannot overlap", "only a shared object keeps them apart (see below)")
+            text = text.replace(CHAIN_REASON, "only a shared object keeps them apart (see below)")
         elif any(links):
-            text = text.replace("they cannot overlap", "some wait only for a shared object (see below)")
+            text = text.replace(CHAIN_REASON, "some wait only for a shared object (see below)")
         lines.append(f"  {text}")
     return "\n".join(["Chains:", *lines]) if lines else ""
 
@@ -253,8 +253,8 @@ class _Handed:
     """For each operation, the earlier operations it needs only through objects they were handed
     (`effect(...)` values), by object; each shared value looked at once for the whole graph."""
 
-    def __init__(self, graph: ComputationGraph) -> None:
-        self.names = op_names(graph)
+    def __init__(self, names: Mapping[int, str]) -> None:
+        self.names = names  # (the report's print names, for the objects' text)
         self.held_by: dict[int, dict[str, list[int]]] = {}
         self.done: dict[int, tuple[frozenset[int], dict[int, str]]] = {}
         self.keep: list[ValueRef] = []

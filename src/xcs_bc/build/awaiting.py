@@ -27,14 +27,24 @@ from typing import Final
 from xcs_bc._compat import VERSION
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 
-# the instruction that ends a send loop: 3.10's is the loop; 3.11's jumps back to its SEND, whose
-# target follows it; 3.12+ END_SEND is that target
-_LAST: Final = (
+# The instruction that ends a send loop: 3.10's is the loop; 3.11's jumps back to its SEND, whose
+# target follows it; 3.12+ END_SEND is that target.
+SEND_LOOP_END: Final = (
     "YIELD_FROM" if VERSION < (3, 11) else "JUMP_BACKWARD_NO_INTERRUPT" if VERSION == (3, 11) else "END_SEND"
 )
-# (3.12+ may place the CLEANUP_THROW handler inside the loop, just before END_SEND)
-_LOOP: Final = frozenset(
-    {"SEND", "YIELD_VALUE", "RESUME", "JUMP_BACKWARD_NO_INTERRUPT", "CLEANUP_THROW", "END_SEND", "YIELD_FROM"}
+# The instructions of a send loop, and of the CLEANUP_THROW handler 3.12+ places inside it (just
+# before END_SEND) or after it (with a jump back); `execute.awaits` takes them out of a twin.
+SEND_LOOP: Final = frozenset(
+    {
+        "SEND",
+        "YIELD_VALUE",
+        "RESUME",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "CLEANUP_THROW",
+        "END_SEND",
+        "YIELD_FROM",
+        "JUMP_BACKWARD",
+    }
 )
 
 
@@ -87,12 +97,12 @@ def _send_loops(info: CodeInfo) -> Mapping[int, SendLoop]:
         last: Instr | None = None
         for later in order[index + 1 :]:
             step = info.instrs[later]
-            if step.opname not in _LOOP:
+            if step.opname not in SEND_LOOP:
                 break
             inside.add(later)
             if step.opname == "YIELD_VALUE":
                 inside |= _cleanup_throw(info, step)
-            if step.opname == _LAST:
+            if step.opname == SEND_LOOP_END:
                 last = step
                 break
         if last is None:  # not a shape listed above: its instructions are replayed one by one

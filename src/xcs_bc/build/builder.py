@@ -228,7 +228,11 @@ class GraphBuilder(Loops):
         fs.resumes = 0
         fs.exception = None
         fs.started = time.perf_counter()
-        if ins.opname == "LOAD_CONST" and (loop := send_loop_at(fs.info, offset)) is not None:
+        if (
+            ins.opname == "LOAD_CONST"
+            and ins.argval is None  # (what a send loop starts with: most constants are looked up no further)
+            and (loop := send_loop_at(fs.info, offset)) is not None
+        ):
             fs.pending = None  # an await of a value that is no call's result: one step (see `awaiting`)
             fs.awaiting = Awaiting(loop, None, loop.inside)
 

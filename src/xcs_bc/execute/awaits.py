@@ -43,6 +43,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 from bytecode.instr import TryBegin, TryEnd
 
 from xcs_bc._compat import COMPREHENSIONS, VERSION
+from xcs_bc.build.awaiting import SEND_LOOP, SEND_LOOP_END
 from xcs_bc.errors import UnsupportedCodeError
 from xcs_bc.execute.callsites import Call, SiteKey, code_children, find_calls
 from xcs_bc.execute.rewrite import clone_function, dispatch_sites, star_args, star_kwargs
@@ -100,18 +101,6 @@ class AwaitSite:
 # -- the transform --------------------------------------------------------------------
 
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
-# The instructions of a send loop (3.11+), and of the CLEANUP_THROW handler 3.12+ may place in it.
-_SEND_LOOP: Final = frozenset(
-    {
-        "SEND",
-        "YIELD_VALUE",
-        "RESUME",
-        "JUMP_BACKWARD_NO_INTERRUPT",
-        "END_SEND",
-        "CLEANUP_THROW",
-        "JUMP_BACKWARD",
-    }
-)
 _HANDLER_JUMPS: Final = frozenset({"JUMP_BACKWARD_NO_INTERRUPT", "JUMP_BACKWARD", "JUMP_FORWARD"})
 _STOPITERATION_ERROR: Final = 3  # CALL_INTRINSIC_1's INTRINSIC_STOPITERATION_ERROR (3.12+)
 
@@ -122,13 +111,6 @@ def twin(fn: types.FunctionType) -> types.FunctionType:
     if not code.co_flags & _CO_COROUTINE:
         raise UnsupportedCodeError(f"{fn.__qualname__} is not an async function")
     return clone_function(fn, _fused(_blocking(code)))
-
-
-# The instruction that ends a send loop: 3.10's is the loop; 3.11's jumps back to its SEND, whose
-# target follows; 3.12+ END_SEND is that target.
-_LAST: Final = (
-    "YIELD_FROM" if VERSION < (3, 11) else "JUMP_BACKWARD_NO_INTERRUPT" if VERSION == (3, 11) else "END_SEND"
-)
 
 
 def _blocking(code: types.CodeType) -> types.CodeType:
@@ -187,9 +169,9 @@ def _past_send_loop(items: list[Any], index: int, out: list[Any], where: str) ->
         index += 1
         if not isinstance(item, Instr):
             out.append(item)
-        elif item.name == _LAST:
+        elif item.name == SEND_LOOP_END:
             return index
-        elif item.name not in _SEND_LOOP:
+        elif item.name not in SEND_LOOP:
             raise UnsupportedCodeError(f"{where}: {item.name} inside an await's send loop")
 
 

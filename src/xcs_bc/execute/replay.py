@@ -94,19 +94,18 @@ class Stats:
         attempt answered as overloaded) and to its count for `callee`."""
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
-            by_callee: dict[str, int] = getattr(self, f"{name}_by_callee")
-            by_callee[callee] = by_callee.get(callee, 0) + 1
+            _add(getattr(self, f"{name}_by_callee"), callee, 1)
 
     def made(self, callee: str, result: Any, *, ahead: bool = False) -> None:
         """One slow call of `callee` that returned `result` to the run (`ahead`: answered by the call
         issued ahead)."""
         tokens = reported_tokens(result)
         with self._lock:
-            self.calls_by_callee[callee] = self.calls_by_callee.get(callee, 0) + 1
+            _add(self.calls_by_callee, callee, 1)
             if ahead:
-                self.ahead_by_callee[callee] = self.ahead_by_callee.get(callee, 0) + 1
+                _add(self.ahead_by_callee, callee, 1)
             if tokens:
-                self.tokens_by_callee[callee] = self.tokens_by_callee.get(callee, 0) + tokens
+                _add(self.tokens_by_callee, callee, tokens)
 
     def by_callee(self) -> dict[str, dict[str, int]]:
         """Per callee: `calls` that returned, those answered `ahead`, `wasted`, `rejected` and `tokens`
@@ -130,6 +129,11 @@ class Stats:
             name for name, value in vars(self).items() if not name.startswith("_") and type(value) is int
         ]
         return "Stats(" + ", ".join(f"{name}={getattr(self, name)}" for name in names) + ")"
+
+
+def _add(table: dict[str, int], callee: str, count: int) -> None:
+    """`count` more for `callee` in one of the stats' per-callee tables (under the stats' lock)."""
+    table[callee] = table.get(callee, 0) + count
 
 
 _I = TypeVar("_I", bound="Issued")

@@ -25,6 +25,7 @@ import re
 from typing import TYPE_CHECKING
 
 from xcs_bc.ir import passes, text
+from xcs_bc.ir.passes import Direct
 from xcs_bc.ir.refs import Operation
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def to_dot(graph: ComputationGraph) -> str:
         label = "\n".join(_label(op, names))
         tooltip = text.format_op(op, names)
         lines.append(f"  op{op.id} [label={_dot_string(label)}, tooltip={_dot_string(tooltip)}];")
-    for op, dep, control_only in _edges(graph):
+    for op, dep, control_only in _edges(graph, passes.dependency_bits(graph)):
         style = " [style=dashed]" if control_only else ""
         lines.append(f"  op{dep} -> op{op.id}{style};")
     lines.append("}")
@@ -63,7 +64,7 @@ def to_mermaid(graph: ComputationGraph) -> str:
     for op in graph.operations:
         label = "<br/>".join(_mermaid_text(line) for line in _label(op, names))
         lines.append(f'  op{op.id}["{label}"]')
-    for op, dep, control_only in _edges(graph):
+    for op, dep, control_only in _edges(graph, passes.dependency_bits(graph)):
         arrow = "-.->" if control_only else "-->"
         lines.append(f"  op{dep} {arrow} op{op.id}")
     return "\n".join(lines) + "\n"
@@ -78,11 +79,14 @@ _ROW_H, _NAME_W, _CHART_W = 22, 260, 560
 def to_svg(graph: ComputationGraph) -> str:
     """One SVG: the dataflow on top, the timeline below it (see the module's docstring)."""
     names = text.op_names(graph)
+    direct = passes.dependency_bits(graph)  # (once, for every part of the picture)
     title = str(graph.metadata.get("name", "graph"))
     parts: list[str] = []
-    flow_w, flow_h = _dataflow(graph, names, parts, top=_MARGIN + 24)
-    chart_h = _timeline(graph, names, parts, top=_MARGIN + 24 + flow_h + 40)
+    flow_w, flow_h = _dataflow(graph, direct, names, parts, top=_MARGIN + 24)
+    chart_h = _timeline(graph, direct, names, parts, top=_MARGIN + 24 + flow_h + 40)
     width = _MARGIN * 2 + max(flow_w, _NAME_W + _CHART_W + 80)
+    sequential = passes.sequential_seconds(graph)
+    ready = passes.critical_path(graph, direct=direct).seconds
     height = _MARGIN + 24 + flow_h + 40 + chart_h + _MARGIN
     head = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -91,16 +95,18 @@ def to_svg(graph: ComputationGraph) -> str:
         'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{_MARGIN}" y="{_MARGIN + 8}" font-size="15" font-weight="bold">{_xml(title)}: '
-        f"{len(graph.operations)} slow calls, {passes.sequential_seconds(graph) * 1000:.0f} ms one after "
-        f"another, {graph.critical_path().seconds * 1000:.0f} ms as soon as inputs are ready</text>",
+        f"{len(graph.operations)} slow calls, {sequential * 1000:.0f} ms one after another, "
+        f"{ready * 1000:.0f} ms as soon as inputs are ready</text>",
     ]
     return "\n".join([*head, *parts, "</svg>"]) + "\n"
 
 
-def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], top: int) -> tuple[int, int]:
+def _dataflow(
+    graph: ComputationGraph, direct: Direct, names: dict[int, str], parts: list[str], top: int
+) -> tuple[int, int]:
     """Boxes by level (a column per level, in program order within it) and arrows; its width and
     height."""
-    levels = graph.levels()
+    levels = passes.levels(graph, direct=direct)
     where: dict[int, tuple[int, int]] = {}
     rows: dict[int, int] = {}
     for op in graph.operations:
@@ -108,7 +114,7 @@ def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], 
         row = rows.get(level, 0)
         rows[level] = row + 1
         where[op.id] = (_MARGIN + level * (_BOX_W + _GAP_X), top + row * (_BOX_H + _GAP_Y))
-    for op, dep, control_only in _edges(graph):
+    for op, dep, control_only in _edges(graph, direct):
         (x1, y1), (x2, y2) = where[dep], where[op.id]
         dash = ' stroke-dasharray="5,4"' if control_only else ""
         parts.append(
@@ -130,14 +136,16 @@ def _dataflow(graph: ComputationGraph, names: dict[int, str], parts: list[str], 
     return len(rows) * (_BOX_W + _GAP_X), max(rows.values(), default=0) * (_BOX_H + _GAP_Y)
 
 
-def _timeline(graph: ComputationGraph, names: dict[int, str], parts: list[str], top: int) -> int:
+def _timeline(
+    graph: ComputationGraph, direct: Direct, names: dict[int, str], parts: list[str], top: int
+) -> int:
     """A row per call: a grey bar for when it ran, a blue one for when it could have (every call
     started as soon as the calls it needs were done, each taking as long as it took); its height."""
     ops = graph.operations
     starts = (op.metadata.get("start") for op in ops)
     origin = min((start for start in starts if isinstance(start, (int, float))), default=0.0)
     ran = {op.id: _ran(op, origin) for op in ops}
-    could = _as_soon_as_ready(graph)
+    could = _as_soon_as_ready(graph, direct)
     span = max([end for _, end in ran.values()] + [end for _, end in could.values()] + [1e-9])
     scale = _CHART_W / span
     left = _MARGIN + _NAME_W
@@ -174,11 +182,11 @@ def _ran(op: Operation, origin: float) -> tuple[float, float]:
     return start - origin, start - origin + op.duration
 
 
-def _as_soon_as_ready(graph: ComputationGraph) -> dict[int, tuple[float, float]]:
+def _as_soon_as_ready(graph: ComputationGraph, direct: Direct) -> dict[int, tuple[float, float]]:
     """When each call would start and end if it started as soon as the calls it needs had ended."""
     by_id = {op.id: op for op in graph.operations}
     times: dict[int, tuple[float, float]] = {}
-    for op_id, deps in passes.dependency_bits(graph).items():
+    for op_id, deps in direct.items():
         start = max((times[dep][1] for dep in deps), default=0.0)
         times[op_id] = (start, start + by_id[op_id].duration)
     return times
@@ -187,10 +195,10 @@ def _as_soon_as_ready(graph: ComputationGraph) -> dict[int, tuple[float, float]]
 # -- shared ----------------------------------------------------------------------------------
 
 
-def _edges(graph: ComputationGraph) -> list[tuple[Operation, int, bool]]:
+def _edges(graph: ComputationGraph, direct: Direct) -> list[tuple[Operation, int, bool]]:
     """(operation, an operation it needs directly, whether only through a branch on its result),
     for the immediate dependencies: an arrow implied by a path of others is left out."""
-    _, immediate = passes.reduction_bits(passes.dependency_bits(graph))
+    _, immediate = passes.reduction_bits(direct)
     edges = []
     for op in graph.operations:
         data = frozenset().union(*(ref.deps for ref in op.inputs))
