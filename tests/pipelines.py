@@ -49,13 +49,13 @@ def comprehensions(docs):
 
 
 def summarize_twice(doc):
-    """A helper that makes several slow calls: the call of the helper is one operation."""
+    """A helper that makes several slow calls: traced through, or one operation as a leaf."""
     first = llm(doc)
     return llm(first)
 
 
-def helper_calls(docs):
-    with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+def helper_calls(docs, **options):
+    with xcs.capture(min_call_ms=MIN_CALL_MS, **options) as cap:
         a = summarize_twice(docs[0])
         b = summarize_twice(docs[1])
     return cap, (a, b)
@@ -107,8 +107,8 @@ class Pipeline:
         self.models = models
         self.history = []
 
-    def run(self, question):
-        with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+    def run(self, question, **options):
+        with xcs.capture(min_call_ms=MIN_CALL_MS, **options) as cap:
             drafts = [self.models[k](question) for k in range(len(self.models))]
             self.history.append(drafts[0])
             best = self.pick(drafts)
@@ -118,13 +118,13 @@ class Pipeline:
         return judge(" | ".join(drafts))
 
 
-def closures_and_globals(docs):
+def closures_and_globals(docs, **options):
     prefix = "Q: "
 
     def ask(doc):  # a closure over `prefix`, and a global `llm`
         return llm(prefix + doc)
 
-    with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+    with xcs.capture(min_call_ms=MIN_CALL_MS, **options) as cap:
         first = ask(docs[0])
         second = ask(docs[1])
         merged = judge(TEMPLATE.format(first + second))
@@ -140,13 +140,13 @@ _SEEN = []
 
 
 def remember(doc):
-    """Not pure: it changes a global list, so nothing it returns can be trusted to be independent."""
+    """Not pure: it changes a global list (a leaf's result depends on everything before it)."""
     _SEEN.append(doc)
     return doc + str(len(_SEEN))
 
 
-def helpers_purity(docs):
-    with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+def helpers_purity(docs, **options):
+    with xcs.capture(min_call_ms=MIN_CALL_MS, **options) as cap:
         a = llm(build_prompt(docs[0]))
         b = llm(build_prompt(docs[1]))
         c = llm(remember(docs[2]))

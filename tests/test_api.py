@@ -207,9 +207,11 @@ def test_jit_docstring_documents_every_option() -> None:
 
 def test_capture_docstring_documents_its_option_and_results() -> None:
     doc = squeeze(xcs.capture.__doc__ or "")
-    assert set(inspect.signature(xcs.capture).parameters) == {"min_call_ms"}
+    assert set(inspect.signature(xcs.capture).parameters) == {"min_call_ms", "leaves", "through"}
     for documented in (
         "`min_call_ms` (a number >= 0, default 1.0)",
+        "`leaves` (a list of module names and functions, default none)",
+        "`through` (a list of module names, default none)",
         "ConfigError",
         "CaptureError",
         "`cap.graph`",

@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import sys
 import types
-from typing import Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.errors import CaptureError, ConfigError
 from xcs_bc.ir import ComputationGraph
 from xcs_bc.observe.hooks import CallEvent, Session
+from xcs_bc.observe.reach import Reach
 
 
 def check_min_call_ms(min_call_ms: object) -> float:
@@ -42,32 +44,46 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
         cap.graph, cap.events, cap.report()
 
     The block runs exactly as it would without the capture, only slower while every
-    instruction is observed: the calls made by the block's own code (its comprehensions
-    included) are recorded; the code they run is not observed.  An exception inside the
-    block propagates unchanged, and the graph then holds the calls made up to that point.
+    instruction is observed.  The capture traces through the Python functions the block
+    calls (and those they call, at any depth) down to the *leaves*: calls of C functions,
+    of the standard library, of installed packages (an HTTP or LLM client), of generator
+    and coroutine functions, and of what `leaves` names.  A leaf taking `min_call_ms` or
+    more is a slow call, an operation of the graph; it keeps the stack of functions it was
+    made in (`op.stack`), and the printed graph shows it under them.  Values flow between
+    functions through arguments, returns, locals, attributes, containers and closures,
+    with the same conservative rules as in the block.  An exception inside the block
+    propagates unchanged, and the graph then holds the calls made up to that point.
 
     Inside a coroutine the block may await: ``await f(x)`` is one call of `f`, lasting until its
     await is done, with what the await gave as its result; any other await (a task, a future,
     ``async for``, ``async with``) is an operation of its own when it takes `min_call_ms` or more.
     While the block waits, the event loop runs other tasks; their code is not observed.
 
-    Option:
+    Options:
 
-    - `min_call_ms` (a number >= 0, default 1.0): a call taking at least this many
+    - `min_call_ms` (a number >= 0, default 1.0): a leaf call taking at least this many
       milliseconds is a slow call, an operation of the graph; faster calls are glue, seen
-      only through the values they compute.  0 makes every call an operation.
+      only through the values they compute.  0 makes every leaf call an operation.
+    - `leaves` (a list of module names and functions, default none): more leaves.  A
+      module name covers its submodules (``leaves=["mypkg.llm"]``); a function (or method)
+      is a leaf itself.  Name a wrapper of your own to see its calls as one operation.
+    - `through` (a list of module names, default none): installed packages to trace
+      through all the same (your own package, installed into site-packages).  `leaves`
+      wins where both name a module.
 
     Results, once the block has ended:
 
     - `cap.graph`: the `xcs.ComputationGraph` of the slow calls (print it for its SSA text;
       `critical_path()`, `independent_sets()`, `levels()`, `dependencies(op)`);
-    - `cap.events`: a list of `xcs.CallEvent`, every call the block made from its own code,
-      slow or not, in order (also available while the block runs);
+    - `cap.events`: a list of `xcs.CallEvent`, every call the traced code made (the block's
+      and that of the functions it was traced through), slow or not, in the order they
+      ended (also available while the block runs);
     - `cap.report()`: a readable account: sequential time, critical path, speedup bound
       and the groups of independent calls.
 
     Errors: `xcs.ConfigError` (a `ValueError` and `TypeError`) when `min_call_ms` is not a
-    finite number >= 0 (or is a bool), raised by `xcs.capture(...)` itself.  `xcs.CaptureError`
+    finite number >= 0 (or is a bool), or `leaves` or `through` is not a list of module
+    names (and, for `leaves`, functions), raised by `xcs.capture(...)` itself.  `xcs.CaptureError`
     (a `RuntimeError`) when entering the block: the object was already used (make one per
     block), the thread is already observed (captures and jit traces do not nest on one
     thread; on an event loop, one task's block is observed at a time), or on 3.12+ no
@@ -76,8 +92,11 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
     inside xcs_bc (the block itself still ran normally).
     """
 
-    def __init__(self, min_call_ms: float = 1.0) -> None:
+    def __init__(
+        self, min_call_ms: float = 1.0, *, leaves: Iterable[Any] = (), through: Iterable[str] = ()
+    ) -> None:
         self.min_call_ms = check_min_call_ms(min_call_ms)
+        self.reach = Reach(leaves, through)
         self._builder: GraphBuilder | None = None
         self._session: Session | None = None
         self._graph: ComputationGraph | None = None
@@ -88,7 +107,7 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
             raise CaptureError("this capture object was already used; create a new `xcs.capture()` per block")
         frame = sys._getframe(1)
         name = f"{frame.f_code.co_name}@{frame.f_lineno}"
-        self._builder = GraphBuilder(min_call_ms=self.min_call_ms, name=name)
+        self._builder = GraphBuilder(min_call_ms=self.min_call_ms, name=name, reach=self.reach)
         session = self._session = Session(
             self._builder, frame=frame, code=frame.f_code, parent=None, unwatched=_EXIT_CODE
         )
@@ -138,7 +157,7 @@ class capture:  # noqa: N801 - a context manager used like a function, as `conte
 
     @property
     def events(self) -> list[CallEvent]:
-        """Every call the block made from its own code, slow or not, in order."""
+        """Every call the traced code made, slow or not, in the order they ended."""
         if self._builder is None:
             raise CaptureError("no events yet: use the capture in a `with` block first")
         return list(self._builder.events)

@@ -12,6 +12,7 @@ import xcs_bc as xcs
 from xcs_bc import ComputationGraph, Source
 from xcs_bc.ir import ExprKind
 from xcs_bc.ir.check import check
+from xcs_bc.ir.text import format_value
 from xcs_bc.testing import FakeLLM
 
 
@@ -56,11 +57,21 @@ def test_comprehensions_and_generator_expressions_track_each_element() -> None:
     assert deps(g) == {0: [], 1: [], 2: [], 3: [], 4: [0], 5: [1]}
 
 
-def test_a_helper_making_several_slow_calls_is_one_operation() -> None:
+def test_a_helper_making_several_slow_calls_is_traced_through() -> None:
     cap, _ = P.helper_calls(["a", "b"])
+    g = well_formed(cap.graph)
+    assert names(g) == ["llm"] * 4
+    assert deps(g) == {0: [], 1: [0], 2: [], 3: [2]}
+    assert [[caller.function for caller in op.stack] for op in g.operations] == [["summarize_twice"]] * 4
+    assert [format_value(op.args[0]) for op in g.operations] == ["docs[0]", "%0", "docs[1]", "%2"]
+
+
+def test_a_helper_named_a_leaf_is_one_operation() -> None:
+    cap, _ = P.helper_calls(["a", "b"], leaves=[P.summarize_twice])
     g = well_formed(cap.graph)
     assert names(g) == ["summarize_twice", "summarize_twice"]
     assert deps(g) == {0: [], 1: []}
+    assert [op.stack for op in g.operations] == [(), ()]
 
 
 def test_judge_over_answers_in_a_tuple_a_list_and_an_fstring() -> None:
@@ -107,8 +118,11 @@ def test_methods_reach_models_through_self() -> None:
     cap, best = P.Pipeline(P.MODELS).run("q")
     g = well_formed(cap.graph)
     assert best == "judge(m0(q) | m1(q) | m2(q))"
-    assert names(g) == ["m0", "m1", "m2", "Pipeline.pick"]
+    assert names(g) == ["m0", "m1", "m2", "judge"]
     assert deps(g) == {0: [], 1: [], 2: [], 3: [0, 1, 2]}
+    assert [caller.function for caller in g.operations[3].stack] == ["Pipeline.pick"]
+    cap, best = P.Pipeline(P.MODELS).run("q", leaves=[P.Pipeline.pick])
+    assert names(well_formed(cap.graph)) == ["m0", "m1", "m2", "Pipeline.pick"]
 
 
 def test_closures_and_globals() -> None:
@@ -116,17 +130,30 @@ def test_closures_and_globals() -> None:
     g = well_formed(cap.graph)
     assert merged == "judge(Summarize: llm(Q: a)llm(Q: b))"
     assert deps(g) == {0: [], 1: [], 2: [0, 1]}
-    assert g.operations[0].inputs[0].source is Source.INPUT  # `ask` existed before the block
+    # `ask` is traced through: its closure variable and the global it calls are seen inside it
+    assert [format_value(op.args[0]) for op in g.operations[:2]] == ["prefix + docs[0]", "prefix + docs[1]"]
+    assert g.operations[0].args[0].operands[0].source is Source.CELL
+    assert g.operations[0].inputs[0].source is Source.GLOBAL
     template = g.operations[2].args[0].operands[0]
     assert template.source is Source.GLOBAL and template.path[-1].key == "format"
+    cap, _ = P.closures_and_globals(["a", "b"], leaves=["pipelines"])  # `ask` is a leaf
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: [0, 1]}
+    assert g.operations[0].inputs[0].source is Source.INPUT  # `ask` existed before the block
 
 
 def test_pure_helpers_are_precise_and_unknown_helpers_depend_on_everything() -> None:
-    cap, _ = P.helpers_purity([" a ", "b", "c"])
+    cap, _ = P.helpers_purity([" a ", "b", "c"], leaves=[P.remember])
     g = well_formed(cap.graph)
     # build_prompt only computes from its argument; remember() changes a global list
     assert deps(g) == {0: [], 1: [], 2: [0, 1]}
     assert g.operations[2].args[0].source is Source.UNKNOWN
+
+
+def test_a_helper_traced_through_is_seen_to_change_no_result() -> None:
+    cap, _ = P.helpers_purity([" a ", "b", "c"])
+    g = well_formed(cap.graph)
+    assert deps(g) == {0: [], 1: [], 2: []}  # remember()'s list holds inputs, never a result
 
 
 def test_a_change_through_an_alias_is_seen() -> None:
@@ -158,14 +185,17 @@ def test_a_slow_call_changes_the_mutable_arguments_it_is_handed() -> None:
         return P.llm("fill")
 
     slow_fill = P.FakeLLM("slow", P.LATENCY)
-    with P.xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
-        box: list[str] = []
-        fill(box)
-        slow_fill(str(box))
-        other = P.llm("independent")
-    g = well_formed(cap.graph)
-    assert other == "llm(independent)"
-    assert deps(g) == {0: [], 1: [0], 2: []}
+    for leaves, expected in (([fill], {0: [], 1: [0], 2: []}), ([], {0: [], 1: [], 2: []})):
+        with P.xcs.capture(min_call_ms=P.MIN_CALL_MS, leaves=leaves) as cap:
+            box: list[str] = []
+            fill(box)
+            slow_fill(str(box))
+            other = P.llm("independent")
+        g = well_formed(cap.graph)
+        assert other == "llm(independent)"
+        # as a leaf, `fill` is a slow call that may change `box`; traced through, its change to `box`
+        # is seen to hold no result (and its own call of `llm` is the slow one)
+        assert deps(g) == expected
 
 
 def test_loop_over_a_calls_output_is_control_dependent() -> None:

@@ -81,7 +81,16 @@ def test_the_block_runs_exactly_as_plain_code() -> None:
     with xcs.capture() as cap:
         captured = pipeline(["a", "b"])
     assert captured == plain and P.llm.calls == plain_calls
-    assert len(cap.graph.operations) == 1  # the call of `pipeline` (a helper) is one operation
+    # `pipeline` is traced through: its slow calls are the operations
+    assert [op.name for op in cap.graph.operations] == ["llm", "judge", "llm", "judge"]
+    P.llm.reset()
+    with xcs.capture(leaves=[pipeline]) as cap:
+        captured = pipeline(["a", "b"])
+    assert captured == plain and P.llm.calls == plain_calls
+    # a leaf: one operation
+    assert [op.name for op in cap.graph.operations] == [
+        "test_the_block_runs_exactly_as_plain_code.<locals>.pipeline"
+    ]
 
 
 def test_an_exception_propagates_unchanged_and_the_graph_is_kept() -> None:
@@ -184,7 +193,7 @@ def test_report_says_the_way_each_branch_on_a_result_went_and_what_jit_does() ->
 def test_report_says_which_round_of_a_loop_over_a_result_a_call_is_in() -> None:
     search = Tool("search", lambda prompt: ["hit0", "hit1"])
     reader = xcs.testing.FakeLLM("reader", 0.01)
-    with xcs.capture() as cap:
+    with xcs.capture(leaves=[Tool.__call__]) as cap:  # (a stand-in for a library's tool)
         notes = [reader(h) for h in search("q")]
     assert len(notes) == 2
     report = cap.report()
@@ -223,7 +232,7 @@ def post(url: str, headers: dict[str, str]) -> str:
 
 
 def test_calls_held_back_only_by_a_shared_dict_are_named_with_the_fix() -> None:
-    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS, leaves=[post]) as cap:  # `post` stands for requests.post
         post("one", headers=HEADERS)
         post("two", headers=HEADERS)
         post("three", headers=HEADERS)

@@ -70,7 +70,7 @@ class Clean:
                 assert mon.get_events(tool_id) == 0
                 for code in (target.__code__, helper.__code__, *_nested(target.__code__)):
                     assert mon.get_local_events(tool_id, code) == 0
-        with xcs.capture(min_call_ms=0) as cap:  # and a capture works again
+        with xcs.capture(min_call_ms=0, leaves=[helper]) as cap:  # and a capture works again
             helper(5)
         assert [op.name for op in cap.graph.operations] == ["helper"], (cap.graph, cap.events)
 

@@ -169,8 +169,12 @@ def test_no_free_monitoring_tool_id_is_a_clear_error() -> None:
 
 
 def test_only_the_target_frames_are_observed() -> None:
-    """Calls made inside a helper are not events of the block: the helper call is."""
-    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+    """Calls made inside a leaf are not events of the block: the leaf's call is.  A helper traced
+    through is no event: the calls made inside it are."""
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS, leaves=[P.summarize_twice]) as cap:
         P.summarize_twice("doc")
     callees = [e.callee for e in cap.events]
     assert P.summarize_twice in callees and P.llm not in callees
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        P.summarize_twice("doc")
+    assert [e.callee for e in cap.events] == [P.llm, P.llm]

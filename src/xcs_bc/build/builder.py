@@ -53,13 +53,14 @@ from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
 from xcs_bc.build.calls import bound_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc.build.following import Following
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
 from xcs_bc.build.handlers.table import HANDLERS
 from xcs_bc.build.liveness import fixed_closure, never_read_again
-from xcs_bc.build.loops import Loops, LoopState
+from xcs_bc.build.loops import LoopState
 from xcs_bc.build.slow import IMPLICIT_MIN_S, may_run_user_code
 from xcs_bc.build.trace import (
     CallFacts,
@@ -97,7 +98,7 @@ _MANY = 1 << 30  # the calls of an arm that was not read call by call
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 
 
-class GraphBuilder(Loops):
+class GraphBuilder(Following):
     """Receives observation events for the target frames and builds the graph."""
 
     def __init__(
@@ -108,13 +109,17 @@ class GraphBuilder(Loops):
         reads: bool = False,
         originals: Mapping[types.CodeType, types.CodeType] | None = None,
         on_round: Callable[[GraphBuilder, FrameState, LoopState, tuple[int, ...]], None] | None = None,
+        reach: Callable[[types.CodeType, object], bool] | None = None,
     ) -> None:
         self.min_call_s = min_call_ms / 1000.0
+        # which Python functions the observed code calls are traced through (a capture's: see
+        # `following`); None: none are, each call is one step
         # the code a clone's code object copies (a traced call may run a gated clone, whose events
         # arrive at the original's offsets): the builder reads the original's instructions
         self.originals: Mapping[types.CodeType, types.CodeType] = originals or {}
         # called when a loop starts its second round (its first is observed): see `execute.first`
         self.on_round = on_round
+        self.reach = reach
         self.name = name
         self.reads = reads  # fast calls whose result is kept become operations (see `Calls.kept_read`)
         self.thread = threading.get_ident()
@@ -172,6 +177,8 @@ class GraphBuilder(Loops):
         self.root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
         self._globals: dict[tuple[int, str], ValueRef] = {}
+        self._cells: dict[int, tuple[Any, ValueRef]] = {}  # see `Following.celled`
+        self.entered_frames = 0
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
@@ -192,6 +199,8 @@ class GraphBuilder(Loops):
         if fs is None:
             fs = self._new_frame(frame, offset)
         elif fs.pending is not None and fs.awaiting is None:
+            if fs.callee_frame is not None:
+                self.close_callee(fs, now)
             self._complete(fs, fs.pending, offset, now)
         if fs.awaiting is not None:
             if offset in fs.awaiting.inside:
@@ -209,7 +218,10 @@ class GraphBuilder(Loops):
             # the frame has no next event to complete this on: apply it now, and forget the frame
             fs.pending = None
             return_value(self, fs, ins, False)
-            del self._frames[frame]
+            if fs.caller is not None:
+                self.forget(fs)
+            else:
+                del self._frames[frame]
             return
         fs.pending = ins
         fs.operands = tuple(fs.stack[len(fs.stack) - ins.pops :]) if ins.pops else ()
@@ -255,8 +267,14 @@ class GraphBuilder(Loops):
     def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None:
         """A Python callee of the pending call in `caller` started: record its bound arguments."""
         fs = self._frames.get(caller)
-        if fs is None or fs.callee_args is not None:
+        if fs is None:
             return
+        if fs.callee_args is None:
+            self._bound_arguments(fs, callee_frame)
+        self.follow_into(fs, callee_frame)
+
+    @staticmethod
+    def _bound_arguments(fs: FrameState, callee_frame: types.FrameType) -> None:
         code = callee_frame.f_code
         n = (
             code.co_argcount
@@ -333,6 +351,9 @@ class GraphBuilder(Loops):
             # before the run, so nothing from the loop on is issued ahead (where it was left is not known)
             self.decisions.append(Decision(DecisionKind.LEFT_LOOP, None, True, state.ops_before, None))
         for fs in list(self._frames.values()):
+            if fs.callee_frame is not None and fs.caller is None:  # (followed frames an exception left)
+                self.close_callee(fs, now, exc)
+        for fs in list(self._frames.values()):
             if fs.pending is not None and fs.pending.opname in CALL_OPS and exc is not None:
                 fs.exception = fs.exception or exc
                 self.complete_call(fs, fs.pending, now, raised=True)
@@ -359,6 +380,7 @@ class GraphBuilder(Loops):
         # holds this builder: kept, they would make a cycle that only a collection frees, trace and all.
         self._frames.clear()
         self.iters.clear()
+        self._cells.clear()
         self.root = None
         return Trace(
             graph,
@@ -611,8 +633,12 @@ class GraphBuilder(Loops):
                 # a 3.10/3.11 comprehension reads its maker's variables through cells
                 parent_ref = self.load_local(fs.parent, name)
                 ref = parent_ref if parent_ref.value is value else unknown(len(self.ops), value=value)
+            elif name in fs.info.code.co_freevars and fs.caller is not None:
+                ref = self.closure_variable(name, value)
             elif name in fs.info.code.co_freevars:
                 ref = ValueRef(Source.CELL, name=name, value=value)  # a closure variable of the function
+            elif fs.caller is not None:  # (a followed frame's parameters are bound when it starts)
+                ref = unknown(len(self.ops), value=value)
             else:
                 ref = self._input(name, value)  # a parameter, or a local that existed before the block
             fs.locals[name] = ref
@@ -638,6 +664,8 @@ class GraphBuilder(Loops):
         ):
             self._kept(ref.op, value)
         self.retain(ref, name if fs is self.root else None)
+        if self.reach is not None and (name in fs.info.code.co_cellvars or name in fs.info.code.co_freevars):
+            self.celled(with_value(ref, value))
         key = (id(fs.frame), name)
         for state in self.iters.values():
             state.stored.add(key)

@@ -27,7 +27,7 @@ from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.slow import plain_builtin
 from xcs_bc.build.trace import CallFacts
-from xcs_bc.ir import MISSING, ExprKind, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.ir import MISSING, Caller, ExprKind, Operation, OpType, Site, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
     awaited_call,
@@ -36,7 +36,6 @@ from xcs_bc.ir.values import (
     describe_callee,
     expr,
     peek_attr,
-    union,
     unknown,
     with_value,
 )
@@ -109,7 +108,7 @@ class Calls(Effects):
             if raised:
                 return
             result = self.nested_result(fs, callee, callee_ref, args)
-        elif duration >= self.min_call_s and not (self.min_call_s and plain_builtin(callee)):
+        elif duration >= self.min_call_s and not (self.min_call_s and plain_builtin(callee, args)):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
                 args = self.observed_values(fs, callee, args, kwnames)
             inputs = (callee_ref, *args)
@@ -243,9 +242,7 @@ class Calls(Effects):
         control: frozenset[int],
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
-        operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
-        # f(*seq, **kw) is not f(seq, kw): a kind of its own, which recipes do not evaluate
-        kind = ExprKind.CALL_EX if star else ExprKind.CALL_KW if kwnames else ExprKind.CALL
+        call = call_expr(callee_ref, args, kwnames, star)
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             self.effects += 1
@@ -255,13 +252,13 @@ class Calls(Effects):
                 self.mutate_arg(ref, everything)
             return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.MUTATES_INPUTS:
-            deps = union(ref.deps for ref in operands)
+            deps = call.deps
             receiver = getattr(callee, "__self__", MISSING)
             if getattr(callee, "__name__", "") == "append" and isinstance(receiver, list) and len(args) == 1:
                 self._append(receiver, callee_ref, args[0], control)
             else:
                 self.mutate_receiver(callee, callee_ref, deps)
-        return expr(kind, operands)
+        return call
 
     def nested_result(
         self, fs: FrameState, callee: Any, callee_ref: ValueRef, args: tuple[ValueRef, ...]
@@ -331,7 +328,9 @@ class Calls(Effects):
             receiver = getattr(fs.callee, "__self__", None)
             if receiver is not None and not isinstance(receiver, types.ModuleType):
                 self.clients[id(receiver)] = receiver
-        op = Operation(op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata)
+        op = Operation(
+            op_id, op_type, name, site, inputs, outputs, kwnames, control, metadata, caller_stack(fs)
+        )
         self.ops.append(op)
         return op
 
@@ -357,6 +356,38 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def call_expr(
+    callee_ref: ValueRef,
+    args: tuple[ValueRef, ...],
+    kwnames: tuple[str, ...],
+    star: bool,
+    value: Any = MISSING,
+) -> ValueRef:
+    """The call `callee(*args)` as a pure expression of its callee and arguments (the keyword names
+    last, as a constant).  ``f(*seq, **kw)`` is not ``f(seq, kw)``: a kind of its own, which recipes
+    do not evaluate."""
+    operands = (callee_ref, *args) + ((const(kwnames),) if kwnames else ())
+    kind = ExprKind.CALL_EX if star else ExprKind.CALL_KW if kwnames else ExprKind.CALL
+    return expr(kind, operands, value=value)
+
+
+def caller_stack(fs: FrameState) -> tuple[Caller, ...]:
+    """The functions followed into that `fs` runs inside (its own included), outermost first (see
+    `following`); empty for the observed frame and its comprehensions."""
+    stack: list[Caller] = []
+    state: FrameState | None = fs
+    while state is not None:
+        caller = state.caller
+        if caller is not None and caller.pending is not None:
+            module = state.frame.f_globals.get("__name__")
+            site = Calls._site(caller, caller.pending)
+            stack.append(Caller(state.function, module if isinstance(module, str) else "", site, state.entry))
+            state = caller
+        else:
+            state = state.parent  # a comprehension's frame runs in its maker's function
+    return tuple(reversed(stack))
 
 
 def receiver_first(callee: Any, code: types.CodeType | None) -> bool:

@@ -61,6 +61,15 @@ class FrameState:
     exception: BaseException | None = None
     generator: ValueRef | None = None  # for a genexpr frame: its generator's ref
     parent: FrameState | None = None  # for a comprehension frame: the frame that made it
+    # for a frame followed into (see `following`): the frame whose call started it, the function's
+    # qualified name, and how many followed frames deep it is
+    caller: FrameState | None = None
+    function: str = ""
+    depth: int = 0
+    entry: int = 0  # the how-manieth frame followed into
+    made: ValueRef | None = None  # for a class's `__init__` followed into: the new object, the call's result
+    called_back: bool = False  # a function a built-in called back: what it returns is no call's result
+    callee_frame: FrameState | None = None  # the frame the pending call followed into
     precall: tuple[ValueRef, ...] = ()  # 3.11: the arguments PRECALL took off the stack for the next CALL
     # the builder's operations so far (shared): what an UNKNOWN slot made up for a missing one depends on
     ops: list[Operation] = field(default_factory=list)

@@ -44,6 +44,7 @@ class LoopState:
     # for GraphBuilder.on_round (see execute.first): the first round's item, and its round_mark()
     first_item: ValueRef | None = None
     first_mark: tuple[int, ...] = ()
+    frame: types.FrameType | None = None  # the frame running the loop
 
 
 class Loops(Calls):

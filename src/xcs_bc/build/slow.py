@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import builtins
 import types
+from collections.abc import Iterable
 from typing import Any
 
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.frames import EXC, FrameState
-from xcs_bc.ir import MISSING, Source
+from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
     peek_attr,
@@ -72,11 +73,17 @@ def may_run_user_code(fs: FrameState, ins: Instr, jumped: bool) -> bool:
     )
 
 
-def plain_builtin(callee: Any) -> bool:
-    """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`): it
-    does no IO and runs no user code of its own, so its time is never a slow call's (with
+def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
+    """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`),
+    handed no Python function to call (`sorted(xs, key=lambda x: judge(x))` makes the calls its key
+    does): it does no IO and runs no user code, so its time is never a slow call's (with
     `min_call_ms=0`, every call is an operation all the same)."""
     if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
+        return False
+    if any(
+        arg.kind is ExprKind.MAKE_FUNCTION or isinstance(arg.value, (types.FunctionType, types.MethodType))
+        for arg in args
+    ):
         return False
     owner = getattr(callee, "__self__", None)
     if isinstance(owner, types.ModuleType):

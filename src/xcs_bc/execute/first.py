@@ -369,6 +369,12 @@ class _Translated:
     def raised(self, frame: types.FrameType, exc: BaseException) -> None:
         self.builder.raised(frame, exc)
 
+    def follows(self, frame: types.FrameType) -> bool:
+        return self.builder.follows(frame)
+
+    def pending_codes(self, frame: types.FrameType) -> tuple[types.CodeType, ...]:
+        return self.builder.pending_codes(frame)
+
 
 def _looped_calls(code: types.CodeType) -> list[int]:
     """The offsets of the call sites of `code` that a dispatcher may take, inside a loop."""

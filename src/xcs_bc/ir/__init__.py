@@ -14,6 +14,7 @@ from xcs_bc.ir.graph import ComputationGraph
 from xcs_bc.ir.refs import (
     MAX_DEPTH,
     MISSING,
+    Caller,
     ExprKind,
     Local,
     Operation,
@@ -27,6 +28,7 @@ from xcs_bc.ir.refs import (
 __all__ = [
     "MAX_DEPTH",
     "MISSING",
+    "Caller",
     "ComputationGraph",
     "ExprKind",
     "Local",

@@ -275,6 +275,22 @@ class Site:
         return f"{os.path.basename(self.file)}:{self.line}"
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A function an operation was made inside (a capture traces through the functions its block
+    calls): its qualified name, its module's name, the call that entered it, and which call of a
+    function it was (a number counting the calls traced through: equal for the operations made in
+    one call)."""
+
+    function: str
+    module: str
+    site: Site
+    call: int
+
+    def __str__(self) -> str:
+        return f"{self.function} ({self.site})"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Operation:
     """One slow call (or slow implicit step) of the observed run.
@@ -285,7 +301,8 @@ class Operation:
     which the call was reached.  `metadata` carries `duration`, `start`, `end`
     (seconds, `time.perf_counter`), `occurrence` (the how-manieth run of this
     site), `thread`, `exception` when the call raised, and `outcomes`: the way the run went at
-    each branch of `control` (see `build.trace.Condition`).
+    each branch of `control` (see `build.trace.Condition`).  `stack` holds the functions the
+    call was made inside, outermost first (empty for a call the observed code made itself).
     """
 
     id: int
@@ -297,6 +314,7 @@ class Operation:
     kwnames: tuple[str, ...] = ()
     control: tuple[ValueRef, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    stack: tuple[Caller, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -9,6 +9,9 @@ A graph prints like a small program::
       return %2
     parallel %0, %1
 
+A call made inside a function the observed code called (a capture traces through them) is printed
+under an `in function:` line, commented with the site of the call that entered the function.
+
 Names (`%0`, `%1`, ...) are given at print time, in operation id order, so
 the text depends only on the graph's structure.  An expression nested deeper
 than `PRINT_DEPTH` levels (a loop that accumulates, `text = text + llm(d)`,
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from xcs_bc.errors import IRError
 from xcs_bc.ir import passes
-from xcs_bc.ir.refs import MISSING, ExprKind, Operation, Source, ValueRef
+from xcs_bc.ir.refs import MISSING, Caller, ExprKind, Operation, Source, ValueRef
 
 if TYPE_CHECKING:
     from xcs_bc.ir.graph import ComputationGraph
@@ -116,6 +119,11 @@ def _expr_text(ref: ValueRef, printer: _Printer, nested: bool) -> str:
         return printer.format(ref.operands[0], nested=True)
     if kind in (ExprKind.CALL, ExprKind.CALL_KW) and ref.operands:
         return _call_text(ref, printer)
+    if kind is ExprKind.EFFECT and len(ref.operands) == 1:  # changed in place, however many times
+        changed = ref.operands[0]
+        while changed.kind is ExprKind.EFFECT and len(changed.operands) == 1 and not changed.path:
+            changed = changed.operands[0]
+        return f"effect({printer.format(changed, nested=False)})"
     operands = ", ".join(printer.format(operand, nested=False) for operand in ref.operands)
     return f"{spelled}({operands})"
 
@@ -231,8 +239,20 @@ def format_graph(graph: ComputationGraph) -> str:
 
 
 def _op_lines(ops: Iterable[Operation], names: Mapping[int, str]) -> list[str]:
-    """Operation lines in program order, their `# file:line` comments in one column."""
-    rows = [("  " + format_op(op, names), str(op.site)) for op in ops]
+    """Operation lines in program order, their `# file:line` comments in one column.  Calls made
+    inside functions the observed code called (see `Operation.stack`) are indented under an
+    `in function:` line for each, with the site of the call that entered it."""
+    rows: list[tuple[str, str]] = []
+    shown: tuple[Caller, ...] = ()
+    for op in ops:
+        same = 0
+        while same < min(len(shown), len(op.stack)) and shown[same] == op.stack[same]:
+            same += 1
+        for level in range(same, len(op.stack)):
+            caller = op.stack[level]
+            rows.append(("  " * (level + 1) + f"in {caller.function}:", str(caller.site)))
+        shown = op.stack
+        rows.append(("  " * (len(op.stack) + 1) + format_op(op, names), str(op.site)))
     widest = max((len(code) + 2 for code, _ in rows), default=0)
     column = min(max(widest, _MIN_COMMENT_COLUMN), _MAX_COMMENT_COLUMN)
     return [f"{code.ljust(column - 2)}  # {site}" for code, site in rows]

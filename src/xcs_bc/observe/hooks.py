@@ -1,14 +1,17 @@
 """Observe: report every instruction and call of the target frames to a listener.
 
 Target frames are the frame being observed (a captured block's frame, or the
-first frame of a jitted function's code called from a given parent frame)
-and the comprehension / generator-expression frames nested in it.  Two
-backends, chosen once in `_backend()`:
+first frame of a jitted function's code called from a given parent frame),
+the frames of the Python functions the listener follows into (a capture
+traces through the user's own functions: see `reach`), and the
+comprehension / generator-expression frames nested in them.  Two backends,
+chosen once in `_backend()`:
 
 * CPython 3.12+: a `sys.monitoring` tool with *local* events on the target
   code objects only (INSTRUCTION, CALL), plus PY_START / PY_RETURN on the
   code of the Python functions the target calls, to read their bound
-  arguments and return values.  Nothing else in the process is slowed down,
+  arguments and return values; a followed function's code gets INSTRUCTION
+  and CALL too, from its first PY_START on.  Nothing else in the process is slowed down,
   and no other tool's events are touched.
 * CPython 3.10 / 3.11: `sys.settrace` with opcode events on target frames.
   A trace function installed before (coverage, a debugger) keeps receiving
@@ -32,6 +35,8 @@ frames gone from the thread's stack, and stopped by the next `start()` or
 
 from __future__ import annotations
 
+import dis
+import functools
 import sys
 import threading
 import types
@@ -42,7 +47,7 @@ from typing import Any, Protocol
 from xcs_bc._compat import CO_GENERATOR_LIKE, PY312, nested_code
 from xcs_bc.errors import CaptureError
 from xcs_bc.ir import MISSING, Site
-from xcs_bc.ir.values import peek_attr
+from xcs_bc.ir.values import class_lookup, peek_attr
 
 
 @dataclass(slots=True)
@@ -74,6 +79,13 @@ class Listener(Protocol):
     def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None: ...
     def returned(self, caller: types.FrameType, value: Any) -> None: ...
     def raised(self, frame: types.FrameType, exc: BaseException) -> None: ...
+    # is `frame`, the frame of a Python callee `entered` just reported (or of a callee it followed
+    # before), one the listener traces through?  Asked for frames of followed code only.
+    def follows(self, frame: types.FrameType) -> bool: ...
+    # the Python code the call instruction now pending in `frame` may start, beyond what the CALL
+    # event's callee runs: the functions a built-in is handed (`sorted(xs, key=f)`), and on CPython
+    # 3.12, which reports no CALL event for `f(*args, **kwargs)`, the callee's
+    def pending_codes(self, frame: types.FrameType) -> tuple[types.CodeType, ...]: ...
 
 
 # sys.monitoring exists from 3.12; typed loosely so that one source type-checks for 3.10 too
@@ -82,6 +94,7 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 _sessions: dict[int, Session] = {}
 _sessions_lock = threading.Lock()
 _STOP_ATTEMPTS = 8  # each interrupt during stop() costs one attempt; the steps are idempotent
+_KNOWN_MAX = 4096  # comprehension frames remembered as targets or not; forgotten past this many
 
 
 def is_observing() -> bool:
@@ -119,8 +132,10 @@ class Session:
         self.parent = parent
         self.yields = yields
         self.unwatched = unwatched  # callees whose entry and return are not watched (the capture's exit)
-        self.nested = frozenset(nested_code(code))
-        self._nested_ids = frozenset(map(id, self.nested))  # (kept alive by `nested`)
+        self.nested = set(nested_code(code))
+        self._nested_ids = set(map(id, self.nested))  # (kept alive by `nested`)
+        self.followed: set[types.CodeType] = set()  # code of the callees the listener followed into
+        self._followed_ids: set[int] = set()  # (kept alive by `followed`)
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
         self.error: BaseException | None = None  # what ended observation early (ours, or an interrupt)
@@ -140,25 +155,45 @@ class Session:
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
             return True
-        if id(frame.f_code) not in self._nested_ids:
+        code_id = id(frame.f_code)
+        if code_id in self._followed_ids and self.listener.follows(frame):
+            return True
+        if code_id not in self._nested_ids:
             # answered without remembering the frame: while a captured coroutine is suspended, the
             # other tasks' frames go by here, and remembering them would keep them alive
             return False
         known = self._known.get(frame)
         if known is None:
-            known = self._descends_from_root(frame)
+            known = self._descends_from_target(frame)
+            if len(self._known) >= _KNOWN_MAX:  # (a helper's comprehension, run thousands of times)
+                self._known.clear()
             self._known[frame] = known
         return known
 
-    def _descends_from_root(self, frame: types.FrameType) -> bool:
+    def _descends_from_target(self, frame: types.FrameType) -> bool:
+        """A comprehension's frame is a target when a target frame made it or consumes it."""
         parent = frame.f_back
         for _ in range(16):
             if parent is None:
                 return False
-            if parent is self.root:
+            if parent is self.root or (
+                id(parent.f_code) in self._followed_ids and self.listener.follows(parent)
+            ):
                 return True
             parent = parent.f_back
         return False
+
+    def follow(self, code: types.CodeType) -> bool:
+        """The listener follows into frames of `code`: their comprehensions are targets too.  True
+        the first time (the backend then watches the code's instructions)."""
+        if id(code) in self._followed_ids:
+            return False
+        self.followed.add(code)
+        self._followed_ids.add(id(code))
+        for inner in nested_code(code):
+            self.nested.add(inner)
+            self._nested_ids.add(id(inner))
+        return True
 
     def claim_root(self, frame: types.FrameType) -> bool:
         """In jit mode, the first frame of the target code called from the parent becomes the root."""
@@ -251,6 +286,8 @@ class Session:
             if _sessions.get(self.thread) is self:
                 del _sessions[self.thread]
         self._known.clear()
+        self.followed.clear()
+        self._followed_ids.clear()
         # The frames it watched hold this session in a local (the jit's trace, the capture's block):
         # keeping them here would make a cycle that only a collection frees, with the whole trace in it.
         self.root = self.parent = None
@@ -393,6 +430,15 @@ class _Monitoring:
             ev = _monitoring.events
             self._set(code, ev.PY_START | ev.PY_RETURN)
 
+    def follow(self, code: types.CodeType) -> None:
+        """Watch the instructions of a callee's code, from its frame that is starting on (events set
+        on a code object apply to its running frames at their next instruction)."""
+        if self.session.follow(code):
+            ev = _monitoring.events
+            self._set(code, ev.INSTRUCTION | ev.CALL | ev.PY_START | ev.PY_RETURN)
+            for inner in nested_code(code):
+                self._set(inner, ev.INSTRUCTION | ev.CALL)
+
     def uninstall(self) -> None:
         for code in list(self.codes):
             _tool.set_mask(self.session, code, 0)
@@ -410,6 +456,9 @@ def _mon_instruction(code: types.CodeType, offset: int) -> None:
         frame = sys._getframe(1)
         if session.is_target(frame):
             session.deliver(session.listener.instruction, frame, offset)
+            if _STAR_CALLS_UNREPORTED and offset in _star_calls(code):
+                for started in session.listener.pending_codes(frame):
+                    _watch_code(session, started)
 
 
 def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None:
@@ -421,14 +470,27 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
         return
     session.deliver(session.listener.call, frame, callee, MISSING if arg0 is _monitoring.MISSING else arg0)
     callee_code = _python_code(callee)
+    if callee_code is not None:
+        _watch_code(session, callee_code)
+    elif isinstance(callee, (types.BuiltinFunctionType, type)):
+        for started in session.listener.pending_codes(frame):  # (a capture follows its call-backs)
+            _watch_code(session, started)
+
+
+def _watch_code(session: Session, code: types.CodeType) -> None:
+    """A target frame's call may start `code`: watch its start and return."""
     backend = session._backend
-    if (
-        callee_code is not None
-        and isinstance(backend, _Monitoring)
-        and callee_code not in session.nested
-        and callee_code not in session.unwatched
-    ):
-        backend.watch_callee(callee_code)
+    if isinstance(backend, _Monitoring) and code not in session.nested and code not in session.unwatched:
+        backend.watch_callee(code)
+
+
+_STAR_CALLS_UNREPORTED = sys.version_info[:2] == (3, 12)  # (3.13 reports them)
+
+
+@functools.lru_cache(maxsize=4096)
+def _star_calls(code: types.CodeType) -> frozenset[int]:
+    """The offsets of the `f(*args, **kwargs)` calls of `code`."""
+    return frozenset(ins.offset for ins in dis.get_instructions(code) if ins.opname == "CALL_FUNCTION_EX")
 
 
 def _mon_py_start(code: types.CodeType, offset: int) -> None:
@@ -441,6 +503,9 @@ def _mon_py_start(code: types.CodeType, offset: int) -> None:
     caller = frame.f_back
     if caller is not None and session.is_target(caller):
         session.deliver(session.listener.entered, caller, frame)
+        backend = session._backend
+        if session.error is None and session.listener.follows(frame) and isinstance(backend, _Monitoring):
+            backend.follow(frame.f_code)
 
 
 def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
@@ -459,7 +524,11 @@ def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
 
 
 def _python_code(callee: Any) -> types.CodeType | None:
-    """The code object a call of `callee` starts running, when it is Python code."""
+    """The code object a call of `callee` starts running, when it is Python code (for a class, its
+    `__init__`'s)."""
+    if isinstance(callee, type):
+        init = class_lookup(callee, "__init__")
+        return init.__code__ if isinstance(init, types.FunctionType) else None
     func = getattr(callee, "__func__", callee)
     code = getattr(func, "__code__", None)
     if isinstance(code, types.CodeType):

@@ -31,6 +31,7 @@ class _FrameHook:
     previous: TraceFn | None  # the frame's own tracer (a debugger's, coverage's): chained, then put back
     opcodes: bool  # whether that tracer asked for 'opcode' events (f_trace_opcodes before ours)
     tracer: TraceFn | None = None  # ours
+    followed: bool = False  # a callee's frame the listener follows into: its return goes to its caller
 
 
 class Tracing:
@@ -102,6 +103,11 @@ class Tracing:
         caller = frame.f_back
         if caller is not None and session.is_target(caller):
             session.deliver(session.listener.entered, caller, frame)
+            if session.error is None and session.listener.follows(frame):
+                session.follow(frame.f_code)
+                tracer = self._trace_target(frame, previous_local)
+                self.frames[frame].followed = True
+                return tracer
             if previous_local is None:
                 frame.f_trace_lines = False
             return self._callee_tracer(caller, previous_local)
@@ -143,6 +149,8 @@ class _TargetTracer:
         elif event == "exception":
             session.deliver(session.listener.raised, frame, arg[1])
         elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
+            if hook.followed and frame.f_back is not None:
+                session.deliver(session.listener.returned, frame.f_back, arg)
             tracing._release(frame, hook)
         return self
 

@@ -59,7 +59,9 @@ def return_value(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> N
     parent = b.frame_state(fs.frame.f_back) if fs.frame.f_back is not None else None
     if fs is not b.root and fs.info.code.co_flags & inspect.CO_GENERATOR:
         return  # a generator expression's return value is not what its consumer (traced or not) returns
-    if parent is not None and parent.pending is not None:
+    if fs.made is not None:  # a class's `__init__`: the call's result is the object, as `__init__` left it
+        ref = b.lookup(fs.made)
+    if parent is not None and parent.pending is not None and not fs.called_back:
         parent.child_return = ref
     if fs.frame.f_back is not None and parent is None and b.root_return is None:
         b.root_return = ref
