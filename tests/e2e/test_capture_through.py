@@ -469,3 +469,45 @@ def test_following_leaves_no_hook_behind() -> None:
                 U.Client.__init__.__code__,
             ):
                 assert sys.monitoring.get_local_events(tool_id, code) == 0
+
+
+CELL = """\
+import xcs_bc as xcs
+
+def use():
+    return other(data)
+
+with xcs.capture(min_call_ms=10) as cap:
+    data = llm("x")
+    out = use()
+    alone = other("y")
+"""
+
+
+def test_a_module_variable_assigned_in_the_block_is_a_global_of_the_functions_it_calls() -> None:
+    """A block at a script's or a notebook cell's top level: `use()` reads the global `data` the
+    block assigned from a slow call."""
+    namespace: dict[str, Any] = {"llm": llm, "other": other, "__name__": "cell"}
+    exec(compile(CELL, "<cell>", "exec"), namespace)
+    graph = well_formed(namespace["cap"].graph)
+    assert namespace["out"] == "other(llm(x))"
+    assert deps(graph) == {0: [], 1: [0], 2: []}
+    assert stacks(graph) == [[], ["use"], []]
+
+
+def test_a_nonlocal_variable_a_nested_function_assigns_keeps_its_dependency() -> None:
+    def outer() -> str:
+        answer = ""
+
+        def ask() -> None:
+            nonlocal answer
+            answer = llm("inner")
+
+        ask()
+        return other(answer)
+
+    with xcs.capture(min_call_ms=MIN_MS) as cap:
+        out = outer()
+        alone = other("z")
+    assert (out, alone) == ("other(llm(inner))", "other(z)")
+    assert deps(well_formed(cap.graph)) == {0: [], 1: [0], 2: []}

@@ -16,7 +16,8 @@
       judge at judge.py:12 combines 2 independent results: %0 gen_a, %1 gen_b
 
 Then the calls per callee (how many, how long, the tokens their results report) and, where there
-are some: the chains, the calls reached through a branch on a result, the calls held back only by
+are some: the functions worth wrapping in `xcs.jit` (when the capture traced through functions),
+the chains, the calls reached through a branch on a result, the calls held back only by
 a mutable object an earlier call was handed (with the copy that frees them), and the calls that
 read a value of unknown origin.
 
@@ -34,6 +35,7 @@ from typing import Any
 
 from xcs_bc.analyze import patterns
 from xcs_bc.analyze.patterns import CHAIN_REASON, Pattern
+from xcs_bc.analyze.wrapping import worth_wrapping
 from xcs_bc.ir import MISSING, ComputationGraph, ExprKind, Operation, Site, Source, ValueRef, passes
 from xcs_bc.ir.passes import Direct, fold
 from xcs_bc.ir.text import format_value, op_names
@@ -57,6 +59,7 @@ def format_report(graph: ComputationGraph) -> str:
         _timing(graph, names, direct),
         _callees(graph),
         _groups(graph, found, names, direct, handed),
+        _wrapping(graph),
         _listed("Calls that combine independent results:", found, "reduce"),
         _chains(found, handed),
         _control(graph, names),
@@ -126,6 +129,29 @@ def _callees(graph: ComputationGraph) -> str:
     for name, count in calls.items():
         spent = f", {tokens[name]:,} tokens" if tokens[name] else ""
         lines.append(f"  {name}: {count} call{'s' if count != 1 else ''}, {_ms(seconds[name])}{spent}")
+    return "\n".join(lines)
+
+
+_WRAPS_SHOWN = 5
+
+
+def _wrapping(graph: ComputationGraph) -> str:
+    """The functions the block called whose slow calls could overlap under `xcs.jit` (see `wrapping`)."""
+    found = worth_wrapping(graph)
+    if not found:
+        return ""
+    lines = [
+        "Functions worth wrapping in xcs.jit (it issues ahead the calls a function makes itself, a helper's "
+        "as one; at best, from its second call on):"
+    ]
+    for wrap in found[:_WRAPS_SHOWN]:
+        calls = f"{wrap.calls} call{'s' if wrap.calls != 1 else ''}"
+        lines.append(
+            f"  {wrap.hint} could save up to {_ms(wrap.saves)} of {_ms(wrap.sequential)} "
+            f"({calls}, {wrap.slow_calls} slow calls inside)"
+        )
+    if len(found) > _WRAPS_SHOWN:
+        lines.append(f"  ... and {len(found) - _WRAPS_SHOWN} more")
     return "\n".join(lines)
 
 
@@ -334,7 +360,8 @@ class _UnknownReads:
 
     def _holds(self, ref: ValueRef, operands: tuple[bool, ...]) -> bool:
         self.keep.append(ref)
-        return ref.source is Source.UNKNOWN or any(operands)
+        # (a value of unknown origin made before any call holds nothing back: it needs no call)
+        return (ref.source is Source.UNKNOWN and bool(ref.deps)) or any(operands)
 
 
 def _and(items: Sequence[str]) -> str:

@@ -627,8 +627,8 @@ class GraphBuilder(Following):
         value = f_locals.get(name, MISSING) if hasattr(f_locals, "get") else MISSING
         if ref is None or (ref.value is not MISSING and ref.value is not value):
             # never stored by the observed code (or rebound behind our back: a cell written by a callee)
-            if ref is not None:
-                ref = unknown(len(self.ops), value=value)
+            if ref is not None:  # (a function followed into that wrote it left its ref: see `celled`)
+                ref = self.cell_content(value) or unknown(len(self.ops), value=value)
             elif name in fs.info.code.co_freevars and fs.parent is not None:
                 # a 3.10/3.11 comprehension reads its maker's variables through cells
                 parent_ref = self.load_local(fs.parent, name)
@@ -683,6 +683,8 @@ class GraphBuilder(Following):
                 self.local_values[local] = value
                 ref = as_local(ref, local)
         fs.locals[name] = with_value(ref, value)
+        if fs.is_module:  # a module's variable is a global of the functions it defines
+            self._globals[(id(fs.frame.f_globals), name)] = fs.locals[name]
 
     def _kept(self, op_id: int, value: Any) -> None:
         """What a fast call whose result is read (see `Calls.kept_read`) returned, as the code stored it:

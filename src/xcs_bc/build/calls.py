@@ -375,15 +375,19 @@ def call_expr(
 
 def caller_stack(fs: FrameState) -> tuple[Caller, ...]:
     """The functions followed into that `fs` runs inside (its own included), outermost first (see
-    `following`); empty for the observed frame and its comprehensions."""
+    `following`); empty for the observed frame and its comprehensions.  A module's code run by
+    `exec` is no function: its calls are made at the top."""
     stack: list[Caller] = []
     state: FrameState | None = fs
     while state is not None:
         caller = state.caller
         if caller is not None and caller.pending is not None:
-            module = state.frame.f_globals.get("__name__")
-            site = Calls._site(caller, caller.pending)
-            stack.append(Caller(state.function, module if isinstance(module, str) else "", site, state.entry))
+            if not state.is_module:
+                module = state.frame.f_globals.get("__name__")
+                site = Calls._site(caller, caller.pending)
+                stack.append(
+                    Caller(state.function, module if isinstance(module, str) else "", site, state.entry)
+                )
             state = caller
         else:
             state = state.parent  # a comprehension's frame runs in its maker's function

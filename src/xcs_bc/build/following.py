@@ -94,7 +94,8 @@ class Following(Loops):
                 return
         if not self.reach(code, frame.f_globals.get("__name__")):
             return
-        child = FrameState(frame, self._info(frame), False, ops=self.ops)
+        # (a module's code handed to `exec` runs in a module frame: its names are globals)
+        child = FrameState(frame, self._info(frame), frame.f_globals is frame.f_locals, ops=self.ops)
         child.caller = fs
         child.depth = fs.depth + 1
         self.entered_frames += 1
@@ -135,10 +136,12 @@ class Following(Loops):
         a cell, when that is where the object came from; else the cell's content as it was before
         (a closure made outside the traced code: a client a factory kept, the function a decorator
         wraps)."""
+        return self.cell_content(value) or ValueRef(Source.CELL, name=name, value=value)
+
+    def cell_content(self, value: Any) -> ValueRef | None:
+        """The ref of `value` when a traced frame put it in a cell."""
         entry = self._cells.get(id(value))
-        if entry is not None and entry[0] is value:
-            return entry[1]
-        return ValueRef(Source.CELL, name=name, value=value)
+        return entry[1] if entry is not None and entry[0] is value else None
 
     def close_callee(self, fs: FrameState, now: float, exc: BaseException | None = None) -> None:
         """The frame `fs`'s pending call followed into is done.  Left by an exception (`exc`, or the
@@ -232,10 +235,13 @@ def _started(callee: Any) -> tuple[types.FunctionType, tuple[Any, ...]] | None:
 
 
 def _code_of(ref: ValueRef) -> types.CodeType | None:
-    """The code of the Python function `ref` holds (a function made here, or one it names)."""
+    """The code of the Python function `ref` holds (a function made here, or one it names), or the
+    code object it is (`exec(code)`)."""
     made = made_code(ref)
     if made is not None:
         return made
+    if isinstance(ref.value, types.CodeType):
+        return ref.value
     function = getattr(ref.value, "__func__", ref.value)
     return function.__code__ if isinstance(function, types.FunctionType) else None
 
