@@ -148,8 +148,16 @@ def rule_helper(docs):
     return cap
 
 
+def rule_leaf(docs):
+    with xcs.capture(min_call_ms=MIN_CALL_MS, leaves=[summarize_twice]) as cap:
+        a = summarize_twice(docs[0])
+        b = summarize_twice(docs[1])
+        judge(a + b)
+    return cap
+
+
 def rule_unknown(docs):
-    with xcs.capture(min_call_ms=MIN_CALL_MS) as cap:
+    with xcs.capture(min_call_ms=MIN_CALL_MS, leaves=[clean, remember]) as cap:
         llm(docs[0])
         llm(clean(docs[1]))
         llm(remember(docs[2]))
@@ -193,7 +201,8 @@ def main() -> None:
 
     docs = ["  First DOC ", "Second doc", "third doc"]
     rules: list[tuple[str, Callable[..., Any], list[Callable[..., Any]]]] = [
-        ("Rule: a helper that makes slow calls is one operation", rule_helper, [summarize_twice]),
+        ("Rule: a helper is traced through, down to its slow calls", rule_helper, [summarize_twice]),
+        ("Rule: a leaf is one operation", rule_leaf, []),
         ("Rule: unknown provenance waits for every earlier call", rule_unknown, [clean, remember]),
         ("Rule: a mutable argument is changed by the slow call", rule_mutable_argument, []),
     ]

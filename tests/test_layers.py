@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"xcs_bc.plan"},  # stage 4: guards and recipes
     {"xcs_bc.execute"},  # stage 5: rewrite and replay
     {"xcs_bc.capture"},  # the public entry points, built on the stages
+    {"xcs_bc.profiler"},  # a whole script under capture
     {"xcs_bc.jit"},
     {"xcs_bc", "xcs_bc.demo", "xcs_bc.__main__"},  # the package facade and the demo
 ]

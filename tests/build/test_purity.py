@@ -54,6 +54,33 @@ def test_helpers_that_store_outside_their_locals_are_not_pure() -> None:
     assert classify(uses_closure) is Effect.UNKNOWN  # a mutable object anyone holding it may change
 
 
+def _apply(fn, x):  # type: ignore[no-untyped-def]
+    return fn(x)
+
+
+def _first_handler(handlers, x):  # type: ignore[no-untyped-def]
+    return handlers[0](x)
+
+
+def _run_with_keywords(obj, x):  # type: ignore[no-untyped-def]
+    return obj.run(x, k=1)  # (LOAD_ATTR, not LOAD_METHOD, on 3.10)
+
+
+def _pure_shapes(items, text):  # type: ignore[no-untyped-def]
+    cleaned = [item.strip().lower() for item in items]
+    return json.dumps({"n": len(cleaned), "t": text.upper()}, sort_keys=True) + " ".join(sorted(cleaned))
+
+
+@pytest.mark.parametrize("helper", [_apply, _first_handler, _run_with_keywords])
+def test_a_helper_calling_what_it_is_handed_is_not_pure(helper: object) -> None:
+    """Its callable is none of the names the scan checks: it may do anything, on every version."""
+    assert classify(helper) is Effect.UNKNOWN
+
+
+def test_a_helper_calling_builtins_methods_and_module_functions_stays_pure() -> None:
+    assert classify(_pure_shapes) is Effect.PURE
+
+
 @pytest.mark.parametrize(
     ("value", "immutable"),
     [("s", True), (1, True), (None, True), ((1, "a"), True), ((1, []), False), ([], False), ({}, False)],

@@ -111,6 +111,7 @@ class Calls(Effects):
         elif duration >= self.min_call_s and not (self.min_call_s and plain_builtin(callee, args)):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
                 args = self.observed_values(fs, callee, args, kwnames)
+            callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))
             inputs = (callee_ref, *args)
             # an async function's `await f(x)` is a call of its await site's method (see awaited_call)
             awaited = awaited_call(callee, tuple(ref.value for ref in args))
@@ -242,6 +243,8 @@ class Calls(Effects):
         control: frozenset[int],
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
+        if effect is not purity.Effect.UNKNOWN:  # (it reads what it is handed, whole)
+            callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))
         call = call_expr(callee_ref, args, kwnames, star)
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed

@@ -10,6 +10,7 @@ every alias then sees (`lookup`); loops take a `snapshot` of what they walk and 
 from __future__ import annotations
 
 import types
+from itertools import islice
 from typing import Any
 
 from xcs_bc.build import purity
@@ -27,6 +28,27 @@ from xcs_bc.ir.values import (
 )
 
 Watched = tuple[Any, bool, Any, int]  # see GraphBuilder.snapshot
+
+_HELD_DEPTH = 3  # levels `holding` looks into a value
+_HELD_MAX = 256  # objects it looks at, at most
+
+
+def _held(obj: Any) -> list[Any]:
+    """What `obj` holds, as far as it can be read without running user code."""
+    kind = type(obj)
+    if kind in (list, tuple, set, frozenset):
+        return list(islice(obj, _HELD_MAX))
+    if kind is dict:
+        return [*islice(obj.values(), _HELD_MAX), *islice(obj, _HELD_MAX)]
+    if isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+        return []
+    if isinstance(obj, types.MethodType):
+        return [obj.__self__]
+    try:
+        attributes = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        return []
+    return list(islice(attributes.values(), _HELD_MAX)) if type(attributes) is dict else []
 
 
 def _peek(value: Any, hop: PathStep) -> Any:
@@ -59,6 +81,30 @@ class Effects:
         if entry is not None and entry[0] is value:
             return with_value(entry[1], value) if entry[1] is not ref else ref
         return ref
+
+    def holding(self, ref: ValueRef) -> ValueRef:
+        """`ref`, handed whole to a call (which reads what it holds, not only itself): depending also on
+        the changes in place to the objects its value holds, a few levels down (`rows[0].append(x)`
+        changed `rows` for `str(rows)`; `self.data[k] = x` changed `self` for a method that reads
+        `self.data`).  Looked at without running user code: items of built-in containers, and the
+        values in an object's own `__dict__`."""
+        if not self._heap or ref.value is MISSING or purity.is_immutable(ref.value):
+            return ref
+        extra: frozenset[int] = frozenset()
+        seen = {id(ref.value)}
+        todo = [(ref.value, 0)]
+        while todo and len(seen) < _HELD_MAX:
+            obj, depth = todo.pop()
+            for held in _held(obj):
+                if id(held) in seen or purity.is_immutable(held):
+                    continue
+                seen.add(id(held))
+                entry = self._heap.get(id(held))
+                if entry is not None and entry[0] is held:
+                    extra |= entry[1].deps
+                if depth + 1 < _HELD_DEPTH:
+                    todo.append((held, depth + 1))
+        return with_deps(ref, ref.deps | extra) if extra - ref.deps else ref
 
     def mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
         """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from xcs_bc._compat import CALL_OPS
+from xcs_bc.build import purity
 from xcs_bc.build.calls import call_expr, parameters, python_code
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.displays import SELF, constant_keys, positional
@@ -94,6 +95,8 @@ class Following(Loops):
                 return
         if not self.reach(code, frame.f_globals.get("__name__")):
             return
+        if called_back is None and purity.classify(callee) is purity.Effect.PURE:
+            return  # it only computes from what it is handed, and makes no slow call: no need to look inside
         # (a module's code handed to `exec` runs in a module frame: its names are globals)
         child = FrameState(frame, self._info(frame), frame.f_globals is frame.f_locals, ops=self.ops)
         child.caller = fs

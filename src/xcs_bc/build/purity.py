@@ -36,7 +36,9 @@ import types
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from xcs_bc._compat import CO_GENERATOR_LIKE, PY312
+from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
+from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc.errors import UnsupportedCodeError
 from xcs_bc.ir.values import class_lookup
 
 
@@ -375,7 +377,65 @@ def _classify_code_uncached(
             and classify_code(const, globals_, None, depth + 1, reads) is not Effect.PURE
         ):
             return Effect.UNKNOWN
-    return Effect.PURE
+    return Effect.PURE if _calls_checked_callees(code) else Effect.UNKNOWN
+
+
+# what may load the callable of a call in a PURE helper: the loops above checked what each loads
+_CALLEE_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_DEREF", "LOAD_METHOD", "MAKE_FUNCTION"})
+
+
+def _calls_checked_callees(code: types.CodeType) -> bool:
+    """Is the callable of every call `code` makes one the scan checked: a global or closure variable
+    (`len`, a pure helper), a method of a built-in type by name, a module's function, a function made
+    here?  Not a callable handed in (`fn(x)`), read from a container (`handlers[k](x)`) or from an
+    attribute of a value (`obj.run(x)` on 3.10, with keywords), or returned by a call.  Each stack
+    slot is followed back to the instruction that pushed it, along straight-line code (a slot coming
+    from a join of paths is of unknown origin)."""
+    try:
+        info = code_info(code)
+    except UnsupportedCodeError:
+        return False
+    targets = {ins.target for ins in info.instrs.values() if ins.target is not None}
+    stack: list[Instr | None] = []
+    previous: Instr | None = None
+    for offset in info.order:
+        ins = info.instrs[offset]
+        if ins.depth is None:
+            continue
+        if offset in targets or previous is None or previous.next != offset or len(stack) != ins.depth:
+            stack = [None] * ins.depth
+        popped = stack[len(stack) - ins.pops :] if ins.pops else []
+        if ins.opname in CALL_OPS and not _checked_callee(ins, popped, info):
+            return False
+        del stack[len(stack) - len(popped) :]
+        stack.extend([ins] * ins.pushes)
+        previous = ins
+    return True
+
+
+def _checked_callee(ins: Instr, popped: list[Instr | None], info: CodeInfo) -> bool:
+    """Was the callable `ins` calls pushed by a load the scan checked?  It is the first popped slot,
+    or, where that one is a NULL (3.11, 3.12: `[NULL, callable, args...]`), the second; next to a
+    callable, the second slot is the method's object, or an argument."""
+    first = popped[0] if popped else None
+    if first is None:
+        return False
+    if first.opname == "PUSH_NULL" or (first.opname == "LOAD_GLOBAL" and first.pushes == 2 and not PY313):
+        callee = popped[1] if len(popped) > 1 else None
+        return callee is first or (callee is not None and _checked_load(callee, info))
+    return _checked_load(first, info)
+
+
+def _checked_load(load: Instr, info: CodeInfo) -> bool:
+    if load.opname in _CALLEE_LOADS:
+        return True
+    if load.opname != "LOAD_ATTR":
+        return False
+    # a method by name (3.12+), or an attribute of the global just loaded (`json.dumps`), both checked
+    before = info.order.index(load.offset) - 1
+    return (PY312 and load.arg is not None and bool(load.arg & 1)) or (
+        before >= 0 and info.instrs[info.order[before]].opname == "LOAD_GLOBAL"
+    )
 
 
 def _method_form(ins: dis.Instruction) -> bool:

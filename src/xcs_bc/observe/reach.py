@@ -45,7 +45,7 @@ class Reach:
     def __init__(self, leaves: Iterable[Any] = (), through: Iterable[Any] = ()) -> None:
         leaf_modules: set[str] = set()
         leaf_codes: set[types.CodeType] = set()
-        for entry in _entries("leaves", leaves):
+        for entry in _entries("leaves", leaves, "module names or functions"):
             if isinstance(entry, str):
                 leaf_modules.add(_module_name("leaves", entry))
                 continue
@@ -57,7 +57,7 @@ class Reach:
                 )
             leaf_codes.add(code)
         through_modules = set()
-        for entry in _entries("through", through):
+        for entry in _entries("through", through, "module names"):
             if not isinstance(entry, str):
                 raise ConfigError(f"through= takes module names (strings), got {entry!r}")
             through_modules.add(_module_name("through", entry))
@@ -87,11 +87,10 @@ def _library(module: str, filename: str) -> bool:
     return top in sys.stdlib_module_names and top != "__main__"
 
 
-def _entries(option: str, given: Iterable[Any]) -> list[Any]:
+def _entries(option: str, given: Iterable[Any], what: str) -> list[Any]:
     if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
         raise ConfigError(
-            f"{option}= takes a list of module names or functions, got {given!r}; "
-            f"for one module write {option}=[{given!r}]"
+            f"{option}= takes a list of {what}, got {given!r}; for one, write {option}=[{given!r}]"
         )
     return list(given)
 
