@@ -10,6 +10,7 @@ call returned depends on it.
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import traceback
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, note, settings
 
 import pipelines_legacy as legacy
 import untouched as U
 import xcs_bc as xcs
+from strategies import Grammar, Inputs, Program, input_sequences, programs
 from xcs_bc import ComputationGraph
 from xcs_bc.ir.check import check
 from xcs_bc.observe import hooks
@@ -544,3 +547,40 @@ def test_a_change_to_an_object_held_by_another_is_seen_by_a_call_handed_the_hold
         c = other("z")
     assert (a, b, c) == ("other([['llm(x)']])", "other(llm(y))", "other(z)")
     assert deps(well_formed(cap.graph)) == {0: [], 1: [0], 2: [], 3: [2], 4: []}
+
+
+# -- generated programs -----------------------------------------------------------------------------
+
+
+@settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    max_examples=int(os.environ.get("XCS_BC_HUNT_EXAMPLES", "40")),
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    programs(
+        Grammar(effects=True, resize_input=True, free_breaks=True, hidden=True, recent=True, tools=True)
+    ),
+    input_sequences(),
+)
+def test_generated_programs_run_as_plain_under_capture_and_give_sound_graphs(
+    program: Program, sequence: list[Inputs]
+) -> None:
+    """The block calls the generated `f` (untouched): the capture traces through it, its helpers and
+    its fakes' Python wrappers; the run is the plain one, and every graph is well formed and sound."""
+    from test_jit_generated import Fakes, compile_program, outcome  # (its world: fakes, helpers, prelude)
+
+    note(program.source)
+    fakes = Fakes.make()
+    fn = compile_program(program.source, fakes)
+    for inputs in sequence[:2]:
+        fakes.reset()
+        plain, plain_log = outcome(fn, inputs), fakes.log()
+        fakes.reset()
+        with xcs.capture(min_call_ms=1.0) as cap:
+            got = outcome(fn, inputs)
+        assert got == plain and fakes.log() == plain_log
+        graph = well_formed(cap.graph)
+        assert_sound(graph)

@@ -155,5 +155,8 @@ def test_a_refusal_says_its_kind_and_prints_as_its_text() -> None:
         RefusalKind.UNDER_RESULT_BRANCH,
         RefusalKind.AFTER_UNCHECKABLE_BRANCH,
     ]
-    assert str(refusals[2]) == "it comes after a branch no guard can check"
+    assert str(refusals[2]) == (
+        "it comes after a branch no guard can check "
+        "(a loop left by break or return cannot be checked before the call)"
+    )
     assert plan.cutoff == 1 and plan.cutoff_reason.startswith("a loop left by break or return")

@@ -121,7 +121,9 @@ def make_plan(
     tools = changeable_reads(graph, facts)
     dead = unkept or {}
     made = tuple(
-        make_recipe(op, facts[op.id], env, cutoff, _kept_after(retained or {}, dead.get(op.id)), tools)
+        make_recipe(
+            op, facts[op.id], env, cutoff, _kept_after(retained or {}, dead.get(op.id)), tools, cutoff_reason
+        )
         for op in graph.operations
     )
     recipes = memo_sites_dispatched(graph, made, cutoff, run or RunFacts())

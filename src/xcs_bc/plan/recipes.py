@@ -175,6 +175,7 @@ def make_recipe(
     cutoff: int,
     retained: Mapping[int, tuple[ValueRef, ...]],
     reads: Mapping[int, int],
+    cutoff_reason: str = "",
 ) -> Recipe:
     # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
     # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
@@ -197,7 +198,10 @@ def make_recipe(
         why = "it is reached through a branch on an earlier call's result that no predicate decides"
         return refuse(RefusalKind.UNDER_RESULT_BRANCH, f"{why} (a loop's test, a handled exception)")
     if op.id >= cutoff:
-        return refuse(RefusalKind.AFTER_UNCHECKABLE_BRANCH, "it comes after a branch no guard can check")
+        where = f" ({cutoff_reason})" if cutoff_reason else ""
+        return refuse(
+            RefusalKind.AFTER_UNCHECKABLE_BRANCH, f"it comes after a branch no guard can check{where}"
+        )
     deepest = max((ref.depth for ref in (*op.inputs, *(guard.ref for guard in when))), default=0)
     if deepest > MAX_DEPTH:  # checked first: the checks below recurse into the expressions
         return refuse(RefusalKind.TOO_DEEP, f"an argument is not computed ahead: {too_deep(deepest)}")
