@@ -50,6 +50,7 @@ from xcs_bc.execute.first import FirstCall, first_call
 from xcs_bc.execute.many import run_many
 from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.execute.speculation import speculation
+from xcs_bc.execute.timeline import Timeline
 from xcs_bc.execute.trampoline import run as run_on_twin_thread
 from xcs_bc.ir.values import peek_attr
 from xcs_bc.observe import hooks as observe
@@ -128,6 +129,7 @@ class JittedFunction(Generic[P, R]):
         self.stats = Stats()
         self._refusal = _refusal(target)
         self._notes: list[str] = []
+        self._last_replay: Timeline | None = None
         self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
         functools.update_wrapper(self, fn)
         _mirror_function_kind(self, fn, target)
@@ -439,6 +441,7 @@ class JittedFunction(Generic[P, R]):
                 pop(replay)
             finally:  # (even when an interrupt arrives in between: cancel what was issued for nothing)
                 replay.finish()
+                self._last_replay = replay.timeline(self._fn.__qualname__)
                 if cached.plan.mispredictions >= _RETIRE_AFTER:
                     self._retire(cached)
 
@@ -465,6 +468,13 @@ class JittedFunction(Generic[P, R]):
         _log.debug("xcs.jit(%s): %s", self._fn.__qualname__, text)
 
     # -- explaining --------------------------------------------------------------------------------
+
+    @property
+    def last_replay(self) -> Timeline | None:
+        """The timeline of the last replayed call (None before one): each slow call the run used, when
+        it ran, on which thread, whether it was issued ahead or made in turn, beside the traced run's
+        time for it.  Print it for a table; `to_svg()` draws it."""
+        return self._last_replay
 
     def explain(self) -> str:
         """What was found, what each plan issues ahead, what was refused and why."""
@@ -763,9 +773,11 @@ def jit(
     answered as overloaded, which were made again, and `rejected_by_callee`; per callee, the
     calls that returned to the run, `calls_by_callee`, those answered by the call issued ahead,
     `ahead_by_callee`, and the tokens their results report (an `openai` response's `usage`),
-    `tokens_by_callee`, all five tables in one by `by_callee()`) and
+    `tokens_by_callee`, all five tables in one by `by_callee()`),
     `explain()` (text: each plan's guards, what it issues ahead and when, what runs in its
-    turn and why, what was refused).  It keeps `fn`'s name, docstring and signature, and
+    turn and why, what was refused) and `last_replay` (the last replayed call's timeline:
+    when each slow call ran, on which thread, ahead or in turn; `to_svg()` draws it).  It
+    keeps `fn`'s name, docstring and signature, and
     `inspect.iscoroutinefunction` / `isgeneratorfunction` answer for it as for `fn`.
     """
     options: dict[str, Any] = {

@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -49,6 +50,7 @@ from xcs_bc.execute.limits import (
 )
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.execute.speculation import Speculation
+from xcs_bc.execute.timeline import Span, Timeline
 from xcs_bc.ir.values import class_lookup, describe_callee, reported_tokens
 from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
@@ -221,6 +223,12 @@ class Replay:
         self.rejections: dict[int, int] = {}  # planned call -> its attempts answered as overloaded
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
+        # planned call -> (start, end, thread name, issued ahead): when the calls the run used ran (see
+        # `timeline`); set by a worker's `_timed` run, the run's `_in_place`, or when a result arrives
+        self.began = time.perf_counter()
+        self.ran: dict[int, tuple[float, float, str, bool]] = {}
+        self.issued_at: dict[int, float] = {}
+        self.used: set[int] = set()  # planned calls a call site of the run took (served, or made in turn)
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -269,7 +277,7 @@ class Replay:
                     if not self.issued[mate].future.done():
                         self.waiting.setdefault(mate, []).append(op_id)
                     continue  # (a mate that raised cached nothing: this one runs in its turn)
-                future = self._submit(callee, args, kwargs)
+                future = self._submit(op_id, callee, args, kwargs)
                 if future is None:
                     continue  # it runs in its turn (and the executor cannot take a call of this run)
                 self.issued[op_id] = Issued.handing(recipe.op.name, callee, args, kwargs, future)
@@ -291,13 +299,17 @@ class Replay:
     def _allows(self, callee: Any, args: tuple[Any, ...]) -> bool:
         return self.speculation is not None and self.speculation.allows(callee, args)
 
-    def _submit(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any] | None:
+    def _submit(
+        self, op_id: int, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[Any] | None:
         """Issue one call within its API's limit (with a copy of the run's contextvars where the
-        executor runs it in this process), or None when the executor cannot take it: it then runs in
-        its turn."""
+        executor runs it in this process, noting when it runs), or None when the executor cannot take
+        it: it then runs in its turn."""
         if not self.in_process and not can_submit(self.executor, callee, args, kwargs):
             return None
-        return issue_ahead(self.executor, self.context, self.in_process, callee, args, kwargs)
+        self.issued_at[op_id] = time.perf_counter()
+        run = _timed(self.ran, op_id, callee) if self.in_process else None
+        return issue_ahead(self.executor, self.context, self.in_process, callee, args, kwargs, run)
 
     def _cache_mate(
         self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, running: bool
@@ -329,6 +341,8 @@ class Replay:
     def _arrived(self, op_id: int, future: Future[Any]) -> None:
         if future.cancelled():
             return  # the real run makes it in place if it gets there (and then issues what waits for it)
+        if op_id not in self.ran:  # (an executor of another process: from its issue to its answer)
+            self.ran[op_id] = (self.issued_at.get(op_id, self.began), time.perf_counter(), "executor", True)
         waiting: list[int] = []
         if self.waiting:  # (only calls of an lru_cache wrapper ever wait: no lock for the others)
             with self.lock:
@@ -466,6 +480,7 @@ class Replay:
             guessed = False
             if op_id is not None:
                 self.consumed.add(op_id)
+                self.used.add(op_id)
                 if self.open_at:
                     self.open_at.get(key, {}).pop(op_id, None)
                 # a guess reached with other arguments (the run took another path): lost, not a
@@ -554,7 +569,12 @@ class Replay:
         if memo_wrapper(fn) is not None:
             self._await_cache_mates(fn, args, kwargs)
         name = self.recipes[op_id].op.name if op_id is not None else None
-        result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
+        start = time.perf_counter()
+        try:
+            result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
+        finally:
+            if op_id is not None:
+                self.ran[op_id] = (start, time.perf_counter(), threading.current_thread().name, False)
         self.stats.made(name or describe_callee(fn), result)
         if op_id is not None:
             self._record(op_id, result)
@@ -604,6 +624,34 @@ class Replay:
         elif self.plan.forks and self.schedule is self.plan.schedule:
             # where the results went a way the trace did not: a later call is traced to learn that arm
             self.plan.strayed |= strays(self.plan, self.env)
+
+    def timeline(self, function: str) -> Timeline:
+        """When the planned calls the run used ran, beside the traced run's (see `execute.timeline`)."""
+        ran = {op_id: times for op_id, times in self.ran.items() if op_id in self.used}
+        starts = [self.recipes[op_id].op.metadata.get("start") for op_id in ran]
+        origin = min((start for start in starts if isinstance(start, float)), default=0.0)
+        spans = []
+        for op_id, (start, end, worker, ahead) in sorted(ran.items(), key=lambda item: item[1][0]):
+            op = self.recipes[op_id].op
+            began = op.metadata.get("start")
+            when = (began - origin, began - origin + op.duration) if isinstance(began, float) else None
+            spans.append(Span(op.name, op.site, start - self.began, end - self.began, worker, ahead, when))
+        seconds = max((span.end for span in spans), default=0.0)
+        traced_seconds = max((span.traced[1] for span in spans if span.traced is not None), default=0.0)
+        return Timeline(function, seconds, traced_seconds, tuple(spans))
+
+
+def _timed(ran: dict[int, tuple[float, float, str, bool]], op_id: int, callee: Any) -> Callable[..., Any]:
+    """`callee`, noting in `ran` when it ran and on which thread (a call issued ahead, on a worker)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return callee(*args, **kwargs)
+        finally:
+            ran[op_id] = (start, time.perf_counter(), threading.current_thread().name, True)
+
+    return run
 
 
 def rejected_counter(stats: Stats, name: str | None, fn: Any) -> Callable[[], None]:

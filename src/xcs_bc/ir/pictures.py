@@ -6,7 +6,9 @@
   Markdown;
 - `to_svg(graph)`: one self-contained SVG with the dataflow (the slow calls by how early each
   could start, with arrows from what they need) and a timeline (each call as it ran, and when it
-  could have run had every call started as soon as its inputs were ready).
+  could have run had every call started as soon as its inputs were ready);
+- `bars_svg(title, legend, rows)`: a timeline alone, from bars given (a jitted function's replay,
+  against its traced run: see `execute.timeline`).
 
 No rendering library is needed: Graphviz is a system program pip cannot install, and the two
 drawings are boxes, arrows and bars placed from `levels()` and the calls' times, written out as
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from xcs_bc.ir import passes, text
 from xcs_bc.ir.passes import Direct
@@ -31,7 +34,7 @@ from xcs_bc.ir.refs import Operation
 if TYPE_CHECKING:
     from xcs_bc.ir.graph import ComputationGraph
 
-__all__ = ["to_dot", "to_mermaid", "to_svg"]
+__all__ = ["Bar", "bars_svg", "to_dot", "to_mermaid", "to_svg"]
 
 # control characters (newlines, tabs, escapes) and lone surrogates (no encoding can write them)
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
@@ -144,27 +147,59 @@ def _timeline(
     ops = graph.operations
     starts = (op.metadata.get("start") for op in ops)
     origin = min((start for start in starts if isinstance(start, (int, float))), default=0.0)
-    ran = {op.id: _ran(op, origin) for op in ops}
     could = _as_soon_as_ready(graph, direct)
-    span = max([end for _, end in ran.values()] + [end for _, end in could.values()] + [1e-9])
+    rows = []
+    for op in ops:
+        bars = []
+        for (start, end), color in ((_ran(op, origin), _GREY), (could[op.id], _BLUE)):
+            bars.append(Bar(start, end, color, f"{names[op.id]}: {start * 1000:.1f}-{end * 1000:.1f} ms"))
+        rows.append((f"{names[op.id]} {op.name}", bars))
+    return _bars(rows, "Timeline: as run (grey) and as soon as inputs are ready (blue)", parts, top)
+
+
+class Bar(NamedTuple):
+    """A bar of a timeline: from `start` to `end` (seconds from the row's origin), its color and tooltip."""
+
+    start: float
+    end: float
+    color: str
+    tooltip: str
+
+
+_GREY, _BLUE = "#b8b8b8", "#5b8def"
+
+
+def bars_svg(title: str, legend: str, rows: Sequence[tuple[str, Sequence[Bar]]]) -> str:
+    """One SVG of a timeline alone: a row per label, its bars (two at most) on a common time axis."""
+    parts: list[str] = []
+    top = _MARGIN + 24 + 24
+    height = top + _bars(rows, legend, parts, top) + _MARGIN
+    width = _MARGIN * 2 + _NAME_W + _CHART_W + 80
+    head = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{_MARGIN}" y="{_MARGIN + 8}" font-size="15" font-weight="bold">{_xml(title)}</text>',
+    ]
+    return "\n".join([*head, *parts, "</svg>"]) + "\n"
+
+
+def _bars(rows: Sequence[tuple[str, Sequence[Bar]]], legend: str, parts: list[str], top: int) -> int:
+    """Draw `rows` under `legend`, with a time axis; their height."""
+    span = max([bar.end for _, bars in rows for bar in bars] + [1e-9])
     scale = _CHART_W / span
     left = _MARGIN + _NAME_W
-    parts.append(
-        f'<text x="{_MARGIN}" y="{top - 14}" font-weight="bold">Timeline: as run (grey) and '
-        "as soon as inputs are ready (blue)</text>"
-    )
-    for index, op in enumerate(ops):
+    parts.append(f'<text x="{_MARGIN}" y="{top - 14}" font-weight="bold">{_xml(legend)}</text>')
+    for index, (label, bars) in enumerate(rows):
         y = top + index * _ROW_H
-        label = f"{names[op.id]} {op.name}"
         parts.append(f'<text x="{_MARGIN}" y="{y + 14}">{_xml(_clip(label, 40))}</text>')
-        for (start, end), color, offset in ((ran[op.id], "#b8b8b8", 2), (could[op.id], "#5b8def", 11)):
-            width = max((end - start) * scale, 1.0)
+        for bar, offset in zip(bars, (2, 11), strict=False):
+            width = max((bar.end - bar.start) * scale, 1.0)
             parts.append(
-                f'<rect x="{left + start * scale:.1f}" y="{y + offset}" width="{width:.1f}" height="8" '
-                f'fill="{color}"><title>{_xml(f"{names[op.id]}: {start * 1000:.1f}-{end * 1000:.1f} ms")}'
-                "</title></rect>"
+                f'<rect x="{left + bar.start * scale:.1f}" y="{y + offset}" width="{width:.1f}" height="8" '
+                f'fill="{bar.color}"><title>{_xml(bar.tooltip)}</title></rect>'
             )
-    axis_y = top + len(ops) * _ROW_H + 6
+    axis_y = top + len(rows) * _ROW_H + 6
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + _CHART_W}" y2="{axis_y}" stroke="#555"/>')
     for tick in range(5):
         seconds = span * tick / 4
@@ -172,7 +207,7 @@ def _timeline(
         parts.append(
             f'<text x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{seconds * 1000:.0f} ms</text>'
         )
-    return len(ops) * _ROW_H + 24
+    return len(rows) * _ROW_H + 24
 
 
 def _ran(op: Operation, origin: float) -> tuple[float, float]:
