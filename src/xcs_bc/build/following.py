@@ -106,11 +106,12 @@ class Following(Loops):
         child.inherited = fs.conditions()
         child.refresh_control()
         if called_back is not None:
-            # called by C code with values it took from its arguments: each parameter may hold any of them
+            # called by C code with values it took from its arguments (from what they hold, at any
+            # depth): each parameter may hold any of them
             function = called_back.value
             child.function = getattr(function, "__qualname__", code.co_name)
             child.called_back = True
-            anything = expr(ExprKind.CALL_EX, (callee_ref, *args))
+            anything = expr(ExprKind.CALL_EX, tuple(map(self.holding, (callee_ref, *args))))
             child.locals = {name: with_value(anything, value) for name, value in _parameters(frame).items()}
         else:
             assert found is not None

@@ -242,11 +242,14 @@ def _edges(graph: ComputationGraph, direct: Direct) -> list[tuple[Operation, int
 
 
 def _label(op: Operation, names: dict[int, str]) -> tuple[str, str, str]:
-    """A box's lines: `%0 llm`, `file.py:12`, `50.2 ms` (and `raised ValueError`)."""
+    """A box's lines: `%0 llm`, `file.py:12` (`in summarize` when made inside a function the
+    observed code called), `50.2 ms` (and `raised ValueError`)."""
     took = f"{op.duration * 1000:.1f} ms"
     if "exception" in op.metadata:
         took += f", raised {type(op.metadata['exception']).__name__}"
     site = f"{os.path.basename(op.site.file)}:{op.site.line}"
+    if op.stack:
+        site += f" in {op.stack[-1].function}"
     return _clean(f"{names[op.id]} {op.name}"), _clean(site), took
 
 
