@@ -243,7 +243,7 @@ class Calls(Effects):
         control: frozenset[int],
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
-        if effect is not purity.Effect.UNKNOWN:  # (it reads what it is handed, whole)
+        if effect is purity.Effect.PURE:  # (its result is made of what it is handed, whole)
             callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))
         call = call_expr(callee_ref, args, kwnames, star)
         if effect is purity.Effect.UNKNOWN:

@@ -175,7 +175,7 @@ class Effects:
             and base.kind is ExprKind.LIST
             and len(base.operands) == len(receiver) - 1
         ):
-            new = expr(ExprKind.LIST, (*base.operands, item), value=receiver)
+            new = expr(ExprKind.LIST, (*base.operands, item), value=receiver, deps=base.deps | item.deps)
             self.set_shape(new, self.shape_deps(base) | control)
         else:
             new = with_deps(expr(ExprKind.EFFECT, (base, item), value=receiver), base.deps)

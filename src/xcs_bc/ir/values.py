@@ -55,7 +55,9 @@ def expr(
 ) -> ValueRef:
     """A pure expression `kind` of `operands`; its deps are theirs, or `deps` when the caller has them
     already (a list that grows by one item: the list's deps and the item's)."""
-    ops = tuple(op for op in operands if op is not NULL)
+    ops = operands if type(operands) is tuple else tuple(operands)
+    if NULL in ops:  # (an identity test, in C: a list that grows by one item is not walked in Python)
+        ops = tuple(op for op in ops if op is not NULL)
     if deps is None:
         deps = union(op.deps for op in ops)
     return ValueRef(Source.EXPR, operands=ops, deps=deps, value=value, kind=kind)
