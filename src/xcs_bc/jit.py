@@ -129,7 +129,7 @@ class JittedFunction(Generic[P, R]):
         self.stats = Stats()
         self._refusal = _refusal(target)
         self._notes: list[str] = []
-        self._last_replay: Timeline | None = None
+        self._last_replay: Callable[[], Timeline] | None = None  # (made when asked)
         self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
         functools.update_wrapper(self, fn)
         _mirror_function_kind(self, fn, target)
@@ -474,7 +474,7 @@ class JittedFunction(Generic[P, R]):
         """The timeline of the last replayed call (None before one): each slow call the run used, when
         it ran, on which thread, whether it was issued ahead or made in turn, beside the traced run's
         time for it.  Print it for a table; `to_svg()` draws it."""
-        return self._last_replay
+        return self._last_replay() if self._last_replay is not None else None
 
     def explain(self) -> str:
         """What was found, what each plan issues ahead, what was refused and why."""

@@ -223,10 +223,11 @@ class Replay:
         self.rejections: dict[int, int] = {}  # planned call -> its attempts answered as overloaded
         self.mispredicted = False
         self.finished = False  # once the run has ended, arriving results issue nothing more
-        # planned call -> (start, end, thread name, issued ahead): when the calls the run used ran (see
+        # planned call -> (start, end, thread id, issued ahead): when the calls the run used ran (see
         # `timeline`); set by a worker's `_timed` run, the run's `_in_place`, or when a result arrives
+        # (from another process's executor: thread id 0)
         self.began = time.perf_counter()
-        self.ran: dict[int, tuple[float, float, str, bool]] = {}
+        self.ran: dict[int, tuple[float, float, int, bool]] = {}
         self.issued_at: dict[int, float] = {}
         self.used: set[int] = set()  # planned calls a call site of the run took (served, or made in turn)
 
@@ -342,7 +343,7 @@ class Replay:
         if future.cancelled():
             return  # the real run makes it in place if it gets there (and then issues what waits for it)
         if op_id not in self.ran:  # (an executor of another process: from its issue to its answer)
-            self.ran[op_id] = (self.issued_at.get(op_id, self.began), time.perf_counter(), "executor", True)
+            self.ran[op_id] = (self.issued_at.get(op_id, self.began), time.perf_counter(), 0, True)
         waiting: list[int] = []
         if self.waiting:  # (only calls of an lru_cache wrapper ever wait: no lock for the others)
             with self.lock:
@@ -574,7 +575,7 @@ class Replay:
             result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
         finally:
             if op_id is not None:
-                self.ran[op_id] = (start, time.perf_counter(), threading.current_thread().name, False)
+                self.ran[op_id] = (start, time.perf_counter(), threading.get_ident(), False)
         self.stats.made(name or describe_callee(fn), result)
         if op_id is not None:
             self._record(op_id, result)
@@ -625,23 +626,38 @@ class Replay:
             # where the results went a way the trace did not: a later call is traced to learn that arm
             self.plan.strayed |= strays(self.plan, self.env)
 
-    def timeline(self, function: str) -> Timeline:
-        """When the planned calls the run used ran, beside the traced run's (see `execute.timeline`)."""
-        ran = {op_id: times for op_id, times in self.ran.items() if op_id in self.used}
-        starts = [self.recipes[op_id].op.metadata.get("start") for op_id in ran]
-        origin = min((start for start in starts if isinstance(start, float)), default=0.0)
-        spans = []
-        for op_id, (start, end, worker, ahead) in sorted(ran.items(), key=lambda item: item[1][0]):
-            op = self.recipes[op_id].op
-            began = op.metadata.get("start")
-            when = (began - origin, began - origin + op.duration) if isinstance(began, float) else None
-            spans.append(Span(op.name, op.site, start - self.began, end - self.began, worker, ahead, when))
-        seconds = max((span.end for span in spans), default=0.0)
-        traced_seconds = max((span.traced[1] for span in spans if span.traced is not None), default=0.0)
-        return Timeline(function, seconds, traced_seconds, tuple(spans))
+    def timeline(self, function: str) -> Callable[[], Timeline]:
+        """What makes, when asked, the timeline of the planned calls the run used, beside the traced
+        run's (see `execute.timeline`): only times and the plan's operations are kept, not the run."""
+        return functools.partial(_timeline, function, self.began, self.ran, self.used, self.recipes)
 
 
-def _timed(ran: dict[int, tuple[float, float, str, bool]], op_id: int, callee: Any) -> Callable[..., Any]:
+def _timeline(
+    function: str,
+    began: float,
+    ran: Mapping[int, tuple[float, float, int, bool]],
+    used: set[int],
+    recipes: Sequence[Recipe],
+) -> Timeline:
+    times = {op_id: at for op_id, at in ran.items() if op_id in used}
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    starts = [recipes[op_id].op.metadata.get("start") for op_id in times]
+    origin = min((start for start in starts if isinstance(start, float)), default=0.0)
+    spans = []
+    for op_id, (start, end, worker, ahead) in sorted(times.items(), key=lambda item: item[1][0]):
+        op = recipes[op_id].op
+        traced = op.metadata.get("start")
+        when = (traced - origin, traced - origin + op.duration) if isinstance(traced, float) else None
+        if worker not in names:  # (a pool's thread started without `threading`: numbered as first seen)
+            names[worker] = f"worker {sum(name.startswith('worker ') for name in names.values()) + 1}"
+        thread = names[worker] if worker else "executor"
+        spans.append(Span(op.name, op.site, start - began, end - began, thread, ahead, when))
+    seconds = max((span.end for span in spans), default=0.0)
+    traced_seconds = max((span.traced[1] for span in spans if span.traced is not None), default=0.0)
+    return Timeline(function, seconds, traced_seconds, tuple(spans))
+
+
+def _timed(ran: dict[int, tuple[float, float, int, bool]], op_id: int, callee: Any) -> Callable[..., Any]:
     """`callee`, noting in `ran` when it ran and on which thread (a call issued ahead, on a worker)."""
 
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -649,7 +665,7 @@ def _timed(ran: dict[int, tuple[float, float, str, bool]], op_id: int, callee: A
         try:
             return callee(*args, **kwargs)
         finally:
-            ran[op_id] = (start, time.perf_counter(), threading.current_thread().name, True)
+            ran[op_id] = (start, time.perf_counter(), threading.get_ident(), True)
 
     return run
 
