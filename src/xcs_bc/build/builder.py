@@ -112,13 +112,13 @@ class GraphBuilder(Following):
         reach: Callable[[types.CodeType, object], bool] | None = None,
     ) -> None:
         self.min_call_s = min_call_ms / 1000.0
-        # which Python functions the observed code calls are traced through (a capture's: see
-        # `following`); None: none are, each call is one step
         # the code a clone's code object copies (a traced call may run a gated clone, whose events
         # arrive at the original's offsets): the builder reads the original's instructions
         self.originals: Mapping[types.CodeType, types.CodeType] = originals or {}
         # called when a loop starts its second round (its first is observed): see `execute.first`
         self.on_round = on_round
+        # which Python functions the observed code calls are traced through (a capture's: see
+        # `following`); None: none are, each call is one step
         self.reach = reach
         self.name = name
         self.reads = reads  # fast calls whose result is kept become operations (see `Calls.kept_read`)

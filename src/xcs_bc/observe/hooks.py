@@ -514,6 +514,8 @@ def _mon_py_return(code: types.CodeType, offset: int, value: Any) -> None:
         return
     frame = sys._getframe(1)
     caller = frame.f_back
+    if code.co_name == "__init__":
+        return  # (a class's call gives the new object, not what its `__init__` returns)
     if caller is not None and frame is not session.root and session.is_target(caller):
         session.deliver(session.listener.returned, caller, value)
         backend = session._backend

@@ -149,7 +149,7 @@ class _TargetTracer:
         elif event == "exception":
             session.deliver(session.listener.raised, frame, arg[1])
         elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
-            if hook.followed and frame.f_back is not None:
+            if hook.followed and frame.f_back is not None and frame.f_code.co_name != "__init__":
                 session.deliver(session.listener.returned, frame.f_back, arg)
             tracing._release(frame, hook)
         return self
@@ -168,7 +168,7 @@ class _CalleeTracer:
     def __call__(self, frame: types.FrameType, event: str, arg: Any) -> TraceFn:
         if self.previous_local is not None:
             self.previous_local = self.tracing._chain(self.previous_local, frame, event, arg)
-        if event == "return":
+        if event == "return" and frame.f_code.co_name != "__init__":  # (a class's call gives the object)
             session = self.tracing.session
             session.deliver(session.listener.returned, self.caller, arg)
         return self
