@@ -49,7 +49,8 @@ def test_a_function_with_nothing_to_issue_ahead_says_why_once_then_that_it_runs_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="xcs_bc")
-    fast = xcs.jit(numbered)
+    # (a 10 ms threshold against 30 ms calls: on a loaded machine `counter.next()` stays glue)
+    fast = xcs.jit(numbered, min_call_ms=10)
     for n in (2, 3, 4, 5, 2):  # three lengths traced, then it runs plainly
         fast([fresh("t") for _ in range(n)])
     said = records(caplog, logging.INFO)
