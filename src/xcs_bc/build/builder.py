@@ -44,14 +44,12 @@ from typing import Any
 
 from xcs_bc._compat import (
     CALL_OPS,
-    CO_VARARGS,
-    CO_VARKEYWORDS,
     COMPREHENSIONS,
     PY312,
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
-from xcs_bc.build.calls import bound_arguments, parameters
+from xcs_bc.build.calls import bound_arguments, frame_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.following import Following
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
@@ -275,17 +273,9 @@ class GraphBuilder(Following):
 
     @staticmethod
     def _bound_arguments(fs: FrameState, callee_frame: types.FrameType) -> None:
-        code = callee_frame.f_code
-        n = (
-            code.co_argcount
-            + code.co_kwonlyargcount
-            + bool(code.co_flags & CO_VARARGS)
-            + bool(code.co_flags & CO_VARKEYWORDS)
-        )
-        f_locals = callee_frame.f_locals
-        fs.callee_args = {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
-        fs.callee_params = parameters(code)
-        fs.callee_code = code
+        fs.callee_args = frame_arguments(callee_frame)
+        fs.callee_params = parameters(callee_frame.f_code)
+        fs.callee_code = callee_frame.f_code
 
     def served(
         self,

@@ -440,6 +440,19 @@ def bound_arguments(
     return function.__code__, dict(bound.arguments)
 
 
+def frame_arguments(frame: types.FrameType) -> dict[str, Any]:
+    """The parameters of a Python frame that is starting, by name, with what they were bound to."""
+    code = frame.f_code
+    n = (
+        code.co_argcount
+        + code.co_kwonlyargcount
+        + bool(code.co_flags & CO_VARARGS)
+        + bool(code.co_flags & CO_VARKEYWORDS)
+    )
+    f_locals = frame.f_locals
+    return {name: f_locals[name] for name in code.co_varnames[:n] if name in f_locals}
+
+
 def parameters(code: types.CodeType) -> tuple[tuple[str, ...], str | None, str | None]:
     """A function's positional parameter names, its *args name and its **kwargs name."""
     i = code.co_argcount + code.co_kwonlyargcount

@@ -25,7 +25,7 @@ from typing import Any
 
 from xcs_bc._compat import CALL_OPS
 from xcs_bc.build import purity
-from xcs_bc.build.calls import call_expr, parameters, python_code
+from xcs_bc.build.calls import call_expr, frame_arguments, parameters, python_code
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.displays import SELF, constant_keys, positional
 from xcs_bc.build.frames import FrameState
@@ -112,7 +112,9 @@ class Following(Loops):
             child.function = getattr(function, "__qualname__", code.co_name)
             child.called_back = True
             anything = expr(ExprKind.CALL_EX, tuple(map(self.holding, (callee_ref, *args))))
-            child.locals = {name: with_value(anything, value) for name, value in _parameters(frame).items()}
+            child.locals = {
+                name: with_value(anything, value) for name, value in frame_arguments(frame).items()
+            }
         else:
             assert found is not None
             function, passed = found
@@ -208,7 +210,7 @@ class Following(Loops):
                 bound[varkw] = expr(ExprKind.DICT, tuple(extra))
         anything = expr(ExprKind.CALL_EX, (callee_ref, *lead, *args))  # (what any parameter may hold)
         refs: dict[str, ValueRef] = {}
-        for param, value in _parameters(frame).items():
+        for param, value in frame_arguments(frame).items():
             given_ref = bound.get(param)
             if given_ref is None:
                 given_ref = anything if spread is None else self.lookup(with_value(const(value), value))
@@ -216,19 +218,6 @@ class Following(Loops):
                 given_ref = unknown(len(self.ops))
             refs[param] = with_value(given_ref, value)
         return refs
-
-
-def _parameters(frame: types.FrameType) -> dict[str, Any]:
-    """The parameters of a frame that is starting, by name, with what they hold."""
-    code = frame.f_code
-    names, varargs, varkw = parameters(code)
-    kwonly = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-    f_locals = frame.f_locals
-    return {
-        name: f_locals[name]
-        for name in (*names, *kwonly, varargs, varkw)
-        if name is not None and name in f_locals
-    }
 
 
 def _started(callee: Any) -> tuple[types.FunctionType, tuple[Any, ...]] | None:

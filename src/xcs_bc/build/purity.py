@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
-from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
+from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.errors import UnsupportedCodeError
 from xcs_bc.ir.values import class_lookup
 
@@ -397,6 +397,7 @@ def _calls_checked_callees(code: types.CodeType) -> bool:
         return False
     targets = {ins.target for ins in info.instrs.values() if ins.target is not None}
     stack: list[Instr | None] = []
+    checked: set[int] = set()  # offsets of the loads the scan checked (see `_checked_load`)
     previous: Instr | None = None
     for offset in info.order:
         ins = info.instrs[offset]
@@ -405,36 +406,39 @@ def _calls_checked_callees(code: types.CodeType) -> bool:
         if offset in targets or previous is None or previous.next != offset or len(stack) != ins.depth:
             stack = [None] * ins.depth
         popped = stack[len(stack) - ins.pops :] if ins.pops else []
-        if ins.opname in CALL_OPS and not _checked_callee(ins, popped, info):
+        if ins.opname in CALL_OPS and not _checked_callee(popped, checked):
             return False
+        if _checked_load(ins, previous):
+            checked.add(offset)
         del stack[len(stack) - len(popped) :]
         stack.extend([ins] * ins.pushes)
         previous = ins
     return True
 
 
-def _checked_callee(ins: Instr, popped: list[Instr | None], info: CodeInfo) -> bool:
-    """Was the callable `ins` calls pushed by a load the scan checked?  It is the first popped slot,
-    or, where that one is a NULL (3.11, 3.12: `[NULL, callable, args...]`), the second; next to a
-    callable, the second slot is the method's object, or an argument."""
+def _checked_callee(popped: list[Instr | None], checked: set[int]) -> bool:
+    """Was the callable of a call that popped `popped` pushed by a load the scan checked?  It is the
+    first popped slot, or, where that one is a NULL (3.11, 3.12: `[NULL, callable, args...]`), the
+    second; next to a callable, the second slot is the method's object, or an argument."""
     first = popped[0] if popped else None
     if first is None:
         return False
     if first.opname == "PUSH_NULL" or (first.opname == "LOAD_GLOBAL" and first.pushes == 2 and not PY313):
         callee = popped[1] if len(popped) > 1 else None
-        return callee is first or (callee is not None and _checked_load(callee, info))
-    return _checked_load(first, info)
+        return callee is first or (callee is not None and callee.offset in checked)
+    return first.offset in checked
 
 
-def _checked_load(load: Instr, info: CodeInfo) -> bool:
+def _checked_load(load: Instr, previous: Instr | None) -> bool:
+    """Does `load` push a callable the scan checked: a global, a closure variable, a method by name
+    (LOAD_METHOD; LOAD_ATTR in method form on 3.12+), a function made here, or an attribute of the
+    global just loaded (`json.dumps`)?"""
     if load.opname in _CALLEE_LOADS:
         return True
     if load.opname != "LOAD_ATTR":
         return False
-    # a method by name (3.12+), or an attribute of the global just loaded (`json.dumps`), both checked
-    before = info.order.index(load.offset) - 1
     return (PY312 and load.arg is not None and bool(load.arg & 1)) or (
-        before >= 0 and info.instrs[info.order[before]].opname == "LOAD_GLOBAL"
+        previous is not None and previous.opname == "LOAD_GLOBAL"
     )
 
 

@@ -228,8 +228,8 @@ class Replay:
         # (from another process's executor: thread id 0)
         self.began = time.perf_counter()
         self.ran: dict[int, tuple[float, float, int, bool]] = {}
-        self.issued_at: dict[int, float] = {}
-        self.used: set[int] = set()  # planned calls a call site of the run took (served, or made in turn)
+        self.issued_at: dict[int, float] = {}  # (for an executor of another process)
+        self.used: set[int] = set()  # planned calls a call site of the run took: `consumed` at `finish`
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -308,9 +308,11 @@ class Replay:
         it: it then runs in its turn."""
         if not self.in_process and not can_submit(self.executor, callee, args, kwargs):
             return None
-        self.issued_at[op_id] = time.perf_counter()
-        run = _timed(self.ran, op_id, callee) if self.in_process else None
-        return issue_ahead(self.executor, self.context, self.in_process, callee, args, kwargs, run)
+        if self.in_process:  # (a worker notes when it runs the call)
+            run = _timed(self.ran, op_id, callee)
+            return issue_ahead(self.executor, self.context, True, callee, args, kwargs, run)
+        self.issued_at[op_id] = time.perf_counter()  # (an answer from another process: see `_arrived`)
+        return issue_ahead(self.executor, self.context, False, callee, args, kwargs)
 
     def _cache_mate(
         self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, running: bool
@@ -481,7 +483,6 @@ class Replay:
             guessed = False
             if op_id is not None:
                 self.consumed.add(op_id)
-                self.used.add(op_id)
                 if self.open_at:
                     self.open_at.get(key, {}).pop(op_id, None)
                 # a guess reached with other arguments (the run took another path): lost, not a
@@ -616,6 +617,7 @@ class Replay:
         with self.lock:
             self.finished = True
             leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
+            self.used = set(self.consumed)  # (before the leftover join them)
             self.consumed.update(self.issued)
         for issued in leftover:
             issued.unused(self.stats)
