@@ -532,17 +532,15 @@ class JittedFunction(Generic[P, R]):
                         f"%{points[op.id]}, reading {local_names(recipe)} from the function's frame"
                     )
                 elif recipe.ahead:
-                    needs = ", ".join(f"%{n}" for n in sorted(recipe.needs)) or "the inputs"
                     when = "".join(f", if {guard.describe()}" for guard in recipe.when)
                     if self._speculation is not None and recipe.arg_needs != recipe.needs:
-                        guess = ", ".join(f"%{n}" for n in sorted(recipe.arg_needs)) or "the inputs"
-                        when += f"; on a guess once {guess} are known, if its callee is allowed"
-                    ahead = f"issued ahead once {needs} are known{when}"
+                        when += f"; on a guess once {_known(recipe.arg_needs)}, if its callee is allowed"
+                    ahead = f"issued ahead once {_known(recipe.needs)}{when}"
                     lines.append(f"    %{op.id} {op.name} at {op.site}: {ahead}")
                 else:
-                    reason = str(recipe.refusal)
-                    why = reason if len(reason) < 160 else reason[:157] + "..."
-                    lines.append(f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {why}")
+                    lines.append(
+                        f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {recipe.refusal}"
+                    )
             for refusal in cached.refused:
                 lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")
         if not plans and self._refusal is None:
@@ -552,6 +550,14 @@ class JittedFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<xcs.jit {self._fn.__qualname__}>"
+
+
+def _known(needs: frozenset[int]) -> str:
+    """`%1, %2 are known`, `%1 is known` or `the inputs are known`."""
+    if not needs:
+        return "the inputs are known"
+    names = ", ".join(f"%{n}" for n in sorted(needs))
+    return f"{names} {'is' if len(needs) == 1 else 'are'} known"
 
 
 def _why_idle(plan: Plan) -> str:

@@ -82,3 +82,44 @@ def test_the_report_names_them_and_a_graph_without_stacks_has_no_section() -> No
         [dataclasses.replace(op, stack=()) for op in pipeline_graph().operations], (), (), {"name": "block"}
     )
     assert "worth wrapping" not in format_report(plain)
+
+
+class Client:
+    """An object two helper calls are handed."""
+
+
+def test_helper_calls_handed_the_same_object_wait_for_each_other_under_the_jit() -> None:
+    shared, other = Client(), Client()
+    graph = pipeline_graph()
+    # both calls of analyze were handed `client`; the jit makes the second after the first
+    graph.metadata["handed"] = {2: (("client", shared),), 3: (("client", shared), ("cache", {}))}
+    found = {wrap.function: wrap for wrap in worth_wrapping(graph)}
+    pipeline = found["pipeline"]
+    assert pipeline.bound == pytest.approx(0.060) and pipeline.today == pytest.approx(0.100)
+    assert pipeline.saves_today == pytest.approx(0.020)
+    assert pipeline.held == (
+        "analyze (app.py:3) waits for the call before it, a helper call handed the same Client (`client`), "
+        "which it may change (the jit does not look inside helpers)"
+    )
+    report = format_report(graph)
+    assert f"    of which the jit saves about 20.0 ms: {pipeline.held}" in report
+    # handed objects of their own: the jit realizes the whole bound, and says nothing more
+    graph.metadata["handed"] = {2: (("client", shared),), 3: (("client", other),)}
+    pipeline = {wrap.function: wrap for wrap in worth_wrapping(graph)}["pipeline"]
+    assert pipeline.today == pytest.approx(pipeline.bound) and pipeline.held == ""
+    assert "of which the jit saves" not in format_report(graph)
+
+
+def test_an_own_call_reading_an_object_a_helper_was_handed_waits_for_it_under_the_jit() -> None:
+    g = GraphFactory("block")
+    client = Client()
+    g.call("llm", "part", line=5, duration=20 * MS)  # made inside the helper
+    g.call("llm", g.input("client", client), line=2, duration=20 * MS)  # the function's own call
+    main = at("main", 1, 10)
+    graph = with_stacks(g.graph(), [(main, at("ask", 2, 1)), (main,)])
+    graph.metadata["handed"] = {2: (("self", client),)}
+    (wrap,) = worth_wrapping(graph)
+    assert wrap.bound == pytest.approx(0.020) and wrap.today == pytest.approx(0.040)
+    assert wrap.held.startswith(
+        "llm (pipeline.py:2) waits for ask (app.py:1), a helper call handed the same Client"
+    )

@@ -26,6 +26,7 @@ import untouched as U
 import xcs_bc as xcs
 from strategies import Grammar, Inputs, Program, input_sequences, programs
 from xcs_bc import ComputationGraph
+from xcs_bc.analyze.wrapping import worth_wrapping
 from xcs_bc.ir.check import check
 from xcs_bc.observe import hooks
 from xcs_bc.testing import FakeLLM, FakeLLMError
@@ -130,6 +131,30 @@ def test_the_calls_inside_an_untouched_function_print_alike_on_every_version() -
     ]
     report = cap.report()
     assert "5 calls at untouched.py:40-65 are independent: search, llm x4 (%0-%4)" in report
+
+
+def test_the_reports_share_for_the_jit_is_what_the_jit_issues_ahead() -> None:
+    """The capture saw that `Client.ask` changes only `client.sent`; the jit cannot look inside the
+    `analyze` helper, so its second call waits for the first: the report says so, and the jit does."""
+    cap, _ = _capture_report()
+    wraps = {wrap.function: wrap for wrap in worth_wrapping(cap.graph)}
+    report = wraps["report"]
+    # search | analyze, analyze (one after the other) | check: about 20 of the 60 ms the dataflow allows
+    assert report.bound < report.today < report.sequential
+    assert report.held == (
+        "analyze (untouched.py:66) waits for the call before it, a helper call handed the same Client "
+        "(`client`), which it may change (the jit does not look inside helpers)"
+    )
+    assert "    of which the jit saves about " in cap.report()
+    assert wraps["analyze"].today == pytest.approx(wraps["analyze"].sequential)  # outline, then keywords
+    fast = xcs.jit(U.report, min_call_ms=MIN_MS)
+    for _ in range(2):
+        fast("ai", ["d1", "d2"])
+    said = [line.split(": ", 1)[1] for line in fast.explain().splitlines() if " analyze at " in line]
+    # (once the Client is made: its result, or on 3.10 and 3.11 the comprehension's cell, read then)
+    assert said[0].startswith("issued ahead "), fast.explain()
+    assert said[1].startswith("runs in its turn, because "), fast.explain()
+    assert "analyze() at untouched.py:66" in said[1], fast.explain()
 
 
 def test_a_leaf_named_by_module_or_function_is_one_call() -> None:

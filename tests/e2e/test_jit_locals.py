@@ -56,7 +56,7 @@ def test_calls_on_an_object_the_function_made_overlap() -> None:
     assert fast.stats.served == 2 * 4 and fast.stats.in_place == 2
     text = fast.explain()
     assert "%0 ImagePatch at" in text and "runs in its turn, because it is a fast call" in text
-    assert "%1 ImagePatch.query" in text and "issued ahead once %0 are known" in text
+    assert "%1 ImagePatch.query" in text and "issued ahead once %0 is known" in text
 
 
 def three_questions_maybe(image: str) -> str:

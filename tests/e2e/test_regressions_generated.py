@@ -171,7 +171,7 @@ def test_the_arguments_of_a_memoized_callee_are_bound_to_its_own_parameters() ->
     explained = fast.explain()
     assert "computed differently" not in explained, explained
     if not PY312:
-        assert ".cached at" in explained and "issued ahead once %0 are known" in explained, explained
+        assert ".cached at" in explained and "issued ahead once %0 is known" in explained, explained
 
 
 def test_a_descheduled_instruction_that_pops_nothing_does_not_cost_the_plan(monkeypatch: Any) -> None:

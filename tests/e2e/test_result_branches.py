@@ -69,7 +69,7 @@ def test_the_solvers_under_the_branch_run_at_once_when_the_trace_took_it() -> No
     assert solver.max_concurrency == 3  # issued together once the classifier answered
     assert fast.stats.served == 5
     text = fast.explain()
-    assert "issued ahead once %0 are known, if bool(" in text
+    assert "issued ahead once %0 is known, if bool(" in text
     assert "runs in its turn" not in text
 
 

@@ -55,7 +55,7 @@ def test_every_read_runs_at_once_however_many_hits_come() -> None:
         fast(f"{fresh('q')} {stars}")
         assert reader.max_concurrency == len(stars)  # issued together once the hits arrived
     text = fast.explain()
-    assert "issued ahead once %0 are known, if len(%0) > 2" in text
+    assert "issued ahead once %0 is known, if len(%0) > 2" in text
     assert "any number of items" in text
     assert fast.stats.in_place == 3  # only the writers, after the loop
 

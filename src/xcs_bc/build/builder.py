@@ -77,6 +77,7 @@ from xcs_bc.ir import (
     Local,
     Operation,
     OpType,
+    Site,
     Source,
     ValueRef,
 )
@@ -130,6 +131,8 @@ class GraphBuilder(Following):
         # those, plus changes in place to objects other than containers the glue built: a local read
         # for a planned call must see none of them between the read and the call (see plan._ready_at)
         self.effects = 0
+        # the last call that may have changed objects, and `effects` once it had (see CallFacts.changer)
+        self.changer: tuple[Any, types.CodeType, Instr, int] | None = None
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see retain
         self.holders: dict[int, set[str] | None] = {}  # see retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
@@ -177,6 +180,7 @@ class GraphBuilder(Following):
         self._globals: dict[tuple[int, str], ValueRef] = {}
         self._cells: dict[int, tuple[Any, ValueRef]] = {}  # see `Following.celled`
         self.entered_frames = 0
+        self.handed: dict[int, tuple[tuple[str, Any], ...]] = {}  # see Following
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
@@ -355,6 +359,8 @@ class GraphBuilder(Following):
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
+        if self.handed:  # (a capture that followed calls: what each was handed, for `analyze.wrapping`)
+            metadata["handed"] = self.handed
         run = RunFacts()
         if self.root is not None:  # the observed function's code (plan reads which call sites name what)
             run = RunFacts(self.root.info.code, frozenset(self.executed), self.unguarded_paths)
@@ -485,7 +491,7 @@ class GraphBuilder(Following):
             if why:
                 cond = ValueRef(Source.EXPR, kind=ExprKind.RAISED, deps=why)
                 until = merge_point(fs.info, ins.next, offset)
-                fs.control.append(Control(-1 - offset, until, cond))
+                fs.control.append(Control(-1 - offset, until, cond, site=self._site(fs, ins)))
                 fs.refresh_control()
             elif not fs.control_deps:
                 # an exception no slow call caused: a replay cannot promise to take this path again
@@ -535,17 +541,20 @@ class GraphBuilder(Following):
                 entry.untaken |= untaken
                 break
         else:
+            site = self._site(fs, ins)
             if outcome is not None and (untaken.calls or untaken.acts):
-                self._fork(fs, ins, Condition(cond, outcome), _MANY if untaken.acts else len(untaken.calls))
-            fs.control.append(Control(ins.offset, until, cond, outcome, untaken))
+                self._fork(
+                    fs, Condition(cond, outcome, site), site, _MANY if untaken.acts else len(untaken.calls)
+                )
+            fs.control.append(Control(ins.offset, until, cond, outcome, untaken, site))
         fs.refresh_control()
 
-    def _fork(self, fs: FrameState, ins: Instr, condition: Condition, calls: int) -> None:
+    def _fork(self, fs: FrameState, condition: Condition, site: Site, calls: int) -> None:
         """Note a branch whose other arm makes `calls` calls, where a replay may go the other way
         (`Fork`), with how many operations were made before it.  (A helper's frame does not know every
         branch it is under: its own are not noted.)"""
         if (fs is self.root or fs.parent is not None) and len(self.forks) < _MAX_FORKS:
-            fork = Fork(condition, fs.conditions(), self._site(fs, ins))
+            fork = Fork(condition, fs.conditions(), site)
             self.forks.append((fork, len(self.ops), calls))
 
     def loop_round(self, fs: FrameState, ins: Instr, sequence: ValueRef, k: int) -> None:
@@ -561,7 +570,8 @@ class GraphBuilder(Following):
                 entry.cond, entry.outcome = sequence, outcome
                 break
         else:
-            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), sequence, outcome))
+            site = self._site(fs, ins)
+            fs.control.append(Control(ins.offset, fs.info.ipdom(ins.offset), sequence, outcome, site=site))
         fs.refresh_control()
 
     def _leave_branches(self, fs: FrameState, offset: int) -> None:

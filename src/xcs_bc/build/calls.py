@@ -75,6 +75,7 @@ class Calls(Effects):
     min_call_s: float
     thread: int
     unknown_calls: int
+    changer: tuple[Any, types.CodeType, Instr, int] | None
     live: dict[str, int]
     _occurrences: dict[tuple[int, int], int]
     _yields: dict[int, list[ValueRef]]
@@ -123,11 +124,14 @@ class Calls(Effects):
                 self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
             # a slow call may change the mutable objects it is handed (an awaited call: those it
             # hands its callee, which is no argument but the callee itself)
+            before = self.effects
             for ref in args if awaited is None else args[1:]:
                 self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
             method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
             if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object
                 self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
+            if self.effects != before:
+                self.changer = (callee, fs.info.code, ins, self.effects)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
             if raised:
                 return
@@ -136,7 +140,10 @@ class Calls(Effects):
             self.record_event(fs, ins, callee, now, raised, fs.callee_result)
             if raised:
                 return
+            before = self.effects
             result = self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
+            if self.effects != before:
+                self.changer = (callee, fs.info.code, ins, self.effects)
             if self.kept_read(fs, ins, callee, result):
                 # kept in a local: an operation made in its turn, whose result what follows reads
                 op = self.make_op(
@@ -323,7 +330,14 @@ class Calls(Effects):
         site = self._site(fs, ins)
         # how many times each local of the function was assigned: see CallFacts
         facts = CallFacts(
-            code, fs.callee, False, self.unknown_calls > 0, self.effects, dict(self.live), conditions
+            code,
+            fs.callee,
+            False,
+            self.unknown_calls > 0,
+            self.effects,
+            dict(self.live),
+            conditions,
+            changer=self._changer(),
         )
         self.call_facts.append(facts)
         if fs.callee is not MISSING:
@@ -337,11 +351,17 @@ class Calls(Effects):
         self.ops.append(op)
         return op
 
+    def _changer(self) -> str:
+        """The last call that may have changed objects, for people (see `CallFacts.changer`): "" when
+        none did, or when a change that was no call's came after it (an instruction not modelled)."""
+        if self.changer is None or self.changer[3] != self.effects:
+            return ""
+        callee, code, ins, _ = self.changer
+        return f"{describe_callee(callee)}() at {code_site(code, ins)}"
+
     @staticmethod
     def _site(fs: FrameState, ins: Instr) -> Site:
-        code = fs.info.code
-        line = ins.line if ins.line is not None else code.co_firstlineno
-        return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+        return code_site(fs.info.code, ins)
 
     def record_event(
         self, fs: FrameState, ins: Instr, callee: Any, now: float, raised: bool, result: Any
@@ -359,6 +379,11 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def code_site(code: types.CodeType, ins: Instr) -> Site:
+    line = ins.line if ins.line is not None else code.co_firstlineno
+    return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
 
 
 def call_expr(

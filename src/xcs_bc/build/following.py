@@ -47,6 +47,7 @@ class Following(Loops):
     _frames: dict[types.FrameType, FrameState]
     _cells: dict[int, tuple[Any, ValueRef]]  # id(obj) -> (obj, ref): objects traced frames put in cells
     entered_frames: int  # frames followed into so far
+    handed: dict[int, tuple[tuple[str, Any], ...]]  # see `_handed_objects`
 
     def follows(self, frame: types.FrameType) -> bool:
         """Is `frame` traced (asked by the observer for frames of code followed before)?"""
@@ -126,6 +127,8 @@ class Following(Loops):
             else:
                 first = _receiver(callee_ref, fs.operands, ins) if passed else None
             child.locals = self._bind(frame, callee_ref, first, args, kwnames, star)
+            if not (passed and passed[0] is _NEW_OBJECT):
+                self.handed[child.entry] = _handed_objects(frame_arguments(frame))
         for name in code.co_cellvars:  # a parameter a closure made here will read
             if name in child.locals:
                 self.celled(child.locals[name])
@@ -284,6 +287,24 @@ def _receiver(callee_ref: ValueRef, operands: tuple[ValueRef, ...], ins: Instr) 
     if callee_ref.path and callee_ref.path[-1].kind == "attr":  # `f = obj.method`: the object
         return replace(callee_ref, path=callee_ref.path[:-1], value=MISSING)
     return callee_ref  # a callable object: its `__call__` gets the object itself
+
+
+def _handed_objects(arguments: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The mutable objects a followed call was handed, by parameter name (one level into `*args`,
+    `**kwargs` and the containers passed).  `xcs.jit` of the caller makes such a call as one opaque
+    call that may change them: the capture report counts that (`analyze.wrapping`)."""
+    found: list[tuple[str, Any]] = []
+    for name, value in arguments.items():
+        items = (
+            value.items() if type(value) is dict else enumerate(value) if type(value) in (tuple, list) else ()
+        )
+        for label, obj in ((name, value), *((f"{name}[{key!r}]", item) for key, item in items)):
+            if not purity.is_immutable(obj) and len(found) < _HANDED_MAX:
+                found.append((label, obj))
+    return tuple(found)
+
+
+_HANDED_MAX = 16  # objects noted per followed call, at most
 
 
 def _spread(args: tuple[ValueRef, ...]) -> tuple[tuple[ValueRef, ...], dict[str, ValueRef]] | None:

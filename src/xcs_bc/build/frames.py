@@ -10,7 +10,7 @@ from xcs_bc.build.arms import NOTHING, Arm
 from xcs_bc.build.awaiting import Awaiting
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.trace import Condition, DecisionKind
-from xcs_bc.ir import MISSING, Operation, Source, ValueRef
+from xcs_bc.ir import MISSING, Operation, Site, Source, ValueRef
 from xcs_bc.ir.values import NULL, made_under, union, unknown
 
 EXC = ValueRef(Source.CONST, name="<exception>", value=None)
@@ -26,6 +26,7 @@ class Control:
     cond: ValueRef
     outcome: tuple[DecisionKind, Any] | None = None  # see `Condition`
     untaken: Arm = NOTHING  # what the arm the run did not take could do before `until` (see `arms`)
+    site: Site | None = None  # where the branch is, for people
 
 
 @dataclass
@@ -100,7 +101,10 @@ class FrameState:
 
     def conditions(self) -> tuple[Condition, ...]:
         """The branches on results everything the frame does now is reached through."""
-        return (*self.inherited, *(Condition(entry.cond, entry.outcome) for entry in self.control))
+        return (
+            *self.inherited,
+            *(Condition(entry.cond, entry.outcome, entry.site) for entry in self.control),
+        )
 
     def refresh_control(self) -> None:
         conditions = self.conditions()

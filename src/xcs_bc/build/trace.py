@@ -39,11 +39,13 @@ class Condition:
     `(NONE, cond is None)` or, in round k of a loop over a sequence that depends on results,
     `(MORE, k)` (`cond` is then a copy of the sequence made for that loop: len(cond) > k); or None
     when no predicate on `cond` says it: another loop's test (each round is reached through all the
-    earlier ones), a handled exception, a consumer that may stop a generator.
+    earlier ones), a handled exception, a consumer that may stop a generator.  `site` is where the
+    branch is (None for a consumer), for people.
     """
 
     cond: ValueRef
     outcome: tuple[DecisionKind, Any] | None = None
+    site: Site | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +68,13 @@ class CallFacts:
     `code` is the code object its call site is in; `callee` the object called (MISSING once a kept
     plan releases it, see `plan.release`); `star` whether it was `f(*seq, **kw)`; `after_unknown_call`
     whether a function not known to be pure ran before it; `effects` how many calls that may change
-    objects ran before it; `assigned` how many times each local of the observed function had been
-    assigned when it was made; `conditions` the branches on slow calls' results it was reached
-    through (its operation's `control`, with the way the run went); `read` whether it is no slow call
-    but a fast one to a function not known to be pure whose result the function keeps in a local (a
-    tool reading mutable state, an object's constructor): made in its turn, its result is what the
-    calls after it read, known once the run has made it (see `Calls.complete_call`).
+    objects ran before it, and `changer` the last of them, for people (`"Client() at app.py:12"`, or
+    "" when the last change was no call's); `assigned` how many times each local of the observed
+    function had been assigned when it was made; `conditions` the branches on slow calls' results it
+    was reached through (its operation's `control`, with the way the run went); `read` whether it is
+    no slow call but a fast one to a function not known to be pure whose result the function keeps
+    in a local (a tool reading mutable state, an object's constructor): made in its turn, its result
+    is what the calls after it read, known once the run has made it (see `Calls.complete_call`).
     """
 
     code: types.CodeType | None = None
@@ -82,6 +85,7 @@ class CallFacts:
     assigned: Mapping[str, int] = field(default_factory=dict)
     conditions: tuple[Condition, ...] = ()
     read: bool = False
+    changer: str = ""
 
 
 @dataclass(frozen=True, slots=True)

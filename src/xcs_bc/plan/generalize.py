@@ -149,8 +149,12 @@ def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: Mapping[int, in
     number = {id(record): index for index, record in enumerate(loops)}
     candidates = _candidates(plan, loops)
     while candidates:
-        reads = [carried[n] for loop in candidates if (n := number[id(loop.record)]) in carried]
-        result = _attempt(plan, candidates, min(reads, default=len(plan.recipes)))
+        # where the first local a loop's rounds set is read, and that loop
+        reads = [
+            (carried[n], loop.record.site) for loop in candidates if (n := number[id(loop.record)]) in carried
+        ]
+        cut, site = min(reads, key=lambda read: read[0], default=(len(plan.recipes), None))
+        result = _attempt(plan, candidates, cut, str(site))
         if isinstance(result, Generalization):
             first = result.loops[0].start
             chosen = {id(loop.record) for loop in result.loops}
@@ -193,9 +197,9 @@ def _walks_backwards(iterable: ValueRef) -> bool:
     )
 
 
-def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | int:
+def _attempt(plan: Plan, loops: list[TracedLoop], cut: int, cut_loop: str) -> Generalization | int:
     """Templates for `loops`, or the number of the loop that cannot be generalized.  No call from op
-    `cut` on is issued ahead (a local a loop's rounds set was read there)."""
+    `cut` on is issued ahead (a local the rounds of the loop at `cut_loop` set was read there)."""
     loops = [dataclasses.replace(loop) for loop in loops]
     unify = Unifier(loops)
     round_guards: set[int] = set()
@@ -211,7 +215,7 @@ def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | 
         if round_recipes is None or found is None:
             return number
         if loop.start + loop.body * loop.rounds > cut:
-            round_recipes = tuple(_after_cut(recipe) for recipe in round_recipes)
+            round_recipes = tuple(_after_cut(recipe, cut_loop) for recipe in round_recipes)
         loop.recipes, (loop.guards, indices) = round_recipes, found
         round_guards |= indices | set(record.own_decisions)
     static = [guard for index, guard in plan.decision_guards.items() if index not in round_guards]
@@ -227,11 +231,12 @@ def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | 
             recipes.append(recipe)
             continue
         if recipe.op.id >= cut:
-            recipes.append(_after_cut(recipe))
+            recipes.append(_after_cut(recipe, cut_loop))
             continue
         refs = _all([unify.rebase(ref) for ref in recipe.refs])
         if refs is None:
-            why = "it reads a loop's items in a way that depends on the loop's length"
+            sites = ", ".join(str(loop.record.site) for loop in loops)
+            why = f"it reads the items of a loop (at {sites}) in a way that depends on the loop's length"
             recipes.append(
                 dataclasses.replace(recipe, ahead=False, refusal=Refusal(RefusalKind.ITEMS_BY_LENGTH, why))
             )
@@ -240,8 +245,9 @@ def _attempt(plan: Plan, loops: list[TracedLoop], cut: int) -> Generalization | 
     return Generalization(plan, loops, guards, tuple(recipes))
 
 
-def _after_cut(recipe: Recipe) -> Recipe:
-    why = "it comes after the code read a local a loop's rounds set (a counter, the loop variable)"
+def _after_cut(recipe: Recipe, loop: str) -> Recipe:
+    why = f"it comes after the code read a local that the rounds of the loop at {loop} set"
+    why += " (a counter, the loop variable)"
     refusal = Refusal(RefusalKind.AFTER_ROUNDS_LOCAL, f"{why}: for other lengths it runs in its turn")
     return dataclasses.replace(recipe, ahead=False, refusal=refusal)
 

@@ -153,7 +153,7 @@ def predicate(condition: Condition) -> Guard | None:
     if condition.outcome is None:
         return None
     kind, expected = condition.outcome
-    return Guard(_GUARD_KINDS[kind], condition.cond, expected)
+    return Guard(_GUARD_KINDS[kind], condition.cond, expected, str(condition.site or ""))
 
 
 def predicates(conditions: Sequence[Condition]) -> tuple[Guard, ...] | None:

@@ -97,7 +97,7 @@ def learn(plan: Plan, other: Plan) -> Plan | None:
         n = len(recipe.refs)
         renumbered = zip(refs[n:], conditions, strict=True)
         facts = dataclasses.replace(
-            recipe.facts, conditions=tuple(Condition(cond, c.outcome) for cond, c in renumbered)
+            recipe.facts, conditions=tuple(Condition(cond, c.outcome, c.site) for cond, c in renumbered)
         )
         added.append(dataclasses.replace(recipe.with_refs(refs[:n]), op=op, facts=facts))
         arms.setdefault(flipped, []).append(added[-1])

@@ -19,7 +19,7 @@ from xcs_bc.ir import ComputationGraph, Source, ValueRef
 from xcs_bc.plan.guards import Guard, Miss, decision_guard, input_guards, why_cut_off, zip_guards
 from xcs_bc.plan.memo import memo_sites_dispatched
 from xcs_bc.plan.readpoints import local_reads, no_point, read_points
-from xcs_bc.plan.recipes import Recipe, changeable_reads, make_recipe
+from xcs_bc.plan.recipes import Recipe, changeable, made_in_turn, make_recipe
 from xcs_bc.plan.rounds import ResultLoop
 from xcs_bc.plan.slices import Env
 
@@ -118,13 +118,23 @@ def make_plan(
     # a guard for a decision after the cutoff is not needed: nothing after it is issued ahead
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
-    tools = changeable_reads(graph, facts)
+    turns = made_in_turn(graph, facts)
+    tools = changeable(graph, turns)
     dead = unkept or {}
+    ops = graph.operations
     made = tuple(
         make_recipe(
-            op, facts[op.id], env, cutoff, _kept_after(retained or {}, dead.get(op.id)), tools, cutoff_reason
+            op,
+            facts[op.id],
+            env,
+            cutoff,
+            _kept_after(retained or {}, dead.get(op.id)),
+            turns,
+            tools,
+            ops,
+            cutoff_reason,
         )
-        for op in graph.operations
+        for op in ops
     )
     recipes = memo_sites_dispatched(graph, made, cutoff, run or RunFacts())
     ready_at = read_points(recipes, cutoff)

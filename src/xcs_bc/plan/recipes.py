@@ -158,14 +158,22 @@ def outputs_needed(refs: tuple[ValueRef, ...]) -> frozenset[int]:
     return frozenset(out)
 
 
-def changeable_reads(graph: ComputationGraph, facts: tuple[CallFacts, ...]) -> dict[int, int]:
-    """The fast calls whose result is read (`CallFacts.read`) and could be changed in place (a list of
-    events): their id -> how many calls that may change objects had run once they had."""
-    return {
-        op.id: facts[op.id].effects
-        for op in graph.operations
-        if facts[op.id].read and op.outputs and not purity.is_immutable(op.outputs[0].value)
-    }
+def made_in_turn(graph: ComputationGraph, facts: tuple[CallFacts, ...]) -> dict[int, int]:
+    """The fast calls whose result is read (`CallFacts.read`): their id -> how many calls that may
+    change objects had run once they had.  Their results are known only once the real run has made
+    them: a recipe that reads one is issued after everything the run did before it."""
+    return {op.id: facts[op.id].effects for op in graph.operations if facts[op.id].read and op.outputs}
+
+
+def changeable(graph: ComputationGraph, turns: Mapping[int, int]) -> dict[int, int]:
+    """Those of `turns` (see `made_in_turn`) whose result could be changed in place (a list of events)."""
+    return {k: n for k, n in turns.items() if not purity.is_immutable(graph.operations[k].outputs[0].value)}
+
+
+def _named(ops: Sequence[Operation], k: int) -> str:
+    """Operation `k` for people: `%3 llm (app.py:12)`."""
+    op = ops[k]
+    return f"%{k} {op.name} ({op.site})"
 
 
 def make_recipe(
@@ -174,9 +182,13 @@ def make_recipe(
     env: Env,
     cutoff: int,
     retained: Mapping[int, tuple[ValueRef, ...]],
+    turns: Mapping[int, int],
     reads: Mapping[int, int],
+    ops: Sequence[Operation],
     cutoff_reason: str = "",
 ) -> Recipe:
+    """How to make `op` ahead, or why not.  `turns` and `reads` are `made_in_turn` and `changeable`
+    of the trace, `ops` its operations (to name them)."""
     # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
     # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
     callee, args = (op.inputs[0], op.inputs[1:]) if op.inputs else (ValueRef(Source.CONST, value=None), ())
@@ -192,11 +204,10 @@ def make_recipe(
         )
     if facts.read:
         why = "it is a fast call to a function not known to be pure, whose result the calls after it read"
-        return refuse(RefusalKind.READ, f"{why} once it is made")
+        return refuse(RefusalKind.READ, f"{why} once it is made (being fast, it loses nothing)")
     when = _predicates(op, facts)
     if when is None:
-        why = "it is reached through a branch on an earlier call's result that no predicate decides"
-        return refuse(RefusalKind.UNDER_RESULT_BRANCH, f"{why} (a loop's test, a handled exception)")
+        return refuse(RefusalKind.UNDER_RESULT_BRANCH, _no_predicate(facts))
     if op.id >= cutoff:
         where = f" ({cutoff_reason})" if cutoff_reason else ""
         return refuse(
@@ -209,29 +220,39 @@ def make_recipe(
     if undecided is not None:
         return refuse(RefusalKind.CONDITION_NOT_COMPUTABLE, undecided)
     if when and _effect_inside(op.inputs):
-        why = "it is reached through a branch on a result, and is handed an object changed in place"
+        where = ", ".join(guard.where for guard in when if guard.where)
+        why = (
+            f"it is reached through a branch on a result ({where}), and is handed an object changed in place"
+        )
         return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
     # (what the arguments read themselves, not what the predicates read: a value set under another
     # branch on the same result owes that branch, which no predicate of this call decides)
     allowed = frozenset(id(guard.ref) for guard in when)
-    if _made_under_others(op.inputs, allowed):
-        why = "it is handed a value made under a branch on a result (or in a loop's round) it is not under"
-        return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
+    other = _made_under_others(op.inputs, allowed)
+    if other is not None:
+        on = f" of {_named(ops, min(other.deps))}" if other.deps else ""
+        why = f"it is handed a value made under a branch on a result{on}, or in a loop's round over it,"
+        return refuse(RefusalKind.HIDDEN_DEPENDENCY, f"{why} that it is not itself under")
     hidden = sorted(union(_unread_deps(ref, allowed) for ref in op.inputs) - needs)
     needs |= outputs_needed(tuple(guard.ref for guard in when))
     stale = sorted(k for k in needs if k in reads and reads[k] != facts.effects)
+    changer = facts.changer or "a function not known to be pure"
     if stale:
         # a tool's list, read when the run made the call: a function that ran since may have changed it
-        why = "a function not known to be pure ran since and may have changed"
-        return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} what it reads of %{stale[0]}")
+        why = f"{changer} ran after {_named(ops, stale[0])} and may have changed what it reads of that result"
+        return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, why)
     if hidden:
         # what it is handed depends on a call whose result the recipe does not read: a list filtered
         # on results (`[p for p, g in zip(ps, grades) if "yes" in g]`), a loop over a call's result,
         # an object a call changed; a recipe would rebuild it as the trace had it
-        return refuse(
-            RefusalKind.HIDDEN_DEPENDENCY,
-            f"what it is handed depends on %{hidden[0]} in a way no recipe can recompute",
-        )
+        why = f"what it is handed depends on {_named(ops, hidden[0])} in a way no recipe can recompute"
+        if _effect_inside(op.inputs):
+            changed = f"{facts.changer}, not known to be pure," if facts.changer else "a call"
+            why += f": {changed} may have changed it in place after that call"
+        return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
+    # a result made in its turn is known once the run made it: one that no change came after (the
+    # same count of changes) is read after every function that ran before the call
+    settled = any(turns.get(k) == facts.effects for k in needs)
     observed = facts.callee
     try:
         value = evaluate(callee, env)
@@ -254,9 +275,18 @@ def make_recipe(
         # issued together would append in any order
         return refuse(
             RefusalKind.SHARED_CONTAINER_METHOD,
-            f"its callee {describe_callee(value)} is a method of a {type(owner).__name__}",
+            f"its callee {describe_callee(value)} is a method of a {type(owner).__name__} the function "
+            "holds: issued early, it would change or read it out of turn",
         )
     for ref in args:
+        if _passes_retained(ref, retained):
+            # a recipe would build a copy, but the callee must get the very object the code keeps
+            # (checked first: the trace holds that object as the code left it, not as it was passed)
+            return refuse(
+                RefusalKind.ARGUMENT_KEPT,
+                f"argument {format_value(ref)} is a mutable object the function builds and keeps: hand "
+                "the call a copy (`list(x)`, `dict(x)`) and it can be issued ahead",
+            )
         try:
             value = evaluate(ref, env)
         except NotComputable as exc:
@@ -278,20 +308,15 @@ def make_recipe(
             # the function holds it too: it could change it (or the callee could) before the call site
             return refuse(
                 RefusalKind.ARGUMENT_SHARED,
-                f"argument {format_value(ref)} holds {shared}, which the function shares",
+                f"argument {format_value(ref)} holds {shared}, which the function shares: hand the call "
+                "a copy (`list(x)`, `dict(x)`) and it can be issued ahead",
             )
         # (a local read from the frame is exempt: it is read after the last such function ran, see
         # readpoints.read_points)
         changeable = not purity.is_immutable(value) and local_of(ref) is None and _reads_changeable(ref)
-        if facts.after_unknown_call and changeable:
-            why = "a function not known to be pure ran before it and may have changed"
-            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} its argument {format_value(ref)}")
-        if _passes_retained(ref, retained):
-            # a recipe would build a copy, but the callee must get the very object the code keeps
-            return refuse(
-                RefusalKind.ARGUMENT_KEPT,
-                f"argument {format_value(ref)} is a mutable object the function builds and keeps",
-            )
+        if facts.after_unknown_call and changeable and not settled:
+            why = f"{changer} ran before it and, not known to be pure, may have changed its argument"
+            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} {format_value(ref)}")
     return Recipe(op, callee, args, op.kwnames, needs, True, None, facts, when)
 
 
@@ -341,38 +366,52 @@ def _predicates(op: Operation, facts: CallFacts) -> tuple[Guard, ...] | None:
     return predicates(facts.conditions)
 
 
+def _no_predicate(facts: CallFacts) -> str:
+    """Why no predicate decides a branch on a result the call is reached through, naming it."""
+    undecided = [c for c in facts.conditions if c.cond.deps and c.outcome is None]
+    site = next((c.site for c in undecided if c.site is not None), None)
+    if site is None:
+        return "it is reached through a branch on an earlier call's result that no predicate decides"
+    return (
+        f"it is reached through the branch at {site}, on an earlier call's result, that no predicate "
+        "decides (a loop's test, a handled exception)"
+    )
+
+
 def _undecidable(when: tuple[Guard, ...], env: Env) -> str | None:
     """Why a predicate cannot decide its branch ahead, or None when each can: it is computed by a
     recipe from what it reads (nothing else it depends on), and gives the way the trace went."""
     for index, guard in enumerate(when):
         outer = frozenset(id(g.ref) for g in when[:index])  # the branches it is itself reached through
         hidden = _unread_deps(guard.ref, outer) - outputs_needed((guard.ref,))
-        if hidden or _effect_inside((guard.ref,)) or _made_under_others((guard.ref,), outer):
-            why = "it depends on a result in a way no recipe recomputes"
+        if hidden or _effect_inside((guard.ref,)) or _made_under_others((guard.ref,), outer) is not None:
+            where = f" (at {guard.where})" if guard.where else ""
+            why = f"{format_value(guard.ref)}{where} depends on a result in a way no recipe recomputes"
         else:
             miss = guard.check(env)
             if miss is None:
                 continue
-            why = str(miss)
-        return f"the branch on {format_value(guard.ref)} it is reached through is not decided ahead: {why}"
+            why = str(miss)  # (which names the branch's site)
+        return f"a branch on a result it is reached through is not decided ahead: {why}"
     return None
 
 
-def _made_under_others(refs: tuple[ValueRef, ...], branches: frozenset[int]) -> bool:
-    """Was a value in `refs` made under a branch on results (a loop's round included) other than
-    `branches` (ids of the conditions a recipe's predicates decide)?  Whether it exists, and what it
-    holds (how many rounds appended to a list), is that branch's doing.  (A local read from the
-    function's frame is read once the real run has made it.)"""
+def _made_under_others(refs: tuple[ValueRef, ...], branches: frozenset[int]) -> ValueRef | None:
+    """The condition of a branch on results (a loop's round included) other than `branches` (ids of
+    the conditions a recipe's predicates decide) that a value in `refs` was made under, else None.
+    Whether it exists, and what it holds (how many rounds appended to a list), is that branch's
+    doing.  (A local read from the function's frame is read once the real run has made it.)"""
     todo, seen = list(refs), set()
     while todo:
         ref = todo.pop()
         if id(ref) in seen or local_of(ref) is not None:
             continue
         seen.add(id(ref))
-        if any(id(cond) not in branches for cond in ref.under):
-            return True
+        other = next((cond for cond in ref.under if id(cond) not in branches), None)
+        if other is not None:
+            return other
         todo.extend(ref.operands)
-    return False
+    return None
 
 
 def _effect_inside(refs: tuple[ValueRef, ...]) -> bool:

@@ -147,7 +147,7 @@ class _Lean:
         )
 
     def condition(self, condition: Condition) -> Condition:
-        return Condition(self.ref(condition.cond), condition.outcome)
+        return Condition(self.ref(condition.cond), condition.outcome, condition.site)
 
     def operation(self, op: Operation) -> Operation:
         metadata = {key: op.metadata[key] for key in _KEPT_METADATA if key in op.metadata}

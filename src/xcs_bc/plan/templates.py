@@ -300,7 +300,10 @@ def round_templates(
         slots = [[r.refs[i] for r in same_place] for i in range(len(first.refs))]
         refs = [unify.unify(slot, number) for slot in slots]
         if any(ref is None for ref in refs):
-            why = "its arguments differ between the loop's rounds in more than the round's item"
+            site = unify.loops[number].record.site
+            why = (
+                f"its arguments differ between the rounds of the loop at {site} in more than the round's item"
+            )
             out.append(
                 dataclasses.replace(first, ahead=False, refusal=Refusal(RefusalKind.ROUNDS_DIFFER, why))
             )
