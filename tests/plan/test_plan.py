@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from xcs_bc.ir import ExprKind, PathStep, Source, ValueRef
+from xcs_bc.ir import ExprKind, PathStep, Site, Source, ValueRef
 from xcs_bc.ir.values import const, expr
 from xcs_bc.plan.guards import Guard, GuardKind, MissKind
 from xcs_bc.plan.recipes import _passes_retained, never_ahead
@@ -146,7 +146,8 @@ def test_a_refusal_says_its_kind_and_prints_as_its_text() -> None:
     first = g.call("first", g.input("x"), line=1)
     g.call("second", g.input("x"), line=2, control=(first,))
     g.call("third", g.input("x"), line=3)
-    left = Decision(DecisionKind.LEFT_LOOP, None, True, 1, None)  # a loop left by break after `first`
+    loop = Site("/src/app.py", 4, "refusals", 40)
+    left = Decision(DecisionKind.LEFT_LOOP, None, True, 1, loop)  # a loop left by break after `first`
     called = {name: (lambda x: x) for name in ("first", "second", "third")}
     plan = make_plan(g.graph(), [left], Env({"x": "q"}, called, {}))
     refusals = [recipe.refusal for recipe in plan.recipes]
@@ -157,6 +158,6 @@ def test_a_refusal_says_its_kind_and_prints_as_its_text() -> None:
     ]
     assert str(refusals[2]) == (
         "it comes after a branch no guard can check "
-        "(a loop left by break or return cannot be checked before the call)"
+        "(the loop at app.py:4, left by break or return, cannot be checked before the call)"
     )
-    assert plan.cutoff == 1 and plan.cutoff_reason.startswith("a loop left by break or return")
+    assert plan.cutoff == 1 and plan.cutoff_reason.startswith("the loop at app.py:4, left by break or return")

@@ -49,7 +49,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
-from xcs_bc.build.calls import bound_arguments, frame_arguments, parameters
+from xcs_bc.build.calls import bound_arguments, code_site, frame_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.following import Following
 from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
@@ -343,7 +343,8 @@ class GraphBuilder(Following):
         for state in self.iters.values():
             # a loop left by break or return: how many items it took is no guard we can check
             # before the run, so nothing from the loop on is issued ahead (where it was left is not known)
-            self.decisions.append(Decision(DecisionKind.LEFT_LOOP, None, True, state.ops_before, None))
+            site = code_site(*state.start) if state.start is not None else None
+            self.decisions.append(Decision(DecisionKind.LEFT_LOOP, None, True, state.ops_before, site))
         for fs in list(self._frames.values()):
             if fs.callee_frame is not None and fs.caller is None:  # (followed frames an exception left)
                 self.close_callee(fs, now, exc)
@@ -589,7 +590,10 @@ class GraphBuilder(Following):
         if slow and len(self.ops) == fs.ops_before and may_run_user_code(fs, ins, jumped):
             self._implicit_op(fs, ins, jumped, now)
         else:
+            before = self.effects
             HANDLERS.get(ins.opname, conservative)(self, fs, ins, jumped)
+            if self.effects != before:  # (an attribute set, a `with`, an import: see CallFacts.changer)
+                self.changer = (None, fs.info.code, ins, self.effects)
 
     def unmodelled(self, popped: list[ValueRef]) -> ValueRef:
         """An instruction we do not model ran (it may run any code: `__enter__`, an import, a match):

@@ -352,12 +352,14 @@ class Calls(Effects):
         return op
 
     def _changer(self) -> str:
-        """The last call that may have changed objects, for people (see `CallFacts.changer`): "" when
-        none did, or when a change that was no call's came after it (an instruction not modelled)."""
+        """What last may have changed objects, for people (see `CallFacts.changer`): `Client() at
+        app.py:3` for a call, `the code at app.py:4` for another instruction; "" when nothing did, or
+        when the change was not one of those (a branch's arm the run did not take)."""
         if self.changer is None or self.changer[3] != self.effects:
             return ""
         callee, code, ins, _ = self.changer
-        return f"{describe_callee(callee)}() at {code_site(code, ins)}"
+        what = f"{describe_callee(callee)}()" if callee is not None else "the code"
+        return f"{what} at {code_site(code, ins)}"
 
     @staticmethod
     def _site(fs: FrameState, ins: Instr) -> Site:

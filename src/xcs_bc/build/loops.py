@@ -45,6 +45,7 @@ class LoopState:
     first_item: ValueRef | None = None
     first_mark: tuple[int, ...] = ()
     frame: types.FrameType | None = None  # the frame running the loop
+    start: tuple[types.CodeType, Instr] | None = None  # its GET_ITER (a site made when needed)
 
 
 class Loops(Calls):
@@ -122,7 +123,9 @@ class Loops(Calls):
         yielded = self._yields.get(identity(fs.generator), []) if fs.generator is not None else []
         # (each item depends on the choice to ask for it: the last one's deps include the earlier choices)
         why = ValueRef(Source.EXPR, kind=ExprKind.CONSUMER, deps=yielded[-1].deps if yielded else frozenset())
-        return (*conds, Condition(why))
+        pending = consumer.pending if consumer is not None else None
+        site = self._site(consumer, pending) if consumer is not None and pending is not None else None
+        return (*conds, Condition(why, site=site))
 
     def _pulls(self, fs: FrameState, generator: ValueRef) -> str | None:
         """How the instruction pending in `fs` takes items from `generator`: "all" of them (a `for` loop,

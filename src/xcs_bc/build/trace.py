@@ -68,8 +68,8 @@ class CallFacts:
     `code` is the code object its call site is in; `callee` the object called (MISSING once a kept
     plan releases it, see `plan.release`); `star` whether it was `f(*seq, **kw)`; `after_unknown_call`
     whether a function not known to be pure ran before it; `effects` how many calls that may change
-    objects ran before it, and `changer` the last of them, for people (`"Client() at app.py:12"`, or
-    "" when the last change was no call's); `assigned` how many times each local of the observed
+    objects ran before it, and `changer` the last of them, for people (`"Client() at app.py:12"`,
+    `"the code at app.py:13"`, or "" when unknown); `assigned` how many times each local of the observed
     function had been assigned when it was made; `conditions` the branches on slow calls' results it
     was reached through (its operation's `control`, with the way the run went); `read` whether it is
     no slow call but a fast one to a function not known to be pure whose result the function keeps
@@ -106,8 +106,8 @@ class Decision:
 
     `cond` is the value branched on (None for an event that is no branch on a value), `expected` what
     it gave (see `DecisionKind`; True for the events); `before` is how many operations had been made
-    when it was taken; `site` where (None for a loop left by break or return, seen only when the run
-    is over).
+    when it was taken; `site` where (for a loop left by break or return, seen only when the run is
+    over, the loop's start: where it was left is not known).
     """
 
     kind: DecisionKind

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc.build.trace import BRANCHES, Condition, Decision, DecisionKind, LoopRecord
-from xcs_bc.ir import ExprKind, Source, ValueRef
+from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain
 
@@ -108,6 +108,8 @@ class Guard:
         else:  # numpy arrays
             ok = (getattr(value, "shape", None), str(getattr(value, "dtype", ""))) == self.expected
             seen = (getattr(value, "shape", None), str(getattr(value, "dtype", "")))
+        if value is MISSING:  # (a result the call that should make it never gave)
+            seen = "no value"
         return None if ok else Miss(MissKind.GUARD, f"{self.describe()}, but got {seen}", self, seen)
 
     def describe(self) -> str:
@@ -178,8 +180,9 @@ def decision_guard(decision: Decision) -> Guard | None:
 
 def why_cut_off(decision: Decision) -> str:
     """Why nothing from `decision` on is issued ahead, for people."""
-    if decision.site is None:  # only a loop left by break or return has no site
-        return "a loop left by break or return cannot be checked before the call"
+    if decision.kind is DecisionKind.LEFT_LOOP:
+        where = f" at {decision.site}" if decision.site is not None else ""
+        return f"the loop{where}, left by break or return, cannot be checked before the call"
     return f"the branch at {decision.site} cannot be checked before the call"
 
 

@@ -247,8 +247,7 @@ def make_recipe(
         # an object a call changed; a recipe would rebuild it as the trace had it
         why = f"what it is handed depends on {_named(ops, hidden[0])} in a way no recipe can recompute"
         if _effect_inside(op.inputs):
-            changed = f"{facts.changer}, not known to be pure," if facts.changer else "a call"
-            why += f": {changed} may have changed it in place after that call"
+            why += f": {facts.changer or 'a call'} may have changed it in place after that call"
         return refuse(RefusalKind.HIDDEN_DEPENDENCY, why)
     # a result made in its turn is known once the run made it: one that no change came after (the
     # same count of changes) is read after every function that ran before the call
@@ -315,8 +314,8 @@ def make_recipe(
         # readpoints.read_points)
         changeable = not purity.is_immutable(value) and local_of(ref) is None and _reads_changeable(ref)
         if facts.after_unknown_call and changeable and not settled:
-            why = f"{changer} ran before it and, not known to be pure, may have changed its argument"
-            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, f"{why} {format_value(ref)}")
+            why = f"{changer} ran before it and may have changed its argument {format_value(ref)}"
+            return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, why)
     return Recipe(op, callee, args, op.kwnames, needs, True, None, facts, when)
 
 

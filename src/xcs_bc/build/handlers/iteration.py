@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
     it = expr(ExprKind.ITER, (ref,))
-    state = LoopState(it, ref, len(b.ops), frame=fs.frame)
+    state = LoopState(it, ref, len(b.ops), frame=fs.frame, start=(fs.info.code, ins))
     state.watched = b.snapshot(fs, (ref, *_lockstep(ref)[1]))
     b.iters[identity(it)] = state  # popped when the loop runs out
     fs.push(it)
