@@ -341,7 +341,8 @@ def test_decisions_say_what_kind_they_are_and_events_branch_on_no_value() -> Non
     by_kind = {d.kind: d for d in events}
     assert set(by_kind) == {DecisionKind.LEFT_LOOP, DecisionKind.RAISED, DecisionKind.CHANGED}
     assert all(d.expected is True for d in events)
-    assert by_kind[DecisionKind.LEFT_LOOP].site is None  # seen only when the run is over
+    left = by_kind[DecisionKind.LEFT_LOOP].site  # seen only when the run is over: named by the loop's start
+    assert left is not None and left.line == _leaves_a_loop.__code__.co_firstlineno + 5
     assert by_kind[DecisionKind.RAISED].site is not None and by_kind[DecisionKind.CHANGED].site is not None
 
 

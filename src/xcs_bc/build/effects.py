@@ -9,6 +9,7 @@ every alias then sees (`lookup`); loops take a `snapshot` of what they walk and 
 
 from __future__ import annotations
 
+import collections
 import types
 from itertools import islice
 from typing import Any
@@ -29,6 +30,8 @@ from xcs_bc.ir.values import (
 
 Watched = tuple[Any, bool, Any, int]  # see GraphBuilder.snapshot
 
+_CHANGEABLE_GLOBALS = (list, dict, set, bytearray, collections.deque)
+"""The module globals a helper that changes containers is taken to change (not its clients)."""
 _HELD_DEPTH = 3  # levels `holding` looks into a value
 _HELD_MAX = 256  # objects it looks at, at most
 
@@ -71,6 +74,7 @@ class Effects:
     _heap: dict[int, tuple[Any, ValueRef]]
     _handed: dict[int, tuple[Any, int]]
     _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
+    _globals: dict[tuple[int, str], ValueRef]  # see GraphBuilder.store_global
 
     def lookup(self, ref: ValueRef) -> ValueRef:
         """The current ref of the object `ref` names, if that object was changed in place."""
@@ -146,6 +150,23 @@ class Effects:
         if ref.value is not MISSING and not purity.is_immutable(ref.value):
             self.hand(ref.value)
             self.mutate(ref.value, self.lookup(ref), deps)
+
+    def change_globals(self, callee: Any, deps: frozenset[int]) -> None:
+        """A slow call of a Python function changed the module globals its code changes (see
+        `purity.changed_globals`): a global it assigned reads as a value made by `deps`, a container
+        it may have changed as changed by them."""
+        assigned, loaded = purity.changed_globals(callee)
+        if not assigned and not loaded:
+            return
+        globals_ = getattr(getattr(callee, "__func__", callee), "__globals__", {})
+        for name in assigned:
+            value = globals_.get(name, MISSING)
+            self.effects += 1
+            self._globals[(id(globals_), name)] = ValueRef(Source.UNKNOWN, deps=deps, value=value)
+        for name in loaded - assigned:
+            value = globals_.get(name, MISSING)
+            if isinstance(value, _CHANGEABLE_GLOBALS):
+                self.mutate(value, self.lookup(ValueRef(Source.GLOBAL, name=name, value=value)), deps)
 
     def mutate_receiver(
         self, callee: Any, callee_ref: ValueRef, deps: frozenset[int], *, deep: bool = False

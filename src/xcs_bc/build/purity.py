@@ -539,6 +539,47 @@ def _changes_self(code: types.CodeType) -> bool:
     return False
 
 
+_ITEM_STORES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "DELETE_SLICE"})
+
+
+def changed_globals(callee: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The module globals a Python function's own code (or code nested in it) may change: those it
+    assigns or deletes (`global n; n += 1`), and those it loads when it also stores an item or calls a
+    method that changes a container (`TODO[:] = ...`, `CACHE.update(...)`; whichever container it
+    changes: over-approximating costs parallelism, never correctness).  A slow call is assumed to
+    change only what it is handed; a helper of the user's that changes module state it was not
+    handed does change it, and the calls after it that read that state must wait for it.
+    (`(assigned, loaded)`; nothing for what is not a Python function.)"""
+    func = getattr(callee, "__func__", callee)
+    code = getattr(func, "__code__", None)
+    if not isinstance(func, types.FunctionType) or not isinstance(code, types.CodeType):
+        return frozenset(), frozenset()
+    return _globals_changed(code)
+
+
+@functools.lru_cache(maxsize=1024)
+def _globals_changed(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
+    assigned: set[str] = set()
+    loaded: set[str] = set()
+    changes = False
+    todo, seen = [code], 0
+    while todo and seen < 64:
+        current = todo.pop()
+        seen += 1
+        for ins in dis.get_instructions(current):
+            name = ins.opname
+            if name in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+                assigned.add(ins.argval)
+            elif name == "LOAD_GLOBAL":
+                loaded.add(ins.argval)
+            elif name in _ITEM_STORES or (
+                name in ("LOAD_METHOD", "LOAD_ATTR") and ins.argval in _CONTAINER_CHANGES
+            ):
+                changes = True
+        todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
+    return frozenset(assigned), frozenset(loaded if changes else ())
+
+
 def _stores(code: types.CodeType, cls: type, reads: _Reads) -> bool:
     seen: set[types.CodeType] = set()
     todo = [code]

@@ -1,0 +1,125 @@
+"""A slow helper of the user's that changes module state it was not handed.
+
+A slow call is taken to change only what it is handed (a request does not change its client).  A
+Python function of the user's can also change module globals: assign one (`global MODEL`), or
+change a list or dict one holds (`TODO[:] = ...`, `COUNTS["n"] += 1`).  A later call that reads
+that state must not be issued before the helper ran: it would be handed what the state was before,
+and the plain run never makes that call (`stats.wasted`).  Each test compares results and calls
+with the plain run (`likeplain`) while the state changes between calls, and checks that nothing
+was wasted or mispredicted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import xcs_bc as xcs
+from likeplain import LATENCY, no_waste, run_both_fresh
+from xcs_bc.build.purity import changed_globals
+from xcs_bc.testing import FakeLLM
+
+llm = FakeLLM("llm", LATENCY)
+HELPER_S = 0.015  # the helpers are slow calls themselves (over the 10 ms threshold)
+
+TODO: list[str] = []
+MODEL = "small"
+COUNTS: dict[str, int] = {"n": 0}
+CONFIG = {"tone": "plain"}
+
+
+def get_todo() -> list[str]:  # a fast tool: hands out the very list it keeps
+    return TODO
+
+
+def drop_done() -> None:  # slow, and changes that list without being handed it
+    time.sleep(HELPER_S)
+    TODO[:] = [item for item in TODO if not item.startswith("done")]
+
+
+def work_through(q: str) -> list[str]:
+    items = get_todo()
+    drop_done()
+    return [llm(f"{q}: {item}") for item in items]
+
+
+def test_a_slow_helper_that_changes_a_global_list_goes_before_the_calls_that_read_it() -> None:
+    fast = xcs.jit(work_through, min_call_ms=10)
+
+    def todo(*items: str) -> Any:
+        def make() -> tuple[str]:
+            TODO[:] = list(items)
+            return ("q",)
+
+        return make
+
+    for items in [("a", "b"), ("a", "b"), ("done x", "c", "done y"), ("d",), ("done z",), ("e", "f")]:
+        run_both_fresh(work_through, fast, todo(*items), watch=[llm])
+    no_waste(fast)
+
+
+def pick_model(q: str) -> str:
+    global MODEL
+    time.sleep(HELPER_S)
+    MODEL = "big" if "hard" in q else "small"
+    return "picked"
+
+
+def count(q: str) -> str:
+    COUNTS["n"] += 1
+    return llm(q)
+
+
+def routed(q: str) -> tuple[str, ...]:
+    pick_model(q)
+    a = count(q)
+    b = count(q + "!")
+    return llm(f"{MODEL}: {q}"), a, b, llm(f"after {COUNTS['n']} counted")
+
+
+def test_a_global_a_slow_helper_assigns_or_changes_is_read_after_it() -> None:
+    fast = xcs.jit(routed, min_call_ms=10)
+
+    def fresh_state(q: str) -> Any:
+        def make() -> tuple[str]:
+            COUNTS["n"] = 0
+            return (q,)
+
+        return make
+
+    for q in ["easy", "easy", "hard", "easy", "hard"]:
+        run_both_fresh(routed, fast, fresh_state(q), watch=[llm])
+    no_waste(fast)
+
+
+def styled(doc: str) -> str:
+    notes: dict[str, str] = {}
+    notes["doc"] = doc  # it changes a container of its own, and reads a global one
+    return llm(f"{CONFIG['tone']}: {notes['doc']}")
+
+
+def review(a: str, b: str) -> tuple[str, str, str]:
+    return styled(a), styled(b), llm("summary")
+
+
+def test_helpers_that_only_read_module_state_still_run_at_the_same_time() -> None:
+    fast = xcs.jit(review, min_call_ms=10)
+    for _ in range(3):
+        run_both_fresh(review, fast, lambda: ("x", "y"), watch=[llm])
+    llm.reset()
+    fast("x", "y")
+    assert llm.max_concurrency == 3, fast.explain()
+    no_waste(fast)
+
+
+def test_which_globals_a_function_may_change() -> None:
+    assert changed_globals(pick_model) == (frozenset({"MODEL"}), frozenset())  # (no item store)
+    assert changed_globals(drop_done)[1] == {
+        "TODO",
+        "time",
+        "HELPER_S",
+    }  # (a slice store: every global loaded)
+    assert changed_globals(count)[1] == {"COUNTS", "llm"}
+    assert changed_globals(get_todo) == (frozenset(), frozenset())  # reads only
+    assert changed_globals(styled)[1] == {"CONFIG", "llm"}  # a store into its own dict counts too
+    assert changed_globals(len) == (frozenset(), frozenset())  # not a Python function
