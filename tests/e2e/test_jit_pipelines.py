@@ -504,19 +504,8 @@ def summarizer() -> Played:
     return result
 
 
-def test_summarizer_counting_its_requests_is_correct_but_sequential() -> None:
-    fast, runs = summarizer().fast, summarizer().runs
-    assert_like_plain(runs, fast)
-    assert peak(runs, "llm") == [1, 1, 1]
-
-
-@missed(
-    "`self.requests += 1` (a metrics counter) marks all of `self` as changed, so every later "
-    "`self.client.complete` has an unknown callee: explain() says 'LLMClient.complete ... runs in its "
-    "turn, because its callee effect(self).client.complete: ... is not known to be pure'; the store "
-    "names the one attribute it changes (build.handlers.names.store_attr -> mutate of the whole object)"
-)
 def test_summarizer_counting_its_requests_summarizes_at_once() -> None:
+    # (`self.requests += 1` sets that one attribute: `self.client` reads as it was)
     fast, runs = summarizer().fast, summarizer().runs
     assert_like_plain(runs, fast)
     assert peak(runs, "llm")[1:] == [3, 3]

@@ -145,6 +145,7 @@ class GraphBuilder(Following):
         self.forks: list[tuple[Fork, int, int]] = []
         self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
+        self._set_attributes: dict[int, tuple[ValueRef, ValueRef, frozenset[str]]] = {}  # see Effects
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
         self._handed: dict[int, tuple[Any, int]] = {}
         # these two are keyed by `identity` of a generator's or an iterator's ref:

@@ -10,6 +10,7 @@ every alias then sees (`lookup`); loops take a `snapshot` of what they walk and 
 from __future__ import annotations
 
 import collections
+import functools
 import types
 from itertools import islice
 from typing import Any
@@ -19,6 +20,7 @@ from xcs_bc.build.displays import CONTAINERS, key_deps
 from xcs_bc.build.frames import FrameState
 from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import (
+    class_lookup,
     expr,
     peek_attr,
     peek_item,
@@ -54,6 +56,39 @@ def _held(obj: Any) -> list[Any]:
     return list(islice(attributes.values(), _HELD_MAX)) if type(attributes) is dict else []
 
 
+def _reaches(value: Any, target: Any) -> bool:
+    """Does `value` hold `target` a few levels down (what `_held` reads, and the cells of a
+    closure, the function and arguments of a `functools.partial`)?  Past the levels or objects
+    looked at, it may: True."""
+    seen, todo = {id(value)}, [(value, 0)]
+    while todo:
+        current, depth = todo.pop()
+        if current is target:
+            return True
+        if depth >= _HELD_DEPTH:
+            continue
+        held = _held(current)
+        if isinstance(current, types.FunctionType):
+            held = [cell.cell_contents for cell in current.__closure__ or () if _full(cell)]
+        elif isinstance(current, functools.partial):
+            held = [current.func, *current.args, *current.keywords.values()]
+        for item in held:
+            if id(item) not in seen and not purity.is_immutable(item):
+                if len(seen) >= _HELD_MAX:
+                    return True
+                seen.add(id(item))
+                todo.append((item, depth + 1))
+    return False
+
+
+def _full(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
 def _peek(value: Any, hop: PathStep) -> Any:
     """One step of a path, on a concrete value, without running user code (else MISSING)."""
     if hop.kind == "attr":
@@ -75,6 +110,8 @@ class Effects:
     _handed: dict[int, tuple[Any, int]]
     _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
     _globals: dict[tuple[int, str], ValueRef]  # see GraphBuilder.store_global
+    # an object's ref after attribute stores -> (that ref, its ref before them, the attributes set)
+    _set_attributes: dict[int, tuple[ValueRef, ValueRef, frozenset[str]]]
 
     def lookup(self, ref: ValueRef) -> ValueRef:
         """The current ref of the object `ref` names, if that object was changed in place."""
@@ -119,6 +156,31 @@ class Effects:
             self._heap[id(obj)] = (obj, changed)
             self.retain(changed)
         return changed
+
+    def set_attribute(self, obj: ValueRef, name: str, deps: frozenset[int]) -> None:
+        """`obj.name = ...` (or `del obj.name`): the object changed in place.  When the store can only
+        set that one attribute (no `__setattr__`, property or slot of the class's own runs), what the
+        object's other attributes hold is unchanged: `unchanged_for` reads them through the ref the
+        object had before (a counter `self.requests += 1` leaves `self.client` as it was)."""
+        current = self.lookup(obj)
+        changed = self.mutate(obj.value, current, deps)
+        if changed is current or not _plain_attribute(obj.value, name):
+            return
+        entry = self._set_attributes.pop(id(current), None)  # (superseded: one entry an object)
+        before, names = (
+            (entry[1], entry[2]) if entry is not None and entry[0] is current else (current, frozenset())
+        )
+        self._set_attributes[id(changed)] = (changed, before, names | {name})
+
+    def unchanged_for(self, obj: ValueRef, name: str, value: Any) -> ValueRef:
+        """The ref to read attribute `name` of `obj` through, `value` being what it holds: the
+        object's ref before the attribute stores since that did not set `name` (see `set_attribute`),
+        else `obj`.  Not when `value` reaches the object itself (a method bound to it, a closure or
+        a `partial` over it): calling it reads the attributes the stores set."""
+        entry = self._set_attributes.get(id(obj))
+        if entry is None or entry[0] is not obj or name in entry[2] or not _plain_reads(obj.value):
+            return obj
+        return obj if value is MISSING or _reaches(value, obj.value) else entry[1]
 
     def retain(self, ref: ValueRef, local: str | None = None) -> None:
         """`ref`'s container outlives the expression that built it (stored, or changed in place).
@@ -281,3 +343,31 @@ def _dict_view_of(ref: ValueRef) -> ValueRef | None:
     if method.path[-1].key not in _VIEWS:
         return None
     return with_path(method, method.path[:-1], owner)
+
+
+_OBJECT_GETATTRIBUTE = object.__dict__["__getattribute__"]
+_OBJECT_SETATTR = object.__dict__["__setattr__"]
+
+
+def _plain_reads(obj: Any) -> bool:
+    """Does reading an attribute of `obj` only look it up (no `__getattribute__` or `__getattr__` of
+    its class's own, which could compute it from other attributes)?"""
+    cls = type(obj)
+    return (
+        class_lookup(cls, "__getattribute__") is _OBJECT_GETATTRIBUTE
+        and class_lookup(cls, "__getattr__") is MISSING
+    )
+
+
+def _plain_attribute(obj: Any, name: str) -> bool:
+    """Does `obj.name = value` only set that entry of the object's `__dict__`?  Not with a
+    `__setattr__` of the class's own, nor for a property, slot or other data descriptor."""
+    cls = type(obj)
+    if (
+        obj is MISSING
+        or class_lookup(cls, "__setattr__") is not _OBJECT_SETATTR
+        or not hasattr(obj, "__dict__")
+    ):
+        return False
+    found = class_lookup(cls, name)
+    return found is MISSING or not (hasattr(type(found), "__set__") or hasattr(type(found), "__delete__"))

@@ -108,7 +108,8 @@ def load_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
     obj = remade(obj)
     name = ins.argval[1] if isinstance(ins.argval, tuple) else ins.argval
     name = str(name)
-    attr = b.lookup(step(obj, "attr", name, peek_attr(obj.value, name)))
+    value = peek_attr(obj.value, name)
+    attr = b.lookup(step(b.unchanged_for(obj, name, value), "attr", name, value))
     if ins.pushes == 2:  # method form: [method, self]
         fs.push(attr)
         fs.push(ValueRef(Source.CONST, name=SELF, operands=(obj,), deps=obj.deps))
@@ -119,12 +120,12 @@ def load_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None
 def store_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     value, obj = fs.pop(2)  # TOS is the object, TOS1 the value (popped bottom first)
     b.retain(value)
-    b.mutate(obj.value, b.lookup(obj), obj.deps | value.deps | fs.control_deps)
+    b.set_attribute(obj, str(ins.argval), obj.deps | value.deps | fs.control_deps)
 
 
 def delete_attr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (obj,) = fs.pop(1)
-    b.mutate(obj.value, b.lookup(obj), obj.deps | fs.control_deps)
+    b.set_attribute(obj, str(ins.argval), obj.deps | fs.control_deps)
 
 
 def store_global_handler(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
