@@ -230,6 +230,38 @@ class ValueRef:
     under: tuple[ValueRef, ...] = ()
     _depth: int = field(default=-1, init=False, repr=False)  # `depth`, once asked for
 
+    def __init__(  # (what the dataclass would write, without its cost: see below the class)
+        self,
+        source: Source,
+        name: str = "",
+        path: tuple[PathStep, ...] = (),
+        operands: tuple[ValueRef, ...] = (),
+        op: int | None = None,
+        deps: frozenset[int] = frozenset(),
+        value: Any = MISSING,
+        origin: str = "",
+        local: Local | None = None,
+        kind: ExprKind | None = None,
+        loop: int | None = None,
+        counter: bool = False,
+        under: tuple[ValueRef, ...] = (),
+    ) -> None:
+        me: Any = self  # (frozen for the type checker: see below the class)
+        me.source = source
+        me.name = name
+        me.path = path
+        me.operands = operands
+        me.op = op
+        me.deps = deps
+        me.value = value
+        me.origin = origin
+        me.local = local
+        me.kind = kind
+        me.loop = loop
+        me.counter = counter
+        me.under = under
+        me._depth = -1
+
     @property
     def depth(self) -> int:
         """How deeply expressions nest in this value: 0 without operands, else 1 + the deepest operand's.
@@ -239,6 +271,15 @@ class ValueRef:
         if self._depth < 0:
             _measure(self)
         return self._depth
+
+
+# Frozen for the type checker, which holds every module of the package to never assign a field of a
+# ref; not at run time, where a frozen dataclass's `__init__` sets each field through
+# `object.__setattr__`, about four times the cost of this one: tracing makes a ref or more per
+# observed instruction, and a capture of glue takes about 5-10% less time without it.
+# tests/ir/test_refs.py checks that `__init__` takes exactly the fields, with their defaults.
+del ValueRef.__setattr__
+del ValueRef.__delattr__
 
 
 def _measure(root: ValueRef) -> None:
