@@ -141,6 +141,8 @@ def test_a_store_that_may_set_more_keeps_the_whole_object_changed(make: Any) -> 
 
         run_both_fresh(obj.answer, fast, fresh, watch=[llm, other])
     no_waste(fast)
+    if make is Rerouting:  # (the reason names the store)
+        assert "the last change before the call: the code at test_attribute_stores.py:" in fast.explain()
 
 
 def test_a_store_through_a_setattr_of_the_class_keeps_the_whole_object_changed() -> None:

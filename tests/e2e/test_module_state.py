@@ -17,6 +17,7 @@ from typing import Any
 import xcs_bc as xcs
 from likeplain import LATENCY, no_waste, run_both_fresh
 from xcs_bc.build.purity import changed_globals
+from xcs_bc.ir.check import check
 from xcs_bc.testing import FakeLLM
 
 llm = FakeLLM("llm", LATENCY)
@@ -90,6 +91,12 @@ def test_a_global_a_slow_helper_assigns_or_changes_is_read_after_it() -> None:
     for q in ["easy", "easy", "hard", "easy", "hard"]:
         run_both_fresh(routed, fast, fresh_state(q), watch=[llm])
     no_waste(fast)
+    with xcs.capture(min_call_ms=10, leaves=[pick_model, count]) as cap:  # (the graph is well formed)
+        routed("hard")
+    check(cap.graph)
+    deps = {op.id: sorted(dep.id for dep in cap.graph.dependencies(op)) for op in cap.graph.operations}
+    # the call reading MODEL needs pick_model; the one reading COUNTS both counts
+    assert deps == {0: [], 1: [], 2: [], 3: [0], 4: [1, 2]}, cap.graph
 
 
 def styled(doc: str) -> str:

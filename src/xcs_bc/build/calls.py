@@ -130,7 +130,7 @@ class Calls(Effects):
             method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
             if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object
                 self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
-            self.change_globals(method, frozenset({op.id}))
+            self.change_globals(method, op.id)
             if self.effects != before:
                 self.changer = (callee, fs.info.code, ins, self.effects)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)

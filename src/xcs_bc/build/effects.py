@@ -21,10 +21,12 @@ from xcs_bc.build.frames import FrameState
 from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import (
     class_lookup,
+    describe_callee,
     expr,
     peek_attr,
     peek_item,
     peek_iter_item,
+    unknown,
     with_deps,
     with_path,
     with_value,
@@ -213,10 +215,10 @@ class Effects:
             self.hand(ref.value)
             self.mutate(ref.value, self.lookup(ref), deps)
 
-    def change_globals(self, callee: Any, deps: frozenset[int]) -> None:
-        """A slow call of a Python function changed the module globals its code changes (see
-        `purity.changed_globals`): a global it assigned reads as a value made by `deps`, a container
-        it may have changed as changed by them."""
+    def change_globals(self, callee: Any, op: int) -> None:
+        """Slow call `op` of a Python function changed the module globals its code changes (see
+        `purity.changed_globals`): a global it assigned reads as a value the call made (of unknown
+        provenance), a container it may have changed as changed by it."""
         assigned, loaded = purity.changed_globals(callee)
         if not assigned and not loaded:
             return
@@ -224,11 +226,13 @@ class Effects:
         for name in assigned:
             value = globals_.get(name, MISSING)
             self.effects += 1
-            self._globals[(id(globals_), name)] = ValueRef(Source.UNKNOWN, deps=deps, value=value)
+            made = unknown(op + 1, value=value, origin=f"{describe_callee(callee)}()")
+            self._globals[(id(globals_), name)] = made
         for name in loaded - assigned:
             value = globals_.get(name, MISSING)
             if isinstance(value, _CHANGEABLE_GLOBALS):
-                self.mutate(value, self.lookup(ValueRef(Source.GLOBAL, name=name, value=value)), deps)
+                ref = self.lookup(ValueRef(Source.GLOBAL, name=name, value=value))
+                self.mutate(value, ref, frozenset({op}))
 
     def mutate_receiver(
         self, callee: Any, callee_ref: ValueRef, deps: frozenset[int], *, deep: bool = False

@@ -19,7 +19,7 @@ from xcs_bc.ir import ComputationGraph, Source, ValueRef
 from xcs_bc.plan.guards import Guard, Miss, decision_guard, input_guards, why_cut_off, zip_guards
 from xcs_bc.plan.memo import memo_sites_dispatched
 from xcs_bc.plan.readpoints import local_reads, no_point, read_points
-from xcs_bc.plan.recipes import Recipe, changeable, made_in_turn, make_recipe
+from xcs_bc.plan.recipes import Recipe, changeable_results, made_in_turn, make_recipe
 from xcs_bc.plan.rounds import ResultLoop
 from xcs_bc.plan.slices import Env
 
@@ -119,7 +119,7 @@ def make_plan(
     checked = {index: guard for index, guard in holding.items() if decisions[index].before < cutoff}
     facts = tuple(calls) or tuple(CallFacts() for _ in graph.operations)
     turns = made_in_turn(graph, facts)
-    tools = changeable(graph, turns)
+    tools = changeable_results(graph, turns)
     dead = unkept or {}
     ops = graph.operations
     made = tuple(

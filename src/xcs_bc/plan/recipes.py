@@ -165,7 +165,7 @@ def made_in_turn(graph: ComputationGraph, facts: tuple[CallFacts, ...]) -> dict[
     return {op.id: facts[op.id].effects for op in graph.operations if facts[op.id].read and op.outputs}
 
 
-def changeable(graph: ComputationGraph, turns: Mapping[int, int]) -> dict[int, int]:
+def changeable_results(graph: ComputationGraph, turns: Mapping[int, int]) -> dict[int, int]:
     """Those of `turns` (see `made_in_turn`) whose result could be changed in place (a list of events)."""
     return {k: n for k, n in turns.items() if not purity.is_immutable(graph.operations[k].outputs[0].value)}
 
@@ -187,7 +187,7 @@ def make_recipe(
     ops: Sequence[Operation],
     cutoff_reason: str = "",
 ) -> Recipe:
-    """How to make `op` ahead, or why not.  `turns` and `reads` are `made_in_turn` and `changeable`
+    """How to make `op` ahead, or why not.  `turns` and `reads` are `made_in_turn` and `changeable_results`
     of the trace, `ops` its operations (to name them)."""
     # a slow step that is not a call has its instruction's operands as inputs: maybe none at all (a
     # LOAD_GLOBAL or an empty `{}` the thread was descheduled in), and no callee
@@ -256,7 +256,8 @@ def make_recipe(
     try:
         value = evaluate(callee, env)
     except NotComputable as exc:
-        return refuse(RefusalKind.CALLEE_NOT_COMPUTABLE, f"its callee {format_value(callee)}: {exc}")
+        why = f"its callee {format_value(callee)}: {exc}{_last_change(callee, facts)}"
+        return refuse(RefusalKind.CALLEE_NOT_COMPUTABLE, why)
     if observed is not MISSING and not same_value(value, observed):
         return refuse(
             RefusalKind.CALLEE_DIFFERS,
@@ -289,7 +290,8 @@ def make_recipe(
         try:
             value = evaluate(ref, env)
         except NotComputable as exc:
-            return refuse(RefusalKind.ARGUMENT_NOT_COMPUTABLE, f"argument {format_value(ref)}: {exc}")
+            why = f"argument {format_value(ref)}: {exc}{_last_change(ref, facts)}"
+            return refuse(RefusalKind.ARGUMENT_NOT_COMPUTABLE, why)
         traced = _traced_value(ref)
         if traced is MISSING:
             if outputs_needed((ref,)) and ref.source is Source.EXPR:
@@ -317,6 +319,15 @@ def make_recipe(
             why = f"{changer} ran before it and may have changed its argument {format_value(ref)}"
             return refuse(RefusalKind.ARGUMENT_CHANGED_BY_HELPER, why)
     return Recipe(op, callee, args, op.kwnames, needs, True, None, facts, when)
+
+
+def _last_change(ref: ValueRef, facts: CallFacts) -> str:
+    """For a value that reads an object changed in place (`effect(...)`), the last change before the
+    call, which may be that change: ` (it reads ...; the last change before the call: the code at
+    app.py:12)`; else ""."""
+    if not facts.changer or not _effect_inside((ref,)):
+        return ""
+    return f" (it reads an object changed in place; the last change before the call: {facts.changer})"
 
 
 def _reads_changeable(ref: ValueRef) -> bool:
