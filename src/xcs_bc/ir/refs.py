@@ -276,7 +276,7 @@ class ValueRef:
 # Frozen for the type checker, which holds every module of the package to never assign a field of a
 # ref; not at run time, where a frozen dataclass's `__init__` sets each field through
 # `object.__setattr__`, about four times the cost of this one: tracing makes a ref or more per
-# observed instruction, and a capture of glue takes about 5-10% less time without it.
+# observed instruction (a capture of glue takes 1-7% less time: docs/benchmarks.md).
 # tests/ir/test_refs.py checks that `__init__` takes exactly the fields, with their defaults.
 del ValueRef.__setattr__
 del ValueRef.__delattr__
