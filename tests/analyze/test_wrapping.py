@@ -92,7 +92,7 @@ def test_helper_calls_handed_the_same_object_wait_for_each_other_under_the_jit()
     shared, other = Client(), Client()
     graph = pipeline_graph()
     # both calls of analyze were handed `client`; the jit makes the second after the first
-    graph.metadata["handed"] = {2: (("client", shared),), 3: (("client", shared), ("cache", {}))}
+    graph.metadata["objects_handed"] = {2: (("client", shared),), 3: (("client", shared), ("cache", {}))}
     found = {wrap.function: wrap for wrap in worth_wrapping(graph)}
     pipeline = found["pipeline"]
     assert pipeline.bound == pytest.approx(0.060) and pipeline.today == pytest.approx(0.100)
@@ -104,7 +104,7 @@ def test_helper_calls_handed_the_same_object_wait_for_each_other_under_the_jit()
     report = format_report(graph)
     assert f"    of which the jit saves about 20.0 ms: {pipeline.held}" in report
     # handed objects of their own: the jit realizes the whole bound, and says nothing more
-    graph.metadata["handed"] = {2: (("client", shared),), 3: (("client", other),)}
+    graph.metadata["objects_handed"] = {2: (("client", shared),), 3: (("client", other),)}
     pipeline = {wrap.function: wrap for wrap in worth_wrapping(graph)}["pipeline"]
     assert pipeline.today == pytest.approx(pipeline.bound) and pipeline.held == ""
     assert "of which the jit saves" not in format_report(graph)
@@ -117,7 +117,7 @@ def test_an_own_call_reading_an_object_a_helper_was_handed_waits_for_it_under_th
     g.call("llm", g.input("client", client), line=2, duration=20 * MS)  # the function's own call
     main = at("main", 1, 10)
     graph = with_stacks(g.graph(), [(main, at("ask", 2, 1)), (main,)])
-    graph.metadata["handed"] = {2: (("self", client),)}
+    graph.metadata["objects_handed"] = {2: (("self", client),)}
     (wrap,) = worth_wrapping(graph)
     assert wrap.bound == pytest.approx(0.020) and wrap.today == pytest.approx(0.040)
     assert wrap.held.startswith(

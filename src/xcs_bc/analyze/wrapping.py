@@ -12,7 +12,7 @@ take their critical path.  The difference, added up over `f`'s calls in the run,
 What the jit realizes of it (`Wrap.today`): the capture saw inside each helper, the jit does not.
 To the jit a helper is a call that may change whatever mutable object it is handed, so a later
 unit handed (or reading) one of those objects waits for that helper call: the capture report
-counts those waits (what each followed call was handed is the graph's `metadata["handed"]`, by
+counts those waits (what each followed call was handed is the graph's `metadata["objects_handed"]`, by
 call number), and names the first (`Wrap.held`).  The jit may still run a call in its turn for
 reasons a capture cannot tell (branches it cannot guard, values it cannot recompute: its
 `explain()` names them), and its first call traces.
@@ -66,7 +66,7 @@ class Wrap:
 def worth_wrapping(graph: ComputationGraph) -> list[Wrap]:
     """The functions whose slow calls could overlap under `xcs.jit`, those that save most first."""
     depends = {op.id: {dep.id for dep in graph.dependencies(op)} for op in graph.operations}
-    handed: dict[int, tuple[tuple[str, Any], ...]] = graph.metadata.get("handed", {})
+    handed: dict[int, tuple[tuple[str, Any], ...]] = graph.metadata.get("objects_handed", {})
     # (module, function) -> that function's calls: the call's number -> (depth, its operations)
     calls: dict[tuple[str, str], dict[int, tuple[int, list[Operation]]]] = defaultdict(dict)
     for op in graph.operations:

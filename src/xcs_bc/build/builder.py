@@ -181,7 +181,7 @@ class GraphBuilder(Following):
         self._globals: dict[tuple[int, str], ValueRef] = {}
         self._cells: dict[int, tuple[Any, ValueRef]] = {}  # see `Following.celled`
         self.entered_frames = 0
-        self.handed: dict[int, tuple[tuple[str, Any], ...]] = {}  # see Following
+        self.objects_handed: dict[int, tuple[tuple[str, Any], ...]] = {}  # see Following
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
@@ -361,8 +361,10 @@ class GraphBuilder(Following):
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
-        if self.handed:  # (a capture that followed calls: what each was handed, for `analyze.wrapping`)
-            metadata["handed"] = self.handed
+        if (
+            self.objects_handed
+        ):  # (a capture that followed calls: what each was handed, for `analyze.wrapping`)
+            metadata["objects_handed"] = self.objects_handed
         run = RunFacts()
         if self.root is not None:  # the observed function's code (plan reads which call sites name what)
             run = RunFacts(self.root.info.code, frozenset(self.executed), self.unguarded_paths)

@@ -47,7 +47,7 @@ class Following(Loops):
     _frames: dict[types.FrameType, FrameState]
     _cells: dict[int, tuple[Any, ValueRef]]  # id(obj) -> (obj, ref): objects traced frames put in cells
     entered_frames: int  # frames followed into so far
-    handed: dict[int, tuple[tuple[str, Any], ...]]  # see `_handed_objects`
+    objects_handed: dict[int, tuple[tuple[str, Any], ...]]  # by followed call: see `_mutable_arguments`
 
     def follows(self, frame: types.FrameType) -> bool:
         """Is `frame` traced (asked by the observer for frames of code followed before)?"""
@@ -106,6 +106,7 @@ class Following(Loops):
         child.entry = self.entered_frames
         child.inherited = fs.conditions()
         child.refresh_control()
+        arguments = frame_arguments(frame)  # (read once: on 3.13 `f_locals` is a proxy)
         if called_back is not None:
             # called by C code with values it took from its arguments (from what they hold, at any
             # depth): each parameter may hold any of them
@@ -113,9 +114,7 @@ class Following(Loops):
             child.function = getattr(function, "__qualname__", code.co_name)
             child.called_back = True
             anything = expr(ExprKind.CALL_EX, tuple(map(self.holding, (callee_ref, *args))))
-            child.locals = {
-                name: with_value(anything, value) for name, value in frame_arguments(frame).items()
-            }
+            child.locals = {name: with_value(anything, value) for name, value in arguments.items()}
         else:
             assert found is not None
             function, passed = found
@@ -126,9 +125,9 @@ class Following(Loops):
                 first: ValueRef | None = child.made
             else:
                 first = _receiver(callee_ref, fs.operands, ins) if passed else None
-            child.locals = self._bind(frame, callee_ref, first, args, kwnames, star)
+            child.locals = self._bind(frame.f_code, arguments, callee_ref, first, args, kwnames, star)
             if not (passed and passed[0] is _NEW_OBJECT):
-                self.handed[child.entry] = _handed_objects(frame_arguments(frame))
+                self.objects_handed[child.entry] = _mutable_arguments(arguments)
         for name in code.co_cellvars:  # a parameter a closure made here will read
             if name in child.locals:
                 self.celled(child.locals[name])
@@ -176,14 +175,16 @@ class Following(Loops):
 
     def _bind(
         self,
-        frame: types.FrameType,
+        code: types.CodeType,
+        arguments: dict[str, Any],
         callee_ref: ValueRef,
         first: ValueRef | None,
         args: tuple[ValueRef, ...],
         kwnames: tuple[str, ...],
         star: bool,
     ) -> dict[str, ValueRef]:
-        """The refs of the parameters of `frame`, from the refs of the call's arguments.
+        """The refs of the parameters of `code`'s starting frame (what they hold: `arguments`), from
+        the refs of the call's arguments.
 
         Positional and keyword arguments go to their parameters, the rest to ``*args`` and
         ``**kwargs``; ``f(*seq, **kw)`` is spread when `seq` and `kw` are displays built here (a
@@ -191,7 +192,6 @@ class Following(Loops):
         Where the layout cannot be read, every parameter depends on every argument.  A ref whose
         object is not the one the frame holds is UNKNOWN (nothing is assumed that the run did not
         show)."""
-        code = frame.f_code
         names, varargs, varkw = parameters(code)
         kwonly = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
         n = len(args) - len(kwnames)
@@ -213,7 +213,7 @@ class Following(Loops):
                 bound[varkw] = expr(ExprKind.DICT, tuple(extra))
         anything = expr(ExprKind.CALL_EX, (callee_ref, *lead, *args))  # (what any parameter may hold)
         refs: dict[str, ValueRef] = {}
-        for param, value in frame_arguments(frame).items():
+        for param, value in arguments.items():
             given_ref = bound.get(param)
             if given_ref is None:
                 given_ref = anything if spread is None else self.lookup(with_value(const(value), value))
@@ -289,7 +289,7 @@ def _receiver(callee_ref: ValueRef, operands: tuple[ValueRef, ...], ins: Instr) 
     return callee_ref  # a callable object: its `__call__` gets the object itself
 
 
-def _handed_objects(arguments: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def _mutable_arguments(arguments: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """The mutable objects a followed call was handed, by parameter name (one level into `*args`,
     `**kwargs` and the containers passed).  `xcs.jit` of the caller makes such a call as one opaque
     call that may change them: the capture report counts that (`analyze.wrapping`)."""

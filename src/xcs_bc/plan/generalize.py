@@ -154,7 +154,7 @@ def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: Mapping[int, in
             (carried[n], loop.record.site) for loop in candidates if (n := number[id(loop.record)]) in carried
         ]
         cut, site = min(reads, key=lambda read: read[0], default=(len(plan.recipes), None))
-        result = _attempt(plan, candidates, cut, str(site))
+        result = _attempt(plan, candidates, cut, str(site) if site is not None else "")
         if isinstance(result, Generalization):
             first = result.loops[0].start
             chosen = {id(loop.record) for loop in result.loops}
