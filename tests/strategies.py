@@ -114,6 +114,13 @@ INPUT_CONDITIONS = (
     "flag == 2",
 )
 FLAG_CONDITIONS = ("flag", "not flag", "flag > 1", "flag == 2")  # the same for lists of any length
+LOOKALIKE_CONDITIONS = (  # (lookalikes) True == 1 == 1.0, but these tell them apart
+    "flag is True",
+    "type(flag) is int",
+    "isinstance(flag, float)",
+    "str(flag) == '1'",
+    "flag == 1",
+)
 
 GLOBALS_DOC = """\
 llm, judge       FakeLLM: answer 'name(prompt)'
@@ -125,6 +132,12 @@ shout(s)         s.upper() + '!': a pure helper                      (extended)
 json             the json module
 render(h, *ps)   a pure helper defined in the generated module (`HELPER_SOURCE`)
 NOTES, touch()   a global list, and a helper appending 't' to it     (hidden)
+MODE, retune(s)  a global str, and a fast helper rebinding it        (module_state)
+CONFIG, configure(s)  a global dict, and a fast helper changing it   (module_state)
+LAST, remember(p)  a slow helper: llm(p), kept in LAST and CONFIG     (module_state)
+inner(p, n)      judge of n llm calls; the test jits it               (nested)
+f                the test jits f, so f(xs[1:], flag) calls the jit    (nested)
+deep(p, n)       llm(p) under n judges, by recursion                  (recursion)
 """
 
 
@@ -140,6 +153,10 @@ class Grammar:
     uniform: bool = False  # only loops a plan traced with >= 2 items replays for any length (see module doc)
     recent: bool = False  # the forms the library learned recently (see the module doc)
     guesses: bool = False  # the first call in an arm of a branch on a result reads only the inputs
+    module_state: bool = False  # helpers that rebind a global or change a global dict a later call reads
+    nested: bool = False  # `inner()`, a jitted helper; f calling (the jitted) f on xs[1:]
+    recursion: bool = False  # `deep(p, n)`: a helper calling itself n times around slow calls
+    lookalikes: bool = False  # branches telling True, 1 and 1.0 apart (`flag is True`, `type(flag)`)
 
 
 HELPER_SOURCE = """\
@@ -228,6 +245,7 @@ class _Scope:
     memo: bool = False  # (recent) the program defines `recall`, a memoized slow callee
     closure: bool = False  # (recent) f reads `prefix` (and its callees) from closure cells
     counter: bool = False  # (recent, closure) f counts its calls in the cell `count`
+    recursed: bool = False  # (nested) f already calls itself once (twice would be exponential)
 
     def fresh(self) -> str:
         self.next_name += 1
@@ -257,7 +275,11 @@ def _atom(draw: st.DrawFn, scope: _Scope) -> str:
         # (a recipe reading `count` is checked against its value after the run, which f changed: such
         # calls run in their turn, so uniform programs do not read it)
         options += ["prefix"] + ["count"] * (scope.counter and not scope.grammar.uniform)
+    if scope.grammar.module_state:
+        options += ["state"]
     kind = draw(st.sampled_from(options))
+    if kind == "state":  # module state a helper may have changed
+        return draw(st.sampled_from(["MODE", "CONFIG['style']", "LAST", "CONFIG['last']"]))
     if kind == "prefix":
         return "prefix"  # a closure cell of the factory
     if kind == "count":
@@ -480,7 +502,10 @@ def _call(draw: st.DrawFn, scope: _Scope, depth: int = 2) -> str:
     form = "plain"
     if scope.grammar.effects and callee in ("llm", "judge", "bad"):
         form = draw(st.sampled_from(["plain", "plain", "plain", "plain", "star", "kwstar", "prompt_kw"]))
-    keyword = draw(st.sampled_from(["", "", "", "t=0", "t=flag", "style='short'"]))
+    keywords = ["", "", "", "t=0", "t=flag", "style='short'"]
+    if scope.grammar.module_state:
+        keywords += ["style=CONFIG['style']", "style=MODE"]
+    keyword = draw(st.sampled_from(keywords))
     if callee in ("client.ask", "twice"):
         keyword = ""
     if form == "star":
@@ -523,6 +548,8 @@ def _condition(draw: st.DrawFn, scope: _Scope, on_result: bool | None = None) ->
         return f"{draw(st.sampled_from(NEEDLES))!r} {kind} {var}"
     if scope.grammar.uniform:
         return draw(st.sampled_from(FLAG_CONDITIONS))
+    if scope.grammar.lookalikes and draw(st.booleans()):
+        return draw(st.sampled_from(LOOKALIKE_CONDITIONS))
     if scope.loop_var and draw(st.booleans()):
         return f"{draw(st.sampled_from(WORDS))!r} in {scope.loop_var}"
     return draw(st.sampled_from(INPUT_CONDITIONS))
@@ -542,6 +569,12 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["tool", "tool", "tool"]
     if scope.grammar.guesses:
         kinds += ["if_result"] * 4
+    if scope.grammar.module_state:
+        kinds += ["retune", "configure", "remember"]
+    if scope.grammar.nested:
+        kinds += ["inner", "inner_map"] + ["recurse"] * (not scope.closure and not scope.recursed)
+    if scope.grammar.recursion:
+        kinds += ["deep", "deep"]
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -551,6 +584,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
     if scope.count > MAX_STATEMENTS - 3:  # no room left for a block
         kinds = ["call", "glue"] + ["consume"] * scope.grammar.recent
     kind = draw(st.sampled_from(kinds))
+    if kind in _HELPER_STATEMENTS:
+        return _HELPER_STATEMENTS[kind](draw, scope)
     if kind == "consume":
         return _consume(draw, scope)
     if kind == "tool":
@@ -601,6 +636,78 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         return _while(draw, scope)
     scope.count += 1
     return ["touch()"]
+
+
+def _retune(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(module_state) A fast helper rebinding the global MODE that later calls may read."""
+    scope.count += 1
+    return [f"retune({_str_expr(draw, scope, 1)})"]
+
+
+def _configure(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(module_state) A fast helper changing the global dict CONFIG that later calls may read."""
+    scope.count += 1
+    return [f"configure({_str_expr(draw, scope, 1)})"]
+
+
+def _remember(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(module_state) A slow helper that rebinds LAST and changes CONFIG after its call."""
+    return _slow_statement(scope, f"remember({_str_expr(draw, scope, 1)})")
+
+
+def _inner(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(nested) A call of `inner`, which the test jits: a jitted function called by one."""
+    return _slow_statement(scope, f"inner({_str_expr(draw, scope, 1)}, {draw(st.sampled_from([1, 2]))})")
+
+
+def _inner_map(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(nested) The jitted `inner` called once per item of a list."""
+    name = scope.fresh()
+    over = draw(st.sampled_from(["xs", *scope.lists]))
+    scope.count += 1
+    scope.loops_over_xs += over == "xs"
+    scope.lists.append(name)
+    return [f"{name} = [inner(x, 1) for x in {over}]"]
+
+
+def _recurse(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(nested) f calling itself on the tail of its list: the jitted f, as ``@xcs.jit`` makes it."""
+    name = scope.fresh()
+    scope.recursed = True
+    scope.count += 4
+    scope.strs.append(name)
+    bound = draw(st.sampled_from(["1", "2"]))
+    return [
+        f"if len(xs) > {bound}:",
+        f"    {name} = str(f(xs[1:], flag))[:60]",
+        "else:",
+        f"    {name} = {_str_expr(draw, scope, 1)}",
+    ]
+
+
+def _deep(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(recursion) A helper recursing n times around slow calls; n from the inputs or a constant."""
+    depth = draw(st.sampled_from(["len(xs)", "flag", "0", "2"]))
+    return _slow_statement(scope, f"deep({_str_expr(draw, scope, 1)}, {depth})")
+
+
+def _slow_statement(scope: _Scope, value: str) -> list[str]:
+    name = scope.fresh()
+    scope.count += 1
+    scope.strs.append(name)
+    scope.results.append(name)
+    return [f"{name} = {value}"]
+
+
+_HELPER_STATEMENTS = {
+    "retune": _retune,
+    "configure": _configure,
+    "remember": _remember,
+    "inner": _inner,
+    "inner_map": _inner_map,
+    "recurse": _recurse,
+    "deep": _deep,
+}
 
 
 def _tool(draw: st.DrawFn, scope: _Scope) -> list[str]:
@@ -1016,32 +1123,48 @@ def programs(draw: st.DrawFn, grammar: Grammar = Grammar(), max_statements: int 
 @dataclass(frozen=True)
 class Inputs:
     xs: tuple[str, ...]
-    flag: bool | int
+    flag: bool | int | float
 
-    def args(self) -> tuple[list[str], bool | int]:
+    def args(self) -> tuple[list[str], bool | int | float]:
         """Fresh arguments (a new list each time, so no call can see another's mutations)."""
         return list(self.xs), self.flag
 
 
 words = st.sampled_from(WORDS)
-flags = st.sampled_from([False, True, 0, 1, 2])
+FLAGS = (False, True, 0, 1, 2)
+LOOKALIKE_FLAGS = (*FLAGS, 0.0, 1.0, 2.0)  # equal to a bool or an int, and hashing alike, not the same
+flags = st.sampled_from(FLAGS)
 inputs = st.builds(Inputs, st.lists(words, max_size=3).map(tuple), flags)
 
 
-def _flip(flag: bool | int) -> bool | int:
+def _flip(flag: bool | int | float) -> bool | int | float:
     if isinstance(flag, bool):
         return not flag
-    return {0: 2, 1: 0, 2: 0}[flag]
+    return type(flag)({0: 2, 1: 0, 2: 0}[int(flag)])
+
+
+def _lookalike(draw: st.DrawFn, flag: bool | int | float) -> bool | int | float:
+    """Another flag equal to `flag` (``True == 1 == 1.0``, ``0 == False == 0.0``), of another type."""
+    return draw(
+        st.sampled_from(
+            [other for other in LOOKALIKE_FLAGS if other == flag and type(other) is not type(flag)]
+        )
+    )
 
 
 @st.composite
-def input_sequences(draw: st.DrawFn) -> list[Inputs]:
-    """3-4 inputs: the first is traced; the others repeat it, keep its shape, change its length or flag."""
-    first = draw(inputs)
+def input_sequences(draw: st.DrawFn, lookalikes: bool = False) -> list[Inputs]:
+    """3-4 inputs: the first is traced; the others repeat it, keep its shape, change its length or flag.
+    `lookalikes`: flags may also be floats, and a later flag may be an equal one of another type."""
+    flag_pool = st.sampled_from(LOOKALIKE_FLAGS) if lookalikes else flags
+    first = draw(st.builds(Inputs, st.lists(words, max_size=3).map(tuple), flag_pool))
     sequence = [first]
     for _ in range(draw(st.integers(2, 3))):
         base = sequence[-1] if draw(st.booleans()) else first
-        kind = draw(st.sampled_from(["same", "same_shape", "same_shape", "relength", "flip", "fresh"]))
+        kinds = ["same", "same_shape", "same_shape", "relength", "flip", "fresh"] + [
+            "lookalike"
+        ] * 2 * lookalikes
+        kind = draw(st.sampled_from(kinds))
         if kind == "same":
             new = base
         elif kind == "same_shape":
@@ -1052,8 +1175,10 @@ def input_sequences(draw: st.DrawFn) -> list[Inputs]:
             new = Inputs(tuple(draw(words) for _ in range(length)), base.flag)
         elif kind == "flip":
             new = Inputs(base.xs, _flip(base.flag))
+        elif kind == "lookalike":
+            new = Inputs(base.xs, _lookalike(draw, base.flag))
         else:
-            new = draw(inputs)
+            new = draw(st.builds(Inputs, st.lists(words, max_size=3).map(tuple), flag_pool))
         sequence.append(new)
     return sequence
 

@@ -30,25 +30,37 @@ def client() -> Iterator[Client]:
         yield dask_client
 
 
-_calls: list[str] = []  # what `tool` was asked, on any worker thread
-_running = [0, 0]  # calls of `tool` running now, and the most at once
-_count = threading.Lock()
+class _Seen:
+    """What `tool` was asked, on any worker thread (`calls`), and how many of its calls ran at once
+    (`running`: now, and the most).  Kept on an object, not in module globals: a helper changing a
+    global list is one the jit runs in its turn (it would change it out of order), and what this
+    file tests is how the cluster runs calls issued ahead."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.running = [0, 0]
+        self.lock = threading.Lock()
+
+
+_seen = _Seen()
+_calls = _seen.calls
+_running = _seen.running
 
 
 def tool(prompt: str) -> str:
     """A slow tool that can be pickled (by reference: it is a module's function), as a cluster needs."""
-    with _count:
-        _running[0] += 1
-        _running[1] = max(_running)
+    with _seen.lock:
+        _seen.running[0] += 1
+        _seen.running[1] = max(_seen.running)
     try:
         time.sleep(0.05)
         if "bad" in prompt:
             raise ValueError(f"tool refused {prompt}")
-        _calls.append(prompt)
+        _seen.calls.append(prompt)
         return f"tool({prompt})"
     finally:
-        with _count:
-            _running[0] -= 1
+        with _seen.lock:
+            _seen.running[0] -= 1
 
 
 def fan_out(docs: list[str]) -> str:

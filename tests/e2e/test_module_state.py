@@ -16,7 +16,7 @@ from typing import Any
 
 import xcs_bc as xcs
 from likeplain import LATENCY, no_waste, run_both_fresh
-from xcs_bc.build.purity import changed_globals
+from xcs_bc.build.purity import ModuleState, module_state
 from xcs_bc.ir.check import check
 from xcs_bc.testing import FakeLLM
 
@@ -119,14 +119,76 @@ def test_helpers_that_only_read_module_state_still_run_at_the_same_time() -> Non
     no_waste(fast)
 
 
-def test_which_globals_a_function_may_change() -> None:
-    assert changed_globals(pick_model) == (frozenset({"MODEL"}), frozenset())  # (no item store)
-    assert changed_globals(drop_done)[1] == {
-        "TODO",
-        "time",
-        "HELPER_S",
-    }  # (a slice store: every global loaded)
-    assert changed_globals(count)[1] == {"COUNTS", "llm"}
-    assert changed_globals(get_todo) == (frozenset(), frozenset())  # reads only
-    assert changed_globals(styled)[1] == {"CONFIG", "llm"}  # a store into its own dict counts too
-    assert changed_globals(len) == (frozenset(), frozenset())  # not a Python function
+def _names(pairs: tuple[tuple[dict[str, Any], str], ...]) -> set[str]:
+    return {name for _, name in pairs}
+
+
+def test_which_module_state_a_function_may_read_and_change() -> None:
+    assert _names(module_state(pick_model).rebinds) == {"MODEL"}
+    assert _names(module_state(pick_model).writes) == {"MODEL"}  # (no item store)
+    assert _names(module_state(drop_done).writes) == {"TODO"}  # a slice store into TODO
+    assert _names(module_state(count).writes) == {"COUNTS"}  # `+=` on an item: any data global it loads
+    assert _names(module_state(get_todo).reads) == {"TODO"}
+    assert module_state(get_todo).writes == ()  # reads only
+    assert _names(module_state(styled).reads) == {"CONFIG"}
+    assert module_state(styled).writes == ()  # a store into its own dict changes no global
+    assert _names(module_state(remember).writes) == {"LAST", "HISTORY"}  # through a helper it calls
+    assert module_state(len) == module_state(llm) == ModuleState()  # not a Python function
+
+
+# -- a helper reading module state the run changed, and helpers changing the same state -----------
+
+LAST = ""
+HISTORY: list[str] = []
+
+
+def set_tone(tone: str) -> None:  # fast: changes CONFIG, which `styled` reads
+    CONFIG["tone"] = tone[:8]
+
+
+def keep(item: str) -> None:
+    HISTORY.append(item)
+
+
+def remember(q: str) -> str:  # slow: its call, then module state changed after it
+    global LAST
+    LAST = llm(q)
+    keep(LAST)
+    return LAST
+
+
+def toned(a: str, b: str) -> tuple[str, str]:
+    first = llm(a)
+    set_tone(first)
+    return first, styled(b)  # reads CONFIG: what set_tone made of it, not what it was at the start
+
+
+def remembered(a: str, b: str) -> tuple[str, str, str, list[str]]:
+    return remember(a), remember(b), LAST, list(HISTORY)  # the second writes last
+
+
+def reset_state(*args: str) -> Any:
+    def make() -> tuple[str, ...]:
+        global LAST
+        CONFIG["tone"], LAST = "plain", ""
+        HISTORY.clear()
+        return args
+
+    return make
+
+
+def test_a_helper_reading_a_global_the_run_changed_before_it_reads_the_new_value() -> None:
+    fast = xcs.jit(toned, min_call_ms=10)
+    for args in [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]:
+        run_both_fresh(toned, fast, reset_state(*args), watch=[llm])
+    no_waste(fast)
+    assert "reads the global CONFIG, which set_tone() changed before it" in fast.explain()
+    CONFIG["tone"] = "plain"
+
+
+def test_helpers_changing_the_same_module_state_change_it_in_the_order_of_the_code() -> None:
+    fast = xcs.jit(remembered, min_call_ms=10)
+    for args in [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]:
+        run_both_fresh(remembered, fast, reset_state(*args), watch=[llm])
+    no_waste(fast)
+    assert "its callee changes module state (HISTORY, LAST)" in fast.explain()

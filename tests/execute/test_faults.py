@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -101,8 +102,9 @@ NEXT: Any = 1
 # Lists, dicts and sets are not issued ahead after a helper not known to be pure (it might change
 # them), so the dispatcher meets them only with equal contents: same_value's tests cover them.
 def set_value() -> None:  # a helper not known to be pure: the planned call was built before it ran
-    global VALUE
-    VALUE = NEXT
+    # (through the module's namespace, which no reading of its bytecode names: a `global VALUE`
+    # assignment would keep the call in its turn from the start, see test_module_state)
+    vars(sys.modules[__name__])["VALUE"] = NEXT
 
 
 def in_tuple(q: str) -> Any:

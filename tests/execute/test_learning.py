@@ -1,13 +1,15 @@
 """A planned call whose prediction was wrong once is not issued ahead again.
 
 A helper the builder cannot see into (not known to be pure) may change what a later call reads:
-a global counter, a config dict.  The first replay issues that call with the old value, the
+a global counter, a config dict, changed in a way no reading of its bytecode names (through the
+module's namespace here; C code, a registry object).  The first replay issues that call with the old value, the
 dispatcher sees the real call differ and makes it in place (correct, one call wasted); from then
 on the plan runs it in its turn, so no replay makes a call the plain run does not.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import xcs_bc as xcs
@@ -20,13 +22,12 @@ REQUEST_ID = 0
 CONFIG = {"model": "a"}
 
 
-def _bump() -> None:
-    global REQUEST_ID
-    REQUEST_ID += 1
+def _bump() -> None:  # through the module's namespace: no reading of its bytecode names REQUEST_ID
+    vars(sys.modules[__name__])["REQUEST_ID"] += 1
 
 
-def _switch(model: str) -> None:
-    CONFIG["model"] = model
+def _switch(model: str) -> None:  # (`CONFIG["model"] = model` would name CONFIG: see test_module_state)
+    vars(sys.modules[__name__])["CONFIG"]["model"] = model
 
 
 def numbered(q: str) -> tuple[str, str]:
@@ -103,3 +104,25 @@ def test_a_global_the_function_itself_assigns_is_read_as_it_was_when_the_call_be
         assert fast(q) == plain
     assert fast.stats.replays == 5 and fast.stats.served == 10
     assert fast.stats.mispredictions == 0 and fast.stats.wasted == 0
+
+
+def _bump_named() -> None:
+    global REQUEST_ID
+    REQUEST_ID += 1
+
+
+def numbered_named(q: str) -> tuple[str, str]:
+    first = api(f"first {q}")
+    _bump_named()
+    return first, api(f"{q} req-{REQUEST_ID}")
+
+
+def test_a_global_a_helper_assigns_by_name_is_read_in_turn_without_a_misprediction() -> None:
+    fast = xcs.jit(numbered_named, min_call_ms=MIN_MS)
+    global REQUEST_ID
+    for _ in range(4):
+        q, start = fresh(), REQUEST_ID
+        plain = numbered_named(q)
+        REQUEST_ID = start
+        assert fast(q) == plain
+    assert fast.stats.replays == 3 and fast.stats.mispredictions == 0 and fast.stats.wasted == 0

@@ -179,6 +179,7 @@ class GraphBuilder(Following):
         self.root_return: ValueRef | None = None
         # (id(module globals), name) -> what the observed code last stored in that global
         self._globals: dict[tuple[int, str], ValueRef] = {}
+        self.module_changed: dict[tuple[int, str], str] = {}  # see Effects.changed_global
         self._cells: dict[int, tuple[Any, ValueRef]] = {}  # see `Following.celled`
         self.entered_frames = 0
         self.objects_handed: dict[int, tuple[tuple[str, Any], ...]] = {}  # see Following
@@ -718,6 +719,7 @@ class GraphBuilder(Following):
         self.effects += 1
         globals_ = fs.frame.f_globals
         key = (id(globals_), name)
+        self.module_changed[key] = "the code"
         if ref is None:
             self._globals.pop(key, None)
             return

@@ -130,7 +130,11 @@ class Calls(Effects):
             method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
             if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object
                 self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
-            self.change_globals(method, op.id)
+            state = purity.module_state(method)
+            read = self.changed_global(state)
+            if state.writes or read is not None:  # (see CallFacts.module)
+                self.call_facts[op.id] = replace(self.call_facts[op.id], module=_module_reason(state, read))
+            self.change_globals(method, frozenset({op.id}), len(self.ops))
             if self.effects != before:
                 self.changer = (callee, fs.info.code, ins, self.effects)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
@@ -261,6 +265,7 @@ class Calls(Effects):
             self.mutate_receiver(callee, callee_ref, everything, deep=True)
             for ref in args:
                 self.mutate_arg(ref, everything)
+            self.change_globals(callee, everything, len(self.ops))
             return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.MUTATES_INPUTS:
             deps = call.deps
@@ -382,6 +387,16 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def _module_reason(state: purity.ModuleState, read: tuple[str, str] | None) -> str:
+    """Why a slow call of a helper touching module state runs in its turn, for people (CallFacts.module)."""
+    if state.writes:
+        names = ", ".join(sorted({name for _, name in state.writes}))
+        return f"its callee changes module state ({names}), which issued early it would change out of order"
+    assert read is not None
+    name, by = read
+    return f"its callee reads the global {name}, which {by} changed before it"
 
 
 def code_site(code: types.CodeType, ins: Instr) -> Site:

@@ -112,6 +112,7 @@ class Effects:
     _handed: dict[int, tuple[Any, int]]
     _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
     _globals: dict[tuple[int, str], ValueRef]  # see GraphBuilder.store_global
+    module_changed: dict[tuple[int, str], str]  # globals assigned or changed so far, and by what
     # an object's ref after attribute stores -> (that ref, its ref before them, the attributes set)
     _set_attributes: dict[int, tuple[ValueRef, ValueRef, frozenset[str]]]
 
@@ -215,24 +216,34 @@ class Effects:
             self.hand(ref.value)
             self.mutate(ref.value, self.lookup(ref), deps)
 
-    def change_globals(self, callee: Any, op: int) -> None:
-        """Slow call `op` of a Python function changed the module globals its code changes (see
-        `purity.changed_globals`): a global it assigned reads as a value the call made (of unknown
-        provenance), a container it may have changed as changed by it."""
-        assigned, loaded = purity.changed_globals(callee)
-        if not assigned and not loaded:
-            return
-        globals_ = getattr(getattr(callee, "__func__", callee), "__globals__", {})
-        for name in assigned:
+    def change_globals(self, callee: Any, deps: frozenset[int], made_after: int) -> None:
+        """A call of a Python function changed the module state its code may change (see
+        `purity.module_state`): a global it may assign reads as a value made after `made_after`
+        operations (of unknown provenance), a container it may change as changed in place by it."""
+        state = purity.module_state(callee)
+        rebinds = {(id(globals_), name) for globals_, name in state.rebinds}
+        for globals_, name in state.writes:
+            key = (id(globals_), name)
             value = globals_.get(name, MISSING)
-            self.effects += 1
-            made = unknown(op + 1, value=value, origin=f"{describe_callee(callee)}()")
-            self._globals[(id(globals_), name)] = made
-        for name in loaded - assigned:
+            self.module_changed[key] = f"{describe_callee(callee)}()"
+            if key in rebinds:
+                self.effects += 1
+                self._globals[key] = unknown(made_after, value=value, origin=f"{describe_callee(callee)}()")
+            elif isinstance(value, _CHANGEABLE_GLOBALS):
+                self.mutate(value, self.lookup(ValueRef(Source.GLOBAL, name=name, value=value)), deps)
+
+    def changed_global(self, state: purity.ModuleState) -> tuple[str, str] | None:
+        """A global among `state.reads` the run has changed so far, and what changed it (for people):
+        assigned (by the code or a call of a helper that assigns it), or changed in place."""
+        for globals_, name in state.reads:
+            by = self.module_changed.get((id(globals_), name))
+            if by is not None:
+                return name, by
             value = globals_.get(name, MISSING)
-            if isinstance(value, _CHANGEABLE_GLOBALS):
-                ref = self.lookup(ValueRef(Source.GLOBAL, name=name, value=value))
-                self.mutate(value, ref, frozenset({op}))
+            entry = self._heap.get(id(value))
+            if entry is not None and entry[0] is value:
+                return name, "a change in place"
+        return None
 
     def mutate_receiver(
         self, callee: Any, callee_ref: ValueRef, deps: frozenset[int], *, deep: bool = False

@@ -33,6 +33,7 @@ import math
 import re
 import textwrap
 import types
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -542,42 +543,184 @@ def _changes_self(code: types.CodeType) -> bool:
 _ITEM_STORES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "DELETE_SLICE"})
 
 
-def changed_globals(callee: Any) -> tuple[frozenset[str], frozenset[str]]:
-    """The module globals a Python function's own code (or code nested in it) may change: those it
-    assigns or deletes (`global n; n += 1`), and those it loads when it also stores an item or calls a
-    method that changes a container (`TODO[:] = ...`, `CACHE.update(...)`; whichever container it
-    changes: over-approximating costs parallelism, never correctness).  A slow call is assumed to
-    change only what it is handed; a helper of the user's that changes module state it was not
-    handed does change it, and the calls after it that read that state must wait for it.
-    (`(assigned, loaded)`; nothing for what is not a Python function.)"""
+GlobalName = tuple[dict[str, Any], str]  # a module's namespace, and a name in it
+
+
+class ModuleState(NamedTuple):
+    """The module state a Python function's code may touch, with the code it calls (see `module_state`).
+
+    `reads`: the globals it loads that hold data (str, numbers, None, tuples, lists, dicts, sets,
+    deques, or nothing yet): not its modules, classes, functions and clients, which a call reads
+    through a recipe's callee or arguments.  `writes`: the globals it assigns or deletes, and those
+    it loads in code that also stores an item or calls a method that changes a container
+    (`TODO[:] = ...`, `CACHE.update(...)`: whichever container it changes; over-approximating costs
+    parallelism, never correctness); `rebinds`, those of them it assigns or deletes."""
+
+    reads: tuple[GlobalName, ...] = ()
+    writes: tuple[GlobalName, ...] = ()
+    rebinds: tuple[GlobalName, ...] = ()
+
+
+_DATA = (
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    bytearray,
+    deque,
+)
+_MODULE_STATE_CODES = 64  # code objects `module_state` reads at most; past that, it stops (see below)
+
+
+def module_state(callee: Any) -> ModuleState:
+    """The module state a Python function (or a method's function) may read and change: its own code,
+    the code nested in it, and the Python functions it loads from its globals, transitively (at most
+    `_MODULE_STATE_CODES` code objects; calls through objects and modules are not followed).
+
+    A slow call is assumed to change only what it is handed and to read only its arguments.  A
+    helper of the user's may also read or change module state it was not handed: a call reading a
+    global that changed before it must not be issued ahead with the old value, and a call changing
+    one runs in its turn, in the order the code makes it (nothing for what is not a Python function).
+
+    Which container a change changes is read from the instructions before it: `CONFIG[k] = v` and
+    `CONFIG.update(...)` change the global CONFIG; `notes[k] = v` on a local the code made itself
+    (`notes = {}`) changes no global; a change of anything else (an argument, an attribute, a result
+    of an augmented `CONFIG[k] += 1`) may change any data global the code it walked loads."""
     func = getattr(callee, "__func__", callee)
-    code = getattr(func, "__code__", None)
-    if not isinstance(func, types.FunctionType) or not isinstance(code, types.CodeType):
-        return frozenset(), frozenset()
-    return _globals_changed(code)
+    if not isinstance(func, types.FunctionType):
+        return ModuleState()
+    reads: dict[tuple[int, str], GlobalName] = {}
+    writes: dict[tuple[int, str], GlobalName] = {}
+    rebinds: dict[tuple[int, str], GlobalName] = {}
+    containers: list[GlobalName] = []  # data globals that may be changed in place
+    anything = False  # a change of a container it cannot name
+    todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
+    seen: set[tuple[int, int]] = set()
+    while todo and len(seen) < _MODULE_STATE_CODES:
+        code, globals_ = todo.pop()
+        if (id(code), id(globals_)) in seen:
+            continue
+        seen.add((id(code), id(globals_)))
+        names = _global_names(code)
+        todo.extend((inner, globals_) for inner in names.nested)
+        anything = anything or names.changes_any
+        for name in names.stored:
+            rebinds[id(globals_), name] = (globals_, name)
+        for name in (*names.stored, *names.changed):
+            writes[id(globals_), name] = (globals_, name)
+        for name in names.loaded:
+            value = globals_.get(name, MISSING_GLOBAL)
+            if isinstance(value, types.FunctionType):
+                todo.append((value.__code__, value.__globals__))
+            elif value is MISSING_GLOBAL and hasattr(builtins, name):
+                continue  # a builtin (`len`)
+            elif value is MISSING_GLOBAL or isinstance(value, _DATA):
+                reads[id(globals_), name] = (globals_, name)
+                if not isinstance(value, _IMMUTABLE_DATA):
+                    containers.append((globals_, name))
+    if anything or len(seen) >= _MODULE_STATE_CODES:  # (too much to read: assume it changes them all)
+        for globals_, name in containers:
+            writes[id(globals_), name] = (globals_, name)
+    return ModuleState(tuple(reads.values()), tuple(writes.values()), tuple(rebinds.values()))
+
+
+MISSING_GLOBAL = object()  # (a global not defined yet: a helper may define it later)
+_IMMUTABLE_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
+
+
+class _GlobalNames(NamedTuple):
+    loaded: frozenset[str]  # LOAD_GLOBAL
+    stored: frozenset[str]  # STORE_GLOBAL, DELETE_GLOBAL
+    changed: frozenset[str]  # globals changed in place by name (`CONFIG[k] = v`, `TODO.append(x)`)
+    changes_any: bool  # a container changed that it cannot name
+    nested: tuple[types.CodeType, ...]
+
+
+_FAST_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR"})
+_SIMPLE_LOADS = frozenset(
+    {"LOAD_CONST", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_SMALL_INT"} | _FAST_LOADS
+)
+_FRESH = frozenset({"BUILD_LIST", "BUILD_MAP", "BUILD_SET"})
 
 
 @functools.lru_cache(maxsize=1024)
-def _globals_changed(code: types.CodeType) -> tuple[frozenset[str], frozenset[str]]:
-    assigned: set[str] = set()
+def _global_names(code: types.CodeType) -> _GlobalNames:
+    """The globals one code object loads, assigns (or deletes) and changes in place, whether it changes
+    a container it cannot name, and the code objects nested in it."""
+    instrs = list(dis.get_instructions(code))
     loaded: set[str] = set()
-    changes = False
-    todo, seen = [code], 0
-    while todo and seen < 64:
-        current = todo.pop()
-        seen += 1
-        for ins in dis.get_instructions(current):
-            name = ins.opname
-            if name in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                assigned.add(ins.argval)
-            elif name == "LOAD_GLOBAL":
-                loaded.add(ins.argval)
-            elif name in _ITEM_STORES or (
-                name in ("LOAD_METHOD", "LOAD_ATTR") and ins.argval in _CONTAINER_CHANGES
-            ):
-                changes = True
-        todo.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
-    return frozenset(assigned), frozenset(loaded if changes else ())
+    stored: set[str] = set()
+    changed: set[str] = set()
+    changes_any = False
+    for i, ins in enumerate(instrs):
+        name = ins.opname
+        if name in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            stored.add(ins.argval)
+        elif name == "LOAD_GLOBAL":
+            loaded.add(ins.argval)
+        elif name in _ITEM_STORES or (
+            name in ("LOAD_METHOD", "LOAD_ATTR") and ins.argval in _CONTAINER_CHANGES
+        ):
+            receiver = _receiver(instrs, i)
+            if receiver is None or (receiver[0] == "fast" and not _fresh_local(code, instrs, receiver[1])):
+                changes_any = True
+            elif receiver[0] == "global":
+                changed.add(receiver[1])
+    nested = tuple(const for const in code.co_consts if isinstance(const, types.CodeType))
+    return _GlobalNames(frozenset(loaded), frozenset(stored), frozenset(changed), changes_any, nested)
+
+
+def _receiver(instrs: list[dis.Instruction], i: int) -> tuple[str, str] | None:
+    """The container the change at `instrs[i]` changes, when a plain load names it: ("global", name) or
+    ("fast", name); else None.  `x.append` (the load just before), `x[k] = v` and `del x[k]` (before
+    a key that is one load), `x[a:b] = v` (before two loads, or a slice built of them)."""
+    ins = instrs[i]
+    back = 1
+    if ins.opname in ("STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "DELETE_SLICE"):
+        keys = 2 if ins.opname in ("STORE_SLICE", "DELETE_SLICE") else 1
+        if i >= 1 and instrs[i - 1].opname == "BUILD_SLICE":
+            keys, back = instrs[i - 1].arg or 0, 2
+        for _ in range(keys):
+            if i - back < 0:
+                return None
+            key = instrs[i - back]
+            if key.opname == "LOAD_FAST_LOAD_FAST" and keys == 1:  # (3.13) the container and the key
+                return ("fast", key.argval[0])
+            if key.opname not in _SIMPLE_LOADS:
+                return None
+            back += 1
+    if i - back < 0:
+        return None
+    load = instrs[i - back]
+    if load.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return ("global", load.argval)
+    if load.opname in _FAST_LOADS:
+        return ("fast", load.argval)
+    if load.opname == "LOAD_FAST_LOAD_FAST":
+        return ("fast", load.argval[1])
+    return None
+
+
+def _fresh_local(code: types.CodeType, instrs: list[dis.Instruction], name: str) -> bool:
+    """Is local `name` only ever assigned a container the code builds (`notes = {}`, `parts = [a]`)?
+    Not an argument, nor a cell."""
+    arguments = (
+        code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+    )
+    if name in code.co_varnames[:arguments] or name in code.co_cellvars:
+        return False
+    stores = [i for i, ins in enumerate(instrs) if ins.argval == name and ins.opname.startswith("STORE_FAST")]
+    return bool(stores) and all(
+        instrs[i].opname == "STORE_FAST" and i >= 1 and instrs[i - 1].opname in _FRESH for i in stores
+    )
 
 
 def _stores(code: types.CodeType, cls: type, reads: _Reads) -> bool:

@@ -74,7 +74,11 @@ class CallFacts:
     was reached through (its operation's `control`, with the way the run went); `read` whether it is
     no slow call but a fast one to a function not known to be pure whose result the function keeps
     in a local (a tool reading mutable state, an object's constructor): made in its turn, its result
-    is what the calls after it read, known once the run has made it (see `Calls.complete_call`).
+    is what the calls after it read, known once the run has made it (see `Calls.complete_call`);
+    `module` why its callee's module state keeps it in its turn, when it does: a helper of the
+    user's that changes module state (issued early, it would change it out of order) or reads a
+    global the run changed before the call (issued early, it would read what the global was before;
+    see `purity.module_state`).
     """
 
     code: types.CodeType | None = None
@@ -86,6 +90,7 @@ class CallFacts:
     conditions: tuple[Condition, ...] = ()
     read: bool = False
     changer: str = ""
+    module: str = ""
 
 
 @dataclass(frozen=True, slots=True)

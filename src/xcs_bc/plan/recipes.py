@@ -70,6 +70,7 @@ class RefusalKind(enum.Enum):
     ARGUMENT_CHANGED_BY_HELPER = "argument may be changed by an unseen helper"
     ARGUMENT_KEPT = "argument is a mutable object the function keeps"
     MEMO_UNDISPATCHED = "memoized callee called where not dispatched"
+    MODULE_STATE = "changes module state, or reads what changed"  # see CallFacts.module
     NO_POINT = "no point to read its locals at"
     # from `generalize`
     ITEMS_BY_LENGTH = "reads a loop's items by its length"
@@ -205,6 +206,8 @@ def make_recipe(
     if facts.read:
         why = "it is a fast call to a function not known to be pure, whose result the calls after it read"
         return refuse(RefusalKind.READ, f"{why} once it is made (being fast, it loses nothing)")
+    if facts.module:
+        return refuse(RefusalKind.MODULE_STATE, facts.module)
     when = _predicates(op, facts)
     if when is None:
         return refuse(RefusalKind.UNDER_RESULT_BRANCH, _no_predicate(facts))

@@ -1,0 +1,109 @@
+"""A campaign of generated programs: each one jitted and compared with the plain function.
+
+    PYTHONPATH=src:tests python bench/campaign.py                        # 10,000 programs, seed 0
+    PYTHONPATH=src:tests python bench/campaign.py --programs 500 --seed 7
+    tox -e campaign                                                      # every version, 10,000 each
+
+Programs come from the grammar of the property tests (`tests/strategies.py`) with every feature on
+(`test_jit_generated.HUNT_GRAMMAR`): the extended forms, inputs resized in place, free `break`s,
+hidden changes of a global list, the recent forms, helpers rebinding a global or changing a global
+dict before a call, a slow helper doing both after its call, a jitted function calling a jitted
+function, f calling the jitted f, a recursive helper, and flags equal but of another type (True, 1,
+1.0).  Each program is called on a sequence of inputs: 3-4 of any shape (half of the programs) or
+5-6 of other list lengths than the traced one; a quarter of them may call `judge` on a guess
+(``speculate=[judge]``).  Every call is compared with the plain function's
+(`test_jit_generated.check_program`): the result or the exception, the calls made to each fake (a
+multiset), the state the impure helpers leave behind, and the jit's own account of the calls it
+made that the plain run does not make (``stats.wasted``).
+
+Hypothesis draws the programs from a fixed seed, so a campaign is repeatable on one version (the
+timing of slow calls may still decide, rarely, whether a call counts as slow).  The first
+failure is shrunk to a minimal program and printed, and the exit status is 1: keep it as a
+regression test.  The campaign runs outside CI (about 20 minutes per version on a 2-core machine);
+its counts per version are in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, note, seed, settings
+from hypothesis import strategies as st
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests" / "e2e")]
+
+from test_jit_generated import HUNT_GRAMMAR, STAT_COUNTERS, check_program  # noqa: E402
+
+from strategies import Inputs, Program, input_sequences, length_sequences, programs  # noqa: E402
+
+SPECULATE = (False, False, False, ("judge",))  # a quarter may call judge on a guess
+
+
+def campaign(count: int, seed_value: int) -> Counter[str]:
+    """Run `count` generated programs from `seed_value`; the totals of what they did."""
+    totals: Counter[str] = Counter()
+
+    @seed(seed_value)
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
+    @given(
+        programs(HUNT_GRAMMAR),
+        st.one_of(input_sequences(lookalikes=True), length_sequences()),
+        st.sampled_from(SPECULATE),
+    )
+    def one(program: Program, sequence: list[Inputs], speculate: bool | tuple[str, ...]) -> None:
+        note(program.source)
+        note(f"speculate={speculate!r}")
+        deltas = check_program(program, sequence, speculate=speculate)
+        totals["programs"] += 1
+        totals["calls"] += len(deltas)
+        totals["speculating"] += bool(speculate)
+        for delta in deltas:
+            totals.update({name: delta[name] for name in STAT_COUNTERS})
+        if totals["programs"] % 500 == 0:
+            print(f"  {totals['programs']} programs ...", flush=True)
+
+    one()
+    return totals
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--programs", type=int, default=10_000, help="how many programs (default 10,000)")
+    parser.add_argument("--seed", type=int, default=0, help="the seed Hypothesis draws from (default 0)")
+    args = parser.parse_args()
+    version = platform.python_version()
+    print(
+        f"xcs_bc campaign: CPython {version} on {platform.machine()}, {os.cpu_count()} cores; "
+        f"{args.programs} programs, seed {args.seed}",
+        flush=True,
+    )
+    started = time.monotonic()
+    try:
+        totals = campaign(args.programs, args.seed)
+    except Exception as exc:  # noqa: BLE001 - the shrunk failure is the report
+        print(f"FAILED after {time.monotonic() - started:.0f} s: {type(exc).__name__}: {exc}", flush=True)
+        return 1
+    seconds = time.monotonic() - started
+    print(
+        f"{totals['programs']} programs, {totals['calls']} calls compared with plain, no difference "
+        f"({seconds:.0f} s; {totals['speculating']} programs speculating)"
+    )
+    print("  " + ", ".join(f"{name} {totals[name]}" for name in STAT_COUNTERS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
