@@ -86,6 +86,19 @@ or a list with an item per item of ``xs``, ``enumerate()`` with a constant start
 (a recipe reading a cell the function changed is checked against its value after the run, and
 refused).
 
+Four options reach what unit suites missed.  ``module_state=True``: ``retune(s)`` (fast) rebinds
+the global ``MODE``, ``configure(s)`` (fast) changes the global dict ``CONFIG``, ``v = remember(p)``
+(slow) calls ``llm`` and then rebinds ``LAST`` and changes ``CONFIG``, ``v = styled(p)`` (slow)
+reads ``MODE`` and ``CONFIG``; prompts and keywords read
+them (``MODE``, ``CONFIG['style']``, ``LAST``, ``style=CONFIG['style']``).  ``nested=True``:
+``inner(p, n)``, which the test jits too, called once or per item of a list, and ``f`` calling
+``f(xs[1:], flag)`` once (not in a closure program), which in the jitted run is the jitted ``f``.
+``recursion=True``: ``deep(p, n)``, ``n`` judges around an ``llm`` call by recursion, ``n`` from the
+inputs (``len(xs)``, ``flag``) or a constant.  ``lookalikes=True``: branches that tell ``True``, ``1``
+and ``1.0`` apart (``flag is True``, ``type(flag) is int``, ``str(flag) == '1'``), with
+``input_sequences(lookalikes=True)``, whose flags may be floats and whose later flag may be an
+equal one of another type.
+
 Programs stay small (at most `MAX_STATEMENTS` statements, counting those inside
 blocks) so an example runs in a fraction of a second.  String literals are
 single-quoted and f-strings never nest, so the source parses on 3.10 too.
@@ -134,6 +147,7 @@ render(h, *ps)   a pure helper defined in the generated module (`HELPER_SOURCE`)
 NOTES, touch()   a global list, and a helper appending 't' to it     (hidden)
 MODE, retune(s)  a global str, and a fast helper rebinding it        (module_state)
 CONFIG, configure(s)  a global dict, and a fast helper changing it   (module_state)
+styled(p)        llm(p + MODE, style=CONFIG['style']): a slow reader (module_state)
 LAST, remember(p)  a slow helper: llm(p), kept in LAST and CONFIG     (module_state)
 inner(p, n)      judge of n llm calls; the test jits it               (nested)
 f                the test jits f, so f(xs[1:], flag) calls the jit    (nested)
@@ -570,7 +584,7 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
     if scope.grammar.guesses:
         kinds += ["if_result"] * 4
     if scope.grammar.module_state:
-        kinds += ["retune", "configure", "remember"]
+        kinds += ["retune", "configure", "remember", "styled"]
     if scope.grammar.nested:
         kinds += ["inner", "inner_map"] + ["recurse"] * (not scope.closure and not scope.recursed)
     if scope.grammar.recursion:
@@ -655,6 +669,11 @@ def _remember(draw: st.DrawFn, scope: _Scope) -> list[str]:
     return _slow_statement(scope, f"remember({_str_expr(draw, scope, 1)})")
 
 
+def _styled(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(module_state) A slow helper reading MODE and CONFIG, which helpers before it may have changed."""
+    return _slow_statement(scope, f"styled({_str_expr(draw, scope, 1)})")
+
+
 def _inner(draw: st.DrawFn, scope: _Scope) -> list[str]:
     """(nested) A call of `inner`, which the test jits: a jitted function called by one."""
     return _slow_statement(scope, f"inner({_str_expr(draw, scope, 1)}, {draw(st.sampled_from([1, 2]))})")
@@ -703,6 +722,7 @@ _HELPER_STATEMENTS = {
     "retune": _retune,
     "configure": _configure,
     "remember": _remember,
+    "styled": _styled,
     "inner": _inner,
     "inner_map": _inner_map,
     "recurse": _recurse,

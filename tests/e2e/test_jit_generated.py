@@ -194,6 +194,10 @@ def remember(prompt):
     return LAST
 
 
+def styled(prompt):
+    return llm(prompt + ' ' + MODE, style=CONFIG['style'])  # a slow helper reading module state
+
+
 def inner(prompt, n):
     parts = [llm(prompt + str(i)) for i in range(n)]  # the test jits it (in the jitted run)
     return judge('|'.join(parts))
@@ -630,6 +634,20 @@ def test_decisions_on_a_tools_answer_behave_like_plain(program: Program, sequenc
 
 @SETTINGS
 @given(programs(Grammar(effects=True, module_state=True)), input_sequences())
+@example(  # the campaign's first finds: two slow helpers changing the same state, one reading it
+    Program(
+        [
+            "v1 = remember('a')",
+            "v2 = remember(xs[0])",
+            "configure(v2)",
+            "v3 = styled(str(flag))",
+            "retune(v1)",
+            "v4 = styled(LAST)",
+        ],
+        ["v1", "v2", "v3", "v4"],
+    ),
+    [Inputs(("a",), True), Inputs(("b",), 2), Inputs(("c",), False)],
+)
 def test_helpers_changing_module_state_behave_like_plain(program: Program, sequence: list[Inputs]) -> None:
     """`retune()` rebinds a global, `configure()` changes a global dict, `remember()` does both after its
     slow call; later calls read them (`MODE`, `CONFIG['style']`, `style=CONFIG['style']`, `LAST`).  The
