@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TextIO
 
 from hypothesis import HealthCheck, Phase, given, note, seed, settings
 from hypothesis import strategies as st
@@ -46,8 +48,9 @@ from strategies import Inputs, Program, input_sequences, length_sequences, progr
 SPECULATE = (False, False, False, ("judge",))  # a quarter may call judge on a guess
 
 
-def campaign(count: int, seed_value: int, totals: Counter[str]) -> None:
-    """Run `count` generated programs from `seed_value`, adding what they did to `totals`."""
+def campaign(count: int, seed_value: int, totals: Counter[str], log: TextIO | None = None) -> None:
+    """Run `count` generated programs from `seed_value`, adding what they did to `totals` (and writing
+    each program to `log` before it runs: the last one there is the one that never came back)."""
 
     @seed(seed_value)
     @settings(
@@ -66,6 +69,10 @@ def campaign(count: int, seed_value: int, totals: Counter[str]) -> None:
     def one(program: Program, sequence: list[Inputs], speculate: bool | tuple[str, ...]) -> None:
         note(program.source)
         note(f"speculate={speculate!r}")
+        if log is not None:
+            log.write(f"# program {totals['programs'] + 1}: {sequence!r}, speculate={speculate!r}\n")
+            log.write(program.source + "\n")
+            log.flush()
         deltas = check_program(program, sequence, speculate=speculate)
         totals["programs"] += 1
         totals["calls"] += len(deltas)
@@ -82,7 +89,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--programs", type=int, default=10_000, help="how many programs (default 10,000)")
     parser.add_argument("--seed", type=int, default=0, help="the seed Hypothesis draws from (default 0)")
+    parser.add_argument(
+        "--memory-gb",
+        type=float,
+        default=8.0,
+        help="the address space a program may take (default 8 GB): past it, a MemoryError fails it",
+    )
+    parser.add_argument("--log", type=argparse.FileType("w"), help="write each program there before it runs")
     args = parser.parse_args()
+    limit = int(args.memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     version = platform.python_version()
     print(
         f"xcs_bc campaign: CPython {version} on {platform.machine()}, {os.cpu_count()} cores; "
@@ -93,7 +109,7 @@ def main() -> int:
     totals: Counter[str] = Counter()
     status = 0
     try:
-        campaign(args.programs, args.seed, totals)
+        campaign(args.programs, args.seed, totals, args.log)
     except KeyboardInterrupt:  # stopped early: what ran so far is still a count
         print(f"interrupted after {totals['programs']} programs", flush=True)
         status = 2

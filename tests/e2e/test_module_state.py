@@ -11,6 +11,7 @@ was wasted or mispredicted.
 
 from __future__ import annotations
 
+import heapq
 import time
 from typing import Any
 
@@ -129,11 +130,43 @@ def test_which_module_state_a_function_may_read_and_change() -> None:
     assert _names(module_state(drop_done).writes) == {"TODO"}  # a slice store into TODO
     assert _names(module_state(count).writes) == {"COUNTS"}  # `+=` on an item: any data global it loads
     assert _names(module_state(get_todo).reads) == {"TODO"}
-    assert module_state(get_todo).writes == ()  # reads only
+    assert _names(module_state(get_todo).writes) == {
+        "TODO"
+    }  # it hands out the list: its caller may change it
     assert _names(module_state(styled).reads) == {"CONFIG"}
     assert module_state(styled).writes == ()  # a store into its own dict changes no global
     assert _names(module_state(remember).writes) == {"LAST", "HISTORY"}  # through a helper it calls
     assert module_state(len) == module_state(llm) == ModuleState()  # not a Python function
+
+
+QUEUE: list[str] = []
+OPTIONS = {"temperature": 0}
+
+
+def reads_where_it_loads(q: str) -> tuple[Any, ...]:
+    found = [item for item in TODO if q in item]
+    return CONFIG["tone"], q in CONFIG, CONFIG.get("x"), len(TODO), f"{MODEL}", found, dict(**OPTIONS)
+
+
+def push(q: str) -> None:
+    heapq.heappush(QUEUE, q)  # handed to a function that changes it
+
+
+def aliased(q: str) -> None:
+    items = TODO
+    items.append(q)
+
+
+def with_options(q: str) -> str:
+    return llm(q, options=OPTIONS)  # the callee gets the very dict
+
+
+def test_a_global_handed_on_whole_may_be_changed_by_what_gets_it() -> None:
+    assert module_state(reads_where_it_loads).writes == ()
+    assert _names(module_state(reads_where_it_loads).reads) == {"TODO", "CONFIG", "MODEL", "OPTIONS"}
+    assert _names(module_state(push).writes) == {"QUEUE"}
+    assert _names(module_state(aliased).writes) == {"TODO"}
+    assert _names(module_state(with_options).writes) == {"OPTIONS"}
 
 
 # -- a helper reading module state the run changed, and helpers changing the same state -----------

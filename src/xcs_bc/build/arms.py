@@ -331,6 +331,9 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
         kind = _callee_kind(b, fs, call.callee)
         if kind is purity.Effect.PURE:
             continue
+        value = _callee_value(b, fs, call.callee)
+        if value is not MISSING:  # a helper of the user's: the module state it changes
+            b.change_globals(value, deps, len(b.ops))
         changed |= call.args
         if kind is purity.Effect.UNKNOWN:
             acts = True
@@ -339,6 +342,7 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
     if acts:
         b.unknown_calls += 1
         b.effects += 1
+        b.module_changed[purity.ANY_GLOBAL] = "an arm of a branch the trace did not take"
     for scope, name in changed:
         ref = _ref(b, fs, scope, name)
         if ref is not None and not callable(ref.value) and not isinstance(ref.value, types.ModuleType):
@@ -362,13 +366,7 @@ def _ref(b: GraphBuilder, fs: FrameState, scope: str, name: str) -> ValueRef | N
 def _callee_kind(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> purity.Effect:
     """What a call in an arm the trace did not take calls: PURE, MUTATES_INPUTS for a slow call (a
     request, see `owe_untaken`), or UNKNOWN."""
-    if callee is None:
-        return purity.Effect.UNKNOWN
-    scope, name, attr = callee
-    ref = _ref(b, fs, scope, name)
-    value = ref.value if ref is not None else MISSING
-    if attr is not None:
-        value = peek_attr(value, attr)
+    value = _callee_value(b, fs, callee)
     if value is MISSING:
         return purity.Effect.UNKNOWN
     if purity.classify(value) is purity.Effect.PURE:
@@ -379,6 +377,17 @@ def _callee_kind(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> puri
     ):
         return purity.Effect.MUTATES_INPUTS
     return purity.Effect.UNKNOWN
+
+
+def _callee_value(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> object:
+    """What a call in an arm the trace did not take calls, as far as the names it reads hold it now
+    (MISSING when the code does not name it or a name holds nothing)."""
+    if callee is None:
+        return MISSING
+    scope, name, attr = callee
+    ref = _ref(b, fs, scope, name)
+    value = ref.value if ref is not None else MISSING
+    return peek_attr(value, attr) if attr is not None else value
 
 
 def worth_learning(forks: Sequence[tuple[Fork, int, int]], ops: Sequence[Operation]) -> tuple[Fork, ...]:

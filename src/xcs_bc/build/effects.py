@@ -234,7 +234,11 @@ class Effects:
 
     def changed_global(self, state: purity.ModuleState) -> tuple[str, str] | None:
         """A global among `state.reads` the run has changed so far, and what changed it (for people):
-        assigned (by the code or a call of a helper that assigns it), or changed in place."""
+        assigned (by the code or a call of a helper that assigns it), or changed in place; any of them
+        after code that may change any global ran (`purity.ANY_GLOBAL`)."""
+        anything = self.module_changed.get(purity.ANY_GLOBAL)
+        if anything is not None and state.reads:
+            return state.reads[0][1], anything
         for globals_, name in state.reads:
             by = self.module_changed.get((id(globals_), name))
             if by is not None:

@@ -551,10 +551,10 @@ class ModuleState(NamedTuple):
 
     `reads`: the globals it loads that hold data (str, numbers, None, tuples, lists, dicts, sets,
     deques, or nothing yet): not its modules, classes, functions and clients, which a call reads
-    through a recipe's callee or arguments.  `writes`: the globals it assigns or deletes, and those
-    it loads in code that also stores an item or calls a method that changes a container
-    (`TODO[:] = ...`, `CACHE.update(...)`: whichever container it changes; over-approximating costs
-    parallelism, never correctness); `rebinds`, those of them it assigns or deletes."""
+    through a recipe's callee or arguments.  `writes`: the globals it assigns or deletes, the
+    containers it changes (`TODO[:] = ...`, `CACHE.update(...)`) or hands on whole to what may
+    change them (`heapq.heappush(QUEUE, x)`, `options=OPTIONS`, `items = TODO`); over-approximating
+    costs parallelism, never correctness; `rebinds`, those of them it assigns or deletes."""
 
     reads: tuple[GlobalName, ...] = ()
     writes: tuple[GlobalName, ...] = ()
@@ -593,7 +593,9 @@ def module_state(callee: Any) -> ModuleState:
     Which container a change changes is read from the instructions before it: `CONFIG[k] = v` and
     `CONFIG.update(...)` change the global CONFIG; `notes[k] = v` on a local the code made itself
     (`notes = {}`) changes no global; a change of anything else (an argument, an attribute, a result
-    of an augmented `CONFIG[k] += 1`) may change any data global the code it walked loads."""
+    of an augmented `CONFIG[k] += 1`) may change any data global the code it walked loads.  A data
+    global only read where it is loaded (`G[k]`, `k in G`, `for x in G`, `G.get(k)`, `len(G)`,
+    `f(**G)`, an f-string) is read; one handed on whole may be changed by what gets it."""
     func = getattr(callee, "__func__", callee)
     if not isinstance(func, types.FunctionType):
         return ModuleState()
@@ -616,6 +618,7 @@ def module_state(callee: Any) -> ModuleState:
             rebinds[id(globals_), name] = (globals_, name)
         for name in (*names.stored, *names.changed):
             writes[id(globals_), name] = (globals_, name)
+        handed_on = names.escaped
         for name in names.loaded:
             value = globals_.get(name, MISSING_GLOBAL)
             if isinstance(value, types.FunctionType):
@@ -626,6 +629,8 @@ def module_state(callee: Any) -> ModuleState:
                 reads[id(globals_), name] = (globals_, name)
                 if not isinstance(value, _IMMUTABLE_DATA):
                     containers.append((globals_, name))
+                    if name in handed_on:  # (what it was handed to may change it)
+                        writes[id(globals_), name] = (globals_, name)
     if anything or len(seen) >= _MODULE_STATE_CODES:  # (too much to read: assume it changes them all)
         for globals_, name in containers:
             writes[id(globals_), name] = (globals_, name)
@@ -633,6 +638,7 @@ def module_state(callee: Any) -> ModuleState:
 
 
 MISSING_GLOBAL = object()  # (a global not defined yet: a helper may define it later)
+ANY_GLOBAL = (0, "*")  # a key of the builder's `module_changed`: code that may change any global ran
 _IMMUTABLE_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
 
 
@@ -640,6 +646,7 @@ class _GlobalNames(NamedTuple):
     loaded: frozenset[str]  # LOAD_GLOBAL
     stored: frozenset[str]  # STORE_GLOBAL, DELETE_GLOBAL
     changed: frozenset[str]  # globals changed in place by name (`CONFIG[k] = v`, `TODO.append(x)`)
+    escaped: frozenset[str]  # globals handed on whole (`heapq.heappush(QUEUE, x)`, `items = TODO`)
     changes_any: bool  # a container changed that it cannot name
     nested: tuple[types.CodeType, ...]
 
@@ -659,6 +666,7 @@ def _global_names(code: types.CodeType) -> _GlobalNames:
     loaded: set[str] = set()
     stored: set[str] = set()
     changed: set[str] = set()
+    escaped: set[str] = set()
     changes_any = False
     for i, ins in enumerate(instrs):
         name = ins.opname
@@ -666,6 +674,8 @@ def _global_names(code: types.CodeType) -> _GlobalNames:
             stored.add(ins.argval)
         elif name == "LOAD_GLOBAL":
             loaded.add(ins.argval)
+            if _handed_on(instrs, i):
+                escaped.add(ins.argval)
         elif name in _ITEM_STORES or (
             name in ("LOAD_METHOD", "LOAD_ATTR") and ins.argval in _CONTAINER_CHANGES
         ):
@@ -675,7 +685,34 @@ def _global_names(code: types.CodeType) -> _GlobalNames:
             elif receiver[0] == "global":
                 changed.add(receiver[1])
     nested = tuple(const for const in code.co_consts if isinstance(const, types.CodeType))
-    return _GlobalNames(frozenset(loaded), frozenset(stored), frozenset(changed), changes_any, nested)
+    return _GlobalNames(
+        frozenset(loaded), frozenset(stored), frozenset(changed), frozenset(escaped), changes_any, nested
+    )
+
+
+_READ_USES = frozenset(
+    {"GET_ITER", "CONTAINS_OP", "COMPARE_OP", "IS_OP", "FORMAT_VALUE", "FORMAT_SIMPLE", "BINARY_SUBSCR"}
+    | {"POP_TOP", "LOAD_ATTR", "LOAD_METHOD"}  # (a method that changes it is a change by name)
+    | {"DICT_MERGE", "DICT_UPDATE", "LIST_EXTEND", "SET_UPDATE", "LIST_TO_TUPLE"}  # `f(**G)`: a copy
+)
+_CALLS = frozenset({"CALL", "PRECALL", "CALL_FUNCTION"})
+
+
+def _handed_on(instrs: list[dis.Instruction], i: int) -> bool:
+    """Is the global loaded at `instrs[i]` handed on whole (to a call, into a local or a container,
+    returned), rather than only read where it is (`G[k]`, `k in G`, `for x in G`, `G.get(k)`, an
+    f-string, `len(G)`)?  What it is handed to may change it."""
+    if i + 1 >= len(instrs):
+        return True
+    use = instrs[i + 1]
+    if use.opname in _READ_USES:
+        return False
+    if use.opname in _SIMPLE_LOADS and i + 2 < len(instrs) and instrs[i + 2].opname == "BINARY_SUBSCR":
+        return False  # G[k]
+    if use.opname in _CALLS and use.arg == 1 and i >= 1 and instrs[i - 1].opname == "LOAD_GLOBAL":
+        builtin = getattr(builtins, str(instrs[i - 1].argval), None)  # len(G), str(G), sorted(G)
+        return builtin not in _PURE_BUILTINS
+    return True
 
 
 def _receiver(instrs: list[dis.Instruction], i: int) -> tuple[str, str] | None:
