@@ -16,10 +16,12 @@ function, f calling the jitted f, a recursive helper, and flags equal but of ano
 multiset), the state the impure helpers leave behind, and the jit's own account of the calls it
 made that the plain run does not make (``stats.wasted``).
 
-Hypothesis draws the programs from a fixed seed, so a campaign is repeatable on one version (the
-timing of slow calls may still decide, rarely, whether a call counts as slow).  The first
-failure is shrunk to a minimal program and printed, and the exit status is 1: keep it as a
-regression test.  Ctrl-C stops a campaign early and prints what it ran so far (exit status 2).  The campaign runs outside CI (about 20 minutes per version on a 2-core machine);
+Hypothesis draws the programs from fixed seeds, in chunks of `--chunk` programs (seed, seed + 1, ...),
+so a campaign is repeatable on one version (the timing of slow calls may still decide, rarely,
+whether a call counts as slow).  A failure stops its chunk: it is shrunk to a minimal program and
+printed, the next chunk goes on, and the exit status is 1: keep it as a regression test.  Ctrl-C
+stops a campaign early and prints what it ran so far.  Each program runs with an address space of
+`--memory-gb` (a program whose plain run takes more is a generator's bug, and fails).  The campaign runs outside CI (about 20 minutes per version on a 2-core machine);
 its counts per version are in docs/benchmarks.md.
 """
 
@@ -31,6 +33,7 @@ import platform
 import resource
 import sys
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
@@ -95,34 +98,41 @@ def main() -> int:
         default=8.0,
         help="the address space a program may take (default 8 GB): past it, a MemoryError fails it",
     )
+    parser.add_argument(
+        "--chunk", type=int, default=1000, help="programs per seed (default 1,000): see above"
+    )
     parser.add_argument("--log", type=argparse.FileType("w"), help="write each program there before it runs")
     args = parser.parse_args()
     limit = int(args.memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     version = platform.python_version()
+    chunks = -(-args.programs // args.chunk)
     print(
         f"xcs_bc campaign: CPython {version} on {platform.machine()}, {os.cpu_count()} cores; "
-        f"{args.programs} programs, seed {args.seed}",
+        f"{args.programs} programs in {chunks} chunks of {args.chunk}, seeds {args.seed}..{args.seed + chunks - 1}",
         flush=True,
     )
     started = time.monotonic()
     totals: Counter[str] = Counter()
-    status = 0
-    try:
-        campaign(args.programs, args.seed, totals, args.log)
-    except KeyboardInterrupt:  # stopped early: what ran so far is still a count
-        print(f"interrupted after {totals['programs']} programs", flush=True)
-        status = 2
-    except Exception as exc:  # noqa: BLE001 - the shrunk failure is the report
-        print(f"FAILED after {time.monotonic() - started:.0f} s: {type(exc).__name__}: {exc}", flush=True)
-        return 1
+    failures = 0
+    for chunk in range(chunks):
+        count = min(args.chunk, args.programs - chunk * args.chunk)
+        try:
+            campaign(count, args.seed + chunk, totals, args.log)
+        except KeyboardInterrupt:  # stopped early: what ran so far is still a count
+            print(f"interrupted after {totals['programs']} programs", flush=True)
+            break
+        except Exception as exc:  # noqa: BLE001 - the shrunk failure is the report; the next chunk goes on
+            failures += 1
+            print(f"FAILED in chunk {chunk} (seed {args.seed + chunk}):", flush=True)
+            print("".join(traceback.format_exception(exc)), flush=True)  # (a flaky one holds the failure)
     seconds = time.monotonic() - started
     print(
-        f"{totals['programs']} programs, {totals['calls']} calls compared with plain, no difference "
-        f"({seconds:.0f} s; {totals['speculating']} programs speculating)"
+        f"{totals['programs']} programs passed, {totals['calls']} calls compared with plain; "
+        f"{failures} chunks stopped by a failure ({seconds:.0f} s; {totals['speculating']} programs speculating)"
     )
     print("  " + ", ".join(f"{name} {totals[name]}" for name in STAT_COUNTERS))
-    return status
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ the global ``MODE``, ``configure(s)`` (fast) changes the global dict ``CONFIG``,
 reads ``MODE`` and ``CONFIG``; prompts and keywords read
 them (``MODE``, ``CONFIG['style']``, ``LAST``, ``style=CONFIG['style']``).  ``nested=True``:
 ``inner(p, n)``, which the test jits too, called once or per item of a list, and ``f`` calling
-``f(xs[1:], flag)`` once (not in a closure program), which in the jitted run is the jitted ``f``.
+``f(xs[1:], flag)`` as its first statement (not in a closure program), which in the jitted run is
+the jitted ``f``.
 ``recursion=True``: ``deep(p, n)``, ``n`` judges around an ``llm`` call by recursion, ``n`` from the
 inputs (``len(xs)``, ``flag``) or a constant.  ``lookalikes=True``: branches that tell ``True``, ``1``
 and ``1.0`` apart (``flag is True``, ``type(flag) is int``, ``str(flag) == '1'``), with
@@ -259,7 +260,6 @@ class _Scope:
     memo: bool = False  # (recent) the program defines `recall`, a memoized slow callee
     closure: bool = False  # (recent) f reads `prefix` (and its callees) from closure cells
     counter: bool = False  # (recent, closure) f counts its calls in the cell `count`
-    recursed: bool = False  # (nested) f already calls itself once (twice would be exponential)
 
     def fresh(self) -> str:
         self.next_name += 1
@@ -586,7 +586,7 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
     if scope.grammar.module_state:
         kinds += ["retune", "configure", "remember", "styled"]
     if scope.grammar.nested:
-        kinds += ["inner", "inner_map"] + ["recurse"] * (not scope.closure and not scope.recursed)
+        kinds += ["inner", "inner_map"]
     if scope.grammar.recursion:
         kinds += ["deep", "deep"]
     if scope.grammar.recent:
@@ -690,9 +690,10 @@ def _inner_map(draw: st.DrawFn, scope: _Scope) -> list[str]:
 
 
 def _recurse(draw: st.DrawFn, scope: _Scope) -> list[str]:
-    """(nested) f calling itself on the tail of its list: the jitted f, as ``@xcs.jit`` makes it."""
+    """(nested) f calling itself on the tail of its list: the jitted f, as ``@xcs.jit`` makes it.  Only
+    as f's first statement, before anything grows the list: each level's list is shorter, so the
+    recursion ends (once, or the calls would be exponential)."""
     name = scope.fresh()
-    scope.recursed = True
     scope.count += 4
     scope.strs.append(name)
     bound = draw(st.sampled_from(["1", "2"]))
@@ -725,7 +726,6 @@ _HELPER_STATEMENTS = {
     "styled": _styled,
     "inner": _inner,
     "inner_map": _inner_map,
-    "recurse": _recurse,
     "deep": _deep,
 }
 
@@ -1120,6 +1120,8 @@ def programs(draw: st.DrawFn, grammar: Grammar = Grammar(), max_statements: int 
     memo_inside = scope.closure and scope.memo and draw(st.booleans())
     scope.counter = scope.closure and draw(st.integers(0, 2)) == 0
     body: list[str] = []
+    if grammar.nested and not scope.closure and draw(st.booleans()):
+        body += _recurse(draw, scope)
     target = draw(st.integers(1, max_statements))
     while scope.count < min(target, max_statements - 1):
         body += _statement(draw, scope)

@@ -237,3 +237,39 @@ def test_the_interpreter_exits_while_a_call_the_run_never_needed_is_still_runnin
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "wasted 1"
     assert time.monotonic() - started < 20  # not the 60 s the never-needed call sleeps
+
+
+# -- a jitted function calling itself ------------------------------------------------------------------
+
+_ask = FakeLLM("ask", 0.01)
+
+
+def _tails(xs: list[str]) -> str:
+    rest = tails(xs[1:]) if len(xs) > 1 else ""  # the global: the jitted function, as @xcs.jit makes it
+    answers = (_ask(x) for x in xs)  # a generator expression: its frames are its own run's
+    return rest + next(answers, "") + "|".join(answers)
+
+
+tails: Callable[[list[str]], str] = _tails
+
+
+def test_a_jitted_function_calling_itself_makes_each_levels_calls_once() -> None:
+    # The trace of the outer call must not take the comprehension of the call it makes of itself
+    # for its own (a frame of its code, but another run of it): its replay would issue that
+    # level's calls ahead, and the inner call, a jitted call of its own, makes them again.
+    global tails
+    jitted = xcs.jit(_tails, min_call_ms=MIN_MS)
+    for xs in (["a", "b"], ["c", "d"], ["e", "f"], ["g", "h", "i"], ["j", "k", "l"]):
+        tails = _tails
+        _ask.reset()
+        expected = _tails(list(xs))
+        plain_calls = CallLog.snapshot(_ask)
+        tails = jitted
+        _ask.reset()
+        try:
+            assert jitted(list(xs)) == expected
+        finally:
+            tails = _tails
+        assert CallLog.snapshot(_ask) == plain_calls
+    assert jitted.stats.wasted == 0 and jitted.stats.mispredictions == 0, jitted.explain()
+    assert jitted.stats.served > 0

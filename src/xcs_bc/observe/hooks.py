@@ -171,7 +171,10 @@ class Session:
         return known
 
     def _descends_from_target(self, frame: types.FrameType) -> bool:
-        """A comprehension's frame is a target when a target frame made it or consumes it."""
+        """A comprehension's frame is a target when a target frame made it or consumes it (maybe
+        through frames between, a helper consuming it).  Not when another run of the target's code
+        comes first: the comprehension of a recursive call of the function (plain, or jitted and
+        run plainly while it is observed) is that call's, which is not observed."""
         parent = frame.f_back
         for _ in range(16):
             if parent is None:
@@ -180,6 +183,8 @@ class Session:
                 id(parent.f_code) in self._followed_ids and self.listener.follows(parent)
             ):
                 return True
+            if parent.f_code is self.root_code or id(parent.f_code) in self._followed_ids:
+                return False
             parent = parent.f_back
         return False
 
