@@ -173,8 +173,9 @@ class Session:
     def _descends_from_target(self, frame: types.FrameType) -> bool:
         """A comprehension's frame is a target when a target frame made it or consumes it (maybe
         through frames between, a helper consuming it).  Not when another run of the target's code
-        comes first: the comprehension of a recursive call of the function (plain, or jitted and
-        run plainly while it is observed) is that call's, which is not observed."""
+        (or of the original of the clone a first call runs) comes first: the comprehension of a
+        recursive call of the function (plain, or jitted and run plainly while it is observed) is
+        that call's, which is not observed."""
         parent = frame.f_back
         for _ in range(16):
             if parent is None:
@@ -183,7 +184,7 @@ class Session:
                 id(parent.f_code) in self._followed_ids and self.listener.follows(parent)
             ):
                 return True
-            if parent.f_code is self.root_code or id(parent.f_code) in self._followed_ids:
+            if _same_function(parent.f_code, self.root_code) or id(parent.f_code) in self._followed_ids:
                 return False
             parent = parent.f_back
         return False
@@ -496,6 +497,16 @@ _STAR_CALLS_UNREPORTED = sys.version_info[:2] == (3, 12)  # (3.13 reports them)
 def _star_calls(code: types.CodeType) -> frozenset[int]:
     """The offsets of the `f(*args, **kwargs)` calls of `code`."""
     return frozenset(ins.offset for ins in dis.get_instructions(code) if ins.opname == "CALL_FUNCTION_EX")
+
+
+def _same_function(code: types.CodeType, other: types.CodeType) -> bool:
+    """Is `code` the code of the same function as `other` (itself, or the clone the first call runs
+    in its place: same file, first line and name)?"""
+    return code is other or (
+        code.co_firstlineno == other.co_firstlineno
+        and code.co_name == other.co_name
+        and code.co_filename == other.co_filename
+    )
 
 
 def _mon_py_start(code: types.CodeType, offset: int) -> None:
