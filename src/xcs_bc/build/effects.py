@@ -9,7 +9,6 @@ every alias then sees (`lookup`); loops take a `snapshot` of what they walk and 
 
 from __future__ import annotations
 
-import collections
 import functools
 import types
 from itertools import islice
@@ -34,8 +33,6 @@ from xcs_bc.ir.values import (
 
 Watched = tuple[Any, bool, Any, int]  # see GraphBuilder.snapshot
 
-_CHANGEABLE_GLOBALS = (list, dict, set, bytearray, collections.deque)
-"""The module globals a helper that changes containers is taken to change (not its clients)."""
 _HELD_DEPTH = 3  # levels `holding` looks into a value
 _HELD_MAX = 256  # objects it looks at, at most
 
@@ -229,7 +226,7 @@ class Effects:
             if key in rebinds:
                 self.effects += 1
                 self._globals[key] = unknown(made_after, value=value, origin=f"{describe_callee(callee)}()")
-            elif isinstance(value, _CHANGEABLE_GLOBALS):
+            elif isinstance(value, purity.MUTABLE_DATA):
                 self.mutate(value, self.lookup(ValueRef(Source.GLOBAL, name=name, value=value)), deps)
 
     def changed_global(self, state: purity.ModuleState) -> tuple[str, str] | None:

@@ -561,22 +561,9 @@ class ModuleState(NamedTuple):
     rebinds: tuple[GlobalName, ...] = ()
 
 
-_DATA = (
-    str,
-    bytes,
-    int,
-    float,
-    complex,
-    bool,
-    type(None),
-    tuple,
-    list,
-    dict,
-    set,
-    frozenset,
-    bytearray,
-    deque,
-)
+_IMMUTABLE_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
+MUTABLE_DATA = (list, dict, set, bytearray, deque)  # what a helper may change in place
+_DATA = (*_IMMUTABLE_DATA, *MUTABLE_DATA)
 _MODULE_STATE_CODES = 64  # code objects `module_state` reads at most; past that, it stops (see below)
 
 
@@ -627,7 +614,7 @@ def module_state(callee: Any) -> ModuleState:
                 continue  # a builtin (`len`)
             elif value is MISSING_GLOBAL or isinstance(value, _DATA):
                 reads[id(globals_), name] = (globals_, name)
-                if not isinstance(value, _IMMUTABLE_DATA):
+                if isinstance(value, MUTABLE_DATA):
                     containers.append((globals_, name))
                     if name in handed_on:  # (what it was handed to may change it)
                         writes[id(globals_), name] = (globals_, name)
@@ -639,7 +626,6 @@ def module_state(callee: Any) -> ModuleState:
 
 MISSING_GLOBAL = object()  # (a global not defined yet: a helper may define it later)
 ANY_GLOBAL = (0, "*")  # a key of the builder's `module_changed`: code that may change any global ran
-_IMMUTABLE_DATA = (str, bytes, int, float, complex, bool, type(None), tuple, frozenset)
 
 
 class _GlobalNames(NamedTuple):
