@@ -11,6 +11,7 @@ was wasted or mispredicted.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import time
 from typing import Any
@@ -225,3 +226,27 @@ def test_helpers_changing_the_same_module_state_change_it_in_the_order_of_the_co
         run_both_fresh(remembered, fast, reset_state(*args), watch=[llm])
     no_waste(fast)
     assert "its callee changes module state (HISTORY, LAST)" in fast.explain()
+
+
+# -- through a decorator: a jitted helper, a memoized one ----------------------------------------
+
+
+def ask_model(q: str) -> str:
+    return llm(f"{MODEL}: {q}")  # a slow helper reading MODEL
+
+
+jitted_pick = xcs.jit(pick_model, min_call_ms=10)
+
+
+def routed_through_a_jitted_helper(q: str) -> str:
+    jitted_pick(q)  # a jitted helper: the function it wraps assigns MODEL
+    return ask_model(q)
+
+
+def test_a_decorated_helper_is_read_through_its_wrapper() -> None:
+    assert _names(module_state(jitted_pick).writes) == {"MODEL"}  # (through `__wrapped__`)
+    assert _names(module_state(functools.lru_cache(pick_model)).writes) == {"MODEL"}
+    fast = xcs.jit(routed_through_a_jitted_helper, min_call_ms=10)
+    for q in ["easy", "hard", "easy", "hard", "hard"]:
+        run_both_fresh(routed_through_a_jitted_helper, fast, lambda q=q: (q,), watch=[llm])
+    no_waste(fast)

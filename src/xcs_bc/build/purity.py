@@ -28,6 +28,7 @@ import builtins
 import dis
 import enum
 import functools
+import inspect
 import json
 import math
 import re
@@ -583,8 +584,8 @@ def module_state(callee: Any) -> ModuleState:
     of an augmented `CONFIG[k] += 1`) may change any data global the code it walked loads.  A data
     global only read where it is loaded (`G[k]`, `k in G`, `for x in G`, `G.get(k)`, `len(G)`,
     `f(**G)`, an f-string) is read; one handed on whole may be changed by what gets it."""
-    func = getattr(callee, "__func__", callee)
-    if not isinstance(func, types.FunctionType):
+    func = _python_function(callee)
+    if func is None:
         return ModuleState()
     reads: dict[tuple[int, str], GlobalName] = {}
     writes: dict[tuple[int, str], GlobalName] = {}
@@ -608,8 +609,9 @@ def module_state(callee: Any) -> ModuleState:
         handed_on = names.escaped
         for name in names.loaded:
             value = globals_.get(name, MISSING_GLOBAL)
-            if isinstance(value, types.FunctionType):
-                todo.append((value.__code__, value.__globals__))
+            function = _python_function(value)
+            if function is not None:
+                todo.append((function.__code__, function.__globals__))
             elif value is MISSING_GLOBAL and hasattr(builtins, name):
                 continue  # a builtin (`len`)
             elif value is MISSING_GLOBAL or isinstance(value, _DATA):
@@ -625,6 +627,25 @@ def module_state(callee: Any) -> ModuleState:
 
 
 MISSING_GLOBAL = object()  # (a global not defined yet: a helper may define it later)
+
+
+def _python_function(value: Any) -> types.FunctionType | None:
+    """The Python function `value` runs: itself, a method's, or the one a decorator made with
+    `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's); None
+    for anything else (a callable object is not read: a client's `__call__` reads its own state)."""
+    for _ in range(8):
+        if isinstance(value, types.FunctionType):
+            return value
+        if isinstance(value, types.MethodType):
+            value = value.__func__
+            continue
+        try:
+            value = inspect.getattr_static(value, "__wrapped__")
+        except AttributeError:
+            return None
+    return None
+
+
 ANY_GLOBAL = (0, "*")  # a key of the builder's `module_changed`: code that may change any global ran
 
 
