@@ -328,10 +328,10 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
     arm, deps = entry.untaken, entry.cond.deps
     acts, changed = arm.acts, set(arm.changed)
     for call in arm.calls:
-        kind = _callee_kind(b, fs, call.callee)
+        value = _callee_value(b, fs, call.callee)
+        kind = _callee_kind(b, value)
         if kind is purity.Effect.PURE:
             continue
-        value = _callee_value(b, fs, call.callee)
         if value is not MISSING:  # a helper of the user's: the module state it changes
             b.change_globals(value, deps, len(b.ops))
         changed |= call.args
@@ -363,10 +363,9 @@ def _ref(b: GraphBuilder, fs: FrameState, scope: str, name: str) -> ValueRef | N
     return b.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
 
 
-def _callee_kind(b: GraphBuilder, fs: FrameState, callee: Callee | None) -> purity.Effect:
-    """What a call in an arm the trace did not take calls: PURE, MUTATES_INPUTS for a slow call (a
-    request, see `owe_untaken`), or UNKNOWN."""
-    value = _callee_value(b, fs, callee)
+def _callee_kind(b: GraphBuilder, value: object) -> purity.Effect:
+    """What a call in an arm the trace did not take calls (`value`, see `_callee_value`): PURE,
+    MUTATES_INPUTS for a slow call (a request, see `owe_untaken`), or UNKNOWN."""
     if value is MISSING:
         return purity.Effect.UNKNOWN
     if purity.classify(value) is purity.Effect.PURE:
