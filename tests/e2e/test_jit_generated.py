@@ -238,9 +238,10 @@ class Fakes:
     caches: list[Any] = field(default_factory=list)  # the program's lru_cache wrappers (`recall`)
     counters: list[Any] = field(default_factory=list)  # closure cells f counts its calls in (`count`)
     namespace: dict[str, Any] = field(default_factory=dict)  # the program's globals
-    jitted: dict[str, Any] = field(
-        default_factory=dict
-    )  # globals the jitted run sees jitted (`jitted_world`)
+    # the module state the prelude starts it with (MODE, CONFIG's items, LAST), which `reset` restores
+    initial: tuple[Any, ...] = ()
+    # globals the jitted run sees jitted (`jitted_world`)
+    jitted: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def make(cls) -> Fakes:
@@ -264,9 +265,10 @@ class Fakes:
         for cell in self.counters:  # and the same count of earlier calls
             cell.cell_contents = 0
         if self.namespace:  # and the same module state (the same dict object: the jit may guard it)
-            self.namespace.update(MODE="terse", LAST="")
+            mode, config, last = self.initial
+            self.namespace.update(MODE=mode, LAST=last)
             self.namespace["CONFIG"].clear()
-            self.namespace["CONFIG"].update(style="short", last="")
+            self.namespace["CONFIG"].update(config)
 
     def effects(self) -> tuple[Any, ...]:
         """The state the program's impure helpers leave behind: NOTES, MODE, CONFIG, LAST."""
@@ -341,6 +343,7 @@ def compile_program(source: str, fakes: Fakes) -> Callable[..., Any]:
     fakes.caches = [value for value in values if type(value) is functools._lru_cache_wrapper]
     fakes.counters = [cells["count"]] if "count" in cells else []
     fakes.namespace = namespace
+    fakes.initial = (namespace["MODE"], dict(namespace["CONFIG"]), namespace["LAST"])
     return fn  # type: ignore[no-any-return]
 
 
@@ -428,10 +431,13 @@ def _stats(jits: list[Any]) -> dict[str, int]:
     return {name: sum(getattr(jitted.stats, name) for jitted in jits) for name in STAT_COUNTERS}
 
 
+CALLS_ITSELF = re.compile(r"\bf\(xs\[1:\]")  # (nested) f calling itself (`strategies._recurse`)
+
+
 def _calls_per_operation(source: str) -> int:
     """How many fake calls one slow operation of the program may make at most, so a wasted one too:
     `twice` makes 2, `inner` 3, `deep` up to 2n + 1 (n at most the longest input list, 7)."""
-    if re.search(r"\bf\(xs\[1:\]", source):  # a call of f itself: all its own calls, per level
+    if CALLS_ITSELF.search(source):  # a call of f itself: all its own calls, per level
         return 1000
     if "deep(" in source:
         return 15
@@ -468,7 +474,7 @@ def check_program(
     jitted = xcs.jit(fn, min_call_ms=min_call_ms, executor=executor, **options)
     if re.search(r"\binner\(", source):  # a jitted function calling a jitted function
         fakes.jitted["inner"] = xcs.jit(fakes.namespace["inner"], min_call_ms=min_call_ms, executor=executor)
-    if re.search(r"\bf\(xs\[1:\]", source):  # f calling itself: the jitted f, as @xcs.jit makes it
+    if CALLS_ITSELF.search(source):  # f calling itself: the jitted f, as @xcs.jit makes it
         fakes.jitted["f"] = jitted
     deltas: list[dict[str, int]] = []
     with builds_checked() as broken, executor:  # (its threads end with the program)

@@ -333,7 +333,7 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
         if kind is purity.Effect.PURE:
             continue
         if value is not MISSING:  # a helper of the user's: the module state it changes
-            b.change_globals(value, deps, len(b.ops))
+            b.change_globals(value, purity.module_state(value), deps, len(b.ops))
         changed |= call.args
         if kind is purity.Effect.UNKNOWN:
             acts = True

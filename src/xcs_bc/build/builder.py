@@ -362,9 +362,8 @@ class GraphBuilder(Following):
             "min_call_ms": self.min_call_s * 1000.0,
             "resyncs": self.resyncs,
         }
-        if (
-            self.objects_handed
-        ):  # (a capture that followed calls: what each was handed, for `analyze.wrapping`)
+        # (a capture that followed calls: what each was handed, for `analyze.wrapping`)
+        if self.objects_handed:
             metadata["objects_handed"] = self.objects_handed
         run = RunFacts()
         if self.root is not None:  # the observed function's code (plan reads which call sites name what)

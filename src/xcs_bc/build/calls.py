@@ -134,7 +134,7 @@ class Calls(Effects):
             read = self.changed_global(state)
             if state.writes or read is not None:  # (see CallFacts.module)
                 self.call_facts[op.id] = replace(self.call_facts[op.id], module=_module_reason(state, read))
-            self.change_globals(method, frozenset({op.id}), len(self.ops))
+            self.change_globals(method, state, frozenset({op.id}), len(self.ops))
             if self.effects != before:
                 self.changer = (callee, fs.info.code, ins, self.effects)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
@@ -265,7 +265,7 @@ class Calls(Effects):
             self.mutate_receiver(callee, callee_ref, everything, deep=True)
             for ref in args:
                 self.mutate_arg(ref, everything)
-            self.change_globals(callee, everything, len(self.ops))
+            self.change_globals(callee, purity.module_state(callee), everything, len(self.ops))
             return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.MUTATES_INPUTS:
             deps = call.deps

@@ -213,11 +213,12 @@ class Effects:
             self.hand(ref.value)
             self.mutate(ref.value, self.lookup(ref), deps)
 
-    def change_globals(self, callee: Any, deps: frozenset[int], made_after: int) -> None:
-        """A call of a Python function changed the module state its code may change (see
+    def change_globals(
+        self, callee: Any, state: purity.ModuleState, deps: frozenset[int], made_after: int
+    ) -> None:
+        """A call of a Python function changed the module state its code may change (`state`, its
         `purity.module_state`): a global it may assign reads as a value made after `made_after`
         operations (of unknown provenance), a container it may change as changed in place by it."""
-        state = purity.module_state(callee)
         rebinds = {(id(globals_), name) for globals_, name in state.rebinds}
         for globals_, name in state.writes:
             key = (id(globals_), name)
