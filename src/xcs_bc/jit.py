@@ -263,6 +263,7 @@ class JittedFunction(Generic[P, R]):
         )
         if first is not None:
             first.session = session
+        builder.quieter = first if first is not None else session  # (see build.skipping)
         refused: CaptureError | None = None
         try:
             session.start()  # undoes itself when it fails
@@ -285,6 +286,7 @@ class JittedFunction(Generic[P, R]):
             try:
                 session.stop()  # idempotent, and completes even when interrupted
             finally:
+                builder.quieter = None  # (it refers to the session, which refers to the builder)
                 if first is not None:
                     first.finish()
                     if first.issued:

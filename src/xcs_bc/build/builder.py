@@ -47,6 +47,7 @@ from xcs_bc._compat import (
     COMPREHENSIONS,
     PY312,
 )
+from xcs_bc.build import skipping
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
 from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
 from xcs_bc.build.calls import bound_arguments, code_site, frame_arguments, parameters
@@ -186,6 +187,11 @@ class GraphBuilder(Following):
         # calls that raised before the exception object was observable (3.12+: it is set when the
         # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
+        # what lets a loop's later rounds run unobserved (set by the jit; None: every round is observed)
+        # and such a loop under way (see `skipping`)
+        self.quieter: skipping.Quieter | None = None
+        self.skipping: skipping.Skipping | None = None
+        self.python_starts = 0  # Python frames the observed code started so far
 
     def instruction(self, frame: types.FrameType, offset: int) -> None:
         now = time.perf_counter()
@@ -200,6 +206,8 @@ class GraphBuilder(Following):
             if resolved is None:
                 return
             offset = resolved
+        if self.skipping is not None:
+            skipping.resume(self, frame, offset)  # (or the trace ends here)
         if fs is None:
             fs = self._new_frame(frame, offset)
         elif fs.pending is not None and fs.awaiting is None:
@@ -270,6 +278,9 @@ class GraphBuilder(Following):
 
     def entered(self, caller: types.FrameType, callee_frame: types.FrameType) -> None:
         """A Python callee of the pending call in `caller` started: record its bound arguments."""
+        self.python_starts += 1
+        if self.skipping is not None:
+            skipping.abandon(self, "started a Python function")
         fs = self._frames.get(caller)
         if fs is None:
             return
@@ -297,6 +308,8 @@ class GraphBuilder(Following):
         events its original instructions (`steps`, offsets) would have sent, with its arguments
         bound as the callee's frame would hold them, its result (MISSING if it raised: the exception
         reaches the frame as the original's would) and when it started."""
+        if self.skipping is not None:
+            skipping.abandon(self, "had a call issued ahead served")
         for offset in steps:
             self.instruction(frame, offset)
         fs = self._frames.get(frame)
@@ -341,6 +354,8 @@ class GraphBuilder(Following):
     def finish(self, exc: BaseException | None) -> Trace:
         """Close every frame (pending calls end now; one that raised takes `exc`) and make the graph."""
         now = time.perf_counter()
+        if self.skipping is not None:
+            skipping.abandon(self, "were not left before the run ended")
         self._fill_exception(exc)
         for state in self.iters.values():
             # a loop left by break or return: how many items it took is no guard we can check

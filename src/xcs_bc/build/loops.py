@@ -36,6 +36,7 @@ class LoopState:
     iterator: ValueRef
     iterable: ValueRef
     ops_before: int
+    starts_before: int = 0  # Python frames the observed code had started before it (see `skipping`)
     op_starts: list[int] = field(default_factory=list)
     decision_starts: list[int] = field(default_factory=list)
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds

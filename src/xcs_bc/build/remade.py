@@ -17,7 +17,7 @@ from xcs_bc.build import purity
 from xcs_bc.ir import MISSING, ExprKind, PathStep, Source, ValueRef
 from xcs_bc.ir.values import peek_attr, with_path, with_value
 
-__all__ = ["remade"]
+__all__ = ["recomputed", "remade"]
 
 # built-in data no built-in function runs user code on (exact types: a subclass may define __str__)
 _SCALARS = (str, int, float, bool, bytes, type(None))
@@ -30,6 +30,12 @@ def remade(ref: ValueRef) -> ValueRef:
         return ref
     value = _recompute(ref, 4)
     return ref if value is MISSING else with_value(ref, value)
+
+
+def recomputed(ref: ValueRef) -> Any:
+    """`ref`'s value, made again if built-in functions compute it from built-in data (on any version:
+    3.12+ report the callee of a call, not its result); else MISSING."""
+    return _recompute(ref, 4)
 
 
 def _recompute(ref: ValueRef, depth: int) -> Any:

@@ -141,6 +141,18 @@ class FirstCall:
     def function(self) -> types.FunctionType:
         return self.gated.function
 
+    # -- the builder's quieter (see `build.skipping`): its offsets are the original's ---------------
+
+    def quiet(self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float) -> None:
+        mapping = self.gated.offsets.get(frame.f_code)
+        if mapping is not None:
+            offsets, slow = _in_clone(frame.f_code, mapping, offsets, slow)
+        if self.session is not None:
+            self.session.quiet(frame, offsets, slow, limit)
+
+    def loud(self) -> bool:
+        return self.session is not None and self.session.loud()
+
     # -- issuing the later rounds ------------------------------------------------------------------
 
     def _round(self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]) -> None:
@@ -374,6 +386,25 @@ class _Translated:
 
     def pending_codes(self, frame: types.FrameType) -> tuple[types.CodeType, ...]:
         return self.builder.pending_codes(frame)
+
+
+def _in_clone(
+    clone: types.CodeType, mapping: dict[int, int], offsets: frozenset[int], slow: frozenset[int]
+) -> tuple[frozenset[int], frozenset[int]]:
+    """`offsets` and `slow`, offsets of the original, as the clone's: an instruction a gate added
+    belongs where the copied instruction before it does, and may be slow (it may dispatch a call)."""
+    inside: set[int] = set()
+    slow_inside: set[int] = set()
+    here = False
+    for unit in range(0, len(clone.co_code), 2):
+        original = mapping.get(unit)
+        if original is not None:
+            here = original in offsets
+        if here:
+            inside.add(unit)
+            if original is None or original in slow:
+                slow_inside.add(unit)
+    return frozenset(inside), frozenset(slow_inside)
 
 
 def _looped_calls(code: types.CodeType) -> list[int]:

@@ -39,6 +39,7 @@ import dis
 import functools
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,43 @@ class CallEvent:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass(slots=True)
+class Quiet:
+    """Events of a target frame the listener asked not to get (see `Session.quiet`): those of `frame`
+    at `offsets`, and of the frames it calls directly (its comprehensions', on 3.10/3.11).  Each is
+    timed: `slow_seen` tells whether one of the `slow` instructions (any of a called frame's) took
+    at least `limit` seconds, from its event to the next."""
+
+    frame: types.FrameType
+    offsets: frozenset[int]
+    slow: frozenset[int]
+    limit: float
+    last: float
+    last_slow: bool = False  # may the instruction of the last event dropped be slow?
+    slow_seen: bool = False
+
+    def drops(self, frame: types.FrameType, offset: int) -> bool:
+        if frame is self.frame:
+            if offset not in self.offsets:
+                return False
+            slow = offset in self.slow
+        elif frame.f_back is self.frame:
+            slow = True
+        else:
+            return False
+        now = time.perf_counter()
+        if self.last_slow and now - self.last >= self.limit:
+            self.slow_seen = True
+        self.last, self.last_slow = now, slow
+        return True
+
+    def end(self) -> bool:
+        """Whether a slow step was seen, the time up to now counted."""
+        if self.last_slow and time.perf_counter() - self.last >= self.limit:
+            self.slow_seen = True
+        return self.slow_seen
 
 
 class Listener(Protocol):
@@ -139,6 +177,7 @@ class Session:
         self._known: dict[types.FrameType, bool] = {}
         self._backend: _Backend | None = None
         self.error: BaseException | None = None  # what ended observation early (ours, or an interrupt)
+        self.quieted: Quiet | None = None  # events the listener asked not to get (see `quiet`)
 
     def deliver(self, method: Callable[..., None], *args: Any) -> None:
         """Call a listener method; an error of ours never reaches the observed code: it ends observing."""
@@ -151,6 +190,19 @@ class Session:
         except BaseException as exc:  # an interrupt: the listener is half-updated, observation is over
             self.error = exc
             raise
+
+    def quiet(
+        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
+    ) -> None:
+        """Deliver no instruction or call events of `frame` at `offsets`, nor of the frames it calls
+        directly, until `loud()`; time them (see `Quiet`).  The listener learns where the frame went
+        from its first event elsewhere; a Python function started is still reported (`entered`)."""
+        self.quieted = Quiet(frame, offsets, slow, limit, time.perf_counter())
+
+    def loud(self) -> bool:
+        """Deliver every event again; True when a slow step was among those dropped."""
+        quieted, self.quieted = self.quieted, None
+        return quieted is not None and quieted.end()
 
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
@@ -292,6 +344,7 @@ class Session:
             if _sessions.get(self.thread) is self:
                 del _sessions[self.thread]
         self._known.clear()
+        self.quieted = None
         self.followed.clear()
         self._followed_ids.clear()
         # The frames it watched hold this session in a local (the jit's trace, the capture's block):
@@ -460,6 +513,9 @@ def _mon_instruction(code: types.CodeType, offset: int) -> None:
     session = _mon_session()
     if session is not None:
         frame = sys._getframe(1)
+        quieted = session.quieted
+        if quieted is not None and quieted.drops(frame, offset):
+            return
         if session.is_target(frame):
             session.deliver(session.listener.instruction, frame, offset)
             if _STAR_CALLS_UNREPORTED and offset in _star_calls(code):
@@ -474,7 +530,10 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
     frame = sys._getframe(1)
     if not session.is_target(frame):
         return
-    session.deliver(session.listener.call, frame, callee, MISSING if arg0 is _monitoring.MISSING else arg0)
+    quieted = session.quieted
+    if quieted is None or (frame is not quieted.frame and frame.f_back is not quieted.frame):
+        arg = MISSING if arg0 is _monitoring.MISSING else arg0
+        session.deliver(session.listener.call, frame, callee, arg)
     callee_code = _python_code(callee)
     if callee_code is not None:
         _watch_code(session, callee_code)

@@ -145,7 +145,9 @@ class _TargetTracer:
         if previous is not None and (event != "opcode" or hook.opcodes):
             hook.previous = tracing._chain(previous, frame, event, arg)
         if event == "opcode":
-            session.deliver(session.listener.instruction, frame, frame.f_lasti)
+            quieted = session.quieted
+            if quieted is None or not quieted.drops(frame, frame.f_lasti):
+                session.deliver(session.listener.instruction, frame, frame.f_lasti)
         elif event == "exception":
             session.deliver(session.listener.raised, frame, arg[1])
         elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive

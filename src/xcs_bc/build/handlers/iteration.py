@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from xcs_bc.build import skipping
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.displays import fixed, positional
 from xcs_bc.build.frames import FrameState
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
     it = expr(ExprKind.ITER, (ref,))
-    state = LoopState(it, ref, len(b.ops), frame=fs.frame, start=(fs.info.code, ins))
+    state = LoopState(it, ref, len(b.ops), b.python_starts, frame=fs.frame, start=(fs.info.code, ins))
     state.watched = b.snapshot(fs, (ref, *_lockstep(ref)[1]))
     b.iters[identity(it)] = state  # popped when the loop runs out
     fs.push(it)
@@ -96,6 +97,8 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
             step(iterable, "iter", index, peek_iter_item(iterable.value, index))
         )
     fs.push(item)
+    if index in (skipping.OBSERVED_ROUNDS, skipping.LONG_LOOP):
+        skipping.start(b, fs, ins, state)
     if b.on_round is None:
         return
     if index == 0:

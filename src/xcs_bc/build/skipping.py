@@ -1,0 +1,306 @@
+"""A loop of glue whose later rounds run unobserved: what tracing costs on pure-Python code.
+
+Observing an instruction costs the builder microseconds; a loop of glue (tokenizing, counting,
+formatting) runs thousands of them between two slow calls.  When a loop of the jitted function's
+own frame has run two rounds that made no slow step and started no Python function, its later
+rounds run unobserved: the observer drops their events (`Quieter.quiet`), timing them only to
+notice a slow step among them.  When the frame leaves the loop, the builder takes those rounds as
+one step it did not see, the way it takes a fast call of a function not known to be pure:
+
+* every local the loop's code may assign holds a value of unknown provenance (no recipe computes
+  it; a later call that needs it runs in its turn);
+* every object the loop's code loads (a local, a global, a cell) may have been changed in place,
+  and so may the module's data globals it loads;
+* the loop's length is no guard, and a loop left otherwise than by running out (`break`, `return`,
+  an exception) is a decision nothing after it is issued ahead of (as for a traced loop).
+
+A slow step among the unobserved rounds, a Python function started, or any event the builder
+cannot take as part of those rounds ends the trace (`UnobservedRoundsError`: the call runs on
+plainly and makes no plan), and that loop is observed in full by the later traces of its code.
+
+What stays unobserved is decided from the bytecode (`loop_body`): the loop's natural body, which
+must not assign globals or cells, yield, await, make a generator or call `f(*args)` (a call that
+CPython 3.12 reports to no one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from xcs_bc._compat import CO_GENERATOR_LIKE
+from xcs_bc.build import purity
+from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.build.frames import FrameState
+from xcs_bc.build.generators import identity
+from xcs_bc.build.loops import LoopState
+from xcs_bc.build.remade import recomputed
+from xcs_bc.build.slow import NEVER_SLOW
+from xcs_bc.build.trace import Decision, DecisionKind
+from xcs_bc.errors import XCSError
+from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
+from xcs_bc.ir.values import unknown
+
+if TYPE_CHECKING:
+    from xcs_bc.build.builder import GraphBuilder
+
+# Only the rounds of a loop over more than LONG_LOOP items run unobserved: a recipe rebuilds a value
+# a shorter loop made (the list of its pieces, say), and one accumulated over more rounds nests deeper
+# than a recipe computes anyway.  From its OBSERVED_ROUNDS-th round when its length is known from the
+# start (a built-in container, or one built-in functions make from built-in data, `text.split()`), else
+# from its LONG_LOOP-th.
+OBSERVED_ROUNDS = 2
+LONG_LOOP = 64
+_SIZED = (list, tuple, str, bytes, range, dict, set, frozenset, type({}.keys()), type({}.values()), type({}.items()))
+
+
+class UnobservedRoundsError(XCSError):
+    """The unobserved rounds of a loop did what only observed code may do (a slow step, a Python
+    function started): the trace is incomplete, and ends."""
+
+
+class Quieter(Protocol):
+    """What the builder asks of the observer: drop the events of `frame` at `offsets` (the original
+    code's) from now on, timing them; `loud()` ends that and says whether one of the `slow`
+    instructions took at least `limit` seconds."""
+
+    def quiet(
+        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
+    ) -> None: ...
+    def loud(self) -> bool: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopBody:
+    """The natural body of the loop whose FOR_ITER is at `head`, read from the bytecode."""
+
+    head: int
+    exit: int  # where the loop goes when it runs out
+    offsets: frozenset[int]  # its instructions (and their EXTENDED_ARG prefixes), FOR_ITER included
+    slow: frozenset[int]  # those that may run user code, whose time may be a slow step
+    stored: tuple[str, ...]  # the locals it may assign or delete
+    loaded: tuple[str, ...]  # the locals and cells it may read
+    globals: tuple[str, ...]  # the globals it may read
+
+
+@dataclasses.dataclass
+class Skipping:
+    """A loop's rounds running unobserved: the shadow it resumes from."""
+
+    fs: FrameState
+    state: LoopState
+    body: LoopBody
+    below: list[ValueRef]  # the shadow stack under the loop's iterator
+    quieter: Quieter
+
+
+# code -> the FOR_ITER offsets of loops whose unobserved rounds ended a trace: observed in full since
+_OBSERVED_IN_FULL: weakref.WeakKeyDictionary[types.CodeType, set[int]] = weakref.WeakKeyDictionary()
+
+# instructions a body run unobserved must not hold: what the builder must see to stay exact (a
+# global or cell assigned, a frame suspended), or a Python call CPython 3.12 reports to no one
+_REFUSED = frozenset(
+    """STORE_GLOBAL DELETE_GLOBAL STORE_DEREF DELETE_DEREF STORE_NAME DELETE_NAME IMPORT_STAR YIELD_VALUE
+    SEND GET_AWAITABLE GET_AITER GET_ANEXT END_ASYNC_FOR BEFORE_ASYNC_WITH SETUP_ASYNC_WITH
+    RETURN_GENERATOR GEN_START LOAD_BUILD_CLASS CALL_FUNCTION_EX""".split()
+)
+_STORES = frozenset({"STORE_FAST", "DELETE_FAST", "LOAD_FAST_AND_CLEAR"})
+_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
+
+
+def start(b: GraphBuilder, fs: FrameState, ins: Instr, state: LoopState) -> None:
+    """The FOR_ITER `ins` of `fs` began a round of `state`'s loop: run the rest unobserved when its
+    rounds so far made no slow step and started no Python function (see the module doc)."""
+    quieter = b.quieter
+    if (
+        quieter is None
+        or b.skipping is not None
+        or fs is not b.root
+        or b.min_call_s <= 0
+        or fs.awaiting is not None
+        or fs.info.code.co_flags & CO_GENERATOR_LIKE
+        or state.frame is not fs.frame
+        or len(b.ops) != state.ops_before
+        or b.python_starts != state.starts_before
+        or ins.offset in _OBSERVED_IN_FULL.get(fs.info.code, ())
+        or (len(state.op_starts) - 1 < LONG_LOOP and _length(state.iterable) <= LONG_LOOP)
+    ):
+        return
+    body = loop_body(fs.info, ins.offset)
+    if body is None:
+        return
+    below = fs.stack[: len(fs.stack) - 2]  # (the iterator and this round's item are on top)
+    b.skipping = Skipping(fs, state, body, below, quieter)
+    quieter.quiet(fs.frame, body.offsets, body.slow, b.min_call_s)
+
+
+def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
+    """An event of `frame` at `offset` while a loop's rounds run unobserved: the loop was left (the
+    builder takes its rounds as one step), or the trace ends (`UnobservedRoundsError`)."""
+    skipping = b.skipping
+    assert skipping is not None
+    b.skipping = None
+    slow = skipping.quieter.loud()
+    fs, body = skipping.fs, skipping.body
+    if slow:
+        _refuse(b, fs, body, "made a slow step")
+    if frame is not fs.frame or offset in body.offsets:  # (a frame it called, or no quiet at all)
+        _refuse(b, fs, body, "sent an event the builder cannot take as theirs")
+    b.iters.pop(identity(skipping.state.iterator), None)
+    deps = frozenset(range(len(b.ops)))
+    f_locals = fs.frame.f_locals
+    for name in body.loaded:
+        if name in f_locals or name in fs.locals:
+            b.mutate_arg(b.load_local(fs, name), deps)
+    f_globals = fs.frame.f_globals
+    for name in body.globals:
+        value = f_globals.get(name, MISSING)
+        if _data(value):
+            key = (id(f_globals), name)
+            b.module_changed[key] = "a loop's rounds run unobserved"
+            b.mutate(value, b.lookup(ValueRef(Source.GLOBAL, name=name, value=value)), deps)
+    for name in body.stored:
+        value = f_locals.get(name, MISSING)
+        if value is MISSING:
+            fs.locals.pop(name, None)
+        else:
+            b.store_local(fs, name, unknown(len(b.ops), value=value))
+    b.effects += 1  # (its rounds may have changed objects and branched: a round around it did too)
+    b.tests += 1
+    fs.stack = list(skipping.below)
+    ins = fs.info.instrs.get(offset)
+    depth = ins.depth if ins is not None and ins.depth is not None else len(fs.stack)
+    fs.stack = fs.stack[:depth] + [unknown(len(b.ops))] * (depth - len(fs.stack))
+    fs.pending = None
+    fs.exception = None
+    if offset != body.exit:  # (a replay may leave it elsewhere, or not at all)
+        b.unguarded_paths += 1
+        site = b._site(fs, fs.info.instrs[body.head])
+        b.decisions.append(Decision(DecisionKind.LEFT_LOOP, None, True, skipping.state.ops_before, site))
+
+
+def abandon(b: GraphBuilder, why: str) -> None:
+    """The builder got an event it cannot take while a loop's rounds run unobserved: end the trace."""
+    skipping = b.skipping
+    assert skipping is not None
+    b.skipping = None
+    skipping.quieter.loud()
+    _refuse(b, skipping.fs, skipping.body, why)
+
+
+def _refuse(b: GraphBuilder, fs: FrameState, body: LoopBody, why: str) -> None:
+    _OBSERVED_IN_FULL.setdefault(fs.info.code, set()).add(body.head)
+    line = fs.info.instrs[body.head].line
+    raise UnobservedRoundsError(
+        f"the rounds of the loop at line {line} run unobserved {why}; its code is observed in full "
+        "from the next call on"
+    )
+
+
+def _length(iterable: ValueRef) -> int:
+    """How many items the loop over `iterable` takes, when built-ins tell without running user code: a
+    built-in container (made again by `recomputed` if need be), or enumerate(), reversed() or zip() of
+    them called in the code; else 0."""
+    if iterable.source is Source.EXPR and iterable.kind is ExprKind.CALL and len(iterable.operands) >= 2:
+        callee, *args = iterable.operands
+        if callee.value in (enumerate, reversed) or (callee.value is zip and len(args) > 0):
+            return min(_length(arg) for arg in (args[:1] if callee.value is not zip else args))
+    value = iterable.value if iterable.value is not MISSING else recomputed(iterable)
+    return len(value) if type(value) in _SIZED else 0
+
+
+def _data(value: object) -> bool:
+    """Could the loop's code have changed `value` in place (a global it loads)?  Not a module, class,
+    function or immutable value."""
+    if value is MISSING or purity.is_immutable(value):
+        return False
+    return not isinstance(
+        value,
+        (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def loop_body(info: CodeInfo, head: int) -> LoopBody | None:
+    """The body of the loop whose FOR_ITER is at `head`: the instructions reached from its first
+    round's start that reach the FOR_ITER again, exception handlers included.  None when it holds an
+    instruction a body run unobserved must not hold (`_REFUSED`, a generator made)."""
+    for_iter = info.instrs[head]
+    if for_iter.target is None or for_iter.next is None:
+        return None
+    ahead = _reached({for_iter.next}, lambda off: _edges(info, off), stop=head)
+    preds = _predecessors(info)
+    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the FOR_ITER)
+    back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
+    inside = {head} | (ahead & back)
+    stored: dict[str, None] = {}
+    loaded: dict[str, None] = {}
+    globals_: dict[str, None] = {}
+    for off in inside:
+        ins = info.instrs[off]
+        if ins.opname in _REFUSED or _makes_generator(ins):
+            return None
+        names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+        if ins.opname in _STORES or ins.opname == "STORE_FAST_STORE_FAST":
+            stored.update(dict.fromkeys(map(str, names)))
+        elif ins.opname == "STORE_FAST_LOAD_FAST":
+            stored[str(names[0])] = None
+            loaded[str(names[-1])] = None
+        elif ins.opname in _LOADS:
+            loaded.update(dict.fromkeys(map(str, names)))
+        elif ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            globals_[str(ins.argval)] = None
+    prefixes = {prefix for prefix, at in info.extended_arg.items() if at in inside}
+    slow = {off for off in inside if info.instrs[off].opname not in NEVER_SLOW}
+    return LoopBody(
+        head,
+        for_iter.target,
+        frozenset(inside | prefixes),
+        frozenset(slow),
+        tuple(stored),
+        tuple(loaded),
+        tuple(globals_),
+    )
+
+
+def _makes_generator(ins: Instr) -> bool:
+    code = ins.argval
+    flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+    return ins.opname == "LOAD_CONST" and isinstance(code, types.CodeType) and bool(code.co_flags & flags)
+
+
+def _edges(info: CodeInfo, off: int) -> Iterator[int]:
+    yield from info.successors(off)
+    handler = info.handler_at(off)
+    if handler is not None:
+        yield handler.target
+
+
+@functools.lru_cache(maxsize=256)
+def _predecessors(info: CodeInfo) -> dict[int, tuple[int, ...]]:
+    preds: dict[int, list[int]] = {}
+    for off in info.order:
+        if info.instrs[off].depth is None:
+            continue  # (statically unreachable)
+        for succ in _edges(info, off):
+            preds.setdefault(succ, []).append(off)
+    return {off: tuple(found) for off, found in preds.items()}
+
+
+def _reached(start: set[int], step: Callable[[int], Iterable[int]], stop: int) -> set[int]:
+    """The offsets reached from `start` by `step`, not going on from `stop`."""
+    todo, seen = list(start), set(start)
+    while todo:
+        off = todo.pop()
+        if off == stop:
+            continue
+        for nxt in step(off):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
