@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 # from its LONG_LOOP-th.
 OBSERVED_ROUNDS = 2
 LONG_LOOP = 64
-_SIZED = (list, tuple, str, bytes, range, dict, set, frozenset, type({}.keys()), type({}.values()), type({}.items()))
+_SIZED = (list, tuple, str, bytes, range, dict, set, frozenset)
 
 
 class UnobservedRoundsError(XCSError):

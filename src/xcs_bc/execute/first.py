@@ -143,7 +143,9 @@ class FirstCall:
 
     # -- the builder's quieter (see `build.skipping`): its offsets are the original's ---------------
 
-    def quiet(self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float) -> None:
+    def quiet(
+        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
+    ) -> None:
         mapping = self.gated.offsets.get(frame.f_code)
         if mapping is not None:
             offsets, slow = _in_clone(frame.f_code, mapping, offsets, slow)
