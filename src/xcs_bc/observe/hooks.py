@@ -14,6 +14,9 @@ chosen once in `_backend()`:
   and CALL too, from its first PY_START on.  Nothing else in the process is slowed down,
   and no other tool's events are touched.
 * CPython 3.10 / 3.11: `sys.settrace` with opcode events on target frames.
+
+On both, the listener may ask for a span of a frame's events to be dropped (`Session.quiet`: the
+later rounds of a long loop of glue, see `build.skipping`); they are only timed.
   A trace function installed before (coverage, a debugger) keeps receiving
   every event it asked for (never an 'opcode' event it did not ask for), and
   is reinstated on exit unless something replaced ours meanwhile.
