@@ -172,6 +172,7 @@ class Grammar:
     nested: bool = False  # `inner()`, a jitted helper; f calling (the jitted) f on xs[1:]
     recursion: bool = False  # `deep(p, n)`: a helper calling itself n times around slow calls
     lookalikes: bool = False  # branches telling True, 1 and 1.0 apart (`flag is True`, `type(flag)`)
+    glue: bool = False  # a loop of glue over a long list built from xs (its later rounds run unobserved)
 
 
 HELPER_SOURCE = """\
@@ -589,6 +590,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["inner", "inner_map"]
     if scope.grammar.recursion:
         kinds += ["deep", "deep"]
+    if scope.grammar.glue:
+        kinds += ["glue_loop", "glue_loop"]
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -650,6 +653,33 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         return _while(draw, scope)
     scope.count += 1
     return ["touch()"]
+
+
+GLUE_ITEMS = (65, 70, 80)  # long enough for a loop's later rounds to run unobserved (`build.skipping`)
+
+
+def _glue_loop(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(glue) A loop of glue over a long list repeating xs, so that its later rounds run unobserved
+    (`xcs_bc.build.skipping`): it accumulates a string and a list a call after it reads, and, on
+    one word, which may first come in a late round (xs's third item, say), maybe makes a slow call,
+    raises (`bad` on "boom"), leaves the loop, skips the round or changes module state."""
+    scope.count += 6
+    ws, acc, seen, word = scope.fresh(), scope.fresh(), scope.fresh(), scope.fresh()
+    lines = [f"{ws} = (xs * 40)[:{draw(st.sampled_from(GLUE_ITEMS))}]", f"{acc}, {seen} = '', []"]
+    lines.append(f"for {word} in {ws}:")
+    arms = ["llm({w})", "bad({w})", "break", "continue", "twice({w})"]
+    if scope.grammar.module_state:
+        arms += ["configure({w})", "CONFIG['last'] = {w}"]
+    if draw(st.booleans()):
+        lines.append(f"    if {word} == {draw(st.sampled_from(WORDS))!r}:")
+        lines.append("        " + draw(st.sampled_from(arms)).format(w=word))
+    lines.append(f"    {acc} = {acc} + {word}[:1]")
+    lines.append(f"    {seen}.append({word}.upper())")
+    name = scope.fresh()
+    lines.append(f"{name} = llm(f'{{{acc}[-6:]}} {{len({seen})}} {{{seen}[-1:]}}')")
+    scope.strs.append(name)
+    scope.results.append(name)
+    return lines
 
 
 def _retune(draw: st.DrawFn, scope: _Scope) -> list[str]:
@@ -727,6 +757,7 @@ _HELPER_STATEMENTS = {
     "inner": _inner,
     "inner_map": _inner_map,
     "deep": _deep,
+    "glue_loop": _glue_loop,
 }
 
 

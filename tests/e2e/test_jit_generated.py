@@ -708,6 +708,7 @@ HUNT_GRAMMAR = Grammar(  # every feature
     nested=True,
     recursion=True,
     lookalikes=True,
+    glue=True,
 )
 
 
@@ -716,6 +717,16 @@ HUNT_GRAMMAR = Grammar(  # every feature
 def test_hunt(program: Program, sequence: list[Inputs]) -> None:
     """Every feature of the grammar: inputs resized in place, free `break`s, hidden changes, module state,
     jitted functions calling jitted functions, recursion and look-alike flags included."""
+    note(program.source)
+    check_program(program, sequence)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, module_state=True, glue=True)), input_sequences())
+def test_long_loops_of_glue_behave_like_plain(program: Program, sequence: list[Inputs]) -> None:
+    """Loops of glue over lists long enough for their later rounds to run unobserved (`build.skipping`),
+    whose late rounds may take an arm no observed round took: a slow call, an exception, a `break`,
+    a Python helper, a change of module state."""
     note(program.source)
     check_program(program, sequence)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 import xcs_bc as xcs
 from likeplain import fakes, run_both_fresh
+from xcs_bc.build import skipping
 from xcs_bc.observe import hooks
 
 llm, helper_llm = fakes("llm", "helper_llm")
@@ -23,8 +25,10 @@ TALLY: dict[str, int] = {}
 
 @pytest.fixture
 def quiets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """How many loops ran rounds unobserved (`Session.quiet` calls), per test."""
+    """How many loops ran rounds unobserved (`Session.quiet` calls), per test; no loop is kept
+    observed in full by an earlier test's trace (tests share functions)."""
     seen: list[int] = []
+    monkeypatch.setattr(skipping, "_OBSERVED_IN_FULL", weakref.WeakKeyDictionary())
     original = hooks.Session.quiet
 
     def counting(self: hooks.Session, *args: Any) -> None:
@@ -280,5 +284,22 @@ def test_what_only_an_unseen_round_did_is_never_recomputed_stale(
     fast = xcs.jit(fn)
     for at in ({}, {80: "zed"}, {}, {90: "zoo"}):  # traced without a "z": replays meet one
         run_both_fresh(fn, fast, same(words(100, at=at)), watch=WATCH)
+    assert quiets
+    assert fast.stats.wasted == 0 and fast.stats.mispredictions == 0, fast.explain()
+
+
+def resumes_a_generator(items: list[str]) -> list[str]:
+    upper = (w.upper() for w in items)  # a generator made before the loop, resumed in its rounds
+    for w in items:
+        if w.startswith("z"):
+            next(upper)
+    return [llm(f"{rest}") for rest in list(upper)[:3]]
+
+
+def test_a_generator_resumed_in_an_unobserved_round_ends_the_trace(quiets: list[int]) -> None:
+    """Its frame goes on after the loop: the builder must have seen every item it gave."""
+    fast = xcs.jit(resumes_a_generator)
+    for at in ({}, {80: "zed"}, {70: "zap", 90: "zoo"}):
+        run_both_fresh(resumes_a_generator, fast, same(words(100, at=at)), watch=WATCH)
     assert quiets
     assert fast.stats.wasted == 0 and fast.stats.mispredictions == 0, fast.explain()

@@ -80,7 +80,8 @@ class CallEvent:
 @dataclass(slots=True)
 class Quiet:
     """Events of a target frame the listener asked not to get (see `Session.quiet`): those of `frame`
-    at `offsets`, and of the frames it calls directly (its comprehensions', on 3.10/3.11).  Each is
+    at `offsets`, and of the frames it calls directly that are not generators' (its comprehensions',
+    on 3.10/3.11, and the functions it hands a built-in, like a sort key).  Each is
     timed: `slow_seen` tells whether one of the `slow` instructions (any of a called frame's) took
     at least `limit` seconds, from its event to the next."""
 
@@ -97,8 +98,8 @@ class Quiet:
             if offset not in self.offsets:
                 return False
             slow = offset in self.slow
-        elif frame.f_back is self.frame:
-            slow = True
+        elif frame.f_back is self.frame and not frame.f_code.co_flags & CO_GENERATOR_LIKE:
+            slow = True  # (a generator's frame goes on after the span: the listener must see it)
         else:
             return False
         now = time.perf_counter()
