@@ -14,9 +14,13 @@ one step it did not see, the way it takes a fast call of a function not known to
 * the loop's length is no guard, and a loop left otherwise than by running out (`break`, `return`,
   an exception) is a decision nothing after it is issued ahead of (as for a traced loop).
 
-A slow step among the unobserved rounds, a Python function started, or any event the builder
-cannot take as part of those rounds ends the trace (`UnobservedRoundsError`: the call runs on
-plainly and makes no plan), and that loop is observed in full by the later traces of its code.
+A Python function those rounds start, or any event the builder cannot take as part of them, ends
+the trace (`UnobservedRoundsError`: the call runs on plainly and makes no plan): what a Python
+function may change (module state) is read from its code, which must be seen.  A slow step among
+them that started no Python function (a C function lasting `min_call_ms` or more, which only its
+time tells; or the thread kept waiting by others) ends nothing: what it may have changed is among
+what the step is taken to change, and a replay makes it in its turn.  In both cases the loop is
+observed in full by the later traces of its code, so that a slow call there can be planned.
 
 What stays unobserved is decided from the bytecode (`loop_body`): the loop's natural body, which
 must not assign globals or cells, yield, await, make a generator or call `f(*args)` (a call that
@@ -60,8 +64,8 @@ _SIZED = (list, tuple, str, bytes, range, dict, set, frozenset)
 
 
 class UnobservedRoundsError(XCSError):
-    """The unobserved rounds of a loop did what only observed code may do (a slow step, a Python
-    function started): the trace is incomplete, and ends."""
+    """The unobserved rounds of a loop did what only observed code may do (start a Python function):
+    the trace is incomplete, and ends."""
 
 
 class Quieter(Protocol):
@@ -148,7 +152,7 @@ def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
     slow = skipping.quieter.loud()
     fs, body = skipping.fs, skipping.body
     if slow:
-        _refuse(b, fs, body, "made a slow step")
+        _observe_in_full(fs, body)
     if frame is not fs.frame or offset in body.offsets:  # (a frame it called, or no quiet at all)
         _refuse(b, fs, body, "sent an event the builder cannot take as theirs")
     b.iters.pop(identity(skipping.state.iterator), None)
@@ -193,8 +197,12 @@ def abandon(b: GraphBuilder, why: str) -> None:
     _refuse(b, skipping.fs, skipping.body, why)
 
 
-def _refuse(b: GraphBuilder, fs: FrameState, body: LoopBody, why: str) -> None:
+def _observe_in_full(fs: FrameState, body: LoopBody) -> None:
     _OBSERVED_IN_FULL.setdefault(fs.info.code, set()).add(body.head)
+
+
+def _refuse(b: GraphBuilder, fs: FrameState, body: LoopBody, why: str) -> None:
+    _observe_in_full(fs, body)
     line = fs.info.instrs[body.head].line
     raise UnobservedRoundsError(
         f"the rounds of the loop at line {line} run unobserved {why}; its code is observed in full "
