@@ -3,8 +3,8 @@
 Observing an instruction costs the builder microseconds; a loop of glue (tokenizing, counting,
 formatting) runs thousands of them between two slow calls.  When a loop of the jitted function's
 own frame has run two rounds that made no slow step and started no Python function, its later
-rounds run unobserved: the observer drops their events (`Quieter.quiet`), timing them only to
-notice a slow step among them.  When the frame leaves the loop, the builder takes those rounds as
+rounds run unobserved: the observer drops their events (`Quieter.quiet`).  When the frame leaves
+the loop, the builder takes those rounds as
 one step it did not see, the way it takes a fast call of a function not known to be pure:
 
 * every local the loop's code may assign holds a value of unknown provenance (no recipe computes
@@ -15,12 +15,13 @@ one step it did not see, the way it takes a fast call of a function not known to
   an exception) is a decision nothing after it is issued ahead of (as for a traced loop).
 
 A Python function those rounds start, or any event the builder cannot take as part of them, ends
-the trace (`UnobservedRoundsError`: the call runs on plainly and makes no plan): what a Python
-function may change (module state) is read from its code, which must be seen.  A slow step among
-them that started no Python function (a C function lasting `min_call_ms` or more, which only its
-time tells; or the thread kept waiting by others) ends nothing: what it may have changed is among
-what the step is taken to change, and a replay makes it in its turn.  In both cases the loop is
-observed in full by the later traces of its code, so that a slow call there can be planned.
+the trace (`UnobservedRoundsError`: the call runs on plainly and makes no plan), and the later
+traces of the code observe that loop in full: what a Python function may change (module state)
+is read from its code, which must be seen.  A slow step among them that starts no Python function
+(a C function lasting `min_call_ms` or more, which only its time would tell) is part of the one
+step: what it may have changed is among what the step is taken to change, and a replay makes it
+in its turn.  (Their time is not watched: a pause of the thread, a collection or another thread
+holding the interpreter, would look the same.)
 
 What stays unobserved is decided from the bytecode (`loop_body`): the loop's natural body, which
 must not assign globals or cells, yield, await, make a generator or call `f(*args)` (a call that
@@ -44,7 +45,6 @@ from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.remade import recomputed
-from xcs_bc.build.slow import NEVER_SLOW
 from xcs_bc.build.trace import Decision, DecisionKind
 from xcs_bc.errors import XCSError
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
@@ -70,13 +70,10 @@ class UnobservedRoundsError(XCSError):
 
 class Quieter(Protocol):
     """What the builder asks of the observer: drop the events of `frame` at `offsets` (the original
-    code's) from now on, timing them; `loud()` ends that and says whether one of the `slow`
-    instructions took at least `limit` seconds."""
+    code's) from now on, until `loud()`."""
 
-    def quiet(
-        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
-    ) -> None: ...
-    def loud(self) -> bool: ...
+    def quiet(self, frame: types.FrameType, offsets: frozenset[int]) -> None: ...
+    def loud(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +83,6 @@ class LoopBody:
     head: int
     exit: int  # where the loop goes when it runs out
     offsets: frozenset[int]  # its instructions (and their EXTENDED_ARG prefixes), FOR_ITER included
-    slow: frozenset[int]  # those that may run user code, whose time may be a slow step
     stored: tuple[str, ...]  # the locals it may assign or delete
     loaded: tuple[str, ...]  # the locals and cells it may read
     globals: tuple[str, ...]  # the globals it may read
@@ -140,7 +136,7 @@ def start(b: GraphBuilder, fs: FrameState, ins: Instr, state: LoopState) -> None
         return
     below = fs.stack[: len(fs.stack) - 2]  # (the iterator and this round's item are on top)
     b.skipping = Skipping(fs, state, body, below, quieter)
-    quieter.quiet(fs.frame, body.offsets, body.slow, b.min_call_s)
+    quieter.quiet(fs.frame, body.offsets)
 
 
 def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
@@ -149,10 +145,8 @@ def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
     skipping = b.skipping
     assert skipping is not None
     b.skipping = None
-    slow = skipping.quieter.loud()
+    skipping.quieter.loud()
     fs, body = skipping.fs, skipping.body
-    if slow:
-        _observe_in_full(fs, body)
     if frame is not fs.frame or offset in body.offsets:  # (a frame it called, or no quiet at all)
         _refuse(b, fs, body, "sent an event the builder cannot take as theirs")
     b.iters.pop(identity(skipping.state.iterator), None)
@@ -197,12 +191,8 @@ def abandon(b: GraphBuilder, why: str) -> None:
     _refuse(b, skipping.fs, skipping.body, why)
 
 
-def _observe_in_full(fs: FrameState, body: LoopBody) -> None:
-    _OBSERVED_IN_FULL.setdefault(fs.info.code, set()).add(body.head)
-
-
 def _refuse(b: GraphBuilder, fs: FrameState, body: LoopBody, why: str) -> None:
-    _observe_in_full(fs, body)
+    _OBSERVED_IN_FULL.setdefault(fs.info.code, set()).add(body.head)
     line = fs.info.instrs[body.head].line
     raise UnobservedRoundsError(
         f"the rounds of the loop at line {line} run unobserved {why}; its code is observed in full "
@@ -264,12 +254,10 @@ def loop_body(info: CodeInfo, head: int) -> LoopBody | None:
         elif ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
             globals_[str(ins.argval)] = None
     prefixes = {prefix for prefix, at in info.extended_arg.items() if at in inside}
-    slow = {off for off in inside if info.instrs[off].opname not in NEVER_SLOW}
     return LoopBody(
         head,
         for_iter.target,
         frozenset(inside | prefixes),
-        frozenset(slow),
         tuple(stored),
         tuple(loaded),
         tuple(globals_),

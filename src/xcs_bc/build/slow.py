@@ -25,7 +25,7 @@ from xcs_bc.ir.values import (
 # events, e.g. a generator's body, or ours).
 # Instructions that run no user code: when one of them takes long, a collection or another thread
 # took the time (and YIELD/RETURN time is the consumer's). Only the others can be slow steps.
-NEVER_SLOW = frozenset(
+_NEVER_SLOW = frozenset(
     """RESUME YIELD_VALUE RETURN_VALUE RETURN_CONST RETURN_GENERATOR NOP LOAD_CONST LOAD_FAST LOAD_FAST_CHECK
     LOAD_FAST_AND_CLEAR LOAD_FAST_LOAD_FAST STORE_FAST STORE_FAST_STORE_FAST STORE_FAST_LOAD_FAST DELETE_FAST
     LOAD_DEREF STORE_DEREF LOAD_CLOSURE MAKE_CELL COPY_FREE_VARS POP_TOP PUSH_NULL COPY SWAP DUP_TOP
@@ -59,7 +59,7 @@ def may_run_user_code(fs: FrameState, ins: Instr, jumped: bool) -> bool:
     looked into (`==` of two lists may call their items' `__eq__`: no API call hides there).  Of a
     value the builder holds no object for, only one a helper not known to be pure made may be anything;
     missing a slow step there costs no correctness (recipes never run user code), only a report line."""
-    if ins.opname in NEVER_SLOW or ins.opname in _STORES:
+    if ins.opname in _NEVER_SLOW or ins.opname in _STORES:
         return False
     taken = ins.jump_pops if jumped else ins.pops
     if taken == 0 or taken > len(fs.stack):

@@ -143,17 +143,16 @@ class FirstCall:
 
     # -- the builder's quieter (see `build.skipping`): its offsets are the original's ---------------
 
-    def quiet(
-        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
-    ) -> None:
+    def quiet(self, frame: types.FrameType, offsets: frozenset[int]) -> None:
         mapping = self.gated.offsets.get(frame.f_code)
         if mapping is not None:
-            offsets, slow = _in_clone(frame.f_code, mapping, offsets, slow)
+            offsets = _in_clone(frame.f_code, mapping, offsets)
         if self.session is not None:
-            self.session.quiet(frame, offsets, slow, limit)
+            self.session.quiet(frame, offsets)
 
-    def loud(self) -> bool:
-        return self.session is not None and self.session.loud()
+    def loud(self) -> None:
+        if self.session is not None:
+            self.session.loud()
 
     # -- issuing the later rounds ------------------------------------------------------------------
 
@@ -390,13 +389,10 @@ class _Translated:
         return self.builder.pending_codes(frame)
 
 
-def _in_clone(
-    clone: types.CodeType, mapping: dict[int, int], offsets: frozenset[int], slow: frozenset[int]
-) -> tuple[frozenset[int], frozenset[int]]:
-    """`offsets` and `slow`, offsets of the original, as the clone's: an instruction a gate added
-    belongs where the copied instruction before it does, and may be slow (it may dispatch a call)."""
+def _in_clone(clone: types.CodeType, mapping: dict[int, int], offsets: frozenset[int]) -> frozenset[int]:
+    """`offsets`, offsets of the original, as the clone's: an instruction a gate added belongs where
+    the copied instruction before it does."""
     inside: set[int] = set()
-    slow_inside: set[int] = set()
     here = False
     for unit in range(0, len(clone.co_code), 2):
         original = mapping.get(unit)
@@ -404,9 +400,7 @@ def _in_clone(
             here = original in offsets
         if here:
             inside.add(unit)
-            if original is None or original in slow:
-                slow_inside.add(unit)
-    return frozenset(inside), frozenset(slow_inside)
+    return frozenset(inside)
 
 
 def _looped_calls(code: types.CodeType) -> list[int]:

@@ -16,7 +16,7 @@ chosen once in `_backend()`:
 * CPython 3.10 / 3.11: `sys.settrace` with opcode events on target frames.
 
 On both, the listener may ask for a span of a frame's events to be dropped (`Session.quiet`: the
-later rounds of a long loop of glue, see `build.skipping`); they are only timed.
+later rounds of a long loop of glue, see `build.skipping`).
   A trace function installed before (coverage, a debugger) keeps receiving
   every event it asked for (never an 'opcode' event it did not ask for), and
   is reinstated on exit unless something replaced ours meanwhile.
@@ -42,7 +42,6 @@ import dis
 import functools
 import sys
 import threading
-import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,42 +76,20 @@ class CallEvent:
         return self.end - self.start
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Quiet:
     """Events of a target frame the listener asked not to get (see `Session.quiet`): those of `frame`
     at `offsets`, and of the frames it calls directly that are not generators' (its comprehensions',
-    on 3.10/3.11, and the functions it hands a built-in, like a sort key).  Each is
-    timed: `slow_seen` tells whether one of the `slow` instructions (any of a called frame's) took
-    at least `limit` seconds, from its event to the next."""
+    on 3.10/3.11, and the functions it hands a built-in, like a sort key)."""
 
     frame: types.FrameType
     offsets: frozenset[int]
-    slow: frozenset[int]
-    limit: float
-    last: float
-    last_slow: bool = False  # may the instruction of the last event dropped be slow?
-    slow_seen: bool = False
 
     def drops(self, frame: types.FrameType, offset: int) -> bool:
         if frame is self.frame:
-            if offset not in self.offsets:
-                return False
-            slow = offset in self.slow
-        elif frame.f_back is self.frame and not frame.f_code.co_flags & CO_GENERATOR_LIKE:
-            slow = True  # (a generator's frame goes on after the span: the listener must see it)
-        else:
-            return False
-        now = time.perf_counter()
-        if self.last_slow and now - self.last >= self.limit:
-            self.slow_seen = True
-        self.last, self.last_slow = now, slow
-        return True
-
-    def end(self) -> bool:
-        """Whether a slow step was seen, the time up to now counted."""
-        if self.last_slow and time.perf_counter() - self.last >= self.limit:
-            self.slow_seen = True
-        return self.slow_seen
+            return offset in self.offsets
+        # (a generator's frame goes on after the span: the listener must see it)
+        return frame.f_back is self.frame and not frame.f_code.co_flags & CO_GENERATOR_LIKE
 
 
 class Listener(Protocol):
@@ -195,18 +172,15 @@ class Session:
             self.error = exc
             raise
 
-    def quiet(
-        self, frame: types.FrameType, offsets: frozenset[int], slow: frozenset[int], limit: float
-    ) -> None:
+    def quiet(self, frame: types.FrameType, offsets: frozenset[int]) -> None:
         """Deliver no instruction or call events of `frame` at `offsets`, nor of the frames it calls
-        directly, until `loud()`; time them (see `Quiet`).  The listener learns where the frame went
-        from its first event elsewhere; a Python function started is still reported (`entered`)."""
-        self.quieted = Quiet(frame, offsets, slow, limit, time.perf_counter())
+        directly (see `Quiet`), until `loud()`.  The listener learns where the frame went from its
+        first event elsewhere; a Python function started is still reported (`entered`)."""
+        self.quieted = Quiet(frame, offsets)
 
-    def loud(self) -> bool:
-        """Deliver every event again; True when a slow step was among those dropped."""
-        quieted, self.quieted = self.quieted, None
-        return quieted is not None and quieted.end()
+    def loud(self) -> None:
+        """Deliver every event again."""
+        self.quieted = None
 
     def is_target(self, frame: types.FrameType) -> bool:
         if frame is self.root:
