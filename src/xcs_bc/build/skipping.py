@@ -121,7 +121,7 @@ def start(b: GraphBuilder, fs: FrameState, ins: Instr, state: LoopState) -> None
         quieter is None
         or b.skipping is not None
         or fs is not b.root
-        or b.min_call_s <= 0
+        or b.min_call_s <= 0  # (every call an operation, the user asked: C calls too, which go unseen)
         or fs.awaiting is not None
         or fs.info.code.co_flags & CO_GENERATOR_LIKE
         or state.frame is not fs.frame
@@ -148,7 +148,7 @@ def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
     skipping.quieter.loud()
     fs, body = skipping.fs, skipping.body
     if frame is not fs.frame or offset in body.offsets:  # (a frame it called, or no quiet at all)
-        _refuse(b, fs, body, "sent an event the builder cannot take as theirs")
+        _refuse(fs, body, "sent an event the builder cannot take as theirs")
     b.iters.pop(identity(skipping.state.iterator), None)
     deps = frozenset(range(len(b.ops)))
     f_locals = fs.frame.f_locals
@@ -170,10 +170,10 @@ def resume(b: GraphBuilder, frame: types.FrameType, offset: int) -> None:
             b.store_local(fs, name, unknown(len(b.ops), value=value))
     b.effects += 1  # (its rounds may have changed objects and branched: a round around it did too)
     b.tests += 1
-    fs.stack = list(skipping.below)
+    below = skipping.below  # (what the loop's rounds cannot touch), as deep as `offset` wants it
     ins = fs.info.instrs.get(offset)
-    depth = ins.depth if ins is not None and ins.depth is not None else len(fs.stack)
-    fs.stack = fs.stack[:depth] + [unknown(len(b.ops))] * (depth - len(fs.stack))
+    depth = ins.depth if ins is not None and ins.depth is not None else len(below)
+    fs.stack = below[:depth] + [unknown(len(b.ops))] * (depth - len(below))
     fs.pending = None
     fs.exception = None
     if offset != body.exit:  # (a replay may leave it elsewhere, or not at all)
@@ -188,10 +188,10 @@ def abandon(b: GraphBuilder, why: str) -> None:
     assert skipping is not None
     b.skipping = None
     skipping.quieter.loud()
-    _refuse(b, skipping.fs, skipping.body, why)
+    _refuse(skipping.fs, skipping.body, why)
 
 
-def _refuse(b: GraphBuilder, fs: FrameState, body: LoopBody, why: str) -> None:
+def _refuse(fs: FrameState, body: LoopBody, why: str) -> None:
     _OBSERVED_IN_FULL.setdefault(fs.info.code, set()).add(body.head)
     line = fs.info.instrs[body.head].line
     raise UnobservedRoundsError(

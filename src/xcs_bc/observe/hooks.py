@@ -509,7 +509,7 @@ def _mon_call(code: types.CodeType, offset: int, callee: Any, arg0: Any) -> None
     if not session.is_target(frame):
         return
     quieted = session.quieted
-    if quieted is None or (frame is not quieted.frame and frame.f_back is not quieted.frame):
+    if quieted is None or not quieted.drops(frame, offset):
         arg = MISSING if arg0 is _monitoring.MISSING else arg0
         session.deliver(session.listener.call, frame, callee, arg)
     callee_code = _python_code(callee)
