@@ -43,6 +43,7 @@ from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity
+from xcs_bc.build.liveness import loaded_names, stored_names
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.remade import recomputed
 from xcs_bc.build.trace import Decision, DecisionKind
@@ -109,8 +110,6 @@ _REFUSED = frozenset(
     SEND GET_AWAITABLE GET_AITER GET_ANEXT END_ASYNC_FOR BEFORE_ASYNC_WITH SETUP_ASYNC_WITH
     RETURN_GENERATOR GEN_START LOAD_BUILD_CLASS CALL_FUNCTION_EX""".split()
 )
-_STORES = frozenset({"STORE_FAST", "DELETE_FAST", "LOAD_FAST_AND_CLEAR"})
-_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"})
 
 
 def start(b: GraphBuilder, fs: FrameState, ins: Instr, state: LoopState) -> None:
@@ -243,15 +242,9 @@ def loop_body(info: CodeInfo, head: int) -> LoopBody | None:
         ins = info.instrs[off]
         if ins.opname in _REFUSED or _makes_generator(ins):
             return None
-        names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
-        if ins.opname in _STORES or ins.opname == "STORE_FAST_STORE_FAST":
-            stored.update(dict.fromkeys(map(str, names)))
-        elif ins.opname == "STORE_FAST_LOAD_FAST":
-            stored[str(names[0])] = None
-            loaded[str(names[-1])] = None
-        elif ins.opname in _LOADS:
-            loaded.update(dict.fromkeys(map(str, names)))
-        elif ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        stored.update(dict.fromkeys(stored_names(ins)))
+        loaded.update(dict.fromkeys(loaded_names(ins)))
+        if ins.opname == "LOAD_GLOBAL":
             globals_[str(ins.argval)] = None
     prefixes = {prefix for prefix, at in info.extended_arg.items() if at in inside}
     return LoopBody(
