@@ -18,7 +18,7 @@ import xcs_bc
 PACKAGE = pathlib.Path(xcs_bc.__file__).parent
 
 LAYERS: list[set[str]] = [
-    {"xcs_bc.errors", "xcs_bc._compat"},  # foundations: no xcs_bc import but each other
+    {"xcs_bc.errors", "xcs_bc._compat", "xcs_bc._assemble"},  # foundations: no xcs_bc import but each other
     {"xcs_bc.testing"},  # public fakes for users' tests: need only the errors
     {"xcs_bc.ir"},  # the records every stage hands on
     {"xcs_bc.observe"},  # stage 1: hooks

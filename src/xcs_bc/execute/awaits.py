@@ -42,6 +42,7 @@ from typing import Any, Final
 from bytecode import Bytecode, CompilerFlags, Instr
 from bytecode.instr import TryBegin, TryEnd
 
+from xcs_bc._assemble import assemble
 from xcs_bc._compat import COMPREHENSIONS, VERSION
 from xcs_bc.build.awaiting import SEND_LOOP, SEND_LOOP_END
 from xcs_bc.errors import UnsupportedCodeError
@@ -155,7 +156,7 @@ def _blocking(code: types.CodeType) -> types.CodeType:
     bc.flags = CompilerFlags(code.co_flags & ~_CO_COROUTINE)
     bc.argnames = list(code.co_varnames)
     try:
-        result: types.CodeType = bc.to_code()
+        result, _ = assemble(bc, where)
     except Exception as exc:  # a bug here must not pass for the user's code being wrong
         raise UnsupportedCodeError(f"{where}: the synchronous twin does not assemble: {exc!r}") from exc
     return result

@@ -65,6 +65,7 @@ from typing import Any, Final, Protocol
 
 from bytecode import Bytecode, Instr, Label
 
+from xcs_bc._assemble import Placed, assemble
 from xcs_bc._compat import VERSION
 from xcs_bc.errors import ConfigError, UnsupportedCodeError
 from xcs_bc.execute.callsites import (
@@ -297,33 +298,24 @@ def _rebuild(
     bc.argnames = list(code.co_varnames)
     where = f"{code.co_filename}:{code.co_firstlineno} ({code.co_name})"
     try:
-        result: types.CodeType = bc.to_code()
+        result, placed = assemble(bc, where)
     except Exception as exc:  # a bug here must not pass for the user's code being wrong
         raise UnsupportedCodeError(f"{where}: the rewritten code does not assemble: {exc!r}") from exc
     if gate is None:
         return result, {}
-    return result, _offsets(result, [item for item in bc if isinstance(item, Instr)], origin, where)
+    return result, _offsets(placed, origin)
 
 
-def _offsets(result: types.CodeType, mine: list[Instr], origin: dict[int, int], where: str) -> dict[int, int]:
-    """Offset in `result` -> offset in the original, for the instructions copied from it (`origin`),
-    and on 3.10/3.11 for their EXTENDED_ARG prefixes; `mine` are `result`'s instructions in order."""
+def _offsets(placed: list[Placed], origin: dict[int, int]) -> dict[int, int]:
+    """Offset in the gated code -> offset in the original, for the instructions copied from it
+    (`origin`), and on 3.10/3.11 for their EXTENDED_ARG prefixes."""
     offsets: dict[int, int] = {}
-    prefixes: list[int] = []
-    position = 0
-    for real in dis.get_instructions(result):
-        if real.opname == "EXTENDED_ARG":
-            prefixes.append(real.offset)
-            continue
-        if position >= len(mine) or mine[position].name != real.opname:
-            raise UnsupportedCodeError(f"{where}: the gated code's instructions do not line up")
-        copied = origin.get(id(mine[position]))
+    for place in placed:
+        copied = origin.get(id(place.instr))
         if copied is not None:
-            offsets[real.offset] = copied
+            offsets[place.offset] = copied
             if VERSION < (3, 12):  # settrace reports an instruction at its first prefix
-                offsets.update(dict.fromkeys(prefixes, copied))
-        prefixes = []
-        position += 1
+                offsets.update(dict.fromkeys(place.prefixes, copied))
     return offsets
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from bytecode import Bytecode, CompilerFlags, Instr
 
+from xcs_bc._assemble import assemble
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
@@ -466,7 +467,7 @@ def _assemble(shapes: tuple[Any, ...], n_leaves: int) -> Callable[..., tuple[Any
     code.filename = "<xcs_bc slice>"
     code.first_lineno = 1
     code.flags = CompilerFlags.OPTIMIZED | CompilerFlags.NEWLOCALS
-    function: Callable[..., tuple[Any, ...]] = types.FunctionType(code.to_code(), {})
+    function: Callable[..., tuple[Any, ...]] = types.FunctionType(assemble(code, "<xcs_bc slice>")[0], {})
     return function
 
 
