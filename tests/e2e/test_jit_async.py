@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -80,9 +79,6 @@ def test_the_awaits_of_a_loop_run_at_once_on_replay() -> None:
     assert fast.stats.mispredictions == 0
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 12), reason="the first call issues loop rounds ahead on 3.12+ only"
-)
 def test_the_first_call_issues_its_loop_s_later_awaits_ahead() -> None:
     fast = xcs.jit(summarize, min_call_ms=MIN_CALL_MS)
     docs = [f"first {i}" for i in range(8)]

@@ -27,7 +27,6 @@ import pytest
 import pipelines_legacy as legacy
 import xcs_bc as xcs
 from openai_server import FakeOpenAIServer
-from xcs_bc._compat import PY312
 from xcs_bc.testing import FakeLLM
 
 MIN_MS = 10.0  # the fakes take 25 ms; glue stays far below 10 ms
@@ -107,9 +106,9 @@ def assert_like_plain(runs: list[Round], fast: Any) -> None:
     assert fast.stats.wasted == 0, fast.explain()
 
 
-# The first jitted call is the trace: on 3.12+ a loop over three items makes its first round's call
-# alone, then the two later rounds' at once (`execute.first`); on 3.10/3.11 one call at a time.
-FIRST = 2 if PY312 else 1
+# The first jitted call is the trace: a loop over three items makes its first round's call alone,
+# then the two later rounds' at once (`execute.first`).
+FIRST = 2
 
 
 def peak(runs: list[Round], name: str) -> list[int]:

@@ -25,7 +25,6 @@ import pytest
 
 import xcs_bc as xcs
 from likeplain import fakes, fresh, outcome, plain_outcome, run_both, run_both_fresh
-from xcs_bc._compat import PY312
 from xcs_bc.jit import JittedFunction
 from xcs_bc.testing import CallLog, FakeLLM, FakeLLMError
 
@@ -878,8 +877,8 @@ def test_a_global_list_changed_between_calls() -> None:
     for n in (TRACED, 5, 1, 0, 4):
         POOL[:] = docs(n)  # changed in place
         run_both(ask_all, fast, fresh("q"), watch=[llm])
-        # the first call: on 3.12+ its first round alone, then the others at once (execute.first)
-        assert llm.max_concurrency == ((TRACED - 1 if PY312 else 1) if n == TRACED else n)
+        # the first call: its first round alone, then the others at once (execute.first)
+        assert llm.max_concurrency == (TRACED - 1 if n == TRACED else n)
     global POOL_REBOUND
     fast2 = xcs.jit(rebound_pool, min_call_ms=MIN_MS)
     for n in (TRACED, 6, 2):

@@ -30,8 +30,8 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
 As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
 assumptions"), and one the run does not reach (it raised, or a later round went another way) is
-cancelled if it has not started, else counted in `stats.wasted`.  Only on CPython 3.12+, and only
-on the thread pools (see `first_call`).
+cancelled if it has not started, else counted in `stats.wasted`.  Only on the thread pools: on a
+process pool, Ray or Dask, calls are issued ahead by replays only.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc._compat import PY312, nested_code
+from xcs_bc._compat import nested_code
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
 from xcs_bc.build.codeinfo import code_info, in_loop
@@ -90,15 +90,8 @@ def first_call(
     options: Mapping[str, Any],
 ) -> FirstCall | None:
     """A traced call of `fn` that issues its loops' later rounds ahead, or None when `fn` has no call
-    site in a loop (it is traced as it is: nothing would go ahead), or on CPython 3.10 and 3.11.
-    `executor()` gives the executor, asked for only when calls may go ahead.
-
-    There the observer is `sys.settrace`, and tracing a gated clone made CPython 3.11.7 crash at a
-    later garbage collection in one generated program (a closure whose argument is a cell, with
-    generator expressions over it); until that is understood, those versions trace the function
-    as it is, one call after another."""
-    if not PY312:
-        return None
+    site in a loop (it is traced as it is: nothing would go ahead).  `executor()` gives the
+    executor, asked for only when calls may go ahead."""
     paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
     # (not a generator expression's code: its consumer may stop it at any item)
     targets = [fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")]
