@@ -20,6 +20,10 @@ The fake model calls are `xcs_bc.testing.FakeLLM`s, which sleep like a remote ca
 passes only if `stats.traces == 1` at the end, and the line under the table reports
 `stats.resized` (timed replays for another length than the traced one).
 
+"glue loop, then 5 calls" formats a 10,000-piece report before 5 calls that do not read it: the
+hand-written version submits the calls first, and the jit must issue them ahead of the glue too
+(the trace runs most of that loop's rounds unobserved, as one step).
+
 "router, traced on prose" and "tv/phone, traced on a full image" trace the arms that make no call,
 so the arms with calls are ones the trace never saw: the first replay that takes one makes its
 calls in their turn, and a later call is traced to learn it (a timed round that runs sequentially).
@@ -286,6 +290,32 @@ def map_varying_pool(docs):
     return combiner("Combine:\n" + "\n".join(notes))
 
 
+# -- 12. a long loop of glue, then 5 calls that do not read it ------------------------------------------
+
+
+GLUE_ROUNDS = 10_000
+
+
+def glue_then_calls(topic):
+    pieces = []
+    for i in range(GLUE_ROUNDS):  # formatting a long report: no slow call, 10,000 rounds
+        pieces.append(f"{i}:{topic[i % len(topic)]}")
+    report = "".join(pieces)
+    answers = []
+    for question in QUESTIONS[:5]:
+        answers.append(llm(f"{question} {topic}"))
+    return len(report), answers
+
+
+def glue_then_calls_pool(topic):
+    futures = [POOL.submit(llm, f"{question} {topic}") for question in QUESTIONS[:5]]
+    pieces = []
+    for i in range(GLUE_ROUNDS):
+        pieces.append(f"{i}:{topic[i % len(topic)]}")
+    report = "".join(pieces)
+    return len(report), [future.result() for future in futures]
+
+
 # -- inputs: fresh on every call -----------------------------------------------------------------------
 
 _counter = itertools.count()
@@ -340,6 +370,7 @@ SCENARIOS = [
     Scenario("map_refine", map_refine, map_refine_pool, fresh_docs(6)),
     Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
     Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
+    Scenario("glue loop, then 5 calls", glue_then_calls, glue_then_calls_pool, fresh_topic),
     # control flow the run decides: calls under branches on results (bench/decided_at_run_time.py)
     Scenario("router: classify, 3 solvers", decided.router, decided.router_pool, decided.fresh_questions()),
     Scenario("tv/phone checks", decided.tv_and_phone, decided.tv_and_phone_pool, decided.fresh_images()),

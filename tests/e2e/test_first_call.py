@@ -240,3 +240,117 @@ def test_messages_displayed_in_the_call_go_ahead_and_kept_ones_do_not() -> None:
     fast = first_call(chat_history, fresh("q"), models)  # the list the calls get is the function's
     assert llm.max_concurrency == 1 and fast.stats.served_in_trace == 0
     no_waste(fast)
+
+
+# -- loops inside the loop ----------------------------------------------------------------------------
+
+ASPECTS = ("cost", "risk", "time")
+
+
+def aspects(docs):
+    out = []
+    for d in docs:
+        for aspect in ASPECTS:
+            out.append(llm(f"{aspect} of {d}"))
+    return out
+
+
+def aspects_then_verdict(docs, scales):
+    verdicts = []
+    for d in docs:
+        notes = []
+        for aspect in ASPECTS:
+            for scale in scales:
+                notes.append(llm(f"{aspect} of {d} on {scale}"))
+        verdicts.append(" / ".join(notes))
+    return verdicts
+
+
+def test_loops_over_the_same_list_inside_a_loop_go_at_once_from_its_second_round() -> None:
+    """Its first round shows the inner loop's calls (that loop's later rounds go at once), and then
+    every later document's calls, the inner loop's included, go at once: three rounds of latency in
+    all, not one a document; the inner loop issues nothing more in those rounds."""
+    docs = [fresh() for _ in range(5)]
+    fast = first_call(aspects, docs)
+    assert llm.max_concurrency >= 3 * 4 - 1, fast.explain()
+    assert fast.stats.served_in_trace >= 3 * 4 - 1
+    assert "issued 14 calls" in fast.explain()  # 2 for the first document's inner loop, then 3 x 4
+    no_waste(fast)
+    fast = first_call(aspects_then_verdict, [fresh() for _ in range(4)], ["low", "high"])
+    assert llm.max_concurrency >= 6 * 3 - 1, fast.explain()
+    no_waste(fast)
+    run_both(aspects, fast := xcs.jit(aspects), docs, watch=[llm])  # and replays as before
+    run_both(aspects, fast, [fresh() for _ in range(3)], watch=[llm])
+    assert fast.stats.traces == 1 and fast.stats.replays == 1
+
+
+def by_part(docs):
+    out = []
+    for d in docs:
+        for part in d.split("|"):  # a list each document makes its own
+            out.append(llm(f"{part} of {d}"))
+    return out
+
+
+def inner_branch(docs):
+    out = []
+    for d in docs:
+        for aspect in ASPECTS:
+            if aspect in d:  # each document may take another arm
+                continue
+            out.append(llm(f"{aspect} of {d}"))
+    return out
+
+
+def inner_break(docs):
+    out = []
+    for d in docs:
+        for aspect in ASPECTS:
+            out.append(llm(f"{aspect} of {d}"))
+            if "stop" in d:
+                break
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (by_part, ["a|b|c", "d|e|f", "g|h", "i|j|k|l", "m|n|o"]),
+        (inner_branch, ["a", "b", "risk c", "d", "e"]),
+        (inner_break, ["a", "b", "stop c", "d", "e"]),
+    ],
+    ids=["its-own-list", "branch-inside", "break-inside"],
+)
+def test_an_inner_loop_that_may_go_another_way_keeps_the_outer_rounds_one_at_a_time(fn, docs) -> None:
+    """An inner loop over a list each round makes, or a round whose inner loop may branch or stop:
+    the outer rounds are not predicted from the first (the inner loop's own later rounds still may
+    go at once); results and calls are the plain ones, nothing is wasted."""
+    fast = xcs.jit(fn)
+    llm.reset()
+    run_both_fresh_list(fn, fast, docs)
+    assert llm.max_concurrency <= 3, fast.explain()  # never a later document's calls at once
+    no_waste(fast)
+
+
+def test_a_later_round_s_inner_loop_that_raises_raises_at_the_same_point() -> None:
+    (failing,) = fakes("failing", fail_on="boom")
+
+    def each(docs):
+        out = []
+        for d in docs:
+            for aspect in ASPECTS:
+                out.append(failing(f"{aspect} of {d}"))
+        return out
+
+    docs = ["a", "b", "c", "boom d", "e"]
+    failing.reset()
+    expected = plain_outcome(each, (docs,), [failing])
+    plain_calls = CallLog.snapshot(failing).counts
+    failing.reset()
+    fast = xcs.jit(each)
+    got = outcome(fast, docs)
+    time.sleep(3 * LATENCY)
+    assert got == expected and got[1] is FakeLLMError
+    made = CallLog.snapshot(failing).counts
+    assert not plain_calls - made
+    assert sum((made - plain_calls).values()) == fast.stats.wasted > 0

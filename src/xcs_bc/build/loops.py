@@ -45,6 +45,7 @@ class LoopState:
     # for GraphBuilder.on_round (see execute.first): the first round's item, and its round_mark()
     first_item: ValueRef | None = None
     first_mark: tuple[int, ...] = ()
+    issued_ahead: bool = False  # its later rounds were issued, with the calls of the loops inside them
     frame: types.FrameType | None = None  # the frame running the loop
     start: tuple[types.CodeType, Instr] | None = None  # its GET_ITER (a site made when needed)
 

@@ -18,10 +18,13 @@ way the builder is told the events the original instructions would have sent (`s
 
 What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
-- only rounds whose first round took no branch at all, ran no inner loop, handled no exception,
-  changed no object in place and called no function not known to be pure
-  (`GraphBuilder.round_mark`): a round that may go another way is not predicted from the first;
-  and not in a generator expression, whose consumer may stop it;
+- only rounds whose first round took no branch at all, handled no exception, changed no object
+  in place and called no function not known to be pure (`GraphBuilder.round_mark`): a round that
+  may go another way is not predicted from the first; and not in a generator expression, whose
+  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
+  the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
+  the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
+  nothing more in them;
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
@@ -170,17 +173,20 @@ class FirstCall:
             or state.first_item is None
         ):
             return
+        if any(outer.issued_ahead for outer in b.iters.values() if outer.frame is fs.frame):
+            return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
         start = state.op_starts[0]
-        if b.decisions[state.decision_starts[0] :] or ended != state.first_mark or not b.ops[start:]:
-            # a round that took a branch, ran a loop or handled an exception, changed an object in
-            # place (the list it walks, say) or called a function not known to be pure says nothing
-            # of the next ones
+        if ended[:3] != state.first_mark[:3] or not b.ops[start:]:
+            # a round that took a branch or handled an exception, changed an object in place (the
+            # list it walks, say) or called a function not known to be pure says nothing of the next
             return
         item = state.first_item
         if not _walks(state, item):
             return  # (enumerate(), zip(), a generator: an item the recipes do not name by its index)
         outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
         env = dataclasses.replace(self.env, outputs=outputs)
+        if not self._inner_loops_alike(b, state, ended, env, sequence):
+            return
         issue: list[tuple[SiteKey, str, tuple[ValueRef, ...], tuple[str, ...]]] = []
         for op in b.ops[start:]:
             facts = b.call_facts[op.id]
@@ -202,6 +208,7 @@ class FirstCall:
             if not all(same_value(a, ref.value) for a, ref in zip(again, op.inputs, strict=True)):
                 return
             issue.append((key, op.name, op.inputs, op.kwnames))
+        state.issued_ahead = True
         # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
         for k in range(1, len(sequence)):
             for key, name, inputs, kwnames in issue:
@@ -210,6 +217,34 @@ class FirstCall:
                 except NotComputable:
                     continue  # it runs in its turn
                 self._submit(key, name, values, kwnames)
+
+    def _inner_loops_alike(
+        self, b: GraphBuilder, state: LoopState, ended: tuple[int, ...], env: Env, sequence: Any
+    ) -> bool:
+        """Will the loops the first round ran run alike in every round?  Each must have run out over
+        sequences that are the same for every item of `state`'s loop (`for aspect in ASPECTS` inside
+        `for d in docs`, not `for part in d.parts`), and the round made no decision but their lengths.
+        The calls of the later rounds, theirs included, are then issued at once, and the inner loops
+        issue nothing more in those rounds (`LoopState.issued_ahead`)."""
+        ran = ended[3] - state.first_mark[3]  # (a loop that ran out is a record more, see `round_mark`)
+        inner = b.loops[len(b.loops) - ran :] if ran > 0 else []
+        own = {index for record in inner for index in record.own_decisions}
+        if ran < 0 or len(own) != len(b.decisions) - state.decision_starts[0]:
+            return False
+        if any(index < state.decision_starts[0] for index in own):
+            return False
+        item = state.first_item
+        assert item is not None
+        for record in inner:
+            for walked in record.sequences:
+                for k in range(1, len(sequence)):
+                    try:
+                        (again,) = Slice(_with_item((walked,), item, state, k, sequence))(env)
+                    except NotComputable:
+                        return False
+                    if not same_value(again, walked.value):
+                        return False
+        return True
 
     def _submit(self, key: SiteKey, name: str, values: Sequence[Any], kwnames: tuple[str, ...]) -> None:
         callee, *values = values
