@@ -312,14 +312,24 @@ def inner_break(docs):
     return out
 
 
+def inner_first_only(docs):
+    out = []
+    for d in docs:
+        for aspect in ASPECTS:
+            out.append(llm(f"{aspect} of {d}"))
+            break  # in every round: the loop is left under way
+    return out
+
+
 @pytest.mark.parametrize(
     ("fn", "docs"),
     [
+        (inner_first_only, ["a", "b", "c", "d", "e"]),
         (by_part, ["a|b|c", "d|e|f", "g|h", "i|j|k|l", "m|n|o"]),
         (inner_branch, ["a", "b", "risk c", "d", "e"]),
         (inner_break, ["a", "b", "stop c", "d", "e"]),
     ],
-    ids=["its-own-list", "branch-inside", "break-inside"],
+    ids=["left-by-break", "its-own-list", "branch-inside", "break-inside"],
 )
 def test_an_inner_loop_that_may_go_another_way_keeps_the_outer_rounds_one_at_a_time(fn, docs) -> None:
     """An inner loop over a list each round makes, or a round whose inner loop may branch or stop:

@@ -328,8 +328,9 @@ class GraphBuilder(Following):
         """What a loop's round may have done, as counts: two marks differ when, between them, the
         run changed an object in place or called a function not known to be pure (`effects`), took
         a conditional jump (`tests`), branched on a result or handled an exception
-        (`unguarded_paths`), or ran a loop."""
-        return (self.effects, self.tests, self.unguarded_paths, len(self.loops) + len(self.iters))
+        (`unguarded_paths`), or ran a loop: one that ran out is a record more (`loops`), one left by
+        `break` or `return` a loop still under way (`iters`, until the run ends)."""
+        return (self.effects, self.tests, self.unguarded_paths, len(self.loops), len(self.iters))
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)

@@ -226,10 +226,12 @@ class FirstCall:
         `for d in docs`, not `for part in d.parts`), and the round made no decision but their lengths.
         The calls of the later rounds, theirs included, are then issued at once, and the inner loops
         issue nothing more in those rounds (`LoopState.issued_ahead`)."""
-        ran = ended[3] - state.first_mark[3]  # (a loop that ran out is a record more, see `round_mark`)
+        ran = ended[3] - state.first_mark[3]  # the loops that ran out in it (see `round_mark`)
+        if ended[4] != state.first_mark[4]:
+            return False  # one was left by break: where the others leave theirs is not known
         inner = b.loops[len(b.loops) - ran :] if ran > 0 else []
         own = {index for record in inner for index in record.own_decisions}
-        if ran < 0 or len(own) != len(b.decisions) - state.decision_starts[0]:
+        if len(own) != len(b.decisions) - state.decision_starts[0]:
             return False
         if any(index < state.decision_starts[0] for index in own):
             return False
