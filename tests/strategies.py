@@ -1018,6 +1018,18 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = Fa
         lines.insert(0, f"{carry} = {_str_expr(draw, scope, 1)}")
         inner.strs.append(carry)
         scope.count += 1
+    if scope.grammar.effects and not scope.grammar.uniform and draw(st.integers(0, 3)) == 0:
+        # (extended) a local each round grows from its item before its calls, which may read it: it
+        # is another value in every round, so a first call must not issue a later round's calls
+        # from the first round's recipes (`build.carried`)
+        running = f"r{scope.next_name}"
+        grow = item or index
+        lines.insert(0, f"{running} = ''")
+        lines.append(
+            f"    {running} = {running} + " + (f"str({grow})[:2]" if grow else f"str(len({running}))")
+        )
+        inner.strs.append(running)
+        scope.count += 2
     if draw(st.booleans()):  # a chain inside the loop
         temp = f"t{scope.next_name}"
         lines.append(f"    {temp} = {_slow_expr(draw, inner)}")

@@ -147,17 +147,17 @@ def breaks_on_a_result(docs):
 @pytest.mark.parametrize(
     ("fn", "docs"),
     [
-        (branch_on_item, ["a", "skip b", "c", "d", "skip e"]),
         (shrinking, ["a", "b", "c", "d", "e", "f"]),
         (stops_early, ["a", "b", "yes", "c", "d"]),
         (helper_in_the_loop, ["a", "b", "c", "d"]),
         (breaks_on_a_result, ["a", "b", "stop c", "d", "e"]),
     ],
-    ids=["branch-on-item", "list-shrinks", "any-stops-early", "helper-not-pure", "break-on-result"],
+    ids=["list-shrinks", "any-stops-early", "helper-not-pure", "break-on-result"],
 )
 def test_rounds_that_may_go_another_way_are_not_predicted(fn, docs) -> None:
-    """The first round took a branch, changed the list it walks, ran in a generator its consumer may
-    stop, or called a function not known to be pure: nothing goes ahead, the calls are the plain ones."""
+    """The first round changed the list it walks, ran in a generator its consumer may stop, called a
+    function not known to be pure or branched on a result: nothing goes ahead, the calls are the
+    plain ones."""
     fast = xcs.jit(fn)
     llm.reset()
     run_both_fresh_list(fn, fast, docs)
@@ -326,15 +326,13 @@ def inner_first_only(docs):
     [
         (inner_first_only, ["a", "b", "c", "d", "e"]),
         (by_part, ["a|b|c", "d|e|f", "g|h", "i|j|k|l", "m|n|o"]),
-        (inner_branch, ["a", "b", "risk c", "d", "e"]),
-        (inner_break, ["a", "b", "stop c", "d", "e"]),
     ],
-    ids=["left-by-break", "its-own-list", "branch-inside", "break-inside"],
+    ids=["left-by-break", "its-own-list"],
 )
 def test_an_inner_loop_that_may_go_another_way_keeps_the_outer_rounds_one_at_a_time(fn, docs) -> None:
-    """An inner loop over a list each round makes, or a round whose inner loop may branch or stop:
-    the outer rounds are not predicted from the first (the inner loop's own later rounds still may
-    go at once); results and calls are the plain ones, nothing is wasted."""
+    """An inner loop over a list each round makes, or one the first round left by break: the outer
+    rounds are not predicted from the first (the inner loop's own later rounds still may go at
+    once); results and calls are the plain ones, nothing is wasted."""
     fast = xcs.jit(fn)
     llm.reset()
     run_both_fresh_list(fn, fast, docs)
@@ -364,3 +362,349 @@ def test_a_later_round_s_inner_loop_that_raises_raises_at_the_same_point() -> No
     made = CallLog.snapshot(failing).counts
     assert not plain_calls - made
     assert sum((made - plain_calls).values()) == fast.stats.wasted > 0
+
+
+# -- state a round carries into the next ----------------------------------------------------------
+
+
+def counter_in_prompt(docs):
+    i = 0
+    out = []
+    for d in docs:
+        i += 1  # noqa: SIM113 - the shape under test: a counter the prompt reads
+        out.append(llm(f"{i}: {d}"))
+    return out
+
+
+def previous_item(docs):
+    prev = ""
+    out = []
+    for d in docs:
+        out.append(llm(prev + d))
+        prev = d
+    return out
+
+
+def growing_list(docs):
+    seen = []
+    out = []
+    for d in docs:
+        seen.append(d)
+        out.append(llm(" ".join(seen)))
+    return out
+
+
+def first_of_a_growing_list(docs):
+    seen = []
+    out = []
+    for d in docs:
+        seen.append(d)
+        out.append(llm(seen[0] + d))
+    return out
+
+
+def growing_string(docs):
+    text = ""
+    out = []
+    for d in docs:
+        text += d
+        out.append(llm(text))
+    return out
+
+
+def growing_tuple(docs):
+    kept = ()
+    out = []
+    for d in docs:
+        kept = kept + (d,)
+        out.append(llm(str(kept)))
+    return out
+
+
+def parameter_rebound(docs, text):
+    out = []
+    for d in docs:
+        text = text + d
+        out.append(llm(text[:40]))
+    return out
+
+
+def result_fed_back(docs):
+    last = "start"
+    out = []
+    for d in docs:
+        last = llm(last[:8] + d)
+        out.append(last)
+    return out
+
+
+def swapped(docs):
+    a, b = "x", "y"
+    out = []
+    for d in docs:
+        a, b = b, a
+        out.append(llm(a + d))
+    return out
+
+
+def nested_container(docs):
+    history = [[]]
+    out = []
+    for d in docs:
+        history[0].append(d)
+        out.append(llm(f"{len(history[0])} {d}"))
+    return out
+
+
+def length_of_a_growing_list(docs):
+    seen = []
+    out = []
+    for d in docs:
+        seen.append(d)
+        out.append(llm(f"{len(seen)} {d}"))
+    return out
+
+
+def read_then_changed(docs):
+    config = {"last": "none"}
+    out = []
+    for d in docs:
+        out.append(llm(config["last"] + d))
+        config["last"] = d
+    return out
+
+
+CARRIED = [
+    (length_of_a_growing_list, ()),
+    (read_then_changed, ()),
+    (counter_in_prompt, ()),
+    (previous_item, ()),
+    (growing_list, ()),
+    (first_of_a_growing_list, ()),
+    (growing_string, ()),
+    (growing_tuple, ()),
+    (parameter_rebound, ("t:",)),
+    (result_fed_back, ()),
+    (swapped, ()),
+    (nested_container, ()),
+]
+
+
+def submitted(fast, fn, docs, extra=()):
+    """Run the plain `fn` and `fast` (a fresh jit of it: this is its first call) on copies of `docs`:
+    the same outcome and calls, and every call the first call issued ahead is one the plain run
+    made.  Gives those calls, each as the tuple of its arguments."""
+    plain_outcome(fn, (list(docs), *extra), [llm])
+    plain_prompts = {prompt for prompt, _ in llm.calls}
+    issued = []
+    submit = first.FirstCall._submit
+
+    def spy(self, key, name, values, kwnames):
+        issued.append(tuple(values[1:]))
+        return submit(self, key, name, values, kwnames)
+
+    with mock.patch.object(first.FirstCall, "_submit", spy):
+        run_both_fresh(fn, fast, lambda: (list(docs), *extra), watch=[llm])
+    assert [call for call in issued if call[0] not in plain_prompts] == []
+    return issued
+
+
+@pytest.mark.parametrize(("fn", "extra"), CARRIED, ids=[fn.__name__ for fn, _ in CARRIED])
+def test_a_round_that_reads_what_the_round_before_left_is_not_predicted(fn, extra) -> None:
+    """The first round read a local and assigned it, or read a container it changed in place: the
+    next round reads another value, so its recipe made again for another item would be a call the
+    plain run never makes.  Nothing is issued ahead (it was: `1: b`, `1: c`... while the run made
+    `2: b`, `3: c`), and the calls are the plain ones."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, [fresh() for _ in range(6)], extra) == []
+    assert fast.stats.served_in_trace == 0 and fast.stats.wasted == 0
+
+
+def total_of_results(docs):
+    total = 0
+    for d in docs:
+        total += len(llm(d))
+    return total
+
+
+def results_added_up(docs):
+    text = ""
+    for d in docs:
+        text += llm(d)
+    return text
+
+
+def counted_apart(docs):
+    n = 0
+    out = []
+    for d in docs:
+        n += 1
+        out.append(llm(d.upper()))
+    return out, n
+
+
+def list_made_in_the_round(docs):
+    out = []
+    for d in docs:
+        parts = []
+        parts.append(d)
+        parts.append("!")
+        out.append(llm(" ".join(parts)))
+    return out
+
+
+def results_by_item(docs):
+    found = {}
+    for d in docs:
+        found[d] = llm(d)
+    return found
+
+
+def list_rebound(docs):
+    out = []
+    for d in docs:
+        out = out + [llm(d)]
+    return out
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        total_of_results,
+        results_added_up,
+        counted_apart,
+        list_made_in_the_round,
+        results_by_item,
+        list_rebound,
+    ],
+)
+def test_state_the_calls_do_not_read_keeps_the_rounds_at_once(fn) -> None:
+    """Accumulators, counters and containers the round's calls never read carry nothing a recipe
+    reads: the later rounds still go at once."""
+    docs = [fresh() for _ in range(6)]
+    fast = xcs.jit(fn)
+    assert len(submitted(fast, fn, docs)) == 5
+    assert fast.stats.served_in_trace >= 4 and llm.max_concurrency >= 4
+    no_waste(fast)
+
+
+# -- branches on the item --------------------------------------------------------------------------
+
+
+def two_prompts(docs):
+    out = []
+    for d in docs:
+        if len(d) > 3:  # noqa: SIM108 - two arms, each assigning the prompt
+            prompt = "long " + d
+        else:
+            prompt = "short " + d
+        out.append(llm(prompt))
+    return out
+
+
+def filtered_comprehension(docs):
+    return [llm(d) for d in docs if d.strip()]
+
+
+def both_tests(docs):
+    out = []
+    for d in docs:
+        if d and d[0] != "#":
+            out.append(llm(d))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs", "issued"),
+    [
+        (branch_on_item, ["a", "skip b", "c", "d", "skip e", "f"], 3),
+        (two_prompts, ["abcd", "ab", "abcde", "x", "wxyz", "pq"], 2),
+        (filtered_comprehension, ["a", "b", " ", "c", "", "d"], 3),
+        (both_tests, ["a", "#b", "", "c", "d", "#e"], 2),
+        # the inner loop's own rounds in the first document (2), the outer rounds alike (3 x 3), and
+        # in the document that goes another way, its inner loop's rounds alike ("time of risk c")
+        (inner_branch, ["a", "b", "risk c", "d", "e"], 12),
+        # (that document's inner loop is left by break in its first round: nothing more)
+        (inner_break, ["a", "b", "stop c", "d", "e"], 11),
+    ],
+    ids=["continue", "two-arms", "comprehension-filter", "and", "branch-inside", "break-inside"],
+)
+def test_rounds_that_take_the_first_round_s_branches_go_at_once(fn, docs, issued) -> None:
+    """The first round branched on its item: each later round whose item takes every branch the same
+    way (the recipes of the conditions, made again for its item) is issued at once; one that goes
+    another way makes its calls in its turn, and since the arm it takes assigns nothing a later
+    round reads before assigning it (a `continue`, `prompt = ...` in both arms, a `break` out of an
+    inner loop), the rounds after it still go."""
+    fast = xcs.jit(fn)
+    made = submitted(fast, fn, docs)
+    assert len(made) == issued, made
+    assert fast.stats.served_in_trace >= issued - 3 and llm.max_concurrency >= 2
+    no_waste(fast)
+
+
+def stops_at_a_word(docs):
+    out = []
+    for d in docs:
+        if d == "STOP":
+            break
+        out.append(llm(d))
+    return out
+
+
+def mode_switch(docs):
+    mode = "a"
+    out = []
+    for d in docs:
+        if d == "B":
+            mode = "b"  # read by every round after it
+        out.append(llm(mode + d))
+    return out
+
+
+def known_or_asked(docs, known):
+    out = []
+    for d in docs:
+        answer = known.get(d)
+        if answer is None:
+            out.append(llm(d))
+        else:
+            out.append(answer)  # a call in the other arm: it may change what later rounds read
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs", "extra", "issued"),
+    [
+        (stops_at_a_word, ["a", "b", "c", "STOP", "d", "e"], (), 2),
+        (mode_switch, ["a", "c", "B", "d", "e"], (), 1),
+        (known_or_asked, ["a", "b", "c", "d", "e"], ({"c": "C"},), 1),
+    ],
+    ids=["break", "assigns-a-local-read-later", "calls-in-the-other-arm"],
+)
+def test_rounds_after_one_that_may_leave_another_state_are_not_issued(fn, docs, extra, issued) -> None:
+    """A round that goes another way through an arm that leaves the loop, assigns a local the later
+    rounds read, or makes a call: the rounds before it went at once, and none after it is issued
+    (the plain run never makes `d` and `e`'s calls after STOP)."""
+    fast = xcs.jit(fn)
+    made = submitted(fast, fn, docs, extra)
+    assert len(made) == issued, made
+    no_waste(fast)
+
+
+def deduplicated(docs):
+    seen = set()
+    out = []
+    for d in docs:
+        if d in seen:
+            continue
+        seen.add(d)
+        out.append(llm(d))
+    return out
+
+
+def test_a_branch_on_state_the_round_changes_is_not_predicted() -> None:
+    """`d in seen` reads a set the round adds to: its recipe made again for a later item says nothing
+    of that round's set, so nothing goes ahead (it would have issued the duplicate's call)."""
+    fast = xcs.jit(deduplicated)
+    assert submitted(fast, deduplicated, ["a", "b", "a", "c", "b", "d"]) == []
+    assert fast.stats.served_in_trace == 0

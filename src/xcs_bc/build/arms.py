@@ -16,14 +16,14 @@ from __future__ import annotations
 import dis
 import functools
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xcs_bc._compat import PY311, PY313
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, UNCONDITIONAL_JUMPS, CodeInfo, Instr
-from xcs_bc.build.liveness import LOCAL_LOADS, LOCAL_STORES, arg_names, loaded_names, stored_names
+from xcs_bc.build.liveness import LOCAL_LOADS, LOCAL_STORES, arg_names, loaded_names, read_after, stored_names
 from xcs_bc.build.trace import Fork
 from xcs_bc.ir import MISSING, Operation, ValueRef
 from xcs_bc.ir.values import callee_key, made_under, peek_attr, unknown
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
     from xcs_bc.build.frames import Control, FrameState
 
-__all__ = ["Arm", "ArmCall", "Callee", "owe_untaken", "untaken_arm", "worth_learning"]
+__all__ = ["Arm", "ArmCall", "Callee", "leaves_rounds_alike", "owe_untaken", "untaken_arm", "worth_learning"]
 
 
 Name = tuple[str, str]  # ("local" or "global", name)
@@ -196,6 +196,28 @@ def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
         if ins.opname not in _QUIET and ins.opname not in LOCAL_STORES:
             acts = True  # (a store into an object, too: which one is not followed here)
     return Arm(frozenset(stores), frozenset(names) if acts else frozenset(), (), acts)
+
+
+def leaves_rounds_alike(
+    info: CodeInfo,
+    start: int | None,
+    until: int | None,
+    body: frozenset[int],
+    head: int,
+    unchangeable: Callable[[Name], bool],
+) -> bool:
+    """Does the arm from `start` to `until`, one a loop's first round did not take, leave what the
+    next round begins with as the arm taken does?  It must stay in the loop's `body` (whose FOR_ITER
+    is at `head`: no `break` or `return`), call nothing, take no object but those of names that are
+    `unchangeable` in every round (a string item, for `"short " + d`), and assign only locals no later
+    round reads before assigning them (`p = "short " + d` in one arm, `p = "long " + d` in the
+    other); a `continue` does."""
+    arm = untaken_arm(info, start, until)
+    if arm.acts or arm.calls or not all(unchangeable(name) for name in arm.changed):
+        return False
+    if start is not None and start != until and any(at not in body for at in _region(info, start, until)):
+        return False
+    return not any(read_after(info, head, name) for name in arm.stores)
 
 
 def _region(info: CodeInfo, start: int, until: int | None) -> list[int]:

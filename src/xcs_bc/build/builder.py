@@ -146,6 +146,12 @@ class GraphBuilder(Following):
         self.forks: list[tuple[Fork, int, int]] = []
         self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
+        # (see Effects: kept only for a first call, whose loops' rounds go ahead)
+        self.changes: list[tuple[Any, ValueRef, ValueRef]] | None = [] if on_round is not None else None
+        self.contents_read: list[Any] | None = [] if on_round is not None else None
+        # and, for each decision by index, the frame that took it, where the arm the run did not take
+        # starts and where the arms meet again (see `arms.untaken_arm`)
+        self.untaken: dict[int, tuple[FrameState, int | None, int | None]] = {}
         self._set_attributes: dict[int, tuple[ValueRef, ValueRef, frozenset[str]]] = {}  # see Effects
         # id(obj) -> (obj, n): objects handed n times to calls that may change them and what they hold
         self._handed: dict[int, tuple[Any, int]] = {}
@@ -548,6 +554,9 @@ class GraphBuilder(Following):
                 if outcome is not None:
                     kind, expected = outcome
                     self.decisions.append(Decision(kind, cond, expected, len(self.ops), self._site(fs, ins)))
+                    if self.on_round is not None:  # (a first call: see `execute.first`)
+                        start = ins.next if jumped else ins.target
+                        self.untaken[len(self.decisions) - 1] = (fs, start, fs.info.ipdom(ins.offset))
                 return
         else:
             self.unguarded_paths += 1

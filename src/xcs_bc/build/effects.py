@@ -37,7 +37,7 @@ _HELD_DEPTH = 3  # levels `holding` looks into a value
 _HELD_MAX = 256  # objects it looks at, at most
 
 
-def _held(obj: Any) -> list[Any]:
+def contents(obj: Any) -> list[Any]:
     """What `obj` holds, as far as it can be read without running user code."""
     kind = type(obj)
     if kind in (list, tuple, set, frozenset):
@@ -66,7 +66,7 @@ def _reaches(value: Any, target: Any) -> bool:
             return True
         if depth >= _HELD_DEPTH:
             continue
-        held = _held(current)
+        held = contents(current)
         if isinstance(current, types.FunctionType):
             held = [cell.cell_contents for cell in current.__closure__ or () if _full(cell)]
         elif isinstance(current, functools.partial):
@@ -106,6 +106,11 @@ class Effects:
     retained: dict[int, tuple[ValueRef, ...]]
     holders: dict[int, set[str] | None]
     _heap: dict[int, tuple[Any, ValueRef]]
+    # every change in place as (object, its ref before, its ref after), while a first call watches
+    # its loops' rounds (see `build.carried`); None otherwise
+    changes: list[tuple[Any, ValueRef, ValueRef]] | None
+    # and the containers whose items the code read as the refs they were built with (`seen[0]`)
+    contents_read: list[Any] | None
     _handed: dict[int, tuple[Any, int]]
     _shapes: dict[int, tuple[tuple[ValueRef, ...], frozenset[int]]]
     _globals: dict[tuple[int, str], ValueRef]  # see GraphBuilder.store_global
@@ -136,7 +141,7 @@ class Effects:
         todo = [(ref.value, 0)]
         while todo and len(seen) < _HELD_MAX:
             obj, depth = todo.pop()
-            for held in _held(obj):
+            for held in contents(obj):
                 if id(held) in seen or purity.is_immutable(held):
                     continue
                 seen.add(id(held))
@@ -155,7 +160,18 @@ class Effects:
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
             self.retain(changed)
+            if self.changes is not None:
+                self.changes.append((obj, ref, changed))
         return changed
+
+    def read_contents(self, container: ValueRef) -> ValueRef:
+        """The code reads items of `container` as the refs it was built with (`seen[0]` is the ref
+        appended first): what those are holds for this run of the code only while the container is
+        not changed in place, which a first call watching its loops' rounds must know (see
+        `build.carried`).  Gives `container`."""
+        if self.contents_read is not None:
+            self.contents_read.append(container.value)
+        return container
 
     def set_attribute(self, obj: ValueRef, name: str, deps: frozenset[int]) -> None:
         """`obj.name = ...` (or `del obj.name`): the object changed in place.  When the store can only

@@ -196,6 +196,10 @@ class Following(Loops):
         kwonly = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
         n = len(args) - len(kwnames)
         spread = _spread(args) if star else (args[:n], dict(zip(kwnames, args[n:], strict=True)))
+        if star and spread is not None:
+            for ref in args:  # (the display spread, and the dict of keywords)
+                if ref is not NULL:
+                    self.read_contents(ref)
         lead = (first,) if first is not None else ()
         bound: dict[str, ValueRef] = {}
         if spread is not None:

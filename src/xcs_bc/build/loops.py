@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 from dataclasses import dataclass, field
+from typing import Any
 
 from xcs_bc._compat import (
     CALL_OPS,
@@ -42,10 +43,17 @@ class LoopState:
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
     watched: tuple[Watched, ...] = ()  # see GraphBuilder.snapshot
     rounds: ValueRef | None = None  # for a loop over a result: the sequence its rounds' conditions read
-    # for GraphBuilder.on_round (see execute.first): the first round's item, and its round_mark()
+    # for GraphBuilder.on_round (see execute.first): the first round's item, its round_mark(), and
+    # what the frame held when it began (see `build.carried`)
     first_item: ValueRef | None = None
     first_mark: tuple[int, ...] = ()
-    issued_ahead: bool = False  # its later rounds were issued, with the calls of the loops inside them
+    first_locals: dict[str, ValueRef] = field(default_factory=dict)  # the builder's refs of its locals
+    first_values: tuple[Any, ...] = ()  # and the objects they held
+    first_changes: int = 0  # len(GraphBuilder.changes)
+    first_reads: int = 0  # len(GraphBuilder.contents_read)
+    head: int | None = None  # the offset of its FOR_ITER, once its first round began
+    # the rounds (by index) whose calls a first call issued ahead, the calls of the loops inside them too
+    issued: set[int] = field(default_factory=set)
     frame: types.FrameType | None = None  # the frame running the loop
     start: tuple[types.CodeType, Instr] | None = None  # its GET_ITER (a site made when needed)
 

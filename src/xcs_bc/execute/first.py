@@ -18,13 +18,18 @@ way the builder is told the events the original instructions would have sent (`s
 
 What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
-- only rounds whose first round took no branch at all, handled no exception, changed no object
-  in place and called no function not known to be pure (`GraphBuilder.round_mark`): a round that
-  may go another way is not predicted from the first; and not in a generator expression, whose
-  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
-  the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
-  the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
-  nothing more in them;
+- only loops whose first round handled no exception, branched on no result, changed in place no
+  object but the glue's own containers and called no function not known to be pure
+  (`GraphBuilder.round_mark`); not in a generator expression, whose consumer may stop it.  A loop
+  the first round ran inside it must have walked sequences that are the same in every round
+  (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`): the later rounds' calls,
+  the inner loop's included, then go at once, and the inner loop issues nothing more in them;
+- only recipes that read nothing the first round changed of the state it began with
+  (`build.carried`: `i += 1` then `f"{i}: {d}"` would give round k the first round's `1`);
+- only rounds that take each branch on a value the first round took (`if not d: continue`) the same
+  way, checked by its recipe for their item (`_Branches`); a round that goes another way makes its
+  calls in its turn, and when the arm it takes may leave the next round another state (a `break`, a
+  call, a local a later round reads) no round after it is issued (`arms.leaves_rounds_alike`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
@@ -53,13 +58,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc._compat import nested_code
+from xcs_bc.build.arms import leaves_rounds_alike
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
+from xcs_bc.build.carried import Carried, carried
 from xcs_bc.build.codeinfo import code_info, in_loop
 from xcs_bc.build.displays import positional
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
+from xcs_bc.build.skipping import LoopBody, loop_body
+from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
 from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
@@ -69,6 +78,7 @@ from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold
 from xcs_bc.ir.values import awaits, step
 from xcs_bc.observe.hooks import Session
+from xcs_bc.plan.guards import Guard, decision_guard
 from xcs_bc.plan.recipes import never_ahead
 from xcs_bc.plan.slices import Env, NotComputable, Slice, plain, same_value
 
@@ -76,6 +86,8 @@ __all__ = ["FirstCall", "first_call"]
 
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
 _SEQUENCES = (list, tuple, range)  # whose items are read without running user code
+_VALUE_BRANCHES = (DecisionKind.TRUTH, DecisionKind.NONE)
+_UNBOUND: Any = object()
 
 
 @dataclass
@@ -128,6 +140,10 @@ class FirstCall:
         self.in_process = runs_in_process(executor)
         self.lock = threading.Lock()
         self.pending: dict[SiteKey, list[_Ahead]] = {}
+        # sites of loops some later round of which was not issued (it goes another way, or a recipe
+        # could not be computed): a call there that matches none issued ahead may be that round's
+        # own, not a sign that the calls issued for the site are wrong
+        self.partial: set[SiteKey] = set()
         self.session: Session | None = None  # set by the caller once observing starts
         self.finished = False
         self.issued = 0  # calls issued ahead
@@ -173,19 +189,25 @@ class FirstCall:
             or state.first_item is None
         ):
             return
-        if any(outer.issued_ahead for outer in b.iters.values() if outer.frame is fs.frame):
+        around = [outer for outer in b.iters.values() if outer.frame is fs.frame and outer is not state]
+        if any(len(outer.op_starts) - 1 in outer.issued for outer in around):
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
         start = state.op_starts[0]
-        if ended[:3] != state.first_mark[:3] or not b.ops[start:]:
-            # a round that took a branch or handled an exception, changed an object in place (the
-            # list it walks, say) or called a function not known to be pure says nothing of the next
+        if ended[0] != state.first_mark[0] or ended[2] != state.first_mark[2] or not b.ops[start:]:
+            # a round that changed an object in place (the list it walks, say), called a function not
+            # known to be pure, branched on a result or handled an exception says nothing of the next
             return
         item = state.first_item
         if not _walks(state, item):
             return  # (enumerate(), zip(), a generator: an item the recipes do not name by its index)
         outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
         env = dataclasses.replace(self.env, outputs=outputs)
-        if not self._inner_loops_alike(b, state, ended, env, sequence):
+        changed = carried(b, fs, state)
+        inner = _inner_loops(b, state, ended)
+        if inner is None or not self._inner_loops_alike(state, inner, env, sequence, changed):
+            return
+        branches = _branches(b, fs, state, ended, inner)
+        if branches is None or changed.read_by(guard.ref for guard in branches.guards):
             return
         issue: list[tuple[SiteKey, str, tuple[ValueRef, ...], tuple[str, ...]]] = []
         for op in b.ops[start:]:
@@ -208,32 +230,35 @@ class FirstCall:
             if not all(same_value(a, ref.value) for a, ref in zip(again, op.inputs, strict=True)):
                 return
             issue.append((key, op.name, op.inputs, op.kwnames))
-        state.issued_ahead = True
+        if changed.read_by(ref for _, _, inputs, _ in issue for ref in inputs):
+            return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
         # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
         for k in range(1, len(sequence)):
+            if not branches.taken_alike(item, state, k, sequence, env):
+                # this round goes another way (it makes its calls in its turn), and when that way may
+                # leave the next round another state, so may every round after it
+                self.partial.update(key for key, _, _, _ in issue)
+                if not branches.rounds_alike_after:
+                    return
+                continue
+            state.issued.add(k)
             for key, name, inputs, kwnames in issue:
                 try:
                     values = Slice(_with_item(inputs, item, state, k, sequence))(env)
                 except NotComputable:
+                    self.partial.add(key)
                     continue  # it runs in its turn
                 self._submit(key, name, values, kwnames)
 
     def _inner_loops_alike(
-        self, b: GraphBuilder, state: LoopState, ended: tuple[int, ...], env: Env, sequence: Any
+        self, state: LoopState, inner: Sequence[LoopRecord], env: Env, sequence: Any, changed: Carried
     ) -> bool:
-        """Will the loops the first round ran run alike in every round?  Each must have run out over
-        sequences that are the same for every item of `state`'s loop (`for aspect in ASPECTS` inside
-        `for d in docs`, not `for part in d.parts`), and the round made no decision but their lengths.
-        The calls of the later rounds, theirs included, are then issued at once, and the inner loops
-        issue nothing more in those rounds (`LoopState.issued_ahead`)."""
-        ran = ended[3] - state.first_mark[3]  # the loops that ran out in it (see `round_mark`)
-        if ended[4] != state.first_mark[4]:
-            return False  # one was left by break: where the others leave theirs is not known
-        inner = b.loops[len(b.loops) - ran :] if ran > 0 else []
-        own = {index for record in inner for index in record.own_decisions}
-        if len(own) != len(b.decisions) - state.decision_starts[0]:
-            return False
-        if any(index < state.decision_starts[0] for index in own):
+        """Will the loops the first round ran (`inner`) run alike in every round?  Each must have run
+        out over sequences that are the same for every item of `state`'s loop (`for aspect in
+        ASPECTS` inside `for d in docs`, not `for part in d.parts`).  The calls of the later rounds,
+        theirs included, are then issued at once, and the inner loops issue nothing more in those
+        rounds (`LoopState.issued`)."""
+        if changed.read_by(walked for record in inner for walked in record.sequences):
             return False
         item = state.first_item
         assert item is not None
@@ -283,7 +308,8 @@ class FirstCall:
         with self.lock:
             ahead = self._take(key, fn, args, kwargs)
             # none is this call: the prediction for this site is wrong, the calls issued for it go
-            dropped = self.pending.pop(key, []) if ahead is None else []
+            # (unless some rounds' calls at the site were not issued: it may be one of those)
+            dropped = self.pending.pop(key, []) if ahead is None and key not in self.partial else []
             if dropped:
                 self.gated.armed.discard(key)
         for other in dropped:
@@ -349,8 +375,92 @@ class FirstCall:
         # what refers back to this object (the builder's hook, the session, frames) goes now: a trace
         # leaves nothing for the cyclic collector
         self.builder.on_round = None
+        self.builder.untaken.clear()  # (frames, and the objects the rounds changed or read)
+        self.builder.changes = self.builder.contents_read = None
         self.listener.dispatching.clear()
         self.session = None
+
+
+def _inner_loops(b: GraphBuilder, state: LoopState, ended: tuple[int, ...]) -> Sequence[LoopRecord] | None:
+    """The loops the first round of `state`'s loop ran out (`ended` is its `round_mark`); None when
+    it left one by break: where the others leave theirs is not known."""
+    if ended[4] != state.first_mark[4]:
+        return None
+    ran = ended[3] - state.first_mark[3]
+    inner = b.loops[len(b.loops) - ran :] if ran > 0 else []
+    if any(index < state.decision_starts[0] for record in inner for index in record.own_decisions):
+        return None
+    return inner
+
+
+@dataclass(frozen=True)
+class _Branches:
+    """The branches on values a loop's first round took (`guards`: each as the check that it goes
+    the same way), and whether a round that goes another way leaves the next round the state the
+    first left it (`rounds_alike_after`: every arm not taken is one `leaves_rounds_alike`)."""
+
+    guards: tuple[Guard, ...]
+    rounds_alike_after: bool
+
+    def taken_alike(self, item: ValueRef, state: LoopState, k: int, sequence: Any, env: Env) -> bool:
+        """Does round `k` take every branch the first round took, the way it took it?  (A check that
+        cannot be computed says no.)"""
+        for guard in self.guards:
+            (ref,) = _with_item((guard.ref,), item, state, k, sequence)
+            if dataclasses.replace(guard, ref=ref).check(env) is not None:
+                return False
+        return True
+
+
+def _branches(
+    b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...], inner: Sequence[LoopRecord]
+) -> _Branches | None:
+    """The branches the first round of `state`'s loop took (on values that depend on no result:
+    `if not d.strip(): continue`, `"?" in d`), other than its inner loops' lengths; None when one is
+    not such a branch of the loop's own frame, or a conditional jump went unrecorded."""
+    own = {index for record in inner for index in record.own_decisions}
+    first = state.decision_starts[0]
+    decided = [(index, d) for index, d in enumerate(b.decisions[first:], first) if index not in own]
+    if len(decided) != ended[1] - state.first_mark[1]:
+        return None  # (one under a branch on a result, say: no decision records it)
+    body = loop_body(fs.info, state.head) if decided and state.head is not None else None
+    unchangeable = _unchangeable(fs, body, state.iterable.value) if body is not None else None
+    guards = []
+    alike = True
+    for index, decision in decided:
+        guard = decision_guard(decision)
+        where = b.untaken.get(index)
+        if guard is None or decision.kind not in _VALUE_BRANCHES or where is None or where[0] is not fs:
+            return None
+        guards.append(guard)
+        _, start, until = where
+        alike = (
+            alike
+            and body is not None
+            and unchangeable is not None
+            and leaves_rounds_alike(fs.info, start, until, body.offsets, body.head, unchangeable)
+        )
+    return _Branches(tuple(guards), alike)
+
+
+def _unchangeable(fs: FrameState, body: LoopBody, sequence: Any) -> Callable[[tuple[str, str]], bool]:
+    """Which names hold, in every round of the loop of `body`, objects no code can change: the loop's
+    variable when every item is immutable built-in data, a local the body never assigns or a global
+    that holds such data now (the first round changed nothing that is not the glue's own)."""
+    following = fs.info.instrs[body.head].next
+    store = fs.info.instrs[following] if following is not None else None
+    target = store.argval if store is not None and store.opname == "STORE_FAST" else None
+
+    def unchangeable(name: tuple[str, str]) -> bool:
+        scope, key = name
+        if scope == "local" and key == target:
+            return all(_immutable(item) for item in sequence)
+        if scope == "local" and key in body.stored:
+            return False
+        where = fs.frame.f_locals if scope == "local" else fs.frame.f_globals
+        return _immutable(where.get(key, _UNBOUND))
+
+    return unchangeable
 
 
 def _caller(gated: Gated) -> types.FrameType | None:

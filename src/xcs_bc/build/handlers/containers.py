@@ -34,10 +34,11 @@ def binary_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> 
     if positional(container) and isinstance(key.value, int) and fixed(key) and not key.deps:
         index = key.value
         if -len(container.operands) <= index < len(container.operands):
-            fs.push(with_value(container.operands[index], value))
+            fs.push(with_value(b.read_contents(container).operands[index], value))
             return
     entry = dict_entry(container, key)
     if entry is not None:
+        b.read_contents(container)
         fs.push(with_value(entry, value))
     elif key.source is Source.CONST and not key.deps:
         fs.push(b.lookup(step(container, "item", key.value, value)))
@@ -137,7 +138,7 @@ def _spread(
     an input, global or cell are paths into it, and their number becomes a guard, as for a loop over it.
     """
     if positional(ref):
-        return b.shape_deps(ref), list(ref.operands)
+        return b.shape_deps(ref), list(b.read_contents(ref).operands)
     value = ref.value
     if ref.deps or ref.source not in (Source.INPUT, Source.GLOBAL, Source.CELL):
         return None
@@ -171,7 +172,7 @@ def unpack_sequence(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -
     (ref,) = fs.pop(1)
     n = int(ins.arg or 0)
     if positional(ref) and len(ref.operands) == n:
-        items = list(ref.operands)
+        items = list(b.read_contents(ref).operands)
     else:
         items = [b.lookup(step(ref, "item", i, peek_item(ref.value, i))) for i in range(n)]
     for item in reversed(items):

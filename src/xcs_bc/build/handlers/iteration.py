@@ -89,7 +89,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     state.op_starts.append(len(b.ops))
     state.decision_starts.append(len(b.decisions))
     if positional(iterable) and index < len(iterable.operands):
-        item = iterable.operands[index]
+        item = b.read_contents(iterable).operands[index]
     elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
         item = unknown(len(b.ops))
     else:
@@ -103,6 +103,11 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         return
     if index == 0:
         state.first_item, state.first_mark = item, b.round_mark()
+        state.first_locals = dict(fs.locals)
+        state.first_values = tuple(fs.frame.f_locals.values())
+        state.first_changes = len(b.changes or ())
+        state.first_reads = len(b.contents_read or ())
+        state.head = ins.offset
     elif index == 1:  # its first round is observed: the rest may go ahead
         b.on_round(b, fs, state, ended)
 
