@@ -766,7 +766,7 @@ def tracing_cost(repeat: int) -> Overhead:
             problems.append("tracing cost: the traced call differs from plain")
         diffs.append(traced.seconds - plain.seconds)
     return Overhead("tracing, ensemble 5 + judge", statistics.median(diffs) * 1000, "ms", None,
-                    note="first call minus plain call, same input (3.12+: less, as its loop's later rounds go ahead)",
+                    note="first call minus plain call, same input (less than 0: its loop's later rounds go ahead)",
                     problems=problems)  # fmt: skip
 
 

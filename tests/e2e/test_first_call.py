@@ -204,7 +204,7 @@ def test_a_prediction_that_does_not_hold_is_made_in_place() -> None:
     plain_calls = CallLog.snapshot(llm).counts
     llm.reset()
     fast = xcs.jit(summarize)
-    with mock.patch.object(first, "_with_item", lambda refs, item, state, k, sequence: refs):
+    with mock.patch.object(first, "_with_item", lambda refs, item, other: refs):
         got = outcome(fast, docs)
     time.sleep(3 * LATENCY)
     assert got == expected
@@ -474,7 +474,21 @@ def read_then_changed(docs):
     return out
 
 
+JOINED: list[str] = []
+
+
+def global_list_grown(docs):
+    global JOINED  # noqa: PLW0603 - the shape under test: a list the function keeps in a global
+    JOINED = []
+    out = []
+    for d in docs:
+        JOINED.append(d)
+        out.append(llm(" ".join(JOINED)))
+    return out
+
+
 CARRIED = [
+    (global_list_grown, ()),
     (length_of_a_growing_list, ()),
     (read_then_changed, ()),
     (counter_in_prompt, ()),
@@ -708,3 +722,76 @@ def test_a_branch_on_state_the_round_changes_is_not_predicted() -> None:
     fast = xcs.jit(deduplicated)
     assert submitted(fast, deduplicated, ["a", "b", "a", "c", "b", "d"]) == []
     assert fast.stats.served_in_trace == 0
+
+
+# -- enumerate(), zip() and range() ----------------------------------------------------------------
+
+
+def numbered(docs):
+    out = []
+    for i, d in enumerate(docs, start=1):
+        out.append(llm(f"{i}. {d}"))
+    return out
+
+
+def paired(docs, styles):
+    return [llm(f"{d} in {s} style") for d, s in zip(docs, styles, strict=True)]
+
+
+def attempts(docs):
+    return [llm(f"attempt {i} at {docs[0]}") for i in range(4)]
+
+
+def by_index(docs):
+    out = []
+    for i in range(len(docs)):
+        out.append(llm(docs[i]))
+    return out
+
+
+def each_with_the_first(docs):
+    out = []
+    for _, d in enumerate(docs):
+        out.append(llm(d + docs[0]))  # a literal index: the same item in every round
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "extra", "issued"),
+    [
+        (numbered, (), 5),
+        (paired, (["short", "long", "plain", "dry", "wry", "fun"],), 5),
+        (attempts, (), 3),
+        (by_index, (), 5),
+    ],
+    ids=["enumerate", "zip", "range", "range-len-index"],
+)
+def test_loops_over_enumerate_zip_and_range_go_at_once(fn, extra, issued) -> None:
+    """The round's item is a counter and paths into the sequences walked in lockstep: each later
+    round's is made the same way (`handlers.iteration.round_item`) and put in the first's place."""
+    fast = xcs.jit(fn)
+    assert len(submitted(fast, fn, [fresh() for _ in range(6)], extra)) == issued
+    assert fast.stats.served_in_trace >= issued - 1
+    no_waste(fast)
+
+
+def numbered_by_index(docs):
+    out = []
+    for i, d in enumerate(docs):
+        out.append(llm(d + docs[i]))
+    return out
+
+
+def test_an_item_read_by_the_counter_is_not_predicted() -> None:
+    """`docs[i]` with `i` enumerate()'s counter reads in round 0 the path `docs[0]`, which names no
+    counter: made again for round k it would still read `docs[0]`.  Such a loop's rounds run in
+    their turn.  (A range()'s item is a path into the range the recipes make again: `docs[i]` then
+    names it, see `by_index`.)"""
+    fast = xcs.jit(numbered_by_index)
+    assert submitted(fast, numbered_by_index, [fresh() for _ in range(6)]) == []
+
+
+def test_a_literal_index_is_the_same_item_in_every_round() -> None:
+    fast = xcs.jit(each_with_the_first)
+    assert len(submitted(fast, each_with_the_first, [fresh() for _ in range(6)])) == 5
+    no_waste(fast)

@@ -149,6 +149,9 @@ class GraphBuilder(Following):
         # (see Effects: kept only for a first call, whose loops' rounds go ahead)
         self.changes: list[tuple[Any, ValueRef, ValueRef]] | None = [] if on_round is not None else None
         self.contents_read: list[Any] | None = [] if on_round is not None else None
+        # and the loop counters (`i` of `range()`, `enumerate()`) the code read an item by (`docs[i]`
+        # is the path `docs[0]` in round 0: it names no counter, a recipe cannot make it again)
+        self.counter_keys: list[ValueRef] | None = [] if on_round is not None else None
         # and, for each decision by index, the frame that took it, where the arm the run did not take
         # starts and where the arms meet again (see `arms.untaken_arm`)
         self.untaken: dict[int, tuple[FrameState, int | None, int | None]] = {}

@@ -48,9 +48,10 @@ class LoopState:
     first_item: ValueRef | None = None
     first_mark: tuple[int, ...] = ()
     first_locals: dict[str, ValueRef] = field(default_factory=dict)  # the builder's refs of its locals
-    first_values: tuple[Any, ...] = ()  # and the objects they held
+    first_values: tuple[Any, ...] = ()  # and the objects they held (and the globals its code names)
     first_changes: int = 0  # len(GraphBuilder.changes)
     first_reads: int = 0  # len(GraphBuilder.contents_read)
+    first_keys: int = 0  # len(GraphBuilder.counter_keys)
     head: int | None = None  # the offset of its FOR_ITER, once its first round began
     # the rounds (by index) whose calls a first call issued ahead, the calls of the loops inside them too
     issued: set[int] = field(default_factory=set)

@@ -18,12 +18,14 @@ way the builder is told the events the original instructions would have sent (`s
 
 What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
-- only loops whose first round handled no exception, branched on no result, changed in place no
-  object but the glue's own containers and called no function not known to be pure
-  (`GraphBuilder.round_mark`); not in a generator expression, whose consumer may stop it.  A loop
-  the first round ran inside it must have walked sequences that are the same in every round
-  (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`): the later rounds' calls,
-  the inner loop's included, then go at once, and the inner loop issues nothing more in them;
+- only loops over a list, tuple or range, or enumerate() or zip() of them (`_walked`), whose first
+  round handled no exception, branched on no result, changed in place no object but the glue's own
+  containers and called no function not known to be pure (`GraphBuilder.round_mark`), and read no
+  item by enumerate()'s counter (`GraphBuilder.counter_keys`); not in a generator expression, whose
+  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
+  the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
+  the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
+  nothing more in them;
 - only recipes that read nothing the first round changed of the state it began with
   (`build.carried`: `i += 1` then `f"{i}: {d}"` would give round k the first round's `1`);
 - only rounds that take each branch on a value the first round took (`if not d: continue`) the same
@@ -65,6 +67,7 @@ from xcs_bc.build.carried import Carried, carried
 from xcs_bc.build.codeinfo import code_info, in_loop
 from xcs_bc.build.displays import positional
 from xcs_bc.build.frames import FrameState
+from xcs_bc.build.handlers.iteration import lockstep, round_item
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.skipping import LoopBody, loop_body
@@ -76,7 +79,7 @@ from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold
-from xcs_bc.ir.values import awaits, step
+from xcs_bc.ir.values import awaits
 from xcs_bc.observe.hooks import Session
 from xcs_bc.plan.guards import Guard, decision_guard
 from xcs_bc.plan.recipes import never_ahead
@@ -180,33 +183,37 @@ class FirstCall:
         self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]
     ) -> None:
         path = self.paths.get(fs.info.code)
-        sequence = state.iterable.value
-        if (
-            not self.in_process  # (a process pool, Ray, Dask: their calls are issued by replays only)
-            or path is None
-            or type(sequence) not in _SEQUENCES
-            or len(sequence) < 3  # (with two items, the second round's call is the next thing anyway)
-            or state.first_item is None
-        ):
-            return
+        if not self.in_process or path is None or state.first_item is None:
+            return  # (a process pool, Ray, Dask: their calls are issued by replays only)
+        start = state.op_starts[0]
+        outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
+        env = dataclasses.replace(self.env, outputs=outputs)
+        walked = _walked(state.iterable, env)
+        rounds = min(map(len, walked)) if walked else 0  # (zip: the shortest)
+        if rounds < 3:
+            return  # (with two items, the second round's call is the next thing anyway)
         around = [outer for outer in b.iters.values() if outer.frame is fs.frame and outer is not state]
         if any(len(outer.op_starts) - 1 in outer.issued for outer in around):
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
-        start = state.op_starts[0]
         if ended[0] != state.first_mark[0] or ended[2] != state.first_mark[2] or not b.ops[start:]:
             # a round that changed an object in place (the list it walks, say), called a function not
             # known to be pure, branched on a result or handled an exception says nothing of the next
             return
         item = state.first_item
-        if not _walks(state, item):
-            return  # (enumerate(), zip(), a generator: an item the recipes do not name by its index)
-        outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
-        env = dataclasses.replace(self.env, outputs=outputs)
+        if positional(state.iterable) or not _same_item(item, round_item(b, state.iterable, 0)):
+            # (a list displayed in the function, `for m in [a, b]`: its items are refs other values
+            # may hold too, `"".join(parts)` in a loop over `parts`, so no recipe tells the round's
+            # item from them; a generator: its items are no paths)
+            return
+        counters = [part for part in _parts(item) if part.counter]
+        if any(key is counter for key in (b.counter_keys or [])[state.first_keys :] for counter in counters):
+            return  # `docs[i]` read the item the counter names as the path `docs[0]`: see `counter_keys`
+        others = [round_item(b, state.iterable, k) for k in range(rounds)]
         changed = carried(b, fs, state)
         inner = _inner_loops(b, state, ended)
-        if inner is None or not self._inner_loops_alike(state, inner, env, sequence, changed):
+        if inner is None or not self._inner_loops_alike(item, others, inner, env, changed):
             return
-        branches = _branches(b, fs, state, ended, inner)
+        branches = _branches(b, fs, state, ended, inner, walked)
         if branches is None or changed.read_by(guard.ref for guard in branches.guards):
             return
         issue: list[tuple[SiteKey, str, tuple[ValueRef, ...], tuple[str, ...]]] = []
@@ -226,15 +233,15 @@ class FirstCall:
             ):
                 return  # (every call of the round is predicted, or none: the rounds stay alike)
             # the recipe, made again for the first item, must give back the very call the round made
-            again = Slice(_with_item(op.inputs, item, state, 0, sequence))(env)
+            again = Slice(_with_item(op.inputs, item, others[0]))(env)
             if not all(same_value(a, ref.value) for a, ref in zip(again, op.inputs, strict=True)):
                 return
             issue.append((key, op.name, op.inputs, op.kwnames))
         if changed.read_by(ref for _, _, inputs, _ in issue for ref in inputs):
             return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
         # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
-        for k in range(1, len(sequence)):
-            if not branches.taken_alike(item, state, k, sequence, env):
+        for k in range(1, rounds):
+            if not branches.taken_alike(item, others[k], env):
                 # this round goes another way (it makes its calls in its turn), and when that way may
                 # leave the next round another state, so may every round after it
                 self.partial.update(key for key, _, _, _ in issue)
@@ -244,14 +251,14 @@ class FirstCall:
             state.issued.add(k)
             for key, name, inputs, kwnames in issue:
                 try:
-                    values = Slice(_with_item(inputs, item, state, k, sequence))(env)
+                    values = Slice(_with_item(inputs, item, others[k]))(env)
                 except NotComputable:
                     self.partial.add(key)
                     continue  # it runs in its turn
                 self._submit(key, name, values, kwnames)
 
     def _inner_loops_alike(
-        self, state: LoopState, inner: Sequence[LoopRecord], env: Env, sequence: Any, changed: Carried
+        self, item: ValueRef, others: list[ValueRef], inner: Sequence[LoopRecord], env: Env, changed: Carried
     ) -> bool:
         """Will the loops the first round ran (`inner`) run alike in every round?  Each must have run
         out over sequences that are the same for every item of `state`'s loop (`for aspect in
@@ -260,13 +267,11 @@ class FirstCall:
         rounds (`LoopState.issued`)."""
         if changed.read_by(walked for record in inner for walked in record.sequences):
             return False
-        item = state.first_item
-        assert item is not None
         for record in inner:
             for walked in record.sequences:
-                for k in range(1, len(sequence)):
+                for other in others[1:]:
                     try:
-                        (again,) = Slice(_with_item((walked,), item, state, k, sequence))(env)
+                        (again,) = Slice(_with_item((walked,), item, other))(env)
                     except NotComputable:
                         return False
                     if not same_value(again, walked.value):
@@ -402,18 +407,23 @@ class _Branches:
     guards: tuple[Guard, ...]
     rounds_alike_after: bool
 
-    def taken_alike(self, item: ValueRef, state: LoopState, k: int, sequence: Any, env: Env) -> bool:
-        """Does round `k` take every branch the first round took, the way it took it?  (A check that
-        cannot be computed says no.)"""
+    def taken_alike(self, item: ValueRef, other: ValueRef, env: Env) -> bool:
+        """Does the round of item `other` take every branch the first round (of `item`) took, the way
+        it took it?  (A check that cannot be computed says no.)"""
         for guard in self.guards:
-            (ref,) = _with_item((guard.ref,), item, state, k, sequence)
+            (ref,) = _with_item((guard.ref,), item, other)
             if dataclasses.replace(guard, ref=ref).check(env) is not None:
                 return False
         return True
 
 
 def _branches(
-    b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...], inner: Sequence[LoopRecord]
+    b: GraphBuilder,
+    fs: FrameState,
+    state: LoopState,
+    ended: tuple[int, ...],
+    inner: Sequence[LoopRecord],
+    walked: list[Any],
 ) -> _Branches | None:
     """The branches the first round of `state`'s loop took (on values that depend on no result:
     `if not d.strip(): continue`, `"?" in d`), other than its inner loops' lengths; None when one is
@@ -424,7 +434,7 @@ def _branches(
     if len(decided) != ended[1] - state.first_mark[1]:
         return None  # (one under a branch on a result, say: no decision records it)
     body = loop_body(fs.info, state.head) if decided and state.head is not None else None
-    unchangeable = _unchangeable(fs, body, state.iterable.value) if body is not None else None
+    unchangeable = _unchangeable(fs, body, walked) if body is not None else None
     guards = []
     alike = True
     for index, decision in decided:
@@ -443,7 +453,7 @@ def _branches(
     return _Branches(tuple(guards), alike)
 
 
-def _unchangeable(fs: FrameState, body: LoopBody, sequence: Any) -> Callable[[tuple[str, str]], bool]:
+def _unchangeable(fs: FrameState, body: LoopBody, walked: list[Any]) -> Callable[[tuple[str, str]], bool]:
     """Which names hold, in every round of the loop of `body`, objects no code can change: the loop's
     variable when every item is immutable built-in data, a local the body never assigns or a global
     that holds such data now (the first round changed nothing that is not the glue's own)."""
@@ -453,8 +463,8 @@ def _unchangeable(fs: FrameState, body: LoopBody, sequence: Any) -> Callable[[tu
 
     def unchangeable(name: tuple[str, str]) -> bool:
         scope, key = name
-        if scope == "local" and key == target:
-            return all(_immutable(item) for item in sequence)
+        if scope == "local" and key == target:  # (its items: each walked sequence's, and counters)
+            return all(_immutable(item) for sequence in walked for item in sequence)
         if scope == "local" and key in body.stored:
             return False
         where = fs.frame.f_locals if scope == "local" else fs.frame.f_globals
@@ -594,16 +604,56 @@ def _immutable(value: Any) -> bool:
     return type(value) is tuple and all(_immutable(item) for item in value)
 
 
-def _with_item(
-    refs: tuple[ValueRef, ...], item: ValueRef, state: LoopState, k: int, sequence: Any
-) -> tuple[ValueRef, ...]:
-    """`refs` of the first round, made for the round of item `k`: the first round's item replaced."""
-    other = _item(state, k, sequence)
-    done: dict[int, ValueRef] = {id(item): other}
+def _walked(iterable: ValueRef, env: Env) -> list[Any]:
+    """The sequences a loop over `iterable` walks, when its items are read without running user code:
+    a list, tuple or range, or enumerate() or zip() of them called in the code (none otherwise; not
+    reversed(), whose items are paths the code may name too, `docs[-1]`).  A range() whose object the
+    trace did not see (a C call's result, on 3.12+) is made again by its recipe."""
+    kind, sequences = lockstep(iterable)
+    if kind is reversed:
+        return []
+    values = [sequence.value for sequence in (sequences if kind not in (None, range) else [iterable])]
+    if any(value is MISSING for value in values):
+        try:
+            values = list(Slice(tuple(sequences if kind not in (None, range) else [iterable]))(env))
+        except NotComputable:
+            return []
+    return values if all(type(value) in _SEQUENCES for value in values) else []
+
+
+def _parts(item: ValueRef) -> tuple[ValueRef, ...]:
+    """What a round's item is made of: `(i, docs[k])` of enumerate(), `(a[k], b[k])` of zip(), else
+    the item."""
+    return item.operands if item.source is Source.EXPR and item.kind is ExprKind.TUPLE else (item,)
+
+
+def _same_item(item: ValueRef, made: ValueRef) -> bool:
+    """Is the first round's item the ref `round_item` makes for it (the paths into the sequences it
+    walks, a counter), so that `_with_item` can put another round's in its place?"""
+    parts, others = _parts(item), _parts(made)
+    return len(parts) == len(others) and all(
+        part.source is other.source
+        and part.name == other.name
+        and part.path == other.path
+        and part.kind is other.kind
+        and part.counter == other.counter
+        and _same_operands(part.operands, other.operands)
+        and (not part.counter or part.value == other.value)
+        and (part.counter or bool(part.path))
+        for part, other in zip(parts, others, strict=True)
+    )
+
+
+def _with_item(refs: tuple[ValueRef, ...], item: ValueRef, other: ValueRef) -> tuple[ValueRef, ...]:
+    """`refs` of the first round (whose item is `item`), made for the round of item `other`: each part
+    of the first round's item (see `_parts`) replaced by the other's."""
+    pairs = list(zip(_parts(item), _parts(other), strict=True))
+    done: dict[int, ValueRef] = {id(item): other, **{id(part): new for part, new in pairs}}
 
     def visit(ref: ValueRef, operands: tuple[ValueRef, ...]) -> ValueRef:
-        if _below(ref, item):  # a path into the item (`d.title`, `d[0]`)
-            return dataclasses.replace(ref, path=(*other.path, *ref.path[len(item.path) :]))
+        for part, new in pairs:
+            if _below(ref, part):  # a path into the item (`d.title`, `d[0]`)
+                return dataclasses.replace(ref, path=(*new.path, *ref.path[len(part.path) :]))
         if all(new is old for new, old in zip(operands, ref.operands, strict=True)):
             return ref
         return dataclasses.replace(ref, operands=operands)
@@ -627,23 +677,3 @@ def _below(ref: ValueRef, item: ValueRef) -> bool:
 def _same_operands(a: tuple[ValueRef, ...], b: tuple[ValueRef, ...]) -> bool:
     """The same operands (a path into a constant wraps it anew at every step: see `values.step`)."""
     return a is b or (len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True)))
-
-
-def _walks(state: LoopState, item: ValueRef) -> bool:
-    """Is the first round's item a path into the loop's sequence (`docs` -> `docs`, first item), as
-    `_item` makes the others?  Not a list displayed in the function (`for m in [a, b]`): its items are
-    refs that other values may hold too (`"".join(parts)` in a loop over `parts`), so no recipe could
-    tell the round's item from them."""
-    if positional(state.iterable):
-        return False
-    first = step(state.iterable, "iter", 0)
-    return (
-        item.path == first.path
-        and item.source is first.source
-        and _same_operands(item.operands, first.operands)
-    )
-
-
-def _item(state: LoopState, k: int, sequence: Any) -> ValueRef:
-    """The item of round `k`, as the builder makes it (see `handlers.iteration.for_iter`)."""
-    return step(state.iterable, "iter", k, sequence[k])

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 def binary_subscr(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     container, key = fs.pop(2)
     value = peek_item(container.value, key.value)
+    if key.counter and b.counter_keys is not None:
+        b.counter_keys.append(key)  # (the item it reads is named by the counter's value now: see below)
     # `xs[k]` on a list built here is its k-th operand only when k is the same in every run: a key read
     # from the inputs (`labels[i]`, i from `order`) is kept as getitem(xs, i), which follows it
     if positional(container) and isinstance(key.value, int) and fixed(key) and not key.deps:

@@ -35,7 +35,7 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
     it = expr(ExprKind.ITER, (ref,))
     state = LoopState(it, ref, len(b.ops), b.python_starts, frame=fs.frame, start=(fs.info.code, ins))
-    state.watched = b.snapshot(fs, (ref, *_lockstep(ref)[1]))
+    state.watched = b.snapshot(fs, (ref, *lockstep(ref)[1]))
     b.iters[identity(it)] = state  # popped when the loop runs out
     fs.push(it)
 
@@ -72,7 +72,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         elif state is not None and not iterable.deps and not built:
             # anything else is a guard (on the sequences themselves when enumerate() or zip() walked
             # them), a set or dict built here too: equal items collapse
-            sequences = tuple(_lockstep(iterable)[1] or [iterable])
+            sequences = tuple(lockstep(iterable)[1] or [iterable])
             own = tuple(range(len(b.decisions), len(b.decisions) + len(sequences)))
             b.record_loop(fs, ins, state, sequences, own)
         elif state is not None and built and not b.shape_deps(iterable):
@@ -93,9 +93,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
         item = unknown(len(b.ops))
     else:
-        item = _lockstep_item(b, iterable, index) or b.lookup(
-            step(iterable, "iter", index, peek_iter_item(iterable.value, index))
-        )
+        item = round_item(b, iterable, index)
     fs.push(item)
     if index in (skipping.OBSERVED_ROUNDS, skipping.LONG_LOOP):
         skipping.start(b, fs, ins, state)
@@ -104,9 +102,13 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     if index == 0:
         state.first_item, state.first_mark = item, b.round_mark()
         state.first_locals = dict(fs.locals)
-        state.first_values = tuple(fs.frame.f_locals.values())
+        # (and the globals its code names: a list it assigned to one is there before the round too)
+        module = fs.frame.f_globals
+        named = (module[name] for name in fs.info.code.co_names if name in module)
+        state.first_values = (*fs.frame.f_locals.values(), *named)
         state.first_changes = len(b.changes or ())
         state.first_reads = len(b.contents_read or ())
+        state.first_keys = len(b.counter_keys or ())
         state.head = ins.offset
     elif index == 1:  # its first round is observed: the rest may go ahead
         b.on_round(b, fs, state, ended)
@@ -122,7 +124,7 @@ def _round_sequence(b: GraphBuilder, state: LoopState | None, iterable: ValueRef
     if state is None or not b.shape_deps(iterable):
         return None
     if state.rounds is None:
-        kind, sequences = _lockstep(iterable)
+        kind, sequences = lockstep(iterable)
         if kind is None:
             sequence = iterable
         elif kind in (enumerate, reversed) and len(sequences) == 1:
@@ -150,7 +152,16 @@ def _built_here(ref: ValueRef) -> bool:
 _BUILT = frozenset({ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET, ExprKind.DICT, ExprKind.EFFECT})
 
 
-def _lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
+def round_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef:
+    """The ref of the index-th item of a loop over `iterable` (neither a display built here nor a
+    generator expression): precise for enumerate(), zip(), reversed() and range() called in the code
+    (`_lockstep_item`), else a path into it."""
+    return _lockstep_item(b, iterable, index) or b.lookup(
+        step(iterable, "iter", index, peek_iter_item(iterable.value, index))
+    )
+
+
+def lockstep(iterable: ValueRef) -> tuple[Any, list[ValueRef]]:
     """For `enumerate(xs)`, `zip(a, b)`, `reversed(xs)` and `range(...)` called in the code: the builtin
     and the sequences it walks."""
     if (
@@ -189,7 +200,7 @@ def _enumerate_start(iterable: ValueRef) -> int | None:
 def _lockstep_item(b: GraphBuilder, iterable: ValueRef, index: int) -> ValueRef | None:
     """The index-th item of `enumerate(xs)` is `(index, xs[index])`; of `zip(a, b)`, `(a[index], b[index])`;
     of `range(...)`, a constant: precise paths instead of "the index-th thing an iterator gave"."""
-    kind, sequences = _lockstep(iterable)
+    kind, sequences = lockstep(iterable)
     if kind is range:
         bounds = iterable.operands[1:]
         if len(bounds) > 1 and not all(fixed(ref) for ref in (bounds[0], *bounds[2:])):
