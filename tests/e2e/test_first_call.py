@@ -795,3 +795,20 @@ def test_a_literal_index_is_the_same_item_in_every_round() -> None:
     fast = xcs.jit(each_with_the_first)
     assert len(submitted(fast, each_with_the_first, [fresh() for _ in range(6)])) == 5
     no_waste(fast)
+
+
+def all_pairs(docs):
+    out = []
+    for a in docs:
+        for b in docs:
+            out.append(llm(a + b))
+    return out
+
+
+def test_loops_over_the_same_list_one_inside_the_other_are_not_predicted() -> None:
+    """`for a in docs: for b in docs`: in the first round both items are the path `docs[0]`, so a
+    round's recipe made again for another item of one loop would move the other's too (it issued
+    `bb` for the round that makes `ba`).  Neither loop is predicted."""
+    fast = xcs.jit(all_pairs)
+    assert submitted(fast, all_pairs, [fresh() for _ in range(4)]) == []
+    no_waste(fast)

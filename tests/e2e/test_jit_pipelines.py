@@ -298,8 +298,10 @@ def test_map_reduce_replays_the_same_shape_in_parallel_and_retraces_others() -> 
     assert_like_plain(runs, fast)
     peaks = peak(runs, "llm")
     # a plan's first replay compiles its recipes one by one while it issues them (see the next
-    # tests), so its first calls may have returned before its last ones start
-    assert peaks[0] == peaks[2] == 1 and peaks[1] >= 2 and peaks[3] >= 2
+    # tests), so its first calls may have returned before its last ones start.  The first call of
+    # each shape: 2 pieces a document leave nothing to issue ahead; with 3, each document's last 2
+    # go at once (its inner loop walks the document's own pieces, so the documents go one by one)
+    assert peaks[0] == 1 and peaks[2] == 2 and peaks[1] >= 2 and peaks[3] >= 2
     assert peaks[4] == 5  # the pieces of every document at once
     assert fast.stats.traces == 2 and fast.stats.guard_misses == 1 and fast.stats.wasted == 0
 
@@ -419,7 +421,7 @@ def test_self_consistency_samples_at_once_for_any_n() -> None:
     inputs = [("q1", 5), ("q2", 5), ("q3", 3), ("q4", 7)]
     runs = rounds(legacy.self_consistency, fast, inputs)
     assert_like_plain(runs, fast)
-    assert peak(runs, "sampler") == [1, 5, 3, 7]
+    assert peak(runs, "sampler") == [4, 5, 3, 7]  # (the first call: 1 sample, then the other 4 at once)
     assert fast.stats.traces == 1 and fast.stats.served == 15 and fast.stats.resized == 2
 
 
@@ -669,7 +671,8 @@ def test_openai_rag_over_chunks_reads_them_in_parallel(rig: OpenAIRig) -> None:
 def test_openai_self_consistency_samples_at_once(rig: OpenAIRig) -> None:
     fast = jit(legacy.openai_self_consistency)
     inputs = [(rig.client, "q1", 3), (rig.client, "q2", 3), (rig.client, "q3", 5)]
-    assert openai_rounds(rig, legacy.openai_self_consistency, fast, inputs) == [1, 3, 5]
+    # the first call: 1 sample, then the other 2 at once
+    assert openai_rounds(rig, legacy.openai_self_consistency, fast, inputs) == [2, 3, 5]
     assert fast.stats.traces == 1 and fast.stats.resized == 1
 
 

@@ -138,6 +138,8 @@ class GraphBuilder(Following):
         self.holders: dict[int, set[str] | None] = {}  # see retain
         self.resyncs: list[str] = []  # where the shadow stack had to be rebuilt (none in a well-modelled run)
         self.executed: set[tuple[int, int]] = set()  # (id(code), offset) of every instruction that ran
+        # sites that stay no operation however long they take (see `steady`)
+        self.steady_sites: frozenset[tuple[int, int]] = frozenset()
         # branches taken on values that depend on slow calls, and exceptions handled: where a replay may
         # go another way than the trace (and reach code the trace did not run)
         self.unguarded_paths = 0
@@ -332,6 +334,15 @@ class GraphBuilder(Following):
             fs.callee_code = code
         fs.callee_result = result
         fs.started = started
+
+    def steady(self) -> None:
+        """Calls issued ahead now run on other threads (a first call's, see `execute.first`), which
+        take the GIL from this one: a step may now seem slow only because it waited.  So from now on
+        an instruction or call at a site that ran before without being an operation stays none.  A
+        site whose calls were operations in some rounds and not in others would make a plan whose
+        replay matches a site's calls to its operations in order (`Replay.dispatch`) take one round's
+        call for another's."""
+        self.steady_sites = frozenset(self.executed - self._occurrences.keys())
 
     def round_mark(self) -> tuple[int, ...]:
         """What a loop's round may have done, as counts: two marks differ when, between them, the
@@ -618,6 +629,8 @@ class GraphBuilder(Following):
     def _apply(self, fs: FrameState, ins: Instr, jumped: bool, now: float) -> None:
         duration = now - fs.started
         slow = duration >= max(self.min_call_s, IMPLICIT_MIN_S)
+        if slow and (id(fs.info.code), ins.offset) in self.steady_sites:
+            slow = False  # (see `steady`)
         if slow and len(self.ops) == fs.ops_before and may_run_user_code(fs, ins, jumped):
             self._implicit_op(fs, ins, jumped, now)
         else:

@@ -73,6 +73,7 @@ class Calls(Effects):
     iters: dict[int, Any]
     slow_callees: dict[Any, Any]
     min_call_s: float
+    steady_sites: frozenset[tuple[int, int]]
     thread: int
     unknown_calls: int
     changer: tuple[Any, types.CodeType, Instr, int] | None
@@ -109,7 +110,11 @@ class Calls(Effects):
             if raised:
                 return
             result = self.nested_result(fs, callee, callee_ref, args)
-        elif duration >= self.min_call_s and not (self.min_call_s and plain_builtin(callee, args)):
+        elif (
+            duration >= self.min_call_s
+            and not (self.min_call_s and plain_builtin(callee, args))
+            and (id(fs.info.code), ins.offset) not in self.steady_sites  # (see GraphBuilder.steady)
+        ):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
                 args = self.observed_values(fs, callee, args, kwnames)
             callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))

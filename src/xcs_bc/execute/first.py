@@ -78,7 +78,7 @@ from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
-from xcs_bc.ir.passes import fold
+from xcs_bc.ir.passes import fold, walk
 from xcs_bc.ir.values import awaits
 from xcs_bc.observe.hooks import Session
 from xcs_bc.plan.guards import Guard, decision_guard
@@ -206,12 +206,14 @@ class FirstCall:
             # item from them; a generator: its items are no paths)
             return
         counters = [part for part in _parts(item) if part.counter]
-        if any(key is counter for key in (b.counter_keys or [])[state.first_keys :] for counter in counters):
+        if any(_like(key, counters) for key in (b.counter_keys or [])[state.first_keys :]):
             return  # `docs[i]` read the item the counter names as the path `docs[0]`: see `counter_keys`
         others = [round_item(b, state.iterable, k) for k in range(rounds)]
         changed = carried(b, fs, state)
         inner = _inner_loops(b, state, ended)
-        if inner is None or not self._inner_loops_alike(item, others, inner, env, changed):
+        if inner is None or not _walks_alone(b, state, inner):
+            return
+        if not self._inner_loops_alike(item, others, inner, env, changed):
             return
         branches = _branches(b, fs, state, ended, inner, walked)
         if branches is None or changed.read_by(guard.ref for guard in branches.guards):
@@ -239,6 +241,13 @@ class FirstCall:
             issue.append((key, op.name, op.inputs, op.kwnames))
         if changed.read_by(ref for _, _, inputs, _ in issue for ref in inputs):
             return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
+        recipes = [
+            *(ref for _, _, inputs, _ in issue for ref in inputs),
+            *(guard.ref for guard in branches.guards),
+            *(walked for record in inner for walked in record.sequences),
+        ]
+        if any(_like(ref, counters) and not any(ref is c for c in counters) for ref in walk(recipes)):
+            return  # a copy of the counter (a branch on a result copies what it stores): not told apart
         # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
         for k in range(1, rounds):
             if not branches.taken_alike(item, others[k], env):
@@ -256,6 +265,8 @@ class FirstCall:
                     self.partial.add(key)
                     continue  # it runs in its turn
                 self._submit(key, name, values, kwnames)
+        if self.issued:
+            b.steady()  # (the calls issued run on other threads now)
 
     def _inner_loops_alike(
         self, item: ValueRef, others: list[ValueRef], inner: Sequence[LoopRecord], env: Env, changed: Carried
@@ -619,6 +630,38 @@ def _walked(iterable: ValueRef, env: Env) -> list[Any]:
         except NotComputable:
             return []
     return values if all(type(value) in _SEQUENCES for value in values) else []
+
+
+def _like(ref: ValueRef, counters: list[ValueRef]) -> bool:
+    """Is `ref` a loop counter with the value of one of `counters` (maybe a copy of it: the trace may
+    wrap what a local holds, and another loop's counter may hold the same value)?"""
+    return ref.counter and any(ref.value == counter.value for counter in counters)
+
+
+def _walks_alone(b: GraphBuilder, state: LoopState, inner: Sequence[LoopRecord]) -> bool:
+    """Does no other loop under way, nor one the first round ran, walk a sequence this loop walks
+    (`for a in docs: for b in docs`)?  Its items would be the same paths as this loop's
+    (`docs[0]` for both in the first round), which `_with_item` could not tell apart."""
+    ours = _sequences(state.iterable)
+    theirs = [seq for other in b.iters.values() if other is not state for seq in _sequences(other.iterable)]
+    theirs += [seq for record in inner for seq in record.sequences]
+    return not any(_same_place(a, other) for a in ours for other in theirs)
+
+
+def _sequences(iterable: ValueRef) -> list[ValueRef]:
+    """What a loop over `iterable` walks: the sequences of enumerate() or zip(), else `iterable`."""
+    return lockstep(iterable)[1] or [iterable]
+
+
+def _same_place(a: ValueRef, b: ValueRef) -> bool:
+    """Do `a` and `b` name the same value the same way (so their paths could not be told apart)?"""
+    return (
+        a.source is b.source
+        and a.name == b.name
+        and a.path == b.path
+        and a.kind is b.kind
+        and _same_operands(a.operands, b.operands)
+    )
 
 
 def _parts(item: ValueRef) -> tuple[ValueRef, ...]:
