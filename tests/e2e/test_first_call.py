@@ -812,3 +812,22 @@ def test_loops_over_the_same_list_one_inside_the_other_are_not_predicted() -> No
     fast = xcs.jit(all_pairs)
     assert submitted(fast, all_pairs, [fresh() for _ in range(4)]) == []
     no_waste(fast)
+
+
+def shrinks_after_a_change(docs, flag):
+    if flag:
+        docs.append("extra")  # (the list is now one the code changed: its ref is the glue's own)
+    out = []
+    for _ in docs:
+        del docs[0]
+        out.append(llm("a"))
+    return out
+
+
+def test_a_list_the_round_shrinks_is_not_predicted_even_after_an_earlier_change() -> None:
+    """Found by the campaign: a list the code had changed before the loop reads as a container of
+    its own, whose changes are not effects; the round then deleted from the list it walks, and the
+    first call issued a round for every item, while the loop ran half as many (calls wasted)."""
+    fast = xcs.jit(shrinks_after_a_change)
+    assert submitted(fast, shrinks_after_a_change, [fresh() for _ in range(5)], (True,)) == []
+    no_waste(fast)

@@ -199,6 +199,8 @@ class FirstCall:
             # a round that changed an object in place (the list it walks, say), called a function not
             # known to be pure, branched on a result or handled an exception says nothing of the next
             return
+        if b.changed(state.watched):
+            return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
         item = state.first_item
         if positional(state.iterable) or not _same_item(item, round_item(b, state.iterable, 0)):
             # (a list displayed in the function, `for m in [a, b]`: its items are refs other values
@@ -271,11 +273,11 @@ class FirstCall:
     def _inner_loops_alike(
         self, item: ValueRef, others: list[ValueRef], inner: Sequence[LoopRecord], env: Env, changed: Carried
     ) -> bool:
-        """Will the loops the first round ran (`inner`) run alike in every round?  Each must have run
-        out over sequences that are the same for every item of `state`'s loop (`for aspect in
-        ASPECTS` inside `for d in docs`, not `for part in d.parts`).  The calls of the later rounds,
-        theirs included, are then issued at once, and the inner loops issue nothing more in those
-        rounds (`LoopState.issued`)."""
+        """Will the loops the first round (of `item`) ran (`inner`) run alike in every round?  Each
+        must have run out over sequences that are the same for every item of the loop (`others`:
+        `for aspect in ASPECTS` inside `for d in docs`, not `for part in d.parts`).  The calls of the
+        later rounds, theirs included, are then issued at once, and the inner loops issue nothing
+        more in those rounds (`LoopState.issued`)."""
         if changed.read_by(walked for record in inner for walked in record.sequences):
             return False
         for record in inner:
