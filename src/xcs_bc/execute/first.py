@@ -622,13 +622,13 @@ def _walked(iterable: ValueRef, env: Env) -> list[Any]:
     a list, tuple or range, or enumerate() or zip() of them called in the code (none otherwise; not
     reversed(), whose items are paths the code may name too, `docs[-1]`).  A range() whose object the
     trace did not see (a C call's result, on 3.12+) is made again by its recipe."""
-    kind, sequences = lockstep(iterable)
-    if kind is reversed:
+    if lockstep(iterable)[0] is reversed:
         return []
-    values = [sequence.value for sequence in (sequences if kind not in (None, range) else [iterable])]
+    sequences = _sequences(iterable)
+    values = [sequence.value for sequence in sequences]
     if any(value is MISSING for value in values):
         try:
-            values = list(Slice(tuple(sequences if kind not in (None, range) else [iterable]))(env))
+            values = list(Slice(tuple(sequences))(env))
         except NotComputable:
             return []
     return values if all(type(value) in _SEQUENCES for value in values) else []
@@ -677,12 +677,8 @@ def _same_item(item: ValueRef, made: ValueRef) -> bool:
     walks, a counter), so that `_with_item` can put another round's in its place?"""
     parts, others = _parts(item), _parts(made)
     return len(parts) == len(others) and all(
-        part.source is other.source
-        and part.name == other.name
-        and part.path == other.path
-        and part.kind is other.kind
+        _same_place(part, other)
         and part.counter == other.counter
-        and _same_operands(part.operands, other.operands)
         and (not part.counter or part.value == other.value)
         and (part.counter or bool(part.path))
         for part, other in zip(parts, others, strict=True)
