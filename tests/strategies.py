@@ -961,6 +961,11 @@ _RECENT_LOOPS = {
     "zip(xs, xs[::2])": ("x, y", "x", "y"),
     "zip(xs, xs[1:], strict=True)": ("x, y", "x", "y"),  # ValueError after the pairs unless xs is empty
     "zip(xs, ('p', 'q'), strict=True)": ("x, y", "x", "y"),  # ValueError unless xs has 2 items
+    # dicts and their views, made from xs (equal items collapse: fewer rounds than xs has items)
+    "dict.fromkeys(xs)": ("x", "x", None),
+    "dict.fromkeys(xs).keys()": ("x", "x", None),
+    "dict(zip(xs, range(9))).items()": ("x, i", "x", "str(i)"),
+    "{x: x[:2] for x in xs}.values()": ("x", "x", None),
 }
 _RECENT_UNIFORM = tuple(list(_RECENT_LOOPS)[:5])  # a round per item of xs, for any length
 _LOOPS.update(_RECENT_LOOPS)

@@ -9,7 +9,9 @@ ahead and the first call runs one call after another, as before.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 from unittest import mock
 
 import pytest
@@ -20,6 +22,7 @@ from xcs_bc.execute import first
 from xcs_bc.testing import CallLog, FakeLLM, FakeLLMError
 
 (llm,) = fakes("llm")
+(flaky,) = fakes("flaky", fail_on="BAD")
 search = Tool("search", lambda prompt: [f"hit {i} of {prompt}" for i in range(prompt.count("*"))])
 
 
@@ -504,22 +507,26 @@ CARRIED = [
 ]
 
 
-def submitted(fast, fn, docs, extra=()):
-    """Run the plain `fn` and `fast` (a fresh jit of it: this is its first call) on copies of `docs`:
+def submitted(fast, fn, docs, extra=(), watch=()):
+    """Run the plain `fn` and `fast` (a fresh jit of it: this is its first call) on copies of `docs` (a
+    list, a dict or a string; `watch`: fakes it calls beside `llm` and `flaky`):
     the same outcome and calls, and every call the first call issued ahead is one the plain run
-    made.  Gives those calls, each as the tuple of its arguments."""
-    plain_outcome(fn, (list(docs), *extra), [llm])
-    plain_prompts = {prompt for prompt, _ in llm.calls}
+    made (as many times at most).  Gives those calls, each as the tuple of its arguments."""
+    fakes_ = [llm, flaky, *watch]
+    for fake in fakes_:
+        fake.reset()
+    plain_outcome(fn, (type(docs)(docs), *extra), fakes_)
+    plain_prompts = Counter(prompt for fake in fakes_ for prompt, _ in fake.calls)
     issued = []
     submit = first.FirstCall._submit
 
-    def spy(self, key, name, values, kwnames):
+    def spy(self, key, name, values, kwnames, *rest):
         issued.append(tuple(values[1:]))
-        return submit(self, key, name, values, kwnames)
+        return submit(self, key, name, values, kwnames, *rest)
 
     with mock.patch.object(first.FirstCall, "_submit", spy):
-        run_both_fresh(fn, fast, lambda: (list(docs), *extra), watch=[llm])
-    assert [call for call in issued if call[0] not in plain_prompts] == []
+        run_both_fresh(fn, fast, lambda: (type(docs)(docs), *extra), watch=fakes_)
+    assert Counter(call[0] for call in issued) - plain_prompts == Counter()  # (none twice: a multiset)
     return issued
 
 
@@ -830,4 +837,439 @@ def test_a_list_the_round_shrinks_is_not_predicted_even_after_an_earlier_change(
     first call issued a round for every item, while the loop ran half as many (calls wasted)."""
     fast = xcs.jit(shrinks_after_a_change)
     assert submitted(fast, shrinks_after_a_change, [fresh() for _ in range(5)], (True,)) == []
+    no_waste(fast)
+
+
+# -- dicts and their views ---------------------------------------------------------------------------
+
+
+def summaries_by_name(docs):
+    out = {}
+    for name, text in docs.items():
+        out[name] = llm(f"Summarize {name}: {text}")
+    return out
+
+
+def by_key(docs):
+    return [llm(f"{name}: {docs[name]}") for name in docs]
+
+
+def by_value(docs):
+    out = []
+    for text in docs.values():
+        out.append(llm(text))
+    return out
+
+
+def numbered_items(docs):
+    return [llm(f"{i}. {name}={text}") for i, (name, text) in enumerate(docs.items())]
+
+
+def by_name_in_another(docs, notes):
+    return [llm(notes[name]) for name in docs.keys()]  # noqa: SIM118 - the view is what is walked
+
+
+def named(n):
+    return {f"doc{k}": fresh() for k in range(n)}
+
+
+@pytest.mark.parametrize(
+    ("fn", "extra"),
+    [
+        (summaries_by_name, ()),
+        (by_key, ()),
+        (by_value, ()),
+        (numbered_items, ()),
+        (by_name_in_another, ({f"doc{k}": f"note {k}" for k in range(6)},)),
+    ],
+    ids=["items", "keys", "values", "enumerate-items", "keys-into-another"],
+)
+def test_loops_over_a_dict_and_its_views_go_at_once(fn, extra) -> None:
+    """A dict's iteration runs no user code and its order is fixed while it is not changed: round k's
+    item is the k-th the dict (or `items()`, `keys()`, `values()`) yields, read by the recipes."""
+    fast = xcs.jit(fn)
+    assert len(submitted(fast, fn, named(6), extra)) == 5
+    assert fast.stats.served_in_trace >= 4
+    no_waste(fast)
+
+
+def written_back(docs):
+    for name, text in docs.items():
+        docs[name] = llm(text)
+    return docs
+
+
+def next_rewritten(docs):
+    names = list(docs)
+    out = []
+    for i, (_, text) in enumerate(docs.items()):
+        if i + 1 < len(names):
+            docs[names[i + 1]] = text + "!"  # the next round's item is another
+        out.append(llm(text))
+    return out
+
+
+def _retitle(docs, name):  # not known to be pure: it changes the dict it is handed
+    docs[name] = docs[name].upper()
+
+
+def changed_by_a_helper(docs):
+    names = list(docs)
+    out = []
+    for name in docs:
+        out.append(llm(docs[name]))
+        _retitle(docs, names[-1])
+    return out
+
+
+@pytest.mark.parametrize("fn", [written_back, next_rewritten, changed_by_a_helper])
+def test_a_dict_the_round_changes_is_not_predicted(fn) -> None:
+    """A round that changes the dict it walks (through its view too) may change the next round's
+    item: nothing is issued ahead on the first call, and the replays of the plan (its loop seen
+    changing the dict) issue nothing they would waste."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, named(6)) == []
+    assert fast.stats.served_in_trace == 0
+    docs = named(6)
+    run_both_fresh(fn, fast, lambda: (dict(docs),), watch=[llm])
+    no_waste(fast)
+
+
+# -- calls of a round that read its earlier results ---------------------------------------------------
+
+
+def summarize_then_refine(docs):
+    out = []
+    for d in docs:
+        summary = llm(f"Summarize: {d}")
+        out.append(llm(f"Refine: {summary.upper()}"))
+    return out
+
+
+def two_drafts_then_pick(docs):
+    out = []
+    for d in docs:
+        a = llm(f"Draft A: {d}")
+        b = llm(f"Draft B: {d}")
+        out.append(llm(f"Pick: {a} or {b}"))
+    return out
+
+
+def refine_in_a_comprehension(docs):
+    return [llm(f"Refine: {s}") for s in [llm(d) for d in docs]]
+
+
+@pytest.mark.parametrize(
+    ("fn", "issued"),
+    [(summarize_then_refine, 10), (two_drafts_then_pick, 15)],
+    ids=["summarize-refine", "two-then-pick"],
+)
+def test_a_round_whose_calls_read_its_results_goes_at_once(fn, issued) -> None:
+    """Round k's first calls go once the second round starts; a call reading round k's results goes
+    when they return (on the worker that made the last of them), before the run reaches round k."""
+    fast = xcs.jit(fn)
+    # (the run may take the round starting now's first call over before a worker starts it: then it
+    # makes it, and the calls that read it, in their turn)
+    assert issued - 2 <= len(submitted(fast, fn, [fresh() for _ in range(6)])) <= issued
+    assert fast.stats.served_in_trace >= issued - 4
+    no_waste(fast)
+
+
+def test_a_chained_first_call_takes_about_two_rounds_per_step() -> None:
+    docs = [fresh() for _ in range(8)]
+    fast = xcs.jit(summarize_then_refine)
+    start = time.perf_counter()
+    run_both(summarize_then_refine, fast, docs, watch=[llm])
+    # plain: 16 calls one after another; here round 0, then round 1 with every later round beside it
+    assert time.perf_counter() - start < 8 * LATENCY + 16 * LATENCY
+    assert llm.max_concurrency >= 7
+
+
+def refined_unless_it_failed(docs):
+    out = []
+    for d in docs:
+        try:
+            summary = flaky(f"Summarize: {d}")
+        except FakeLLMError:
+            summary = "nothing"
+        out.append(llm(f"Refine: {summary}"))
+    return out
+
+
+def refined_until_it_fails(docs):
+    return [llm(f"Refine: {flaky(d)}") for d in docs]
+
+
+def test_a_later_round_whose_first_call_raises_issues_nothing_that_reads_it() -> None:
+    """Round 3's first call raises and the run goes on (`summary = "nothing"`): its refine is not
+    issued ahead, and the run makes what the plain run makes, `Refine: nothing`."""
+    docs = [fresh() for _ in range(6)]
+    docs[3] = "BAD " + docs[3]
+    fast = xcs.jit(refined_unless_it_failed)
+    made = submitted(fast, refined_unless_it_failed, docs)
+    assert len(made) >= 8 and ("Refine: nothing",) not in made
+    no_waste(fast)
+
+
+def test_a_later_round_that_raises_in_a_chain_raises_at_the_same_point() -> None:
+    """`llm(f"Refine: {flaky(d)}")` with round 3's `flaky` raising: the first call raises there, like
+    the plain one.  No refine of round 3 is issued; the later rounds' calls issued ahead were made for
+    nothing and are counted in stats.wasted (see `test_a_round_that_raises_raises_at_the_same_point`)."""
+    docs = [fresh() for _ in range(6)]
+    docs[3] = "BAD " + docs[3]
+    llm.reset()
+    flaky.reset()
+    expected = plain_outcome(refined_until_it_fails, (docs,), [llm, flaky])
+    plain_calls = CallLog.snapshot(llm, flaky).counts
+    llm.reset()
+    flaky.reset()
+    fast = xcs.jit(refined_until_it_fails)
+    got = outcome(fast, docs)
+    time.sleep(3 * LATENCY)  # calls issued ahead and still running have logged themselves
+    assert got == expected and got[1] is FakeLLMError
+    made = CallLog.snapshot(llm, flaky).counts
+    assert not plain_calls - made
+    assert sum((made - plain_calls).values()) == fast.stats.wasted
+    assert not any("BAD" in str(key) for key in made - plain_calls)
+
+
+# -- logging in the round -------------------------------------------------------------------------------
+
+log = logging.getLogger("xcs_bc.tests.first_call")
+
+
+def logged(docs):
+    out = []
+    for i, d in enumerate(docs):
+        log.info("document %d: %s", i, d)
+        out.append(llm(f"Summarize: {d}"))
+        logging.debug("done with %s", d)
+    return out
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname} {record.getMessage()} {record.funcName}")
+
+
+def test_a_round_that_logs_goes_at_once_and_logs_what_the_plain_run_logs() -> None:
+    """A logger's methods write to its handlers, which no slow call reads back (like `print`): the
+    rounds go ahead, and the real run still makes every logging call, in order, from its own frame."""
+    kept = _Kept()
+    log.addHandler(kept)
+    log.setLevel(logging.INFO)
+    try:
+        docs = [fresh() for _ in range(6)]
+        logged(docs)
+        plain_lines, kept.lines = kept.lines, []
+        fast = xcs.jit(logged)
+        assert len(submitted(fast, logged, docs)) == 5
+        assert kept.lines == plain_lines * 3  # (`submitted` runs the plain function twice, then the jit)
+        no_waste(fast)
+    finally:
+        log.removeHandler(kept)
+
+
+class _Counting(logging.Logger):  # a logger of a class of its own may keep what it logs
+    pass
+
+
+def test_a_logger_of_a_class_of_its_own_keeps_the_rounds_one_at_a_time() -> None:
+    own = _Counting("xcs_bc.tests.own")
+
+    def each(docs):
+        out = []
+        for d in docs:
+            own.info("doc %s", d)
+            out.append(llm(d))
+        return out
+
+    fast = xcs.jit(each)
+    assert submitted(fast, each, [fresh() for _ in range(6)]) == []
+
+
+# -- helpers the function defines -----------------------------------------------------------------------
+
+
+def helper_defined_here(docs):
+    def prompt(d):
+        return f"Summarize: {d}"
+
+    return [llm(prompt(d)) for d in docs]
+
+
+def lambda_defined_here(docs, style):
+    ask = lambda d: f"Summarize in {style} style: {d}"  # noqa: E731 - the shape under test
+    out = []
+    for d in docs:
+        out.append(llm(ask(d)))
+    return out
+
+
+@pytest.mark.parametrize(("fn", "extra"), [(helper_defined_here, ()), (lambda_defined_here, ("dry",))])
+def test_a_helper_defined_before_the_loop_is_called_for_every_round(fn, extra) -> None:
+    """A function the code made before the loop, whose closure holds what it held then, is the same
+    in every round: each later round's prompt is made by calling it with that round's item."""
+    fast = xcs.jit(fn)
+    assert len(submitted(fast, fn, [fresh() for _ in range(6)], extra)) == 5
+    no_waste(fast)
+
+
+def closure_over_a_changing_local(docs):
+    last = "start"
+
+    def prompt(d):
+        return f"{last} then {d}"
+
+    out = []
+    for d in docs:
+        out.append(llm(prompt(d)))
+        last = d
+    return out
+
+
+def helper_made_each_round(docs):
+    out = []
+    for d in docs:
+        ask = lambda: f"Summarize: {d}"  # noqa: E731, B023 - the shape under test
+        out.append(llm(ask()))
+    return out
+
+
+def helper_rebound_on_a_word(docs):
+    def prompt(d):
+        return f"Summarize: {d}"
+
+    out = []
+    for d in docs:
+        if d == "switch":
+
+            def prompt(d):
+                return f"Shorten: {d}"
+
+        out.append(llm(prompt(d)))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (closure_over_a_changing_local, None),
+        (helper_made_each_round, None),
+        (helper_rebound_on_a_word, ["a", "b", "switch", "c", "d", "e"]),
+    ],
+    ids=["closure-over-changing-local", "made-each-round", "rebound-on-a-word"],
+)
+def test_a_helper_whose_calls_may_change_from_round_to_round_issues_no_wrong_call(fn, docs) -> None:
+    """Its closure reads a local the rounds assign, it is made anew each round, or a later round
+    rebinds it: whatever the first call issues ahead is a call the plain run makes."""
+    fast = xcs.jit(fn)
+    submitted(fast, fn, docs or [fresh() for _ in range(6)])
+    no_waste(fast)
+
+
+# -- lists built in the function ------------------------------------------------------------------------
+
+(judge,) = fakes("judge")
+records = Tool("records", lambda prompt: {"text": f"record of {prompt}", "n": len(prompt)})
+
+
+def ensemble(question):
+    models = ["a", "b", "c", "d", "e", "f"]
+    answers = {m: llm(question, model=m) for m in models}
+    return judge(" | ".join(answers.values()))
+
+
+def judged_candidates(question):
+    candidates = [llm(f"{question}, try {i}") for i in range(6)]
+    scores = [judge(f"Score: {c}") for c in candidates]
+    return max(zip(scores, candidates, strict=True))
+
+
+def prompts_listed(docs):
+    prompts = [f"Summarize: {docs[0]}", f"Criticize: {docs[1]}", f"Title: {docs[2]}", f"Tag: {docs[3]}"]
+    out = []
+    for p in prompts:
+        out.append(llm(p))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "issued"),
+    [(ensemble, 5), (judged_candidates, 10), (prompts_listed, 3)],
+    ids=["ensemble", "judge-candidates", "prompts"],
+)
+def test_a_loop_over_a_list_built_in_the_function_goes_at_once(fn, issued) -> None:
+    """Round k's item is the list's k-th: the loop variable's ref (a copy of the first item's) is put
+    in its place."""
+    fast = xcs.jit(fn)
+    arg = [fresh() for _ in range(6)] if fn is prompts_listed else fresh()
+    assert len(submitted(fast, fn, arg, watch=[judge])) == issued
+    no_waste(fast)
+
+
+def joined_with_all(docs):
+    parts = [d.upper() for d in docs]
+    return [llm(p + " in " + "".join(parts)) for p in parts]
+
+
+def with_the_first_model(question):
+    models = ["a", "b", "c", "d", "e"]
+    return [llm(question, model=m, reference=models[0]) for m in models]
+
+
+def with_a_local_it_holds(question):
+    a = llm(question + " a")
+    candidates = [a, llm(question + " b"), llm(question + " c"), llm(question + " d")]
+    return [judge(f"{c} against {a}") for c in candidates]
+
+
+def a_field_of_each(question):
+    found = [records(f"{question} {i}") for i in range(5)]
+    return [llm(r["text"]) for r in found]
+
+
+class _Found:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+finder = Tool("finder", lambda prompt: _Found(f"found for {prompt}"))
+
+
+def an_attribute_of_each(question):
+    found = [finder(f"{question} {i}") for i in range(5)]
+    out = []
+    for r in found:
+        out.append(llm(r.text))
+    return out
+
+
+def pairs_listed(question):
+    pairs = [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+    return [llm(f"{question} {name} {n}") for name, n in pairs]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        joined_with_all,
+        with_the_first_model,
+        with_a_local_it_holds,
+        a_field_of_each,
+        an_attribute_of_each,
+        pairs_listed,
+    ],
+)
+def test_an_item_of_a_list_built_here_read_another_way_issues_no_wrong_call(fn) -> None:
+    """The list's items are refs other values hold too: read through the list (`"".join(parts)`,
+    `models[0]`), through another local (`a`), as a path (`r["text"]`) or unpacked from a tuple
+    displayed here.  Whatever the first call issues is a call the plain run makes."""
+    fast = xcs.jit(fn)
+    arg = [fresh() for _ in range(6)] if fn is joined_with_all else fresh()
+    submitted(fast, fn, arg, watch=[judge, records, finder])
     no_waste(fast)

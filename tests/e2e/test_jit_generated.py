@@ -495,12 +495,14 @@ def issued_by_first_calls() -> Iterator[Callable[[Fakes], list[tuple[FakeLLM, st
     made: list[tuple[Any, str]] = []
     submit = first.FirstCall._submit
 
-    def noted(self: first.FirstCall, key: Any, name: str, values: Any, kwnames: tuple[str, ...]) -> None:
+    def noted(
+        self: first.FirstCall, key: Any, name: str, values: Any, kwnames: tuple[str, ...], *rest: Any
+    ) -> None:
         callee, *arguments = values
         n = len(arguments) - len(kwnames)
         if n == 1:  # (its key now, as the fake logs it: the code may change a list it holds later)
             made.append((callee, repr((arguments[0], sorted(zip(kwnames, arguments[1:], strict=True))))))
-        submit(self, key, name, values, kwnames)
+        submit(self, key, name, values, kwnames, *rest)
 
     def of(fakes: Fakes) -> list[tuple[FakeLLM, str]]:
         return [(fake, key) for callee, key in made for fake in fakes.all() if callee is fake]
@@ -972,6 +974,9 @@ _RECENT_LOOP_FORMS = (
     ", xs, strict=True)",
     "while xs:",
     "while len(xs)",
+    "dict.fromkeys(xs)",
+    "dict(zip(xs, range(9))).items()",
+    "{x: x[:2] for x in xs}.values()",
 )
 _LOOP_FORMS = (
     "for x in xs",
@@ -1004,6 +1009,7 @@ _RECENT = {  # (recent) a form -> a regex finding it in the source
     "reversed": r"reversed\(xs\)",
     "zip of unequal lengths": r"zip\(xs, (\('p', 'q'\)|xs\[::2\]|xs\[1:\])",
     "zip strict": r"strict=True\)",
+    "a dict made from xs, or its view": r"in (dict\.fromkeys\(xs\)|dict\(zip\(xs, range\(9\)\)\)\.items\(\)|\{x: x\[:2\] for x in xs\}\.values\(\))",
     "zip, reversed or enumerate of a local list": r"zip\(xs, v\d|zip\(v\d+, xs|reversed\(v\d|enumerate\(v\d",
     "!r": r"!r}",
     "!s": r"!s}",

@@ -349,7 +349,7 @@ class Effects:
 
     def shape_deps(self, ref: ValueRef) -> frozenset[int]:
         """What the number of items of `ref` depends on."""
-        view = _dict_view_of(ref)
+        view = dict_view_of(ref)
         if view is not None:  # `d.items()`: as many items as the dict has keys
             return self.shape_deps(view)
         if ref.source is Source.EXPR and ref.kind in CONTAINERS:
@@ -364,7 +364,7 @@ class Effects:
 _VIEWS = ("items", "keys", "values")
 
 
-def _dict_view_of(ref: ValueRef) -> ValueRef | None:
+def dict_view_of(ref: ValueRef) -> ValueRef | None:
     """For `d.items()`, `d.keys()` or `d.values()` of a dict (a call of its built-in method, no
     arguments), the ref of `d`; else None."""
     if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or len(ref.operands) != 1:

@@ -30,6 +30,7 @@ import enum
 import functools
 import inspect
 import json
+import logging
 import math
 import re
 import textwrap
@@ -261,6 +262,8 @@ def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
             return Effect.PURE
     except TypeError:  # unhashable callee
         return Effect.UNKNOWN
+    if _logs(callee):
+        return Effect.PURE
     owner = getattr(callee, "__self__", None)
     name = getattr(callee, "__name__", None)
     if isinstance(callee, (types.BuiltinMethodType, types.MethodWrapperType)) and owner is not None:
@@ -273,6 +276,27 @@ def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
         code = callee.__code__ if reads is None else reads.code(callee)
         return classify_code(code, callee.__globals__, callee.__closure__, depth, reads)
     return Effect.UNKNOWN
+
+
+# What a logger's methods (and logging's functions) change is what its handlers write to, which no slow
+# call reads back, like `print`'s stdout; a logger of a class of its own (or an adapter) may do more.
+_LOGGER_METHODS = frozenset(
+    getattr(logging.Logger, name)
+    for name in ("debug", "info", "warning", "error", "exception", "critical", "log")
+)
+_LOGGING_FUNCTIONS = frozenset(
+    getattr(logging, name) for name in ("debug", "info", "warning", "error", "exception", "critical", "log")
+)
+
+
+def _logs(callee: Any) -> bool:
+    """Is `callee` `logger.info` (and the like) of a plain `logging.Logger`, or `logging.info`?"""
+    if isinstance(callee, types.MethodType):
+        return (
+            type(callee.__self__) in (logging.Logger, logging.RootLogger)
+            and callee.__func__ in _LOGGER_METHODS
+        )
+    return isinstance(callee, types.FunctionType) and callee in _LOGGING_FUNCTIONS
 
 
 def _classify_method(owner: type, name: str | None) -> Effect:

@@ -46,6 +46,7 @@ process pool, Ray or Dask, calls are issued ahead by replays only.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -72,12 +73,13 @@ from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.skipping import LoopBody, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
+from xcs_bc.execute.apis import overloaded
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
 from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
-from xcs_bc.ir import MISSING, ExprKind, OpType, Source, ValueRef
+from xcs_bc.ir import MISSING, ExprKind, Local, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold, walk
 from xcs_bc.ir.values import awaits
 from xcs_bc.observe.hooks import Session
@@ -88,9 +90,46 @@ from xcs_bc.plan.slices import Env, NotComputable, Slice, plain, same_value
 __all__ = ["FirstCall", "first_call"]
 
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
-_SEQUENCES = (list, tuple, range)  # whose items are read without running user code
+# whose items are read without running user code, in an order fixed while they are not changed
+_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+_SEQUENCES: tuple[type, ...] = (list, tuple, range, dict, *_VIEWS)
 _VALUE_BRANCHES = (DecisionKind.TRUTH, DecisionKind.NONE)
+_DISPLAYS = (ExprKind.LIST, ExprKind.TUPLE, ExprKind.SET, ExprKind.DICT)
 _UNBOUND: Any = object()
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A call of a loop's round, as issued for each later round: its site, name, recipes (callee
+    first, keyword values last), keyword names, and the operation it was in the first round."""
+
+    key: SiteKey
+    name: str
+    inputs: tuple[ValueRef, ...]
+    kwnames: tuple[str, ...]
+    op: int
+
+
+@dataclass
+class _Round:
+    """A later round of a loop, issued ahead: its calls, the results it has so far (in `env`), and
+    which of its calls were issued."""
+
+    steps: list[_Step]
+    env: Env
+    launched: set[int] = dataclasses.field(default_factory=set)
+
+    def ready(self) -> list[int]:
+        """The calls not issued yet whose results of the round are all known; now issued.  (Under the
+        first call's lock, or before any of the round's calls is.)"""
+        ours = {step.op for step in self.steps}
+        ready = [
+            index
+            for index, step in enumerate(self.steps)
+            if index not in self.launched and _deps(step) & ours <= self.env.outputs.keys()
+        ]
+        self.launched.update(ready)
+        return ready
 
 
 @dataclass
@@ -187,7 +226,7 @@ class FirstCall:
             return  # (a process pool, Ray, Dask: their calls are issued by replays only)
         start = state.op_starts[0]
         outputs = {op.id: op.outputs[0].value for op in b.ops[:start] if op.outputs}
-        env = dataclasses.replace(self.env, outputs=outputs)
+        env = dataclasses.replace(self.env, outputs=outputs, locals=_fixed_locals(b, state))
         walked = _walked(state.iterable, env)
         rounds = min(map(len, walked)) if walked else 0  # (zip: the shortest)
         if rounds < 3:
@@ -202,15 +241,21 @@ class FirstCall:
         if b.changed(state.watched):
             return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
         item = state.first_item
-        if positional(state.iterable) or not _same_item(item, round_item(b, state.iterable, 0)):
-            # (a list displayed in the function, `for m in [a, b]`: its items are refs other values
-            # may hold too, `"".join(parts)` in a loop over `parts`, so no recipe tells the round's
-            # item from them; a generator: its items are no paths)
-            return
+        displayed = positional(state.iterable)
+        if displayed:
+            # a list or tuple built in the function (`for m in [a, b]`, a list of results): its items
+            # are refs, which other values may hold too (`parts[0]`, `"".join(parts)`); the round's
+            # item is a copy of the first (see `handlers.iteration.for_iter`), and round k's is the k-th
+            others = list(state.iterable.operands[:rounds])
+            if not _own_copy(item, others[0]):
+                return
+        elif _same_item(item, round_item(b, state.iterable, 0)):
+            others = [round_item(b, state.iterable, k) for k in range(rounds)]
+        else:
+            return  # (a generator: its items are no paths)
         counters = [part for part in _parts(item) if part.counter]
         if any(_like(key, counters) for key in (b.counter_keys or [])[state.first_keys :]):
             return  # `docs[i]` read the item the counter names as the path `docs[0]`: see `counter_keys`
-        others = [round_item(b, state.iterable, k) for k in range(rounds)]
         changed = carried(b, fs, state)
         inner = _inner_loops(b, state, ended)
         if inner is None or not _walks_alone(b, state, inner):
@@ -220,8 +265,62 @@ class FirstCall:
         branches = _branches(b, fs, state, ended, inner, walked)
         if branches is None or changed.read_by(guard.ref for guard in branches.guards):
             return
-        issue: list[tuple[SiteKey, str, tuple[ValueRef, ...], tuple[str, ...]]] = []
-        for op in b.ops[start:]:
+        issue = self._steps(b, fs, state, path, item, others[0], env)
+        if issue is None:
+            return
+        if changed.read_by(ref for step in issue for ref in step.inputs):
+            return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
+        recipes = [
+            *(ref for step in issue for ref in step.inputs),
+            *(guard.ref for guard in branches.guards),
+            *(walked for record in inner for walked in record.sequences),
+        ]
+        if any(_like(ref, counters) and not any(ref is c for c in counters) for ref in walk(recipes)):
+            return  # a copy of the counter (a branch on a result copies what it stores): not told apart
+        if displayed and any(ref is not item and _same_head(ref, item) for ref in walk(recipes)):
+            # the item read another way (`parts[0]`), or through a copy or a path of the loop
+            # variable's (`c.text`): only the loop variable's own ref is put in round k's place
+            return
+        # a call reading a result of the round's (`llm(f"Refine: {summary}")`) is issued for round k
+        # once round k's call before it returns: a mismatch at its site may be a round's whose result
+        # came too late, and says nothing of the others'
+        ours = {step.op for step in issue}
+        self.partial.update(step.key for step in issue if _deps(step) & ours)
+        # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
+        for k in range(1, rounds):
+            if not branches.taken_alike(item, others[k], env):
+                # this round goes another way (it makes its calls in its turn), and when that way may
+                # leave the next round another state, so may every round after it
+                self.partial.update(step.key for step in issue)
+                if not branches.rounds_alike_after:
+                    return
+                continue
+            state.issued.add(k)
+            steps = [
+                dataclasses.replace(step, inputs=_with_item(step.inputs, item, others[k])) for step in issue
+            ]
+            later = _Round(steps, dataclasses.replace(env, outputs=dict(outputs)))
+            for index in later.ready():
+                self._chain(later, index)
+        if self.issued:
+            b.steady()  # (the calls issued run on other threads now)
+
+    def _steps(
+        self,
+        b: GraphBuilder,
+        fs: FrameState,
+        state: LoopState,
+        path: tuple[str, ...],
+        item: ValueRef,
+        made: ValueRef,
+        env: Env,
+    ) -> list[_Step] | None:
+        """The calls of the first round, each as its recipes for any round; None unless every call of
+        the round can be issued so (the rounds then stay alike).  `item`: the first round's, and `made`
+        the same as `round_item` makes it."""
+        steps: list[_Step] = []
+        first_round = dataclasses.replace(env, outputs=dict(env.outputs))  # (with the round's results)
+        for op in b.ops[state.op_starts[0] :]:
             facts = b.call_facts[op.id]
             key = (path, op.site.offset)
             if (
@@ -233,42 +332,47 @@ class FirstCall:
                 or key not in self.gated.sites
                 or not _issuable(op.inputs[0].value, op.inputs[1:])
                 or not all(_handed_as_is(b, ref) for ref in _arguments(op.inputs))
-                or any(dep >= state.ops_before for ref in op.inputs for dep in ref.deps)
+                # a result of the loop's own made outside the round's calls (an inner loop's): no
+                # round-k value is known for it
+                or any(
+                    dep >= state.ops_before and not any(dep == step.op for step in steps)
+                    for ref in op.inputs
+                    for dep in ref.deps
+                )
             ):
-                return  # (every call of the round is predicted, or none: the rounds stay alike)
+                return None
             # the recipe, made again for the first item, must give back the very call the round made
-            again = Slice(_with_item(op.inputs, item, others[0]))(env)
+            again = Slice(_with_item(op.inputs, item, made))(first_round)
             if not all(same_value(a, ref.value) for a, ref in zip(again, op.inputs, strict=True)):
-                return
-            issue.append((key, op.name, op.inputs, op.kwnames))
-        if changed.read_by(ref for _, _, inputs, _ in issue for ref in inputs):
-            return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
-        recipes = [
-            *(ref for _, _, inputs, _ in issue for ref in inputs),
-            *(guard.ref for guard in branches.guards),
-            *(walked for record in inner for walked in record.sequences),
-        ]
-        if any(_like(ref, counters) and not any(ref is c for c in counters) for ref in walk(recipes)):
-            return  # a copy of the counter (a branch on a result copies what it stores): not told apart
-        # (the round starting now too: every armed call is then one issued for it, see `dispatch`)
-        for k in range(1, rounds):
-            if not branches.taken_alike(item, others[k], env):
-                # this round goes another way (it makes its calls in its turn), and when that way may
-                # leave the next round another state, so may every round after it
-                self.partial.update(key for key, _, _, _ in issue)
-                if not branches.rounds_alike_after:
-                    return
-                continue
-            state.issued.add(k)
-            for key, name, inputs, kwnames in issue:
-                try:
-                    values = Slice(_with_item(inputs, item, others[k]))(env)
-                except NotComputable:
-                    self.partial.add(key)
-                    continue  # it runs in its turn
-                self._submit(key, name, values, kwnames)
-        if self.issued:
-            b.steady()  # (the calls issued run on other threads now)
+                return None
+            if op.outputs:
+                first_round.outputs[op.id] = op.outputs[0].value
+            steps.append(_Step(key, op.name, op.inputs, op.kwnames, op.id))
+        return steps
+
+    def _chain(self, round_: _Round, index: int) -> None:
+        """Issue call `index` of a later round.  The calls of the round that read its result are issued
+        once it returns: on its worker, before its future is done, so the run never reaches one of them
+        before it is pending."""
+        step = round_.steps[index]
+        try:
+            values = Slice(step.inputs)(round_.env)
+        except Exception:  # noqa: BLE001 - NotComputable, or glue over a result that raises: in turn
+            with self.lock:
+                self.partial.add(step.key)
+            return
+        readers = any(step.op in _deps(other) for other in round_.steps)
+
+        def then(result: Any) -> None:
+            if overloaded(result):
+                return  # (not served: the run makes it again, and its readers in their turn)
+            with self.lock:
+                round_.env.outputs[step.op] = result
+                ready = round_.ready()
+            for reader in ready:
+                self._chain(round_, reader)
+
+        self._submit(step.key, step.name, values, step.kwnames, then if readers else None)
 
     def _inner_loops_alike(
         self, item: ValueRef, others: list[ValueRef], inner: Sequence[LoopRecord], env: Env, changed: Carried
@@ -291,7 +395,16 @@ class FirstCall:
                         return False
         return True
 
-    def _submit(self, key: SiteKey, name: str, values: Sequence[Any], kwnames: tuple[str, ...]) -> None:
+    def _submit(
+        self,
+        key: SiteKey,
+        name: str,
+        values: Sequence[Any],
+        kwnames: tuple[str, ...],
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Issue one call ahead; `then(result)` runs on its worker once it has returned, before its
+        future is done."""
         callee, *values = values
         n = len(values) - len(kwnames)
         args, kwargs = tuple(values[:n]), dict(zip(kwnames, values[n:], strict=True))
@@ -299,7 +412,11 @@ class FirstCall:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started.append(time.perf_counter())
-            return callee(*args, **kwargs)
+            result = callee(*args, **kwargs)
+            if then is not None:
+                with contextlib.suppress(Exception):  # (a failed prediction costs time, never the call)
+                    then(result)
+            return result
 
         with self.lock:
             if self.finished:
@@ -484,6 +601,16 @@ def _unchangeable(fs: FrameState, body: LoopBody, walked: list[Any]) -> Callable
         return _immutable(where.get(key, _UNBOUND))
 
     return unchangeable
+
+
+def _fixed_locals(b: GraphBuilder, state: LoopState) -> dict[Local, Any]:
+    """The objects glue made before the loop and stored in locals the loop does not assign (a helper
+    defined in the function, `def prompt(d): ...`): no recipe rebuilds them, but every round sees
+    them (see `GraphBuilder.local_values`)."""
+    if b.root is None:
+        return {}
+    stored = {name for frame, name in state.stored if frame == id(b.root.frame)}
+    return {local: value for local, value in b.local_values.items() if local.name not in stored}
 
 
 def _caller(gated: Gated) -> types.FrameType | None:
@@ -700,6 +827,36 @@ def _with_item(refs: tuple[ValueRef, ...], item: ValueRef, other: ValueRef) -> t
         return dataclasses.replace(ref, operands=operands)
 
     return tuple(fold(ref, done, visit) for ref in refs)
+
+
+def _deps(step: _Step) -> frozenset[int]:
+    """The operations whose results a step's recipes read."""
+    return frozenset().union(*(ref.deps for ref in step.inputs))
+
+
+def _own_copy(item: ValueRef, first: ValueRef) -> bool:
+    """Is `item` the copy the loop variable got of a displayed list's `first` item, one no other ref
+    can be told from by its parts (not itself a display, whose items are read as its operands)?"""
+    return (
+        item is not first
+        and _same_place(item, first)
+        and (item.value is first.value or first.value is MISSING)
+        and not (item.source is Source.EXPR and item.kind in _DISPLAYS)
+    )
+
+
+def _same_head(ref: ValueRef, item: ValueRef) -> bool:
+    """Does `ref` name the value `item` names, or a path into it, so that it may stand for `item`?
+    (A constant: only one holding the very same object.)"""
+    return (
+        ref.source is item.source
+        and ref.name == item.name
+        and ref.op == item.op
+        and ref.kind is item.kind
+        and _same_operands(ref.operands, item.operands)
+        and ref.path[: len(item.path)] == item.path
+        and (item.source is not Source.CONST or ref.value is item.value)
+    )
 
 
 def _below(ref: ValueRef, item: ValueRef) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from xcs_bc.build import skipping
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.displays import fixed, positional
+from xcs_bc.build.effects import dict_view_of
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity
 from xcs_bc.build.loops import LoopState
@@ -25,6 +26,7 @@ from xcs_bc.ir.values import (
     step,
     unknown,
     with_deps,
+    with_value,
 )
 
 if TYPE_CHECKING:
@@ -35,7 +37,10 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
     it = expr(ExprKind.ITER, (ref,))
     state = LoopState(it, ref, len(b.ops), b.python_starts, frame=fs.frame, start=(fs.info.code, ins))
-    state.watched = b.snapshot(fs, (ref, *lockstep(ref)[1]))
+    walked = (ref, *lockstep(ref)[1])
+    # (and the dict of `d.items()`: changed in place, its view yields other items)
+    views = tuple(view for view in map(dict_view_of, walked) if view is not None)
+    state.watched = b.snapshot(fs, (*walked, *views))
     b.iters[identity(it)] = state  # popped when the loop runs out
     fs.push(it)
 
@@ -89,7 +94,12 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     state.op_starts.append(len(b.ops))
     state.decision_starts.append(len(b.decisions))
     if positional(iterable) and index < len(iterable.operands):
-        item = b.read_contents(iterable).operands[index]
+        # a ref of its own, with the item's value (the local it is stored in keeps this very ref): what
+        # the loop variable holds is told apart from the same item read another way (`parts[0]`, a
+        # local it was also stored in), see `execute.first`
+        operand = b.read_contents(iterable).operands[index]
+        value = peek_iter_item(iterable.value, index)
+        item = copy_of(operand if value is MISSING else with_value(operand, value))
     elif iterable.source is Source.EXPR and iterable.kind is ExprKind.GENEXPR:
         item = unknown(len(b.ops))
     else:
