@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import pytest
 
@@ -28,6 +30,13 @@ from xcs_bc.ir.values import peek_attr, peek_item
         (P.remember, Effect.UNKNOWN),  # changes a global list
         (P.summarize_twice, Effect.UNKNOWN),  # calls a callable object not known to be pure
         (P.llm, Effect.UNKNOWN),
+        (time.perf_counter, Effect.CLOCK),
+        (time.time, Effect.CLOCK),
+        (time.sleep, Effect.UNKNOWN),
+        (logging.getLogger("xcs_bc.tests").info, Effect.PURE),  # writes where no slow call reads
+        (logging.warning, Effect.PURE),
+        (logging.LoggerAdapter(logging.getLogger("xcs_bc.tests"), {}).info, Effect.UNKNOWN),
+        (logging.getLogger("xcs_bc.tests").addHandler, Effect.UNKNOWN),
     ],
 )
 def test_classify(callee: object, effect: Effect) -> None:

@@ -1047,6 +1047,33 @@ def logged(docs):
     return out
 
 
+def timed_and_logged(docs):
+    out = []
+    for d in docs:
+        t0 = time.perf_counter()
+        out.append(llm(f"Summarize: {d}"))
+        log.info("took %.1f ms", (time.perf_counter() - t0) * 1000)
+    return out
+
+
+def stamped(docs):
+    return [llm(f"{d} at {time.time_ns()}") for d in docs]
+
+
+def test_a_round_that_reads_a_clock_goes_at_once_and_a_call_that_reads_it_does_not() -> None:
+    """A clock read changes nothing: timing a round keeps its calls at once.  Its value is the run's
+    own: a prompt that reads it is never made again by a recipe, so that call runs in its turn."""
+    fast = xcs.jit(timed_and_logged)
+    assert len(submitted(fast, timed_and_logged, [fresh() for _ in range(6)])) == 5
+    no_waste(fast)
+    docs = [fresh() for _ in range(6)]
+    fast = xcs.jit(stamped)
+    llm.reset()
+    result = fast(docs)
+    assert [prompt for prompt, _ in llm.calls] == [p[len("llm(") : -1] for p in result]
+    assert fast.stats.served_in_trace == 0 and fast.stats.wasted == 0
+
+
 class _Kept(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

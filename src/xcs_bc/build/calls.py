@@ -28,6 +28,7 @@ from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.slow import plain_builtin
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, Caller, ExprKind, Operation, OpType, Site, Source, ValueRef
+from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import (
     NULL,
     awaited_call,
@@ -127,19 +128,27 @@ class Calls(Effects):
             op = self.make_op(fs, ins, OpType.CALL, name, inputs, kwnames, now, raised=raised)
             if star:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], star=True)
+            stale = _stale_reason(self, callee, args)
+            if stale:
+                self.call_facts[op.id] = replace(self.call_facts[op.id], stale=stale)
             # a slow call may change the mutable objects it is handed (an awaited call: those it
             # hands its callee, which is no argument but the callee itself)
             before = self.effects
-            for ref in args if awaited is None else args[1:]:
-                self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
-            method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
-            if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: and its object
-                self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
-            state = purity.module_state(method)
-            read = self.changed_global(state)
-            if state.writes or read is not None:  # (see CallFacts.module)
-                self.call_facts[op.id] = replace(self.call_facts[op.id], module=_module_reason(state, read))
-            self.change_globals(method, state, frozenset({op.id}), len(self.ops))
+            self.by_call = True
+            try:
+                for ref in args if awaited is None else args[1:]:
+                    self.mutate_arg(ref, frozenset({op.id}) | ref.deps)
+                method, method_ref = (callee, callee_ref) if awaited is None else (awaited[0], args[0])
+                if purity.sets_attributes(method):  # `self.gather(topic)` storing self.notes: its object
+                    self.mutate_receiver(method, method_ref, frozenset({op.id}) | method_ref.deps)
+                state = purity.module_state(method)
+                read = self.changed_global(state)
+                if state.writes or read is not None:  # (see CallFacts.module)
+                    reason = _module_reason(state, read)
+                    self.call_facts[op.id] = replace(self.call_facts[op.id], module=reason)
+                self.change_globals(method, state, frozenset({op.id}), len(self.ops))
+            finally:
+                self.by_call = False
             if self.effects != before:
                 self.changer = (callee, fs.info.code, ins, self.effects)
             self.record_event(fs, ins, callee, now, raised, op.outputs[0].value if op.outputs else MISSING)
@@ -263,14 +272,20 @@ class Calls(Effects):
         if effect is purity.Effect.PURE:  # (its result is made of what it is handed, whole)
             callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))
         call = call_expr(callee_ref, args, kwnames, star)
+        if effect is purity.Effect.CLOCK:  # (it changes nothing; what it read, no recipe reads again)
+            return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.UNKNOWN:
             self.unknown_calls += 1  # it may have changed anything, not only what it was handed
             self.effects += 1
             everything = frozenset(range(len(self.ops)))
-            self.mutate_receiver(callee, callee_ref, everything, deep=True)
-            for ref in args:
-                self.mutate_arg(ref, everything)
-            self.change_globals(callee, purity.module_state(callee), everything, len(self.ops))
+            self.by_call = True
+            try:
+                self.mutate_receiver(callee, callee_ref, everything, deep=True)
+                for ref in args:
+                    self.mutate_arg(ref, everything)
+                self.change_globals(callee, purity.module_state(callee), everything, len(self.ops))
+            finally:
+                self.by_call = False
             return unknown(len(self.ops), origin=f"{describe_callee(callee)}()")
         if effect is purity.Effect.MUTATES_INPUTS:
             deps = call.deps
@@ -392,6 +407,30 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
+    """Why a slow call runs in its turn when its callee (a method's object, a callable object, a
+    closure's cells) or an argument is or holds an object the code changed in place before the call
+    (`self.log.append(d)` then `self.ask(d)`), for people (CallFacts.stale); else ""."""
+    cells = getattr(callee, "__closure__", None) if isinstance(callee, types.FunctionType) else None
+    roots = [("its callee", callee), *(("its callee's closure", _cell(cell)) for cell in cells or ())]
+    roots += [(f"argument {format_value(ref)}", ref.value) for ref in args]
+    for what, value in roots:
+        changed = b.changed_by_code_in(value)
+        if changed is not MISSING:
+            return (
+                f"{what} holds a {type(changed).__name__} the code changed in place before the call: "
+                "issued early, the call would see it as it was"
+            )
+    return ""
+
+
+def _cell(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # (empty)
+        return MISSING
 
 
 def _module_reason(state: purity.ModuleState, read: tuple[str, str] | None) -> str:

@@ -106,6 +106,11 @@ class Effects:
     retained: dict[int, tuple[ValueRef, ...]]
     holders: dict[int, set[str] | None]
     _heap: dict[int, tuple[Any, ValueRef]]
+    # of those, the objects the code itself surely changed (`xs.append`, `obj.x = 1`, `d[k] = v`), not a
+    # call that may have (a slow one, one not known to be pure: `by_call`), which a call issued ahead
+    # cannot wait for (see `changed_by_code_in`)
+    changed_by_code: dict[int, Any]
+    by_call: bool
     # every change in place as (object, its ref before, its ref after), while a first call watches
     # its loops' rounds (see `build.carried`); None otherwise
     changes: list[tuple[Any, ValueRef, ValueRef]] | None
@@ -152,6 +157,25 @@ class Effects:
                     todo.append((held, depth + 1))
         return with_deps(ref, ref.deps | extra) if extra - ref.deps else ref
 
+    def changed_by_code_in(self, value: Any) -> Any:
+        """An object `value` is or holds, a few levels down (a bound method: its object), that the code
+        changed in place so far, not a slow call (`self.log.append(d)`, `doc.seen = True`), else
+        MISSING.  A slow call handed it, or a method of it, issued ahead would see it as it was before
+        the change: a change by glue is no operation the call could wait for."""
+        if not self.changed_by_code or value is MISSING or purity.is_immutable(value):
+            return MISSING
+        seen = {id(value)}
+        todo = [(value, 0)]
+        while todo and len(seen) < _HELD_MAX:
+            obj, depth = todo.pop()
+            if self.changed_by_code.get(id(obj)) is obj:
+                return obj
+            for held in contents(obj):
+                if id(held) not in seen and not purity.is_immutable(held) and depth + 1 <= _HELD_DEPTH:
+                    seen.add(id(held))
+                    todo.append((held, depth + 1))
+        return MISSING
+
     def mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
         """Record that `obj` (whose ref is `ref`) may have changed, depending on `deps`."""
         changed = new if new is not None else with_deps(expr(ExprKind.EFFECT, (ref,), value=obj), deps)
@@ -159,6 +183,8 @@ class Effects:
             self.effects += 1
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
+            if ref.source is not Source.EXPR and not self.by_call:
+                self.changed_by_code[id(obj)] = obj
             self.retain(changed)
             if self.changes is not None:
                 self.changes.append((obj, ref, changed))

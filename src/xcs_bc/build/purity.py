@@ -1,13 +1,15 @@
 """What a fast (glue) call may do: the effect classes the dataflow builder relies on.
 
 A slow call is an operation of the graph; a fast call is glue, and its result
-and its effects must still be accounted for.  Three classes:
+and its effects must still be accounted for.  Four classes:
 
 * PURE: the result depends only on the arguments (and the receiver); nothing
   is changed.  `len`, `str.join`, `json.dumps`, `str.format`, `sorted` ...
 * MUTATES_INPUTS: may change its receiver or its mutable arguments, using only
   its inputs; the result depends only on its inputs.  `list.append`,
   `dict.update`, `list.sort` ...
+* CLOCK: reads a clock (`time.perf_counter`, `time.time`): nothing is changed,
+  but its result is the run's own, which no recipe may compute again.
 * UNKNOWN: anything else.  Its result depends on every earlier operation, and
   every mutable object it was handed may have been changed by it.
 
@@ -34,6 +36,7 @@ import logging
 import math
 import re
 import textwrap
+import time
 import types
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +51,7 @@ from xcs_bc.ir.values import class_lookup
 class Effect(enum.Enum):
     PURE = "pure"
     MUTATES_INPUTS = "mutates inputs"
+    CLOCK = "reads a clock"
     UNKNOWN = "unknown"
 
 
@@ -260,6 +264,8 @@ def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
     try:
         if callee in _PURE_BUILTINS:
             return Effect.PURE
+        if callee in _CLOCKS:
+            return Effect.CLOCK
     except TypeError:  # unhashable callee
         return Effect.UNKNOWN
     if _logs(callee):
@@ -277,6 +283,19 @@ def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
         return classify_code(code, callee.__globals__, callee.__closure__, depth, reads)
     return Effect.UNKNOWN
 
+
+_CLOCKS = frozenset(
+    {
+        time.time,
+        time.time_ns,
+        time.perf_counter,
+        time.perf_counter_ns,
+        time.monotonic,
+        time.monotonic_ns,
+        time.process_time,
+        time.process_time_ns,
+    }
+)
 
 # What a logger's methods (and logging's functions) change is what its handlers write to, which no slow
 # call reads back, like `print`'s stdout; a logger of a class of its own (or an adapter) may do more.

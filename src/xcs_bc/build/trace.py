@@ -78,7 +78,9 @@ class CallFacts:
     `module` why its callee's module state keeps it in its turn, when it does: a helper of the
     user's that changes module state (issued early, it would change it out of order) or reads a
     global the run changed before the call (issued early, it would read what the global was before;
-    see `purity.module_state`).
+    see `purity.module_state`); `stale` why it runs in its turn because it is handed, or its callee
+    holds, an object the code itself changed in place before it (no operation a call issued ahead
+    could wait for; see `Effects.changed_by_code_in`).
     """
 
     code: types.CodeType | None = None
@@ -91,6 +93,7 @@ class CallFacts:
     read: bool = False
     changer: str = ""
     module: str = ""
+    stale: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class RefusalKind(enum.Enum):
     ARGUMENT_KEPT = "argument is a mutable object the function keeps"
     MEMO_UNDISPATCHED = "memoized callee called where not dispatched"
     MODULE_STATE = "changes module state, or reads what changed"  # see CallFacts.module
+    CHANGED_BY_CODE = "holds what the code changed"  # see CallFacts.stale
     NO_POINT = "no point to read its locals at"
     # from `generalize`
     ITEMS_BY_LENGTH = "reads a loop's items by its length"
@@ -208,6 +209,8 @@ def make_recipe(
         return refuse(RefusalKind.READ, f"{why} once it is made (being fast, it loses nothing)")
     if facts.module:
         return refuse(RefusalKind.MODULE_STATE, facts.module)
+    if facts.stale:
+        return refuse(RefusalKind.CHANGED_BY_CODE, facts.stale)
     when = _predicates(op, facts)
     if when is None:
         return refuse(RefusalKind.UNDER_RESULT_BRANCH, _no_predicate(facts))
