@@ -113,6 +113,39 @@ def test_a_memoized_call_on_a_path_the_trace_did_not_take_does_not_miss_the_cach
     compare(f, fast, cached, ask, ["zz", "slow", "slow"])
 
 
+_inside_ask = Ask()
+
+
+@functools.cache
+def _inside_cached(prompt: str) -> str:
+    return _inside_ask(prompt)
+
+
+def _inside(xs: list[str]) -> tuple[str, ...]:
+    inner = _inside_fast(xs[1:]) if len(xs) > 1 else ()
+    return (*inner, _inside_cached(xs[0]))
+
+
+_inside_fast = xcs.jit(_inside)
+
+
+def test_a_memoized_call_next_to_a_call_that_makes_it_inside_does_not_miss_the_cache_twice() -> None:
+    """Regression (found by the campaign, seed 2, on every version; fixed in plan/memo.py).
+
+    `f` calls the jitted `f` on `xs[1:]` (a planned call) and then ``cached(xs[0])``.  The replay
+    issued ``cached('slow')`` at its start, next to the inner `f`, which calls ``cached('slow')``
+    itself, in a replay of its own that does not wait for the outer one's call: both missed the
+    cache, and ask('slow') ran twice where the plain function calls it once.  A memoized callee is
+    not issued ahead when another planned call's callee may call it (`purity.reaches`: through the
+    globals its code loads).
+    """
+    fast, cached, ask = _inside_fast, _inside_cached, _inside_ask
+    compare(_inside, fast, cached, ask, ["a", "b"])
+    compare(_inside, fast, cached, ask, ["slow", "slow"])
+    compare(_inside, fast, cached, ask, ["c", "c", "c"])
+    assert "memoized callee" in fast.explain()
+
+
 @pytest.mark.parametrize("flag", [False, True], ids=["untaken-branch-on-flag", "untaken-branch-on-xs"])
 def test_memoized_calls_at_dispatched_sites_only_still_overlap(flag: bool) -> None:
     """The fix refuses no more than it must: every site naming the wrapper that ran made a slow call,

@@ -672,6 +672,36 @@ def module_state(callee: Any) -> ModuleState:
 MISSING_GLOBAL = object()  # (a global not defined yet: a helper may define it later)
 
 
+def reaches(callee: Any, target: Any) -> bool:
+    """May calling `callee` call `target`: does its code (a Python function's, through decorators made
+    with `functools.wraps`, such as a jitted function), the code nested in it, or that of the Python
+    functions it loads from its globals, transitively, load `target` from its globals?  Past
+    `_MODULE_STATE_CODES` code objects, yes.  (Calls through objects, cells and modules are not
+    followed, as in `module_state`.)"""
+    func = _python_function(callee)
+    if func is None:
+        return False
+    todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
+    seen: set[tuple[int, int]] = set()
+    while todo:
+        if len(seen) >= _MODULE_STATE_CODES:
+            return True
+        code, globals_ = todo.pop()
+        if (id(code), id(globals_)) in seen:
+            continue
+        seen.add((id(code), id(globals_)))
+        names = _global_names(code)
+        todo.extend((inner, globals_) for inner in names.nested)
+        for name in names.loaded:
+            value = globals_.get(name, MISSING_GLOBAL)
+            if value is target:
+                return True
+            function = _python_function(value)
+            if function is not None:
+                todo.append((function.__code__, function.__globals__))
+    return False
+
+
 def _python_function(value: Any) -> types.FunctionType | None:
     """The Python function `value` runs: itself, a method's, or the one a decorator made with
     `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's); None

@@ -35,18 +35,22 @@ def memo_sites_dispatched(
     in it) must name the wrapper, by the names its planned calls reach it through or its own name:
     where the trace ran, only at dispatched call sites; where it did not, nowhere, unless the replay
     surely goes the trace's way (every branch it took was on values a guard checks, no exception was
-    handled, and no decision cut the plan off), so that it does not run there either.  (A helper
-    function that calls the wrapper is not seen: see the assumptions on hidden state in docs/jit.md.)
+    handled, and no decision cut the plan off), so that it does not run there either.  Nor may the
+    callee of another planned call reach the wrapper (`purity.reaches`: a helper that calls it, or
+    the jitted function called again).  (A helper calling it through an object or a cell is not
+    seen: see the assumptions on hidden state in docs/jit.md.)
     """
     root, executed = run.root_code, run.executed
     guarded = not run.unguarded_paths and cutoff >= len(graph.operations)
     sites: dict[int, set[tuple[int, int]]] = {}  # id(wrapper) -> dispatched call sites that called it
     names: dict[int, set[str]] = {}  # id(wrapper) -> the names it is reached through
+    wrappers: dict[int, object] = {}
     for recipe in recipes:
         op = recipe.op
         wrapper = purity.memo_wrapper(recipe.facts.callee)
         if wrapper is None or op.op_type is not OpType.CALL:
             continue
+        wrappers[id(wrapper)] = wrapper
         sites.setdefault(id(wrapper), set()).add((id(recipe.facts.code), op.site.offset))
         found = names.setdefault(id(wrapper), {str(getattr(wrapper, "__name__", ""))})
         found.add(_handle(recipe.callee) or "")
@@ -54,6 +58,14 @@ def memo_sites_dispatched(
     for key, wanted in names.items():
         ran, not_run = _loads(root, wanted, executed) if isinstance(root, types.CodeType) else (1, 1)
         undispatched[key] = "" in wanted or ran > len(sites[key]) or bool(not_run and not guarded)
+    # and inside another planned call: a helper, or the jitted function itself called again, whose
+    # code calls the wrapper (each replay waits only for its own calls of it)
+    callees = {id(recipe.facts.callee): recipe.facts.callee for recipe in recipes}
+    for wrapper in wrappers.values():
+        undispatched[id(wrapper)] = undispatched[id(wrapper)] or any(
+            purity.memo_wrapper(callee) is not wrapper and purity.reaches(callee, wrapper)
+            for callee in callees.values()
+        )
     out = []
     for recipe in recipes:
         wrapper = purity.memo_wrapper(recipe.facts.callee) if recipe.ahead else None
