@@ -1238,15 +1238,16 @@ def test_a_loop_over_a_list_the_function_grew_makes_only_its_own_calls() -> None
     check_program(source, [Inputs(("a", "a"), True), Inputs(("a",), True), Inputs(("a", "b", "c"), True)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="OPEN (found by the campaign, seed 6; also on 25f7485): the first call of f issues round 2 "
-    "of `[inner(x, 1) for x in v2]` (inner a jitted function, v2 = list(gen) after next(gen)) and "
-    "wastes it though the plain run makes that very call: one extra call of inner, owned up to in "
-    "stats.wasted",
-)
 def test_a_first_call_over_a_list_of_a_generator_s_rest_wastes_no_jitted_inner_call() -> None:
+    """Regression (found by the campaign, seed 6, on every version; also on 25f7485; fixed in
+    `execute.first._walked`).
+
+    `v2 = list(gen)` after `next(gen, ...)`: the recipe of `v2` is the list of every item the
+    generator made, the one `next()` took included, one item off.  The first call issued the later
+    rounds of `[inner(x, 1) for x in v2]` from it: round 2's call was another than the run's,
+    made for nothing (one extra call of `inner`, owned up to in stats.wasted).  A loop's later
+    rounds now go ahead only when the recipe of the sequence it walks gives that very sequence.
+    """
     program = Program(
         body=[
             "gen0 = (llm(g) for g in xs)",

@@ -165,7 +165,7 @@ def test_random_interrupts_during_captures_and_traces_leave_nothing_behind() -> 
     rng = random.Random(20240611)
     clean = Clean()
     previous = signal.signal(signal.SIGALRM, _raise_keyboard_interrupt)
-    interrupts = 0
+    interrupts = lost = 0
     deadline = time.monotonic() + 8.0
     try:
         for _ in range(400):
@@ -173,9 +173,15 @@ def test_random_interrupts_during_captures_and_traces_leave_nothing_behind() -> 
                 break
             try:
                 signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.00002, 0.002))
-                while True:  # until the signal lands
+                # until the signal lands (a KeyboardInterrupt raised in a finalizer or a weakref
+                # callback is reported and dropped by CPython itself, "Exception ignored in ...": a
+                # lost signal ends the round after 1 s instead of hanging the test; it was seen once,
+                # its cause not established)
+                give_up = time.monotonic() + 1.0
+                while time.monotonic() < give_up:
                     _capture_block()
                     _jit_trace()
+                lost += 1
             except KeyboardInterrupt:
                 interrupts += 1
             finally:
@@ -185,6 +191,7 @@ def test_random_interrupts_during_captures_and_traces_leave_nothing_behind() -> 
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert interrupts >= 200, interrupts
+    assert lost <= 2, (lost, interrupts)
     # an interrupt at the entry of stop() itself (before its first line) cannot be caught there:
     # the next is_observing() finds that session stale and stops it; that must stay rare
     assert clean.stale <= interrupts // 10, (clean.stale, interrupts)

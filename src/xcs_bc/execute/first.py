@@ -746,19 +746,37 @@ def _immutable(value: Any) -> bool:
 
 def _walked(iterable: ValueRef, env: Env) -> list[Any]:
     """The sequences a loop over `iterable` walks, when its items are read without running user code:
-    a list, tuple or range, or enumerate() or zip() of them called in the code (none otherwise; not
-    reversed(), whose items are paths the code may name too, `docs[-1]`).  A range() whose object the
-    trace did not see (a C call's result, on 3.12+) is made again by its recipe."""
+    a list, tuple, range or dict (or a dict's view), or enumerate() or zip() of them called in the
+    code (none otherwise; not reversed(), whose items are paths the code may name too, `docs[-1]`).
+    Each is what its recipe makes (a range() whose object the trace did not see, a C call's result on
+    3.12+, is made again so), and none if that is not the sequence the loop walks: the later rounds'
+    items are read through those recipes (`list(gen)` after `next(gen)` is not the list of every item
+    the generator made)."""
     if lockstep(iterable)[0] is reversed:
         return []
     sequences = _sequences(iterable)
-    values = [sequence.value for sequence in sequences]
-    if any(value is MISSING for value in values):
-        try:
-            values = list(Slice(tuple(sequences))(env))
-        except NotComputable:
-            return []
-    return values if all(type(value) in _SEQUENCES for value in values) else []
+    try:
+        made = list(Slice(tuple(sequences))(env))
+    except NotComputable:
+        return []
+    if not all(type(value) in _SEQUENCES for value in made):
+        return []
+    seen = [sequence.value for sequence in sequences]
+    if any(
+        value is not MISSING and not _same_items(again, value)
+        for again, value in zip(made, seen, strict=True)
+    ):
+        return []
+    return made
+
+
+def _same_items(a: Any, b: Any) -> bool:
+    """Do the sequences `a` and `b` (see `_SEQUENCES`) give the same items, the same way?"""
+    if type(a) is not type(b):
+        return False
+    if type(a) is range:
+        return bool(a == b)
+    return same_value(list(a), list(b)) if type(a) in _VIEWS else same_value(a, b)
 
 
 def _like(ref: ValueRef, counters: list[ValueRef]) -> bool:
