@@ -10,7 +10,7 @@ import pytest
 
 import pipelines as P
 from xcs_bc import MISSING
-from xcs_bc.build.purity import Effect, classify, is_immutable
+from xcs_bc.build.purity import Effect, classify, is_immutable, module_state, reaches
 from xcs_bc.ir.values import peek_attr, peek_item
 
 
@@ -180,3 +180,29 @@ def test_a_method_that_sets_attributes_of_its_object_is_seen() -> None:
     assert sets_attributes(agent.add) and sets_attributes(agent.remember) and sets_attributes(agent)
     assert not sets_attributes(agent.report) and not sets_attributes(agent.local_work)
     assert not sets_attributes(len) and not sets_attributes(str.upper) and not sets_attributes(_Agent)
+
+
+def _chain_of_helpers(n: int) -> dict[str, object]:
+    """A namespace where `f0` reads `CONFIG` and calls `f1` ... calls `f{n-1}`, which loads `TARGET`."""
+    source = "def f0(x):\n    return CONFIG.get(x, f1(x))\n"
+    source += "\n".join(f"def f{i}(x):\n    return f{i + 1}(x)" for i in range(1, n - 1))
+    source += f"\ndef f{n - 1}(x):\n    return TARGET(x)"
+    namespace: dict[str, object] = {"TARGET": len, "CONFIG": {}}
+    exec(source, namespace)
+    return namespace
+
+
+def test_reaches_follows_helpers_through_globals_and_says_yes_past_its_bound() -> None:
+    near = _chain_of_helpers(10)
+    assert reaches(near["f0"], len)
+    assert not reaches(near["f0"], print)
+    far = _chain_of_helpers(100)  # (more code than the walk reads: it cannot rule the target out)
+    assert reaches(far["f0"], print)
+
+
+def test_module_state_reads_helpers_transitively_and_assumes_every_change_past_its_bound() -> None:
+    near = module_state(_chain_of_helpers(10)["f0"])
+    assert [name for _, name in near.reads] == ["CONFIG"]
+    assert near.writes == ()
+    far = module_state(_chain_of_helpers(100)["f0"])  # (code it did not read may change CONFIG)
+    assert [name for _, name in far.writes] == ["CONFIG"]

@@ -39,7 +39,7 @@ import textwrap
 import time
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
@@ -635,35 +635,24 @@ def module_state(callee: Any) -> ModuleState:
     rebinds: dict[tuple[int, str], GlobalName] = {}
     containers: list[GlobalName] = []  # data globals that may be changed in place
     anything = False  # a change of a container it cannot name
-    todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
-    seen: set[tuple[int, int]] = set()
-    while todo and len(seen) < _MODULE_STATE_CODES:
-        code, globals_ = todo.pop()
-        if (id(code), id(globals_)) in seen:
-            continue
-        seen.add((id(code), id(globals_)))
-        names = _global_names(code)
-        todo.extend((inner, globals_) for inner in names.nested)
+    walk = _CodeWalk(func)
+    for globals_, names in walk:
         anything = anything or names.changes_any
         for name in names.stored:
             rebinds[id(globals_), name] = (globals_, name)
         for name in (*names.stored, *names.changed):
             writes[id(globals_), name] = (globals_, name)
-        handed_on = names.escaped
         for name in names.loaded:
             value = globals_.get(name, MISSING_GLOBAL)
-            function = _python_function(value)
-            if function is not None:
-                todo.append((function.__code__, function.__globals__))
-            elif value is MISSING_GLOBAL and hasattr(builtins, name):
+            if value is MISSING_GLOBAL and hasattr(builtins, name):
                 continue  # a builtin (`len`)
-            elif value is MISSING_GLOBAL or isinstance(value, _DATA):
+            if value is MISSING_GLOBAL or isinstance(value, _DATA):
                 reads[id(globals_), name] = (globals_, name)
                 if isinstance(value, MUTABLE_DATA):
                     containers.append((globals_, name))
-                    if name in handed_on:  # (what it was handed to may change it)
+                    if name in names.escaped:  # (what it was handed to may change it)
                         writes[id(globals_), name] = (globals_, name)
-    if anything or len(seen) >= _MODULE_STATE_CODES:  # (too much to read: assume it changes them all)
+    if anything or walk.cut:  # (too much to read: assume it changes them all)
         for globals_, name in containers:
             writes[id(globals_), name] = (globals_, name)
     return ModuleState(tuple(reads.values()), tuple(writes.values()), tuple(rebinds.values()))
@@ -681,25 +670,40 @@ def reaches(callee: Any, target: Any) -> bool:
     func = _python_function(callee)
     if func is None:
         return False
-    todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
-    seen: set[tuple[int, int]] = set()
-    while todo:
-        if len(seen) >= _MODULE_STATE_CODES:
-            return True
-        code, globals_ = todo.pop()
-        if (id(code), id(globals_)) in seen:
-            continue
-        seen.add((id(code), id(globals_)))
-        names = _global_names(code)
-        todo.extend((inner, globals_) for inner in names.nested)
-        for name in names.loaded:
-            value = globals_.get(name, MISSING_GLOBAL)
-            if value is target:
-                return True
-            function = _python_function(value)
-            if function is not None:
-                todo.append((function.__code__, function.__globals__))
-    return False
+    walk = _CodeWalk(func)
+    if any(globals_.get(name, MISSING_GLOBAL) is target for globals_, names in walk for name in names.loaded):
+        return True
+    return walk.cut
+
+
+class _CodeWalk:
+    """The code objects a Python function may run, with the globals each reads: its own, the code
+    nested in it, and that of the Python functions it loads from its globals, transitively; at most
+    `_MODULE_STATE_CODES` of them (`cut` tells whether there was more).  Calls through objects,
+    cells and modules are not followed."""
+
+    def __init__(self, func: types.FunctionType) -> None:
+        self.cut = False
+        self._todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], _GlobalNames]]:
+        seen: set[tuple[int, int]] = set()
+        todo = self._todo
+        while todo:
+            if len(seen) >= _MODULE_STATE_CODES:
+                self.cut = True
+                return
+            code, globals_ = todo.pop()
+            if (id(code), id(globals_)) in seen:
+                continue
+            seen.add((id(code), id(globals_)))
+            names = _global_names(code)
+            todo.extend((inner, globals_) for inner in names.nested)
+            for name in names.loaded:
+                function = _python_function(globals_.get(name))
+                if function is not None:
+                    todo.append((function.__code__, function.__globals__))
+            yield globals_, names
 
 
 def _python_function(value: Any) -> types.FunctionType | None:
