@@ -1300,3 +1300,203 @@ def test_an_item_of_a_list_built_here_read_another_way_issues_no_wrong_call(fn) 
     arg = [fresh() for _ in range(6)] if fn is joined_with_all else fresh()
     submitted(fast, fn, arg, watch=[judge, records, finder])
     no_waste(fast)
+
+
+# -- the rest of a round, after its calls -----------------------------------------------------------
+
+
+def best_of(docs):
+    best = None
+    for d in docs:
+        score = len(llm(d))
+        if best is None or score > best[0]:
+            best = (score, d)
+    return best
+
+
+def kept_if_good(docs):
+    kept = []
+    n = 0
+    for d in docs:
+        answer = llm(d)
+        if "good" in answer:
+            kept.append(d)
+            n += 1
+        elif not answer.strip().lower().startswith("llm"):
+            print("odd", answer)
+    return kept, n
+
+
+def tallied(docs):
+    counts = {}
+    for d in docs:
+        answer = llm(d)
+        label = "yes" if "y" in answer else "no"
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def summarized_and_flagged(docs):
+    out = []
+    flagged = 0
+    for d in docs:
+        out.append(llm(f"Summarize: {d}"))
+        if d.endswith("!"):
+            flagged += 1
+    return out, flagged
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (best_of, ["a", "bbb", "cc", "dddd", "e", "ff"]),
+        (summarized_and_flagged, ["a", "b!", "c", "d!", "e"]),
+        (kept_if_good, ["a", "good b", "c", "good d", "e"]),
+        (tallied, ["a", "y", "b", "yy", "c"]),
+    ],
+    ids=["keeps-the-best", "counts-on-the-item", "keeps-the-good", "tallies"],
+)
+def test_branches_on_results_after_the_round_s_calls_keep_the_rounds_at_once(fn, docs) -> None:
+    """A round that branches on its results, or on its item, once its calls are made (a judge keeping
+    the best, a filter, a tally) changes only what no code before its calls reads: every later round's
+    calls go at once, whichever way each round then goes, and the first call equals the plain one."""
+    fast = xcs.jit(fn)
+    assert len(submitted(fast, fn, docs)) == len(docs) - 1
+    assert fast.stats.served_in_trace >= len(docs) - 2 and llm.max_concurrency >= 3
+    no_waste(fast)
+
+
+def prefix_set_by_a_result(docs):
+    prefix = ""
+    out = []
+    for d in docs:
+        answer = llm(prefix + d)
+        if "switch" in answer:
+            prefix = "switched: "
+        out.append(answer)
+    return out
+
+
+def seen_after_a_result(docs):
+    seen = set()
+    out = []
+    for d in docs:
+        if d in seen:
+            continue
+        answer = llm(d)
+        if "keep" in answer:
+            seen.add(d)
+        out.append(answer)
+    return out
+
+
+def noted_through_another_name(docs):
+    notes = []
+    view = notes
+    out = []
+    for d in docs:
+        answer = llm(f"{len(view)} {d}")
+        if "note" in answer:
+            notes.append(d)
+        out.append(answer)
+    return out
+
+
+def _louder(style):  # changes what it is handed: not known to be pure
+    style["tone"] = "loud"
+
+
+def tone_changed_by_a_helper(docs):
+    style = {"tone": "plain"}
+    out = []
+    for d in docs:
+        answer = llm(f"{style['tone']}: {d}")
+        if "switch" in answer:
+            _louder(style)
+        out.append(answer)
+    return out
+
+
+def stops_on_a_parse_error(docs):
+    out = []
+    for d in docs:
+        answer = llm(d)
+        try:
+            out.append(int(answer[-2]))
+        except ValueError:
+            break
+    return out
+
+
+def prefix_set_later(docs):
+    prefix = ""
+    n = 0
+    out = []
+    for d in docs:
+        out.append(llm(prefix + d))
+        n += 1
+        if n == 3:
+            prefix = "late: "
+    return out
+
+
+def noted_later_through_another_name(docs):
+    notes = []
+    view = notes
+    n = 0
+    out = []
+    for d in docs:
+        out.append(llm(f"{len(view)} {d}"))
+        n += 1
+        if n == 3:
+            notes.append(d)
+    return out
+
+
+def tone_changed_later_by_a_helper(docs):
+    style = {"tone": "plain"}
+    n = 0
+    out = []
+    for d in docs:
+        out.append(llm(f"{style['tone']}: {d}"))
+        n += 1
+        if n == 3:
+            _louder(style)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (prefix_set_later, ["a", "b", "c", "d", "e"]),
+        (noted_later_through_another_name, ["a", "b", "c", "d", "e"]),
+        (tone_changed_later_by_a_helper, ["a", "b", "c", "d", "e"]),
+        (prefix_set_by_a_result, ["a", "b", "switch c", "d", "e"]),
+        (seen_after_a_result, ["a", "keep b", "keep b", "c", "d"]),
+        (noted_through_another_name, ["a", "b", "note c", "d", "e"]),
+        (tone_changed_by_a_helper, ["a", "b", "switch c", "d", "e"]),
+        (stops_on_a_parse_error, ["1", "2", "x", "4", "5"]),
+        (breaks_on_a_result, ["a", "b", "stop c", "d", "e"]),
+    ],
+    ids=[
+        "assigns-what-calls-read",
+        "changes-an-alias",
+        "helper",
+        "on-a-result-assigns-what-calls-read",
+        "on-a-result-adds-to-what-a-test-reads",
+        "on-a-result-changes-an-alias",
+        "on-a-result-helper",
+        "handler",
+        "break",
+    ],
+)
+def test_the_rest_of_a_round_that_may_change_what_later_calls_read_keeps_them_in_turn(fn, docs) -> None:
+    """The rest of the round (after a branch on what the round carries, or on a result) may assign a
+    local its calls read, change a container they read (by another name too), call a helper that
+    changes what they read, or leave the loop (a handler of the round's own that breaks, a `break`):
+    in the first round it did not, in a later round it does.  Nothing is issued ahead (the calls the
+    rounds after that one would have made differ)."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, docs) == []
+    assert fast.stats.served_in_trace == 0
+    no_waste(fast)

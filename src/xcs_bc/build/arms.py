@@ -32,7 +32,17 @@ if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
     from xcs_bc.build.frames import Control, FrameState
 
-__all__ = ["Arm", "ArmCall", "Callee", "leaves_rounds_alike", "owe_untaken", "untaken_arm", "worth_learning"]
+__all__ = [
+    "Arm",
+    "ArmCall",
+    "Callee",
+    "Tail",
+    "leaves_rounds_alike",
+    "owe_untaken",
+    "round_tail",
+    "untaken_arm",
+    "worth_learning",
+]
 
 
 Name = tuple[str, str]  # ("local" or "global", name)
@@ -218,6 +228,154 @@ def leaves_rounds_alike(
     if start is not None and start != until and any(at not in body for at in _region(info, start, until)):
         return False
     return not any(read_after(info, head, name) for name in arm.stores)
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What the rest of a loop's round may do, from a branch on to the loop's next round (see
+    `round_tail`): assign the locals `stores`; change in place the objects of the locals `changed`
+    (their items, or through a method of theirs) and nothing else; call `calls` (each named by a
+    name, or by a name and one attribute, and never a method of a local's object).  `offsets`: its
+    code; `kept`: the loads before it whose names it takes from the stack (`out` and its `append` in
+    `out.append(llm(d))`).  A method of a value the tail made itself is called only when it is one of
+    str's (`answer.strip().lower()`, see `_TEXT_METHODS`)."""
+
+    offsets: frozenset[int]
+    kept: frozenset[int]
+    stores: frozenset[str]
+    changed: frozenset[str]
+    calls: frozenset[Callee]
+
+
+def round_tail(
+    info: CodeInfo, start: int, body: frozenset[int], head: int, warm: Sequence[int] = ()
+) -> Tail | None:
+    """What the code of a loop's round from `start` to the loop's FOR_ITER (at `head`) may do, every
+    arm of every branch on the way included (see `Tail`); None when some path leaves the loop
+    (`break`, `return`, `raise`), an exception may land in a handler of the loop's body, or an
+    instruction may do what `Tail` cannot say (a store to a global, a cell or an attribute, a change
+    in place of an object no local names, a call of what the code does not name).  Each stretch
+    without a jump into it is followed slot by slot; at a jump target the stack is unknown.  `warm`:
+    the instructions that run straight into `start` from where the stack held nothing of the
+    statement (`len(llm(d))` after its inner call), followed only for what they leave on it."""
+    region = _region(info, start, head)
+    if any(offset not in body for offset in region):
+        return None
+    targets = {info.instrs[offset].target for offset in region}
+    stores: set[str] = set()
+    changed: set[str] = set()
+    calls: set[Callee] = set()
+    stack: list[_Tag] = []
+    pending: list[_Tag] = []  # (3.11) the arguments PRECALL took for the next CALL
+    loads: list[int | None] = []  # beside `stack`, in `warm`: the load each slot holds a name from
+    kept = frozenset[int]()
+    previous: Instr | None = None
+    for index, offset in enumerate((*warm, *region)):
+        ins = info.instrs[offset]
+        recording = index >= len(warm)
+        if recording and index == len(warm):
+            kept = frozenset(load for load in loads if load is not None)
+        if recording:
+            handler = info.handler_at(offset)
+            if handler is not None and handler.target in body:
+                return None
+            if previous is None or offset in targets or previous.next != offset:
+                stack, pending = [], []
+        previous = ins
+        taken = [stack.pop() if stack else None for _ in range(ins.pops)][::-1]
+        taken_loads = [loads.pop() if loads else None for _ in range(ins.pops)][::-1]
+        pushed: list[_Tag] = [None] * ins.pushes
+        pushed_loads: list[int | None] = [None] * ins.pushes
+        names = arg_names(ins)
+        name = names[-1] if names else ""
+        if ins.opname in LOCAL_LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
+            loaded = [name for _, name in _loaded(ins)]
+            if len(loaded) == ins.pushes:
+                pushed = [("local", one, None) for one in loaded]
+                pushed_loads = [offset] * ins.pushes
+        elif ins.opname == "LOAD_GLOBAL":
+            pushed[-1 if not PY313 else 0] = ("global", name, None)
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            base = taken[0] if taken else None
+            if base is None:
+                pushed[0] = (_TEMPORARY, "", name)  # (a method of a value made in the tail)
+            elif base[2] is None:
+                pushed[0] = (base[0], base[1], name)
+                pushed_loads[0] = taken_loads[0]
+        elif ins.opname == "PRECALL":
+            pending = taken
+        if not recording:
+            if ins.opname in _CALLS:
+                pending = []
+            stack.extend(pushed)
+            loads.extend(pushed_loads)
+            continue
+        if ins.opname in LOCAL_STORES:
+            stores.update(stored_names(ins))
+        elif ins.opname in _CALLS:
+            taken, pending = [*taken, *pending], []
+            head_slots = taken[: 1 if not PY311 and ins.opname != "CALL_METHOD" else 2]
+            tagged = [tag for tag in head_slots if tag is not None]
+            if len(tagged) != 1:
+                return None
+            (callee,) = tagged
+            assert callee is not None
+            if callee[0] == _TEMPORARY and callee[2] not in _TEXT_METHODS:
+                return None
+            if callee[0] == "local" and callee[2] is not None:
+                changed.add(callee[1])  # a method of a local's object: it may change that object
+            elif callee[0] != _TEMPORARY:
+                calls.add(callee)
+        elif ins.opname in _CHANGES or _in_place(ins):
+            target = taken[_CHANGED_AT.get(ins.opname, 0)] if taken else None
+            if target is None or target[0] != "local" or target[2] is not None:
+                return None  # (an object no local names, a global's, one an attribute holds)
+            changed.add(target[1])
+        elif ins.opname not in _QUIET and ins.opname not in _TAGGED or ins.opname in _ENDS:
+            return None
+        stack.extend(pushed)
+    return Tail(frozenset(region), kept, frozenset(stores), frozenset(changed), frozenset(calls))
+
+
+_TAGGED = frozenset({"PRECALL", "STORE_FAST_LOAD_FAST"})  # (followed above)
+
+
+_TEMPORARY = "temporary"
+# methods of str, which change nothing, and which no built-in container has: one called on a value
+# the tail made (`answer.strip().lower()`) is taken to be str's
+_TEXT_METHODS = frozenset(
+    {
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "upper",
+        "casefold",
+        "title",
+        "capitalize",
+        "startswith",
+        "endswith",
+        "split",
+        "rsplit",
+        "splitlines",
+        "partition",
+        "rpartition",
+        "replace",
+        "find",
+        "rfind",
+        "removeprefix",
+        "removesuffix",
+        "isdigit",
+        "isalpha",
+        "isalnum",
+        "isnumeric",
+        "isspace",
+        "isupper",
+        "islower",
+    }
+)
+# where the object an instruction changes in place is among the slots it takes
+_CHANGED_AT = {"STORE_SUBSCR": 1, "STORE_SLICE": 1, "STORE_ATTR": 1}  # (else the first)
 
 
 def _region(info: CodeInfo, start: int, until: int | None) -> list[int]:

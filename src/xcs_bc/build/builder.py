@@ -53,7 +53,7 @@ from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
 from xcs_bc.build.calls import bound_arguments, code_site, frame_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.following import Following
-from xcs_bc.build.frames import EXC, Control, FrameState, merge_point
+from xcs_bc.build.frames import EXC, Control, FrameState, QuietBranch, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
@@ -564,6 +564,10 @@ class GraphBuilder(Following):
         follows (see `Condition`), though nothing depends on it through data.  A replay may take the
         other arm: what it could do is read now, and owed where the arms meet (`_leave_branches`)."""
         if outcome is not None:  # (a loop's own test has none)
+            quiet = fs.quiet_branch
+            if self.on_round is not None and (quiet is None or quiet.ops != len(self.ops)):
+                mark = self.round_mark()
+                fs.quiet_branch = QuietBranch(ins.offset, len(self.ops), mark, len(self.decisions))
             self.tests += 1
         if not cond.deps:
             if not fs.control_deps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from xcs_bc.build.arms import NOTHING, Arm
 from xcs_bc.build.awaiting import Awaiting
@@ -29,6 +29,16 @@ class Control:
     site: Site | None = None  # where the branch is, for people
 
 
+class QuietBranch(NamedTuple):
+    """A frame's first conditional jump since the run's last operation (a first call's, see
+    `execute.first`): its offset, and the builder's operations, `round_mark()` and decisions then."""
+
+    offset: int
+    ops: int
+    mark: tuple[int, ...]
+    decisions: int
+
+
 @dataclass
 class FrameState:
     """The shadow of one target frame: its value stack and locals as `ValueRef`s, the branches it is
@@ -47,6 +57,7 @@ class FrameState:
     control_conds: tuple[ValueRef, ...] = ()  # the conditions of `conditions()`, for `made_under`
     resumes: int = 0  # generator expressions the pending instruction started or resumed so far
     pending: Instr | None = None
+    quiet_branch: QuietBranch | None = None
     awaiting: Awaiting | None = None  # an await under way (see `awaiting`)
     started: float = 0.0
     ops_before: int = 0

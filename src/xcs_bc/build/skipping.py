@@ -228,13 +228,9 @@ def loop_body(info: CodeInfo, head: int) -> LoopBody | None:
     round's start that reach the FOR_ITER again, exception handlers included.  None when it holds an
     instruction a body run unobserved must not hold (`_REFUSED`, a generator made)."""
     for_iter = info.instrs[head]
-    if for_iter.target is None or for_iter.next is None:
+    inside = loop_offsets(info, head)
+    if for_iter.target is None or not inside:
         return None
-    ahead = _reached({for_iter.next}, lambda off: _edges(info, off), stop=head)
-    preds = _predecessors(info)
-    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the FOR_ITER)
-    back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
-    inside = {head} | (ahead & back)
     stored: dict[str, None] = {}
     loaded: dict[str, None] = {}
     globals_: dict[str, None] = {}
@@ -255,6 +251,20 @@ def loop_body(info: CodeInfo, head: int) -> LoopBody | None:
         tuple(loaded),
         tuple(globals_),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
+    """The instructions of the body of the loop whose FOR_ITER is at `head` (see `loop_body`), without
+    their EXTENDED_ARG prefixes; none for an instruction that is no FOR_ITER with a round."""
+    for_iter = info.instrs[head]
+    if for_iter.next is None:
+        return frozenset()
+    ahead = _reached({for_iter.next}, lambda off: _edges(info, off), stop=head)
+    preds = _predecessors(info)
+    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the FOR_ITER)
+    back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
+    return frozenset({head} | (ahead & back))
 
 
 def _makes_generator(ins: Instr) -> bool:

@@ -46,6 +46,7 @@ process pool, Ray or Dask, calls are issued ahead by replays only.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import contextvars
 import dataclasses
@@ -55,23 +56,25 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from xcs_bc._compat import nested_code
-from xcs_bc.build.arms import leaves_rounds_alike
+from xcs_bc.build import purity
+from xcs_bc.build.arms import Tail, leaves_rounds_alike, round_tail
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
 from xcs_bc.build.carried import Carried, carried
-from xcs_bc.build.codeinfo import code_info, in_loop
+from xcs_bc.build.codeinfo import CodeInfo, code_info, in_loop
 from xcs_bc.build.displays import positional
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.handlers.iteration import lockstep, round_item
+from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
-from xcs_bc.build.skipping import LoopBody, loop_body
+from xcs_bc.build.skipping import LoopBody, loop_body, loop_offsets
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
@@ -81,7 +84,7 @@ from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, Local, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold, walk
-from xcs_bc.ir.values import awaits
+from xcs_bc.ir.values import awaits, peek_attr
 from xcs_bc.observe.hooks import Session
 from xcs_bc.plan.guards import Guard, decision_guard
 from xcs_bc.plan.recipes import never_ahead
@@ -234,9 +237,7 @@ class FirstCall:
         around = [outer for outer in b.iters.values() if outer.frame is fs.frame and outer is not state]
         if any(len(outer.op_starts) - 1 in outer.issued for outer in around):
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
-        if ended[0] != state.first_mark[0] or ended[2] != state.first_mark[2] or not b.ops[start:]:
-            # a round that changed an object in place (the list it walks, say), called a function not
-            # known to be pure, branched on a result or handled an exception says nothing of the next
+        if not b.ops[start:] or state.head is None or _handled_out(fs.info, state.head):
             return
         if b.changed(state.watched):
             return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
@@ -257,14 +258,10 @@ class FirstCall:
         if any(_like(key, counters) for key in (b.counter_keys or [])[state.first_keys :]):
             return  # `docs[i]` read the item the counter names as the path `docs[0]`: see `counter_keys`
         changed = carried(b, fs, state)
-        inner = _inner_loops(b, state, ended)
-        if inner is None or not _walks_alone(b, state, inner):
+        alike = self._alike(b, fs, state, ended, item, others, env, changed, walked)
+        if alike is None:
             return
-        if not self._inner_loops_alike(item, others, inner, env, changed):
-            return
-        branches = _branches(b, fs, state, ended, inner, walked)
-        if branches is None or changed.read_by(guard.ref for guard in branches.guards):
-            return
+        inner, branches, tail = alike
         issue = self._steps(b, fs, state, path, item, others[0], env)
         if issue is None:
             return
@@ -280,6 +277,8 @@ class FirstCall:
         if displayed and any(ref is not item and _same_head(ref, item) for ref in walk(recipes)):
             # the item read another way (`parts[0]`), or through a copy or a path of the loop
             # variable's (`c.text`): only the loop variable's own ref is put in round k's place
+            return
+        if tail is not None and not _tail_alike(fs, state, tail, recipes, walked):
             return
         # a call reading a result of the round's (`llm(f"Refine: {summary}")`) is issued for round k
         # once round k's call before it returns: a mismatch at its site may be a round's whose result
@@ -304,6 +303,41 @@ class FirstCall:
                 self._chain(later, index)
         if self.issued:
             b.steady()  # (the calls issued run on other threads now)
+
+    def _alike(
+        self,
+        b: GraphBuilder,
+        fs: FrameState,
+        state: LoopState,
+        ended: tuple[int, ...],
+        item: ValueRef,
+        others: list[ValueRef],
+        env: Env,
+        changed: Carried,
+        walked: list[Any],
+    ) -> tuple[Sequence[LoopRecord], _Branches, Tail | None] | None:
+        """The loops the first round ran and the branches it took, which every later round must run and
+        take alike (see `_inner_loops_alike`, `_branches`): those of the round up to its tail (`_Upto`),
+        whose code is then read whole (`_tail_alike`: whichever way a round goes there, the next round
+        is issued), or else those of the whole round; None when neither will do (a branch on a result
+        or a handled exception before the tail, an inner loop or a branch on a value that later
+        rounds may not run alike, or that reads what the round carries)."""
+        for upto in (_tail(b, fs, state), _Upto(ended, len(b.decisions), None)):
+            if upto is None or upto.mark[0] != state.first_mark[0] or upto.mark[2] != state.first_mark[2]:
+                # a round that changed an object in place (the list it walks, say), called a function
+                # not known to be pure, branched on a result or handled an exception says nothing of
+                # the next
+                continue
+            inner = _inner_loops(b, state, upto.mark)
+            if inner is None or not _walks_alone(b, state, inner):
+                continue
+            if not self._inner_loops_alike(item, others, inner, env, changed):
+                continue
+            branches = _branches(b, fs, state, upto, inner, walked)
+            if branches is None or changed.read_by(guard.ref for guard in branches.guards):
+                continue
+            return inner, branches, upto.tail
+        return None
 
     def _steps(
         self,
@@ -516,13 +550,152 @@ class FirstCall:
         self.session = None
 
 
+@dataclass(frozen=True)
+class _Upto:
+    """How far a loop's first round is judged by what the trace saw: to its end, or to the first
+    branch after its last call (`tail`: what the code from there on may do, read statically, see
+    `arms.round_tail`).  `mark` is the builder's `round_mark()` there, `decisions` its decisions."""
+
+    mark: tuple[int, ...]
+    decisions: int
+    tail: Tail | None
+
+
+def _tail(b: GraphBuilder, fs: FrameState, state: LoopState) -> _Upto | None:
+    """The first round up to the first branch its frame took after the round's last call (a branch on
+    a result, or on what the round carries: `if best is None or s > best[0]: best = (s, d)`), with
+    what the rest of the round may do; None when there is no such branch or the rest may do more than
+    `arms.Tail` says."""
+    quiet = fs.quiet_branch
+    if quiet is None or quiet.ops != len(b.ops) or quiet.ops <= state.op_starts[0] or state.head is None:
+        return None
+    body = loop_body(fs.info, state.head)
+    if body is None:
+        return None
+    # (from the last call on, when it runs straight to the branch: `s = judge(c)`, then a test that
+    # reads `best`; what the tail assigns, the code before it must not read)
+    call = b.ops[-1].site.offset
+    after = _straight(fs.info, call, quiet.offset)
+    tail = None
+    if after is not None and len(after) > 1:
+        statement = _straight(fs.info, _statement_start(fs.info, call, state.head), call)
+        if statement is not None:  # (what the call's statement left on the stack is known)
+            tail = round_tail(fs.info, after[1], body.offsets, state.head, warm=(*statement, call))
+    if tail is None:
+        tail = round_tail(fs.info, quiet.offset, body.offsets, state.head)
+    return _Upto(quiet.mark, quiet.decisions, tail) if tail is not None else None
+
+
+def _straight(info: CodeInfo, start: int | None, until: int) -> list[int] | None:
+    """The instructions from `start` on, until `until` (not included), when the code runs from one to
+    the other without a jump; else None."""
+    run: list[int] = []
+    offset = start
+    while offset is not None and offset != until:
+        ins = info.instrs[offset]
+        run.append(offset)
+        offset = ins.next if ins.target is None else None
+    return run if offset == until else None
+
+
+def _statement_start(info: CodeInfo, call: int, head: int) -> int | None:
+    """The first instruction of the statement (of the loop at `head`) that holds the call at `call`:
+    the last one before it where the stack holds only what the loop keeps there."""
+    depth = info.instrs[head].depth
+    before = [offset for offset, ins in info.instrs.items() if offset <= call and ins.depth == depth]
+    return max(before) if before else None
+
+
+def _handled_out(info: CodeInfo, head: int) -> bool:
+    """May an exception in a round of the loop at `head` land in a handler of a `try` inside the loop
+    that leaves it (`except ValueError: break`)?  The later rounds would then not run.  (A `try`
+    around the loop is as none: the run leaves the loop as when the exception leaves the function,
+    see the module's docstring.)"""
+    body = loop_offsets(info, head)
+    around = info.handler_at(head)
+    exit_ = info.instrs[head].target
+    after = _reached(info, [exit_] if exit_ is not None else [], set())  # (the code the loop goes on to)
+    # the handlers that leave the loop: what runs in them before it re-raises, ends the loop or
+    # returns (back in the loop, or at a handler around it, is as if no `try` was there)
+    stop = set(body) | ({around.target} if around is not None else set())
+    handlers = {
+        handler.target
+        for offset in body
+        if (handler := info.handler_at(offset)) is not None
+        and handler != around
+        and handler.target not in body
+    }
+    for offset in _reached(info, handlers, stop, unwinding=True):
+        if offset in after or info.instrs[offset].opname in ("RETURN_VALUE", "RETURN_CONST"):
+            return True
+    return False
+
+
+def _reached(info: CodeInfo, starts: Iterable[int], stop: set[int], *, unwinding: bool = False) -> set[int]:
+    """The instructions reached from `starts` (not past `stop`), by jumps and fall-through, and by an
+    exception into its handler too when `unwinding`."""
+    todo = list(starts)
+    seen: set[int] = set()
+    while todo:
+        offset = todo.pop()
+        if offset in seen or offset in stop:
+            continue
+        seen.add(offset)
+        todo.extend(info.successors(offset))
+        handler = info.handler_at(offset) if unwinding else None
+        if handler is not None:
+            todo.append(handler.target)
+    return seen
+
+
+def _tail_alike(
+    fs: FrameState, state: LoopState, tail: Tail, recipes: Sequence[ValueRef], walked: list[Any]
+) -> bool:
+    """Does the tail of a loop's rounds (see `_tail`) leave every later round's calls as the recipes
+    say, whichever way its branches go?  What it assigns and changes, no code of the round before it
+    reads by name; what it changes in place is immutable (`n += 1`) or a container the glue made
+    (`kept.append(d)`), in a local the loop does not assign, and no recipe or item reads that
+    container; and what it calls is known to be pure (`max`, `print`, a method of str)."""
+    body = loop_body(fs.info, state.head) if state.head is not None else None
+    if body is None:
+        return False
+    read = {
+        name
+        for offset in body.offsets - tail.offsets - tail.kept
+        if offset in fs.info.instrs
+        for name in loaded_names(fs.info.instrs[offset])
+    }
+    unchangeable = _unchangeable(fs, body, walked)
+    changed = {name for name in tail.changed if not unchangeable(("local", name))}  # (`d.strip()`)
+    if read & (tail.stores | changed):
+        return False
+    f_locals = fs.frame.f_locals
+    held = {id(ref.value) for ref in walk(recipes)} | {id(item) for sequence in walked for item in sequence}
+    for name in changed:
+        value = f_locals.get(name, _UNBOUND)
+        if _immutable(value):
+            continue
+        ref = fs.locals.get(name)
+        if ref is None or ref.source is not Source.EXPR or name in body.stored or id(value) in held:
+            return False
+    for scope, name, attr in tail.calls:
+        if scope == "local" and name in body.stored:
+            return False
+        where = f_locals if scope == "local" else fs.frame.f_globals
+        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
+        if attr is not None and value is not _UNBOUND:
+            value = peek_attr(value, attr)
+        if value is _UNBOUND or value is MISSING or purity.classify(value) is not purity.Effect.PURE:
+            return False
+    return True
+
+
 def _inner_loops(b: GraphBuilder, state: LoopState, ended: tuple[int, ...]) -> Sequence[LoopRecord] | None:
-    """The loops the first round of `state`'s loop ran out (`ended` is its `round_mark`); None when
+    """The loops the first round of `state`'s loop ran out (until `ended`, a `round_mark`); None when
     it left one by break: where the others leave theirs is not known."""
     if ended[4] != state.first_mark[4]:
         return None
-    ran = ended[3] - state.first_mark[3]
-    inner = b.loops[len(b.loops) - ran :] if ran > 0 else []
+    inner = b.loops[state.first_mark[3] : ended[3]]
     if any(index < state.decision_starts[0] for record in inner for index in record.own_decisions):
         return None
     return inner
@@ -551,17 +724,19 @@ def _branches(
     b: GraphBuilder,
     fs: FrameState,
     state: LoopState,
-    ended: tuple[int, ...],
+    upto: _Upto,
     inner: Sequence[LoopRecord],
     walked: list[Any],
 ) -> _Branches | None:
     """The branches the first round of `state`'s loop took (on values that depend on no result:
-    `if not d.strip(): continue`, `"?" in d`), other than its inner loops' lengths; None when one is
-    not such a branch of the loop's own frame, or a conditional jump went unrecorded."""
+    `if not d.strip(): continue`, `"?" in d`) until `upto`, other than its inner loops' lengths; None
+    when one is not such a branch of the loop's own frame, or a conditional jump went unrecorded."""
     own = {index for record in inner for index in record.own_decisions}
     first = state.decision_starts[0]
-    decided = [(index, d) for index, d in enumerate(b.decisions[first:], first) if index not in own]
-    if len(decided) != ended[1] - state.first_mark[1]:
+    decided = [
+        (index, d) for index, d in enumerate(b.decisions[first : upto.decisions], first) if index not in own
+    ]
+    if len(decided) != upto.mark[1] - state.first_mark[1]:
         return None  # (one under a branch on a result, say: no decision records it)
     body = loop_body(fs.info, state.head) if decided and state.head is not None else None
     unchangeable = _unchangeable(fs, body, walked) if body is not None else None
