@@ -1500,3 +1500,39 @@ def test_the_rest_of_a_round_that_may_change_what_later_calls_read_keeps_them_in
     assert submitted(fast, fn, docs) == []
     assert fast.stats.served_in_trace == 0
     no_waste(fast)
+
+
+def grown_after_a_result(docs):
+    todo = list(docs)
+    out = []
+    for d in todo:
+        answer = llm(d)
+        if "more" in answer and len(todo) < 8:
+            todo.append(d + " again")
+        out.append(answer)
+    return out
+
+
+def shrunk_after_the_call(docs):
+    todo = list(docs)
+    out = []
+    n = 0
+    for d in todo:
+        out.append(llm(d))
+        n += 1
+        if n == 2:
+            todo.pop()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [(grown_after_a_result, ["a", "b", "more c", "d"]), (shrunk_after_the_call, ["a", "b", "c", "d", "e"])],
+    ids=["grows", "shrinks"],
+)
+def test_the_rest_of_a_round_that_may_change_the_list_walked_keeps_the_rounds_in_turn(fn, docs) -> None:
+    """The rest of a later round adds to the list the loop walks, or takes from it: the rounds issued
+    ahead would not be the plain run's.  Nothing is issued ahead."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, docs) == []
+    no_waste(fast)

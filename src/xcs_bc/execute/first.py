@@ -670,7 +670,11 @@ def _tail_alike(
     if read & (tail.stores | changed):
         return False
     f_locals = fs.frame.f_locals
-    held = {id(ref.value) for ref in walk(recipes)} | {id(item) for sequence in walked for item in sequence}
+    # (what the recipes read, the sequences the loop walks, a view's dict, and their items)
+    held = {id(ref.value) for ref in walk(recipes)}
+    for sequence in (state.iterable.value, *(part.value for part in lockstep(state.iterable)[1])):
+        held |= {id(sequence), id(getattr(sequence, "mapping", sequence))}
+    held |= {id(item) for sequence in walked if not isinstance(sequence, range) for item in sequence}
     for name in changed:
         value = f_locals.get(name, _UNBOUND)
         if _immutable(value):
