@@ -9,7 +9,8 @@ Programs come from the grammar of the property tests (`tests/strategies.py`) wit
 hidden changes of a global list, the recent forms, helpers rebinding a global or changing a global
 dict before a call, a slow helper doing both after its call, a jitted function calling a jitted
 function, f calling the jitted f, a recursive helper, and flags equal but of another type (True, 1,
-1.0).  Each program is called on a sequence of inputs: 3-4 of any shape (half of the programs) or
+1.0), and rounds that go on after their last call (a branch on its result that counts, keeps,
+changes what the next rounds read, or breaks).  Each program is called on a sequence of inputs: 3-4 of any shape (half of the programs) or
 5-6 of other list lengths than the traced one; a quarter of them may call `judge` on a guess
 (``speculate=[judge]``).  Every call is compared with the plain function's
 (`test_jit_generated.check_program`): the result or the exception, the calls made to each fake (a

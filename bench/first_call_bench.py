@@ -94,6 +94,38 @@ def summarize_refine_pool(docs):
     return list(POOL.map(lambda d: llm(f"Refine: {llm(f'Summarize: {d}')}"), docs))
 
 
+def judge_best(candidates):
+    best = None
+    for c in candidates:
+        score = sum(map(ord, llm(f"Rate: {c}"))) % 7
+        if best is None or score > best[0]:
+            best = (score, c)
+    return best
+
+
+def judge_best_pool(candidates):
+    scores = list(POOL.map(lambda c: sum(map(ord, llm(f"Rate: {c}"))) % 7, candidates))
+    best = None
+    for score, c in zip(scores, candidates, strict=True):
+        if best is None or score > best[0]:
+            best = (score, c)
+    return best
+
+
+def keep_relevant(docs):
+    kept = []
+    for d in docs:
+        verdict = llm(f"Relevant? {d}")
+        if sum(map(ord, verdict)) % 2:
+            kept.append(d)
+    return kept
+
+
+def keep_relevant_pool(docs):
+    verdicts = list(POOL.map(lambda d: llm(f"Relevant? {d}"), docs))
+    return [d for d, verdict in zip(docs, verdicts, strict=True) if sum(map(ord, verdict)) % 2]
+
+
 def map_combine(docs):
     parts = [llm(f"Summarize: {d}") for d in docs]
     return llm("Combine: " + " | ".join(parts))
@@ -189,6 +221,8 @@ SCENARIOS = [
     Scenario(
         "map of 8, each then refined", summarize_refine, summarize_refine_pool, fresh_docs(8), round_calls=2
     ),
+    Scenario("judge 8, keep the best", judge_best, judge_best_pool, fresh_docs(8)),
+    Scenario("filter 8 by a verdict", keep_relevant, keep_relevant_pool, fresh_docs(8)),
     Scenario("map of 8, then combine", map_combine, map_combine_pool, fresh_docs(8)),
     Scenario("search, read every hit", research, research_pool, fresh_query),
     Scenario("nested: 4 docs x 3 aspects", aspects, aspects_pool, fresh_docs(4)),

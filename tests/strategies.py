@@ -173,6 +173,7 @@ class Grammar:
     recursion: bool = False  # `deep(p, n)`: a helper calling itself n times around slow calls
     lookalikes: bool = False  # branches telling True, 1 and 1.0 apart (`flag is True`, `type(flag)`)
     glue: bool = False  # a loop of glue over a long list built from xs (its later rounds run unobserved)
+    tails: bool = False  # (with effects) a loop's round goes on after its last call (see `_round_tail`)
 
 
 HELPER_SOURCE = """\
@@ -971,6 +972,44 @@ _RECENT_UNIFORM = tuple(list(_RECENT_LOOPS)[:5])  # a round per item of xs, for 
 _LOOPS.update(_RECENT_LOOPS)
 
 
+def _round_tail(draw: st.DrawFn, scope: _Scope, name: str, item: str | None) -> list[str]:
+    """(tails) The rest of a round of the loop building `name`, after its last call (`last{name}`): a
+    branch on that result, on the item or on what the rounds carry, whose arms count (`k`), keep the
+    best (`best`), keep the item (`kept`), or change what the next rounds' calls may read (`p`, a list
+    whose length they read through another name, `view`), or leave the loop; maybe an `else` arm,
+    maybe a second branch after it."""
+    last = f"last{name}"
+    subjects = [last, f"best{name}", *([item] if item else [])]
+    lines = []
+    for _ in range(draw(st.integers(1, 2))):
+        subject = draw(st.sampled_from(subjects))
+        test = draw(
+            st.sampled_from(
+                [
+                    f"{draw(st.sampled_from(WORDS))!r} in {subject}",
+                    f"len({subject}) % 2 == 0",
+                    f"{subject} > best{name}",
+                    f"{subject}.strip().lower().startswith('a')",
+                ]
+            )
+        )
+        arms = [
+            f"k{name} = k{name} + '!'",
+            f"best{name} = {last}",
+            f"kept{name}.append({item or last})",
+            f"p{name} = p{name} + 'z'",
+            f"notes{name}.append({last})",
+            "break",
+            f"k{name} = k{name} + {last}[:1].upper()",
+        ]
+        lines.append(f"    if {test}:")
+        lines += [f"        {arm}" for arm in draw(st.lists(st.sampled_from(arms), min_size=1, max_size=2))]
+        if draw(st.booleans()):
+            lines.append("    else:")
+            lines.append(f"        {draw(st.sampled_from(arms))}")
+    return lines
+
+
 def _zips(draw: st.DrawFn, scope: _Scope, lists: list[str]) -> list[str]:
     """(recent) zip() of xs and a local list (maybe of another length), strict or not."""
     if not lists:
@@ -1044,6 +1083,12 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = Fa
     if carry is not None:
         lines.append(f"    {carry} = {_call(draw, inner)}")
         scope.count += 1
+    tail = scope.grammar.tails and scope.grammar.effects and not scope.grammar.uniform and draw(st.booleans())
+    if tail:  # what the rest of the round may change, some of which the round's calls may read
+        lines[:0] = [f"k{name} = ''", f"best{name} = ''", f"kept{name} = []", f"p{name} = ''"]
+        lines[:0] = [f"notes{name} = []", f"view{name} = notes{name}"]
+        inner.strs += [f"p{name}", f"str(len(view{name}))"]
+        scope.count += 6
     exit_kinds = ["none"] if scope.grammar.uniform else ["none", "none", "continue"]
     if scope.grammar.effects and not scope.grammar.uniform:
         exit_kinds += ["break", "break"]
@@ -1057,8 +1102,15 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = Fa
             lines.append(f"    if {draw(st.sampled_from(WORDS))!r} in {item}:")
         lines.append(f"        {exit_kind}")
         scope.count += 1
-    lines.append(f"    {name}.append({_slow_expr(draw, inner)})")
-    scope.count += 1
+    if tail:
+        lines.append(f"    last{name} = {_slow_expr(draw, inner)}")
+        lines.append(f"    {name}.append(last{name})")
+        lines += _round_tail(draw, inner, name, item)
+        scope.count += 2
+        scope.strs += [f"k{name}", f"best{name}", f"p{name}", f"str(len(kept{name}))"]
+    else:
+        lines.append(f"    {name}.append({_slow_expr(draw, inner)})")
+        scope.count += 1
     scope.lists.append(name)
     if re.search(r"\bxs\b", over) or over in scope.round_lists:
         scope.loops_over_xs += 1

@@ -1434,7 +1434,7 @@ def prefix_set_later(docs):
     out = []
     for d in docs:
         out.append(llm(prefix + d))
-        n += 1
+        n += 1  # noqa: SIM113 - a count the rounds carry, on purpose
         if n == 3:
             prefix = "late: "
     return out
@@ -1447,7 +1447,7 @@ def noted_later_through_another_name(docs):
     out = []
     for d in docs:
         out.append(llm(f"{len(view)} {d}"))
-        n += 1
+        n += 1  # noqa: SIM113 - a count the rounds carry, on purpose
         if n == 3:
             notes.append(d)
     return out
@@ -1459,7 +1459,7 @@ def tone_changed_later_by_a_helper(docs):
     out = []
     for d in docs:
         out.append(llm(f"{style['tone']}: {d}"))
-        n += 1
+        n += 1  # noqa: SIM113 - a count the rounds carry, on purpose
         if n == 3:
             _louder(style)
     return out
@@ -1519,7 +1519,7 @@ def shrunk_after_the_call(docs):
     n = 0
     for d in todo:
         out.append(llm(d))
-        n += 1
+        n += 1  # noqa: SIM113 - a count the rounds carry, on purpose
         if n == 2:
             todo.pop()
     return out

@@ -738,6 +738,7 @@ HUNT_GRAMMAR = Grammar(  # every feature
     recursion=True,
     lookalikes=True,
     glue=True,
+    tails=True,
 )
 
 
@@ -746,6 +747,18 @@ HUNT_GRAMMAR = Grammar(  # every feature
 def test_hunt(program: Program, sequence: list[Inputs]) -> None:
     """Every feature of the grammar: inputs resized in place, free `break`s, hidden changes, module state,
     jitted functions calling jitted functions, recursion and look-alike flags included."""
+    note(program.source)
+    check_program(program, sequence)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, tails=True)), input_sequences())
+def test_rounds_that_go_on_after_their_calls_behave_like_plain(
+    program: Program, sequence: list[Inputs]
+) -> None:
+    """Rounds that branch, after their last call, on its result, their item or what they carry, and
+    count, keep, change what the next rounds' calls read, or leave the loop (`strategies._round_tail`):
+    the first call issues the later rounds only where no round can change what they read."""
     note(program.source)
     check_program(program, sequence)
 

@@ -19,10 +19,11 @@ way the builder is told the events the original instructions would have sent (`s
 What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
 - only loops over a list, tuple or range, or enumerate() or zip() of them (`_walked`), whose first
-  round handled no exception, branched on no result, changed in place no object but the glue's own
-  containers and called no function not known to be pure (`GraphBuilder.round_mark`), and read no
-  item by enumerate()'s counter (`GraphBuilder.counter_keys`); not in a generator expression, whose
-  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
+  round handled no exception, branched on no result (but in its tail, below), changed in place no
+  object but the glue's own containers and called no function not known to be pure
+  (`GraphBuilder.round_mark`), and read no item by enumerate()'s counter (`GraphBuilder.counter_keys`);
+  not in a generator expression, whose consumer may stop it.  A loop the first round ran inside it
+  must have walked sequences that are
   the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
   the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
   nothing more in them;
@@ -32,6 +33,11 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   way, checked by its recipe for their item (`_Branches`); a round that goes another way makes its
   calls in its turn, and when the arm it takes may leave the next round another state (a `break`, a
   call, a local a later round reads) no round after it is issued (`arms.leaves_rounds_alike`);
+- except in the round's tail, from the first branch after its last call on (`_tail`): there it may
+  branch on a result, on the item or on what it carries, any way, when that code, read whole from
+  the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
+  leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
+- not a loop with a `try` inside it whose handler may leave it (`_handled_out`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
