@@ -580,7 +580,10 @@ def _tail(b: GraphBuilder, fs: FrameState, state: LoopState) -> _Upto | None:
         return None
     # (from the last call on, when it runs straight to the branch: `s = judge(c)`, then a test that
     # reads `best`; what the tail assigns, the code before it must not read)
-    call = b.ops[-1].site.offset
+    last = b.ops[-1]
+    if b.call_facts[last.id].code is not fs.info.code:
+        return None  # (the round's calls are the frame's own: see `_steps`)
+    call = last.site.offset
     after = _straight(fs.info, call, quiet.offset)
     tail = None
     if after is not None and len(after) > 1:
