@@ -1536,3 +1536,83 @@ def test_the_rest_of_a_round_that_may_change_the_list_walked_keeps_the_rounds_in
     fast = xcs.jit(fn)
     assert submitted(fast, fn, docs) == []
     no_waste(fast)
+
+
+# -- objects the rounds change that a callee reads ------------------------------------------------
+
+HISTORY: list[str] = []
+
+
+def logged_globally(docs):
+    HISTORY.clear()
+    out = []
+    for d in docs:
+        answer = llm(d)
+        HISTORY.append(answer)
+        out.append(answer)
+    return out, list(HISTORY)
+
+
+def test_a_round_that_adds_to_a_global_list_no_call_reads_goes_at_once() -> None:
+    """`METRICS.append(row)` after the round's call: the list is the module's, but no call of the
+    round reads it, so the later rounds go at once, and the list ends as in the plain run."""
+    docs = [fresh() for _ in range(6)]
+    fast = xcs.jit(logged_globally)
+    assert len(submitted(fast, logged_globally, docs)) == 5
+    assert fast.stats.served_in_trace >= 4 and llm.max_concurrency >= 4
+    no_waste(fast)
+
+
+def _asked_with_history(prompt):
+    return llm(f"{prompt} after {len(HISTORY)}")
+
+
+class _Recorder:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def __call__(self, prompt: str) -> str:
+        return llm(f"{prompt} #{len(self.log)}")
+
+
+RECORDER = _Recorder(HISTORY)
+
+
+def history_read_by_the_callee(docs):
+    HISTORY.clear()
+    out = []
+    for d in docs:
+        out.append(_asked_with_history(d))
+        HISTORY.append(d)
+    return out
+
+
+def history_held_by_the_callee(docs):
+    HISTORY.clear()
+    out = []
+    for d in docs:
+        out.append(RECORDER(d))
+        HISTORY.append(d)
+    return out
+
+
+def notes_held_by_a_local_callee(docs):
+    notes: list[str] = []
+    ask = _Recorder(notes)
+    out = []
+    for d in docs:
+        out.append(ask(d))
+        notes.append(d)
+    return out
+
+
+@pytest.mark.parametrize(
+    "fn", [history_read_by_the_callee, history_held_by_the_callee, notes_held_by_a_local_callee]
+)
+def test_a_round_that_changes_what_its_callee_reads_keeps_the_rounds_in_turn(fn) -> None:
+    """The round adds to a list its callee reads: through its module's globals, or as an object it
+    holds (a client keeping the list).  A later round's call issued ahead would run before the rounds
+    before it added to the list: nothing is issued ahead."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, [fresh() for _ in range(5)]) == []
+    no_waste(fast)

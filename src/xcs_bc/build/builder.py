@@ -53,7 +53,7 @@ from xcs_bc.build.awaiting import Awaiting, awaited_call_at, send_loop_at
 from xcs_bc.build.calls import bound_arguments, code_site, frame_arguments, parameters
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.following import Following
-from xcs_bc.build.frames import EXC, Control, FrameState, QuietBranch, merge_point
+from xcs_bc.build.frames import EXC, Control, FrameState, QuietBranch, RoundMark, merge_point
 from xcs_bc.build.generators import identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
@@ -108,7 +108,7 @@ class GraphBuilder(Following):
         name: str,
         reads: bool = False,
         originals: Mapping[types.CodeType, types.CodeType] | None = None,
-        on_round: Callable[[GraphBuilder, FrameState, LoopState, tuple[int, ...]], None] | None = None,
+        on_round: Callable[[GraphBuilder, FrameState, LoopState, RoundMark], None] | None = None,
         reach: Callable[[types.CodeType, object], bool] | None = None,
     ) -> None:
         self.min_call_s = min_call_ms / 1000.0
@@ -132,6 +132,7 @@ class GraphBuilder(Following):
         # those, plus changes in place to objects other than containers the glue built: a local read
         # for a planned call must see none of them between the read and the call (see plan._ready_at)
         self.effects = 0
+        self.global_changes = 0
         # the last call that may have changed objects, and `effects` once it had (see CallFacts.changer)
         self.changer: tuple[Any, types.CodeType, Instr, int] | None = None
         self.retained: dict[int, tuple[ValueRef, ...]] = {}  # see retain
@@ -346,13 +347,21 @@ class GraphBuilder(Following):
         call for another's."""
         self.steady_sites = frozenset(self.executed - self._occurrences.keys())
 
-    def round_mark(self) -> tuple[int, ...]:
+    def round_mark(self) -> RoundMark:
         """What a loop's round may have done, as counts: two marks differ when, between them, the
         run changed an object in place or called a function not known to be pure (`effects`), took
         a conditional jump (`tests`), branched on a result or handled an exception
         (`unguarded_paths`), or ran a loop: one that ran out is a record more (`loops`), one left by
-        `break` or `return` a loop still under way (`iters`, until the run ends)."""
-        return (self.effects, self.tests, self.unguarded_paths, len(self.loops), len(self.iters))
+        `break` or `return` a loop still under way (`iters`, until the run ends); `global_changes`
+        counts those of the effects that were changes in place of a global's object by the code."""
+        return RoundMark(
+            self.effects,
+            self.tests,
+            self.unguarded_paths,
+            len(self.loops),
+            len(self.iters),
+            self.global_changes,
+        )
 
     def returned(self, caller: types.FrameType, value: Any) -> None:
         fs = self._frames.get(caller)

@@ -55,7 +55,7 @@ def contents(obj: Any) -> list[Any]:
     return list(islice(attributes.values(), _HELD_MAX)) if type(attributes) is dict else []
 
 
-def _reaches(value: Any, target: Any) -> bool:
+def holds(value: Any, target: Any) -> bool:
     """Does `value` hold `target` a few levels down (what `_held` reads, and the cells of a
     closure, the function and arguments of a `functools.partial`)?  Past the levels or objects
     looked at, it may: True."""
@@ -110,6 +110,7 @@ class Effects:
     # call that may have (a slow one, one not known to be pure: `by_call`), which a call issued ahead
     # cannot wait for (see `changed_by_code_in`)
     changed_by_code: dict[int, Any]
+    global_changes: int  # of the effects, changes in place by the code of a global's object
     by_call: bool
     # every change in place as (object, its ref before, its ref after), while a first call watches
     # its loops' rounds (see `build.carried`); None otherwise
@@ -181,6 +182,8 @@ class Effects:
         changed = new if new is not None else with_deps(expr(ExprKind.EFFECT, (ref,), value=obj), deps)
         if ref.source is not Source.EXPR:  # not a container the glue built and we follow item by item
             self.effects += 1
+            if ref.source is Source.GLOBAL and not self.by_call:
+                self.global_changes += 1  # (`METRICS.append(row)`: see `execute.first`)
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
             if ref.source is not Source.EXPR and not self.by_call:
@@ -222,7 +225,7 @@ class Effects:
         entry = self._set_attributes.get(id(obj))
         if entry is None or entry[0] is not obj or name in entry[2] or not _plain_reads(obj.value):
             return obj
-        return obj if value is MISSING or _reaches(value, obj.value) else entry[1]
+        return obj if value is MISSING or holds(value, obj.value) else entry[1]
 
     def retain(self, ref: ValueRef, local: str | None = None) -> None:
         """`ref`'s container outlives the expression that built it (stored, or changed in place).

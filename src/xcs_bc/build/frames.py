@@ -29,13 +29,24 @@ class Control:
     site: Site | None = None  # where the branch is, for people
 
 
+class RoundMark(NamedTuple):
+    """What a loop's round may have done, as counts (see `GraphBuilder.round_mark`)."""
+
+    effects: int = 0  # objects changed in place, calls of functions not known to be pure
+    tests: int = 0  # conditional jumps
+    unguarded: int = 0  # branches on results, handled exceptions
+    loops: int = 0  # loops that ran out
+    iters: int = 0  # loops under way
+    global_changes: int = 0  # of `effects`, changes in place by the code of a global's object
+
+
 class QuietBranch(NamedTuple):
     """A frame's first conditional jump since the run's last operation (a first call's, see
     `execute.first`): its offset, and the builder's operations, `round_mark()` and decisions then."""
 
     offset: int
     ops: int
-    mark: tuple[int, ...]
+    mark: RoundMark
     decisions: int
 
 

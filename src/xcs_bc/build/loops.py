@@ -18,7 +18,7 @@ from xcs_bc._compat import (
 from xcs_bc.build.calls import Calls
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.effects import Watched
-from xcs_bc.build.frames import FrameState
+from xcs_bc.build.frames import FrameState, RoundMark
 from xcs_bc.build.generators import generator_of, identity, same, takes_all
 from xcs_bc.build.trace import Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
@@ -46,7 +46,7 @@ class LoopState:
     # for GraphBuilder.on_round (see execute.first): the first round's item, its round_mark(), and
     # what the frame held when it began (see `build.carried`)
     first_item: ValueRef | None = None
-    first_mark: tuple[int, ...] = ()
+    first_mark: RoundMark = RoundMark()
     first_locals: dict[str, ValueRef] = field(default_factory=dict)  # the builder's refs of its locals
     first_values: tuple[Any, ...] = ()  # and the objects they held (and the globals its code names)
     first_changes: int = 0  # len(GraphBuilder.changes)

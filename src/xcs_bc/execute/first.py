@@ -75,7 +75,8 @@ from xcs_bc.build.calls import python_code
 from xcs_bc.build.carried import Carried, carried
 from xcs_bc.build.codeinfo import CodeInfo, code_info, in_loop
 from xcs_bc.build.displays import positional
-from xcs_bc.build.frames import FrameState
+from xcs_bc.build.effects import holds
+from xcs_bc.build.frames import FrameState, RoundMark
 from xcs_bc.build.handlers.iteration import lockstep, round_item
 from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
@@ -219,7 +220,7 @@ class FirstCall:
 
     # -- issuing the later rounds ------------------------------------------------------------------
 
-    def _round(self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]) -> None:
+    def _round(self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: RoundMark) -> None:
         """A loop of a traced frame starts its second round (its first left `ended`, a
         `GraphBuilder.round_mark`): issue the later rounds' calls."""
         try:
@@ -227,9 +228,7 @@ class FirstCall:
         except Exception:  # noqa: BLE001 - a failed prediction costs time, never the trace
             return
 
-    def _issue_rounds(
-        self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: tuple[int, ...]
-    ) -> None:
+    def _issue_rounds(self, b: GraphBuilder, fs: FrameState, state: LoopState, ended: RoundMark) -> None:
         path = self.paths.get(fs.info.code)
         if not self.in_process or path is None or state.first_item is None:
             return  # (a process pool, Ray, Dask: their calls are issued by replays only)
@@ -286,6 +285,8 @@ class FirstCall:
             return
         if tail is not None and not _tail_alike(fs, state, tail, recipes, walked):
             return
+        if not _callees_alike(b, state, issue):
+            return
         # a call reading a result of the round's (`llm(f"Refine: {summary}")`) is issued for round k
         # once round k's call before it returns: a mismatch at its site may be a round's whose result
         # came too late, and says nothing of the others'
@@ -315,7 +316,7 @@ class FirstCall:
         b: GraphBuilder,
         fs: FrameState,
         state: LoopState,
-        ended: tuple[int, ...],
+        ended: RoundMark,
         item: ValueRef,
         others: list[ValueRef],
         env: Env,
@@ -329,10 +330,15 @@ class FirstCall:
         or a handled exception before the tail, an inner loop or a branch on a value that later
         rounds may not run alike, or that reads what the round carries)."""
         for upto in (_tail(b, fs, state), _Upto(ended, len(b.decisions), None)):
-            if upto is None or upto.mark[0] != state.first_mark[0] or upto.mark[2] != state.first_mark[2]:
-                # a round that changed an object in place (the list it walks, say), called a function
-                # not known to be pure, branched on a result or handled an exception says nothing of
-                # the next
+            if upto is None:
+                continue
+            mark, first = upto.mark, state.first_mark
+            if mark.unguarded != first.unguarded or (
+                mark.effects - first.effects != mark.global_changes - first.global_changes
+            ):
+                # a round that changed an object in place (the list it walks, say) but a global's by
+                # its code (`METRICS.append(row)`, see `_callees_alike`), called a function not known
+                # to be pure, branched on a result or handled an exception says nothing of the next
                 continue
             inner = _inner_loops(b, state, upto.mark)
             if inner is None or not _walks_alone(b, state, inner):
@@ -562,7 +568,7 @@ class _Upto:
     branch after its last call (`tail`: what the code from there on may do, read statically, see
     `arms.round_tail`).  `mark` is the builder's `round_mark()` there, `decisions` its decisions."""
 
-    mark: tuple[int, ...]
+    mark: RoundMark
     decisions: int
     tail: Tail | None
 
@@ -703,12 +709,31 @@ def _tail_alike(
     return True
 
 
-def _inner_loops(b: GraphBuilder, state: LoopState, ended: tuple[int, ...]) -> Sequence[LoopRecord] | None:
+def _callees_alike(b: GraphBuilder, state: LoopState, issue: Sequence[_Step]) -> bool:
+    """The first round changed objects in place (`METRICS.append(row)`, `notes.append(d)`): the calls
+    issued for the later rounds run before those rounds change them, so no callee may read them,
+    through its module's globals (`purity.module_state`) or as an object it holds (a client keeping
+    the list).  (A recipe reading them is refused as reading what the round carries.)"""
+    changed = [obj for obj, _, _ in (b.changes or [])[state.first_changes :]]
+    if not changed:
+        return True
+    for step in issue:
+        callee = step.inputs[0].value
+        module = purity.module_state(callee)
+        read = [where.get(name) for where, name in (*module.reads, *module.writes)]
+        if any(value is obj for value in read for obj in changed):
+            return False  # (`llm_with_history` reading the global HISTORY)
+        if any(holds(callee, obj) for obj in changed):
+            return False  # (a client keeping the list)
+    return True
+
+
+def _inner_loops(b: GraphBuilder, state: LoopState, ended: RoundMark) -> Sequence[LoopRecord] | None:
     """The loops the first round of `state`'s loop ran out (until `ended`, a `round_mark`); None when
     it left one by break: where the others leave theirs is not known."""
-    if ended[4] != state.first_mark[4]:
+    if ended.iters != state.first_mark.iters:
         return None
-    inner = b.loops[state.first_mark[3] : ended[3]]
+    inner = b.loops[state.first_mark.loops : ended.loops]
     if any(index < state.decision_starts[0] for record in inner for index in record.own_decisions):
         return None
     return inner
@@ -749,7 +774,7 @@ def _branches(
     decided = [
         (index, d) for index, d in enumerate(b.decisions[first : upto.decisions], first) if index not in own
     ]
-    if len(decided) != upto.mark[1] - state.first_mark[1]:
+    if len(decided) != upto.mark.tests - state.first_mark.tests:
         return None  # (one under a branch on a result, say: no decision records it)
     body = loop_body(fs.info, state.head) if decided and state.head is not None else None
     unchangeable = _unchangeable(fs, body, walked) if body is not None else None

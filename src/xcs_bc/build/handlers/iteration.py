@@ -47,7 +47,7 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     # what the round that ends here left behind, for a hook on loops' second rounds (execute.first)
-    ended = b.round_mark() if b.on_round is not None else ()
+    ended = b.round_mark() if b.on_round is not None else None
     (it,) = fs.pop(1)
     state = b.iters.get(identity(it))
     if state is not None and state.iterator.operands is not it.operands:
@@ -120,7 +120,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         state.first_reads = len(b.contents_read or ())
         state.first_keys = len(b.counter_keys or ())
         state.head = ins.offset
-    elif index == 1:  # its first round is observed: the rest may go ahead
+    elif index == 1 and ended is not None:  # its first round is observed: the rest may go ahead
         b.on_round(b, fs, state, ended)
 
 
