@@ -752,13 +752,14 @@ def test_hunt(program: Program, sequence: list[Inputs]) -> None:
 
 
 @SETTINGS
-@given(programs(Grammar(effects=True, tails=True)), input_sequences())
+@given(programs(Grammar(effects=True, tails=True, must_loop=True)), length_sequences(min_first=3))
 def test_rounds_that_go_on_after_their_calls_behave_like_plain(
     program: Program, sequence: list[Inputs]
 ) -> None:
     """Rounds that branch, after their last call, on its result, their item or what they carry, and
     count, keep, change what the next rounds' calls read, or leave the loop (`strategies._round_tail`):
-    the first call issues the later rounds only where no round can change what they read."""
+    the first call (of 3 or 4 items: rounds enough to issue ahead) issues the later rounds only where
+    no round can change what they read."""
     note(program.source)
     check_program(program, sequence)
 

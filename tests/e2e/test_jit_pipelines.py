@@ -14,6 +14,7 @@ Tests marked `xfail(strict=True)` state what the library should do and does not 
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import traceback
 from collections import Counter
@@ -444,7 +445,11 @@ def test_triage_with_logging_and_metrics_classifies_at_once() -> None:
     ]
     runs = rounds(legacy.triage, fast, inputs)
     assert_like_plain(runs, fast)
-    assert peak(runs, "classifier") == [1, 3, 2, 4]
+    # the first call: one round alone, then the other two at once (`METRICS.append` changes a list no
+    # call reads); on 3.10 and 3.11 one at a time: the trace does not see which function
+    # `by_label.setdefault(...).append` calls (no CALL event there), one not known to be pure
+    first = FIRST if sys.version_info >= (3, 12) else 1
+    assert peak(runs, "classifier") == [first, 3, 2, 4]
     assert fast.stats.traces == 1 and fast.stats.served == 9
     assert fast.stats.in_place == 3  # the digest: by_label was changed in place (setdefault)
 

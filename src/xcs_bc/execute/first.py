@@ -38,6 +38,9 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
   leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
 - not a loop with a `try` inside it whose handler may leave it (`_handled_out`);
+- only callees that neither read through their module's globals nor hold an object the first
+  round changed in place (`_callees_alike`); the round may change a global's object by its own code
+  (`METRICS.append(row)`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
