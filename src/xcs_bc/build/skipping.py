@@ -267,6 +267,32 @@ def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
     return frozenset({head} | (ahead & back))
 
 
+@functools.lru_cache(maxsize=1024)
+def handled_out(info: CodeInfo, head: int) -> bool:
+    """May an exception in a round of the loop whose FOR_ITER is at `head` land in a handler of a
+    `try` inside the loop that leaves it (`except ValueError: break`, or `return`)?  Its later rounds
+    would then not run.  (A handler that goes back into the loop, re-raises, or is that of a `try`
+    around the loop is as no `try`: the run leaves the loop as when the exception leaves the
+    function.)"""
+    body = loop_offsets(info, head)
+    around = info.handler_at(head)
+    exit_ = info.instrs[head].target
+    after = _reached({exit_}, info.successors, stop=-1) if exit_ is not None else set()  # (past the loop)
+    ends = body | ({around.target} if around is not None else set())
+    handlers = {
+        handler.target
+        for offset in body
+        if (handler := info.handler_at(offset)) is not None
+        and handler != around
+        and handler.target not in body
+    }
+    reached = _reached(handlers, lambda offset: () if offset in ends else _edges(info, offset), stop=-1)
+    return any(offset in after or info.instrs[offset].opname in _RETURNS for offset in reached)
+
+
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+
+
 def _makes_generator(ins: Instr) -> bool:
     code = ins.argval
     flags = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR

@@ -37,7 +37,7 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   branch on a result, on the item or on what it carries, any way, when that code, read whole from
   the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
   leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
-- not a loop with a `try` inside it whose handler may leave it (`_handled_out`);
+- not a loop with a `try` inside it whose handler may leave it (`skipping.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
   round changed in place (`_callees_alike`); the round may change a global's object by its own code
   (`METRICS.append(row)`);
@@ -65,7 +65,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +84,7 @@ from xcs_bc.build.handlers.iteration import lockstep, round_item
 from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.purity import memo_wrapper
-from xcs_bc.build.skipping import LoopBody, loop_body, loop_offsets
+from xcs_bc.build.skipping import LoopBody, handled_out, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
@@ -245,7 +245,7 @@ class FirstCall:
         around = [outer for outer in b.iters.values() if outer.frame is fs.frame and outer is not state]
         if any(len(outer.op_starts) - 1 in outer.issued for outer in around):
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
-        if not b.ops[start:] or state.head is None or _handled_out(fs.info, state.head):
+        if not b.ops[start:] or state.head is None or handled_out(fs.info, state.head):
             return
         if b.changed(state.watched):
             return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
@@ -622,48 +622,6 @@ def _statement_start(info: CodeInfo, call: int, head: int) -> int | None:
     depth = info.instrs[head].depth
     before = [offset for offset, ins in info.instrs.items() if offset <= call and ins.depth == depth]
     return max(before) if before else None
-
-
-def _handled_out(info: CodeInfo, head: int) -> bool:
-    """May an exception in a round of the loop at `head` land in a handler of a `try` inside the loop
-    that leaves it (`except ValueError: break`)?  The later rounds would then not run.  (A `try`
-    around the loop is as none: the run leaves the loop as when the exception leaves the function,
-    see the module's docstring.)"""
-    body = loop_offsets(info, head)
-    around = info.handler_at(head)
-    exit_ = info.instrs[head].target
-    after = _reached(info, [exit_] if exit_ is not None else [], set())  # (the code the loop goes on to)
-    # the handlers that leave the loop: what runs in them before it re-raises, ends the loop or
-    # returns (back in the loop, or at a handler around it, is as if no `try` was there)
-    stop = set(body) | ({around.target} if around is not None else set())
-    handlers = {
-        handler.target
-        for offset in body
-        if (handler := info.handler_at(offset)) is not None
-        and handler != around
-        and handler.target not in body
-    }
-    for offset in _reached(info, handlers, stop, unwinding=True):
-        if offset in after or info.instrs[offset].opname in ("RETURN_VALUE", "RETURN_CONST"):
-            return True
-    return False
-
-
-def _reached(info: CodeInfo, starts: Iterable[int], stop: set[int], *, unwinding: bool = False) -> set[int]:
-    """The instructions reached from `starts` (not past `stop`), by jumps and fall-through, and by an
-    exception into its handler too when `unwinding`."""
-    todo = list(starts)
-    seen: set[int] = set()
-    while todo:
-        offset = todo.pop()
-        if offset in seen or offset in stop:
-            continue
-        seen.add(offset)
-        todo.extend(info.successors(offset))
-        handler = info.handler_at(offset) if unwinding else None
-        if handler is not None:
-            todo.append(handler.target)
-    return seen
 
 
 def _tail_alike(

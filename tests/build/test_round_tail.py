@@ -1,0 +1,144 @@
+"""`arms.round_tail` and `skipping.handled_out`: what the rest of a loop's round may do, read from the
+bytecode, and whether a `try` inside a loop may leave it (see `execute.first`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from xcs_bc.build.arms import Tail, round_tail
+from xcs_bc.build.codeinfo import code_info
+from xcs_bc.build.skipping import handled_out, loop_body
+
+llm: Any = None
+METRICS: list[Any] = []
+
+
+def tail_of(fn: Any) -> Tail | None:
+    """The tail of the first loop of `fn`, from its first conditional jump after the FOR_ITER."""
+    info = code_info(fn.__code__)
+    head = next(offset for offset in info.order if info.instrs[offset].opname == "FOR_ITER")
+    body = loop_body(info, head)
+    assert body is not None
+    branch = next(
+        offset
+        for offset in info.order
+        if offset > head and offset in body.offsets and "_IF_" in info.instrs[offset].opname
+    )
+    return round_tail(info, branch, body.offsets, head)
+
+
+def keeps_the_best(cands):
+    best = None
+    for c in cands:
+        score = llm(c)
+        if best is None or score > best[0]:
+            best = (score, c)
+    return best
+
+
+def keeps_and_counts(docs):
+    kept, n = [], 0
+    for d in docs:
+        verdict = llm(d)
+        if verdict.strip().lower() == "yes":
+            kept.append(d)
+            n += 1
+    return kept, n
+
+
+def appends_to_a_global(docs):
+    for d in docs:
+        verdict = llm(d)
+        if verdict:
+            METRICS.append(d)
+
+
+def breaks(docs):
+    for d in docs:
+        verdict = llm(d)
+        if verdict:
+            break
+
+
+def sets_an_attribute(docs, box):
+    for d in docs:
+        verdict = llm(d)
+        if verdict:
+            box.last = d
+
+
+def changes_an_item_of_an_item(docs, rows):
+    for d in docs:
+        verdict = llm(d)
+        if verdict:
+            rows[0].append(d)
+
+
+def test_a_tail_says_what_it_assigns_changes_and_calls() -> None:
+    best = tail_of(keeps_the_best)
+    assert best is not None and best.stores == {"best"} and not best.changed and not best.calls
+    kept = tail_of(keeps_and_counts)
+    assert kept is not None and kept.stores == {"n"} and kept.changed >= {"kept", "n"} and not kept.calls
+    metrics = tail_of(appends_to_a_global)
+    assert metrics is not None and metrics.calls == {("global", "METRICS", "append")}
+    attribute = tail_of(sets_an_attribute)
+    assert attribute is not None and attribute.changed == {"box"}  # (not a container the glue built)
+
+
+@pytest.mark.parametrize("fn", [breaks, changes_an_item_of_an_item])
+def test_a_tail_that_leaves_the_loop_or_changes_what_no_local_names_is_not_read(fn: Any) -> None:
+    assert tail_of(fn) is None
+
+
+def breaks_in_a_handler(docs):
+    for d in docs:
+        try:
+            int(llm(d))
+        except ValueError:
+            break
+
+
+def returns_in_a_handler(docs):
+    for d in docs:
+        try:
+            int(llm(d))
+        except ValueError:
+            return None
+    return docs
+
+
+def goes_on_in_a_handler(docs):
+    out = []
+    for d in docs:
+        try:
+            out.append(int(llm(d)))
+        except ValueError:
+            out.append(0)
+    return out
+
+
+def handled_around_the_loop(docs):
+    out = []
+    try:
+        for d in docs:
+            out.append(int(llm(d)))
+    except ValueError:
+        return None
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "leaves"),
+    [
+        (breaks_in_a_handler, True),
+        (returns_in_a_handler, True),
+        (goes_on_in_a_handler, False),
+        (handled_around_the_loop, False),
+    ],
+)
+def test_a_try_inside_a_loop_may_leave_it(fn: Any, leaves: bool) -> None:
+    info = code_info(fn.__code__)
+    head = next(offset for offset in info.order if info.instrs[offset].opname == "FOR_ITER")
+    assert handled_out(info, head) is leaves
