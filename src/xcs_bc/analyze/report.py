@@ -314,6 +314,13 @@ class _Handed:
         self.keep.append(ref)
         if ref.source is not Source.EXPR:
             return ref.deps, {}
+        if ref.kind is not ExprKind.EFFECT and all(
+            data is operand.deps and not shared and data <= ref.deps
+            for (data, shared), operand in zip(operands, ref.operands, strict=True)
+        ):
+            # (what the general case below gives, without a new set per level: `text = text + llm(d)`
+            # nests as deep as its loop has rounds, and a union at each level would be quadratic)
+            return ref.deps, {}
         data = frozenset().union(*(d for d, _ in operands))
         shared: dict[int, str] = {}
         for _, more in operands:
