@@ -20,10 +20,10 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
 
 - only loops over a list, tuple or range, or enumerate() or zip() of them (`_walked`), whose first
   round handled no exception, branched on no result (but in its tail, below), changed in place no
-  object but the glue's own containers and called no function not known to be pure
-  (`GraphBuilder.round_mark`), and read no item by enumerate()'s counter (`GraphBuilder.counter_keys`);
-  not in a generator expression, whose consumer may stop it.  A loop the first round ran inside it
-  must have walked sequences that are
+  object but the glue's own containers and, by its own code, a global's (`METRICS.append(row)`),
+  and called no function not known to be pure (`GraphBuilder.round_mark`), and read no item by
+  enumerate()'s counter (`GraphBuilder.counter_keys`); not in a generator expression, whose
+  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
   the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
   the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
   nothing more in them;
@@ -39,8 +39,7 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
 - not a loop with a `try` inside it whose handler may leave it (`skipping.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
-  round changed in place (`_callees_alike`); the round may change a global's object by its own code
-  (`METRICS.append(row)`);
+  round changed in place (`_callees_alike`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
   the frame itself, not calls of an `lru_cache` wrapper, nor delays or synchronisation;
 - only arguments of immutable built-in data (str, bytes, numbers, None, tuples of them) or lists
