@@ -22,7 +22,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
-from xcs_bc.build.effects import Effects
+from xcs_bc.build.effects import Effects, cell_contents
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.slow import plain_builtin
@@ -414,7 +414,7 @@ def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
     closure's cells) or an argument is or holds an object the code changed in place before the call
     (`self.log.append(d)` then `self.ask(d)`), for people (CallFacts.stale); else ""."""
     cells = getattr(callee, "__closure__", None) if isinstance(callee, types.FunctionType) else None
-    roots = [("its callee", callee), *(("its callee's closure", _cell(cell)) for cell in cells or ())]
+    roots = [("its callee", callee), *(("its callee's closure", cell_contents(cell)) for cell in cells or ())]
     roots += [(f"argument {format_value(ref)}", ref.value) for ref in args]
     for what, value in roots:
         changed = b.changed_by_code_in(value)
@@ -424,13 +424,6 @@ def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
                 "issued early, the call would see it as it was"
             )
     return ""
-
-
-def _cell(cell: types.CellType) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:  # (empty)
-        return MISSING
 
 
 def _module_reason(state: purity.ModuleState, read: tuple[str, str] | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
@@ -56,36 +57,45 @@ def contents(obj: Any) -> list[Any]:
 
 
 def holds(value: Any, target: Any) -> bool:
-    """Does `value` hold `target` a few levels down (what `_held` reads, and the cells of a
-    closure, the function and arguments of a `functools.partial`)?  Past the levels or objects
-    looked at, it may: True."""
+    """Does `value` hold `target` a few levels down (and through the cells of a closure, the function
+    and arguments of a `functools.partial`)?  Past the objects looked at, it may: True."""
+    return any(obj is target or obj is _TOO_MANY for obj in _within(value, into_code=True))
+
+
+_TOO_MANY = object()  # what `_within` gives, and stops, past `_HELD_MAX` objects
+
+
+def _within(value: Any, *, into_code: bool = False) -> Iterator[Any]:
+    """`value`, then what it holds, `_HELD_DEPTH` levels down, each mutable object once (see
+    `contents`; with `into_code`, a function's closure cells and a `functools.partial`'s function
+    and arguments in place of theirs); `_TOO_MANY` when there are more than `_HELD_MAX`."""
     seen, todo = {id(value)}, [(value, 0)]
     while todo:
         current, depth = todo.pop()
-        if current is target:
-            return True
+        yield current
         if depth >= _HELD_DEPTH:
             continue
         held = contents(current)
-        if isinstance(current, types.FunctionType):
-            held = [cell.cell_contents for cell in current.__closure__ or () if _full(cell)]
-        elif isinstance(current, functools.partial):
+        if into_code and isinstance(current, types.FunctionType):
+            cells = map(cell_contents, current.__closure__ or ())
+            held = [item for item in cells if item is not MISSING]
+        elif into_code and isinstance(current, functools.partial):
             held = [current.func, *current.args, *current.keywords.values()]
         for item in held:
             if id(item) not in seen and not purity.is_immutable(item):
                 if len(seen) >= _HELD_MAX:
-                    return True
+                    yield _TOO_MANY
+                    return
                 seen.add(id(item))
                 todo.append((item, depth + 1))
-    return False
 
 
-def _full(cell: Any) -> bool:
+def cell_contents(cell: types.CellType) -> Any:
+    """What a closure's cell holds (MISSING when it is empty)."""
     try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
+        return cell.cell_contents
     except ValueError:
-        return False
-    return True
+        return MISSING
 
 
 def _peek(value: Any, hop: PathStep) -> Any:
@@ -165,16 +175,11 @@ class Effects:
         the change: a change by glue is no operation the call could wait for."""
         if not self.changed_by_code or value is MISSING or purity.is_immutable(value):
             return MISSING
-        seen = {id(value)}
-        todo = [(value, 0)]
-        while todo and len(seen) < _HELD_MAX:
-            obj, depth = todo.pop()
+        for obj in _within(value):
+            if obj is _TOO_MANY:
+                break
             if self.changed_by_code.get(id(obj)) is obj:
                 return obj
-            for held in contents(obj):
-                if id(held) not in seen and not purity.is_immutable(held) and depth + 1 <= _HELD_DEPTH:
-                    seen.add(id(held))
-                    todo.append((held, depth + 1))
         return MISSING
 
     def mutate(self, obj: Any, ref: ValueRef, deps: frozenset[int], new: ValueRef | None = None) -> ValueRef:
