@@ -67,6 +67,13 @@ def _peek(obj: Any, attr: str) -> Any:
     return None if value is MISSING else value
 
 
+def _base_url(client: Any) -> Any:
+    """An SDK client's base URL, as it keeps it (openai 3.63 and later keep `_configured_base_url`,
+    `_base_url` being a property, which is not run), else None."""
+    url = _peek(client, "_base_url")
+    return url if url is not None else _peek(client, "_configured_base_url")
+
+
 def call_host(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """The host of a call made through a client the library knows, else None."""
     owner = _owner(callee)
@@ -74,7 +81,7 @@ def call_host(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
         kind = _kind(type(owner).__module__)
         if kind == "sdk":  # an SDK client or resource (`client.chat.completions`): its base URL
             for obj in (owner, _peek(owner, "_client")):
-                url = _peek(obj, "_base_url") if obj is not None else None
+                url = _base_url(obj) if obj is not None else None
                 if url is not None:
                     return host_of(str(url))
         elif kind == "http":
@@ -84,7 +91,7 @@ def call_host(callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str
     # a call handed an SDK client (`summarize(client, doc)`): the client's host
     for arg in (*args, *kwargs.values()):
         if _kind(type(arg).__module__) == "sdk":
-            url = _peek(arg, "_base_url")
+            url = _base_url(arg)
             if url is not None:
                 return host_of(str(url))
     return None
