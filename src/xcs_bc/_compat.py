@@ -37,6 +37,17 @@ COMPREHENSIONS: Final = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<ge
 """Names of the code objects the compiler makes for comprehensions and generator expressions."""
 
 
+def handled_now() -> BaseException | None:
+    """The exception the handler control just reached handles, if it can be read yet; else None.
+
+    3.10 sets it before the handler's first instruction.  3.11+ set it when the handler's
+    PUSH_EXC_INFO has run: read before, `sys.exc_info()` gives an exception handled further out
+    (the caller's `except` block the observed code runs in), never the one just raised.  (3.10 and
+    3.11 also report it by the trace's 'exception' event; 3.12+ have no local event for it.)
+    """
+    return None if PY311 else sys.exc_info()[1]
+
+
 def nested_code(code: types.CodeType) -> Iterator[types.CodeType]:
     """Comprehension/genexpr code objects in co_consts, recursively through them only."""
     for const in code.co_consts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 
@@ -48,6 +49,45 @@ def test_a_call_that_raises_records_its_exception() -> None:
     (event,) = [e for e in cap.events if e.callee is failer]
     assert event.exception is caught
     assert cap.graph.operations[0].metadata["exception"] is caught
+
+
+def _raises_through(failer: P.FakeLLM, prompt: str) -> str:
+    return failer(prompt)
+
+
+def test_a_call_that_raises_records_its_exception_not_one_handled_further_out() -> None:
+    # 3.11+ make the exception readable only once the handler has started: read earlier, it is the
+    # one the code around the block is handling
+    failer = P.FakeLLM("failer", P.LATENCY, fail_on="x")
+    caught: list[BaseException] = []
+    try:
+        raise IndexError("handled around the block")
+    except IndexError as outer:
+        with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+            try:
+                failer("x")
+            except RuntimeError as exc:
+                caught.append(exc)
+            try:
+                _raises_through(failer, "x")  # raised in a helper the capture follows into
+            except RuntimeError as exc:
+                caught.append(exc)
+            try:
+                try:
+                    failer("x")
+                finally:
+                    failer("finally")
+            except RuntimeError as exc:
+                caught.append(exc)
+            with contextlib.suppress(RuntimeError):
+                failer("x")
+        assert sys.exc_info()[1] is outer
+    recorded = [e.exception for e in cap.events if e.callee is failer and e.exception is not None]
+    assert len(recorded) == 4 and len(caught) == 3
+    assert recorded[:3] == caught  # (the suppressed one is not held anywhere else)
+    assert all(str(exc) == "failer failed on 'x'" for exc in recorded)
+    raised = [op.metadata["exception"] for op in cap.graph.operations if "exception" in op.metadata]
+    assert raised == recorded
 
 
 def test_hooks_are_removed_after_the_block() -> None:

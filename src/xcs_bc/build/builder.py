@@ -45,7 +45,9 @@ from typing import Any
 from xcs_bc._compat import (
     CALL_OPS,
     COMPREHENSIONS,
+    PY311,
     PY312,
+    handled_now,
 )
 from xcs_bc.build import skipping
 from xcs_bc.build.arms import owe_untaken, untaken_arm, worth_learning
@@ -95,6 +97,7 @@ __all__ = ["GraphBuilder"]
 
 _MAX_FORKS = 64  # branches on results a trace notes for learning their other arm (see `Fork`)
 _MANY = 1 << 30  # the calls of an arm that was not read call by call
+_SWALLOWING_HANDLERS = frozenset({"END_ASYNC_FOR", "CLEANUP_THROW"})  # handlers without PUSH_EXC_INFO
 _BINDABLE = (types.FunctionType, types.MethodDescriptorType, types.WrapperDescriptorType)
 
 
@@ -198,8 +201,8 @@ class GraphBuilder(Following):
         self._cells: dict[int, tuple[Any, ValueRef]] = {}  # see `Following.celled`
         self.entered_frames = 0
         self.objects_handed: dict[int, tuple[tuple[str, Any], ...]] = {}  # see Following
-        # calls that raised before the exception object was observable (3.12+: it is set when the
-        # handler's PUSH_EXC_INFO has run): filled in at the next event, or by `finish`
+        # calls that raised before their exception object was observable (see `handled_now`): filled
+        # in at the next event after the handler's PUSH_EXC_INFO, or by `finish` if it ended the run
         self._awaiting_exception: list[dict[str, Any] | CallEvent] = []
         # what lets a loop's later rounds run unobserved (set by the jit; None: every round is observed)
         # and such a loop under way (see `skipping`)
@@ -209,9 +212,11 @@ class GraphBuilder(Following):
 
     def instruction(self, frame: types.FrameType, offset: int) -> None:
         now = time.perf_counter()
-        if self._awaiting_exception:
-            self._fill_exception(sys.exc_info()[1])
         fs = self._frames.get(frame)
+        if self._awaiting_exception and (
+            not PY311 or (fs is not None and fs.pending is not None and fs.pending.opname == "PUSH_EXC_INFO")
+        ):
+            self._fill_exception(sys.exc_info()[1])
         info = fs.info if fs is not None else self._info(frame)
         if offset not in info.instrs:
             # 3.12+ reports an EXTENDED_ARG prefix on its own just before its instruction: skip it;
@@ -529,10 +534,14 @@ class GraphBuilder(Following):
         """Control reached `offset` by an exception raised at `ins`."""
         if ins.opname in CALL_OPS:
             if fs.exception is None:
-                fs.exception = sys.exc_info()[1]
+                fs.exception = handled_now()
             self.complete_call(fs, ins, now, raised=True)
         handler = fs.info.handler_at(ins.offset)
         if handler is not None and handler.target == offset:
+            if fs.info.instrs[offset].opname in _SWALLOWING_HANDLERS:
+                # it ends the exception (or raises another) without PUSH_EXC_INFO: the exception the
+                # calls waiting for one raised is never observable, and the next one handled is not it
+                self._awaiting_exception.clear()
             self.unguarded_paths += 1
             kept = fs.stack[: handler.depth]
             fs.stack = kept + [EXC] * handler.pushed

@@ -17,13 +17,12 @@ replay issues the calls its own function makes).
 
 from __future__ import annotations
 
-import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from xcs_bc._compat import CALL_OPS
+from xcs_bc._compat import CALL_OPS, handled_now
 from xcs_bc.build import purity
 from xcs_bc.build.calls import call_expr, frame_arguments, parameters, python_code
 from xcs_bc.build.codeinfo import CodeInfo, Instr
@@ -163,7 +162,7 @@ class Following(Loops):
         child.pending = None
         if ins is not None and ins.opname in CALL_OPS and child.awaiting is None:
             if child.exception is None:
-                child.exception = exc or sys.exc_info()[1]
+                child.exception = exc or handled_now()
             self.complete_call(child, ins, now, raised=True)
         self.forget(child)
 
