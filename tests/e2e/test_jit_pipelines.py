@@ -14,7 +14,6 @@ Tests marked `xfail(strict=True)` state what the library should do and does not 
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 import traceback
 from collections import Counter
@@ -446,10 +445,8 @@ def test_triage_with_logging_and_metrics_classifies_at_once() -> None:
     runs = rounds(legacy.triage, fast, inputs)
     assert_like_plain(runs, fast)
     # the first call: one round alone, then the other two at once (`METRICS.append` changes a list no
-    # call reads); on 3.10 and 3.11 one at a time: the trace does not see which function
-    # `by_label.setdefault(...).append` calls (no CALL event there), one not known to be pure
-    first = FIRST if sys.version_info >= (3, 12) else 1
-    assert peak(runs, "classifier") == [first, 3, 2, 4]
+    # call reads; `by_label.setdefault(...).append` a list the function made)
+    assert peak(runs, "classifier") == [FIRST, 3, 2, 4]
     assert fast.stats.traces == 1 and fast.stats.served == 9
     assert fast.stats.in_place == 3  # the digest: by_label was changed in place (setdefault)
 

@@ -4,6 +4,8 @@
 of `q.strip()` is not seen, so no method can be peeked on it (`q.strip().lower()`), the callee is
 unknown, and every call after it would wait its turn.  A built-in function known to be pure, called
 on built-in data, runs no user code and gives the same value again: `remade` calls it once more.
+So does a subscript of built-in data (`text[:5]`, `parts[0]`).  `groups.setdefault(key, [])` is not
+pure, but its result is read back from the dict it just changed (`groups[key]`).
 (3.12+ report the callee of every call itself, see `GraphBuilder.call`.)
 """
 
@@ -22,6 +24,7 @@ __all__ = ["recomputed", "remade"]
 # built-in data no built-in function runs user code on (exact types: a subclass may define __str__)
 _SCALARS = (str, int, float, bool, bytes, type(None))
 _CONTAINERS = (tuple, list)
+_KEYS_LOOKED_AT = 256  # a dict with more keys is not searched (see `_set_default`)
 
 
 def remade(ref: ValueRef) -> ValueRef:
@@ -46,6 +49,12 @@ def _recompute(ref: ValueRef, depth: int) -> Any:
         for path_step in ref.path:
             value = _step(value, path_step)
         return value
+    if ref.source is Source.EXPR and ref.kind in (ExprKind.GETITEM, ExprKind.SLICE):
+        # `text[:5]`, `parts[i]`: a subscript of built-in data (the stack's values are not observed)
+        parts = [_recompute(operand, depth - 1) for operand in ref.operands]
+        if ref.kind is ExprKind.SLICE:
+            return slice(*parts) if all(part is None or type(part) is int for part in parts) else MISSING
+        return _item(*parts) if len(parts) == 2 else MISSING
     if ref.source is not Source.EXPR or ref.kind not in (ExprKind.CALL, ExprKind.CALL_KW) or not ref.operands:
         return MISSING
     callee, *args = (_recompute(operand, depth - 1) for operand in ref.operands)
@@ -54,6 +63,8 @@ def _recompute(ref: ValueRef, depth: int) -> Any:
         if not args or type(args[-1]) is not tuple:
             return MISSING
         names = args.pop()
+    if not names and _is_setdefault(callee):
+        return _set_default(callee.__self__, args)
     if len(names) > len(args) or not _pure_builtin(callee) or not all(map(_is_argument, args)):
         return MISSING
     positional, keywords = args[: len(args) - len(names)], args[len(args) - len(names) :]
@@ -61,6 +72,25 @@ def _recompute(ref: ValueRef, depth: int) -> Any:
         return callee(*positional, **dict(zip(names, keywords, strict=True)))
     except Exception:  # noqa: BLE001 - it raised in the run too: the value stays unknown
         return MISSING
+
+
+def _is_setdefault(callee: Any) -> bool:
+    return (
+        type(callee) is types.BuiltinMethodType
+        and type(callee.__self__) is dict
+        and callee.__name__ == "setdefault"
+    )
+
+
+def _set_default(table: dict[Any, Any], args: list[Any]) -> Any:
+    """What `table.setdefault(key, ...)` returned, read back: the run has just made that call (it is
+    read when the next instruction uses its result), so the key is in the table and holds it.  Only
+    when every key is built-in data, so that the lookup compares no object by a user's `__eq__`."""
+    if not 1 <= len(args) <= 2 or type(args[0]) not in _SCALARS or len(table) > _KEYS_LOOKED_AT:
+        return MISSING
+    if not all(type(key) in _SCALARS for key in table):
+        return MISSING
+    return table.get(args[0], MISSING)
 
 
 def _pure_builtin(callee: Any) -> bool:
@@ -83,12 +113,19 @@ def _step(value: Any, path_step: PathStep) -> Any:
     """One step into built-in data (an item, an attribute read without running user code), or MISSING."""
     if path_step.kind == "attr" and value is not MISSING:
         return peek_attr(value, str(path_step.key))
-    if path_step.kind == "item" and _is_data(value) and type(path_step.key) in (int, slice):
-        try:
-            return value[path_step.key]
-        except IndexError:
-            return MISSING
+    if path_step.kind == "item":
+        return _item(value, path_step.key)
     return MISSING
+
+
+def _item(value: Any, key: Any) -> Any:
+    """`value[key]` for built-in data and an int or a slice of ints, else MISSING."""
+    if type(key) not in (int, slice) or not _is_data(value):
+        return MISSING
+    try:
+        return value[key]
+    except IndexError:
+        return MISSING
 
 
 def _is_data(value: Any) -> bool:
