@@ -9,6 +9,7 @@ ahead and the first call runs one call after another, as before.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections import Counter
@@ -1381,11 +1382,29 @@ def grouped_by_item(docs):
     return groups
 
 
-@pytest.mark.parametrize("fn", [grouped_by_answer, grouped_by_item])
-def test_a_round_that_groups_with_setdefault_goes_at_once(fn) -> None:
-    """`groups.setdefault(key, []).append(x)`: on 3.10 and 3.11 no event gives setdefault's result (the
-    list `.append` is called on); it is read back from the dict, so that every version knows the
-    append changes only a list the function made, and the later rounds go at once."""
+def grouped_in_a_defaultdict(docs):
+    groups = collections.defaultdict(list)
+    for d in docs:
+        label = llm(d)
+        groups[label[:5]].append(d)
+    return dict(groups)
+
+
+def counted_in_a_defaultdict(docs):
+    seen = collections.defaultdict(list)
+    for d in docs:
+        label = llm(d)
+        seen[label].append(len(d))
+    return sorted(seen.items())
+
+
+@pytest.mark.parametrize(
+    "fn", [grouped_by_answer, grouped_by_item, grouped_in_a_defaultdict, counted_in_a_defaultdict]
+)
+def test_a_round_that_groups_in_a_dict_goes_at_once(fn) -> None:
+    """`groups.setdefault(key, []).append(x)`, `groups[key].append(x)` on a defaultdict: on 3.10 and
+    3.11 no event gives the list `.append` is called on; it is read back from the dict, so that every
+    version knows the append changes only a list the function made, and the later rounds go at once."""
     fast = xcs.jit(fn)
     docs = ["a1", "b1", "a2", "c1", "b2"]
     assert len(submitted(fast, fn, docs)) == len(docs) - 1

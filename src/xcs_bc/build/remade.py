@@ -4,13 +4,15 @@
 of `q.strip()` is not seen, so no method can be peeked on it (`q.strip().lower()`), the callee is
 unknown, and every call after it would wait its turn.  A built-in function known to be pure, called
 on built-in data, runs no user code and gives the same value again: `remade` calls it once more.
-So does a subscript of built-in data (`text[:5]`, `parts[0]`).  `groups.setdefault(key, [])` is not
-pure, but its result is read back from the dict it just changed (`groups[key]`).
+So does a subscript of built-in data (`text[:5]`, `parts[0]`).  `groups.setdefault(key, [])` and
+a defaultdict's `groups[key]` are not pure, but their result is read back from the dict they just
+changed.
 (3.12+ report the callee of every call itself, see `GraphBuilder.call`.)
 """
 
 from __future__ import annotations
 
+import collections
 import types
 from typing import Any
 
@@ -24,7 +26,8 @@ __all__ = ["recomputed", "remade"]
 # built-in data no built-in function runs user code on (exact types: a subclass may define __str__)
 _SCALARS = (str, int, float, bool, bytes, type(None))
 _CONTAINERS = (tuple, list)
-_KEYS_LOOKED_AT = 256  # a dict with more keys is not searched (see `_set_default`)
+_MAPPINGS = (dict, collections.defaultdict, collections.OrderedDict)  # (see `_lookup`)
+_KEYS_LOOKED_AT = 256  # a dict with more keys is not searched (see `_lookup`)
 
 
 def remade(ref: ValueRef) -> ValueRef:
@@ -77,20 +80,26 @@ def _recompute(ref: ValueRef, depth: int) -> Any:
 def _is_setdefault(callee: Any) -> bool:
     return (
         type(callee) is types.BuiltinMethodType
-        and type(callee.__self__) is dict
+        and type(callee.__self__) in _MAPPINGS
         and callee.__name__ == "setdefault"
     )
 
 
 def _set_default(table: dict[Any, Any], args: list[Any]) -> Any:
     """What `table.setdefault(key, ...)` returned, read back: the run has just made that call (it is
-    read when the next instruction uses its result), so the key is in the table and holds it.  Only
+    read when the next instruction uses its result), so the key is in the table and holds it."""
+    return _lookup(table, args[0]) if 1 <= len(args) <= 2 else MISSING
+
+
+def _lookup(table: Any, key: Any) -> Any:
+    """`table[key]` as the run just read it, for a dict (or a defaultdict, whose `[key]` the run has
+    made, adding a missing key: read back by dict.get, which runs no factory), else MISSING.  Only
     when every key is built-in data, so that the lookup compares no object by a user's `__eq__`."""
-    if not 1 <= len(args) <= 2 or type(args[0]) not in _SCALARS or len(table) > _KEYS_LOOKED_AT:
+    if type(table) not in _MAPPINGS or type(key) not in _SCALARS or len(table) > _KEYS_LOOKED_AT:
         return MISSING
-    if not all(type(key) in _SCALARS for key in table):
+    if not all(type(known) in _SCALARS for known in table):
         return MISSING
-    return table.get(args[0], MISSING)
+    return dict.get(table, key, MISSING)
 
 
 def _pure_builtin(callee: Any) -> bool:
@@ -119,7 +128,9 @@ def _step(value: Any, path_step: PathStep) -> Any:
 
 
 def _item(value: Any, key: Any) -> Any:
-    """`value[key]` for built-in data and an int or a slice of ints, else MISSING."""
+    """`value[key]` for built-in data and an int or a slice of ints, or for a dict, else MISSING."""
+    if type(value) in _MAPPINGS:
+        return _lookup(value, key)
     if type(key) not in (int, slice) or not _is_data(value):
         return MISSING
     try:
