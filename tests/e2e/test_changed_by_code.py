@@ -5,8 +5,13 @@ going ahead."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+from unittest import mock
+
 import xcs_bc as xcs
-from likeplain import fakes, fresh, no_waste, run_both_fresh
+from likeplain import LATENCY, fakes, fresh, no_waste, run_both_fresh
+from xcs_bc.testing import FakeLLM
 
 (llm,) = fakes("llm")
 
@@ -114,4 +119,108 @@ def test_a_counter_the_calls_do_not_hold_keeps_them_ahead() -> None:
     docs = [fresh() for _ in range(4)]
     run_both_fresh(counting.run, fast, lambda: (list(docs),), watch=[llm])
     assert fast.stats.served == 4
+    no_waste(fast)
+
+
+class NotesReader(FakeLLM):
+    """A slow callable object that answers with how many notes the list it holds has."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__("reader", LATENCY)
+        self.notes = notes
+
+    def render(self, prompt: object, kwargs: dict[str, Any]) -> str:
+        return f"{prompt} after {len(self.notes)} notes"
+
+
+def object_holding_notes(docs: list[str]) -> list[str]:
+    notes: list[str] = []
+    reader = NotesReader(notes)
+    out = []
+    for d in docs:
+        out.append(reader(d))
+        notes.append(d)  # what the reader of the next round reads
+    return out
+
+
+def _notes_of(fake: FakeLLM, prompt: object, kwargs: dict[str, Any]) -> str:
+    return f"{prompt} after {len(kwargs['notes'])} notes"
+
+
+def partial_over_notes(docs: list[str]) -> list[str]:
+    notes: list[str] = []
+    ask = functools.partial(llm, notes=notes)
+    out = []
+    for d in docs:
+        out.append(ask(d))
+        notes.append(d)
+    return out
+
+
+def _runs(fn, lengths=(3, 2, 4, 3)) -> list[tuple[list[str], list[str]]]:
+    """(plain result, jitted result) for the trace and replays on inputs of these lengths (the traced
+    one again, and others: a shape-general plan)."""
+    fast = xcs.jit(fn)
+    runs = []
+    for n in lengths:
+        docs = [fresh() for _ in range(n)]
+        runs.append((fn(list(docs)), fast(list(docs))))
+    no_waste(fast)
+    return runs
+
+
+def test_an_object_made_in_the_function_holding_a_list_the_code_grows_reads_it_in_its_turn() -> None:
+    """`reader = Reader(notes)`, then `reader(d)` and `notes.append(d)` in each round: the list is one
+    the code built, which a recipe follows item by item when it is handed to a call, but the reader
+    holds the very object: a call issued ahead would read it as it was before earlier rounds grew it."""
+    for plain, jitted in _runs(object_holding_notes):
+        assert jitted == plain
+        assert [answer.rsplit(" after ", 1)[1] for answer in plain] == [
+            f"{k} notes" for k in range(len(plain))
+        ]
+
+
+def test_a_partial_over_a_list_the_code_grows_reads_it_in_its_turn() -> None:
+    with mock.patch.object(type(llm), "render", _notes_of):
+        for plain, jitted in _runs(partial_over_notes):
+            assert jitted == plain
+
+
+HISTORY: list[str] = []
+
+
+class HistoryReader(FakeLLM):
+    """A slow callable object whose `__call__` reads a module's list."""
+
+    def __call__(self, prompt: object, **kwargs: Any) -> str:
+        return super().__call__(f"{prompt} after {len(HISTORY)}")
+
+
+history_reader = HistoryReader("history_reader", LATENCY)
+
+
+def remembered(docs: list[str]) -> list[str]:
+    out = []
+    for d in docs:
+        out.append(history_reader(d))
+        HISTORY.append(d)
+    return out
+
+
+def test_a_callable_object_reading_a_global_the_loop_grows_runs_in_its_turn() -> None:
+    """The code `__call__` runs is read for the module state it reads, as a function's or a method's
+    is, on the first call (each round changes HISTORY) and on replays."""
+    for _ in range(3):  # a fresh jit: its first call
+        docs = [fresh() for _ in range(5)]
+        HISTORY.clear()
+        plain = remembered(list(docs))
+        HISTORY.clear()
+        assert xcs.jit(remembered)(list(docs)) == plain
+    fast = xcs.jit(remembered)
+    for n in (3, 2, 4, 3):  # the trace, then replays
+        docs = [fresh() for _ in range(n)]
+        HISTORY.clear()
+        plain = remembered(list(docs))
+        HISTORY.clear()
+        assert fast(list(docs)) == plain
     no_waste(fast)

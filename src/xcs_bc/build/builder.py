@@ -152,7 +152,7 @@ class GraphBuilder(Following):
         self.forks: list[tuple[Fork, int, int]] = []
         self._frames: dict[types.FrameType, FrameState] = {}
         self._heap: dict[int, tuple[Any, ValueRef]] = {}  # id(obj) -> (obj, ref): objects changed in place
-        self.changed_by_code: dict[int, Any] = {}  # id(obj) -> obj: of them, those no slow call changed
+        self.changed_by_code: dict[int, tuple[Any, bool]] = {}  # of them, those no slow call changed
         self.by_call = False  # (while what a call may have changed is recorded: see Effects.changed_by_code)
         # (see Effects: kept only for a first call, whose loops' rounds go ahead)
         self.changes: list[tuple[Any, ValueRef, ValueRef]] | None = [] if on_round is not None else None

@@ -22,7 +22,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
-from xcs_bc.build.effects import Effects, cell_contents
+from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.slow import plain_builtin
@@ -411,11 +411,10 @@ class Calls(Effects):
 
 def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
     """Why a slow call runs in its turn when its callee (a method's object, a callable object, a
-    closure's cells) or an argument is or holds an object the code changed in place before the call
-    (`self.log.append(d)` then `self.ask(d)`), for people (CallFacts.stale); else ""."""
-    cells = getattr(callee, "__closure__", None) if isinstance(callee, types.FunctionType) else None
-    roots = [("its callee", callee), *(("its callee's closure", cell_contents(cell)) for cell in cells or ())]
-    roots += [(f"argument {format_value(ref)}", ref.value) for ref in args]
+    closure's cells, a partial's arguments) or an argument is or holds an object the code changed in
+    place before the call (`self.log.append(d)` then `self.ask(d)`), for people (CallFacts.stale);
+    else ""."""
+    roots = [("its callee", callee), *((f"argument {format_value(ref)}", ref.value) for ref in args)]
     for what, value in roots:
         changed = b.changed_by_code_in(value)
         if changed is not MISSING:

@@ -59,35 +59,38 @@ def contents(obj: Any) -> list[Any]:
 def holds(value: Any, target: Any) -> bool:
     """Does `value` hold `target` a few levels down (and through the cells of a closure, the function
     and arguments of a `functools.partial`)?  Past the objects looked at, it may: True."""
-    return any(obj is target or obj is _TOO_MANY for obj in _within(value, into_code=True))
+    return any(obj is target or obj is _TOO_MANY for obj, _ in _within(value))
 
 
 _TOO_MANY = object()  # what `_within` gives, and stops, past `_HELD_MAX` objects
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
-def _within(value: Any, *, into_code: bool = False) -> Iterator[Any]:
+def _within(value: Any) -> Iterator[tuple[Any, bool]]:
     """`value`, then what it holds, `_HELD_DEPTH` levels down, each mutable object once (see
-    `contents`; with `into_code`, a function's closure cells and a `functools.partial`'s function
-    and arguments in place of theirs); `_TOO_MANY` when there are more than `_HELD_MAX`."""
-    seen, todo = {id(value)}, [(value, 0)]
+    `contents`; of a function, its closure cells; of a `functools.partial`, its function and
+    arguments); `_TOO_MANY` when there are more than `_HELD_MAX`.  Each with whether it is held by
+    something else than a built-in container on the way (an object, a bound method, a closure)."""
+    seen, todo = {id(value)}, [(value, 0, False)]
     while todo:
-        current, depth = todo.pop()
-        yield current
+        current, depth, through = todo.pop()
+        yield current, through
         if depth >= _HELD_DEPTH:
             continue
         held = contents(current)
-        if into_code and isinstance(current, types.FunctionType):
+        if isinstance(current, types.FunctionType):
             cells = map(cell_contents, current.__closure__ or ())
             held = [item for item in cells if item is not MISSING]
-        elif into_code and isinstance(current, functools.partial):
+        elif isinstance(current, functools.partial):
             held = [current.func, *current.args, *current.keywords.values()]
+        through = through or type(current) not in _CONTAINERS
         for item in held:
             if id(item) not in seen and not purity.is_immutable(item):
                 if len(seen) >= _HELD_MAX:
-                    yield _TOO_MANY
+                    yield _TOO_MANY, through
                     return
                 seen.add(id(item))
-                todo.append((item, depth + 1))
+                todo.append((item, depth + 1, through))
 
 
 def cell_contents(cell: types.CellType) -> Any:
@@ -118,8 +121,9 @@ class Effects:
     _heap: dict[int, tuple[Any, ValueRef]]
     # of those, the objects the code itself surely changed (`xs.append`, `obj.x = 1`, `d[k] = v`), not a
     # call that may have (a slow one, one not known to be pure: `by_call`), which a call issued ahead
-    # cannot wait for (see `changed_by_code_in`)
-    changed_by_code: dict[int, Any]
+    # cannot wait for (see `changed_by_code_in`); id(obj) -> (obj, whether only as a container the
+    # code built and follows item by item)
+    changed_by_code: dict[int, tuple[Any, bool]]
     global_changes: int  # of the effects, changes in place by the code of a global's object
     by_call: bool
     # every change in place as (object, its ref before, its ref after), while a first call watches
@@ -169,16 +173,20 @@ class Effects:
         return with_deps(ref, ref.deps | extra) if extra - ref.deps else ref
 
     def changed_by_code_in(self, value: Any) -> Any:
-        """An object `value` is or holds, a few levels down (a bound method: its object), that the code
-        changed in place so far, not a slow call (`self.log.append(d)`, `doc.seen = True`), else
-        MISSING.  A slow call handed it, or a method of it, issued ahead would see it as it was before
-        the change: a change by glue is no operation the call could wait for."""
+        """An object `value` is or holds, a few levels down (a bound method: its object; a closure:
+        its cells), that the code changed in place so far, not a slow call (`self.log.append(d)`,
+        `doc.seen = True`), else MISSING.  A slow call handed it, or a method of it, issued ahead
+        would see it as it was before the change: a change by glue is no operation the call could
+        wait for.  A container the code built (`notes = []`) counts where an object, a method or a
+        closure holds it (`Recorder(notes)`, `partial(ask, notes)`): handed in built-in containers
+        only, its items are followed (a recipe makes it as it is then, or the plan refuses it)."""
         if not self.changed_by_code or value is MISSING or purity.is_immutable(value):
             return MISSING
-        for obj in _within(value):
+        for obj, through in _within(value):
             if obj is _TOO_MANY:
                 break
-            if self.changed_by_code.get(id(obj)) is obj:
+            entry = self.changed_by_code.get(id(obj))
+            if entry is not None and entry[0] is obj and (through or not entry[1]):
                 return obj
         return MISSING
 
@@ -191,8 +199,10 @@ class Effects:
                 self.global_changes += 1  # (`METRICS.append(row)`: see `execute.first`)
         if obj is not MISSING and not purity.is_immutable(obj):
             self._heap[id(obj)] = (obj, changed)
-            if ref.source is not Source.EXPR and not self.by_call:
-                self.changed_by_code[id(obj)] = obj
+            if not self.by_call:
+                known = self.changed_by_code.get(id(obj))
+                built = ref.source is Source.EXPR and (known is None or known[0] is not obj or known[1])
+                self.changed_by_code[id(obj)] = (obj, built)
             self.retain(changed)
             if self.changes is not None:
                 self.changes.append((obj, ref, changed))

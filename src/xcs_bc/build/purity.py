@@ -707,9 +707,9 @@ class _CodeWalk:
 
 
 def _python_function(value: Any) -> types.FunctionType | None:
-    """The Python function `value` runs: itself, a method's, or the one a decorator made with
-    `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's); None
-    for anything else (a callable object is not read: a client's `__call__` reads its own state)."""
+    """The Python function `value` runs: itself, a method's, the one a decorator made with
+    `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's), or a
+    callable object's `__call__` (a Python function its class defines); None for anything else."""
     for _ in range(8):
         if isinstance(value, types.FunctionType):
             return value
@@ -719,7 +719,12 @@ def _python_function(value: Any) -> types.FunctionType | None:
         try:
             value = inspect.getattr_static(value, "__wrapped__")
         except AttributeError:
-            return None
+            if isinstance(value, type):
+                return None  # (a class: its `__call__` is its metaclass's)
+            call = class_lookup(type(value), "__call__")
+            if not isinstance(call, types.FunctionType):
+                return None
+            value = call
     return None
 
 
