@@ -224,3 +224,32 @@ def test_a_callable_object_reading_a_global_the_loop_grows_runs_in_its_turn() ->
         HISTORY.clear()
         assert fast(list(docs)) == plain
     no_waste(fast)
+
+
+CALL_LOG: list[str] = []
+
+
+class GlobalLogger(FakeLLM):
+    """A slow callable object that logs its calls in a module's list, as test fakes and clients do."""
+
+    def __call__(self, prompt: object, **kwargs: Any) -> str:
+        CALL_LOG.append(str(prompt))
+        return super().__call__(prompt, **kwargs)
+
+
+global_logger = GlobalLogger("global_logger", LATENCY)
+
+
+def logged_map(docs: list[str]) -> list[str]:
+    return [global_logger(f"Summarize: {d}") for d in docs]
+
+
+def test_a_callable_object_logging_its_calls_in_a_global_still_goes_ahead() -> None:
+    """What a callable object's `__call__` changes is the call's own effect (its log's order is the
+    order the calls run in, as a client's own counters are): only what it reads keeps it in its turn."""
+    fast = xcs.jit(logged_map)
+    for _ in range(2):
+        docs = [fresh() for _ in range(4)]
+        run_both_fresh(logged_map, fast, lambda docs=docs: (list(docs),), watch=[global_logger])
+    assert global_logger.max_concurrency >= 3  # (the replay's four calls at once)
+    no_waste(fast)

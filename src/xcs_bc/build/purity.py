@@ -617,7 +617,8 @@ def module_state(callee: Any) -> ModuleState:
     `_MODULE_STATE_CODES` code objects; calls through objects and modules are not followed).
 
     A slow call is assumed to change only what it is handed and to read only its arguments.  A
-    helper of the user's may also read or change module state it was not handed: a call reading a
+    helper of the user's (a Python function, or a callable object's `__call__` for what it reads) may
+    also read or change module state it was not handed: a call reading a
     global that changed before it must not be issued ahead with the old value, and a call changing
     one runs in its turn, in the order the code makes it (nothing for what is not a Python function).
 
@@ -652,6 +653,11 @@ def module_state(callee: Any) -> ModuleState:
                     containers.append((globals_, name))
                     if name in names.escaped:  # (what it was handed to may change it)
                         writes[id(globals_), name] = (globals_, name)
+    if _python_function(callee, objects=False) is None:
+        # a callable object (a client, a fake): what its `__call__` changes is taken for the call's own
+        # effect, as a C client's is, so that one that counts or logs its calls in a global still goes
+        # ahead; what it reads is not: issued early, it would read what the code changes later
+        return ModuleState(tuple(reads.values()))
     if anything or walk.cut:  # (too much to read: assume it changes them all)
         for globals_, name in containers:
             writes[id(globals_), name] = (globals_, name)
@@ -706,10 +712,10 @@ class _CodeWalk:
             yield globals_, names
 
 
-def _python_function(value: Any) -> types.FunctionType | None:
+def _python_function(value: Any, *, objects: bool = True) -> types.FunctionType | None:
     """The Python function `value` runs: itself, a method's, the one a decorator made with
-    `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's), or a
-    callable object's `__call__` (a Python function its class defines); None for anything else."""
+    `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's), or (with
+    `objects`) a callable object's `__call__`, a Python function its class defines; else None."""
     for _ in range(8):
         if isinstance(value, types.FunctionType):
             return value
@@ -719,7 +725,7 @@ def _python_function(value: Any) -> types.FunctionType | None:
         try:
             value = inspect.getattr_static(value, "__wrapped__")
         except AttributeError:
-            if isinstance(value, type):
+            if not objects or isinstance(value, type):
                 return None  # (a class: its `__call__` is its metaclass's)
             call = class_lookup(type(value), "__call__")
             if not isinstance(call, types.FunctionType):
