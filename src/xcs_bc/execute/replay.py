@@ -139,6 +139,7 @@ def _add(table: dict[str, int], callee: str, count: int) -> None:
 
 
 _I = TypeVar("_I", bound="Issued")
+_SKIPPED_VISITS = 64  # how far past its planned visit of a site a call is looked for (`_issued_later`)
 
 
 @dataclass
@@ -476,8 +477,10 @@ class Replay:
             if op_id in self.consumed:
                 op_id = None  # served already, to an earlier call at this site (see _issued_like)
             issued = self.issued.get(op_id) if op_id is not None else None
-            if self.open_at and (issued is None or not same_call(issued, fn, args, kwargs)):
-                found = self._issued_like(key, fn, args, kwargs)
+            if issued is None or not same_call(issued, fn, args, kwargs):
+                found = self._issued_like(key, fn, args, kwargs) if self.open_at else None
+                if found is None:
+                    found = self._issued_later(key, planned, occurrence, fn, args, kwargs)
                 if found is not None:
                     op_id, issued = found
             guessed = False
@@ -529,6 +532,31 @@ class Replay:
             issued = self.issued[op_id]
             if same_call(issued, fn, args, kwargs):
                 return op_id, issued
+        return None
+
+    def _issued_later(
+        self,
+        key: SiteKey,
+        planned: list[int],
+        occurrence: int,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[int, Issued] | None:
+        """A call planned at this site for a later visit, issued and not served yet, that is this very
+        call: the run skipped the visits planned before it (an earlier round raised and the loop went
+        on, `except ValueError: continue`; an inner loop ran fewer rounds).  Those are skipped: never
+        issued from now on, wasted if they were, and the site's next visit is the one after it.  Under
+        the lock."""
+        for index in range(occurrence + 1, min(len(planned), occurrence + 1 + _SKIPPED_VISITS)):
+            op_id = planned[index]
+            issued = self.issued.get(op_id)
+            if issued is None or op_id in self.consumed or not same_call(issued, fn, args, kwargs):
+                continue
+            for skipped in planned[occurrence:index]:
+                self.consumed.add(skipped)
+            self.occurrences[key] = index + 1
+            return op_id, issued
         return None
 
     def _read_locals(self, planned: tuple[int, ...]) -> None:

@@ -1,0 +1,78 @@
+"""A replay whose run reaches a call site fewer times than planned before a call issued for it: a
+round raised and the loop went on (`except ...: continue`), or an inner loop ran fewer rounds.  The
+call issued for a later visit is this very call: served, the visits skipped are dropped, and no call
+is made twice (it was made ahead, then again in place)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xcs_bc as xcs
+from likeplain import LATENCY, fresh, no_waste, run_both_fresh
+from xcs_bc.testing import FakeLLM, FakeLLMError
+
+checker = FakeLLM("checker", LATENCY, fail_on="BAD")
+writer = FakeLLM("writer", LATENCY)
+
+
+def checked_then_written(docs: list[str]) -> list[str]:
+    out = []
+    for d in docs:
+        try:
+            verdict = checker(d)
+        except FakeLLMError:
+            continue
+        out.append(writer(verdict))
+    return out
+
+
+def checked_else_written(docs: list[str]) -> list[str]:
+    out = []
+    for d in docs:
+        try:
+            verdict = checker(d)
+        except FakeLLMError:
+            out.append("skipped")
+        else:
+            out.append(writer(verdict))
+    return out
+
+
+def test_a_round_that_raised_and_went_on_leaves_the_later_rounds_served() -> None:
+    for fn in (checked_then_written, checked_else_written):
+        fast = xcs.jit(fn)
+        for docs in (
+            [fresh(), fresh()],  # traced: no round raises
+            [f"BAD {fresh()}", fresh(), fresh(), f"BAD {fresh()}"],  # the first and last rounds raise
+            [fresh(), f"BAD {fresh()}", fresh()],
+        ):
+            run_both_fresh(fn, fast, lambda docs=docs: (list(docs),), watch=[checker, writer])
+        no_waste(fast)
+
+
+class Validator(FakeLLM):
+    """Answers "ok" to prompts whose length is a multiple of 4, else "retry"."""
+
+    def render(self, prompt: object, kwargs: dict[str, Any]) -> str:
+        return "ok" if len(str(prompt)) % 4 == 0 else "retry"
+
+
+validator = Validator("validator", LATENCY)
+
+
+def retried(questions: list[str]) -> list[tuple[str, int, str]]:
+    out = []
+    for q in questions:
+        for attempt in range(3):
+            answer = validator(f"{q}#{attempt}")
+            if answer == "ok":
+                break
+        out.append((q, attempt, answer))
+    return out
+
+
+def test_an_inner_retry_loop_that_ran_fewer_rounds_makes_no_call_twice() -> None:
+    fast = xcs.jit(retried)
+    for questions in (["ab", "c", "def"], ["x", "yyyy"], ["p", "q", "rr", "s"], ["abc", "d", "e"]):
+        run_both_fresh(retried, fast, lambda qs=questions: (list(qs),), watch=[validator])
+    no_waste(fast)
