@@ -226,6 +226,45 @@ def test_a_callable_object_reading_a_global_the_loop_grows_runs_in_its_turn() ->
     no_waste(fast)
 
 
+def _with_history(prompt: object) -> str:
+    return f"{prompt} after {len(HISTORY)}"
+
+
+class Responder(FakeLLM):
+    """A slow callable object answering through a function it holds (`self.respond`)."""
+
+    def __init__(self, name: str, respond: Any) -> None:
+        super().__init__(name, LATENCY)
+        self.respond = respond
+
+    def render(self, prompt: object, kwargs: dict[str, Any]) -> str:
+        return self.respond(prompt)
+
+
+responder = Responder("responder", _with_history)
+
+
+def remembered_through_a_handler(docs: list[str]) -> list[str]:
+    out = []
+    for d in docs:
+        out.append(responder(d))
+        HISTORY.append(d)
+    return out
+
+
+def test_a_callable_object_reading_a_global_through_its_methods_or_a_function_it_holds() -> None:
+    """`__call__` reaching the global through `self.render(...)` and `self.respond(...)`: calls through
+    the object, which a walk of its code alone does not follow."""
+    fast = xcs.jit(remembered_through_a_handler)
+    for n in (3, 2, 4):
+        docs = [fresh() for _ in range(n)]
+        HISTORY.clear()
+        plain = remembered_through_a_handler(list(docs))
+        HISTORY.clear()
+        assert fast(list(docs)) == plain
+    no_waste(fast)
+
+
 CALL_LOG: list[str] = []
 
 

@@ -636,7 +636,8 @@ def module_state(callee: Any) -> ModuleState:
     rebinds: dict[tuple[int, str], GlobalName] = {}
     containers: list[GlobalName] = []  # data globals that may be changed in place
     anything = False  # a change of a container it cannot name
-    walk = _CodeWalk(func)
+    own = _python_function(callee, objects=False) is not None
+    walk = _CodeWalk(func) if own else _CodeWalk(func, *_methods_and_handlers(callee))
     for globals_, names in walk:
         anything = anything or names.changes_any
         for name in names.stored:
@@ -653,7 +654,7 @@ def module_state(callee: Any) -> ModuleState:
                     containers.append((globals_, name))
                     if name in names.escaped:  # (what it was handed to may change it)
                         writes[id(globals_), name] = (globals_, name)
-    if _python_function(callee, objects=False) is None:
+    if not own:
         # a callable object (a client, a fake): what its `__call__` changes is taken for the call's own
         # effect, as a C client's is, so that one that counts or logs its calls in a global still goes
         # ahead; what it reads is not: issued early, it would read what the code changes later
@@ -688,9 +689,9 @@ class _CodeWalk:
     `_MODULE_STATE_CODES` of them (`cut` tells whether there was more).  Calls through objects,
     cells and modules are not followed."""
 
-    def __init__(self, func: types.FunctionType) -> None:
+    def __init__(self, *funcs: types.FunctionType) -> None:
         self.cut = False
-        self._todo: list[tuple[types.CodeType, dict[str, Any]]] = [(func.__code__, func.__globals__)]
+        self._todo: list[tuple[types.CodeType, dict[str, Any]]] = [(f.__code__, f.__globals__) for f in funcs]
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], _GlobalNames]]:
         seen: set[tuple[int, int]] = set()
@@ -710,6 +711,27 @@ class _CodeWalk:
                 if function is not None:
                     todo.append((function.__code__, function.__globals__))
             yield globals_, names
+
+
+def _methods_and_handlers(obj: Any) -> list[types.FunctionType]:
+    """The Python functions a callable object's `__call__` may run through it: its class's methods
+    (`self._post(p)`) and those it holds (`self.respond = make_answer`), which a walk of the code
+    does not follow (calls through objects)."""
+    found = [
+        value
+        for klass in type(obj).__mro__[:-1]  # (not object's)
+        for value in vars(klass).values()
+        if isinstance(value, types.FunctionType)
+    ]
+    try:
+        held = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        held = {}
+    for value in list(held.values())[:_MODULE_STATE_CODES] if type(held) is dict else ():
+        function = _python_function(value, objects=False)
+        if function is not None:
+            found.append(function)
+    return found
 
 
 def _python_function(value: Any, *, objects: bool = True) -> types.FunctionType | None:
