@@ -209,6 +209,7 @@ class Replay:
         self.cache_room: dict[int, bool] = {}  # id of an lru_cache wrapper -> see _cache_has_room
         self.local_envs: dict[int, Env] = {}  # planned call -> env with the locals read for it
         self.consumed: set[int] = set()
+        self.passed: set[int] = set()  # calls issued that the visit planned for them did not take
         self.occurrences: dict[SiteKey, int] = {}
         # for a plan with calls under branches on results: the site of each planned call, and the calls
         # issued under such branches and not served yet, by site (see _issued_like)
@@ -483,6 +484,13 @@ class Replay:
                     found = self._issued_later(key, planned, occurrence, fn, args, kwargs)
                 if found is not None:
                     op_id, issued = found
+                elif op_id is not None and issued is not None and op_id not in self.guesses:
+                    # a visit the plan did not count (a retry's, `while True: try: ... break`) or a
+                    # call it mispredicted: made in place, and the call issued for this visit waits
+                    # for the next one (learnt as mispredicted if no visit takes it: see _passed_over)
+                    self.occurrences[key] = occurrence
+                    self.passed.add(op_id)
+                    op_id = issued = None
             guessed = False
             if op_id is not None:
                 self.consumed.add(op_id)
@@ -554,10 +562,25 @@ class Replay:
             if issued is None or op_id in self.consumed or not same_call(issued, fn, args, kwargs):
                 continue
             for skipped in planned[occurrence:index]:
-                self.consumed.add(skipped)
+                self._passed_over(skipped)
             self.occurrences[key] = index + 1
             return op_id, issued
         return None
+
+    def _passed_over(self, op_id: int) -> None:
+        """The run went past the visit planned for `op_id` without taking its call: never issued from
+        now on, and if issued, wasted (unless not started); a call a visit did not take
+        (`passed`) was mispredicted, and the plan learns it.  Under the lock."""
+        if op_id in self.consumed:
+            return
+        self.consumed.add(op_id)
+        issued = self.issued.get(op_id)
+        if issued is None:
+            return
+        if op_id in self.passed:
+            self._mispredicted(op_id, issued)
+        else:
+            issued.unused(self.stats)
 
     def _read_locals(self, planned: tuple[int, ...]) -> None:
         """The run is at a call after which, in the trace, these planned calls' locals were final: read
@@ -644,11 +667,10 @@ class Replay:
         """Cancel planned calls the run did not reach; count those already under way as wasted."""
         with self.lock:
             self.finished = True
-            leftover = [issued for op_id, issued in self.issued.items() if op_id not in self.consumed]
+            leftover = [op_id for op_id in self.issued if op_id not in self.consumed]
             self.used = set(self.consumed)  # (before the leftover join them)
-            self.consumed.update(self.issued)
-        for issued in leftover:
-            issued.unused(self.stats)
+            for op_id in leftover:
+                self._passed_over(op_id)
         self.plan.replays += 1
         if self.mispredicted:
             self.plan.mispredictions += 1
