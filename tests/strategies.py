@@ -42,6 +42,10 @@ which change how often a later loop over it runs), and a loop is left by ``break
 the branch reads (a local assigned again, a list changed in place), and
 ``tools=True`` adds ``v = lookup(...)``, a fast helper not known to be pure
 returning a list, then a loop, a comprehension or a branch on its length.
+``holders=True`` adds, in a loop's rounds, a call of a callable object or a
+``partial`` made before the loop over a list each round then grows, a call that
+may raise after which the round goes on to the next (``except: continue``), and
+a retry of it (a call site visited once or twice a round).
 
 Two options shape programs for calls with input lists of *other lengths* than
 the traced one.  ``must_loop=True`` makes every program loop over the input
@@ -153,6 +157,7 @@ LAST, remember(p)  a slow helper: llm(p), kept in LAST and CONFIG     (module_st
 inner(p, n)      judge of n llm calls; the test jits it               (nested)
 f                the test jits f, so f(xs[1:], flag) calls the jit    (nested)
 deep(p, n)       llm(p) under n judges, by recursion                  (recursion)
+Holder(h), hold(h)  a slow callable object and a partial over h: llm/judge of p and len(h) (holders)
 """
 
 
@@ -174,6 +179,7 @@ class Grammar:
     lookalikes: bool = False  # branches telling True, 1 and 1.0 apart (`flag is True`, `type(flag)`)
     glue: bool = False  # a loop of glue over a long list built from xs (its later rounds run unobserved)
     tails: bool = False  # (with effects) a loop's round goes on after its last call (see `_round_tail`)
+    holders: bool = False  # (with effects) rounds calling what holds a list they grow, retries (`_held`)
 
 
 HELPER_SOURCE = """\
@@ -1010,6 +1016,37 @@ def _round_tail(draw: st.DrawFn, scope: _Scope, name: str, item: str | None) -> 
     return lines
 
 
+def _held(draw: st.DrawFn, scope: _Scope, name: str, item: str | None) -> tuple[list[str], list[str]]:
+    """(holders) Lines before a loop and in its round: a call of a callable object or a partial made
+    before the loop over a list each round then grows (`Holder(h)`, `hold(h)`: their answer reads its
+    length), a call that may raise whose round then goes on to the next (`except FakeLLMError:
+    continue`), or a retry of it (a site visited once or twice a round)."""
+    kind = draw(st.sampled_from(["holder", "partial", "skip", "retry"]))
+    prompt = _str_expr(draw, scope, 1)
+    if kind in ("holder", "partial"):
+        maker = "Holder" if kind == "holder" else "hold"
+        grown = item or f"str(len(h{name}))"
+        return [f"h{name} = []", f"ask{name} = {maker}(h{name})"], [
+            f"    u{name} = ask{name}({prompt})",
+            f"    h{name}.append({grown})",
+        ]
+    if kind == "skip":
+        return [], [
+            "    try:",
+            f"        u{name} = bad({prompt})",
+            "    except FakeLLMError:",
+            "        continue",
+        ]
+    return [], [
+        f"    for a{name} in range(2):",
+        "        try:",
+        f"            u{name} = bad({prompt} + str(a{name}))",
+        "            break",
+        "        except FakeLLMError:",
+        f"            u{name} = 'failed'",
+    ]
+
+
 def _zips(draw: st.DrawFn, scope: _Scope, lists: list[str]) -> list[str]:
     """(recent) zip() of xs and a local list (maybe of another length), strict or not."""
     if not lists:
@@ -1083,6 +1120,12 @@ def _for(draw: st.DrawFn, scope: _Scope, over_xs: bool = False, local: bool = Fa
     if carry is not None:
         lines.append(f"    {carry} = {_call(draw, inner)}")
         scope.count += 1
+    if scope.grammar.holders and scope.grammar.effects and not scope.grammar.uniform and draw(st.booleans()):
+        before, during = _held(draw, inner, name, item)
+        lines[:0] = before
+        lines += during
+        inner.strs.append(f"u{name}")
+        scope.count += len(before) + 1
     tail = scope.grammar.tails and scope.grammar.effects and not scope.grammar.uniform and draw(st.booleans())
     if tail:  # what the rest of the round may change, some of which the round's calls may read
         lines[:0] = [f"k{name} = ''", f"best{name} = ''", f"kept{name} = []", f"p{name} = ''"]

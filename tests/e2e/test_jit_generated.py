@@ -150,6 +150,7 @@ class SnapshotLLM(FakeLLM):
 
 
 PRELUDE = """\
+import functools
 import json
 
 
@@ -210,6 +211,30 @@ def styled(prompt):
 def inner(prompt, n):
     parts = [llm(prompt + str(i)) for i in range(n)]  # the test jits it (in the jitted run)
     return judge('|'.join(parts))
+
+
+class Holder:  # (holders) a slow callable object answering from the list it holds (f makes and grows it)
+    def __init__(self, held):
+        self.held = held
+
+    def __call__(self, prompt):
+        _enter()
+        try:
+            return llm(prompt + '#' + str(len(self.held)))
+        finally:
+            _leave()
+
+
+def held(notes, prompt):
+    _enter()
+    try:
+        return judge(prompt + '#' + str(len(notes)))
+    finally:
+        _leave()
+
+
+def hold(notes):
+    return functools.partial(held, notes)  # (holders) a partial over a list f grows
 
 
 def deep(prompt, n):
@@ -739,6 +764,7 @@ HUNT_GRAMMAR = Grammar(  # every feature
     lookalikes=True,
     glue=True,
     tails=True,
+    holders=True,
 )
 
 
@@ -760,6 +786,18 @@ def test_rounds_that_go_on_after_their_calls_behave_like_plain(
     count, keep, change what the next rounds' calls read, or leave the loop (`strategies._round_tail`):
     the first call (of 3 or 4 items: rounds enough to issue ahead) issues the later rounds only where
     no round can change what they read."""
+    note(program.source)
+    check_program(program, sequence)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, holders=True, must_loop=True)), length_sequences(min_first=3))
+def test_rounds_calling_what_holds_the_list_they_grow_behave_like_plain(
+    program: Program, sequence: list[Inputs]
+) -> None:
+    """Rounds calling a callable object or a partial over a list they grow, rounds that go on past a
+    call that raised, retries (`strategies._held`): no call issued ahead reads the list as an earlier
+    round left it, and none is made twice when a round visits a site fewer or more times than planned."""
     note(program.source)
     check_program(program, sequence)
 
