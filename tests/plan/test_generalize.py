@@ -582,6 +582,45 @@ def test_a_loop_over_a_list_built_from_another_input() -> None:
     clean(fast)
 
 
+def _built_then_enumerated(docs: list[str]) -> str:
+    built = [d + "!" for d in docs]
+    sums = [LLM(f"{j}:" + d) for j, d in enumerate(built)]
+    return JUDGE(" ".join(sums))
+
+
+def _built_then_indexed(docs: list[str]) -> str:
+    built = [d + "!" for d in docs]
+    sums = [LLM(f"{j}:" + built[j]) for j in range(len(built))]
+    return JUDGE(" ".join(sums))
+
+
+def _chunked(docs: list[str]) -> str:
+    parts = [docs[i : i + 2] for i in range(0, len(docs), 2)]
+    sums = [LLM(f"{j}:" + ",".join(part)) for j, part in enumerate(parts)]
+    return JUDGE(" ".join(sums))
+
+
+def _zipped_with_a_built_list(docs: list[str]) -> list[str]:
+    built = [d + "!" for d in docs]
+    return [LLM(a + b) for a, b in zip(built, docs, strict=True)]
+
+
+LLM, JUDGE = fakes("llm", "judge")
+
+
+@pytest.mark.parametrize(
+    "fn", [_built_then_enumerated, _built_then_indexed, _chunked, _zipped_with_a_built_list]
+)
+def test_a_loop_walking_a_list_an_earlier_loop_built_through_enumerate_range_or_zip(fn) -> None:
+    """Its length, read from the list as it was built in the trace, is no guard for another length:
+    the plan resized the earlier loop and issued the reduce with the traced number of items (a call
+    the plain run never made).  Such a plan is not resized; another length is traced."""
+    fast = xcs.jit(fn, min_call_ms=MIN_MS)
+    for n in (2, 3, 5, 2, 4):
+        run_both(fn, fast, docs(n), watch=[LLM, JUDGE])
+    clean(fast)
+
+
 def test_a_loop_over_the_results_plus_one_more_item() -> None:
     llm, judge = fakes("llm", "judge")
 

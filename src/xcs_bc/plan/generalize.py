@@ -158,11 +158,18 @@ def generalize(plan: Plan, loops: Sequence[LoopRecord], carried: Mapping[int, in
         if isinstance(result, Generalization):
             first = result.loops[0].start
             chosen = {id(loop.record) for loop in result.loops}
+            unify = Unifier(result.loops)
             for record in loops:
                 later = record.op_end > first or (record.op_starts and record.op_starts[0] >= first)
-                if not record.depth and not record.sequences and id(record) not in chosen and later:
-                    # a loop over a list built here, after a resized loop, that is not resized
-                    # with it: its rounds could follow the new length, and its calls be misnumbered
+                built = not record.sequences or any(
+                    unify.reads_round(sequence, loop)
+                    for sequence in record.sequences
+                    for loop in result.loops
+                )
+                if not record.depth and built and id(record) not in chosen and later:
+                    # a loop over a list built here (or over what is read from one, `range(len(built))`),
+                    # after a resized loop, that is not resized with it: its rounds could follow the
+                    # new length, and its calls be misnumbered
                     return None
             return result
         candidates = [loop for number, loop in enumerate(candidates) if number != result]
@@ -210,6 +217,10 @@ def _attempt(plan: Plan, loops: list[TracedLoop], cut: int, cut_loop: str) -> Ge
             if follows is None:
                 return number
             loop.follows = follows
+        elif any(unify.reads_round(sequence, other) for sequence in record.sequences for other in loops):
+            # `range(len(built))`: its length, read from a list an earlier loop built, is the traced one
+            # in the recipe that reads it (the list as it was built), not the new one
+            return number
         round_recipes = _round_recipes(plan, loop, unify, number)
         found = _round_guards(plan, loop, unify, number)
         if round_recipes is None or found is None:
