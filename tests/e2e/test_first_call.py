@@ -478,6 +478,37 @@ def read_then_changed(docs):
     return out
 
 
+def memo_read_by_get(docs):
+    memo = {}
+    out = []
+    for d in docs:
+        answer = memo.get(d)
+        if answer is None:
+            answer = llm(d)
+            memo[d] = answer
+        out.append(answer)
+    return out
+
+
+def seen_counted(docs):
+    seen = []
+    out = []
+    for d in docs:
+        if seen.count(d) == 0:
+            out.append(llm(d))
+        seen.append(d)
+    return out
+
+
+def numbered_by_get(docs):
+    seen = {}
+    out = []
+    for d in docs:
+        out.append(llm(f"{d}{seen.get(d, 0)}"))
+        seen[d] = seen.get(d, 0) + 1
+    return out
+
+
 JOINED: list[str] = []
 
 
@@ -505,6 +536,9 @@ CARRIED = [
     (result_fed_back, ()),
     (swapped, ()),
     (nested_container, ()),
+    (memo_read_by_get, ()),  # (a method of the container reads it: `memo.get(d)`, `seen.count(d)`)
+    (seen_counted, ()),
+    (numbered_by_get, ()),
 ]
 
 

@@ -20,6 +20,7 @@ the read, so every recipe counts as reading it.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from xcs_bc.ir import Source, ValueRef
 from xcs_bc.ir.passes import walk
 
 _REACH_MAX = 10_000  # objects looked at to tell whether a changed object was there before the round
+
+_METHODS = (types.BuiltinMethodType, types.MethodType)  # bound to their object (`__self__`)
 
 # refs named by what they stand for (a path into them is a new ref of the same source and name)
 _NAMED = (Source.INPUT, Source.GLOBAL, Source.CELL, Source.OUTPUT)
@@ -76,6 +79,9 @@ class Carried:
             obj = self.objects.get(id(ref.value))
             if obj is not None and obj is ref.value:
                 return True
+            owner = getattr(ref.value, "__self__", None) if type(ref.value) in _METHODS else None
+            if owner is not None and self.objects.get(id(owner)) is owner:
+                return True  # a method of it (`memo.get(d)`, `seen.count(d)`): what it gives reads it
             if ref.source is Source.EXPR:
                 # a path into a container (`acc[0]`) is a copy of its ref: the same operands
                 if ref.operands and id(ref.operands) in self.operands:
