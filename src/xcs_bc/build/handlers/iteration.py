@@ -65,11 +65,8 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     if jumped:
         b.iters.pop(identity(it), None)
         # a list or tuple built here has the length earlier decisions gave it (a `*xs` in it is spread
-        # into its items, under a guard, or kept whole, see `handlers.containers`); so has enumerate()
-        # or zip() of such lists, whose length a guard could only read as it was built in the trace
-        walked = lockstep(iterable)[1]
-        built_walked = [sequence for sequence in walked if positional(sequence)]
-        built = positional(iterable) or (bool(walked) and len(built_walked) == len(walked))
+        # into its items, under a guard, or kept whole, see `handlers.containers`)
+        built = positional(iterable)
         # (recorded even under a branch on a result, e.g. a `break` that was not taken: a length
         # guard can only make a plan apply less often)
         if state is not None and b.changed(state.watched):
@@ -77,17 +74,13 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
             # run is over says nothing of how many rounds it made, so nothing from it on is issued ahead
             site = b._site(fs, ins)
             b.decisions.append(Decision(DecisionKind.CHANGED, None, True, state.ops_before, site))
-        elif state is not None and built_walked and not built:
-            # zip() of a list built here and another: how many rounds it made is no guard we can check
-            site = b._site(fs, ins)
-            b.decisions.append(Decision(DecisionKind.CHANGED, None, True, state.ops_before, site))
         elif state is not None and not iterable.deps and not built:
             # anything else is a guard (on the sequences themselves when enumerate() or zip() walked
             # them), a set or dict built here too: equal items collapse
-            sequences = tuple(walked or [iterable])
+            sequences = tuple(lockstep(iterable)[1] or [iterable])
             own = tuple(range(len(b.decisions), len(b.decisions) + len(sequences)))
             b.record_loop(fs, ins, state, sequences, own)
-        elif state is not None and built and not any(map(b.shape_deps, walked or [iterable])):
+        elif state is not None and built and not b.shape_deps(iterable):
             # a list built here (by an earlier loop, say) is as long as it was built: no guard
             b.record_loop(fs, ins, state, (), ())
         for _ in range(ins.jump_pushes):
