@@ -1,4 +1,4 @@
-"""`arms.round_tail` and `skipping.handled_out`: what the rest of a loop's round may do, read from the
+"""`arms.round_tail` and `loopshape.handled_out`: what the rest of a loop's round may do, read from the
 bytecode, and whether a `try` inside a loop may leave it (see `execute.first`)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 
 from xcs_bc.build.arms import Tail, round_tail
 from xcs_bc.build.codeinfo import code_info
-from xcs_bc.build.skipping import handled_out, loop_body
+from xcs_bc.build.loopshape import handled_out
+from xcs_bc.build.skipping import loop_body
 
 llm: Any = None
 METRICS: list[Any] = []

@@ -37,7 +37,7 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   branch on a result, on the item or on what it carries, any way, when that code, read whole from
   the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
   leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
-- not a loop with a `try` inside it whose handler may leave it (`skipping.handled_out`);
+- not a loop with a `try` inside it whose handler may leave it (`loopshape.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
   round changed in place (`_callees_alike`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
@@ -82,8 +82,9 @@ from xcs_bc.build.frames import FrameState, RoundMark
 from xcs_bc.build.handlers.iteration import lockstep, round_item
 from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
+from xcs_bc.build.loopshape import handled_out
 from xcs_bc.build.purity import memo_wrapper
-from xcs_bc.build.skipping import LoopBody, handled_out, loop_body
+from xcs_bc.build.skipping import LoopBody, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
 from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
