@@ -76,3 +76,23 @@ def test_an_inner_retry_loop_that_ran_fewer_rounds_makes_no_call_twice() -> None
     for questions in (["ab", "c", "def"], ["x", "yyyy"], ["p", "q", "rr", "s"], ["abc", "d", "e"]):
         run_both_fresh(retried, fast, lambda qs=questions: (list(qs),), watch=[validator])
     no_waste(fast)
+
+
+def until_a_check_fails(docs: list[str]) -> list[str]:
+    out = []
+    for d in docs:
+        try:
+            out.append(checker(d))
+        except FakeLLMError:
+            break
+    return out
+
+
+def test_later_rounds_of_a_loop_a_handler_may_leave_wait_for_the_rounds_before_them() -> None:
+    """`except ...: break`: a round that raises ends the loop, and the plain run never makes the later
+    rounds' calls, which a replay must not have issued ahead either (they were made, and wasted)."""
+    fast = xcs.jit(until_a_check_fails)
+    for docs in ([fresh(), fresh(), fresh()], [fresh(), f"BAD {fresh()}", fresh()], [fresh(), fresh()]):
+        run_both_fresh(until_a_check_fails, fast, lambda docs=docs: (list(docs),), watch=[checker])
+    no_waste(fast)
+    assert "which a `try` in it may leave" in fast.explain()

@@ -25,6 +25,7 @@ from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
+from xcs_bc.build.loopshape import handled_out
 from xcs_bc.build.slow import plain_builtin
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, Caller, ExprKind, Operation, OpType, Site, Source, ValueRef
@@ -131,6 +132,9 @@ class Calls(Effects):
             stale = _stale_reason(self, callee, args)
             if stale:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], stale=stale)
+            exits = self._handled_out_of(fs)
+            if exits:
+                self.call_facts[op.id] = replace(self.call_facts[op.id], exits=exits)
             # a slow call may change the mutable objects it is handed (an awaited call: those it
             # hands its callee, which is no argument but the callee itself)
             before = self.effects
@@ -258,6 +262,20 @@ class Calls(Effects):
             with_value(ref, value) if ref.value is MISSING and value is not MISSING else ref
             for ref, value in zip(args, values, strict=True)
         )
+
+    def _handled_out_of(self, fs: FrameState) -> str:
+        """Why a slow call in a later round of a loop (of its frame) whose `try` may leave it (`except
+        ValueError: break`) waits for the rounds before it, for people (CallFacts.exits); else "".
+        Issued ahead, it would be made although an earlier round raised and the loop was left."""
+        for state in self.iters.values():
+            head = state.head
+            later = state.frame is fs.frame and len(state.op_starts) > 1 and head is not None
+            if later and handled_out(fs.info, head):
+                return (
+                    f"it is in a later round of the loop{_loop_line(fs, head)}, which a `try` in it may "
+                    "leave: the round is made only if no round before it raised"
+                )
+        return ""
 
     def fast_call(
         self,
@@ -407,6 +425,11 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
+
+
+def _loop_line(fs: FrameState, head: int) -> str:
+    line = fs.info.instrs[head].line
+    return f" at line {line}" if line is not None else ""
 
 
 def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:

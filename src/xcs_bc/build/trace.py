@@ -80,7 +80,8 @@ class CallFacts:
     global the run changed before the call (issued early, it would read what the global was before;
     see `purity.module_state`); `stale` why it runs in its turn because it is handed, or its callee
     holds, an object the code itself changed in place before it (no operation a call issued ahead
-    could wait for; see `Effects.changed_by_code_in`).
+    could wait for; see `Effects.changed_by_code_in`); `exits` why it runs in its turn because it is
+    in a later round of a loop that a `try` in it may leave (see `loopshape.handled_out`).
     """
 
     code: types.CodeType | None = None
@@ -94,6 +95,7 @@ class CallFacts:
     changer: str = ""
     module: str = ""
     stale: str = ""
+    exits: str = ""
 
 
 @dataclass(frozen=True, slots=True)

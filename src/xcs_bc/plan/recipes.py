@@ -72,6 +72,7 @@ class RefusalKind(enum.Enum):
     MEMO_UNDISPATCHED = "memoized callee called where not dispatched"
     MODULE_STATE = "changes module state, or reads what changed"  # see CallFacts.module
     CHANGED_BY_CODE = "holds what the code changed"  # see CallFacts.stale
+    AFTER_ROUNDS_THAT_MAY_LEAVE = "after rounds a handler may leave the loop from"  # see CallFacts.exits
     NO_POINT = "no point to read its locals at"
     # from `generalize`
     ITEMS_BY_LENGTH = "reads a loop's items by its length"
@@ -211,6 +212,8 @@ def make_recipe(
         return refuse(RefusalKind.MODULE_STATE, facts.module)
     if facts.stale:
         return refuse(RefusalKind.CHANGED_BY_CODE, facts.stale)
+    if facts.exits:
+        return refuse(RefusalKind.AFTER_ROUNDS_THAT_MAY_LEAVE, facts.exits)
     when = _predicates(op, facts)
     if when is None:
         return refuse(RefusalKind.UNDER_RESULT_BRANCH, _no_predicate(facts))
