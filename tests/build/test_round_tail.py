@@ -77,6 +77,21 @@ def changes_an_item_of_an_item(docs, rows):
             rows[0].append(d)
 
 
+def hands_a_method_on(docs):
+    notes = []
+    for d in docs:
+        verdict = llm(f"{d} {len(notes)}")
+        if verdict:
+            list(map(notes.append, [d]))
+
+
+def hands_a_global_s_method_on(docs):
+    for d in docs:
+        verdict = llm(d)
+        if verdict:
+            list(map(METRICS.append, [d]))
+
+
 def test_a_tail_says_what_it_assigns_changes_and_calls() -> None:
     best = tail_of(keeps_the_best)
     assert best is not None and best.stores == {"best"} and not best.changed and not best.calls
@@ -86,9 +101,11 @@ def test_a_tail_says_what_it_assigns_changes_and_calls() -> None:
     assert metrics is not None and metrics.calls == {("global", "METRICS", "append")}
     attribute = tail_of(sets_an_attribute)
     assert attribute is not None and attribute.changed == {"box"}  # (not a container the glue built)
+    handed = tail_of(hands_a_method_on)  # (`map` calls the method it is handed: the list changes)
+    assert handed is not None and handed.changed == {"notes"}
 
 
-@pytest.mark.parametrize("fn", [breaks, changes_an_item_of_an_item])
+@pytest.mark.parametrize("fn", [breaks, changes_an_item_of_an_item, hands_a_global_s_method_on])
 def test_a_tail_that_leaves_the_loop_or_changes_what_no_local_names_is_not_read(fn: Any) -> None:
     assert tail_of(fn) is None
 

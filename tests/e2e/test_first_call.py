@@ -509,6 +509,17 @@ def numbered_by_get(docs):
     return out
 
 
+def noted_through_map(docs):
+    notes = []
+    out = []
+    for d in docs:
+        answer = llm(f"{d} {len(notes)}")
+        if answer:
+            list(map(notes.append, [d]))  # (`map` calls the method it is handed)
+        out.append(answer)
+    return out
+
+
 JOINED: list[str] = []
 
 
@@ -539,6 +550,7 @@ CARRIED = [
     (memo_read_by_get, ()),  # (a method of the container reads it: `memo.get(d)`, `seen.count(d)`)
     (seen_counted, ()),
     (numbered_by_get, ()),
+    (noted_through_map, ()),
 ]
 
 

@@ -322,6 +322,11 @@ def round_tail(
             assert callee is not None
             if callee[0] == _TEMPORARY and callee[2] not in _TEXT_METHODS:
                 return None
+            for handed in taken:  # a method handed on (`map(notes.append, xs)`) changes its object
+                if handed is not None and handed is not callee and handed[2] is not None:
+                    if handed[0] != "local":
+                        return None
+                    changed.add(handed[1])
             if callee[0] == "local" and callee[2] is not None:
                 changed.add(callee[1])  # a method of a local's object: it may change that object
             elif callee[0] != _TEMPORARY:
