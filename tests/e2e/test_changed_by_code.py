@@ -211,19 +211,20 @@ def test_a_callable_object_reading_a_global_the_loop_grows_runs_in_its_turn() ->
     """The code `__call__` runs is read for the module state it reads, as a function's or a method's
     is, on the first call (each round changes HISTORY) and on replays."""
     for _ in range(3):  # a fresh jit: its first call
-        docs = [fresh() for _ in range(5)]
-        HISTORY.clear()
-        plain = remembered(list(docs))
-        HISTORY.clear()
-        assert xcs.jit(remembered)(list(docs)) == plain
+        _like_plain_from_an_empty_history(remembered, xcs.jit(remembered), 5)
     fast = xcs.jit(remembered)
     for n in (3, 2, 4, 3):  # the trace, then replays
-        docs = [fresh() for _ in range(n)]
-        HISTORY.clear()
-        plain = remembered(list(docs))
-        HISTORY.clear()
-        assert fast(list(docs)) == plain
+        _like_plain_from_an_empty_history(remembered, fast, n)
     no_waste(fast)
+
+
+def _like_plain_from_an_empty_history(fn: Any, fast: Any, n: int) -> None:
+    """`fn` and `fast` on the same `n` fresh documents, each run from an empty HISTORY: one result."""
+    docs = [fresh() for _ in range(n)]
+    HISTORY.clear()
+    plain = fn(list(docs))
+    HISTORY.clear()
+    assert fast(list(docs)) == plain
 
 
 def _with_history(prompt: object) -> str:
@@ -257,11 +258,7 @@ def test_a_callable_object_reading_a_global_through_its_methods_or_a_function_it
     the object, which a walk of its code alone does not follow."""
     fast = xcs.jit(remembered_through_a_handler)
     for n in (3, 2, 4):
-        docs = [fresh() for _ in range(n)]
-        HISTORY.clear()
-        plain = remembered_through_a_handler(list(docs))
-        HISTORY.clear()
-        assert fast(list(docs)) == plain
+        _like_plain_from_an_empty_history(remembered_through_a_handler, fast, n)
     no_waste(fast)
 
 

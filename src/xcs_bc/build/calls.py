@@ -272,8 +272,8 @@ class Calls(Effects):
             later = state.frame is fs.frame and len(state.op_starts) > 1 and head is not None
             if later and handled_out(fs.info, head):
                 return (
-                    f"it is in a later round of the loop{_loop_line(fs, head)}, which a `try` in it may "
-                    "leave: the round is made only if no round before it raised"
+                    f"it is in a later round of the loop at {self._site(fs, fs.info.instrs[head])}, which a "
+                    "`try` in it may leave: the round is made only if no round before it raised"
                 )
         return ""
 
@@ -425,11 +425,6 @@ class Calls(Effects):
         self.events.append(event)
         if raised and event.exception is None:
             self._awaiting_exception.append(event)
-
-
-def _loop_line(fs: FrameState, head: int) -> str:
-    line = fs.info.instrs[head].line
-    return f" at line {line}" if line is not None else ""
 
 
 def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
