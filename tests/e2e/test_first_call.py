@@ -1148,6 +1148,41 @@ def test_a_round_that_logs_goes_at_once_and_logs_what_the_plain_run_logs() -> No
         log.removeHandler(kept)
 
 
+class _SlowKept(_Kept):
+    """A handler that takes milliseconds (a file on a slow disk, a socket), keeping where each record
+    says it was logged from and on which thread."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        time.sleep(0.003)
+        self.lines.append(f"{record.getMessage()} {record.funcName}:{record.lineno} {record.threadName}")
+
+
+def test_a_slow_log_handler_keeps_each_logging_call_in_the_frame_that_makes_it() -> None:
+    """Logging reads its caller's frame (the function and line a record names): a logging call that
+    takes milliseconds is no slow call to issue ahead or make through a dispatcher.  The first call and
+    the replays log what the plain run logs, from the same lines, on the same thread, and the rounds'
+    own calls still go ahead (nothing did when the first round's `log.info` was slow: the round then
+    held a call that could not be issued)."""
+    kept = _SlowKept()
+    log.addHandler(kept)
+    log.setLevel(logging.INFO)
+    try:
+        docs = [fresh() for _ in range(6)]
+        logged(docs)
+        plain_lines, kept.lines = kept.lines, []
+        fast = xcs.jit(logged)
+        assert len(submitted(fast, logged, docs)) == 5
+        assert kept.lines == plain_lines * 3
+        kept.lines = []
+        for _ in range(2):
+            assert fast(list(docs)) == logged(list(docs))
+        assert kept.lines == plain_lines * 4
+        assert fast.stats.replays == 2 and fast.stats.served >= 10
+        no_waste(fast)
+    finally:
+        log.removeHandler(kept)
+
+
 class _Counting(logging.Logger):  # a logger of a class of its own may keep what it logs
     pass
 

@@ -26,7 +26,7 @@ from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
 from xcs_bc.build.loopshape import handled_out
-from xcs_bc.build.slow import plain_builtin
+from xcs_bc.build.slow import plain_builtin, reads_callers_frame
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, Caller, ExprKind, Operation, OpType, Site, Source, ValueRef
 from xcs_bc.ir.text import format_value
@@ -45,11 +45,6 @@ from xcs_bc.observe.hooks import CallEvent
 
 if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
-
-
-# modules whose functions read their caller's frame (`inspect.currentframe()`, `logging.getLogger`'s
-# callers, `traceback.extract_stack()`): never made through the dispatcher as a kept read
-_FRAME_READERS = frozenset({"inspect", "traceback", "warnings", "logging", "sys", "pdb", "faulthandler"})
 
 
 # what the code does with a result it keeps: stores it, loops over it, or branches on it at once
@@ -115,6 +110,7 @@ class Calls(Effects):
         elif (
             duration >= self.min_call_s
             and not (self.min_call_s and plain_builtin(callee, args))
+            and not reads_callers_frame(callee)
             and (id(fs.info.code), ins.offset) not in self.steady_sites  # (see GraphBuilder.steady)
         ):
             if not star:  # f(*seq, **kw): the slots are the sequence and the dict, not the arguments
@@ -189,7 +185,7 @@ class Calls(Effects):
             return False
         if isinstance(callee, types.BuiltinFunctionType) or callee is MISSING:
             return False
-        if getattr(callee, "__module__", None) in _FRAME_READERS or in_loop(fs.info, ins.offset):
+        if reads_callers_frame(callee) or in_loop(fs.info, ins.offset):
             return False  # (made through the dispatcher, it would see the dispatcher's frames)
         after = fs.info.instrs.get(ins.next) if ins.next is not None else None
         for _ in range(_TEST_LENGTH):

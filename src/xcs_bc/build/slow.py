@@ -2,7 +2,8 @@
 
 Under load any instruction can take milliseconds (a collection, another thread, the tracer): only
 an instruction that may run user code on the values it takes is a slow step, and a built-in
-method of a plain value or a pure built-in is never a slow call.
+method of a plain value or a pure built-in is never a slow call, nor is a function that reads its
+caller's frame.
 """
 
 from __future__ import annotations
@@ -89,6 +90,21 @@ def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
     if isinstance(owner, types.ModuleType):
         return owner is builtins and purity.classify(callee) is purity.Effect.PURE
     return type(owner) in _PLAIN_TYPES
+
+
+# modules whose functions read their caller's frame (logging's `findCaller`, `warnings.warn`'s
+# stacklevel, `inspect.currentframe()`, `traceback.extract_stack()`)
+_FRAME_READERS = frozenset(
+    {"inspect", "traceback", "warnings", "_warnings", "logging", "sys", "pdb", "faulthandler"}
+)
+
+
+def reads_callers_frame(callee: Any) -> bool:
+    """Does `callee` read its caller's frame (`log.info` records the function and line that called
+    it)?  Made anywhere but in the caller's frame (through a dispatcher, on a worker) it would read
+    ours, so it is never a slow call, however long it takes (a slow handler): it runs in its turn,
+    where the code makes it."""
+    return getattr(callee, "__module__", None) in _FRAME_READERS
 
 
 # A slow step that is not a call is counted from 1 ms even with min_call_ms=0 (every instruction
