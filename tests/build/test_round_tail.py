@@ -147,6 +147,78 @@ def handled_around_the_loop(docs):
     return out
 
 
+def flags_what_the_next_round_reads(docs):
+    out, ok = [], True
+    for d in docs:
+        if not ok:
+            break
+        try:
+            out.append(llm(d))
+        except ValueError:
+            ok = False
+    return out
+
+
+def counts_what_the_next_round_reads(docs):
+    out, failures = [], 0
+    for d in docs:
+        if failures > 2:
+            break
+        try:
+            out.append(llm(d))
+        except ValueError:
+            failures += 1
+    return out
+
+
+def notes_what_the_next_round_reads(docs):
+    out, errors = [], []
+    for d in docs:
+        if errors:
+            break
+        try:
+            out.append(llm(d))
+        except ValueError as e:
+            errors.append(str(e))
+    return out
+
+
+def marks_what_the_next_round_reads(docs):
+    out, seen = [], {}
+    for d in docs:
+        if d in seen:
+            continue
+        try:
+            out.append(llm(d))
+        except ValueError:
+            seen[d] = False
+    return out
+
+
+def counts_what_only_the_end_reads(docs):
+    out, failures = [], 0
+    for d in docs:
+        try:
+            out.append(llm(d))
+        except ValueError:
+            failures += 1
+            out.append(None)
+    return out, failures
+
+
+def defaults_what_the_round_sets(docs):
+    out = []
+    for d in docs:
+        ok = True
+        try:
+            r = llm(d)
+        except ValueError as e:
+            r, ok = str(e), False
+        if ok:
+            out.append(r)
+    return out
+
+
 @pytest.mark.parametrize(
     ("fn", "leaves"),
     [
@@ -154,9 +226,18 @@ def handled_around_the_loop(docs):
         (returns_in_a_handler, True),
         (goes_on_in_a_handler, False),
         (handled_around_the_loop, False),
+        (flags_what_the_next_round_reads, True),
+        (counts_what_the_next_round_reads, True),
+        (notes_what_the_next_round_reads, True),
+        (marks_what_the_next_round_reads, True),
+        (counts_what_only_the_end_reads, False),
+        (defaults_what_the_round_sets, False),
     ],
 )
 def test_a_try_inside_a_loop_may_leave_it(fn: Any, leaves: bool) -> None:
+    """A handler that leaves the loop, or goes back into it having changed what a later round reads
+    before it assigns it (a flag, a count, a list of errors, a mark in a dict): the later rounds may
+    not run, or not alike.  Adding to the results, or what only the end reads, is no such change."""
     info = code_info(fn.__code__)
     head = next(offset for offset in info.order if info.instrs[offset].opname == "FOR_ITER")
     assert handled_out(info, head) is leaves

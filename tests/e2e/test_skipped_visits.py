@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import xcs_bc as xcs
 from likeplain import LATENCY, fresh, no_waste, run_both_fresh
 from xcs_bc.testing import FakeLLM, FakeLLMError
@@ -96,3 +98,59 @@ def test_later_rounds_of_a_loop_a_handler_may_leave_wait_for_the_rounds_before_t
         run_both_fresh(until_a_check_fails, fast, lambda docs=docs: (list(docs),), watch=[checker])
     no_waste(fast)
     assert "which a `try` in it may leave" in fast.explain()
+
+
+def until_flagged(docs: list[str]) -> list[str]:
+    out, ok = [], True
+    for d in docs:
+        if not ok:
+            break
+        try:
+            out.append(checker(d))
+        except FakeLLMError:
+            ok = False
+    return out
+
+
+def until_two_failed(docs: list[str]) -> tuple[list[str], int]:
+    out, failures = [], 0
+    for d in docs:
+        if failures >= 2:
+            break
+        try:
+            out.append(checker(d))
+        except FakeLLMError:
+            failures += 1
+    return out, failures
+
+
+def until_an_error_is_noted(docs: list[str]) -> tuple[list[str], list[str]]:
+    out: list[str] = []
+    errors: list[str] = []
+    for d in docs:
+        if errors:
+            continue
+        try:
+            out.append(checker(d))
+        except FakeLLMError as e:
+            errors.append(str(e))
+    return out, errors
+
+
+@pytest.mark.parametrize("fn", [until_flagged, until_two_failed, until_an_error_is_noted])
+@pytest.mark.parametrize("first_bad", [False, True])
+def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run_does_not(
+    fn: Any, first_bad: bool
+) -> None:
+    """`except ...: ok = False` with `if not ok: break`, a count of failures, a list of errors: a round
+    that raises changes the rounds after it, whose calls the plain run does not make.  They wait for
+    the rounds before them, on the first call (traced on documents that all pass, or not) and in
+    replays, and nothing is wasted."""
+
+    def bad_at(*at: int, n: int = 6) -> list[str]:
+        return [f"BAD {fresh()}" if k in at else fresh() for k in range(n)]
+
+    fast = xcs.jit(fn)
+    for docs in (bad_at(1, 2) if first_bad else bad_at(), bad_at(1, 3), bad_at(), bad_at(0, 4), bad_at(2, 3)):
+        run_both_fresh(fn, fast, lambda docs=docs: (list(docs),), watch=[checker])
+    no_waste(fast)

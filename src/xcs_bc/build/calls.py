@@ -261,15 +261,17 @@ class Calls(Effects):
 
     def _handled_out_of(self, fs: FrameState) -> str:
         """Why a slow call in a later round of a loop (of its frame) whose `try` may leave it (`except
-        ValueError: break`) waits for the rounds before it, for people (CallFacts.exits); else "".
-        Issued ahead, it would be made although an earlier round raised and the loop was left."""
+        ValueError: break`), or change what a later round reads (`except ValueError: ok = False`),
+        waits for the rounds before it, for people (CallFacts.exits); else "".  Issued ahead, it would
+        be made although an earlier round raised and the loop was left."""
         for state in self.iters.values():
             head = state.head
             later = state.frame is fs.frame and len(state.op_starts) > 1 and head is not None
             if later and handled_out(fs.info, head):
                 return (
                     f"it is in a later round of the loop at {self._site(fs, fs.info.instrs[head])}, which a "
-                    "`try` in it may leave: the round is made only if no round before it raised"
+                    "`try` in it may leave (or change what a later round reads): the round is made only "
+                    "if no round before it raised"
                 )
         return ""
 

@@ -1,5 +1,6 @@
 """Build: the shape of a loop in the bytecode: the instructions of its body, and whether an exception
-in a round may land in a handler inside it that leaves the loop (its later rounds would not run).
+in a round may land in a handler inside it that leaves the loop or sets what a later round reads
+(its later rounds would not run, or not as the others).
 Read by `skipping` (the rounds run unobserved), `calls` (a later round's calls wait for the earlier
 rounds) and `execute.first` (a first call's later rounds issued ahead)."""
 
@@ -8,7 +9,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 
-from xcs_bc.build.codeinfo import CodeInfo
+from xcs_bc.build.codeinfo import CodeInfo, Instr
+from xcs_bc.build.liveness import arg_names, loaded_names, stored_names
 
 __all__ = ["handled_out", "loop_offsets"]
 
@@ -31,10 +33,12 @@ def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
 @functools.lru_cache(maxsize=1024)
 def handled_out(info: CodeInfo, head: int) -> bool:
     """May an exception in a round of the loop whose FOR_ITER is at `head` land in a handler of a
-    `try` inside the loop that leaves it (`except ValueError: break`, or `return`)?  Its later rounds
-    would then not run.  (A handler that goes back into the loop, re-raises, or is that of a `try`
-    around the loop is as no `try`: the run leaves the loop as when the exception leaves the
-    function.)"""
+    `try` inside the loop that leaves it (`except ValueError: break`, or `return`), or that goes back
+    into the loop having changed what a later round reads before it assigns it (`except ValueError:
+    ok = False` with `if not ok: break`, `errors.append(d)` with `if errors: break`)?  Its later
+    rounds would then not run, or not as a round that did not raise leaves them.  (A handler that
+    re-raises, or is that of a `try` around the loop, is as no `try`: the run leaves the loop as when
+    the exception leaves the function.)"""
     body = loop_offsets(info, head)
     around = info.handler_at(head)
     exit_ = info.instrs[head].target
@@ -48,10 +52,83 @@ def handled_out(info: CodeInfo, head: int) -> bool:
         and handler.target not in body
     }
     reached = _reached(handlers, lambda offset: () if offset in ends else _edges(info, offset), stop=-1)
-    return any(offset in after or info.instrs[offset].opname in _RETURNS for offset in reached)
+    if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in reached):
+        return True
+    only = _handlers_own(info, head, body, around)
+    return any(_read_in_rounds(info, head, body - only, name) for name in _changes(info, only))
 
 
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+# instructions that change an object in place: in a handler, every local it loads may be the object
+_IN_PLACE = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_ATTR", "DELETE_ATTR"})
+_ATTRIBUTE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+# methods that add to a container and give nothing of it back: a round calling one reads nothing there
+_ADDERS = frozenset({"append", "extend", "add", "insert", "appendleft", "extendleft"})
+
+
+def _handlers_own(info: CodeInfo, head: int, body: frozenset[int], around: object) -> frozenset[int]:
+    """The code of the loop's body that only its handlers that go back into the loop run (`except
+    ValueError: ok = False`), not the rest of the round."""
+    targets = {
+        handler.target
+        for offset in body
+        if (handler := info.handler_at(offset)) is not None and handler != around and handler.target in body
+    }
+    if not targets:
+        return frozenset()
+    within = lambda offset: info.successors(offset) if offset in body else ()  # noqa: E731
+    normal = _reached({info.instrs[head].next or head}, within, stop=head)
+    return frozenset(_reached(targets, within, stop=head) - normal - {head})
+
+
+def _changes(info: CodeInfo, only: frozenset[int]) -> set[str]:
+    """The names the code `only` may change: the locals and globals it assigns, the locals whose
+    methods it calls (`errors.append(d)`), and every local it loads when it changes an object in place
+    (`seen[d] = False`).  (The exception's own name, `except E as e`, no round reads.)"""
+    code = [info.instrs[offset] for offset in sorted(only)]
+    in_place = any(ins.opname in _IN_PLACE for ins in code)
+    names: set[str] = set()
+    for ins in code:
+        names.update(stored_names(ins))
+        if ins.opname == "STORE_GLOBAL":
+            names.update(arg_names(ins))
+        if in_place or _receiver(info, ins):
+            names.update(loaded_names(ins))
+    return names
+
+
+def _receiver(info: CodeInfo, ins: Instr) -> bool:
+    """Does `ins` load a local whose attribute the next instruction reads (`errors.append`)?"""
+    after = info.instrs.get(ins.next) if ins.next is not None else None
+    return after is not None and after.opname in _ATTRIBUTE_LOADS and bool(loaded_names(ins))
+
+
+def _adds_to(info: CodeInfo, ins: Instr) -> bool:
+    """Does `ins` load a container only to add to it (`out.append(r)`)?"""
+    after = info.instrs.get(ins.next) if ins.next is not None else None
+    return after is not None and after.opname in _ATTRIBUTE_LOADS and arg_names(after)[-1] in _ADDERS
+
+
+def _read_in_rounds(info: CodeInfo, head: int, rest: frozenset[int], name: str) -> bool:
+    """May a round of the loop at `head`, in the code `rest` of its body (the handlers' own code left
+    out: `failures += 1` reads what it assigns), read `name` before it assigns it (`if not ok: break`
+    at the round's start)?  What a round leaves there, the next round reads.  Adding to it
+    (`out.append(r)`) reads nothing of it."""
+    start = info.instrs[head].next
+    todo = [start] if start is not None else []
+    seen = set(todo)
+    while todo:
+        ins = info.instrs[todo.pop()]
+        loads = name in loaded_names(ins) or (ins.opname == "LOAD_GLOBAL" and arg_names(ins)[-1] == name)
+        if loads and not _adds_to(info, ins):
+            return True
+        if name in stored_names(ins) or (ins.opname == "STORE_GLOBAL" and arg_names(ins)[-1] == name):
+            continue
+        for successor in _edges(info, ins.offset):
+            if successor in rest and successor != head and successor not in seen:
+                seen.add(successor)
+                todo.append(successor)
+    return False
 
 
 def _edges(info: CodeInfo, off: int) -> Iterator[int]:

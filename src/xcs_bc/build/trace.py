@@ -81,7 +81,8 @@ class CallFacts:
     see `purity.module_state`); `stale` why it runs in its turn because it is handed, or its callee
     holds, an object the code itself changed in place before it (no operation a call issued ahead
     could wait for; see `Effects.changed_by_code_in`); `exits` why it runs in its turn because it is
-    in a later round of a loop that a `try` in it may leave (see `loopshape.handled_out`).
+    in a later round of a loop that a `try` in it may leave, or change what a later round reads (see
+    `loopshape.handled_out`).
     """
 
     code: types.CodeType | None = None

@@ -37,7 +37,8 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   branch on a result, on the item or on what it carries, any way, when that code, read whole from
   the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
   leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
-- not a loop with a `try` inside it whose handler may leave it (`loopshape.handled_out`);
+- not a loop with a `try` inside it whose handler may leave it, or change what a later round reads
+  (`loopshape.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
   round changed in place (`_callees_alike`);
 - only calls of Python functions (and methods, and objects whose `__call__` is Python) made by
