@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 
 import pipelines as P
 from xcs_bc import MISSING
+from xcs_bc.build import purity
 from xcs_bc.build.purity import Effect, classify, is_immutable, module_state, reaches
 from xcs_bc.ir.values import peek_attr, peek_item
 
@@ -206,3 +209,25 @@ def test_module_state_reads_helpers_transitively_and_assumes_every_change_past_i
     assert near.writes == ()
     far = module_state(_chain_of_helpers(100)["f0"])  # (code it did not read may change CONFIG)
     assert [name for _, name in far.writes] == ["CONFIG"]
+
+
+@pytest.mark.parametrize(
+    ("callee", "args", "kwnames", "empty"),
+    [
+        (collections.Counter, (), (), True),
+        (collections.OrderedDict, (), (), True),
+        (collections.defaultdict, (), (), True),
+        (collections.defaultdict, (list,), (), True),
+        (collections.defaultdict, (int,), (), True),
+        (collections.deque, (3,), ("maxlen",), True),
+        (collections.Counter, ("abca",), (), False),  # (counts what it is handed)
+        (collections.defaultdict, (lambda: 0,), (), False),  # (a factory of the user's)
+        (collections.deque, ([1, 2],), (), False),
+        (collections.deque, ("3",), ("maxlen",), False),
+        (dict, (), (), False),  # (pure already: see classify)
+    ],
+)
+def test_new_empty_containers_of_the_standard_library_are_told(
+    callee: Any, args: tuple[Any, ...], kwnames: tuple[str, ...], empty: bool
+) -> None:
+    assert purity.makes_empty_container(callee, args, kwnames) is empty

@@ -1479,13 +1479,45 @@ def counted_in_a_defaultdict(docs):
     return sorted(seen.items())
 
 
+def tallied_in_a_counter(docs):
+    votes = collections.Counter()
+    for d in docs:
+        votes[llm(d)[:5]] += 1
+    return votes.most_common(2)
+
+
+def tallied_in_a_defaultdict(docs):
+    votes = collections.defaultdict(int)
+    for d in docs:
+        votes[llm(d)[:5]] += 1
+    return sorted(votes.items())
+
+
+def kept_in_order(docs):
+    firsts = collections.OrderedDict()
+    for d in docs:
+        firsts.setdefault(llm(d)[:5], d)
+    return list(firsts.items())
+
+
 @pytest.mark.parametrize(
-    "fn", [grouped_by_answer, grouped_by_item, grouped_in_a_defaultdict, counted_in_a_defaultdict]
+    "fn",
+    [
+        grouped_by_answer,
+        grouped_by_item,
+        grouped_in_a_defaultdict,
+        counted_in_a_defaultdict,
+        tallied_in_a_counter,
+        tallied_in_a_defaultdict,
+        kept_in_order,
+    ],
 )
 def test_a_round_that_groups_in_a_dict_goes_at_once(fn) -> None:
     """`groups.setdefault(key, []).append(x)`, `groups[key].append(x)` on a defaultdict: on 3.10 and
     3.11 no event gives the list `.append` is called on; it is read back from the dict, so that every
-    version knows the append changes only a list the function made, and the later rounds go at once."""
+    version knows the append changes only a list the function made, and the later rounds go at once.
+    A tally in a `Counter()` or a `defaultdict(int)` made in the function (`votes[answer] += 1`) is the
+    function's own container as a `{}` is: the rounds go at once (they went one at a time)."""
     fast = xcs.jit(fn)
     docs = ["a1", "b1", "a2", "c1", "b2"]
     assert len(submitted(fast, fn, docs)) == len(docs) - 1

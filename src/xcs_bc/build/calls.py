@@ -285,6 +285,10 @@ class Calls(Effects):
         control: frozenset[int],
     ) -> ValueRef:
         effect = purity.classify(callee) if callee is not MISSING else purity.Effect.UNKNOWN
+        if effect is purity.Effect.UNKNOWN and purity.makes_empty_container(
+            callee, [ref.value for ref in args], () if star else kwnames
+        ):
+            effect = purity.Effect.PURE  # (`votes = Counter()`: the glue's own container)
         if effect is purity.Effect.PURE:  # (its result is made of what it is handed, whole)
             callee_ref, args = self.holding(callee_ref), tuple(map(self.holding, args))
         call = call_expr(callee_ref, args, kwnames, star)

@@ -38,8 +38,8 @@ import re
 import textwrap
 import time
 import types
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
@@ -258,6 +258,36 @@ def _contents(cell: types.CellType) -> Any:
 def classify(callee: Any) -> Effect:
     """The effect class of calling `callee` (a concrete object seen at trace time)."""
     return _classify(callee, 0, None)
+
+
+# new empty containers of the standard library's (`votes = Counter()`, `groups = defaultdict(list)`): made
+# of nothing the caller has, by no user code (a defaultdict's factory a built-in type, called later)
+_EMPTY_CONTAINERS: dict[Any, frozenset[str]] = {Counter: frozenset(), OrderedDict: frozenset()}
+_EMPTY_CONTAINERS |= {defaultdict: frozenset(), deque: frozenset({"maxlen"})}
+_FACTORIES = frozenset({int, float, str, bool, list, dict, set, tuple, Counter, OrderedDict, deque})
+
+
+def makes_empty_container(callee: Any, args: Sequence[Any], kwnames: Sequence[str]) -> bool:
+    """Does calling `callee` with `args` (values, keyword values last, named by `kwnames`) make a new
+    empty container and nothing else: `Counter()`, `OrderedDict()`, `defaultdict(list)` (its factory a
+    built-in type), `deque(maxlen=3)`?  Like `dict()`, it is then pure, and the container the glue's."""
+    try:
+        keywords = _EMPTY_CONTAINERS.get(callee)
+    except TypeError:  # unhashable callee
+        return False
+    if keywords is None or not set(kwnames) <= keywords:
+        return False
+    positional = len(args) - len(kwnames)
+    if callee is defaultdict:
+        return positional == 0 or (positional == 1 and _is_factory(args[0]))
+    return positional == 0 and all(type(value) is int for value in args)  # (deque's maxlen)
+
+
+def _is_factory(value: Any) -> bool:
+    try:
+        return value in _FACTORIES
+    except TypeError:
+        return False
 
 
 def _classify(callee: Any, depth: int, reads: _Reads | None) -> Effect:
