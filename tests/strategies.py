@@ -44,8 +44,9 @@ the branch reads (a local assigned again, a list changed in place), and
 returning a list, then a loop, a comprehension or a branch on its length.
 ``holders=True`` adds, in a loop's rounds, a call of a callable object or a
 ``partial`` made before the loop over a list each round then grows, a call that
-may raise after which the round goes on to the next (``except: continue``), and
-a retry of it (a call site visited once or twice a round).
+may raise after which the round goes on to the next (``except: continue``), a
+retry of it (a call site visited once or twice a round), and one whose handler
+counts a failure the next rounds check first (``if ok > 0: break``).
 
 Two options shape programs for calls with input lists of *other lengths* than
 the traced one.  ``must_loop=True`` makes every program loop over the input
@@ -1020,8 +1021,9 @@ def _held(draw: st.DrawFn, scope: _Scope, name: str, item: str | None) -> tuple[
     """(holders) Lines before a loop and in its round: a call of a callable object or a partial made
     before the loop over a list each round then grows (`Holder(h)`, `hold(h)`: their answer reads its
     length), a call that may raise whose round then goes on to the next (`except FakeLLMError:
-    continue`), or a retry of it (a site visited once or twice a round)."""
-    kind = draw(st.sampled_from(["holder", "partial", "skip", "retry"]))
+    continue`), a retry of it (a site visited once or twice a round), or one whose handler sets what
+    the next rounds read first (`except FakeLLMError: ok = False`, then `if not ok: break`)."""
+    kind = draw(st.sampled_from(["holder", "partial", "skip", "retry", "flag"]))
     prompt = _str_expr(draw, scope, 1)
     if kind in ("holder", "partial"):
         maker = "Holder" if kind == "holder" else "hold"
@@ -1036,6 +1038,18 @@ def _held(draw: st.DrawFn, scope: _Scope, name: str, item: str | None) -> tuple[
             f"        u{name} = bad({prompt})",
             "    except FakeLLMError:",
             "        continue",
+        ]
+    if kind == "flag":
+        counted = draw(st.booleans())  # a flag, or a count of failures
+        then = draw(st.sampled_from(["break", "continue"]))
+        return [f"ok{name} = 0"], [
+            f"    if ok{name} > {int(counted)}:",
+            f"        {then}",
+            "    try:",
+            f"        u{name} = bad({prompt})",
+            "    except FakeLLMError:",
+            f"        ok{name} += 1",
+            f"        u{name} = 'failed'",
         ]
     return [], [
         f"    for a{name} in range(2):",
