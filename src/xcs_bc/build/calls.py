@@ -532,11 +532,40 @@ def bound_arguments(
     function, first = found
     full = (*first, *args)
     try:
-        bound = inspect.signature(function, follow_wrapped=False).bind(*full, **kwargs)
+        bound = _signature(function).bind(*full, **kwargs)
     except (TypeError, ValueError):
         return None, {}
     bound.apply_defaults()
     return function.__code__, dict(bound.arguments)
+
+
+# function id -> (function, what its signature is made of, the signature): a served call's arguments are
+# bound as its callee's frame would hold them, once per call, and `inspect.signature` is slow
+_SIGNATURES: dict[int, tuple[types.FunctionType, tuple[Any, ...], inspect.Signature]] = {}
+_SIGNATURES_KEPT = 256
+
+
+def _signature(function: types.FunctionType) -> inspect.Signature:
+    """`inspect.signature(function)`, made again when the function's code, defaults or `__signature__`
+    changed."""
+    made_of = (
+        function.__code__,
+        function.__defaults__,
+        function.__kwdefaults__,
+        function.__dict__.get("__signature__"),
+    )
+    kept = _SIGNATURES.get(id(function))
+    if (
+        kept is not None
+        and kept[0] is function
+        and all(a is b for a, b in zip(kept[1], made_of, strict=True))
+    ):
+        return kept[2]
+    signature = inspect.signature(function, follow_wrapped=False)
+    if len(_SIGNATURES) >= _SIGNATURES_KEPT:
+        _SIGNATURES.clear()
+    _SIGNATURES[id(function)] = (function, made_of, signature)
+    return signature
 
 
 def frame_arguments(frame: types.FrameType) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import builtins
 import dis
 import enum
 import functools
-import inspect
 import json
 import logging
 import math
@@ -45,6 +44,7 @@ from typing import Any, NamedTuple
 from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.errors import UnsupportedCodeError
+from xcs_bc.ir import MISSING
 from xcs_bc.ir.values import class_lookup
 
 
@@ -764,26 +764,58 @@ def _methods_and_handlers(obj: Any) -> list[types.FunctionType]:
     return found
 
 
+# values that run no Python function of their own: a module (calls through it are not followed), a
+# function or method written in C, built-in data (looked up on every global a walked code loads, by
+# far the most of them, so not through `inspect.getattr_static`)
+_RUN_NO_PYTHON = frozenset(
+    {types.ModuleType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType}
+    | {types.MethodDescriptorType, types.GetSetDescriptorType, type(None), bool, int, float, complex}
+    | {str, bytes, tuple, list, dict, set, frozenset}
+)
+
+
 def _python_function(value: Any, *, objects: bool = True) -> types.FunctionType | None:
     """The Python function `value` runs: itself, a method's, the one a decorator made with
     `functools.wraps` wraps (`__wrapped__`: a jitted function's, an `lru_cache` wrapper's), or (with
     `objects`) a callable object's `__call__`, a Python function its class defines; else None."""
+    if type(value) in _RUN_NO_PYTHON:
+        return None
     for _ in range(8):
         if isinstance(value, types.FunctionType):
             return value
         if isinstance(value, types.MethodType):
             value = value.__func__
             continue
-        try:
-            value = inspect.getattr_static(value, "__wrapped__")
-        except AttributeError:
-            if not objects or isinstance(value, type):
-                return None  # (a class: its `__call__` is its metaclass's)
-            call = class_lookup(type(value), "__call__")
-            if not isinstance(call, types.FunctionType):
-                return None
-            value = call
+        wrapped = _wrapped(value)
+        if wrapped is not MISSING:
+            value = wrapped
+            continue
+        if not objects or isinstance(value, type):
+            return None  # (a class: its `__call__` is its metaclass's)
+        call = class_lookup(type(value), "__call__")
+        if not isinstance(call, types.FunctionType):
+            return None
+        value = call
     return None
+
+
+def _wrapped(value: Any) -> Any:
+    """`value.__wrapped__` as `inspect.getattr_static` finds it (no `__getattr__` or property runs),
+    without its cost: in the instance's own dict, unless its class holds a data descriptor of that
+    name, else in the class's (for a class, in its own classes; a metaclass's is not looked at); else
+    MISSING."""
+    if isinstance(value, type):
+        return class_lookup(value, "__wrapped__")
+    found = class_lookup(type(value), "__wrapped__")
+    try:
+        own = object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        return found
+    if type(own) is dict and "__wrapped__" in own:
+        kind = type(found)
+        if found is MISSING or not (hasattr(kind, "__set__") or hasattr(kind, "__delete__")):
+            return own["__wrapped__"]
+    return found
 
 
 ANY_GLOBAL = (0, "*")  # a key of the builder's `module_changed`: code that may change any global ran

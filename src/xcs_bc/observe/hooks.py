@@ -294,6 +294,20 @@ class Session:
         with _sessions_lock:
             _sessions[self.thread] = self
 
+    def pause(self) -> bool:
+        """Stop the events of this thread while code of ours that the listener needs no event of runs
+        in an observed frame's call (a first call's dispatcher, which tells the listener itself what
+        the call did): on 3.10/3.11 the trace function is called for every frame that code starts.
+        True when paused: `resume()` must follow, in a `finally`."""
+        backend = self._backend
+        return backend is not None and backend.pause()
+
+    def resume(self) -> None:
+        """Send events again after `pause()`."""
+        backend = self._backend
+        if backend is not None:
+            backend.resume()
+
     def end(self, reason: BaseException) -> None:
         """Stop observing before the target is done; `error` says why."""
         if self.error is None:
@@ -339,6 +353,8 @@ class _Backend(Protocol):
     def __init__(self, session: Session) -> None: ...
     def install(self) -> None: ...
     def uninstall(self) -> None: ...
+    def pause(self) -> bool: ...
+    def resume(self) -> None: ...
 
 
 def _backend() -> Callable[[Session], _Backend]:
@@ -461,6 +477,12 @@ class _Monitoring:
     def _set(self, code: types.CodeType, mask: int) -> None:
         self.codes.add(code)
         _tool.set_mask(self.session, code, mask)
+
+    def pause(self) -> bool:
+        return False  # (its events are local to the code it watches: other code sends none)
+
+    def resume(self) -> None:
+        pass
 
     def watch_callee(self, code: types.CodeType) -> None:
         if code not in self.codes:

@@ -67,6 +67,19 @@ class Tracing:
         # the bound method refers to this object: kept, it would make a cycle holding the whole trace
         self.global_tracer = _detached
 
+    def pause(self) -> bool:
+        """Send no event at all until `resume()` (see `Session.pause`); False when ours is not the
+        trace function installed, and nothing was paused."""
+        if not self.installed or sys.gettrace() is not self.global_tracer:
+            return False
+        sys.settrace(None)
+        return True
+
+    def resume(self) -> None:
+        """Put ours back after `pause()`, unless the session ended or someone installed theirs."""
+        if self.installed and sys.gettrace() is None:
+            sys.settrace(self.global_tracer)
+
     def _release(self, frame: types.FrameType, hook: _FrameHook) -> None:
         if frame.f_trace is hook.tracer:  # unless a debugger put its own there meanwhile
             frame.f_trace = hook.previous
