@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
 import json
 import logging
 import time
@@ -231,3 +233,49 @@ def test_new_empty_containers_of_the_standard_library_are_told(
     callee: Any, args: tuple[Any, ...], kwnames: tuple[str, ...], empty: bool
 ) -> None:
     assert purity.makes_empty_container(callee, args, kwnames) is empty
+
+
+class _Wraps:
+    __wrapped__ = len  # (a class attribute)
+
+
+class _Guarded:
+    @property
+    def __wrapped__(self) -> Any:  # a data descriptor: an instance's own entry does not shadow it
+        raise AssertionError("no property runs")
+
+
+def _guarded() -> _Guarded:
+    obj = _Guarded()
+    obj.__dict__["__wrapped__"] = len
+    return obj
+
+
+def _own() -> object:
+    obj = P.FakeLLM("own", 0)
+    obj.__wrapped__ = len  # type: ignore[attr-defined]
+    return obj
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        functools.lru_cache(maxsize=None)(len),
+        functools.wraps(len)(lambda x: x),
+        _Wraps,
+        _Wraps(),
+        _guarded(),
+        _own(),
+        P.FakeLLM("plain", 0),
+        logging,
+        len,
+        "text",
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_wrapped_is_what_getattr_static_finds(value: Any) -> None:
+    try:
+        expected = inspect.getattr_static(value, "__wrapped__")
+    except AttributeError:
+        expected = MISSING
+    assert purity._wrapped(value) is expected

@@ -218,3 +218,36 @@ def test_only_the_target_frames_are_observed() -> None:
     with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
         P.summarize_twice("doc")
     assert [e.callee for e in cap.events] == [P.llm, P.llm]
+
+
+def test_a_paused_session_sends_no_event_until_it_resumes() -> None:
+    """`Session.pause()` (a first call's dispatcher serving a call) stops this thread's events on
+    3.10/3.11, where the trace function is called for every frame started; on 3.12+ the events are
+    local to the watched code and nothing needs pausing."""
+    with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
+        session = cap._session
+        assert session is not None
+        paused = session.pause()
+        try:
+            assert paused is (sys.version_info < (3, 12))
+            if paused:
+                assert sys.gettrace() is None
+                P.llm("not seen")
+        finally:
+            if paused:
+                session.resume()
+        P.llm("seen")
+    assert [e.args for e in cap.events if e.callee is P.llm] == [{"prompt": "seen", "kwargs": {}}]
+
+
+def test_a_session_that_ended_while_paused_is_not_put_back() -> None:
+    before = sys.gettrace()
+    with xcs.capture() as cap:
+        session = cap._session
+        assert session is not None
+        paused = session.pause()
+        session.end(CaptureError("ended while paused"))
+        session.resume()
+        assert sys.gettrace() is before
+    assert paused is (sys.version_info < (3, 12))
+    assert sys.gettrace() is before and not observe.is_observing()
