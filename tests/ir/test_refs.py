@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+import pytest
+
 from xcs_bc.ir import MISSING, Source, ValueRef
 
 
@@ -38,3 +40,20 @@ def test_it_sets_every_field_and_replace_keeps_the_others() -> None:
     other = dataclasses.replace(ref, value=MISSING)
     assert other.name == "x" and other.deps == frozenset({1}) and other.value is MISSING
     assert ref.depth == 0 and other.depth == 0
+
+
+def test_replaced_is_dataclasses_replace() -> None:
+    """`ValueRef.replaced` copies every field by hand: a field added to the class and not to it fails
+    here.  A ref's measured depth is kept unless its operands change."""
+    leaf = ValueRef(Source.CONST, value=1)
+    ref = ValueRef(Source.EXPR, name="n", operands=(leaf,), op=2, deps=frozenset({2}), value="v", origin="o")
+    assert ref.depth == 1
+    init = [f.name for f in dataclasses.fields(ValueRef) if f.init]
+    for name in init:
+        new = ValueRef(Source.UNKNOWN) if name == "operands" else object()
+        value = (new,) if name == "operands" else new
+        mine, theirs = ref.replaced(**{name: value}), dataclasses.replace(ref, **{name: value})
+        assert [getattr(mine, f) for f in init] == [getattr(theirs, f) for f in init]
+    assert ref.replaced(value=2).depth == 1 and ref.replaced(operands=()).depth == 0
+    with pytest.raises(TypeError, match="colour"):
+        ref.replaced(colour="red")

@@ -1025,10 +1025,10 @@ def _with_item(refs: tuple[ValueRef, ...], item: ValueRef, other: ValueRef) -> t
     def visit(ref: ValueRef, operands: tuple[ValueRef, ...]) -> ValueRef:
         for part, new in pairs:
             if _below(ref, part):  # a path into the item (`d.title`, `d[0]`)
-                return dataclasses.replace(ref, path=(*new.path, *ref.path[len(part.path) :]))
+                return ref.replaced(path=(*new.path, *ref.path[len(part.path) :]))
         if all(new is old for new, old in zip(operands, ref.operands, strict=True)):
             return ref
-        return dataclasses.replace(ref, operands=operands)
+        return ref.replaced(operands=operands)
 
     return tuple(fold(ref, done, visit) for ref in refs)
 

@@ -248,6 +248,8 @@ def fold(
     shared ref once: `done` (by id of the ref) keeps what each gave, across calls that share it.
     Without recursion: values nest as deep as a loop has rounds.  The refs must stay alive while
     `done` is used (ids of dead objects are reused)."""
+    if id(root) in done:  # (a shared ref, visited already: most of a plan's are)
+        return done[id(root)]
     stack = [root]
     while stack:
         ref = stack[-1]

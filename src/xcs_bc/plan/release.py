@@ -128,7 +128,7 @@ class _Lean:
         self.originals.append(ref)
         value = ref.value if ref.source in _KEPT_VALUES else MISSING
         # (`under` is for planning only: its conditions hold the trace's results)
-        return dataclasses.replace(ref, operands=operands, value=value, under=())
+        return ref.replaced(operands=operands, value=value, under=())
 
     def guard(self, guard: Guard) -> Guard:
         return dataclasses.replace(guard, ref=self.ref(guard.ref))

@@ -157,7 +157,7 @@ class Unifier:
             if rebased is None:
                 return None
             operands.append(rebased)
-        return dataclasses.replace(ref, operands=tuple(operands), deps=frozenset())
+        return ref.replaced(operands=tuple(operands), deps=frozenset())
 
     def reads_round(self, ref: ValueRef, loop: TracedLoop) -> bool:
         if ref.source is Source.CONST and ref.counter:
@@ -169,7 +169,7 @@ class Unifier:
         bases = (*loop.record.sequences, loop.record.iterable)
         for i, step in enumerate(ref.path):
             if step.kind == "iter":
-                base = dataclasses.replace(ref, path=ref.path[:i], deps=frozenset())
+                base = ref.replaced(path=ref.path[:i], deps=frozenset())
                 if any(_same(base, b) for b in bases):
                     return True
         return False
@@ -346,7 +346,7 @@ def fill(ref: ValueRef, k: int | None, layout: Places) -> ValueRef:
             operands.extend(fill(operand.operands[0], r, layout) for r in range(layout.lengths[operand.loop]))
         else:
             operands.append(fill(operand, k, layout))
-    return dataclasses.replace(ref, path=path, operands=tuple(operands), deps=frozenset())
+    return ref.replaced(path=path, operands=tuple(operands), deps=frozenset())
 
 
 def _index(leaf: Any, k: int | None) -> Any:
