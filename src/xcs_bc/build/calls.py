@@ -434,10 +434,11 @@ def _stale_reason(b: Calls, callee: Any, args: tuple[ValueRef, ...]) -> str:
     closure's cells, a partial's arguments) or an argument is or holds an object the code changed in
     place before the call (`self.log.append(d)` then `self.ask(d)`), for people (CallFacts.stale);
     else ""."""
-    roots = [("its callee", callee), *((f"argument {format_value(ref)}", ref.value) for ref in args)]
-    for what, value in roots:
+    roots: list[tuple[ValueRef | None, Any]] = [(None, callee), *((ref, ref.value) for ref in args)]
+    for ref, value in roots:
         changed = b.changed_by_code_in(value)
         if changed is not MISSING:
+            what = "its callee" if ref is None else f"argument {format_value(ref)}"  # (said only then)
             return (
                 f"{what} holds a {type(changed).__name__} the code changed in place before the call: "
                 "issued early, the call would see it as it was"
