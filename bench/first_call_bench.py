@@ -31,6 +31,7 @@ import platform
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -124,6 +125,17 @@ def keep_relevant(docs):
 def keep_relevant_pool(docs):
     verdicts = list(POOL.map(lambda d: llm(f"Relevant? {d}"), docs))
     return [d for d, verdict in zip(docs, verdicts, strict=True) if sum(map(ord, verdict)) % 2]
+
+
+def tally_votes(docs):
+    votes = Counter()
+    for d in docs:
+        votes[llm(f"Vote on: {d}")[-2:]] += 1
+    return votes.most_common(3)
+
+
+def tally_votes_pool(docs):
+    return Counter(answer[-2:] for answer in POOL.map(lambda d: llm(f"Vote on: {d}"), docs)).most_common(3)
 
 
 def map_combine(docs):
@@ -223,6 +235,7 @@ SCENARIOS = [
     ),
     Scenario("judge 8, keep the best", judge_best, judge_best_pool, fresh_docs(8)),
     Scenario("filter 8 by a verdict", keep_relevant, keep_relevant_pool, fresh_docs(8)),
+    Scenario("tally 8 votes in a Counter", tally_votes, tally_votes_pool, fresh_docs(8)),
     Scenario("map of 8, then combine", map_combine, map_combine_pool, fresh_docs(8)),
     Scenario("search, read every hit", research, research_pool, fresh_query),
     Scenario("nested: 4 docs x 3 aspects", aspects, aspects_pool, fresh_docs(4)),
