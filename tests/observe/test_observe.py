@@ -224,6 +224,7 @@ def test_a_paused_session_sends_no_event_until_it_resumes() -> None:
     """`Session.pause()` (a first call's dispatcher serving a call) stops this thread's events on
     3.10/3.11, where the trace function is called for every frame started; on 3.12+ the events are
     local to the watched code and nothing needs pausing."""
+    assert sys.gettrace() is None, "run without a trace function installed (see the test below)"
     with xcs.capture(min_call_ms=P.MIN_CALL_MS) as cap:
         session = cap._session
         assert session is not None
@@ -238,6 +239,28 @@ def test_a_paused_session_sends_no_event_until_it_resumes() -> None:
                 session.resume()
         P.llm("seen")
     assert [e.args for e in cap.events if e.callee is P.llm] == [{"prompt": "seen", "kwargs": {}}]
+
+
+def test_a_session_chaining_to_a_trace_function_installed_before_is_not_paused() -> None:
+    """Coverage (or a debugger) installed before the session must still see the lines of a call made
+    while a first call's dispatcher serves it: the session then does not pause."""
+    seen: list[str] = []
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        seen.append(frame.f_code.co_name)
+        return None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        with xcs.capture() as cap:
+            session = cap._session
+            assert session is not None
+            paused = session.pause()
+            P.llm("seen by the tracer")
+    finally:
+        sys.settrace(previous)
+    assert paused is False and "__call__" in seen
 
 
 def test_a_session_that_ended_while_paused_is_not_put_back() -> None:

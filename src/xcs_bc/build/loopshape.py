@@ -103,10 +103,16 @@ def _receiver(info: CodeInfo, ins: Instr) -> bool:
     return after is not None and after.opname in _ATTRIBUTE_LOADS and bool(loaded_names(ins))
 
 
-def _adds_to(info: CodeInfo, ins: Instr) -> bool:
-    """Does `ins` load a container only to add to it (`out.append(r)`)?"""
+def _adds_to(info: CodeInfo, ins: Instr, name: str) -> bool:
+    """Does `ins` load the container `name` only to add to it (`out.append(r)`)?  (Of two names a
+    3.13 `LOAD_FAST_LOAD_FAST` loads, the attribute is the second's.)"""
     after = info.instrs.get(ins.next) if ins.next is not None else None
-    return after is not None and after.opname in _ATTRIBUTE_LOADS and arg_names(after)[-1] in _ADDERS
+    return (
+        after is not None
+        and after.opname in _ATTRIBUTE_LOADS
+        and arg_names(after)[-1] in _ADDERS
+        and loaded_names(ins)[-1:] == (name,)
+    )
 
 
 def _read_in_rounds(info: CodeInfo, head: int, rest: frozenset[int], name: str) -> bool:
@@ -120,7 +126,7 @@ def _read_in_rounds(info: CodeInfo, head: int, rest: frozenset[int], name: str) 
     while todo:
         ins = info.instrs[todo.pop()]
         loads = name in loaded_names(ins) or (ins.opname == "LOAD_GLOBAL" and arg_names(ins)[-1] == name)
-        if loads and not _adds_to(info, ins):
+        if loads and not _adds_to(info, ins, name):
             return True
         if name in stored_names(ins) or (ins.opname == "STORE_GLOBAL" and arg_names(ins)[-1] == name):
             continue

@@ -69,8 +69,9 @@ class Tracing:
 
     def pause(self) -> bool:
         """Send no event at all until `resume()` (see `Session.pause`); False when ours is not the
-        trace function installed, and nothing was paused."""
-        if not self.installed or sys.gettrace() is not self.global_tracer:
+        trace function installed, or chains to one installed before it (coverage must still see the
+        lines of a call made meanwhile), and nothing was paused."""
+        if not self.installed or self.previous is not None or sys.gettrace() is not self.global_tracer:
             return False
         sys.settrace(None)
         return True
