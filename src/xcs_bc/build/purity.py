@@ -262,8 +262,13 @@ def classify(callee: Any) -> Effect:
 
 # new empty containers of the standard library's (`votes = Counter()`, `groups = defaultdict(list)`): made
 # of nothing the caller has, by no user code (a defaultdict's factory a built-in type, called later)
-_EMPTY_CONTAINERS: dict[Any, frozenset[str]] = {Counter: frozenset(), OrderedDict: frozenset()}
-_EMPTY_CONTAINERS |= {defaultdict: frozenset(), deque: frozenset({"maxlen"})}
+# (each with the keywords it may be handed)
+_EMPTY_CONTAINERS: dict[Any, frozenset[str]] = {
+    Counter: frozenset(),
+    OrderedDict: frozenset(),
+    defaultdict: frozenset(),
+    deque: frozenset({"maxlen"}),
+}
 _FACTORIES = frozenset({int, float, str, bool, list, dict, set, tuple, Counter, OrderedDict, deque})
 
 
