@@ -219,10 +219,63 @@ def defaults_what_the_round_sets(docs):
     return out
 
 
+def breaks_in_a_handler_on_a_condition(docs):
+    out = []
+    for i, d in enumerate(docs):
+        try:
+            out.append(llm(d))
+        except ValueError:
+            if i > 1:
+                break
+            out.append("skipped")
+    return out
+
+
+def flags_through_a_nested_function(docs):
+    out, ok = [], True
+
+    def failed():
+        nonlocal ok
+        ok = False
+
+    for d in docs:
+        if not ok:
+            break
+        try:
+            out.append(llm(d))
+        except ValueError:
+            failed()
+    return out
+
+
+FAILED = False
+
+
+def flags_through_a_global(docs):
+    global FAILED
+    FAILED, out = False, []
+    for d in docs:
+        if FAILED:
+            break
+        try:
+            out.append(llm(d))
+        except ValueError:
+            mark_failed()
+    return out
+
+
+def mark_failed():
+    global FAILED
+    FAILED = True
+
+
 @pytest.mark.parametrize(
     ("fn", "leaves"),
     [
         (breaks_in_a_handler, True),
+        (breaks_in_a_handler_on_a_condition, True),
+        (flags_through_a_nested_function, True),
+        (flags_through_a_global, True),
         (returns_in_a_handler, True),
         (goes_on_in_a_handler, False),
         (handled_around_the_loop, False),

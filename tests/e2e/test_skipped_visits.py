@@ -137,13 +137,52 @@ def until_an_error_is_noted(docs: list[str]) -> tuple[list[str], list[str]]:
     return out, errors
 
 
-@pytest.mark.parametrize("fn", [until_flagged, until_two_failed, until_an_error_is_noted])
+def until_a_late_check_fails(docs: list[str]) -> list[str]:
+    out = []
+    for i, d in enumerate(docs):
+        try:
+            out.append(checker(d))
+        except FakeLLMError:
+            if i > 1:
+                break
+            out.append("skipped")
+    return out
+
+
+def until_a_helper_flags(docs: list[str]) -> list[str]:
+    out, ok = [], True
+
+    def failed() -> None:
+        nonlocal ok
+        ok = False
+
+    for d in docs:
+        if not ok:
+            break
+        try:
+            out.append(checker(d))
+        except FakeLLMError:
+            failed()
+    return out
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        until_flagged,
+        until_two_failed,
+        until_an_error_is_noted,
+        until_a_late_check_fails,
+        until_a_helper_flags,
+    ],
+)
 @pytest.mark.parametrize("first_bad", [False, True])
 def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run_does_not(
     fn: Any, first_bad: bool
 ) -> None:
-    """`except ...: ok = False` with `if not ok: break`, a count of failures, a list of errors: a round
-    that raises changes the rounds after it, whose calls the plain run does not make.  They wait for
+    """`except ...: ok = False` with `if not ok: break`, a count of failures, a list of errors, a
+    `break` on a condition, a flag a nested function sets: a round that raises changes the rounds
+    after it, whose calls the plain run does not make.  They wait for
     the rounds before them, on the first call (traced on documents that all pass, or not) and in
     replays, and nothing is wasted."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 
+from xcs_bc._compat import CALL_OPS
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.liveness import arg_names, loaded_names, stored_names
 
@@ -54,7 +55,10 @@ def handled_out(info: CodeInfo, head: int) -> bool:
     reached = _reached(handlers, lambda offset: () if offset in ends else _edges(info, offset), stop=-1)
     if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in reached):
         return True
+    # a handler that goes back into the loop on one path may leave it on another (`if i > 1: break`)
     only = _handlers_own(info, head, body, around)
+    if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in only):
+        return True
     return any(_read_in_rounds(info, head, body - only, name) for name in _changes(info, only))
 
 
@@ -67,8 +71,9 @@ _ADDERS = frozenset({"append", "extend", "add", "insert", "appendleft", "extendl
 
 
 def _handlers_own(info: CodeInfo, head: int, body: frozenset[int], around: object) -> frozenset[int]:
-    """The code of the loop's body that only its handlers that go back into the loop run (`except
-    ValueError: ok = False`), not the rest of the round."""
+    """The code that only the loop's handlers that may go back into the loop run (`except ValueError:
+    ok = False`), not the rest of the round; with the paths by which they may leave it (`if i > 1:
+    break`)."""
     targets = {
         handler.target
         for offset in body
@@ -78,16 +83,25 @@ def _handlers_own(info: CodeInfo, head: int, body: frozenset[int], around: objec
         return frozenset()
     within = lambda offset: info.successors(offset) if offset in body else ()  # noqa: E731
     normal = _reached({info.instrs[head].next or head}, within, stop=head)
-    return frozenset(_reached(targets, within, stop=head) - normal - {head})
+    own = _reached(targets, lambda offset: () if offset in normal else info.successors(offset), stop=head)
+    return frozenset(own - normal - {head})
 
 
 def _changes(info: CodeInfo, only: frozenset[int]) -> set[str]:
     """The names the code `only` may change: the locals and globals it assigns, the locals whose
-    methods it calls (`errors.append(d)`), and every local it loads when it changes an object in place
-    (`seen[d] = False`).  (The exception's own name, `except E as e`, no round reads.)"""
+    methods it calls (`errors.append(d)`), every local it loads when it changes an object in place
+    (`seen[d] = False`), and, when it calls anything, the cells of the code and the globals it
+    assigns (a function it calls may assign them too: `nonlocal ok`, `global FAILED`).  (The
+    exception's own name, `except E as e`, no round reads.)"""
     code = [info.instrs[offset] for offset in sorted(only)]
     in_place = any(ins.opname in _IN_PLACE for ins in code)
     names: set[str] = set()
+    if any(ins.opname in CALL_OPS for ins in code):
+        # a function it calls may assign a cell (`nonlocal ok`) or a global the code assigns too
+        names.update(info.code.co_cellvars)
+        names.update(
+            name for ins in info.instrs.values() if ins.opname == "STORE_GLOBAL" for name in arg_names(ins)
+        )
     for ins in code:
         names.update(stored_names(ins))
         if ins.opname == "STORE_GLOBAL":
