@@ -9,7 +9,7 @@ import pytest
 
 from xcs_bc.build.arms import Tail, round_tail
 from xcs_bc.build.codeinfo import code_info
-from xcs_bc.build.loopshape import handled_out
+from xcs_bc.build.loopshape import handled_out, while_heads
 from xcs_bc.build.skipping import loop_body
 
 llm: Any = None
@@ -294,3 +294,50 @@ def test_a_try_inside_a_loop_may_leave_it(fn: Any, leaves: bool) -> None:
     info = code_info(fn.__code__)
     head = next(offset for offset in info.order if info.instrs[offset].opname == "FOR_ITER")
     assert handled_out(info, head) is leaves
+
+
+def while_flagged(docs):
+    i, ok, out = 0, True, []
+    while i < len(docs) and ok:
+        try:
+            out.append(llm(docs[i]))
+        except ValueError:
+            ok = False
+        i += 1
+    return out
+
+
+def while_breaks_on_a_flag(docs):
+    i, ok, out = 0, True, []
+    while i < len(docs):
+        if not ok:
+            break
+        try:
+            out.append(llm(docs[i]))
+        except ValueError:
+            ok = False
+        i += 1
+    return out
+
+
+def while_falls_back(docs):
+    i, out = 0, []
+    while i < len(docs):
+        try:
+            out.append(llm(docs[i]))
+        except ValueError:
+            out.append(None)
+        i += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "leaves"), [(while_flagged, True), (while_breaks_on_a_flag, True), (while_falls_back, False)]
+)
+def test_a_try_inside_a_while_loop_may_leave_it_too(fn: Any, leaves: bool) -> None:
+    """The rounds of a `while` loop start where its backward jumps go (`while_heads`, from the call's
+    offset): the same question, on the loop's own way out (its condition, a `break`)."""
+    info = code_info(fn.__code__)
+    call = next(offset for offset in info.order if info.instrs[offset].argval == "append")
+    heads = while_heads(info, call)
+    assert heads and {handled_out(info, head) for head in heads} == {leaves}

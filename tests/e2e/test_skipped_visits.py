@@ -166,6 +166,17 @@ def until_a_helper_flags(docs: list[str]) -> list[str]:
     return out
 
 
+def while_flagged(docs: list[str]) -> list[str]:
+    i, ok, out = 0, True, []
+    while i < len(docs) and ok:
+        try:
+            out.append(checker(docs[i]))
+        except FakeLLMError:
+            ok = False
+        i += 1
+    return out
+
+
 @pytest.mark.parametrize(
     "fn",
     [
@@ -174,6 +185,7 @@ def until_a_helper_flags(docs: list[str]) -> list[str]:
         until_an_error_is_noted,
         until_a_late_check_fails,
         until_a_helper_flags,
+        while_flagged,
     ],
 )
 @pytest.mark.parametrize("first_bad", [False, True])
@@ -181,9 +193,9 @@ def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run
     fn: Any, first_bad: bool
 ) -> None:
     """`except ...: ok = False` with `if not ok: break`, a count of failures, a list of errors, a
-    `break` on a condition, a flag a nested function sets: a round that raises changes the rounds
-    after it, whose calls the plain run does not make.  They wait for
-    the rounds before them, on the first call (traced on documents that all pass, or not) and in
+    `break` on a condition, a flag a nested function sets, a `while` loop's condition: a round that
+    raises changes the rounds after it, whose calls the plain run does not make.  They wait for the
+    rounds before them, on the first call (traced on documents that all pass, or not) and in
     replays, and nothing is wasted."""
 
     def bad_at(*at: int, n: int = 6) -> list[str]:
@@ -192,4 +204,24 @@ def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run
     fast = xcs.jit(fn)
     for docs in (bad_at(1, 2) if first_bad else bad_at(), bad_at(1, 3), bad_at(), bad_at(0, 4), bad_at(2, 3)):
         run_both_fresh(fn, fast, lambda docs=docs: (list(docs),), watch=[checker])
+    no_waste(fast)
+
+
+def while_falling_back(docs: list[str]) -> list[str]:
+    i, out = 0, []
+    while i < len(docs):
+        try:
+            out.append(checker(docs[i]))
+        except FakeLLMError:
+            out.append("failed")
+        i += 1
+    return out
+
+
+def test_a_while_loop_whose_handler_goes_on_replays_its_rounds_at_once() -> None:
+    """A fallback value changes nothing a later round reads: its replays still issue every round."""
+    fast = xcs.jit(while_falling_back)
+    for docs in ([fresh() for _ in range(5)], [fresh(), f"BAD {fresh()}", fresh(), fresh(), fresh()]):
+        run_both_fresh(while_falling_back, fast, lambda docs=docs: (list(docs),), watch=[checker])
+    assert fast.stats.served >= 4
     no_waste(fast)

@@ -25,7 +25,7 @@ from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, made_code, takes_all
-from xcs_bc.build.loopshape import handled_out
+from xcs_bc.build.loopshape import handled_out, while_heads
 from xcs_bc.build.slow import plain_builtin, reads_callers_frame
 from xcs_bc.build.trace import CallFacts
 from xcs_bc.ir import MISSING, Caller, ExprKind, Operation, OpType, Site, Source, ValueRef
@@ -128,7 +128,7 @@ class Calls(Effects):
             stale = _stale_reason(self, callee, args)
             if stale:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], stale=stale)
-            exits = self._handled_out_of(fs)
+            exits = self._handled_out_of(fs, ins)
             if exits:
                 self.call_facts[op.id] = replace(self.call_facts[op.id], exits=exits)
             # a slow call may change the mutable objects it is handed (an awaited call: those it
@@ -259,15 +259,20 @@ class Calls(Effects):
             for ref, value in zip(args, values, strict=True)
         )
 
-    def _handled_out_of(self, fs: FrameState) -> str:
+    def _handled_out_of(self, fs: FrameState, ins: Instr) -> str:
         """Why a slow call in a later round of a loop (of its frame) whose `try` may leave it (`except
         ValueError: break`), or change what a later round reads (`except ValueError: ok = False`),
         waits for the rounds before it, for people (CallFacts.exits); else "".  Issued ahead, it would
         be made although an earlier round raised and the loop was left."""
-        for state in self.iters.values():
-            head = state.head
-            later = state.frame is fs.frame and len(state.op_starts) > 1 and head is not None
-            if later and handled_out(fs.info, head):
+        heads = [
+            state.head
+            for state in self.iters.values()
+            if state.frame is fs.frame and len(state.op_starts) > 1 and state.head is not None
+        ]
+        if self._occurrences.get((id(fs.info.code), ins.offset), 0) > 1:  # (a `while` loop's later round)
+            heads += while_heads(fs.info, ins.offset)
+        for head in heads:
+            if handled_out(fs.info, head):
                 return (
                     f"it is in a later round of the loop at {self._site(fs, fs.info.instrs[head])}, which a "
                     "`try` in it may leave (or change what a later round reads): the round is made only "

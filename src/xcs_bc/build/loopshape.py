@@ -13,18 +13,22 @@ from xcs_bc._compat import CALL_OPS
 from xcs_bc.build.codeinfo import CodeInfo, Instr
 from xcs_bc.build.liveness import arg_names, loaded_names, stored_names
 
-__all__ = ["handled_out", "loop_offsets"]
+__all__ = ["handled_out", "loop_offsets", "while_heads"]
 
 
 @functools.lru_cache(maxsize=1024)
 def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
-    """The instructions of the body of the loop whose FOR_ITER is at `head`, without
-    their EXTENDED_ARG prefixes; none for an instruction that is no FOR_ITER with a round (see
-    `skipping.loop_body`)."""
-    for_iter = info.instrs[head]
-    if for_iter.next is None:
-        return frozenset()
-    ahead = _reached({for_iter.next}, lambda off: _edges(info, off), stop=head)
+    """The instructions of the body of the loop whose FOR_ITER is at `head` (or, for a `while` loop,
+    whose rounds start at `head`: the target of its backward jumps), without their EXTENDED_ARG
+    prefixes; none for a FOR_ITER with no round (see `skipping.loop_body`)."""
+    first = info.instrs[head]
+    if first.opname == "FOR_ITER":
+        if first.next is None:
+            return frozenset()
+        start = {first.next}
+    else:
+        start = set(_edges(info, head))
+    ahead = _reached(start, lambda off: _edges(info, off), stop=head)
     preds = _predecessors(info)
     rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the FOR_ITER)
     back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
@@ -42,8 +46,13 @@ def handled_out(info: CodeInfo, head: int) -> bool:
     the exception leaves the function.)"""
     body = loop_offsets(info, head)
     around = info.handler_at(head)
-    exit_ = info.instrs[head].target
-    after = _reached({exit_}, info.successors, stop=-1) if exit_ is not None else set()  # (past the loop)
+    only = _handlers_own(info, head, body, around)
+    if info.instrs[head].opname == "FOR_ITER":
+        exit_ = info.instrs[head].target
+        exits = {exit_} if exit_ is not None else set()
+    else:  # (a `while` loop: wherever the code of its rounds, not its handlers', jumps out of it)
+        exits = {next_ for offset in body - only for next_ in info.successors(offset) if next_ not in body}
+    after = _reached(exits, info.successors, stop=-1)  # (past the loop)
     ends = body | ({around.target} if around is not None else set())
     handlers = {
         handler.target
@@ -56,10 +65,23 @@ def handled_out(info: CodeInfo, head: int) -> bool:
     if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in reached):
         return True
     # a handler that goes back into the loop on one path may leave it on another (`if i > 1: break`)
-    only = _handlers_own(info, head, body, around)
     if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in only):
         return True
     return any(_read_in_rounds(info, head, body - only, name) for name in _changes(info, only))
+
+
+@functools.lru_cache(maxsize=1024)
+def while_heads(info: CodeInfo, offset: int) -> tuple[int, ...]:
+    """Where the rounds of the loops that are no `for` loop (`while ...:`) holding the instruction at
+    `offset` start: the targets of their backward jumps."""
+    heads = {
+        ins.target
+        for ins in info.instrs.values()
+        if ins.target is not None
+        and ins.target <= ins.offset
+        and info.instrs[ins.target].opname != "FOR_ITER"
+    }
+    return tuple(head for head in sorted(heads) if offset in loop_offsets(info, head))
 
 
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
@@ -82,7 +104,9 @@ def _handlers_own(info: CodeInfo, head: int, body: frozenset[int], around: objec
     if not targets:
         return frozenset()
     within = lambda offset: info.successors(offset) if offset in body else ()  # noqa: E731
-    normal = _reached({info.instrs[head].next or head}, within, stop=head)
+    # the rounds' own code (not a FOR_ITER's way out of the loop: a `break` may go there too)
+    stop = head if info.instrs[head].opname == "FOR_ITER" else -1
+    normal = _reached(set(_round_start(info, head)), within, stop=stop)
     own = _reached(targets, lambda offset: () if offset in normal else info.successors(offset), stop=head)
     return frozenset(own - normal - {head})
 
@@ -117,6 +141,15 @@ def _receiver(info: CodeInfo, ins: Instr) -> bool:
     return after is not None and after.opname in _ATTRIBUTE_LOADS and bool(loaded_names(ins))
 
 
+def _round_start(info: CodeInfo, head: int) -> list[int]:
+    """Where a round of the loop at `head` starts: after its FOR_ITER, or at the first instruction of
+    a `while` loop's round (which the round runs, and may read a name)."""
+    first = info.instrs[head]
+    if first.opname != "FOR_ITER":
+        return [head]
+    return [first.next] if first.next is not None else []
+
+
 def _adds_to(info: CodeInfo, ins: Instr, name: str) -> bool:
     """Does `ins` load the container `name` only to add to it (`out.append(r)`)?  (Of two names a
     3.13 `LOAD_FAST_LOAD_FAST` loads, the attribute is the second's.)"""
@@ -134,8 +167,7 @@ def _read_in_rounds(info: CodeInfo, head: int, rest: frozenset[int], name: str) 
     out: `failures += 1` reads what it assigns), read `name` before it assigns it (`if not ok: break`
     at the round's start)?  What a round leaves there, the next round reads.  Adding to it
     (`out.append(r)`) reads nothing of it."""
-    start = info.instrs[head].next
-    todo = [start] if start is not None else []
+    todo = _round_start(info, head)
     seen = set(todo)
     while todo:
         ins = info.instrs[todo.pop()]
