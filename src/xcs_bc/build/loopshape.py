@@ -67,21 +67,31 @@ def handled_out(info: CodeInfo, head: int) -> bool:
     # a handler that goes back into the loop on one path may leave it on another (`if i > 1: break`)
     if any(offset in after or info.instrs[offset].opname in _RETURNS for offset in only):
         return True
-    return any(_read_in_rounds(info, head, body - only, name) for name in _changes(info, only))
+    skipped = _skipped(info, body, only, around)
+    changed = _derived(info, body, _changes(info, only) | _stores(info, skipped))
+    return any(_read_in_rounds(info, head, body - only, name) for name in changed)
 
 
 @functools.lru_cache(maxsize=1024)
 def while_heads(info: CodeInfo, offset: int) -> tuple[int, ...]:
     """Where the rounds of the loops that are no `for` loop (`while ...:`) holding the instruction at
     `offset` start: the targets of their backward jumps."""
+    normal = _normal_code(info)  # (a handler's way back, placed after the code, jumps back too)
     heads = {
         ins.target
         for ins in info.instrs.values()
         if ins.target is not None
         and ins.target <= ins.offset
+        and ins.offset in normal
         and info.instrs[ins.target].opname != "FOR_ITER"
     }
     return tuple(head for head in sorted(heads) if offset in loop_offsets(info, head))
+
+
+@functools.lru_cache(maxsize=256)
+def _normal_code(info: CodeInfo) -> frozenset[int]:
+    """The instructions a run that raises nothing may reach."""
+    return frozenset(_reached({info.order[0]}, info.successors, stop=-1))
 
 
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
@@ -133,6 +143,58 @@ def _changes(info: CodeInfo, only: frozenset[int]) -> set[str]:
         if in_place or _receiver(info, ins):
             names.update(loaded_names(ins))
     return names
+
+
+def _skipped(info: CodeInfo, body: frozenset[int], only: frozenset[int], around: object) -> frozenset[int]:
+    """The instructions of a loop's rounds (`body`, the handlers' own code `only` left out) that a
+    raising round may skip: those of the `try` bodies whose handlers go back into the loop (`done =
+    True` after the call)."""
+    return frozenset(
+        offset
+        for offset in body - only
+        if (handler := info.handler_at(offset)) is not None and handler != around and handler.target in body
+    )
+
+
+def _stores(info: CodeInfo, code: frozenset[int]) -> set[str]:
+    """The names the instructions `code` assign, and the locals whose methods they call."""
+    names: set[str] = set()
+    for offset in code:
+        ins = info.instrs[offset]
+        names.update(stored_names(ins))
+        if ins.opname == "STORE_GLOBAL":
+            names.update(arg_names(ins))
+        if _receiver(info, ins):
+            names.update(loaded_names(ins))
+    return names
+
+
+# where a statement's value has been used: the names loaded since then feed no later store
+_STATEMENT_ENDS = frozenset(
+    {"POP_TOP", "RETURN_VALUE", "RETURN_CONST", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_TRUE"}
+)
+
+
+def _derived(info: CodeInfo, body: frozenset[int], names: set[str]) -> set[str]:
+    """`names` and the locals the loop's rounds compute from them (`ok = done`, `ok = r is not
+    None`), statement by statement in the order of the bytecode, until nothing more is added."""
+    derived = set(names)
+    grew = True
+    while grew:
+        grew = False
+        loaded: set[str] = set()
+        for offset in sorted(body):
+            ins = info.instrs[offset]
+            stored = stored_names(ins)
+            if stored and loaded & derived and not set(stored) <= derived:
+                derived.update(stored)
+                grew = True
+            loaded.update(loaded_names(ins))
+            following = info.instrs.get(ins.next) if ins.next is not None else None
+            unpacked = stored and following is not None and bool(stored_names(following))  # (`a, b = ...`)
+            if (stored and not unpacked) or ins.opname in _STATEMENT_ENDS or ins.target is not None:
+                loaded = set()
+    return derived
 
 
 def _receiver(info: CodeInfo, ins: Instr) -> bool:
