@@ -30,20 +30,21 @@ def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
         start = set(_edges(info, head))
     ahead = _reached(start, lambda off: _edges(info, off), stop=head)
     preds = _predecessors(info)
-    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the FOR_ITER)
+    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the head)
     back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
     return frozenset({head} | (ahead & back))
 
 
 @functools.lru_cache(maxsize=1024)
 def handled_out(info: CodeInfo, head: int) -> bool:
-    """May an exception in a round of the loop whose FOR_ITER is at `head` land in a handler of a
-    `try` inside the loop that leaves it (`except ValueError: break`, or `return`), or that goes back
-    into the loop having changed what a later round reads before it assigns it (`except ValueError:
-    ok = False` with `if not ok: break`, `errors.append(d)` with `if errors: break`)?  Its later
-    rounds would then not run, or not as a round that did not raise leaves them.  (A handler that
-    re-raises, or is that of a `try` around the loop, is as no `try`: the run leaves the loop as when
-    the exception leaves the function.)"""
+    """May an exception in a round of the loop whose FOR_ITER is at `head` (or whose `while` rounds
+    start there, see `while_heads`) land in a handler of a `try` inside the loop that leaves it
+    (`except ValueError: break`, `return`, maybe under a condition), or that goes back into the loop
+    having changed what a later round reads before it assigns it (`except ValueError: ok = False`
+    with `if not ok: break`, `errors.append(d)` with `if errors: break`, a flag computed from what the
+    `try` body skipped: `finally: ok = done`)?  Its later rounds would then not run, or not as a
+    round that did not raise leaves them.  (A handler that re-raises, or is that of a `try` around
+    the loop, is as no `try`: the run leaves the loop as when the exception leaves the function.)"""
     body = loop_offsets(info, head)
     around = info.handler_at(head)
     only = _handlers_own(info, head, body, around)
@@ -128,20 +129,15 @@ def _changes(info: CodeInfo, only: frozenset[int]) -> set[str]:
     assigns (a function it calls may assign them too: `nonlocal ok`, `global FAILED`).  (The
     exception's own name, `except E as e`, no round reads.)"""
     code = [info.instrs[offset] for offset in sorted(only)]
-    in_place = any(ins.opname in _IN_PLACE for ins in code)
-    names: set[str] = set()
+    names = _stores(info, only)
     if any(ins.opname in CALL_OPS for ins in code):
         # a function it calls may assign a cell (`nonlocal ok`) or a global the code assigns too
         names.update(info.code.co_cellvars)
         names.update(
             name for ins in info.instrs.values() if ins.opname == "STORE_GLOBAL" for name in arg_names(ins)
         )
-    for ins in code:
-        names.update(stored_names(ins))
-        if ins.opname == "STORE_GLOBAL":
-            names.update(arg_names(ins))
-        if in_place or _receiver(info, ins):
-            names.update(loaded_names(ins))
+    if any(ins.opname in _IN_PLACE for ins in code):
+        names.update(name for ins in code for name in loaded_names(ins))
     return names
 
 
