@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from handler_loops import STOPPED_BY_A_HANDLER, falling_back, while_falling_back, while_flagged
 from xcs_bc.build.arms import Tail, round_tail
 from xcs_bc.build.codeinfo import code_info
 from xcs_bc.build.loopshape import handled_out, while_heads
@@ -147,42 +148,6 @@ def handled_around_the_loop(docs):
     return out
 
 
-def flags_what_the_next_round_reads(docs):
-    out, ok = [], True
-    for d in docs:
-        if not ok:
-            break
-        try:
-            out.append(llm(d))
-        except ValueError:
-            ok = False
-    return out
-
-
-def counts_what_the_next_round_reads(docs):
-    out, failures = [], 0
-    for d in docs:
-        if failures > 2:
-            break
-        try:
-            out.append(llm(d))
-        except ValueError:
-            failures += 1
-    return out
-
-
-def notes_what_the_next_round_reads(docs):
-    out, errors = [], []
-    for d in docs:
-        if errors:
-            break
-        try:
-            out.append(llm(d))
-        except ValueError as e:
-            errors.append(str(e))
-    return out
-
-
 def marks_what_the_next_round_reads(docs):
     out, seen = [], {}
     for d in docs:
@@ -219,35 +184,6 @@ def defaults_what_the_round_sets(docs):
     return out
 
 
-def breaks_in_a_handler_on_a_condition(docs):
-    out = []
-    for i, d in enumerate(docs):
-        try:
-            out.append(llm(d))
-        except ValueError:
-            if i > 1:
-                break
-            out.append("skipped")
-    return out
-
-
-def flags_through_a_nested_function(docs):
-    out, ok = [], True
-
-    def failed():
-        nonlocal ok
-        ok = False
-
-    for d in docs:
-        if not ok:
-            break
-        try:
-            out.append(llm(d))
-        except ValueError:
-            failed()
-    return out
-
-
 FAILED = False
 
 
@@ -273,18 +209,15 @@ def mark_failed():
     ("fn", "leaves"),
     [
         (breaks_in_a_handler, True),
-        (breaks_in_a_handler_on_a_condition, True),
-        (flags_through_a_nested_function, True),
-        (flags_through_a_global, True),
         (returns_in_a_handler, True),
+        (flags_through_a_global, True),
+        (marks_what_the_next_round_reads, True),
+        *((fn, True) for fn in STOPPED_BY_A_HANDLER if fn is not while_flagged),
         (goes_on_in_a_handler, False),
         (handled_around_the_loop, False),
-        (flags_what_the_next_round_reads, True),
-        (counts_what_the_next_round_reads, True),
-        (notes_what_the_next_round_reads, True),
-        (marks_what_the_next_round_reads, True),
         (counts_what_only_the_end_reads, False),
         (defaults_what_the_round_sets, False),
+        (falling_back, False),
     ],
 )
 def test_a_try_inside_a_loop_may_leave_it(fn: Any, leaves: bool) -> None:
@@ -294,17 +227,6 @@ def test_a_try_inside_a_loop_may_leave_it(fn: Any, leaves: bool) -> None:
     info = code_info(fn.__code__)
     head = next(offset for offset in info.order if info.instrs[offset].opname == "FOR_ITER")
     assert handled_out(info, head) is leaves
-
-
-def while_flagged(docs):
-    i, ok, out = 0, True, []
-    while i < len(docs) and ok:
-        try:
-            out.append(llm(docs[i]))
-        except ValueError:
-            ok = False
-        i += 1
-    return out
 
 
 def while_breaks_on_a_flag(docs):
@@ -320,19 +242,8 @@ def while_breaks_on_a_flag(docs):
     return out
 
 
-def while_falls_back(docs):
-    i, out = 0, []
-    while i < len(docs):
-        try:
-            out.append(llm(docs[i]))
-        except ValueError:
-            out.append(None)
-        i += 1
-    return out
-
-
 @pytest.mark.parametrize(
-    ("fn", "leaves"), [(while_flagged, True), (while_breaks_on_a_flag, True), (while_falls_back, False)]
+    ("fn", "leaves"), [(while_flagged, True), (while_breaks_on_a_flag, True), (while_falling_back, False)]
 )
 def test_a_try_inside_a_while_loop_may_leave_it_too(fn: Any, leaves: bool) -> None:
     """The rounds of a `while` loop start where its backward jumps go (`while_heads`, from the call's

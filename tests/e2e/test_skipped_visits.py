@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 import xcs_bc as xcs
+from handler_loops import GOING_ON_AFTER_A_HANDLER, STOPPED_BY_A_HANDLER, checker
 from likeplain import LATENCY, fresh, no_waste, run_both_fresh
 from xcs_bc.testing import FakeLLM, FakeLLMError
 
-checker = FakeLLM("checker", LATENCY, fail_on="BAD")
 writer = FakeLLM("writer", LATENCY)
 
 
@@ -100,126 +100,7 @@ def test_later_rounds_of_a_loop_a_handler_may_leave_wait_for_the_rounds_before_t
     assert "which a `try` in it may leave" in fast.explain()
 
 
-def until_flagged(docs: list[str]) -> list[str]:
-    out, ok = [], True
-    for d in docs:
-        if not ok:
-            break
-        try:
-            out.append(checker(d))
-        except FakeLLMError:
-            ok = False
-    return out
-
-
-def until_two_failed(docs: list[str]) -> tuple[list[str], int]:
-    out, failures = [], 0
-    for d in docs:
-        if failures >= 2:
-            break
-        try:
-            out.append(checker(d))
-        except FakeLLMError:
-            failures += 1
-    return out, failures
-
-
-def until_an_error_is_noted(docs: list[str]) -> tuple[list[str], list[str]]:
-    out: list[str] = []
-    errors: list[str] = []
-    for d in docs:
-        if errors:
-            continue
-        try:
-            out.append(checker(d))
-        except FakeLLMError as e:
-            errors.append(str(e))
-    return out, errors
-
-
-def until_a_late_check_fails(docs: list[str]) -> list[str]:
-    out = []
-    for i, d in enumerate(docs):
-        try:
-            out.append(checker(d))
-        except FakeLLMError:
-            if i > 1:
-                break
-            out.append("skipped")
-    return out
-
-
-def until_a_helper_flags(docs: list[str]) -> list[str]:
-    out, ok = [], True
-
-    def failed() -> None:
-        nonlocal ok
-        ok = False
-
-    for d in docs:
-        if not ok:
-            break
-        try:
-            out.append(checker(d))
-        except FakeLLMError:
-            failed()
-    return out
-
-
-def while_flagged(docs: list[str]) -> list[str]:
-    i, ok, out = 0, True, []
-    while i < len(docs) and ok:
-        try:
-            out.append(checker(docs[i]))
-        except FakeLLMError:
-            ok = False
-        i += 1
-    return out
-
-
-def flagged_in_finally(docs: list[str]) -> list[str]:
-    ok, out = True, []
-    for d in docs:
-        if not ok:
-            break
-        done = False
-        try:
-            out.append(checker(d))
-            done = True
-        except FakeLLMError:
-            pass
-        finally:
-            ok = done
-    return out
-
-
-def flagged_from_a_fallback(docs: list[str]) -> list[str | None]:
-    ok, out = True, []
-    for d in docs:
-        if not ok:
-            break
-        try:
-            r = checker(d)
-        except FakeLLMError:
-            r = None
-        ok = r is not None
-        out.append(r)
-    return out
-
-
-@pytest.mark.parametrize(
-    "fn",
-    [
-        until_flagged,
-        until_two_failed,
-        until_an_error_is_noted,
-        until_a_late_check_fails,
-        until_a_helper_flags,
-        while_flagged,
-        flagged_in_finally,
-        flagged_from_a_fallback,
-    ],
-)
+@pytest.mark.parametrize("fn", STOPPED_BY_A_HANDLER)
 @pytest.mark.parametrize("first_bad", [False, True])
 def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run_does_not(
     fn: Any, first_bad: bool
@@ -240,29 +121,7 @@ def test_a_handler_setting_what_the_next_round_reads_makes_no_call_the_plain_run
     no_waste(fast)
 
 
-def while_falling_back(docs: list[str]) -> list[str]:
-    i, out = 0, []
-    while i < len(docs):
-        try:
-            out.append(checker(docs[i]))
-        except FakeLLMError:
-            out.append("failed")
-        i += 1
-    return out
-
-
-def falling_back(docs: list[str]) -> list[str | None]:
-    out = []
-    for d in docs:
-        try:
-            r = checker(d)
-        except FakeLLMError:
-            r = None
-        out.append(r)
-    return out
-
-
-@pytest.mark.parametrize("fn", [while_falling_back, falling_back])
+@pytest.mark.parametrize("fn", GOING_ON_AFTER_A_HANDLER)
 def test_a_loop_whose_handler_goes_on_replays_its_rounds_at_once(fn: Any) -> None:
     """A fallback value changes nothing a later round reads: its replays still issue every round.
     (On 3.12+ a handler's way back into the loop is placed after the code and jumps back: no loop.)"""
