@@ -10,9 +10,12 @@ ahead and the first call runs one call after another, as before.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -1130,22 +1133,34 @@ class _Kept(logging.Handler):
         self.lines.append(f"{record.name} {record.levelname} {record.getMessage()} {record.funcName}")
 
 
+@contextlib.contextmanager
+def _logging_to(kept: _Kept) -> Iterator[None]:
+    log.addHandler(kept)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(kept)
+
+
+def _first_call_logs_like_plain(kept: _Kept, docs: list[str]) -> tuple[Any, list[str]]:
+    """The first call of a fresh jit of `logged` issues its 5 later rounds ahead and logs what the plain
+    run logs; gives the jit and the plain run's lines."""
+    logged(docs)
+    plain_lines, kept.lines = kept.lines, []
+    fast = xcs.jit(logged)
+    assert len(submitted(fast, logged, docs)) == 5
+    assert kept.lines == plain_lines * 3  # (`submitted` runs the plain function twice, then the jit)
+    return fast, plain_lines
+
+
 def test_a_round_that_logs_goes_at_once_and_logs_what_the_plain_run_logs() -> None:
     """A logger's methods write to its handlers, which no slow call reads back (like `print`): the
     rounds go ahead, and the real run still makes every logging call, in order, from its own frame."""
     kept = _Kept()
-    log.addHandler(kept)
-    log.setLevel(logging.INFO)
-    try:
-        docs = [fresh() for _ in range(6)]
-        logged(docs)
-        plain_lines, kept.lines = kept.lines, []
-        fast = xcs.jit(logged)
-        assert len(submitted(fast, logged, docs)) == 5
-        assert kept.lines == plain_lines * 3  # (`submitted` runs the plain function twice, then the jit)
+    with _logging_to(kept):
+        fast, _ = _first_call_logs_like_plain(kept, [fresh() for _ in range(6)])
         no_waste(fast)
-    finally:
-        log.removeHandler(kept)
 
 
 class _SlowKept(_Kept):
@@ -1164,23 +1179,15 @@ def test_a_slow_log_handler_keeps_each_logging_call_in_the_frame_that_makes_it()
     own calls still go ahead (nothing did when the first round's `log.info` was slow: the round then
     held a call that could not be issued)."""
     kept = _SlowKept()
-    log.addHandler(kept)
-    log.setLevel(logging.INFO)
-    try:
+    with _logging_to(kept):
         docs = [fresh() for _ in range(6)]
-        logged(docs)
-        plain_lines, kept.lines = kept.lines, []
-        fast = xcs.jit(logged)
-        assert len(submitted(fast, logged, docs)) == 5
-        assert kept.lines == plain_lines * 3
+        fast, plain_lines = _first_call_logs_like_plain(kept, docs)
         kept.lines = []
         for _ in range(2):
             assert fast(list(docs)) == logged(list(docs))
         assert kept.lines == plain_lines * 4
         assert fast.stats.replays == 2 and fast.stats.served >= 10
         no_waste(fast)
-    finally:
-        log.removeHandler(kept)
 
 
 class _Counting(logging.Logger):  # a logger of a class of its own may keep what it logs
