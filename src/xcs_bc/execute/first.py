@@ -491,13 +491,12 @@ class FirstCall:
         """An armed site: serve the call issued ahead that is this very call, or make it here (with the
         session's events paused: the builder hears of the call from `_served` alone)."""
         session = self.session
-        paused = session is not None and session.pause()
+        if session is None or not session.pause():
+            return self._dispatch(key, fn, args, kwargs)
         try:
             return self._dispatch(key, fn, args, kwargs)
         finally:
-            if paused:
-                assert session is not None
-                session.resume()
+            session.resume()
 
     def _dispatch(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         frame = _caller(self.gated)
