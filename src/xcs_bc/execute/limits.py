@@ -52,6 +52,7 @@ from typing import Any
 from xcs_bc.errors import ConfigError
 from xcs_bc.execute.apis import call_host, candidates, host_of, overloaded, retry_after
 from xcs_bc.execute.executor import waiting
+from xcs_bc.execute.futures import LeanFuture
 from xcs_bc.ir.values import awaited_call, describe_callee
 
 DEFAULT_HOST_CONCURRENCY = 16  # calls at once to a host of a known client that no limit names
@@ -391,7 +392,7 @@ class Limit:
         _alone.ended()
         if done.cancelled():  # (by `future.cancel()`, or by its executor): the run makes it in its turn
             self._give_back(future, number)
-            Future.cancel(future)
+            LeanFuture.cancel(future)
             return
         if not future.set_running_or_notify_cancel():
             self._release(number, None)
@@ -417,7 +418,7 @@ def answered(future: Future[Any]) -> bool:
     return not future.cancelled() and not isinstance(future.exception(), Withdrawn)
 
 
-class _Ahead(Future[Any]):
+class _Ahead(LeanFuture):
     """The future of a call issued ahead.  `keep`: if it is cancelled while it holds room, the room
     is kept (in `kept`, its number) for the run's own call instead of being given back (both under
     `handoff`: another thread may cancel it at the same time)."""

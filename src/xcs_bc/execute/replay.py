@@ -478,12 +478,13 @@ class Replay:
             if op_id in self.consumed:
                 op_id = None  # served already, to an earlier call at this site (see _issued_like)
             issued = self.issued.get(op_id) if op_id is not None else None
-            if issued is None or not same_call(issued, fn, args, kwargs):
+            same = issued is not None and same_call(issued, fn, args, kwargs)
+            if not same:
                 found = self._issued_like(key, fn, args, kwargs) if self.open_at else None
                 if found is None:
                     found = self._issued_later(key, planned, occurrence, fn, args, kwargs)
                 if found is not None:
-                    op_id, issued = found
+                    (op_id, issued), same = found, True
                 elif op_id is not None and issued is not None and op_id not in self.guesses:
                     # a visit the plan did not count (a retry's, `while True: try: ... break`) or a
                     # call it mispredicted: made in place, and the call issued for this visit waits
@@ -504,7 +505,7 @@ class Replay:
             self._read_locals(self.schedule.ready_at[op_id])
         if issued is None or op_id is None:
             return self._in_place(op_id, fn, args, kwargs)
-        if not same_call(issued, fn, args, kwargs):
+        if not same:
             if guessed:
                 issued.unused(self.stats)
             else:
@@ -772,13 +773,14 @@ def as_handed(value: Any) -> Any:
 
 
 def same_call(issued: Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    return (
-        same_value(issued.callee, fn)
-        and len(issued.args) == len(args)
-        and all(same_value(a, b) for a, b in zip(issued.args, args, strict=True))
-        and issued.kwargs.keys() == kwargs.keys()
-        and all(same_value(issued.kwargs[k], kwargs[k]) for k in kwargs)
-    )
+    if len(issued.args) != len(args) or issued.kwargs.keys() != kwargs.keys():
+        return False
+    if not same_value(issued.callee, fn):
+        return False
+    for a, b in zip(issued.args, args, strict=True):  # (a loop, not all() of a generator: per served call)
+        if not same_value(a, b):
+            return False
+    return all(same_value(issued.kwargs[k], kwargs[k]) for k in kwargs)
 
 
 # -- routing a clone's dispatches to the replay running it on this thread ---------------------------

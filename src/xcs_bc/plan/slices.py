@@ -115,6 +115,10 @@ def same_value(a: Any, b: Any) -> bool:
     order: a callee may iterate them); anything else is the same only when it is the same object
     (comparing user objects would run their `__eq__`; a mismatch only costs a call made in place).
     """
+    if a is b:
+        return True
+    if type(a) is str:  # (the usual argument: a prompt)
+        return type(b) is str and a == b
     try:
         return _same(a, b)
     except RecursionError:  # a structure too deep to compare: not provably the same
