@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -536,7 +537,33 @@ def global_list_grown(docs):
     return out
 
 
+def last_three_in_prompt(docs):
+    last = collections.deque(maxlen=3)
+    for d in docs:
+        last.append(llm(f"{d} after {' '.join(last)}"))
+    return list(last)
+
+
+def newest_first_read(docs):
+    recent = collections.deque()
+    for d in docs:
+        recent.appendleft(llm(d + (recent[0] if recent else "")))
+    return list(recent)
+
+
+def rotated_then_read(docs):
+    ring = collections.deque(["x", "y", "z"])
+    out = []
+    for d in docs:
+        ring.rotate(1)
+        out.append(llm(f"{d} {ring[0]}"))
+    return out
+
+
 CARRIED = [
+    (last_three_in_prompt, ()),
+    (newest_first_read, ()),
+    (rotated_then_read, ()),
     (global_list_grown, ()),
     (length_of_a_growing_list, ()),
     (read_then_changed, ()),
@@ -1163,6 +1190,38 @@ def test_a_round_that_logs_goes_at_once_and_logs_what_the_plain_run_logs() -> No
         no_waste(fast)
 
 
+def warned(docs):
+    out = []
+    for d in docs:
+        if len(d) > 3:
+            warnings.warn(f"long document: {d}", stacklevel=1)
+        out.append(llm(f"Summarize: {d}"))
+    return out
+
+
+def _warnings_of(fn, docs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn(docs)
+    return [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
+
+
+def test_a_round_that_warns_goes_at_once_and_warns_where_the_plain_run_does() -> None:
+    """`warnings.warn` writes to stderr (or raises, as a filter says), which no slow call reads back:
+    the rounds go ahead (they went one at a time), and the real run still makes every warning, from
+    its own line."""
+    docs = [fresh() for _ in range(6)]
+    plain = _warnings_of(warned, docs)
+    assert len(plain) == 6
+    fast = xcs.jit(warned)
+    assert _warnings_of(fast, docs) == plain
+    assert fast.stats.served_in_trace >= 4
+    no_waste(fast)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert len(submitted(xcs.jit(warned), warned, [fresh() for _ in range(6)])) == 5
+
+
 class _SlowKept(_Kept):
     """A handler that takes milliseconds (a file on a slow disk, a socket), keeping where each record
     says it was logged from and on which thread."""
@@ -1507,6 +1566,20 @@ def kept_in_order(docs):
     return list(firsts.items())
 
 
+def last_three_kept(docs):
+    last = collections.deque(maxlen=3)
+    for d in docs:
+        last.append(llm(d))
+    return list(last)
+
+
+def newest_first(docs):
+    recent = collections.deque()
+    for d in docs:
+        recent.appendleft(llm(d))
+    return list(recent)
+
+
 @pytest.mark.parametrize(
     "fn",
     [
@@ -1517,6 +1590,8 @@ def kept_in_order(docs):
         tallied_in_a_counter,
         tallied_in_a_defaultdict,
         kept_in_order,
+        last_three_kept,
+        newest_first,
     ],
 )
 def test_a_round_that_groups_in_a_dict_goes_at_once(fn) -> None:
@@ -1524,7 +1599,8 @@ def test_a_round_that_groups_in_a_dict_goes_at_once(fn) -> None:
     3.11 no event gives the list `.append` is called on; it is read back from the dict, so that every
     version knows the append changes only a list the function made, and the later rounds go at once.
     A tally in a `Counter()` or a `defaultdict(int)` made in the function (`votes[answer] += 1`) is the
-    function's own container as a `{}` is: the rounds go at once (they went one at a time)."""
+    function's own container as a `{}` is: the rounds go at once (they went one at a time), and so is a
+    `deque` it appends to without reading it (`deque(maxlen=3).append(llm(d))`)."""
     fast = xcs.jit(fn)
     docs = ["a1", "b1", "a2", "c1", "b2"]
     assert len(submitted(fast, fn, docs)) == len(docs) - 1

@@ -37,6 +37,7 @@ import re
 import textwrap
 import time
 import types
+import warnings
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -102,6 +103,7 @@ _PURE_BUILTINS: frozenset[Callable[..., Any]] = frozenset(
         type,
         zip,
         print,  # writes to stdout, which no slow call reads back
+        warnings.warn,  # writes to stderr (or raises, as a filter says), which no slow call reads back
         json.dumps,
         json.loads,
         # regular expressions with a string replacement (a function given as `repl` is an argument a
@@ -151,6 +153,7 @@ _PURE_METHODS: dict[type, frozenset[str]] = {
         "copy difference intersection isdisjoint issubset issuperset symmetric_difference union".split()
     ),
     frozenset: frozenset("copy difference intersection isdisjoint issubset issuperset union".split()),
+    deque: frozenset("copy count index __getitem__ __len__ __contains__".split()),
     int: frozenset("bit_length to_bytes __format__".split()),
     float: frozenset("is_integer hex __format__".split()),
 }
@@ -160,6 +163,7 @@ _MUTATING_METHODS: dict[type, frozenset[str]] = {
     dict: frozenset("update setdefault pop popitem clear __setitem__ __delitem__".split()),
     set: frozenset("add discard remove pop clear update difference_update intersection_update".split()),
     bytearray: frozenset("append extend insert pop remove clear reverse".split()),
+    deque: frozenset("append appendleft extend extendleft pop popleft remove clear rotate".split()),
 }
 
 _IMMUTABLE_TYPES: tuple[type, ...] = (
