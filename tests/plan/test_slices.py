@@ -131,6 +131,20 @@ def test_one_function_per_shape() -> None:
     assert other.function is not made[0].function  # another shape
 
 
+def test_one_function_for_every_key_of_an_expression_s_path() -> None:
+    """A path into an expression (`sorted(docs)[k]`, the items of a loop over a template's sequence) is
+    a parameter, not compiled in: a loop's rounds at a new length compile nothing new (each round
+    compiled its own function, about a millisecond per round the first time a length was met)."""
+    ordered = expr(ExprKind.CALL, (glob("sorted"), inp("docs")))
+    made = [Slice((ordered.replaced(path=(PathStep("item", k), PathStep("attr", "upper"))),)) for k in range(40)]
+    assert len({id(s.function) for s in made}) == 1
+    docs = [f"d{i:02}" for i in range(40)]
+    assert [s(env(docs=docs))[0]() for s in made] == [d.upper() for d in sorted(docs)]
+    assert Slice((ordered.replaced(path=(PathStep("item", True),)),))(env(docs=docs)) == ("d01",)
+    with pytest.raises(NotComputable):
+        made[39](env(docs=docs[:3]))  # (an index past the end: not computable, as before)
+
+
 def test_a_constant_that_is_not_a_string_is_checked_when_joined() -> None:
     """A constant is a parameter, so an f-string of a non-str constant goes through the checking join."""
     assert evaluate(expr(ExprKind.FSTRING, (const("a"), fmt(inp("q")))), env(q="b")) == "ab"

@@ -40,7 +40,7 @@ from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
-from xcs_bc.ir.values import describe_callee, local_of, peek_attr, peek_item, unknown_origin
+from xcs_bc.ir.values import const, describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
 
 class NotComputable(Exception):
@@ -338,15 +338,18 @@ _functions_lock = threading.Lock()
 def _shape(ref: ValueRef, leaves: list[ValueRef], nodes: list[ValueRef]) -> Any:
     """The part of `ref` the compiled code depends on; collects its leaves and expressions in preorder.
 
-    A leaf is "s" when it is a string constant (an f-string may join it as it is), else "v".
+    A leaf is "s" when it is a string constant (an f-string may join it as it is), else "v".  An
+    expression's path is a leaf too, after its operands' (`(kind, operands, has a path)`): one
+    compiled function serves every round of a loop, whose items differ only by their paths' keys.
     """
     if ref.source is not Source.EXPR:
         leaves.append(ref)
         return "s" if ref.source is Source.CONST and type(ref.value) is str and not ref.path else "v"
     nodes.append(ref)
     operands = tuple(_shape(operand, leaves, nodes) for operand in ref.operands)
-    # a path is compiled in as a constant; 1, 1.0 and True are equal keys of the cache, not the same step
-    return (ref.kind, operands, ref.path, tuple(type(step.key) for step in ref.path))
+    if ref.path:
+        leaves.append(const(ref.path))
+    return (ref.kind, operands, bool(ref.path))
 
 
 def _is_str(shape: Any) -> bool:
@@ -367,11 +370,13 @@ class _Assembler:
         if type(shape) is str:
             self.leaves += 1
             return [Instr("LOAD_FAST", f"v{self.leaves - 1}")]
-        kind, operands, path, _ = shape
+        kind, operands, path = shape
         node = self.nodes
         self.nodes += 1
         if path:
-            return _call(_steps, [self.expression(node, kind, operands), _load(path)])
+            computed = self.expression(node, kind, operands)
+            self.leaves += 1  # (the path's leaf comes after its operands', see `_shape`)
+            return _call(_steps, [computed, [Instr("LOAD_FAST", f"v{self.leaves - 1}")]])
         return self.expression(node, kind, operands)
 
     def expression(self, node: int, kind: ExprKind, operands: tuple[Any, ...]) -> list[Instr]:
