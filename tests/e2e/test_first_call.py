@@ -1514,6 +1514,160 @@ def test_branches_on_results_after_the_round_s_calls_keep_the_rounds_at_once(fn,
     no_waste(fast)
 
 
+(judge,) = fakes("judge")
+
+
+def refined_unless_skipped(docs):
+    out = []
+    for d in docs:
+        verdict = llm(f"Judge: {d}")
+        if "skip" in verdict:
+            continue
+        out.append(llm(f"Refine: {verdict}"))
+    return out
+
+
+def expanded_if_good(docs):
+    kept = []
+    for d in docs:
+        verdict = judge(d)
+        if "good" in verdict:
+            kept.append(llm(f"Expand: {d}"))
+    return kept
+
+
+class Assistant:
+    """Two methods of one object: a round asks `judge`, and, only for some items, `expand`."""
+
+    def judge(self, d):
+        return judge(d)
+
+    def expand(self, d):
+        return llm(f"Expand: {d}")
+
+
+ASSISTANT = Assistant()
+
+
+def expanded_by_the_same_assistant(docs):
+    kept = []
+    for d in docs:
+        if "good" in ASSISTANT.judge(d):
+            kept.append(ASSISTANT.expand(d))
+    return kept
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (refined_unless_skipped, ["a", "skip b", "c", "skip d", "e", "f"]),
+        (expanded_if_good, ["good a", "b", "good c", "d", "good e", "f"]),
+        (expanded_by_the_same_assistant, ["a", "b", "good c", "d", "good e", "f"]),
+    ],
+    ids=["same-callee", "callee-of-round-one", "method-of-the-same-object"],
+)
+def test_a_round_s_calls_before_a_branch_on_their_results_go_at_once(fn, docs) -> None:
+    """`verdict = judge(d)`, then `if "good" in verdict: kept.append(llm(...))`: the calls before the
+    branch go at once for every later round; those after it, which the branch decides, are made in
+    their turn.  The callee after the branch is one the run made slow calls of (in the first round,
+    or a method of the same object), which changes only what it is handed.  They went one round at a
+    time."""
+    fast = xcs.jit(fn)
+    issued = submitted(fast, fn, docs, watch=(judge,))
+    assert len(issued) == len(docs) - 1  # (the calls before the branch, one per later round)
+    assert fast.stats.served_in_trace >= len(docs) - 2
+    no_waste(fast)
+
+
+def expanded_by_another_callee(docs):
+    kept = []
+    for d in docs:
+        verdict = judge(d)
+        if "good" in verdict:
+            kept.append(flaky(f"Expand: {d}"))  # (the first round does not call it)
+    return kept
+
+
+def expanded_with_a_mode(docs):
+    mode = "short"
+    out = []
+    for d in docs:
+        verdict = judge(f"{mode}: {d}")
+        if "long" in verdict:
+            mode = llm(f"Mode after {d}")  # (what the next round's call reads)
+        out.append(verdict)
+    return out
+
+
+def expanded_from_the_history(docs):
+    history = [llm("Start")]  # (llm is a callee the run made slow calls of)
+    out = []
+    for d in docs:
+        verdict = judge(f"{d} after {len(history)}")
+        if "good" in verdict:
+            out.append(llm(f"Expand: {d}", context=history))  # (a slow call may change what it is handed)
+    return out
+
+
+def expanded_from_the_history_inside(docs):
+    history = [llm("Start")]
+    out = []
+    for d in docs:
+        verdict = judge(f"{d} after {len(history)}")
+        if "good" in verdict:
+            out.append(llm(f"Expand: {d}", context=[history, d]))  # (the list inside what it is handed)
+    return out
+
+
+def remembered(answer):
+    NOTES.append(answer)
+    return llm(f"Noted: {answer}")
+
+
+def expanded_and_noted(docs):
+    NOTES.clear()
+    out = [remembered("start")]  # (a slow call, before the loop)
+    for d in docs:
+        verdict = judge(f"{d} ({len(NOTES)} notes)")
+        if "good" in verdict:
+            out.append(remembered(verdict))  # (changes a global the calls before the branch read)
+    return out
+
+
+def expanded_until_stopped(docs):
+    out = []
+    for d in docs:
+        verdict = judge(d)
+        if "stop" in verdict:
+            out.append(llm(f"Why stop at {d}?"))
+            break
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fn", "docs"),
+    [
+        (expanded_by_another_callee, ["a", "good b", "c", "d"]),
+        (expanded_with_a_mode, ["a", "long b", "c", "d"]),
+        (expanded_from_the_history, ["a", "good b", "c", "good d"]),
+        (expanded_from_the_history_inside, ["a", "good b", "c", "good d"]),
+        (expanded_and_noted, ["a", "good b", "c", "good d"]),
+        (expanded_until_stopped, ["a", "stop b", "c", "d"]),
+    ],
+    ids=["a-callee-never-made", "assigns-what-the-calls-read", "hands-what-the-calls-read",
+         "hands-it-inside-a-list", "a-helper-changing-a-global", "leaves-the-loop"],
+)  # fmt: skip
+def test_a_branch_whose_calls_may_change_the_next_round_keeps_the_rounds_one_at_a_time(fn, docs) -> None:
+    """After the branch, a call of a function the run never made a slow call of (it may change
+    anything), a result assigned to what the next round's call reads, a list the calls read handed
+    to a slow call (which may change it), a helper changing a global the calls read, or a `break`:
+    the next round's call may differ, or never be made.  Nothing goes ahead, and the first call is
+    the plain one."""
+    fast = xcs.jit(fn)
+    assert submitted(fast, fn, docs, watch=(judge,)) == []
+    assert fast.stats.served_in_trace == 0 and fast.stats.wasted == 0
+
+
 def grouped_by_answer(docs):
     groups = {}
     for d in docs:

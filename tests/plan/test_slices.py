@@ -136,7 +136,9 @@ def test_one_function_for_every_key_of_an_expression_s_path() -> None:
     a parameter, not compiled in: a loop's rounds at a new length compile nothing new (each round
     compiled its own function, about a millisecond per round the first time a length was met)."""
     ordered = expr(ExprKind.CALL, (glob("sorted"), inp("docs")))
-    made = [Slice((ordered.replaced(path=(PathStep("item", k), PathStep("attr", "upper"))),)) for k in range(40)]
+    made = [
+        Slice((ordered.replaced(path=(PathStep("item", k), PathStep("attr", "upper"))),)) for k in range(40)
+    ]
     assert len({id(s.function) for s in made}) == 1
     docs = [f"d{i:02}" for i in range(40)]
     assert [s(env(docs=docs))[0]() for s in made] == [d.upper() for d in sorted(docs)]

@@ -514,7 +514,7 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
     acts, changed = arm.acts, set(arm.changed)
     for call in arm.calls:
         value = _callee_value(b, fs, call.callee)
-        kind = _callee_kind(b, value)
+        kind = callee_kind(b, value)
         if kind is purity.Effect.PURE:
             continue
         if value is not MISSING:  # a helper of the user's: the module state it changes
@@ -548,7 +548,7 @@ def _ref(b: GraphBuilder, fs: FrameState, scope: str, name: str) -> ValueRef | N
     return b.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
 
 
-def _callee_kind(b: GraphBuilder, value: object) -> purity.Effect:
+def callee_kind(b: GraphBuilder, value: object) -> purity.Effect:
     """What a call in an arm the trace did not take calls (`value`, see `_callee_value`): PURE,
     MUTATES_INPUTS for a slow call (a request, see `owe_untaken`), or UNKNOWN."""
     if value is MISSING:

@@ -582,10 +582,10 @@ class GraphBuilder(Following):
         follows (see `Condition`), though nothing depends on it through data.  A replay may take the
         other arm: what it could do is read now, and owed where the arms meet (`_leave_branches`)."""
         if outcome is not None:  # (a loop's own test has none)
-            quiet = fs.quiet_branch
-            if self.on_round is not None and (quiet is None or quiet.ops != len(self.ops)):
+            quiet = fs.quiet_branches
+            if self.on_round is not None and (not quiet or quiet[-1].ops != len(self.ops)):
                 mark = self.round_mark()
-                fs.quiet_branch = QuietBranch(ins.offset, len(self.ops), mark, len(self.decisions))
+                quiet.append(QuietBranch(ins.offset, len(self.ops), mark, len(self.decisions)))
             self.tests += 1
         if not cond.deps:
             if not fs.control_deps:

@@ -68,7 +68,8 @@ class FrameState:
     control_conds: tuple[ValueRef, ...] = ()  # the conditions of `conditions()`, for `made_under`
     resumes: int = 0  # generator expressions the pending instruction started or resumed so far
     pending: Instr | None = None
-    quiet_branch: QuietBranch | None = None
+    # (a first call's) the frame's first conditional jump after each of the run's operations, in order
+    quiet_branches: list[QuietBranch] = field(default_factory=list)
     awaiting: Awaiting | None = None  # an await under way (see `awaiting`)
     started: float = 0.0
     ops_before: int = 0

@@ -33,10 +33,12 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   way, checked by its recipe for their item (`_Branches`); a round that goes another way makes its
   calls in its turn, and when the arm it takes may leave the next round another state (a `break`, a
   call, a local a later round reads) no round after it is issued (`arms.leaves_rounds_alike`);
-- except in the round's tail, from the first branch after its last call on (`_tail`): there it may
+- except in the round's tail, from a branch after one of its calls on (`_tails`): there it may
   branch on a result, on the item or on what it carries, any way, when that code, read whole from
-  the bytecode (`arms.round_tail`), changes nothing the code before its calls reads and never
-  leaves the loop (`_tail_alike`): a judge keeping the best, a filter, a tally;
+  the bytecode (`arms.round_tail`), changes nothing the code before its calls reads, never leaves
+  the loop and calls only functions known to be pure or slow callees of the run (`_tail_alike`): a
+  judge keeping the best, a filter, a tally, `if "yes" in verdict: out.append(llm(d))`.  Only the
+  calls before the tail go ahead; the tail's own are made in their turn;
 - not a loop with a `try` inside it whose handler may leave it, or change what a later round reads
   (`loopshape.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
@@ -72,7 +74,7 @@ from typing import Any
 
 from xcs_bc._compat import nested_code
 from xcs_bc.build import purity
-from xcs_bc.build.arms import Tail, leaves_rounds_alike, round_tail
+from xcs_bc.build.arms import Tail, callee_kind, leaves_rounds_alike, round_tail
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
 from xcs_bc.build.carried import Carried, carried
@@ -270,8 +272,8 @@ class FirstCall:
         alike = self._alike(b, fs, state, ended, item, others, env, changed, walked)
         if alike is None:
             return
-        inner, branches, tail = alike
-        issue = self._steps(b, fs, state, path, item, others[0], env)
+        inner, branches, upto = alike
+        issue = self._steps(b, fs, state, path, item, others[0], env, upto.ops)
         if issue is None:
             return
         if changed.read_by(ref for step in issue for ref in step.inputs):
@@ -287,7 +289,7 @@ class FirstCall:
             # the item read another way (`parts[0]`), or through a copy or a path of the loop
             # variable's (`c.text`): only the loop variable's own ref is put in round k's place
             return
-        if tail is not None and not _tail_alike(fs, state, tail, recipes, walked):
+        if upto.tail is not None and not _tail_alike(b, fs, state, upto, recipes, walked):
             return
         if not _callees_alike(b, state, issue):
             return
@@ -326,16 +328,14 @@ class FirstCall:
         env: Env,
         changed: Carried,
         walked: list[Any],
-    ) -> tuple[Sequence[LoopRecord], _Branches, Tail | None] | None:
+    ) -> tuple[Sequence[LoopRecord], _Branches, _Upto] | None:
         """The loops the first round ran and the branches it took, which every later round must run and
         take alike (see `_inner_loops_alike`, `_branches`): those of the round up to its tail (`_Upto`),
         whose code is then read whole (`_tail_alike`: whichever way a round goes there, the next round
         is issued), or else those of the whole round; None when neither will do (a branch on a result
         or a handled exception before the tail, an inner loop or a branch on a value that later
         rounds may not run alike, or that reads what the round carries)."""
-        for upto in (_tail(b, fs, state), _Upto(ended, len(b.decisions), None)):
-            if upto is None:
-                continue
+        for upto in (*_tails(b, fs, state), _Upto(ended, len(b.decisions), None, len(b.ops))):
             mark, first = upto.mark, state.first_mark
             if mark.unguarded != first.unguarded or (
                 mark.effects - first.effects != mark.global_changes - first.global_changes
@@ -352,7 +352,7 @@ class FirstCall:
             branches = _branches(b, fs, state, upto, inner, walked)
             if branches is None or changed.read_by(guard.ref for guard in branches.guards):
                 continue
-            return inner, branches, upto.tail
+            return inner, branches, upto
         return None
 
     def _steps(
@@ -364,13 +364,14 @@ class FirstCall:
         item: ValueRef,
         made: ValueRef,
         env: Env,
+        until: int,
     ) -> list[_Step] | None:
-        """The calls of the first round, each as its recipes for any round; None unless every call of
-        the round can be issued so (the rounds then stay alike).  `item`: the first round's, and `made`
-        the same as `round_item` makes it."""
+        """The calls of the first round before its tail (`b.ops[:until]`, see `_Upto`), each as its
+        recipes for any round; None unless every one can be issued so (the rounds then stay alike).
+        `item`: the first round's, and `made` the same as `round_item` makes it."""
         steps: list[_Step] = []
         first_round = dataclasses.replace(env, outputs=dict(env.outputs))  # (with the round's results)
-        for op in b.ops[state.op_starts[0] :]:
+        for op in b.ops[state.op_starts[0] : until]:
             facts = b.call_facts[op.id]
             key = (path, op.site.offset)
             if (
@@ -578,41 +579,50 @@ class FirstCall:
 
 @dataclass(frozen=True)
 class _Upto:
-    """How far a loop's first round is judged by what the trace saw: to its end, or to the first
-    branch after its last call (`tail`: what the code from there on may do, read statically, see
-    `arms.round_tail`).  `mark` is the builder's `round_mark()` there, `decisions` its decisions."""
+    """How far a loop's first round is judged by what the trace saw: to its end, or to a branch after
+    one of its calls (`tail`: what the code from there on may do, read statically, see
+    `arms.round_tail`).  `mark` is the builder's `round_mark()` there, `decisions` its decisions and
+    `ops` its operations: those of the round before `ops` are the calls issued for later rounds."""
 
     mark: RoundMark
     decisions: int
     tail: Tail | None
+    ops: int
 
 
-def _tail(b: GraphBuilder, fs: FrameState, state: LoopState) -> _Upto | None:
-    """The first round up to the first branch its frame took after the round's last call (a branch on
-    a result, or on what the round carries: `if best is None or s > best[0]: best = (s, d)`), with
-    what the rest of the round may do; None when there is no such branch or the rest may do more than
-    `arms.Tail` says."""
-    quiet = fs.quiet_branch
-    if quiet is None or quiet.ops != len(b.ops) or quiet.ops <= state.op_starts[0] or state.head is None:
-        return None
+def _tails(b: GraphBuilder, fs: FrameState, state: LoopState) -> list[_Upto]:
+    """The first round up to a branch its frame took after one of the round's calls (a branch on a
+    result, or on what the round carries: `if best is None or s > best[0]: best = (s, d)`), with what
+    the rest of the round may do, for each such branch whose rest does no more than `arms.Tail` says:
+    the last first.  The rest may make calls of its own (`if "yes" in verdict: out.append(llm(d))`):
+    they are made in their turn, and only the calls before the branch go ahead (see `_tail_alike`)."""
+    if state.head is None:
+        return []
     body = loop_body(fs.info, state.head)
     if body is None:
-        return None
-    # (from the last call on, when it runs straight to the branch: `s = judge(c)`, then a test that
-    # reads `best`; what the tail assigns, the code before it must not read)
-    last = b.ops[-1]
-    if b.call_facts[last.id].code is not fs.info.code:
-        return None  # (the round's calls are the frame's own: see `_steps`)
-    call = last.site.offset
-    after = _straight(fs.info, call, quiet.offset)
-    tail = None
-    if after is not None and len(after) > 1:
-        statement = _straight(fs.info, _statement_start(fs.info, call, state.head), call)
-        if statement is not None:  # (what the call's statement left on the stack is known)
-            tail = round_tail(fs.info, after[1], body.offsets, state.head, warm=(*statement, call))
-    if tail is None:
-        tail = round_tail(fs.info, quiet.offset, body.offsets, state.head)
-    return _Upto(quiet.mark, quiet.decisions, tail) if tail is not None else None
+        return []
+    found = []
+    for quiet in reversed(fs.quiet_branches):
+        if quiet.ops <= state.op_starts[0]:
+            break  # (before the round's first call)
+        # (from the last call before the branch on, when it runs straight to the branch: `s =
+        # judge(c)`, then a test that reads `best`; what the tail assigns, the code before it must not
+        # read)
+        last = b.ops[quiet.ops - 1]
+        if b.call_facts[last.id].code is not fs.info.code:
+            continue  # (the round's calls are the frame's own: see `_steps`)
+        call = last.site.offset
+        after = _straight(fs.info, call, quiet.offset)
+        tail = None
+        if after is not None and len(after) > 1:
+            statement = _straight(fs.info, _statement_start(fs.info, call, state.head), call)
+            if statement is not None:  # (what the call's statement left on the stack is known)
+                tail = round_tail(fs.info, after[1], body.offsets, state.head, warm=(*statement, call))
+        if tail is None:
+            tail = round_tail(fs.info, quiet.offset, body.offsets, state.head)
+        if tail is not None:
+            found.append(_Upto(quiet.mark, quiet.decisions, tail, quiet.ops))
+    return found
 
 
 def _straight(info: CodeInfo, start: int | None, until: int) -> list[int] | None:
@@ -636,16 +646,40 @@ def _statement_start(info: CodeInfo, call: int, head: int) -> int | None:
 
 
 def _tail_alike(
-    fs: FrameState, state: LoopState, tail: Tail, recipes: Sequence[ValueRef], walked: list[Any]
+    b: GraphBuilder,
+    fs: FrameState,
+    state: LoopState,
+    upto: _Upto,
+    recipes: Sequence[ValueRef],
+    walked: list[Any],
 ) -> bool:
-    """Does the tail of a loop's rounds (see `_tail`) leave every later round's calls as the recipes
+    """Does the tail of a loop's rounds (see `_tails`) leave every later round's calls as the recipes
     say, whichever way its branches go?  What it assigns and changes, no code of the round before it
     reads by name; what it changes in place is immutable (`n += 1`) or a container the glue made
     (`kept.append(d)`), in a local the loop does not assign, and no recipe or item reads that
-    container; and what it calls is known to be pure (`max`, `print`, a method of str)."""
-    body = loop_body(fs.info, state.head) if state.head is not None else None
-    if body is None:
+    container; and what it calls is known to be pure (`max`, `print`, a method of str), or is a slow
+    call made in its turn (`out.append(llm(d))` under `if "yes" in verdict:`): the callee of one the
+    run made, or a method of an object it made slow calls on, which may change what it is handed but
+    nothing else (docs/jit.md, "The assumptions"), as in an arm a replay did not trace
+    (`arms.callee_kind`).  What such a call may change (what it is handed, the module state a helper
+    changes) the builder counted as changed by the first round, in the arm it took and in those it
+    did not (`arms.owe_untaken`): no recipe reads it (`build.carried`)."""
+    tail = upto.tail
+    body = loop_body(fs.info, state.head) if state.head is not None and tail is not None else None
+    if body is None or tail is None:
         return False
+    f_locals = fs.frame.f_locals
+    for scope, name, attr in tail.calls:
+        if scope == "local" and name in body.stored:
+            return False
+        where = f_locals if scope == "local" else fs.frame.f_globals
+        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
+        if attr is not None and value is not _UNBOUND:
+            value = peek_attr(value, attr)
+        if value is _UNBOUND or value is MISSING:
+            return False
+        if callee_kind(b, value) is purity.Effect.UNKNOWN:
+            return False
     read = {
         name
         for offset in body.offsets - tail.offsets - tail.kept
@@ -656,7 +690,6 @@ def _tail_alike(
     changed = {name for name in tail.changed if not unchangeable(("local", name))}  # (`d.strip()`)
     if read & (tail.stores | changed):
         return False
-    f_locals = fs.frame.f_locals
     # (what the recipes read, the sequences the loop walks, a view's dict, and their items)
     held = {id(ref.value) for ref in walk(recipes)}
     for sequence in (state.iterable.value, *(part.value for part in lockstep(state.iterable)[1])):
@@ -668,15 +701,6 @@ def _tail_alike(
             continue
         ref = fs.locals.get(name)
         if ref is None or ref.source is not Source.EXPR or name in body.stored or id(value) in held:
-            return False
-    for scope, name, attr in tail.calls:
-        if scope == "local" and name in body.stored:
-            return False
-        where = f_locals if scope == "local" else fs.frame.f_globals
-        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
-        if attr is not None and value is not _UNBOUND:
-            value = peek_attr(value, attr)
-        if value is _UNBOUND or value is MISSING or purity.classify(value) is not purity.Effect.PURE:
             return False
     return True
 
