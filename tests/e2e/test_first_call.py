@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import time
+import types
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -1514,9 +1515,6 @@ def test_branches_on_results_after_the_round_s_calls_keep_the_rounds_at_once(fn,
     no_waste(fast)
 
 
-(judge,) = fakes("judge")
-
-
 def refined_unless_skipped(docs):
     out = []
     for d in docs:
@@ -1537,13 +1535,30 @@ def expanded_if_good(docs):
 
 
 class Assistant:
-    """Two methods of one object: a round asks `judge`, and, only for some items, `expand`."""
+    """Two methods of one object, a round asking `judge` and, for some items, `expand`; and a cache
+    of answers, looked up before a call and filled after it."""
 
-    def judge(self, d):
-        return judge(d)
+    def __init__(self):
+        self.mode = "short"
+        self.answers = {}
+
+    def judge(self, prompt):
+        return judge(prompt)
+
+    def judge_in_mode(self, d):
+        return judge(f"[{self.mode}] {d}")
 
     def expand(self, d):
         return llm(f"Expand: {d}")
+
+    def switch(self, mode):
+        self.mode = mode
+
+    def lookup(self, d):
+        return judge(f"Look up {d}") and self.answers.get(d)
+
+    def keep(self, d, answer):
+        self.answers[d] = answer
 
 
 ASSISTANT = Assistant()
@@ -1561,31 +1576,22 @@ def expanded_by_the_same_assistant(docs):
     ("fn", "docs"),
     [
         (refined_unless_skipped, ["a", "skip b", "c", "skip d", "e", "f"]),
+        (refined_unless_skipped, ["skip a", "b", "c", "skip d", "e", "f"]),
         (expanded_if_good, ["good a", "b", "good c", "d", "good e", "f"]),
-        (expanded_by_the_same_assistant, ["a", "b", "good c", "d", "good e", "f"]),
+        (expanded_by_the_same_assistant, ["good a", "b", "good c", "d", "good e", "f"]),
     ],
-    ids=["same-callee", "callee-of-round-one", "method-of-the-same-object"],
+    ids=["same-callee", "same-callee-first-round-skipped", "another-callee", "another-method"],
 )
 def test_a_round_s_calls_before_a_branch_on_their_results_go_at_once(fn, docs) -> None:
     """`verdict = judge(d)`, then `if "good" in verdict: kept.append(llm(...))`: the calls before the
     branch go at once for every later round; those after it, which the branch decides, are made in
-    their turn.  The callee after the branch is one the run made slow calls of (in the first round,
-    or a method of the same object), which changes only what it is handed.  They went one round at a
-    time."""
+    their turn.  The first round called their callee, so what it changes was traced.  They went one
+    round at a time."""
     fast = xcs.jit(fn)
     issued = submitted(fast, fn, docs, watch=(judge,))
     assert len(issued) == len(docs) - 1  # (the calls before the branch, one per later round)
     assert fast.stats.served_in_trace >= len(docs) - 2
     no_waste(fast)
-
-
-def expanded_by_another_callee(docs):
-    kept = []
-    for d in docs:
-        verdict = judge(d)
-        if "good" in verdict:
-            kept.append(flaky(f"Expand: {d}"))  # (the first round does not call it)
-    return kept
 
 
 def expanded_with_a_mode(docs):
@@ -1619,18 +1625,95 @@ def expanded_from_the_history_inside(docs):
     return out
 
 
-def remembered(answer):
-    NOTES.append(answer)
-    return llm(f"Noted: {answer}")
+class Settings:
+    mode = "short"
 
 
-def expanded_and_noted(docs):
-    NOTES.clear()
-    out = [remembered("start")]  # (a slow call, before the loop)
+SETTINGS = Settings()
+
+
+def judged_in_a_mode(d):
+    return judge(f"[{SETTINGS.mode}] {d}")
+
+
+def expanded_in_a_mode(d):
+    SETTINGS.mode = d  # (state the calls before the branch read, not handed to them)
+    return llm(f"Expand: {d}")
+
+
+def expanded_and_switched(docs):
+    SETTINGS.mode = "short"
+    out = []
     for d in docs:
-        verdict = judge(f"{d} ({len(NOTES)} notes)")
+        if "good" in judged_in_a_mode(d):
+            out.append(expanded_in_a_mode(d))
+    return out
+
+
+def switched_by_the_assistant(docs):
+    ASSISTANT.mode = "short"
+    out = []
+    for d in docs:
+        verdict = ASSISTANT.judge_in_mode(d)
+        if "long" in verdict:
+            ASSISTANT.switch("long")  # (a method of the object the run made slow calls on)
+        out.append(verdict)
+    return out
+
+
+def answered_through_a_cache(docs):
+    ASSISTANT.answers.clear()
+    out = [llm("Intro")]
+    for d in docs:
+        answer = ASSISTANT.lookup(d)
+        if not answer:
+            answer = llm(f"Answer: {d}")
+            ASSISTANT.keep(d, answer)  # (what a later round's lookup reads)
+        out.append(answer)
+    return out
+
+
+def expanded_in_a_closure(docs):
+    mode = "short"
+
+    def expand(d):
+        nonlocal mode
+        mode = d
+        return llm(f"Expand: {d}")
+
+    out = [expand("warm")]
+    mode = "short"
+    for d in docs:
+        if "good" in judge(f"{mode}: {d}"):
+            out.append(expand(d))
+    return out
+
+
+def printed_to_a_sink(docs):
+    lines = []
+    sink = types.SimpleNamespace(write=lines.append, flush=lambda: None)
+    for d in docs:
+        verdict = judge(f"{d} after {len(lines)}")
         if "good" in verdict:
-            out.append(remembered(verdict))  # (changes a global the calls before the branch read)
+            print(verdict, file=sink)  # (print calls the sink's write: lines.append)
+    return lines
+
+
+def judged_with_notes(d):
+    return judge(f"{d} ({len(NOTES)} notes)")  # (reads the global list the helper below changes)
+
+
+def expanded_and_noted(d):
+    NOTES.append(d)
+    return llm(f"Expand: {d}")
+
+
+def noted_after_the_branch(docs):
+    NOTES.clear()
+    out = []
+    for d in docs:
+        if "good" in judged_with_notes(d):
+            out.append(expanded_and_noted(d))
     return out
 
 
@@ -1647,22 +1730,31 @@ def expanded_until_stopped(docs):
 @pytest.mark.parametrize(
     ("fn", "docs"),
     [
-        (expanded_by_another_callee, ["a", "good b", "c", "d"]),
+        (expanded_if_good, ["a", "good b", "c", "d"]),
         (expanded_with_a_mode, ["a", "long b", "c", "d"]),
         (expanded_from_the_history, ["a", "good b", "c", "good d"]),
         (expanded_from_the_history_inside, ["a", "good b", "c", "good d"]),
-        (expanded_and_noted, ["a", "good b", "c", "good d"]),
+        (expanded_and_switched, ["good a", "b", "good c", "d", "e"]),
+        (switched_by_the_assistant, ["a", "long b", "c", "d", "e"]),
+        (answered_through_a_cache, ["a", "b", "c", "b", "c", "b"]),
+        (expanded_in_a_closure, ["good a", "b", "good c", "d"]),
+        (printed_to_a_sink, ["good a", "b", "good c", "d"]),
+        (noted_after_the_branch, ["good a", "b", "good c", "d"]),
         (expanded_until_stopped, ["a", "stop b", "c", "d"]),
     ],
-    ids=["a-callee-never-made", "assigns-what-the-calls-read", "hands-what-the-calls-read",
-         "hands-it-inside-a-list", "a-helper-changing-a-global", "leaves-the-loop"],
+    ids=["not-called-in-the-first-round", "assigns-what-the-calls-read", "hands-what-the-calls-read",
+         "hands-it-inside-a-list", "a-helper-storing-an-attribute", "a-method-storing-an-attribute",
+         "a-cache-filled-after-the-branch", "a-closure-s-cell", "a-sink-s-write", "a-helper-changing-a-global",
+         "leaves-the-loop"],
 )  # fmt: skip
 def test_a_branch_whose_calls_may_change_the_next_round_keeps_the_rounds_one_at_a_time(fn, docs) -> None:
-    """After the branch, a call of a function the run never made a slow call of (it may change
-    anything), a result assigned to what the next round's call reads, a list the calls read handed
-    to a slow call (which may change it), a helper changing a global the calls read, or a `break`:
-    the next round's call may differ, or never be made.  Nothing goes ahead, and the first call is
-    the plain one."""
+    """After the branch: a call the first round's tail did not make (it may change anything), a
+    result assigned to what the next round's call reads, a list the calls read handed to a slow call
+    (which may change it), a helper or a method storing what a later call reads (an attribute, a
+    cache's entry, a closure's cell), `print` to an object whose `write` changes a list, or a
+    `break`: the next round's call may differ, or never be made.  Nothing goes ahead, and the first
+    call is the plain one (the hunt that found the helper, method, cache, cell and sink shapes saw
+    them served stale answers or make extra calls)."""
     fast = xcs.jit(fn)
     assert submitted(fast, fn, docs, watch=(judge,)) == []
     assert fast.stats.served_in_trace == 0 and fast.stats.wasted == 0

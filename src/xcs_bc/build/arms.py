@@ -238,13 +238,15 @@ class Tail:
     name, or by a name and one attribute, and never a method of a local's object).  `offsets`: its
     code; `kept`: the loads before it whose names it takes from the stack (`out` and its `append` in
     `out.append(llm(d))`).  A method of a value the tail made itself is called only when it is one of
-    str's (`answer.strip().lower()`, see `_TEXT_METHODS`)."""
+    str's (`answer.strip().lower()`, see `_TEXT_METHODS`).  `handed`: the names whose values a call
+    is handed whole (`print(v, file=sink)`, `map(keep, xs)`), which it may change or call."""
 
     offsets: frozenset[int]
     kept: frozenset[int]
     stores: frozenset[str]
     changed: frozenset[str]
     calls: frozenset[Callee]
+    handed: frozenset[Name]
 
 
 def round_tail(
@@ -265,6 +267,7 @@ def round_tail(
     stores: set[str] = set()
     changed: set[str] = set()
     calls: set[Callee] = set()
+    handed: set[Name] = set()
     stack: list[_Tag] = []
     pending: list[_Tag] = []  # (3.11) the arguments PRECALL took for the next CALL
     loads: list[int | None] = []  # beside `stack`, in `warm`: the load each slot holds a name from
@@ -322,11 +325,15 @@ def round_tail(
             assert callee is not None
             if callee[0] == _TEMPORARY and callee[2] not in _TEXT_METHODS:
                 return None
-            for handed in taken:  # a method handed on (`map(notes.append, xs)`) changes its object
-                if handed is not None and handed is not callee and handed[2] is not None:
-                    if handed[0] != "local":
+            for slot in taken:  # a method handed on (`map(notes.append, xs)`) changes its object
+                if slot is None or slot is callee:
+                    continue
+                if slot[2] is not None:
+                    if slot[0] != "local":
                         return None
-                    changed.add(handed[1])
+                    changed.add(slot[1])
+                else:
+                    handed.add((slot[0], slot[1]))
             if callee[0] == "local" and callee[2] is not None:
                 changed.add(callee[1])  # a method of a local's object: it may change that object
             elif callee[0] != _TEMPORARY:
@@ -339,7 +346,9 @@ def round_tail(
         elif ins.opname not in _QUIET and ins.opname not in _TAGGED or ins.opname in _ENDS:
             return None
         stack.extend(pushed)
-    return Tail(frozenset(region), kept, frozenset(stores), frozenset(changed), frozenset(calls))
+    return Tail(
+        frozenset(region), kept, frozenset(stores), frozenset(changed), frozenset(calls), frozenset(handed)
+    )
 
 
 _TAGGED = frozenset({"PRECALL", "STORE_FAST_LOAD_FAST"})  # (followed above)
@@ -514,7 +523,7 @@ def owe_untaken(b: GraphBuilder, fs: FrameState, entry: Control) -> None:
     acts, changed = arm.acts, set(arm.changed)
     for call in arm.calls:
         value = _callee_value(b, fs, call.callee)
-        kind = callee_kind(b, value)
+        kind = _callee_kind(b, value)
         if kind is purity.Effect.PURE:
             continue
         if value is not MISSING:  # a helper of the user's: the module state it changes
@@ -548,7 +557,7 @@ def _ref(b: GraphBuilder, fs: FrameState, scope: str, name: str) -> ValueRef | N
     return b.load_local(fs, name) if hasattr(f_locals, "__contains__") and name in f_locals else None
 
 
-def callee_kind(b: GraphBuilder, value: object) -> purity.Effect:
+def _callee_kind(b: GraphBuilder, value: object) -> purity.Effect:
     """What a call in an arm the trace did not take calls (`value`, see `_callee_value`): PURE,
     MUTATES_INPUTS for a slow call (a request, see `owe_untaken`), or UNKNOWN."""
     if value is MISSING:

@@ -625,6 +625,31 @@ def _changes_self(code: types.CodeType) -> bool:
 
 _ITEM_STORES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "DELETE_SLICE"})
 
+_STATE_STORES = frozenset({"STORE_ATTR", "DELETE_ATTR", "STORE_GLOBAL", "DELETE_GLOBAL"})
+_CELL_STORES = frozenset({"STORE_DEREF", "DELETE_DEREF"})
+_STATE_WRITERS = frozenset({"setattr", "delattr", "vars", "globals", "__dict__"})
+
+
+def stores_state(callee: Any) -> bool:
+    """Does the code of the Python function `callee` runs (itself, a method's, a callable object's
+    `__call__`) store an attribute, a global or a cell of the function around it (`nonlocal`), or
+    name `setattr`, `vars`, `globals` or `__dict__`?  Its own code only, not what it calls: a slow
+    call is assumed to change only what it is handed (an LLM client's request stores nothing of the
+    kind), and a helper of the user's that does store state (`CFG.mode = d`) is told apart."""
+    func = _python_function(callee)
+    if func is None:
+        return False
+    code = func.__code__
+    return any(
+        ins.opname in _STATE_STORES
+        or (ins.opname in _CELL_STORES and ins.argval in code.co_freevars)
+        or (ins.opname in _NAME_LOADS and ins.argval in _STATE_WRITERS)
+        for ins in dis.get_instructions(code)
+    )
+
+
+_NAME_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD"})
+
 
 GlobalName = tuple[dict[str, Any], str]  # a module's namespace, and a name in it
 

@@ -36,9 +36,10 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
 - except in the round's tail, from a branch after one of its calls on (`_tails`): there it may
   branch on a result, on the item or on what it carries, any way, when that code, read whole from
   the bytecode (`arms.round_tail`), changes nothing the code before its calls reads, never leaves
-  the loop and calls only functions known to be pure or slow callees of the run (`_tail_alike`): a
-  judge keeping the best, a filter, a tally, `if "yes" in verdict: out.append(llm(d))`.  Only the
-  calls before the tail go ahead; the tail's own are made in their turn;
+  the loop and calls only functions known to be pure or callees the first round called
+  (`_tail_alike`): a judge keeping the best, a filter, a tally, `if "yes" in verdict:
+  out.append(llm(d))`.  Only the calls before the tail go ahead; the tail's own are made in their
+  turn;
 - not a loop with a `try` inside it whose handler may leave it, or change what a later round reads
   (`loopshape.handled_out`);
 - only callees that neither read through their module's globals nor hold an object the first
@@ -74,7 +75,7 @@ from typing import Any
 
 from xcs_bc._compat import nested_code
 from xcs_bc.build import purity
-from xcs_bc.build.arms import Tail, callee_kind, leaves_rounds_alike, round_tail
+from xcs_bc.build.arms import Tail, leaves_rounds_alike, round_tail
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
 from xcs_bc.build.carried import Carried, carried
@@ -657,18 +658,23 @@ def _tail_alike(
     say, whichever way its branches go?  What it assigns and changes, no code of the round before it
     reads by name; what it changes in place is immutable (`n += 1`) or a container the glue made
     (`kept.append(d)`), in a local the loop does not assign, and no recipe or item reads that
-    container; and what it calls is known to be pure (`max`, `print`, a method of str), or is a slow
-    call made in its turn (`out.append(llm(d))` under `if "yes" in verdict:`): the callee of one the
-    run made, or a method of an object it made slow calls on, which may change what it is handed but
-    nothing else (docs/jit.md, "The assumptions"), as in an arm a replay did not trace
-    (`arms.callee_kind`).  What such a call may change (what it is handed, the module state a helper
-    changes) the builder counted as changed by the first round, in the arm it took and in those it
-    did not (`arms.owe_untaken`): no recipe reads it (`build.carried`)."""
+    container; what it hands a call whole is built-in data (not an object whose methods the call may
+    run: `print(v, file=sink)`); and what it calls is known to be pure (`max`, `print`, a method of
+    str), or is a callee the first round called (`out.append(llm(d))` under `if "yes" in
+    verdict:`), whose calls in the tail are made in their turn.  That callee was traced in the first
+    round: what it changed there (what it was handed, the module state a helper changes) the
+    builder counted, no recipe reads (`build.carried`) and no callee issued ahead reads
+    (`_callees_alike`); and its own code stores no attribute, global or cell
+    (`purity.stores_state`: a helper setting `CFG.mode` would change what a later round's call
+    reads, unseen).  A callee the first round did not call (its branch went the other way) is not
+    known: the rounds go one at a time."""
     tail = upto.tail
     body = loop_body(fs.info, state.head) if state.head is not None and tail is not None else None
     if body is None or tail is None:
         return False
     f_locals = fs.frame.f_locals
+    round_ = b.ops[state.op_starts[0] :]
+    traced = [op.inputs[0].value for op in round_ if op.op_type is OpType.CALL and op.inputs]
     for scope, name, attr in tail.calls:
         if scope == "local" and name in body.stored:
             return False
@@ -678,7 +684,15 @@ def _tail_alike(
             value = peek_attr(value, attr)
         if value is _UNBOUND or value is MISSING:
             return False
-        if callee_kind(b, value) is purity.Effect.UNKNOWN:
+        if purity.classify(value) is purity.Effect.PURE:
+            continue
+        if not any(same_value(value, t) for t in traced) or purity.stores_state(value):
+            return False  # (not traced in the first round, or it stores state a later call may read)
+    for scope, name in tail.handed:
+        if scope == "local" and name in tail.stores:
+            continue  # (made in the tail: a result, or a value of built-in data it computed)
+        value = (f_locals if scope == "local" else fs.frame.f_globals).get(name, _UNBOUND)
+        if not plain(value):
             return False
     read = {
         name
