@@ -1689,6 +1689,23 @@ def expanded_in_a_closure(docs):
     return out
 
 
+def noted(prompt, sink=None):
+    """A slow call that adds its prompt to the list it is handed."""
+    if sink is not None:
+        sink.append(prompt)
+    return llm(prompt)
+
+
+def noted_through_a_box(docs):
+    history = []
+    box = {"h": history}
+    for d in docs:
+        verdict = noted(f"{d} after {len(history)}")
+        if "good" in verdict:
+            noted(f"Noted {d}", box["h"])  # (the list the calls before the branch read, by an item)
+    return history
+
+
 def printed_to_a_sink(docs):
     lines = []
     sink = types.SimpleNamespace(write=lines.append, flush=lambda: None)
@@ -1739,12 +1756,13 @@ def expanded_until_stopped(docs):
         (answered_through_a_cache, ["a", "b", "c", "b", "c", "b"]),
         (expanded_in_a_closure, ["good a", "b", "good c", "d"]),
         (printed_to_a_sink, ["good a", "b", "good c", "d"]),
+        (noted_through_a_box, ["a", "good b", "c", "d"]),
         (noted_after_the_branch, ["good a", "b", "good c", "d"]),
         (expanded_until_stopped, ["a", "stop b", "c", "d"]),
     ],
     ids=["not-called-in-the-first-round", "assigns-what-the-calls-read", "hands-what-the-calls-read",
          "hands-it-inside-a-list", "a-helper-storing-an-attribute", "a-method-storing-an-attribute",
-         "a-cache-filled-after-the-branch", "a-closure-s-cell", "a-sink-s-write", "a-helper-changing-a-global",
+         "a-cache-filled-after-the-branch", "a-closure-s-cell", "a-sink-s-write", "handed-through-an-item", "a-helper-changing-a-global",
          "leaves-the-loop"],
 )  # fmt: skip
 def test_a_branch_whose_calls_may_change_the_next_round_keeps_the_rounds_one_at_a_time(fn, docs) -> None:
@@ -1753,8 +1771,8 @@ def test_a_branch_whose_calls_may_change_the_next_round_keeps_the_rounds_one_at_
     (which may change it), a helper or a method storing what a later call reads (an attribute, a
     cache's entry, a closure's cell), `print` to an object whose `write` changes a list, or a
     `break`: the next round's call may differ, or never be made.  Nothing goes ahead, and the first
-    call is the plain one (the hunt that found the helper, method, cache, cell and sink shapes saw
-    them served stale answers or make extra calls)."""
+    call is the plain one (the hunts that found the helper, method, cache, cell, sink and item
+    shapes saw them served stale answers or make extra calls)."""
     fast = xcs.jit(fn)
     assert submitted(fast, fn, docs, watch=(judge,)) == []
     assert fast.stats.served_in_trace == 0 and fast.stats.wasted == 0

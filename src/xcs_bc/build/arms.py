@@ -202,7 +202,7 @@ def _arm(info: CodeInfo, start: int, until: int | None) -> Arm:
         ins = info.instrs[offset]
         if ins.opname in LOCAL_STORES:
             stores.update(stored_names(ins))
-        names.update(_loaded(ins))
+        names.update(names_loaded(ins))
         if ins.opname not in _QUIET and ins.opname not in LOCAL_STORES:
             acts = True  # (a store into an object, too: which one is not followed here)
     return Arm(frozenset(stores), frozenset(names) if acts else frozenset(), (), acts)
@@ -239,7 +239,8 @@ class Tail:
     code; `kept`: the loads before it whose names it takes from the stack (`out` and its `append` in
     `out.append(llm(d))`).  A method of a value the tail made itself is called only when it is one of
     str's (`answer.strip().lower()`, see `_TEXT_METHODS`).  `handed`: the names whose values a call
-    is handed whole (`print(v, file=sink)`, `map(keep, xs)`), which it may change or call."""
+    is handed whole (`print(v, file=sink)`, `map(keep, xs)`), which it may change or call; `loaded`:
+    every name it loads (a call may be handed what they hold through an item, `box["h"]`)."""
 
     offsets: frozenset[int]
     kept: frozenset[int]
@@ -247,6 +248,7 @@ class Tail:
     changed: frozenset[str]
     calls: frozenset[Callee]
     handed: frozenset[Name]
+    loaded: frozenset[Name]
 
 
 def round_tail(
@@ -268,6 +270,7 @@ def round_tail(
     changed: set[str] = set()
     calls: set[Callee] = set()
     handed: set[Name] = set()
+    named: set[Name] = set()
     stack: list[_Tag] = []
     pending: list[_Tag] = []  # (3.11) the arguments PRECALL took for the next CALL
     loads: list[int | None] = []  # beside `stack`, in `warm`: the load each slot holds a name from
@@ -292,7 +295,7 @@ def round_tail(
         names = arg_names(ins)
         name = names[-1] if names else ""
         if ins.opname in LOCAL_LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
-            loaded = [name for _, name in _loaded(ins)]
+            loaded = [name for _, name in names_loaded(ins)]
             if len(loaded) == ins.pushes:
                 pushed = [("local", one, None) for one in loaded]
                 pushed_loads = [offset] * ins.pushes
@@ -313,6 +316,7 @@ def round_tail(
             stack.extend(pushed)
             loads.extend(pushed_loads)
             continue
+        named.update(names_loaded(ins))
         if ins.opname in LOCAL_STORES:
             stores.update(stored_names(ins))
         elif ins.opname in _CALLS:
@@ -347,7 +351,13 @@ def round_tail(
             return None
         stack.extend(pushed)
     return Tail(
-        frozenset(region), kept, frozenset(stores), frozenset(changed), frozenset(calls), frozenset(handed)
+        frozenset(region),
+        kept,
+        frozenset(stores),
+        frozenset(changed),
+        frozenset(calls),
+        frozenset(handed),
+        frozenset(named),
     )
 
 
@@ -431,7 +441,7 @@ def _straight(info: CodeInfo, start: int, until: int | None) -> Arm | None:
             stores.update(stored_names(ins))
             changed.update(_names_of(taken))  # an alias of the object now: conservatively, handed on
         if ins.opname in LOCAL_LOADS or ins.opname == "STORE_FAST_LOAD_FAST":
-            loaded = [name for _, name in _loaded(ins)]
+            loaded = [name for _, name in names_loaded(ins)]
             if len(loaded) == ins.pushes:
                 pushed = [("local", one, None) for one in loaded]
         elif ins.opname == "LOAD_GLOBAL":
@@ -471,7 +481,8 @@ def _names_of(tags: list[_Tag]) -> list[Name]:
     return [(tag[0], tag[1]) for tag in tags if tag is not None]
 
 
-def _loaded(ins: Instr) -> list[Name]:
+def names_loaded(ins: Instr) -> list[Name]:
+    """The names `ins` loads, each with its scope."""
     if ins.opname == "LOAD_GLOBAL":
         return [("global", arg_names(ins)[-1])]
     return [("local", name) for name in loaded_names(ins)]

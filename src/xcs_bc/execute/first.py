@@ -75,7 +75,7 @@ from typing import Any
 
 from xcs_bc._compat import nested_code
 from xcs_bc.build import purity
-from xcs_bc.build.arms import Tail, leaves_rounds_alike, round_tail
+from xcs_bc.build.arms import Name, Tail, leaves_rounds_alike, names_loaded, round_tail
 from xcs_bc.build.builder import GraphBuilder
 from xcs_bc.build.calls import python_code
 from xcs_bc.build.carried import Carried, carried
@@ -666,8 +666,9 @@ def _tail_alike(
     builder counted, no recipe reads (`build.carried`) and no callee issued ahead reads
     (`_callees_alike`); and its own code stores no attribute, global or cell
     (`purity.stores_state`: a helper setting `CFG.mode` would change what a later round's call
-    reads, unseen).  A callee the first round did not call (its branch went the other way) is not
-    known: the rounds go one at a time."""
+    reads, unseen), and it reaches no container the code before the tail reads
+    (`_hands_nothing_read`).  A callee the first round did not call (its branch went the other way)
+    is not known: the rounds go one at a time."""
     tail = upto.tail
     body = loop_body(fs.info, state.head) if state.head is not None and tail is not None else None
     if body is None or tail is None:
@@ -675,6 +676,7 @@ def _tail_alike(
     f_locals = fs.frame.f_locals
     round_ = b.ops[state.op_starts[0] :]
     traced = [op.inputs[0].value for op in round_ if op.op_type is OpType.CALL and op.inputs]
+    requests = False  # (does the tail make slow calls?)
     for scope, name, attr in tail.calls:
         if scope == "local" and name in body.stored:
             return False
@@ -688,18 +690,23 @@ def _tail_alike(
             continue
         if not any(same_value(value, t) for t in traced) or purity.stores_state(value):
             return False  # (not traced in the first round, or it stores state a later call may read)
+        requests = True
     for scope, name in tail.handed:
         if scope == "local" and name in tail.stores:
             continue  # (made in the tail: a result, or a value of built-in data it computed)
         value = (f_locals if scope == "local" else fs.frame.f_globals).get(name, _UNBOUND)
         if not plain(value):
             return False
-    read = {
-        name
+    before = [
+        fs.info.instrs[offset]
         for offset in body.offsets - tail.offsets - tail.kept
         if offset in fs.info.instrs
-        for name in loaded_names(fs.info.instrs[offset])
-    }
+    ]
+    read = {name for ins in before for name in loaded_names(ins)}
+    if requests and not _hands_nothing_read(
+        fs, tail, [name for ins in before for name in names_loaded(ins)], recipes
+    ):
+        return False
     unchangeable = _unchangeable(fs, body, walked)
     changed = {name for name in tail.changed if not unchangeable(("local", name))}  # (`d.strip()`)
     if read & (tail.stores | changed):
@@ -717,6 +724,45 @@ def _tail_alike(
         if ref is None or ref.source is not Source.EXPR or name in body.stored or id(value) in held:
             return False
     return True
+
+
+def _hands_nothing_read(fs: FrameState, tail: Tail, before: list[Name], recipes: Sequence[ValueRef]) -> bool:
+    """A slow call in the tail may change what it is handed and what that holds (`tool(d, box["h"])`
+    appends to the list in `box`): no name the tail loads may reach a container that the round's
+    code before the tail, or a recipe, reads; and each must hold built-in data."""
+
+    def value(name: Name) -> Any:
+        return (fs.frame.f_locals if name[0] == "local" else fs.frame.f_globals).get(name[1], _UNBOUND)
+
+    outside = _containers([value(name) for name in before] + [ref.value for ref in walk(recipes)])
+    callees = {(scope, name) for scope, name, _ in tail.calls} - tail.handed  # (checked above)
+    for name in tail.loaded - callees:
+        if name[0] == "local" and name[1] in tail.stores or callable(value(name)):
+            continue  # (made in the tail itself; a callee)
+        held = value(name)
+        if _immutable(held):
+            continue
+        if not plain(held) or _containers([held]) & outside:
+            return False
+    return True
+
+
+def _containers(values: list[Any]) -> set[int]:
+    """The ids of the lists, dicts and sets in `values`, and in the built-in containers they hold."""
+    found: set[int] = set()
+    todo = list(values)
+    while todo:
+        current = todo.pop()
+        if type(current) in (list, dict, set):
+            if id(current) in found:
+                continue
+            found.add(id(current))
+        if type(current) in (list, tuple, set, frozenset):
+            todo.extend(current)
+        elif type(current) is dict:
+            todo.extend(current.keys())
+            todo.extend(current.values())
+    return found
 
 
 def _callees_alike(b: GraphBuilder, state: LoopState, issue: Sequence[_Step]) -> bool:
