@@ -38,8 +38,6 @@ from concurrent.futures import Executor as _StdExecutor
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
-from xcs_bc.execute.futures import LeanFuture
-
 DEFAULT_MAX_WORKERS = 512
 """The shared pool's bound: its threads start as ready calls arrive, so its width follows the work
 (256 independent calls run at once), and leave after `IDLE_SECONDS` without one.  Per-API limits
@@ -72,7 +70,7 @@ class ThreadPool(_StdExecutor):
         self._stopped = threading.Event()  # set once every worker has left after a shutdown
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = LeanFuture()
+        future: Future[Any] = Future()
         with self._lock:  # (no call in here can block or run Python code that waits)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")

@@ -52,7 +52,6 @@ from typing import Any
 from xcs_bc.errors import ConfigError
 from xcs_bc.execute.apis import call_host, candidates, host_of, overloaded, retry_after
 from xcs_bc.execute.executor import waiting
-from xcs_bc.execute.futures import LeanFuture
 from xcs_bc.ir.values import awaited_call, describe_callee
 
 DEFAULT_HOST_CONCURRENCY = 16  # calls at once to a host of a known client that no limit names
@@ -392,7 +391,7 @@ class Limit:
         _alone.ended()
         if done.cancelled():  # (by `future.cancel()`, or by its executor): the run makes it in its turn
             self._give_back(future, number)
-            LeanFuture.cancel(future)
+            Future.cancel(future)
             return
         if not future.set_running_or_notify_cancel():
             self._release(number, None)
@@ -418,7 +417,7 @@ def answered(future: Future[Any]) -> bool:
     return not future.cancelled() and not isinstance(future.exception(), Withdrawn)
 
 
-class _Ahead(LeanFuture):
+class _Ahead(Future[Any]):
     """The future of a call issued ahead.  `keep`: if it is cancelled while it holds room, the room
     is kept (in `kept`, its number) for the run's own call instead of being given back (both under
     `handoff`: another thread may cancel it at the same time)."""
