@@ -1485,6 +1485,15 @@ def tallied(docs):
     return counts
 
 
+def kept_by_a_checksum(docs):
+    kept = []
+    for d in docs:
+        verdict = llm(f"Relevant? {d}")
+        if sum(map(ord, verdict)) % 2:  # (a pure built-in handed to map)
+            kept.append(d)
+    return kept
+
+
 def summarized_and_flagged(docs):
     out = []
     flagged = 0
@@ -1502,8 +1511,9 @@ def summarized_and_flagged(docs):
         (summarized_and_flagged, ["a", "b!", "c", "d!", "e"]),
         (kept_if_good, ["a", "good b", "c", "good d", "e"]),
         (tallied, ["a", "y", "b", "yy", "c"]),
+        (kept_by_a_checksum, ["a", "b", "c", "d", "e"]),
     ],
-    ids=["keeps-the-best", "counts-on-the-item", "keeps-the-good", "tallies"],
+    ids=["keeps-the-best", "counts-on-the-item", "keeps-the-good", "tallies", "hands-a-pure-function"],
 )
 def test_branches_on_results_after_the_round_s_calls_keep_the_rounds_at_once(fn, docs) -> None:
     """A round that branches on its results, or on its item, once its calls are made (a judge keeping

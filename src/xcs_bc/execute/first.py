@@ -694,9 +694,10 @@ def _tail_alike(
     for scope, name in tail.handed:
         if scope == "local" and name in tail.stores:
             continue  # (made in the tail: a result, or a value of built-in data it computed)
-        value = (f_locals if scope == "local" else fs.frame.f_globals).get(name, _UNBOUND)
-        if not plain(value):
-            return False
+        where = f_locals if scope == "local" else fs.frame.f_globals
+        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
+        if not plain(value) and purity.classify(value) is not purity.Effect.PURE:
+            return False  # (`map(ord, answer)` hands a pure function: it changes nothing)
     before = [
         fs.info.instrs[offset]
         for offset in body.offsets - tail.offsets - tail.kept
