@@ -680,8 +680,7 @@ def _tail_alike(
     for scope, name, attr in tail.calls:
         if scope == "local" and name in body.stored:
             return False
-        where = f_locals if scope == "local" else fs.frame.f_globals
-        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
+        value = _value_of(fs, (scope, name))
         if attr is not None and value is not _UNBOUND:
             value = peek_attr(value, attr)
         if value is _UNBOUND or value is MISSING:
@@ -694,8 +693,7 @@ def _tail_alike(
     for scope, name in tail.handed:
         if scope == "local" and name in tail.stores:
             continue  # (made in the tail: a result, or a value of built-in data it computed)
-        where = f_locals if scope == "local" else fs.frame.f_globals
-        value = where.get(name, getattr(builtins, name, _UNBOUND) if scope == "global" else _UNBOUND)
+        value = _value_of(fs, (scope, name))
         if not plain(value) and purity.classify(value) is not purity.Effect.PURE:
             return False  # (`map(ord, answer)` hands a pure function: it changes nothing)
     before = [
@@ -731,21 +729,25 @@ def _hands_nothing_read(fs: FrameState, tail: Tail, before: list[Name], recipes:
     """A slow call in the tail may change what it is handed and what that holds (`tool(d, box["h"])`
     appends to the list in `box`): no name the tail loads may reach a container that the round's
     code before the tail, or a recipe, reads; and each must hold built-in data."""
-
-    def value(name: Name) -> Any:
-        return (fs.frame.f_locals if name[0] == "local" else fs.frame.f_globals).get(name[1], _UNBOUND)
-
-    outside = _containers([value(name) for name in before] + [ref.value for ref in walk(recipes)])
+    outside = _containers([_value_of(fs, name) for name in before] + [ref.value for ref in walk(recipes)])
     callees = {(scope, name) for scope, name, _ in tail.calls} - tail.handed  # (checked above)
     for name in tail.loaded - callees:
-        if name[0] == "local" and name[1] in tail.stores or callable(value(name)):
+        held = _value_of(fs, name)
+        if name[0] == "local" and name[1] in tail.stores or callable(held):
             continue  # (made in the tail itself; a callee)
-        held = value(name)
         if _immutable(held):
             continue
         if not plain(held) or _containers([held]) & outside:
             return False
     return True
+
+
+def _value_of(fs: FrameState, name: Name) -> Any:
+    """What a name of the frame holds now: a local, or a global (else a built-in); `_UNBOUND` if none."""
+    scope, key = name
+    if scope == "local":
+        return fs.frame.f_locals.get(key, _UNBOUND)
+    return fs.frame.f_globals.get(key, getattr(builtins, key, _UNBOUND))
 
 
 def _containers(values: list[Any]) -> set[int]:
