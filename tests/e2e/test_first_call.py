@@ -1699,6 +1699,42 @@ def expanded_in_a_closure(docs):
     return out
 
 
+def replied_and_escalated(docs):
+    escalated = []
+
+    def reply(prompt):
+        if "urgent" in prompt:
+            escalated.append(prompt)  # (a list of the function around it, which the calls read)
+        return llm(prompt)
+
+    out = []
+    for d in docs:
+        if "good" in judge(f"{d} ({len(escalated)} escalated)"):
+            out.append(reply(f"Reply to {d}"))
+    return out
+
+
+class Bot:
+    """A callable object that changes its own settings for some prompts."""
+
+    def __init__(self):
+        self.settings = {"tone": "neutral"}
+
+    def __call__(self, prompt):
+        if "urgent" in prompt:
+            self.settings["tone"] = "formal"
+        return llm(prompt)
+
+
+def replied_by_a_bot(docs):
+    bot = Bot()
+    out = []
+    for d in docs:
+        if "good" in judge(f"({bot.settings['tone']}) {d}"):
+            out.append(bot(f"Reply to {d}"))
+    return out
+
+
 def noted(prompt, sink=None):
     """A slow call that adds its prompt to the list it is handed."""
     if sink is not None:
@@ -1767,12 +1803,15 @@ def expanded_until_stopped(docs):
         (expanded_in_a_closure, ["good a", "b", "good c", "d"]),
         (printed_to_a_sink, ["good a", "b", "good c", "d"]),
         (noted_through_a_box, ["a", "good b", "c", "d"]),
+        (replied_and_escalated, ["good a", "good urgent b", "c", "d", "e"]),
+        (replied_by_a_bot, ["good a", "good urgent b", "c", "d", "e"]),
         (noted_after_the_branch, ["good a", "b", "good c", "d"]),
         (expanded_until_stopped, ["a", "stop b", "c", "d"]),
     ],
     ids=["not-called-in-the-first-round", "assigns-what-the-calls-read", "hands-what-the-calls-read",
          "hands-it-inside-a-list", "a-helper-storing-an-attribute", "a-method-storing-an-attribute",
-         "a-cache-filled-after-the-branch", "a-closure-s-cell", "a-sink-s-write", "handed-through-an-item", "a-helper-changing-a-global",
+         "a-cache-filled-after-the-branch", "a-closure-s-cell", "a-sink-s-write", "handed-through-an-item", "a-closure-s-list", "a-callable-object-s-dict",
+         "a-helper-changing-a-global",
          "leaves-the-loop"],
 )  # fmt: skip
 def test_a_branch_whose_calls_may_change_the_next_round_keeps_the_rounds_one_at_a_time(fn, docs) -> None:

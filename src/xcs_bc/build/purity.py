@@ -632,20 +632,32 @@ _STATE_WRITERS = frozenset({"setattr", "delattr", "vars", "globals", "__dict__"}
 
 def stores_state(callee: Any) -> bool:
     """Does the code of the Python function `callee` runs (itself, a method's, a callable object's
-    `__call__`) store an attribute, a global or a cell of the function around it (`nonlocal`), or
-    name `setattr`, `vars`, `globals` or `__dict__`?  Its own code only, not what it calls: a slow
-    call is assumed to change only what it is handed (an LLM client's request stores nothing of the
-    kind), and a helper of the user's that does store state (`CFG.mode = d`) is told apart."""
+    `__call__`) store an attribute, a global or a cell of the function around it (`nonlocal`), name
+    `setattr`, `vars`, `globals` or `__dict__`, or change in place what a cell of the function
+    around it holds (`escalated.append(p)`, `state["tone"] = t`)?  Its own code only, not what it
+    calls: a slow call is assumed to change only what it is handed (an LLM client's request stores
+    nothing of the kind), and a helper of the user's that does store state (`CFG.mode = d`) is told
+    apart."""
     func = _python_function(callee)
     if func is None:
         return False
     code = func.__code__
-    return any(
-        ins.opname in _STATE_STORES
-        or (ins.opname in _CELL_STORES and ins.argval in code.co_freevars)
-        or (ins.opname in _NAME_LOADS and ins.argval in _STATE_WRITERS)
-        for ins in dis.get_instructions(code)
-    )
+    instrs = list(dis.get_instructions(code))
+    for i, ins in enumerate(instrs):
+        if (
+            ins.opname in _STATE_STORES
+            or (ins.opname in _CELL_STORES and ins.argval in code.co_freevars)
+            or (ins.opname in _NAME_LOADS and ins.argval in _STATE_WRITERS)
+        ):
+            return True
+        if ins.opname == "LOAD_DEREF" and ins.argval in code.co_freevars:
+            then = instrs[i + 1 : i + 3]
+            method = then[0].argval if then and then[0].opname in ("LOAD_ATTR", "LOAD_METHOD") else None
+            if method in _CONTAINER_CHANGES:
+                return True  # escalated.append(p)
+            if len(then) == 2 and then[1].opname in _ITEM_STORES:
+                return True  # state["tone"] = t
+    return False
 
 
 _NAME_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD"})

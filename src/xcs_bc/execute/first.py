@@ -687,7 +687,11 @@ def _tail_alike(
             return False
         if purity.classify(value) is purity.Effect.PURE:
             continue
-        if not any(same_value(value, t) for t in traced) or purity.stores_state(value):
+        if (
+            not any(same_value(value, t) for t in traced)
+            or purity.stores_state(value)
+            or purity.sets_attributes(value)
+        ):
             return False  # (not traced in the first round, or it stores state a later call may read)
         requests = True
     for scope, name in tail.handed:
