@@ -84,7 +84,6 @@ from xcs_bc.build.displays import positional
 from xcs_bc.build.effects import holds
 from xcs_bc.build.frames import FrameState, RoundMark
 from xcs_bc.build.handlers.iteration import lockstep, round_item
-from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.loopshape import handled_out
 from xcs_bc.build.purity import memo_wrapper
@@ -673,7 +672,6 @@ def _tail_alike(
     body = loop_body(fs.info, state.head) if state.head is not None and tail is not None else None
     if body is None or tail is None:
         return False
-    f_locals = fs.frame.f_locals
     round_ = b.ops[state.op_starts[0] :]
     traced = [op.inputs[0].value for op in round_ if op.op_type is OpType.CALL and op.inputs]
     requests = False  # (does the tail make slow calls?)
@@ -705,10 +703,9 @@ def _tail_alike(
         for offset in body.offsets - tail.offsets - tail.kept
         if offset in fs.info.instrs
     ]
-    read = {name for ins in before for name in loaded_names(ins)}
-    if requests and not _hands_nothing_read(
-        fs, tail, [name for ins in before for name in names_loaded(ins)], recipes
-    ):
+    named = [name for ins in before for name in names_loaded(ins)]
+    read = {name for scope, name in named if scope == "local"}
+    if requests and not _hands_nothing_read(fs, tail, named, recipes):
         return False
     unchangeable = _unchangeable(fs, body, walked)
     changed = {name for name in tail.changed if not unchangeable(("local", name))}  # (`d.strip()`)
@@ -720,7 +717,7 @@ def _tail_alike(
         held |= {id(sequence), id(getattr(sequence, "mapping", sequence))}
     held |= {id(item) for sequence in walked if not isinstance(sequence, range) for item in sequence}
     for name in changed:
-        value = f_locals.get(name, _UNBOUND)
+        value = _value_of(fs, ("local", name))
         if _immutable(value):
             continue
         ref = fs.locals.get(name)
