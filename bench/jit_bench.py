@@ -150,6 +150,11 @@ def summarize_docs_pool(docs):
     return list(POOL.map(lambda d: llm(f"Summarize: {d}"), docs))
 
 
+def summarize_mapped(docs):
+    # the calls are made by list()'s C code, through map: no call site of the function's own
+    return list(map(lambda d: llm(f"Summarize: {d}"), docs))
+
+
 # -- 4. nested: 5 items x 3 dependent steps -----------------------------------------------------------
 
 
@@ -362,6 +367,7 @@ SCENARIOS = [
     Scenario("4 independent calls", four_calls, four_calls_pool, fresh_topic),
     Scenario("10 independent calls", ten_calls, ten_calls_pool, fresh_topic),
     Scenario("comprehension, 8 docs", summarize_docs, summarize_docs_pool, fresh_docs(8)),
+    Scenario("list(map(...)), 8 docs", summarize_mapped, summarize_docs_pool, fresh_docs(8)),
     Scenario("nested 5 items x 3 steps", three_steps, three_steps_pool, fresh_docs(5)),
     Scenario("ensemble 5 + judge", ensemble, ensemble_pool, fresh_topic),
     Scenario("2 maps x 6 docs + combine", two_maps, two_maps_pool, fresh_docs(6)),

@@ -46,6 +46,7 @@ from xcs_bc.execute.awaits import twin
 from xcs_bc.execute.cached import CachedPlan
 from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
+from xcs_bc.execute.fanout import Fanning
 from xcs_bc.execute.first import FirstCall, first_call
 from xcs_bc.execute.many import run_many
 from xcs_bc.execute.replay import Replay, Stats, pop, push
@@ -127,6 +128,7 @@ class JittedFunction(Generic[P, R]):
         self._untraced = 0  # calls that would be traced left to run plainly after those (back-off)
         self._lock = threading.RLock()  # _retire notes while holding it
         self.stats = Stats()
+        self._fanning = Fanning(self._min_call_ms / 1000)  # (what its runs learn of its maps)
         self._refusal = _refusal(target)
         self._notes: list[str] = []
         self._last_replay: Callable[[], Timeline] | None = None  # (made when asked)
@@ -309,7 +311,7 @@ class JittedFunction(Generic[P, R]):
         when the function makes no call in a loop or its code cannot be gated: it is then traced as
         it is."""
         try:
-            return first_call(self._fn, env, self._get_executor, self.stats, options)
+            return first_call(self._fn, env, self._get_executor, self.stats, options, self._fanning)
         except XCSError as exc:
             self._note(f"the traced call runs as it is: {exc}")
             return None
@@ -337,7 +339,7 @@ class JittedFunction(Generic[P, R]):
                 return
             # the plan kept holds no argument, result or exception of the trace it does not need
             plan, loops = released(plan, trace.loops)
-            cached = CachedPlan(plan, self._fn, loops, trace.carried)
+            cached = CachedPlan(plan, self._fn, loops, trace.carried, self._fanning)
         except XCSError as exc:
             self._note(f"no plan: {exc}")
             if learn is None:  # (a lesson that taught nothing leaves its plan as it was)
@@ -542,6 +544,11 @@ class JittedFunction(Generic[P, R]):
                 else:
                     lines.append(
                         f"    %{op.id} {op.name} at {op.site}: runs in its turn, because {recipe.refusal}"
+                    )
+                if cached.keys.get(op.id) in cached.consumers:
+                    lines.append(
+                        f"    %{op.id} {op.name} takes a map whole: the map's calls are issued at once "
+                        "(after the first, when it took at least min_call_ms)"
                     )
             for refusal in cached.refused:
                 lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")

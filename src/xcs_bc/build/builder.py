@@ -210,8 +210,9 @@ class GraphBuilder(Following):
         self.skipping: skipping.Skipping | None = None
         self.python_starts = 0  # Python frames the observed code started so far
 
-    def instruction(self, frame: types.FrameType, offset: int) -> None:
-        now = time.perf_counter()
+    def instruction(self, frame: types.FrameType, offset: int, now: float | None = None) -> None:
+        """The frame runs the instruction at `offset` (at `now`, if it ran earlier than it is told)."""
+        now = time.perf_counter() if now is None else now
         fs = self._frames.get(frame)
         if self._awaiting_exception and (
             not PY311 or (fs is not None and fs.pending is not None and fs.pending.opname == "PUSH_EXC_INFO")
@@ -322,15 +323,17 @@ class GraphBuilder(Following):
         kwargs: dict[str, Any],
         result: Any,
         started: float,
+        reached: float,
     ) -> None:
         """A gated call site of a clone (see `execute.rewrite.gate`) had its call made elsewhere: the
-        events its original instructions (`steps`, offsets) would have sent, with its arguments
-        bound as the callee's frame would hold them, its result (MISSING if it raised: the exception
-        reaches the frame as the original's would) and when it started."""
+        events its original instructions (`steps`, offsets) would have sent when the run `reached`
+        them (a call before them ends then), with its arguments bound as the callee's frame would
+        hold them, its result (MISSING if it raised: the exception reaches the frame as the
+        original's would) and when it started."""
         if self.skipping is not None:
             skipping.abandon(self, "had a call issued ahead served")
         for offset in steps:
-            self.instruction(frame, offset)
+            self.instruction(frame, offset, reached)
         fs = self._frames.get(frame)
         if fs is None or fs.pending is None or fs.pending.opname not in CALL_OPS:
             return

@@ -74,17 +74,26 @@ def may_run_user_code(fs: FrameState, ins: Instr, jumped: bool) -> bool:
     )
 
 
+# iterators whose items a call of a Python function makes
+_CALLING_ITERATORS: tuple[type, ...] = (map, filter, types.GeneratorType)
+
+
+def _may_call(ref: ValueRef) -> bool:
+    """Something callable, or a map, filter or generator (its value, or a call of `map` or `filter`
+    whose result 3.12+ does not report)."""
+    if ref.kind is ExprKind.MAKE_FUNCTION or callable(ref.value) or type(ref.value) in _CALLING_ITERATORS:
+        return True
+    return ref.kind is ExprKind.CALL and bool(ref.operands) and ref.operands[0].value in (map, filter)
+
+
 def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
     """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`),
-    handed no Python function to call (`sorted(xs, key=lambda x: judge(x))` makes the calls its key
-    does): it does no IO and runs no user code, so its time is never a slow call's (with
-    `min_call_ms=0`, every call is an operation all the same)."""
+    handed nothing to call (`sorted(xs, key=lambda x: judge(x))` makes the calls its key does;
+    `"".join(map(llm, docs))` those of `llm`): it does no IO and runs no user code, so its time is
+    never a slow call's (with `min_call_ms=0`, every call is an operation all the same)."""
     if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
         return False
-    if any(
-        arg.kind is ExprKind.MAKE_FUNCTION or isinstance(arg.value, (types.FunctionType, types.MethodType))
-        for arg in args
-    ):
+    if any(_may_call(arg) for arg in args):
         return False
     owner = getattr(callee, "__self__", None)
     if isinstance(owner, types.ModuleType):

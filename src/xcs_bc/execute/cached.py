@@ -11,8 +11,8 @@ import types
 from collections.abc import Mapping, Sequence
 
 from xcs_bc.build.trace import LoopRecord
-from xcs_bc.execute.callsites import SiteKey, code_tree
-from xcs_bc.execute.replay import dispatcher_for
+from xcs_bc.execute.callsites import SiteKey, code_tree, map_consumers
+from xcs_bc.execute.fanout import Fanning, dispatcher
 from xcs_bc.execute.rewrite import rewrite
 from xcs_bc.ir import OpType
 from xcs_bc.plan.generalize import generalize
@@ -30,9 +30,15 @@ class CachedPlan:
     """A plan with the clone that dispatches its sites, and which planned ops each site serves."""
 
     def __init__(
-        self, plan: Plan, fn: types.FunctionType, loops: Sequence[LoopRecord], carried: Mapping[int, int]
+        self,
+        plan: Plan,
+        fn: types.FunctionType,
+        loops: Sequence[LoopRecord],
+        carried: Mapping[int, int],
+        fanning: Fanning,
     ) -> None:
         self.plan = plan
+        self.fanning = fanning
         self.general = generalize(plan, loops, carried)
         plan.result_loops = result_loops(plan.recipes)
         self._dispatch(fn)
@@ -49,7 +55,8 @@ class CachedPlan:
     def _dispatch(self, fn: types.FunctionType) -> None:
         """The sites the clone dispatches, which planned call each serves, and the clone."""
         plan = self.plan
-        paths = {id(code): path for path, code in code_tree(fn).items()}
+        tree = code_tree(fn)
+        paths = {id(code): path for path, code in tree.items()}
         self.keys: dict[int, SiteKey] = {}  # traced op id -> the call site the clone dispatches it at
         for op in plan.graph.operations:
             if op.op_type is not OpType.CALL:
@@ -65,10 +72,16 @@ class CachedPlan:
             if path is not None:
                 self.arm_sites[recipe.op.id] = (path, recipe.op.site.offset)
         self.sites = self._sites(plan.schedule)
-        self.idle = not any(recipe.ahead for recipe in plan.recipes)  # it issues nothing ahead
         self._resized_sites: dict[tuple[int, ...], dict[SiteKey, list[int]]] = {}  # by loop lengths
         only = set(self.keys.values()) | set(self.arm_sites.values())
-        rewritten = rewrite(fn, dispatcher_for(plan), only=only)
+        # the planned calls that take a map whole, all made in their turn (one issued ahead would
+        # consume the map itself): the map's calls go ahead (`execute.fanout`)
+        consumers = {(path, offset) for path, code in tree.items() for offset in map_consumers(code)}
+        consumers -= {key for op_id, key in self.keys.items() if plan.recipes[op_id].ahead}
+        self.consumers = frozenset(consumers & only)
+        # it issues nothing ahead
+        self.idle = not self.consumers and not any(recipe.ahead for recipe in plan.recipes)
+        rewritten = rewrite(fn, dispatcher(plan, self.consumers, self.fanning), only=only)
         self.clone = rewritten.function
         self.refused = rewritten.refused
 

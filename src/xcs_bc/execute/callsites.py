@@ -28,6 +28,7 @@ __all__ = [
     "code_children",
     "code_tree",
     "find_calls",
+    "map_consumers",
     "walk_code",
 ]
 
@@ -208,6 +209,54 @@ def find_calls(code: types.CodeType) -> list[Call]:
         ]
     except UnsupportedCodeError as exc:  # the analysis failed: refuse every site of this code
         return [Call(off, line, reason=f"unsupported stack shape ({exc})") for off, line in _dis_calls(code)]
+
+
+def map_consumers(code: types.CodeType) -> list[int]:
+    """The offsets of the calls of `code` (not nested code) made on one positional argument that is the
+    result of a call of the name `map`, such as ``list(map(f, docs))`` or ``"".join(map(f, docs))``, and
+    that can be rewritten (see `execute.fanout`)."""
+    if "map" not in code.co_names:
+        return []
+    try:
+        info = code_info(code)
+        prov = _Provenance(info)
+        index_of = {off: i for i, off in enumerate(info.order)}
+        calls = [_judge(info, prov, i) for off, i in index_of.items() if info.instrs[off].opname in CALL_OPS]
+        return [call.offset for call in calls if call.reason is None and _of_map(info, prov, index_of, call)]
+    except UnsupportedCodeError:
+        return []
+
+
+def _of_map(info: CodeInfo, prov: _Provenance, index_of: dict[int, int], call: Call) -> bool:
+    """Is `call` made on one positional argument, the result of a call of the name `map`
+    without keywords?"""
+    argument = _positional_one(info, prov, index_of[call.offset])
+    if argument is None or len(argument) != 1:
+        return False
+    ((made, _),) = argument
+    if made not in index_of or _positional_one(info, prov, index_of[made], count=None) is None:
+        return False
+    at, _ = _state_point(info, index_of[made])
+    ins = info.instrs[made]
+    low, high = _callee_depths(ins.opname, ins.arg or 0)
+    for depth in (low, high):
+        slot = prov.producers(at, depth) if depth and at is not None else None
+        if slot and len(slot) == 1:
+            ((loader, _),) = slot
+            if info.instrs[loader].opname in _NAME_LOADS and info.instrs[loader].argval == "map":
+                return True
+    return False
+
+
+def _positional_one(info: CodeInfo, prov: _Provenance, index: int, count: int | None = 1) -> _Slot | None:
+    """For a call of positional arguments only (`count` of them, if given): its top stack slot."""
+    ins = info.instrs[info.order[index]]
+    if ins.opname not in ("CALL", "CALL_FUNCTION", "CALL_METHOD") or (count is not None and ins.arg != count):
+        return None
+    at, drop = _state_point(info, index)
+    if at is None or any(info.instrs[d].opname == "KW_NAMES" for d in drop):
+        return None
+    return prov.producers(at, 1)
 
 
 def _dis_calls(code: types.CodeType) -> Iterator[tuple[int, int | None]]:

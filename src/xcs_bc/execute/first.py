@@ -50,6 +50,9 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   and dicts of built-in data displayed in the call itself and kept nowhere, and only results from
   before the loop: no call waits for another round's.
 
+A call taking a map whole (`list(map(llm, docs))`) is dispatched too, always: `execute.fanout`
+issues the map's calls at once after its first.
+
 As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
 assumptions"), and one the run does not reach (it raised, or a later round went another way) is
 cancelled if it has not started, else counted in `stats.wasted`.  Only on the thread pools: on a
@@ -90,8 +93,9 @@ from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.skipping import LoopBody, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
-from xcs_bc.execute.callsites import SiteKey, find_calls, walk_code
+from xcs_bc.execute.callsites import SiteKey, find_calls, map_consumers, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
+from xcs_bc.execute.fanout import Fanning, consume, fan
 from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
@@ -161,17 +165,19 @@ def first_call(
     executor: Callable[[], Executor],
     stats: Stats,
     options: Mapping[str, Any],
+    fanning: Fanning,
 ) -> FirstCall | None:
-    """A traced call of `fn` that issues its loops' later rounds ahead, or None when `fn` has no call
-    site in a loop (it is traced as it is: nothing would go ahead).  `executor()` gives the
-    executor, asked for only when calls may go ahead."""
+    """A traced call of `fn` that issues its loops' later rounds and its maps' calls ahead, or None
+    when `fn` has no call site in a loop nor a map consumer (it is traced as it is: nothing would go
+    ahead).  `executor()` gives the executor, asked for only when calls may go ahead."""
     paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
     # (not a generator expression's code: its consumer may stop it at any item)
     targets = [fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")]
     sites = [(paths[code], offset) for code in targets for offset in _looped_calls(code)]
-    if not sites:
+    consumers = [(paths[code], offset) for code in targets for offset in map_consumers(code)]
+    if not sites and not consumers:
         return None
-    return FirstCall(fn, paths, sites, env, executor(), stats, options)
+    return FirstCall(fn, paths, sites, consumers, env, executor(), stats, options, fanning)
 
 
 class FirstCall:
@@ -182,13 +188,19 @@ class FirstCall:
         fn: types.FunctionType,
         paths: dict[types.CodeType, tuple[str, ...]],
         sites: list[SiteKey],
+        consumers: list[SiteKey],
         env: Env,
         executor: Executor,
         stats: Stats,
         builder_options: Mapping[str, Any],
+        fanning: Fanning,
     ) -> None:
         self.paths = paths  # code object -> its path in site keys
-        self.gated: Gated = gate(fn, _dispatcher(self), only=sites)
+        self.gated: Gated = gate(fn, _dispatcher(self), only=[*sites, *consumers])
+        # a map consumer's site is dispatched always (see `execute.fanout`); no call is issued for it
+        self.consumers = frozenset(consumers) & self.gated.sites.keys()
+        self.gated.armed.update(self.consumers)
+        self.fanning = fanning
         self.builder = GraphBuilder(**builder_options, originals=self.gated.originals, on_round=self._round)
         self.listener = _Translated(self.builder, self.gated)
         self.env = env
@@ -510,7 +522,7 @@ class FirstCall:
                 self.gated.armed.discard(key)
         for other in dropped:
             other.unused(self.stats)
-        started = time.perf_counter()
+        started = reached = time.perf_counter()
         try:
             room, served = None, False
             if ahead is not None:
@@ -518,7 +530,21 @@ class FirstCall:
                 if not cancelled:
                     wait_done(ahead.future)
                     served = answered(ahead.future)
-            if not served:  # (none, not started, or e.g. answered as overloaded)
+            fans = key in self.consumers and ahead is None and self.in_process
+            fanned = fan(fn, args, kwargs) if fans else None
+            if fanned is not None:
+                result = consume(
+                    fanned,
+                    lambda mapped: call_in_turn(fn, (mapped,), {}, rejected_counter(self.stats, None, fn)),
+                    key,
+                    self.fanning,
+                    self.executor,
+                    self.context,
+                    self.stats,
+                    "served_in_trace",
+                    None,
+                )
+            elif not served:  # (none, not started, or e.g. answered as overloaded)
                 result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, None, fn), room)
             else:
                 assert ahead is not None
@@ -527,9 +553,9 @@ class FirstCall:
                 started = ahead.started[0] if ahead.started else started
                 result = ahead.future.result()  # (its exception, raised here)
         except BaseException:
-            self._served(frame, key, fn, args, kwargs, MISSING, started)
+            self._served(frame, key, fn, args, kwargs, MISSING, started, reached)
             raise
-        self._served(frame, key, fn, args, kwargs, result, started)
+        self._served(frame, key, fn, args, kwargs, result, started, reached)
         return result
 
     def _take(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ahead | None:
@@ -552,11 +578,12 @@ class FirstCall:
         kwargs: dict[str, Any],
         result: Any,
         started: float,
+        reached: float,
     ) -> None:
         session = self.session
         if session is not None and frame is not None:
             session.deliver(
-                self.builder.served, frame, self.gated.steps[key], fn, args, kwargs, result, started
+                self.builder.served, frame, self.gated.steps[key], fn, args, kwargs, result, started, reached
             )
 
     def finish(self) -> None:

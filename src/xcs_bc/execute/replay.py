@@ -792,12 +792,18 @@ def dispatcher_for(plan: Plan) -> Dispatch:
     """The dispatch function a plan's clone calls: the innermost replay of that plan on this thread."""
 
     def dispatch(key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        stack: list[Replay] | None = getattr(_active, "by_plan", {}).get(id(plan))
-        if not stack:
+        replay = running(plan)
+        if replay is None:
             return fn(*args, **kwargs)  # the clone ran outside a replay (e.g. from another thread)
-        return stack[-1].dispatch(key, fn, args, kwargs)
+        return replay.dispatch(key, fn, args, kwargs)
 
     return dispatch
+
+
+def running(plan: Plan) -> Replay | None:
+    """The innermost replay of `plan` on this thread, if any."""
+    stack: list[Replay] | None = getattr(_active, "by_plan", {}).get(id(plan))
+    return stack[-1] if stack else None
 
 
 def push(replay: Replay) -> None:
