@@ -361,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per fake call (0.05)")
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds per row; medians reported (5)")
     parser.add_argument("--quick", action="store_true", help="smoke test: --latency 0.01 --repeat 2")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
     args = parser.parse_args(argv)
     if args.quick:
         args.latency, args.repeat = 0.01, 2
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     print("-" * len(header))
-    rows = [measure(scenario, args.repeat) for scenario in SCENARIOS]
+    rows = [measure(scenario, args.repeat) for scenario in SCENARIOS if args.only in scenario.name]
     for row in rows:
         plain, pool, jit = row.ms("plain"), row.ms("pool"), row.ms("jit")
         pool_x = f"{plain / pool:>6.2f}x" if row.times["pool"] else f"{'-':>7}"

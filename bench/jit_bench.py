@@ -834,6 +834,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: --latency 0.01 --repeat 2")
     parser.add_argument("--explain", action="store_true", help="print jitted.explain() for every scenario")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this text")
     args = parser.parse_args(argv)
     if args.quick:
         args.latency, args.repeat = 0.01, 2
@@ -847,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores; fake call latency {args.latency * 1000:g} ms, median of {args.repeat} rounds"
     )
     print()
-    rows = [measure(scenario, args.repeat) for scenario in SCENARIOS]
+    rows = [measure(scenario, args.repeat) for scenario in SCENARIOS if args.only in scenario.name]
     print_table(rows)
     print()
     print("pool x / jit x: plain time / that version's time.  % of hand-written: jit x / pool x.")
