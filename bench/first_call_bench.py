@@ -61,6 +61,10 @@ def summarize_pool(docs):
     return list(POOL.map(lambda d: llm(f"Summarize: {d}"), docs))
 
 
+def summarize_joined(docs):
+    return "\n".join(llm(f"Summarize: {d}") for d in docs)
+
+
 def summarize_mapped(docs):
     # the calls are made by list()'s C code, through map: no call site of the function's own
     return list(map(lambda d: llm(f"Summarize: {d}"), docs))
@@ -257,6 +261,7 @@ SCENARIOS = [
     Scenario("map of 8 documents", summarize, summarize_pool, fresh_docs(8)),
     Scenario("map of 32 documents", summarize, summarize_pool, fresh_docs(32)),
     Scenario("list(map(...)) of 8 documents", summarize_mapped, summarize_pool, fresh_docs(8)),
+    Scenario('"".join(generator) of 8 documents', summarize_joined, summarize_pool, fresh_docs(8)),
     Scenario(
         "map of 8, 2 blank skipped", summarize_nonblank, summarize_nonblank_pool, fresh_docs(8, blank_every=3)
     ),

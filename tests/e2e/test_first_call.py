@@ -2210,3 +2210,67 @@ def test_a_round_that_changes_what_its_callee_reads_keeps_the_rounds_in_turn(fn)
     fast = xcs.jit(fn)
     assert submitted(fast, fn, [fresh() for _ in range(5)]) == []
     no_waste(fast)
+
+
+# -- a generator expression its consumer takes whole ------------------------------------------------
+
+
+def joined_generator(docs):
+    return "\n".join(llm(f"Summarize: {d}") for d in docs)
+
+
+def listed_generator(docs):
+    return list(llm(d) for d in docs)
+
+
+def summed_generator(docs):
+    return sum(len(llm(d)) for d in docs)
+
+
+def sorted_generator(docs):
+    return sorted(llm(d.upper()) for d in docs if d)
+
+
+@pytest.mark.parametrize("fn", [joined_generator, listed_generator, summed_generator, sorted_generator])
+def test_a_generator_expression_its_consumer_takes_whole_goes_at_once_from_its_second_round(fn) -> None:
+    fast = first_call(fn, [fresh() for _ in range(6)])
+    assert fast.stats.served_in_trace == 4, fast.explain()  # (rounds 3 to 6: the second is the next call)
+    assert llm.max_concurrency > 1
+    no_waste(fast)
+
+
+def any_generator(docs):
+    return any("stop" in llm(d) for d in docs)
+
+
+def next_generator(docs):
+    return next(answer for answer in (llm(d) for d in docs) if "stop" in answer)
+
+
+def keyed_generator(docs):
+    return max((llm(d) for d in docs), key=len)  # (a key runs between the rounds)
+
+
+def extended_generator(docs):
+    out = ["header"]
+    out.extend(llm(f"{len(out)}: {d}") for d in docs)  # (each answer is in `out` before the next call)
+    return out
+
+
+def looped_generator(docs):
+    out = []
+    for answer in (llm(d) for d in docs):
+        if "stop" in answer:
+            break
+        out.append(answer)
+    return out
+
+
+@pytest.mark.parametrize(
+    "fn", [any_generator, next_generator, keyed_generator, extended_generator, looped_generator]
+)
+def test_a_generator_expression_its_consumer_may_stop_or_read_keeps_its_rounds_one_at_a_time(fn) -> None:
+    fast = first_call(fn, ["a", "b", "stop c", "d", "e"])
+    assert fast.stats.served_in_trace == 0, fast.explain()
+    assert llm.max_concurrency == 1
+    no_waste(fast)

@@ -22,8 +22,9 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   round handled no exception, branched on no result (but in its tail, below), changed in place no
   object but the glue's own containers and, by its own code, a global's (`METRICS.append(row)`),
   and called no function not known to be pure (`GraphBuilder.round_mark`), and read no item by
-  enumerate()'s counter (`GraphBuilder.counter_keys`); not in a generator expression, whose
-  consumer may stop it.  A loop the first round ran inside it must have walked sequences that are
+  enumerate()'s counter (`GraphBuilder.counter_keys`); in a generator expression only when its
+  consumer takes it whole (`_taken_whole`: `"".join(...)`, `list(...)`, `sum(...)`; not `any()`,
+  which may stop it).  A loop the first round ran inside it must have walked sequences that are
   the same in every round (`for aspect in ASPECTS` in `for d in docs`, not `for part in d.parts`):
   the later rounds' calls, the inner loop's included, then go at once, and the inner loop issues
   nothing more in them;
@@ -76,7 +77,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc._compat import nested_code
+from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, nested_code
 from xcs_bc.build import purity
 from xcs_bc.build.arms import Name, Tail, leaves_rounds_alike, names_loaded, round_tail
 from xcs_bc.build.builder import GraphBuilder
@@ -86,6 +87,8 @@ from xcs_bc.build.codeinfo import CodeInfo, code_info, in_loop
 from xcs_bc.build.displays import positional
 from xcs_bc.build.effects import holds
 from xcs_bc.build.frames import FrameState, RoundMark
+from xcs_bc.build.generators import same as same_generator
+from xcs_bc.build.generators import takes_all
 from xcs_bc.build.handlers.iteration import lockstep, round_item
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.loopshape import handled_out
@@ -171,8 +174,8 @@ def first_call(
     when `fn` has no call site in a loop nor a map consumer (it is traced as it is: nothing would go
     ahead).  `executor()` gives the executor, asked for only when calls may go ahead."""
     paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
-    # (not a generator expression's code: its consumer may stop it at any item)
-    targets = [fn.__code__, *(code for code in nested_code(fn.__code__) if code.co_name != "<genexpr>")]
+    # (a generator expression's rounds go ahead only when its consumer takes it whole: `_taken_whole`)
+    targets = [fn.__code__, *nested_code(fn.__code__)]
     sites = [(paths[code], offset) for code in targets for offset in _looped_calls(code)]
     consumers = [(paths[code], offset) for code in targets for offset in map_consumers(code)]
     if not sites and not consumers:
@@ -262,6 +265,8 @@ class FirstCall:
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
         if not b.ops[start:] or state.head is None or handled_out(fs.info, state.head):
             return
+        if fs.info.code.co_flags & CO_GENERATOR_LIKE and not _taken_whole(b, fs):
+            return  # (a generator whose consumer may stop it at any item)
         if b.changed(state.watched):
             return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
         item = state.first_item
@@ -794,6 +799,21 @@ def _containers(values: list[Any]) -> set[int]:
             todo.extend(current.keys())
             todo.extend(current.values())
     return found
+
+
+def _taken_whole(b: GraphBuilder, fs: FrameState) -> bool:
+    """Is the generator expression running in `fs` handed alone to a call that takes every item and
+    fills no container that exists already (`"\n".join(...)`, `list(...)`, `sum(...)`; not `any()`,
+    which may stop at any item, nor `out.extend(...)`, whose growing list a round may read)?"""
+    generator = fs.generator
+    parent = b.frame_state(fs.frame.f_back) if generator is not None and fs.frame.f_back else None
+    if generator is None or parent is None or parent.pending is None or parent.pending.opname not in CALL_OPS:
+        return False
+    callee_ref, args, kwnames, star = b.call_layout(parent, parent.pending, parent.operands)
+    callee = parent.callee if parent.callee is not MISSING else callee_ref.value
+    if star or kwnames or len(args) != 1 or not same_generator(args[0], generator):
+        return False
+    return takes_all(callee) and type(getattr(callee, "__self__", None)) not in purity.MUTABLE_DATA
 
 
 def _callees_alike(b: GraphBuilder, state: LoopState, issue: Sequence[_Step]) -> bool:
