@@ -425,6 +425,9 @@ _CONSUMERS = {
     "max_default": ("max(({e} for {t} in {s}), default='')", "str", True),
     "sorted": ("sorted({e} for {t} in {s})", "list", True),
     "list": ("list({e} for {t} in {s})", "list", True),
+    # a map taken whole (its calls made from the consumer's C code), over the items alone
+    "map_list": ("list(map(lambda {t}: {e}, {s}))", "list", True),
+    "map_join": ("'|'.join(map(lambda {t}: {e}, {s}))", "str", True),
 }
 
 
@@ -439,7 +442,10 @@ def _consumer(draw: st.DrawFn, scope: _Scope, want: str | None = None) -> tuple[
         overs = per_item_overs
     else:
         overs = [*per_item_overs, "xs[:2]", "reversed(xs)", "zip(xs, ('p', 'q'))", *scope.lists]
-    form, kind, _ = _CONSUMERS[draw(st.sampled_from(names))]
+    name = draw(st.sampled_from(names))
+    form, kind, _ = _CONSUMERS[name]
+    if name.startswith("map_"):  # (a lambda of one parameter: no enumerate() or zip() pairs)
+        overs = [over for over in overs if not over.startswith(("enumerate(", "zip("))]
     over = draw(st.sampled_from(overs))
     target, element = _genexpr_element(draw, scope, over)
     return form.format(e=element, s=over, t=target), kind, over in per_item_overs

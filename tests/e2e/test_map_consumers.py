@@ -8,6 +8,7 @@ jitted one (first call, then replays) and compares results or exceptions and the
 from __future__ import annotations
 
 import dis
+import functools
 from typing import Any
 
 import pytest
@@ -234,6 +235,22 @@ def extends_a_global_it_reads(docs: list[str]) -> list[str]:
     return list(LOG)
 
 
+@functools.cache
+def recall(prompt: str) -> str:
+    return llm(prompt)
+
+
+def through_a_cache(docs: list[str]) -> str:
+    # (found by the campaign: two calls made at once both missed the entry the second would find)
+    recall.cache_clear()
+    return "|".join(map(lambda d: recall(docs[0]), docs))
+
+
+def through_a_local_cache(docs: list[str]) -> list[str]:
+    cached = functools.lru_cache(maxsize=None)(lambda p: llm(p))
+    return list(map(lambda d: cached(d[:1]), docs))
+
+
 def map_rebound(docs: list[str]) -> list[str]:
     map = lambda f, xs: [f(x) for x in xs]  # noqa: E731, A001 - a user's own `map`
     return list(map(llm, docs))
@@ -251,6 +268,8 @@ def map_rebound(docs: list[str]) -> list[str]:
         kept_then_consumed,
         extends_what_it_reads,
         extends_a_global_it_reads,
+        through_a_cache,
+        through_a_local_cache,
         map_rebound,
     ],
 )

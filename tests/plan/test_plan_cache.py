@@ -426,3 +426,43 @@ def test_a_bounded_cache_with_room_for_the_run_still_overlaps() -> None:
     run_both_fresh(each, fast, cold(cached, [x, fresh(), x, fresh()]), watch=[llm])
     assert llm.max_concurrency == 3
     clean(fast)
+
+
+_llm_for_helpers = fakes("llm")[0]
+
+
+@functools.cache
+def _recall(prompt: str) -> str:
+    return _llm_for_helpers(prompt)
+
+
+def _summarize(doc: str) -> str:  # a helper calling the memoized function
+    return _recall(doc[:3])
+
+
+def _in_a_comprehension(items: list[str]) -> Any:
+    _recall.cache_clear()
+    return [_summarize(x) for x in items]
+
+
+def _in_a_generator(items: list[str]) -> Any:
+    _recall.cache_clear()
+    return "|".join(_summarize(x) for x in items)
+
+
+def _in_a_map(items: list[str]) -> Any:
+    _recall.cache_clear()
+    return list(map(_summarize, items))
+
+
+@pytest.mark.parametrize("each", [_in_a_comprehension, _in_a_generator, _in_a_map])
+def test_a_helper_calling_a_memoized_function_makes_its_calls_in_turn(
+    each: Callable[[list[str]], Any],
+) -> None:
+    """Calls of `_summarize` made at once would both miss the entry of `_recall` the second one finds
+    when made in turn: found by the campaign for a lambda over a `functools.cache` in a map."""
+    fast = xcs.jit(each)
+    for _ in range(3):  # the first call, then replays
+        x, y = fresh(), fresh()
+        run_both(each, fast, [f"aa {x}", f"aa {y}", f"bb {x}", f"bb {y}"], watch=[_llm_for_helpers])
+        assert fast.stats.wasted == 0, fast.explain()

@@ -47,6 +47,7 @@ from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.errors import UnsupportedCodeError
 from xcs_bc.ir import MISSING
 from xcs_bc.ir.values import class_lookup
+from xcs_bc.observe.reach import library
 
 
 class Effect(enum.Enum):
@@ -759,15 +760,44 @@ def reaches(callee: Any, target: Any) -> bool:
     return walk.cut
 
 
+def reaches_memo(callee: Any) -> bool:
+    """May calling `callee` call a `functools.cache` / `lru_cache` wrapper of the user's: does its code,
+    or that of the Python functions it loads from its globals or holds in its closure cells,
+    transitively, load one from its globals or hold one in a cell?  Past `_MODULE_STATE_CODES` code
+    objects, yes.  (Two calls of it made at once could then both miss an entry that, made one after
+    the other, the second would find.)  Code of the standard library and of installed packages is
+    not looked into: their caches (an HTTP client's, the type hints a client library reads) keep
+    what no slow call of the user's makes."""
+    func = _python_function(callee)
+    if func is None or _library_function(func):
+        return False
+    cells = [_contents(cell) for cell in func.__closure__ or ()]
+    if any(memo_wrapper(value) is not None for value in cells):
+        return True
+    held = [value for value in map(_python_function, cells) if value is not None]
+    walk = _CodeWalk(func, *held, into=lambda function: not _library_function(function))
+    for globals_, names in walk:
+        if any(memo_wrapper(globals_.get(name)) is not None for name in names.loaded):
+            return True
+    return walk.cut
+
+
+def _library_function(func: types.FunctionType) -> bool:
+    return library(str(func.__globals__.get("__name__", "")), func.__code__.co_filename)
+
+
 class _CodeWalk:
     """The code objects a Python function may run, with the globals each reads: its own, the code
     nested in it, and that of the Python functions it loads from its globals, transitively; at most
     `_MODULE_STATE_CODES` of them (`cut` tells whether there was more).  Calls through objects,
     cells and modules are not followed."""
 
-    def __init__(self, *funcs: types.FunctionType) -> None:
+    def __init__(
+        self, *funcs: types.FunctionType, into: Callable[[types.FunctionType], bool] | None = None
+    ) -> None:
         self.cut = False
         self._todo: list[tuple[types.CodeType, dict[str, Any]]] = [(f.__code__, f.__globals__) for f in funcs]
+        self._into = into  # which loaded functions to walk into (all, if None)
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], _GlobalNames]]:
         seen: set[tuple[int, int]] = set()
@@ -784,7 +814,7 @@ class _CodeWalk:
             todo.extend((inner, globals_) for inner in names.nested)
             for name in names.loaded:
                 function = _python_function(globals_.get(name))
-                if function is not None:
+                if function is not None and (self._into is None or self._into(function)):
                     todo.append((function.__code__, function.__globals__))
             yield globals_, names
 

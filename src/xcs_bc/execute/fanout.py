@@ -17,7 +17,8 @@ finds that:
   tuples of them): what each call is handed is then known before any runs, and no call can
   change what another is handed;
 - the map's function is one a loop's slow call could be issued ahead for (a Python function,
-  method or object whose `__call__` is Python; not a cache wrapper, a delay or synchronisation),
+  method or object whose `__call__` is Python; not a cache wrapper nor a function that may call
+  one, a delay or synchronisation),
   and whose own code changes nothing a later call of it could read: no attribute, global or
   closure cell it stores (`purity.stores_state`), no attribute of its object
   (`purity.sets_attributes`), no module state (`purity.module_state`).  A callable object's own
@@ -115,6 +116,7 @@ def _may_fan(func: Any) -> bool:
         python is not None
         and not python[0].__code__.co_flags & CO_GENERATOR_LIKE  # (a call only makes a generator)
         and purity.memo_wrapper(func) is None
+        and not purity.reaches_memo(func)
         and not never_ahead(func)
         and not purity.stores_state(func)
         and not purity.sets_attributes(func)

@@ -1024,7 +1024,12 @@ def _issuable(callee: Any, args: Sequence[ValueRef]) -> bool:
     an async function's awaited call, `ir.values.awaited_call`, the callee it awaits)."""
     if awaits(callee) and args:
         callee = args[0].value
-    return python_code(callee) is not None and memo_wrapper(callee) is None and not never_ahead(callee)
+    return (
+        python_code(callee) is not None
+        and memo_wrapper(callee) is None
+        and not purity.reaches_memo(callee)  # (two calls at once could both miss a cache entry)
+        and not never_ahead(callee)
+    )
 
 
 def _arguments(inputs: Sequence[ValueRef]) -> Sequence[ValueRef]:

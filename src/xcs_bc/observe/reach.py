@@ -74,10 +74,10 @@ class Reach:
             return False
         if _in(module, self.through_modules):
             return True
-        return not _library(module, code.co_filename)
+        return not library(module, code.co_filename)
 
 
-def _library(module: str, filename: str) -> bool:
+def library(module: str, filename: str) -> bool:
     """Code of the standard library or of an installed package."""
     if filename.startswith("<frozen"):
         return True

@@ -66,9 +66,22 @@ def memo_sites_dispatched(
             purity.memo_wrapper(callee) is not wrapper and purity.reaches(callee, wrapper)
             for callee in callees.values()
         )
+    reaching: dict[int, bool] = {}  # id(callee) -> may it call a memoized function (not being one)?
     out = []
     for recipe in recipes:
-        wrapper = purity.memo_wrapper(recipe.facts.callee) if recipe.ahead else None
+        callee = recipe.facts.callee
+        wrapper = purity.memo_wrapper(callee) if recipe.ahead else None
+        if recipe.ahead and wrapper is None:
+            if id(callee) not in reaching:
+                reaching[id(callee)] = purity.reaches_memo(callee)
+            if reaching[id(callee)]:
+                # a helper calling one: its calls issued at once could both miss an entry the second
+                # would find, made one after the other (`summarize(d)` calling `@cache ask(p)`)
+                why = (
+                    f"its callee {describe_callee(callee)} may call a memoized function: calls made at "
+                    "once could both miss a cache entry that, made in turn, the second would find"
+                )
+                recipe = replace(recipe, ahead=False, refusal=Refusal(RefusalKind.MEMO_UNDISPATCHED, why))
         if wrapper is not None and undispatched[id(wrapper)]:
             name = describe_callee(wrapper)
             why = (
