@@ -1029,6 +1029,7 @@ _RECENT_LOOP_FORMS = (
     "dict.fromkeys(xs)",
     "dict(zip(xs, range(9))).items()",
     "{x: x[:2] for x in xs}.values()",
+    "(map(lambda g: ",
 )
 _LOOP_FORMS = (
     "for x in xs",
