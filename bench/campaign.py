@@ -5,7 +5,7 @@
     PYTHONPATH=src python bench/campaign.py                # in a checkout with the test extras installed
 
 Programs come from the grammar of the property tests (`tests/strategies.py`) with every feature on
-(`test_jit_generated.HUNT_GRAMMAR`): the extended forms, inputs resized in place, free `break`s,
+(`test_jit_generated.CAMPAIGN_GRAMMAR`): the extended forms, maps taken whole, inputs resized in place, free `break`s,
 hidden changes of a global list, the recent forms, helpers rebinding a global or changing a global
 dict before a call, a slow helper doing both after its call, a jitted function calling a jitted
 function, f calling the jitted f, a recursive helper, and flags equal but of another type (True, 1,
@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path[:0] = [str(TESTS), str(TESTS / "e2e")]  # the grammar and the checks of the property tests
 
-from test_jit_generated import HUNT_GRAMMAR, STAT_COUNTERS, check_program  # noqa: E402
+from test_jit_generated import CAMPAIGN_GRAMMAR, STAT_COUNTERS, check_program  # noqa: E402
 
 from strategies import Inputs, Program, input_sequences, length_sequences, programs  # noqa: E402
 
@@ -66,7 +66,7 @@ def campaign(count: int, seed_value: int, totals: Counter[str], log: TextIO | No
         report_multiple_bugs=False,
     )
     @given(
-        programs(HUNT_GRAMMAR),
+        programs(CAMPAIGN_GRAMMAR),
         st.one_of(input_sequences(lookalikes=True), length_sequences()),
         st.sampled_from(SPECULATE),
     )

@@ -181,6 +181,7 @@ class Grammar:
     glue: bool = False  # a loop of glue over a long list built from xs (its later rounds run unobserved)
     tails: bool = False  # (with effects) a loop's round goes on after its last call (see `_round_tail`)
     holders: bool = False  # (with effects) rounds calling what holds a list they grow, retries (`_held`)
+    maps: bool = False  # (with recent, not uniform) a "list" or "join" consumer is now and then a map's
 
 
 HELPER_SOURCE = """\
@@ -425,10 +426,13 @@ _CONSUMERS = {
     "max_default": ("max(({e} for {t} in {s}), default='')", "str", True),
     "sorted": ("sorted({e} for {t} in {s})", "list", True),
     "list": ("list({e} for {t} in {s})", "list", True),
-    # a map taken whole (its calls made from the consumer's C code), over the items alone; not in the
-    # uniform grammar: its one slow call (the consumer) is no loop a replay resizes
-    "map_list": ("list(map(lambda {t}: {e}, {s}))", "list", False),
-    "map_join": ("'|'.join(map(lambda {t}: {e}, {s}))", "str", False),
+}
+# (maps) a map taken whole, its calls made from the consumer's C code: drawn instead of a "list" or
+# "join" consumer now and then (not in the uniform grammar: the consumer's one slow call is no loop
+# a replay resizes), over the items alone (a lambda of one parameter)
+_MAPS = {
+    "list": "list(map(lambda g: {e}, {s}))",
+    "join": "'|'.join(map(lambda g: {e}, {s}))",
 }
 
 
@@ -445,7 +449,8 @@ def _consumer(draw: st.DrawFn, scope: _Scope, want: str | None = None) -> tuple[
         overs = [*per_item_overs, "xs[:2]", "reversed(xs)", "zip(xs, ('p', 'q'))", *scope.lists]
     name = draw(st.sampled_from(names))
     form, kind, _ = _CONSUMERS[name]
-    if name.startswith("map_"):  # (a lambda of one parameter: no enumerate() or zip() pairs)
+    if name in _MAPS and scope.grammar.maps and not scope.grammar.uniform and draw(st.booleans()):
+        form = _MAPS[name]
         overs = [over for over in overs if not over.startswith(("enumerate(", "zip("))]
     over = draw(st.sampled_from(overs))
     target, element = _genexpr_element(draw, scope, over)

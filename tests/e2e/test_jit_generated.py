@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import itertools
 import os
@@ -767,6 +768,9 @@ HUNT_GRAMMAR = Grammar(  # every feature
     holders=True,
 )
 
+# the campaign's (bench/campaign.py): every feature, and maps taken whole (`list(map(lambda g: ...))`)
+CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True)
+
 
 @settings(SETTINGS, max_examples=int(os.environ.get("XCS_BC_HUNT_EXAMPLES", "60")))
 @given(programs(HUNT_GRAMMAR), input_sequences(lookalikes=True))
@@ -1029,7 +1033,6 @@ _RECENT_LOOP_FORMS = (
     "dict.fromkeys(xs)",
     "dict(zip(xs, range(9))).items()",
     "{x: x[:2] for x in xs}.values()",
-    "(map(lambda g: ",
 )
 _LOOP_FORMS = (
     "for x in xs",
@@ -1440,3 +1443,22 @@ def test_a_trace_of_the_gated_clone_makes_the_plan_of_the_function(
             outcome_in_thread(jitted, sequence[0])
         made.append(_plans(jitted))
     assert made[0] == made[1]
+
+
+def test_the_campaign_grammar_draws_maps_taken_whole() -> None:
+    """The campaign's grammar (a check of the strategies, no jit) draws `list(map(lambda g: ...))` and
+    `'|'.join(map(lambda g: ...))`; the hunt's draws none."""
+
+    def consumers(grammar: Grammar) -> set[str]:
+        found: set[str] = set()
+
+        @settings(SETTINGS, max_examples=600)
+        @given(programs(grammar))
+        def collect(program: Program) -> None:
+            found.update(re.findall(r"(list|'\|'\.join)\(map\(lambda g: ", program.source))
+
+        collect()
+        return found
+
+    assert consumers(CAMPAIGN_GRAMMAR) == {"list", "'|'.join"}
+    assert not consumers(HUNT_GRAMMAR)

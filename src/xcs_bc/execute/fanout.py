@@ -18,9 +18,8 @@ finds that:
   change what another is handed;
 - the map's function is one a loop's slow call could be issued ahead for (a Python function,
   method or object whose `__call__` is Python; not a cache wrapper nor a function that may call
-  one, a delay or synchronisation),
-  and whose own code changes nothing a later call of it could read: no attribute, global or
-  closure cell it stores (`purity.stores_state`), no attribute of its object
+  one, a delay or synchronisation), and whose own code changes nothing a later call of it could
+  read: no attribute, global or closure cell it stores (`purity.stores_state`), no attribute of its object
   (`purity.sets_attributes`), no module state (`purity.module_state`).  A callable object's own
   bookkeeping (a client counting its calls) is its own effect, as for any slow call.
 
@@ -54,11 +53,11 @@ from xcs_bc.ir.values import describe_callee
 from xcs_bc.plan.planner import Plan
 from xcs_bc.plan.recipes import never_ahead
 
-__all__ = ["Fan", "Fanning", "consume", "dispatcher", "fan"]
+__all__ = ["Fan", "Fanning", "consume", "dispatcher", "fan", "immutable"]
 
 _ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())), type(iter(range(0))))
 _SEQUENCES: tuple[type, ...] = (list, tuple, range)
-_IMMUTABLE: tuple[type, ...] = (str, bytes, int, float, complex, bool, type(None))
+_IMMUTABLE: tuple[type, ...] = (str, bytes, int, float, complex, bool, type(None))  # (exactly these)
 
 
 @dataclass
@@ -105,7 +104,7 @@ def _fan(fn: Any, mapped: map[Any]) -> Fan | None:
         start = state[2] if len(state) > 2 and state[2] is not None else 0
         columns.append(sequence[start:])
     items = list(zip(*columns, strict=False))  # (map stops at the shortest)
-    if len(items) < 2 or not all(map(_immutable, itertools.chain.from_iterable(items))):
+    if len(items) < 2 or not all(map(immutable, itertools.chain.from_iterable(items))):
         return None
     return Fan(func, tuple(iterators), items)
 
@@ -134,10 +133,11 @@ def _sees_receiver(func: Any, receiver: Any) -> bool:
     )
 
 
-def _immutable(value: Any) -> bool:
+def immutable(value: Any) -> bool:
+    """Built-in data nobody can change in place: str, bytes, numbers, None, and tuples of them."""
     if type(value) in _IMMUTABLE:
         return True
-    return type(value) is tuple and all(map(_immutable, value))
+    return type(value) is tuple and all(map(immutable, value))
 
 
 def consume(

@@ -98,7 +98,7 @@ from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
 from xcs_bc.execute.callsites import SiteKey, find_calls, map_consumers, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
-from xcs_bc.execute.fanout import Fanning, consume, fan
+from xcs_bc.execute.fanout import Fanning, consume, fan, immutable
 from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
@@ -112,7 +112,6 @@ from xcs_bc.plan.slices import Env, NotComputable, Slice, plain, same_value
 
 __all__ = ["FirstCall", "first_call"]
 
-_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
 # whose items are read without running user code, in an order fixed while they are not changed
 _VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 _SEQUENCES: tuple[type, ...] = (list, tuple, range, dict, *_VIEWS)
@@ -750,7 +749,7 @@ def _tail_alike(
     held |= {id(item) for sequence in walked if not isinstance(sequence, range) for item in sequence}
     for name in changed:
         value = _value_of(fs, ("local", name))
-        if _immutable(value):
+        if immutable(value):
             continue
         ref = fs.locals.get(name)
         if ref is None or ref.source is not Source.EXPR or name in body.stored or id(value) in held:
@@ -768,7 +767,7 @@ def _hands_nothing_read(fs: FrameState, tail: Tail, before: list[Name], recipes:
         held = _value_of(fs, name)
         if name[0] == "local" and name[1] in tail.stores or callable(held):
             continue  # (made in the tail itself; a callee)
-        if _immutable(held):
+        if immutable(held):
             continue
         if not plain(held) or _containers([held]) & outside:
             return False
@@ -914,11 +913,11 @@ def _unchangeable(fs: FrameState, body: LoopBody, walked: list[Any]) -> Callable
     def unchangeable(name: tuple[str, str]) -> bool:
         scope, key = name
         if scope == "local" and key == target:  # (its items: each walked sequence's, and counters)
-            return all(_immutable(item) for sequence in walked for item in sequence)
+            return all(immutable(item) for sequence in walked for item in sequence)
         if scope == "local" and key in body.stored:
             return False
         where = fs.frame.f_locals if scope == "local" else fs.frame.f_globals
-        return _immutable(where.get(key, _UNBOUND))
+        return immutable(where.get(key, _UNBOUND))
 
     return unchangeable
 
@@ -1041,7 +1040,7 @@ def _arguments(inputs: Sequence[ValueRef]) -> Sequence[ValueRef]:
 def _handed_as_is(b: GraphBuilder, ref: ValueRef) -> bool:
     """Immutable built-in data, a list or dict displayed in the call (`_displayed`), or a tuple
     displayed of such (the arguments an awaited call packs)."""
-    if _immutable(ref.value) or _displayed(b, ref):
+    if immutable(ref.value) or _displayed(b, ref):
         return True
     return (
         ref.source is Source.EXPR
@@ -1061,12 +1060,6 @@ def _displayed(b: GraphBuilder, ref: ValueRef) -> bool:
         and id(ref.operands) not in b.retained
         and plain(ref.value)
     )
-
-
-def _immutable(value: Any) -> bool:
-    if type(value) in _IMMUTABLE:
-        return True
-    return type(value) is tuple and all(_immutable(item) for item in value)
 
 
 def _walked(iterable: ValueRef, env: Env) -> list[Any]:
