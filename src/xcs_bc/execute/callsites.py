@@ -203,10 +203,7 @@ def find_calls(code: types.CodeType) -> list[Call]:
     """Every call instruction of `code` (not nested code), judged, in offset order."""
     try:
         info = code_info(code)
-        prov = _Provenance(info)
-        return [
-            _judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in CALL_OPS
-        ]
+        return _judged(info, _Provenance(info))
     except UnsupportedCodeError as exc:  # the analysis failed: refuse every site of this code
         return [Call(off, line, reason=f"unsupported stack shape ({exc})") for off, line in _dis_calls(code)]
 
@@ -221,10 +218,15 @@ def map_consumers(code: types.CodeType) -> list[int]:
         info = code_info(code)
         prov = _Provenance(info)
         index_of = {off: i for i, off in enumerate(info.order)}
-        calls = [_judge(info, prov, i) for off, i in index_of.items() if info.instrs[off].opname in CALL_OPS]
+        calls = _judged(info, prov)
         return [call.offset for call in calls if call.reason is None and _of_map(info, prov, index_of, call)]
     except UnsupportedCodeError:
         return []
+
+
+def _judged(info: CodeInfo, prov: _Provenance) -> list[Call]:
+    """Every call instruction of the code, judged, in offset order."""
+    return [_judge(info, prov, i) for i, off in enumerate(info.order) if info.instrs[off].opname in CALL_OPS]
 
 
 def _of_map(info: CodeInfo, prov: _Provenance, index_of: dict[int, int], call: Call) -> bool:
