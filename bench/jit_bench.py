@@ -20,6 +20,11 @@ The fake model calls are `xcs_bc.testing.FakeLLM`s, which sleep like a remote ca
 passes only if `stats.traces == 1` at the end, and the line under the table reports
 `stats.resized` (timed replays for another length than the traced one).
 
+"2 helpers x 6 docs + combine" makes its two maps in helper functions of the user's, which are not
+jitted: the jit follows into them on replays (`execute.follow`), so each helper's calls go at once.
+The first timed round traces the helpers (their first calls, which issue their loops' later rounds
+ahead); the median is taken over the rounds after it as over the others.
+
 "glue loop, then 5 calls" formats a 10,000-piece report before 5 calls that do not read it: the
 hand-written version submits the calls first, and the jit must issue them ahead of the glue too
 (the trace runs most of that loop's rounds unobserved, as one step).
@@ -270,6 +275,28 @@ def map_refine_pool(docs):
     return combiner("Combine:\n" + "\n".join(refined))
 
 
+# -- 9b. the same stages as helpers of the user's: the jitted function calls them ----------------------
+
+
+def _summarize_all(docs):  # (a helper, not jitted: the jit follows into it on replays)
+    return [summarizer(f"Summarize: {d}") for d in docs]
+
+
+def _review_all(summaries):
+    return [refiner(f"Review: {s}") for s in summaries]
+
+
+def helper_stages(docs):
+    reviews = _review_all(_summarize_all(docs))
+    return combiner("Combine:\n" + "\n".join(reviews))
+
+
+def helper_stages_pool(docs):
+    summaries = list(POOL.map(lambda d: summarizer(f"Summarize: {d}"), docs))
+    reviews = list(POOL.map(lambda s: refiner(f"Review: {s}"), summaries))
+    return combiner("Combine:\n" + "\n".join(reviews))
+
+
 # -- 10. one text translated to 6 languages through a str.format template -----------------------------
 
 
@@ -374,6 +401,7 @@ SCENARIOS = [
     Scenario("chain of 4", chain, chain_pool, fresh_topic, parallel=False),
     Scenario("moa3_fstring", moa3, moa3_pool, fresh_topic),
     Scenario("map_refine", map_refine, map_refine_pool, fresh_docs(6)),
+    Scenario("2 helpers x 6 docs + combine", helper_stages, helper_stages_pool, fresh_docs(6)),
     Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
     Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
     Scenario("glue loop, then 5 calls", glue_then_calls, glue_then_calls_pool, fresh_topic),

@@ -48,6 +48,7 @@ from xcs_bc.execute.callsites import SiteKey
 from xcs_bc.execute.executor import Executor, default_executor, thread_pool
 from xcs_bc.execute.fanout import Fanning
 from xcs_bc.execute.first import FirstCall, first_call
+from xcs_bc.execute.follow import Follower
 from xcs_bc.execute.many import run_many
 from xcs_bc.execute.replay import Replay, Stats, pop, push
 from xcs_bc.execute.speculation import speculation
@@ -116,6 +117,7 @@ class JittedFunction(Generic[P, R]):
         if executor is not None and not isinstance(executor, Executor):
             raise ConfigError(f"executor must have a submit(fn, *args) method, got {executor!r}")
         self._speculation = speculation(speculate, max_wasted_per_call)
+        self._speculate = (speculate, max_wasted_per_call)  # (as given: a helper followed gets them too)
         self._cache_size = cache_size
         self._max_workers = max_workers
         self._executor = executor
@@ -130,6 +132,7 @@ class JittedFunction(Generic[P, R]):
         self.stats = Stats()
         self._fanning = Fanning(self._min_call_ms / 1000)  # (what its runs learn of its maps)
         self._refusal = _refusal(target)
+        self._follower = Follower(self._helper_jit, (target.__code__,))
         self._notes: list[str] = []
         self._last_replay: Callable[[], Timeline] | None = None  # (made when asked)
         self._told_idle = False  # whether the log said once that a trace found nothing to issue ahead
@@ -434,7 +437,16 @@ class JittedFunction(Generic[P, R]):
         executor = self._get_executor()
         code = cached.clone.__code__
         replay = Replay(
-            cached.plan, schedule, sites, env, executor, self.stats, code, arm_sites, self._speculation
+            cached.plan,
+            schedule,
+            sites,
+            env,
+            executor,
+            self.stats,
+            code,
+            arm_sites,
+            self._speculation,
+            self._follower,
         )
         try:
             push(replay)
@@ -458,6 +470,23 @@ class JittedFunction(Generic[P, R]):
                     self._give_up(f"{_GIVE_UP} plans were dropped for mispredicting; it now runs plainly")
                 retired = cached.plan.mispredictions
                 self._note(f"a plan was retired after {retired} replays with mispredictions")
+
+    def _helper_jit(
+        self, helper: types.FunctionType, chain: tuple[types.CodeType, ...]
+    ) -> JittedFunction[Any, Any]:
+        """The jitted function a replay calls `helper` through (see `execute.follow`): this one's
+        options and executor, following helpers of its own but none of `chain`."""
+        speculate, max_wasted = self._speculate
+        jitted: JittedFunction[Any, Any] = JittedFunction(
+            helper,
+            min_call_ms=self._min_call_ms,
+            cache_size=self._cache_size,
+            executor=self._get_executor(),
+            speculate=speculate,
+            max_wasted_per_call=max_wasted,
+        )
+        jitted._follower = Follower(jitted._helper_jit, chain)
+        return jitted
 
     def _get_executor(self) -> Executor:
         if self._executor is None:
@@ -554,6 +583,15 @@ class JittedFunction(Generic[P, R]):
                 lines.append(f"    call site at line {refusal.line} is not dispatched: {refusal.reason}")
         if not plans and self._refusal is None:
             lines.append("  no plan yet: the next call is traced")
+        for helper in self._follower.helpers():
+            if helper.useful:
+                lines.append(f"  followed into {helper.fn.__qualname__}, whose own calls replay as:")
+                lines.extend(f"    {line}" for line in helper.jitted.explain().splitlines())
+            else:
+                lines.append(
+                    f"  followed into {helper.fn.__qualname__}: its trace found no two calls that could "
+                    "overlap, so it is called as it is"
+                )
         lines.extend(f"  note: {note}" for note in notes)
         return "\n".join(lines)
 

@@ -11,8 +11,9 @@ Everything it does is reached through the branches its caller is under.
 A frame left by an exception has no return: when its caller runs its next instruction, the frame
 is closed (`close_callee`), its own pending call completed as one that raised.
 
-`Following` is a part of `GraphBuilder` (a base class of it); the jit does not follow (its
-replay issues the calls its own function makes).
+`Following` is a part of `GraphBuilder` (a base class of it); a jit trace does not follow (its
+replay issues the calls its own function makes, and makes a helper's calls through a jitted
+function of the helper's own: see `execute.follow`).
 """
 
 from __future__ import annotations

@@ -186,8 +186,12 @@ class Replay:
         code: types.CodeType,
         arm_sites: Mapping[int, SiteKey] | None = None,
         speculation: Speculation | None = None,
+        follow: Callable[[Any], Any] | None = None,
     ) -> None:
         self.plan = plan
+        # what a call is made through: a helper of the user's through its own jitted function
+        # (see execute.follow), anything else as it is
+        self.follow: Callable[[Any], Any] = follow or _as_it_is
         self.code = code  # the clone's: its frame holds the locals some recipes read
         self.schedule = schedule
         # the schedule's calls, and those of rounds a loop over a result runs beyond the traced ones,
@@ -311,7 +315,7 @@ class Replay:
         if not self.in_process and not can_submit(self.executor, callee, args, kwargs):
             return None
         if self.in_process:  # (a worker notes when it runs the call)
-            run = _timed(self.ran, op_id, callee)
+            run = _timed(self.ran, op_id, self.follow(callee))
             return issue_ahead(self.executor, self.context, True, callee, args, kwargs, run)
         self.issued_at[op_id] = time.perf_counter()  # (an answer from another process: see `_arrived`)
         return issue_ahead(self.executor, self.context, False, callee, args, kwargs)
@@ -625,7 +629,7 @@ class Replay:
         name = self.recipes[op_id].op.name if op_id is not None else None
         start = time.perf_counter()
         try:
-            result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, name, fn), room)
+            result = call_in_turn(self.follow(fn), args, kwargs, rejected_counter(self.stats, name, fn), room)
         finally:
             if op_id is not None:
                 self.ran[op_id] = (start, time.perf_counter(), threading.get_ident(), False)
@@ -721,6 +725,10 @@ def _timed(ran: dict[int, tuple[float, float, int, bool]], op_id: int, callee: A
             ran[op_id] = (start, time.perf_counter(), threading.get_ident(), True)
 
     return run
+
+
+def _as_it_is(callee: Any) -> Any:
+    return callee
 
 
 def rejected_counter(stats: Stats, name: str | None, fn: Any) -> Callable[[], None]:

@@ -1,0 +1,139 @@
+"""Execute: a replay follows into the user's helpers, jitting each one that makes slow calls itself.
+
+A jitted function's plan sees a helper of the user's (`summaries = summarize_all(docs)`,
+`Pipeline(llm).run(task)`) as one slow call: its replay issues it, in its turn or ahead, but the
+calls the helper makes inside would go one after another.  So where a replay makes such a call, it
+calls the helper through a jitted function of its own (`Follower`), which traces the helper's
+first call and replays the later ones as `xcs.jit` does any function: its own independent calls
+go at once, and it stays exactly as correct as the plain helper.
+
+A helper is followed when it is a Python function (or a method's function) of the user's code:
+not of the standard library or an installed package, not a generator or async function, not
+already a jitted function (that one runs as it is), and not defined inside a function of the
+chain being followed (a `def` or lambda made anew by every call would be traced anew by every
+call).  Recursion is never followed: a helper already in the chain (the jitted function itself,
+or a helper followed to get here) is called as it is.  A helper whose first traced call found
+no two calls that could overlap is called as it is from then on: following it would only cost time.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+from xcs_bc._compat import CO_GENERATOR_LIKE
+from xcs_bc.errors import XCSError
+from xcs_bc.observe.reach import library
+
+_UNSEEN = object()
+
+Jit = Callable[[types.FunctionType, tuple[types.CodeType, ...]], Any]
+"""What makes the jitted function of a helper, given the chain of code followed to reach it."""
+
+
+class Follower:
+    """What a jitted function's replays call its helpers through (see the module's docstring)."""
+
+    def __init__(self, jit: Jit, chain: tuple[types.CodeType, ...]) -> None:
+        self._jit = jit
+        self._chain = chain
+        self._made = _made_within(chain)
+        self._helpers: dict[types.CodeType, Any] = {}  # a helper's code -> its _Helper, or None
+        self._lock = threading.Lock()
+
+    def __call__(self, callee: Any) -> Any:
+        """What to call in `callee`'s place, with the same arguments: `callee` itself, or its helper."""
+        method = type(callee) is types.MethodType
+        helper = self._helper(callee.__func__ if method else callee)
+        if helper is None or not helper.useful:
+            return callee
+        return types.MethodType(helper, callee.__self__) if method else helper
+
+    def helpers(self) -> list[_Helper]:
+        """The helpers followed so far, useful or not (for `explain()`)."""
+        with self._lock:
+            return [helper for helper in self._helpers.values() if helper is not None]
+
+    def _helper(self, fn: Any) -> _Helper | None:
+        if type(fn) is not types.FunctionType:
+            return None
+        code = fn.__code__
+        helper: _Helper | None = self._helpers.get(code, _UNSEEN)
+        if helper is _UNSEEN:
+            try:
+                helper = _Helper(fn, self._jit(fn, (*self._chain, code))) if self._follows(fn) else None
+            except XCSError:  # (a function the jit refuses to wrap is called as it is)
+                helper = None
+            with self._lock:
+                helper = self._helpers.setdefault(code, helper)
+        if helper is None or helper.fn is fn:
+            return helper
+        # another function of the same code: one made anew by some call (a closure a factory
+        # returns), which would be traced anew every time: such functions are called as they are
+        with self._lock:
+            self._helpers[code] = None
+        return None
+
+    def _follows(self, fn: types.FunctionType) -> bool:
+        code = fn.__code__
+        if code in self._chain or code in self._made or code.co_flags & CO_GENERATOR_LIKE:
+            return False
+        module = fn.__module__ if isinstance(fn.__module__, str) else ""
+        return not library(module, code.co_filename) and module.partition(".")[0] != "xcs_bc"
+
+
+class _Helper:
+    """A helper's jitted function.  One call traces at a time: calls of it made at once while it has
+    no plan yet run as they are rather than each paying for a trace."""
+
+    def __init__(self, fn: types.FunctionType, jitted: Any) -> None:
+        self.fn = fn
+        self.jitted = jitted
+        self.useful = True  # false once its first trace found no two calls that could overlap
+        self._tracing = False
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        jitted = self.jitted
+        if jitted._plans:
+            return jitted(*args, **kwargs)
+        with self._lock:
+            tracing, self._tracing = self._tracing, True
+        if tracing:
+            return self.fn(*args, **kwargs)
+        try:
+            return jitted(*args, **kwargs)
+        finally:
+            self.useful = jitted._refusal is None and (
+                jitted.stats.traces == 0 or any(_overlaps(cached) for cached in jitted._plans)
+            )
+            self._tracing = False
+
+
+def _overlaps(cached: Any) -> bool:
+    """Can a replay of this plan (an `execute.cached.CachedPlan`) make two calls at once: a loop of
+    any length, a map taken whole, or a call issued ahead that does not wait for an earlier one?  A
+    helper making one call, or a chain of calls each reading the one before, gains nothing."""
+    if cached.consumers or cached.general is not None:
+        return True
+    after: dict[int, frozenset[int]] = {}  # planned call -> every call it waits for, directly or not
+    for recipe in cached.plan.recipes:
+        waits = frozenset(recipe.needs).union(*(after.get(need, ()) for need in recipe.needs))
+        after[recipe.op.id] = waits
+        if recipe.ahead and any(earlier not in waits for earlier in after if earlier != recipe.op.id):
+            return True
+    return False
+
+
+def _made_within(chain: tuple[types.CodeType, ...]) -> frozenset[types.CodeType]:
+    """The code objects defined inside the chain's code (nested functions, lambdas, comprehensions)."""
+    found: set[types.CodeType] = set()
+    todo = list(chain)
+    while todo:
+        for const in todo.pop().co_consts:
+            if isinstance(const, types.CodeType) and const not in found:
+                found.add(const)
+                todo.append(const)
+    return frozenset(found)

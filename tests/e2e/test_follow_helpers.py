@@ -1,0 +1,266 @@
+"""A replay follows into the user's helpers: `summarize_all(docs)` called by a jitted function makes
+its own calls at once (`execute.follow`), and stays exactly like the plain helper.
+
+Each test runs the plain function and the jitted one on fresh arguments, several times (the first
+call is traced, the second replays and traces the helper, the later ones replay both), comparing
+outcomes and the calls made."""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+from typing import Any
+
+import pytest
+
+import xcs_bc as xcs
+from likeplain import fresh, no_waste, run_both_fresh
+from xcs_bc.execute.follow import Follower
+from xcs_bc.testing import FakeLLM
+
+llm = FakeLLM("llm", 0.03)
+failing = FakeLLM("llm", 0.03, fail_on="boom")
+
+
+def docs_of(n: int) -> list[str]:
+    return [fresh("d") for _ in range(n)]
+
+
+def runs(fn: Any, make_args: Any, times: int = 4) -> Any:
+    """`times` calls of the jitted `fn` on fresh arguments, each compared with the plain one (given
+    copies of the same arguments); the jitted function."""
+    fast = xcs.jit(fn)
+    for _ in range(times):
+        args = make_args()
+        run_both_fresh(fn, fast, lambda args=args: copy.deepcopy(args), watch=[llm])
+    return fast
+
+
+# -- helpers whose own calls go at once -------------------------------------------------------------
+
+
+def summarize_all(docs: list[str]) -> list[str]:
+    return [llm(f"Summarize: {d}") for d in docs]
+
+
+def pipeline(docs: list[str]) -> str:
+    summaries = summarize_all(docs)
+    return llm("Combine: " + " | ".join(summaries))
+
+
+class Pipe:
+    def __init__(self, model: FakeLLM) -> None:
+        self.model = model
+
+    def run(self, docs: list[str]) -> str:
+        out = []
+        for d in docs:
+            out.append(self.model(f"Summarize: {d}"))
+        return self.model("Combine: " + " | ".join(out))
+
+
+def method_pipeline(docs: list[str]) -> str:
+    return Pipe(llm).run(docs)
+
+
+def stage(docs: list[str]) -> list[str]:
+    return summarize_all([d.upper() for d in docs])
+
+
+def two_levels(docs: list[str]) -> str:
+    return llm("Combine: " + " | ".join(stage(docs)))
+
+
+def parts_of(doc: str) -> list[str]:
+    return [llm(f"Read: {part}") for part in doc.split()]
+
+
+def issued_ahead(docs: list[str]) -> list[list[str]]:
+    return [parts_of(d) for d in docs]
+
+
+@pytest.mark.parametrize("fn", [pipeline, method_pipeline, two_levels])
+def test_a_helper_s_own_calls_go_at_once_on_replays(fn: Any) -> None:
+    fast = runs(fn, lambda: (docs_of(5),))
+    assert llm.max_concurrency >= 5, fast.explain()
+    assert "followed into" in fast.explain()
+    no_waste(fast)
+
+
+def test_helpers_the_replay_issues_ahead_are_followed_on_the_workers() -> None:
+    fast = runs(issued_ahead, lambda: ([f"{fresh('a')} {fresh('b')} {fresh('c')}" for _ in range(3)],))
+    assert llm.max_concurrency >= 6, fast.explain()
+    assert "followed into parts_of, whose own calls replay as:" in fast.explain()
+
+
+def test_the_helper_s_calls_are_counted_in_its_own_explain() -> None:
+    fast = runs(pipeline, lambda: (docs_of(4),))
+    text = fast.explain()
+    helper = text[text.index("followed into summarize_all") :]
+    assert "xcs.jit(summarize_all)" in helper and "loop at" in helper, text
+
+
+def test_a_helper_raising_at_an_item_raises_as_the_plain_one() -> None:
+    def summarize(docs: list[str]) -> list[str]:
+        return [failing(d) for d in docs]
+
+    def outer(docs: list[str]) -> str:
+        return failing("Combine: " + " | ".join(summarize(docs)))
+
+    for docs in ([*docs_of(3)], [*docs_of(2), "boom", *docs_of(2)], [*docs_of(4)]):
+        fast = xcs.jit(outer)
+        for _ in range(3):
+            failing.reset()
+            with pytest.raises(Exception) as plain_error:
+                outer([*docs, "boom"])
+            plain = [args for args, _ in failing.calls]
+            failing.reset()
+            wasted = fast.stats.wasted
+            with pytest.raises(type(plain_error.value), match=str(plain_error.value)):
+                fast([*docs, "boom"])
+            made = [args for args, _ in failing.calls]
+            assert all(call in made for call in plain)
+            assert len(made) - len(plain) <= fast.stats.wasted - wasted + _helper_wasted(fast), fast.explain()
+
+
+def _helper_wasted(fast: Any) -> int:
+    return sum(helper.jitted.stats.wasted for helper in fast._follower.helpers())
+
+
+# -- helpers with effects: their calls stay exact ------------------------------------------------------
+
+COUNT = 0
+
+
+def numbered_all(docs: list[str]) -> list[str]:
+    global COUNT
+    out = []
+    for d in docs:
+        COUNT += 1
+        out.append(llm(f"{COUNT}: {d}"))
+    return out
+
+
+def with_a_global_counter(docs: list[str]) -> list[str]:
+    global COUNT
+    COUNT = 0
+    return numbered_all(docs) + numbered_all(docs)
+
+
+def appending(docs: list[str], out: list[str]) -> None:
+    for d in docs:
+        out.append(llm(f"{len(out)}: {d}"))
+
+
+def with_a_shared_list(docs: list[str]) -> list[str]:
+    out: list[str] = []
+    appending(docs, out)
+    appending(docs[:2], out)
+    return out
+
+
+@pytest.mark.parametrize("fn", [with_a_global_counter, with_a_shared_list])
+def test_a_helper_with_effects_makes_the_plain_calls(fn: Any) -> None:
+    runs(fn, lambda: (docs_of(4),))
+
+
+# -- what is not followed ------------------------------------------------------------------------------
+
+
+class Tree:
+    def __init__(self, text: str, children: list[Tree]) -> None:
+        self.text = text
+        self.children = children
+
+
+def walk(tree: Tree) -> list[str]:
+    return [llm(tree.text), *[answer for child in tree.children for answer in walk(child)]]
+
+
+def tree() -> Tree:
+    return Tree(fresh("root"), [Tree(fresh("a"), [Tree(fresh("aa"), [])]), Tree(fresh("b"), [])])
+
+
+def ping(n: int) -> list[str]:
+    return [llm(f"ping {n}"), *(pong(n - 1) if n else [])]
+
+
+def pong(n: int) -> list[str]:
+    return [llm(f"pong {n}"), *(ping(n - 1) if n else [])]
+
+
+def test_recursion_is_not_followed() -> None:
+    fast = runs(walk, lambda: (tree(),))
+    assert "followed into walk" not in fast.explain()
+
+
+def test_mutual_recursion_is_followed_once_and_no_further() -> None:
+    fast = runs(ping, lambda: (3,))
+    text = fast.explain()
+    assert text.count("followed into pong") == 1 and "followed into ping" not in text, text
+
+
+def test_a_helper_defined_by_the_function_is_not_followed() -> None:
+    def outer(docs: list[str]) -> str:
+        def summarize(ds: list[str]) -> list[str]:
+            return [llm(d) for d in ds]
+
+        return llm(" | ".join(summarize(docs)))
+
+    fast = runs(outer, lambda: (docs_of(3),))
+    assert "followed into" not in fast.explain()
+
+
+def make_summarizer(style: str) -> Any:
+    def summarize(ds: list[str]) -> list[str]:
+        return [llm(f"{style}: {d}") for d in ds]
+
+    return summarize
+
+
+def with_a_closure_made_each_time(docs: list[str]) -> str:
+    return llm(" | ".join(make_summarizer("short")(docs)))
+
+
+def test_a_closure_made_anew_each_call_is_called_as_it_is() -> None:
+    fast = runs(with_a_closure_made_each_time, lambda: (docs_of(3),), times=5)
+    assert "followed into" not in fast.explain()
+
+
+def one_call(d: str) -> str:
+    return llm(f"Summarize: {d}")
+
+
+def single(docs: list[str]) -> str:
+    return one_call(docs[0]) + one_call(docs[1])
+
+
+def test_a_helper_with_nothing_to_issue_ahead_is_called_as_it_is_after_its_trace() -> None:
+    fast = runs(single, lambda: (docs_of(2),))
+    assert "followed into one_call: its trace found no two calls that could overlap" in fast.explain()
+
+
+def test_library_code_generators_and_jitted_functions_are_not_followed() -> None:
+    def made(fn: Any, chain: Any) -> Any:
+        raise AssertionError(f"followed {fn}")
+
+    def gen(docs: list[str]) -> Any:
+        yield from docs
+
+    follower = Follower(made, (single.__code__,))
+    jitted = xcs.jit(summarize_all)
+    for callee in (textwrap.dedent, gen, jitted, len, llm):
+        assert follower(callee) is callee
+
+
+def chained(d: str) -> str:
+    return llm(f"Refine: {llm(f'Draft: {d}')}")
+
+
+def with_a_chain(docs: list[str]) -> str:
+    return chained(docs[0]) + chained(docs[1])
+
+
+def test_a_helper_whose_calls_each_wait_for_the_one_before_is_called_as_it_is() -> None:
+    fast = runs(with_a_chain, lambda: (docs_of(2),))
+    assert "followed into chained: its trace found no two calls that could overlap" in fast.explain()
