@@ -314,7 +314,9 @@ class JittedFunction(Generic[P, R]):
         when the function makes no call in a loop or its code cannot be gated: it is then traced as
         it is."""
         try:
-            return first_call(self._fn, env, self._get_executor, self.stats, options, self._fanning)
+            return first_call(
+                self._fn, env, self._get_executor, self.stats, options, self._fanning, self._follower
+            )
         except XCSError as exc:
             self._note(f"the traced call runs as it is: {exc}")
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import textwrap
+import types
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 import xcs_bc as xcs
 from likeplain import fresh, no_waste, run_both_fresh
 from xcs_bc.execute.follow import Follower
+from xcs_bc.observe.hooks import is_observing
 from xcs_bc.testing import FakeLLM
 
 llm = FakeLLM("llm", 0.03)
@@ -224,7 +226,7 @@ def with_a_closure_made_each_time(docs: list[str]) -> str:
 
 def test_a_closure_made_anew_each_call_is_called_as_it_is() -> None:
     fast = runs(with_a_closure_made_each_time, lambda: (docs_of(3),), times=5)
-    assert "followed into" not in fast.explain()
+    assert "followed into make_summarizer.<locals>.summarize" not in fast.explain()
 
 
 def one_call(d: str) -> str:
@@ -235,9 +237,9 @@ def single(docs: list[str]) -> str:
     return one_call(docs[0]) + one_call(docs[1])
 
 
-def test_a_helper_with_nothing_to_issue_ahead_is_called_as_it_is_after_its_trace() -> None:
+def test_a_helper_making_one_call_and_no_loop_is_called_as_it_is() -> None:
     fast = runs(single, lambda: (docs_of(2),))
-    assert "followed into one_call: its trace found no two calls that could overlap" in fast.explain()
+    assert "followed into" not in fast.explain()
 
 
 def test_library_code_generators_and_jitted_functions_are_not_followed() -> None:
@@ -264,3 +266,48 @@ def with_a_chain(docs: list[str]) -> str:
 def test_a_helper_whose_calls_each_wait_for_the_one_before_is_called_as_it_is() -> None:
     fast = runs(with_a_chain, lambda: (docs_of(2),))
     assert "followed into chained: its trace found no two calls that could overlap" in fast.explain()
+
+
+# -- the first call: helpers called by name are followed as the trace runs -----------------------------
+
+helpers_module = types.ModuleType("helpers_module")
+helpers_module.summarize_all = summarize_all  # type: ignore[attr-defined]
+
+
+def through_a_module(docs: list[str]) -> str:
+    return llm("Combine: " + " | ".join(helpers_module.summarize_all(docs)))
+
+
+@pytest.mark.parametrize("fn", [pipeline, two_levels, through_a_module])
+def test_the_first_call_follows_a_helper_called_by_name(fn: Any) -> None:
+    fast = xcs.jit(fn)
+    docs = docs_of(5)
+    run_both_fresh(fn, fast, lambda: (list(docs),), watch=[llm])
+    assert fast.stats.traces == 1 and fast.stats.replays == 0
+    assert llm.max_concurrency >= 4, fast.explain()  # (the helper's first round alone, then the others)
+    assert "followed into" in fast.explain()
+    run_both_fresh(fn, fast, lambda: (list(docs),), watch=[llm])  # and the replay after it
+    assert llm.max_concurrency >= 5, fast.explain()
+
+
+def summarize_failing(docs: list[str]) -> list[str]:
+    return [failing(d) for d in docs]
+
+
+def outer_failing(docs: list[str]) -> str:
+    return failing("Combine: " + " | ".join(summarize_failing(docs)))
+
+
+def test_the_first_call_makes_a_followed_helper_raise_where_the_plain_one_does() -> None:
+    for docs in ([*docs_of(2), "boom", *docs_of(2)], ["boom"], [*docs_of(3)]):
+        fast = xcs.jit(outer_failing)
+        failing.reset()
+        with pytest.raises(Exception) as plain_error:
+            outer_failing([*docs, "boom"])
+        plain = [args for args, _ in failing.calls]
+        failing.reset()
+        with pytest.raises(type(plain_error.value), match=str(plain_error.value)):
+            fast([*docs, "boom"])
+        assert all(call in [args for args, _ in failing.calls] for call in plain)
+        assert "followed into summarize_failing" in fast.explain()
+        assert not is_observing()

@@ -1410,12 +1410,15 @@ def test_retiring_a_plan_does_not_deadlock() -> None:
 
 
 def _plans(jitted: Any) -> list[str]:
-    """explain() without its stats line and notes: the plans a trace made."""
-    lines = jitted.explain().splitlines()[1:]
-    # (each run compiles the program under a file name of its own)
-    return [
-        re.sub(r"<generated-\d+>", "<generated>", line) for line in lines if not line.startswith("  note:")
-    ]
+    """explain() without its stats line, notes and the helpers it followed into: the plans a trace made."""
+    lines = []
+    helper = False
+    for line in jitted.explain().splitlines()[1:]:
+        helper = line.startswith("  followed into") or (helper and line.startswith("    "))
+        if not helper and not line.startswith("  note:"):
+            # (each run compiles the program under a file name of its own)
+            lines.append(re.sub(r"<generated-\d+>", "<generated>", line))
+    return lines
 
 
 @settings(SETTINGS, max_examples=30)

@@ -36,6 +36,14 @@ def target(x: int) -> int:
     return sum([helper(i) for i in range(2)]) + total
 
 
+def looped(x: int) -> list[int]:  # a helper the jit follows into on its first call
+    return [helper(i) for i in range(x)]
+
+
+def following(x: int) -> int:
+    return sum(looped(x)) + helper(x)
+
+
 def _capture_block() -> None:
     with xcs.capture(min_call_ms=0):
         helper(1)
@@ -44,6 +52,10 @@ def _capture_block() -> None:
 
 def _jit_trace() -> None:
     xcs.jit(target, min_call_ms=0)(3)  # a new jitted function: its first call is traced
+
+
+def _jit_trace_following() -> None:
+    xcs.jit(following, min_call_ms=0)(3)  # traced, and `looped` traced inside it by a session of its own
 
 
 class Clean:
@@ -124,7 +136,9 @@ def _injected(injector: _Injector, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield
 
 
-@pytest.mark.parametrize("work", [_capture_block, _jit_trace], ids=["capture", "jit"])
+@pytest.mark.parametrize(
+    "work", [_capture_block, _jit_trace, _jit_trace_following], ids=["capture", "jit", "jit following"]
+)
 def test_an_interrupt_at_every_step_of_start_and_stop_leaves_nothing_behind(
     work: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +195,7 @@ def test_random_interrupts_during_captures_and_traces_leave_nothing_behind() -> 
                 while time.monotonic() < give_up:
                     _capture_block()
                     _jit_trace()
+                    _jit_trace_following()
                 lost += 1
             except KeyboardInterrupt:
                 interrupts += 1

@@ -29,6 +29,7 @@ __all__ = [
     "code_tree",
     "find_calls",
     "map_consumers",
+    "named_callees",
     "walk_code",
 ]
 
@@ -222,6 +223,54 @@ def map_consumers(code: types.CodeType) -> list[int]:
         return [call.offset for call in calls if call.reason is None and _of_map(info, prov, index_of, call)]
     except UnsupportedCodeError:
         return []
+
+
+def named_callees(code: types.CodeType) -> list[tuple[int, tuple[str, ...]]]:
+    """The calls of `code` (not nested code) that can be rewritten and whose callable is, on every
+    path, a global's value or an attribute of one: (offset, the dotted name), such as
+    ``summarize_all(docs)`` -> ``("summarize_all",)``, ``helpers.summarize(d)`` -> ``("helpers",
+    "summarize")`` (see `execute.follow`)."""
+    try:
+        info = code_info(code)
+        prov = _Provenance(info)
+        named = []
+        for index, off in enumerate(info.order):
+            if info.instrs[off].opname in CALL_OPS and _judge(info, prov, index).reason is None:
+                name = _callee_name(info, prov, index)
+                if name is not None:
+                    named.append((off, name))
+        return named
+    except UnsupportedCodeError:
+        return []
+
+
+def _callee_name(info: CodeInfo, prov: _Provenance, index: int) -> tuple[str, ...] | None:
+    ins = info.instrs[info.order[index]]
+    at, _ = _state_point(info, index)
+    if at is None:
+        return None
+    low, high = _callee_depths(ins.opname, ins.arg or 0)
+    slots = [prov.producers(at, depth) for depth in (low, high) if depth]
+    shape = _shape(info, ins.opname, [slot for slot in slots if slot is not None])
+    if shape is None or len(shape[1]) != 1:
+        return None
+    ((loader, _),) = shape[1]
+    return _dotted(info, prov, loader)
+
+
+def _dotted(info: CodeInfo, prov: _Provenance, off: int, hops: int = 0) -> tuple[str, ...] | None:
+    """The dotted name an instruction loads (a global, or an attribute of one, `a.b.c`), or None."""
+    ins = info.instrs[off]
+    if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return (str(ins.argval),)
+    if ins.opname not in _ATTRIBUTE_LOADS or hops >= 3:
+        return None
+    receiver = prov.producers(off, 1)
+    if receiver is None or len(receiver) != 1:
+        return None
+    ((base_off, _),) = receiver
+    base = _dotted(info, prov, base_off, hops + 1)
+    return None if base is None else (*base, str(ins.argval))
 
 
 def _judged(info: CodeInfo, prov: _Provenance) -> list[Call]:

@@ -96,10 +96,11 @@ from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.skipping import LoopBody, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
-from xcs_bc.execute.callsites import SiteKey, find_calls, map_consumers, walk_code
+from xcs_bc.execute.callsites import SiteKey, find_calls, map_consumers, named_callees, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
 from xcs_bc.execute.fanout import Fanning, consume, fan, immutable
-from xcs_bc.execute.limits import Withdrawn, answered, call_in_turn, issue_ahead, take_over
+from xcs_bc.execute.follow import Follower
+from xcs_bc.execute.limits import Room, Withdrawn, answered, call_in_turn, issue_ahead, take_over
 from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, Local, OpType, Source, ValueRef
@@ -168,18 +169,36 @@ def first_call(
     stats: Stats,
     options: Mapping[str, Any],
     fanning: Fanning,
+    follow: Follower,
 ) -> FirstCall | None:
-    """A traced call of `fn` that issues its loops' later rounds and its maps' calls ahead, or None
-    when `fn` has no call site in a loop nor a map consumer (it is traced as it is: nothing would go
-    ahead).  `executor()` gives the executor, asked for only when calls may go ahead."""
+    """A traced call of `fn` that issues its loops' later rounds and its maps' calls ahead, and
+    follows into its helpers, or None when `fn` has no call site in a loop, no map consumer and no
+    call of a helper to follow (it is traced as it is: nothing would go ahead).  `executor()` gives
+    the executor, asked for only when calls may go ahead."""
     paths = {code: path for path, code in walk_code(fn.__code__, (fn.__code__.co_name,))}
     # (a generator expression's rounds go ahead only when its consumer takes it whole: `_taken_whole`)
     targets = [fn.__code__, *nested_code(fn.__code__)]
     sites = [(paths[code], offset) for code in targets for offset in _looped_calls(code)]
     consumers = [(paths[code], offset) for code in targets for offset in map_consumers(code)]
-    if not sites and not consumers:
+    helpers = [
+        (paths[code], offset)
+        for code in targets
+        for offset, name in named_callees(code)
+        if follow.worth_following(_resolved(fn.__globals__, name))
+    ]
+    if not sites and not consumers and not helpers:
         return None
-    return FirstCall(fn, paths, sites, consumers, env, executor(), stats, options, fanning)
+    return FirstCall(fn, paths, sites, consumers, helpers, follow, env, executor(), stats, options, fanning)
+
+
+def _resolved(namespace: Mapping[str, Any], name: tuple[str, ...]) -> Any:
+    """What a dotted name of globals holds now (`helpers.summarize`: through modules only), or None."""
+    value = namespace.get(name[0])
+    for part in name[1:]:
+        if not isinstance(value, types.ModuleType):
+            return None
+        value = vars(value).get(part)
+    return value
 
 
 class FirstCall:
@@ -191,6 +210,8 @@ class FirstCall:
         paths: dict[types.CodeType, tuple[str, ...]],
         sites: list[SiteKey],
         consumers: list[SiteKey],
+        helpers: list[SiteKey],
+        follow: Follower,
         env: Env,
         executor: Executor,
         stats: Stats,
@@ -198,10 +219,14 @@ class FirstCall:
         fanning: Fanning,
     ) -> None:
         self.paths = paths  # code object -> its path in site keys
-        self.gated: Gated = gate(fn, _dispatcher(self), only=[*sites, *consumers])
+        self.gated: Gated = gate(fn, _dispatcher(self), only=[*sites, *consumers, *helpers])
         # a map consumer's site is dispatched always (see `execute.fanout`); no call is issued for it
         self.consumers = frozenset(consumers) & self.gated.sites.keys()
         self.gated.armed.update(self.consumers)
+        # so is a call of a helper to follow: made through its own jitted function (see `_dispatch`)
+        self.helpers = frozenset(helpers) & self.gated.sites.keys()
+        self.gated.armed.update(self.helpers)
+        self.follow = follow
         self.fanning = fanning
         self.builder = GraphBuilder(**builder_options, originals=self.gated.originals, on_round=self._round)
         self.listener = _Translated(self.builder, self.gated)
@@ -549,7 +574,9 @@ class FirstCall:
                     None,
                 )
             elif not served:  # (none, not started, or e.g. answered as overloaded)
-                result = call_in_turn(fn, args, kwargs, rejected_counter(self.stats, None, fn), room)
+                result, fast = self._in_turn(key, fn, args, kwargs, room)
+                if fast:
+                    started = reached = time.perf_counter()
             else:
                 assert ahead is not None
                 self.stats.bump("served_in_trace")
@@ -561,6 +588,22 @@ class FirstCall:
             raise
         self._served(frame, key, fn, args, kwargs, result, started, reached)
         return result
+
+    def _in_turn(
+        self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], room: Room | None
+    ) -> tuple[Any, bool]:
+        """Make the call here, and say whether it made no slow call.  A helper to follow goes through
+        its own jitted function, which may trace it on this thread (the session detached meanwhile:
+        the builder hears of the call from `_served`); when it made no slow call, the time that
+        tracing took is no sign that the call is slow."""
+        rejected = rejected_counter(self.stats, None, fn)
+        helper = self.follow.helper(fn) if key in self.helpers else None
+        if helper is None or self.session is None:
+            return call_in_turn(fn, args, kwargs, rejected, room), False
+        made = helper.slow_calls()
+        with self.session.detached():
+            result = call_in_turn(self.follow(fn), args, kwargs, rejected, room)
+        return result, helper.slow_calls() == made
 
     def _take(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ahead | None:
         """The call issued ahead for this site that is this call (under the lock)."""

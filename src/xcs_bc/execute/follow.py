@@ -1,33 +1,40 @@
-"""Execute: a replay follows into the user's helpers, jitting each one that makes slow calls itself.
+"""Execute: a jitted function follows into the user's helpers, jitting each one it calls.
 
 A jitted function's plan sees a helper of the user's (`summaries = summarize_all(docs)`,
 `Pipeline(llm).run(task)`) as one slow call: its replay issues it, in its turn or ahead, but the
 calls the helper makes inside would go one after another.  So where a replay makes such a call, it
 calls the helper through a jitted function of its own (`Follower`), which traces the helper's
 first call and replays the later ones as `xcs.jit` does any function: its own independent calls
-go at once, and it stays exactly as correct as the plain helper.
+go at once, and it stays exactly as correct as the plain helper.  The traced first call does the
+same for the helpers its call sites call by name (`summarize_all(docs)`,
+`helpers.summarize_all(docs)`: a global, or a function of a module held in one), on the same
+thread, its own observation set aside meanwhile (see `execute.first`).
 
 A helper is followed when it is a Python function (or a method's function) of the user's code:
 not of the standard library or an installed package, not a generator or async function, not
-already a jitted function (that one runs as it is), and not defined inside a function of the
-chain being followed (a `def` or lambda made anew by every call would be traced anew by every
-call).  Recursion is never followed: a helper already in the chain (the jitted function itself,
-or a helper followed to get here) is called as it is.  A helper whose first traced call found
-no two calls that could overlap is called as it is from then on: following it would only cost time.
+already a jitted function (that one runs as it is), whose code (with its comprehensions) makes two
+calls, or a call and a loop, and not defined inside a function of the chain being followed (a
+`def` or lambda made anew by every call would be traced anew by every call).  Recursion is never
+followed: a helper already in the chain (the jitted function itself, or a helper followed to get
+here) is called as it is.  A helper whose first traced call found no two calls that could overlap
+is called as it is from then on: following it would only cost time.
 """
 
 from __future__ import annotations
 
+import dis
 import threading
 import types
 from collections.abc import Callable
 from typing import Any
 
-from xcs_bc._compat import CO_GENERATOR_LIKE
+from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, COMPREHENSIONS
+from xcs_bc.build import purity
 from xcs_bc.errors import XCSError
 from xcs_bc.observe.reach import library
 
 _UNSEEN = object()
+_CALLS_AND_LOOPS = frozenset({*CALL_OPS, "FOR_ITER"})
 
 Jit = Callable[[types.FunctionType, tuple[types.CodeType, ...]], Any]
 """What makes the jitted function of a helper, given the chain of code followed to reach it."""
@@ -45,11 +52,22 @@ class Follower:
 
     def __call__(self, callee: Any) -> Any:
         """What to call in `callee`'s place, with the same arguments: `callee` itself, or its helper."""
-        method = type(callee) is types.MethodType
-        helper = self._helper(callee.__func__ if method else callee)
-        if helper is None or not helper.useful:
+        helper = self.helper(callee)
+        if helper is None:
             return callee
-        return types.MethodType(helper, callee.__self__) if method else helper
+        return types.MethodType(helper, callee.__self__) if type(callee) is types.MethodType else helper
+
+    def worth_following(self, value: Any) -> bool:
+        """Is `value` a function to follow, not known yet to make no two calls that could overlap,
+        that may make a slow call (its code calls something not known to be pure)?  Asked before the
+        first call's trace, of the functions its call sites call by name (see `execute.first`)."""
+        helper = self._helper(value)
+        return helper is not None and helper.useful and purity.classify(value) is purity.Effect.UNKNOWN
+
+    def helper(self, callee: Any) -> _Helper | None:
+        """The helper `callee` is called through, if followed (for a method: its function's)."""
+        helper = self._helper(callee.__func__ if type(callee) is types.MethodType else callee)
+        return helper if helper is not None and helper.useful else None
 
     def helpers(self) -> list[_Helper]:
         """The helpers followed so far, useful or not (for `explain()`)."""
@@ -80,6 +98,8 @@ class Follower:
         code = fn.__code__
         if code in self._chain or code in self._made or code.co_flags & CO_GENERATOR_LIKE:
             return False
+        if _calls_and_loops(code) < 2:  # (one call and no loop: nothing of its own could overlap)
+            return False
         module = fn.__module__ if isinstance(fn.__module__, str) else ""
         return not library(module, code.co_filename) and module.partition(".")[0] != "xcs_bc"
 
@@ -94,6 +114,10 @@ class _Helper:
         self.useful = True  # false once its first trace found no two calls that could overlap
         self._tracing = False
         self._lock = threading.Lock()
+
+    def slow_calls(self) -> int:
+        """The slow calls its calls have made so far (traced, served or made in their turn)."""
+        return sum(counts.get("calls", 0) for counts in self.jitted.stats.by_callee().values())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         jitted = self.jitted
@@ -125,6 +149,16 @@ def _overlaps(cached: Any) -> bool:
         if recipe.ahead and any(earlier not in waits for earlier in after if earlier != recipe.op.id):
             return True
     return False
+
+
+def _calls_and_loops(code: types.CodeType) -> int:
+    """The call and FOR_ITER instructions of `code` and of its comprehensions (not of the functions
+    it defines: it makes them, it does not run them)."""
+    return sum(ins.opname in _CALLS_AND_LOOPS for ins in dis.get_instructions(code)) + sum(
+        _calls_and_loops(const)
+        for const in code.co_consts
+        if isinstance(const, types.CodeType) and const.co_name in COMPREHENSIONS
+    )
 
 
 def _made_within(chain: tuple[types.CodeType, ...]) -> frozenset[types.CodeType]:

@@ -38,12 +38,13 @@ frames gone from the thread's stack, and stopped by the next `start()` or
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import functools
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -307,6 +308,28 @@ class Session:
         backend = self._backend
         if backend is not None:
             backend.resume()
+
+    @contextlib.contextmanager
+    def detached(self) -> Iterator[None]:
+        """While code of ours runs in an observed frame's call with the events paused (see `pause`),
+        the thread counts as not observed: a jitted helper called there may trace it with a session
+        of its own (`execute.follow`).  The thread is this session's again after.  Not on 3.10/3.11
+        while a trace function is installed (ours not paused, or one we chain to): it stays observed."""
+        detach = PY312 or sys.gettrace() is None
+        if detach:
+            with _sessions_lock:
+                detach = _sessions.get(self.thread) is self
+                if detach:
+                    del _sessions[self.thread]
+        try:
+            yield
+        finally:
+            if detach:
+                left = _sessions.get(self.thread)
+                if left is not None and left is not self:  # (one an interrupt kept from stopping)
+                    left.stop()
+                with _sessions_lock:
+                    _sessions[self.thread] = self
 
     def end(self, reason: BaseException) -> None:
         """Stop observing before the target is done; `error` says why."""
