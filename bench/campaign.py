@@ -5,7 +5,7 @@
     PYTHONPATH=src python bench/campaign.py                # in a checkout with the test extras installed
 
 Programs come from the grammar of the property tests (`tests/strategies.py`) with every feature on
-(`test_jit_generated.CAMPAIGN_GRAMMAR`): the extended forms, maps taken whole, inputs resized in place, free `break`s,
+(`test_jit_generated.CAMPAIGN_GRAMMAR`): the extended forms, maps taken whole, helpers with loops of slow calls (followed by the jit), inputs resized in place, free `break`s,
 hidden changes of a global list, the recent forms, helpers rebinding a global or changing a global
 dict before a call, a slow helper doing both after its call, a jitted function calling a jitted
 function, f calling the jitted f, a recursive helper, and flags equal but of another type (True, 1,

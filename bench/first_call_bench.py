@@ -184,6 +184,14 @@ def map_combine_pool(docs):
     return llm("Combine: " + " | ".join(parts))
 
 
+def _summarize_all(docs):  # a helper of the user's, not jitted: the jit follows into it
+    return [llm(f"Summarize: {d}") for d in docs]
+
+
+def map_combine_in_a_helper(docs):
+    return llm("Combine: " + " | ".join(_summarize_all(docs)))
+
+
 def research(query):
     hits = search(query).split()
     notes = [llm(f"Read {h}") for h in hits]
@@ -286,6 +294,7 @@ SCENARIOS = [
         in_turn=expanded_in_turn,
     ),
     Scenario("map of 8, then combine", map_combine, map_combine_pool, fresh_docs(8)),
+    Scenario("map of 8 in a helper, then combine", map_combine_in_a_helper, map_combine_pool, fresh_docs(8)),
     Scenario("search, read every hit", research, research_pool, fresh_query),
     Scenario("nested: 4 docs x 3 aspects", aspects, aspects_pool, fresh_docs(4)),
     Scenario("chain of 4 (no loop)", chain, None, lambda: f"topic {next(_counter)}", kind="chain"),

@@ -158,6 +158,8 @@ LAST, remember(p)  a slow helper: llm(p), kept in LAST and CONFIG     (module_st
 inner(p, n)      judge of n llm calls; the test jits it               (nested)
 f                the test jits f, so f(xs[1:], flag) calls the jit    (nested)
 deep(p, n)       llm(p) under n judges, by recursion                  (recursion)
+each(ps), tagged(ps)  llm of each prompt; judge of each, NOTES and MODE between (follows)
+client.ask_each(ps)   client.ask of each prompt                                 (follows)
 Holder(h), hold(h)  a slow callable object and a partial over h: llm/judge of p and len(h) (holders)
 """
 
@@ -182,6 +184,7 @@ class Grammar:
     tails: bool = False  # (with effects) a loop's round goes on after its last call (see `_round_tail`)
     holders: bool = False  # (with effects) rounds calling what holds a list they grow, retries (`_held`)
     maps: bool = False  # (with recent, not uniform) a "list" or "join" consumer is now and then a map's
+    follows: bool = False  # `each(ps)`, `tagged(ps)`: helpers with loops of slow calls, which the jit follows
 
 
 HELPER_SOURCE = """\
@@ -612,6 +615,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["deep", "deep"]
     if scope.grammar.glue:
         kinds += ["glue_loop", "glue_loop"]
+    if scope.grammar.follows:
+        kinds += ["followed", "followed"]
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -755,6 +760,21 @@ def _recurse(draw: st.DrawFn, scope: _Scope) -> list[str]:
     ]
 
 
+def _followed(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(follows) A helper of the program's own making a slow call per prompt (`each`, the method
+    `client.ask_each`), or one whose loop changes module state between its calls (`tagged`), over xs,
+    a list made before or a list displayed here: the jit follows into them (`xcs_bc.execute.follow`)."""
+    name = scope.fresh()
+    helper = draw(st.sampled_from(["each", "tagged", "client.ask_each"]))
+    over = draw(st.sampled_from(["xs", "display", *scope.lists]))
+    if over == "display":
+        over = "[" + ", ".join(_str_expr(draw, scope, 1) for _ in range(draw(st.integers(1, 3)))) + "]"
+    scope.count += 1
+    scope.loops_over_xs += over == "xs"
+    scope.lists.append(name)
+    return [f"{name} = {helper}({over})"]
+
+
 def _deep(draw: st.DrawFn, scope: _Scope) -> list[str]:
     """(recursion) A helper recursing n times around slow calls; n from the inputs or a constant."""
     depth = draw(st.sampled_from(["len(xs)", "flag", "0", "2"]))
@@ -777,6 +797,7 @@ _HELPER_STATEMENTS = {
     "inner": _inner,
     "inner_map": _inner_map,
     "deep": _deep,
+    "followed": _followed,
     "glue_loop": _glue_loop,
 }
 

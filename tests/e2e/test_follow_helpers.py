@@ -311,3 +311,43 @@ def test_the_first_call_makes_a_followed_helper_raise_where_the_plain_one_does()
         assert all(call in [args for args, _ in failing.calls] for call in plain)
         assert "followed into summarize_failing" in fast.explain()
         assert not is_observing()
+
+
+class Stages:
+    def __init__(self, model: FakeLLM) -> None:
+        self.model = model
+
+    def summarize_all(self, docs: list[str]) -> list[str]:
+        return [self.model(f"Summarize: {d}") for d in docs]
+
+    def run(self, docs: list[str]) -> str:
+        return self.model("Combine: " + " | ".join(self.summarize_all(docs)))
+
+
+STAGES = Stages(llm)
+
+
+def through_an_argument(stages: Stages, docs: list[str]) -> str:
+    return stages.run(docs)
+
+
+def through_a_global_object(docs: list[str]) -> str:
+    return STAGES.run(docs)
+
+
+@pytest.mark.parametrize(
+    ("fn", "make_args"),
+    [
+        (through_an_argument, lambda: (Stages(llm), docs_of(5))),
+        (through_a_global_object, lambda: (docs_of(5),)),
+        (Stages(llm).run, lambda: (docs_of(5),)),  # the jitted method follows into `self.summarize_all`
+    ],
+    ids=["argument", "global object", "jitted method"],
+)
+def test_the_first_call_follows_a_method_of_an_object_it_is_handed_or_holds(fn: Any, make_args: Any) -> None:
+    fast = xcs.jit(fn)
+    for call in range(3):
+        args = make_args()
+        run_both_fresh(fn, fast, lambda args=args: args, watch=[llm])
+        assert llm.max_concurrency >= (4 if call == 0 else 5), (call, fast.explain())
+    assert fast.stats.traces == 1 and "followed into Stages." in fast.explain()

@@ -162,6 +162,9 @@ class Client:
     def ask(self, prompt):
         return self.fake(prompt)
 
+    def ask_each(self, prompts):
+        return [self.ask(p) for p in prompts]  # (follows) a method the jit follows into
+
 
 def twice(prompt):
     _enter()
@@ -207,6 +210,18 @@ def remember(prompt):
 
 def styled(prompt):
     return llm(prompt + ' ' + MODE, style=CONFIG['style'])  # a slow helper reading module state
+
+
+def each(prompts):
+    return [llm(p) for p in prompts]  # (follows) a helper the jit follows into
+
+
+def tagged(prompts):
+    out = []
+    for p in prompts:  # (follows) a followed helper changing and reading module state between calls
+        NOTES.append('g')
+        out.append(judge(p + ' ' + MODE + str(len(NOTES))))
+    return out
 
 
 def inner(prompt, n):
@@ -768,8 +783,9 @@ HUNT_GRAMMAR = Grammar(  # every feature
     holders=True,
 )
 
-# the campaign's (bench/campaign.py): every feature, and maps taken whole (`list(map(lambda g: ...))`)
-CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True)
+# the campaign's (bench/campaign.py): every feature, maps taken whole (`list(map(lambda g: ...))`) and
+# helpers of the program's own with loops of slow calls (`each(xs)`), which the jit follows into
+CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True, follows=True)
 
 
 @settings(SETTINGS, max_examples=int(os.environ.get("XCS_BC_HUNT_EXAMPLES", "60")))
@@ -1448,20 +1464,22 @@ def test_a_trace_of_the_gated_clone_makes_the_plan_of_the_function(
     assert made[0] == made[1]
 
 
-def test_the_campaign_grammar_draws_maps_taken_whole() -> None:
-    """The campaign's grammar (a check of the strategies, no jit) draws `list(map(lambda g: ...))` and
-    `'|'.join(map(lambda g: ...))`; the hunt's draws none."""
+def test_the_campaign_grammar_draws_maps_taken_whole_and_followed_helpers() -> None:
+    """The campaign's grammar (a check of the strategies, no jit) draws `list(map(lambda g: ...))`,
+    `'|'.join(map(lambda g: ...))` and the helpers the jit follows into (`each(...)`, `tagged(...)`);
+    the hunt's draws none."""
 
-    def consumers(grammar: Grammar) -> set[str]:
+    def drawn(grammar: Grammar) -> set[str]:
         found: set[str] = set()
 
-        @settings(SETTINGS, max_examples=600)
+        @settings(SETTINGS, max_examples=1500)
         @given(programs(grammar))
         def collect(program: Program) -> None:
             found.update(re.findall(r"(list|'\|'\.join)\(map\(lambda g: ", program.source))
+            found.update(re.findall(r"= (each|tagged|client\.ask_each)\(", program.source))
 
         collect()
         return found
 
-    assert consumers(CAMPAIGN_GRAMMAR) == {"list", "'|'.join"}
-    assert not consumers(HUNT_GRAMMAR)
+    assert drawn(CAMPAIGN_GRAMMAR) == {"list", "'|'.join", "each", "tagged", "client.ask_each"}
+    assert not drawn(HUNT_GRAMMAR)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from xcs_bc._compat import CALL_OPS, COMPREHENSIONS, VERSION, instructions_with_lines
 from xcs_bc.build.codeinfo import CodeInfo, code_info
@@ -29,6 +29,7 @@ __all__ = [
     "code_tree",
     "find_calls",
     "map_consumers",
+    "Named",
     "named_callees",
     "walk_code",
 ]
@@ -225,11 +226,18 @@ def map_consumers(code: types.CodeType) -> list[int]:
         return []
 
 
-def named_callees(code: types.CodeType) -> list[tuple[int, tuple[str, ...]]]:
+class Named(NamedTuple):
+    """A call whose callable is what a dotted name holds: a global's (``summarize_all``,
+    ``helpers.summarize``) or, `local`, a local variable's (``pipe.run``, ``self.summarize``)."""
+
+    offset: int
+    local: bool
+    names: tuple[str, ...]
+
+
+def named_callees(code: types.CodeType) -> list[Named]:
     """The calls of `code` (not nested code) that can be rewritten and whose callable is, on every
-    path, a global's value or an attribute of one: (offset, the dotted name), such as
-    ``summarize_all(docs)`` -> ``("summarize_all",)``, ``helpers.summarize(d)`` -> ``("helpers",
-    "summarize")`` (see `execute.follow`)."""
+    path, what a dotted name holds (see `Named`, and `execute.follow`)."""
     try:
         info = code_info(code)
         prov = _Provenance(info)
@@ -238,13 +246,13 @@ def named_callees(code: types.CodeType) -> list[tuple[int, tuple[str, ...]]]:
             if info.instrs[off].opname in CALL_OPS and _judge(info, prov, index).reason is None:
                 name = _callee_name(info, prov, index)
                 if name is not None:
-                    named.append((off, name))
+                    named.append(Named(off, *name))
         return named
     except UnsupportedCodeError:
         return []
 
 
-def _callee_name(info: CodeInfo, prov: _Provenance, index: int) -> tuple[str, ...] | None:
+def _callee_name(info: CodeInfo, prov: _Provenance, index: int) -> tuple[bool, tuple[str, ...]] | None:
     ins = info.instrs[info.order[index]]
     at, _ = _state_point(info, index)
     if at is None:
@@ -258,11 +266,16 @@ def _callee_name(info: CodeInfo, prov: _Provenance, index: int) -> tuple[str, ..
     return _dotted(info, prov, loader)
 
 
-def _dotted(info: CodeInfo, prov: _Provenance, off: int, hops: int = 0) -> tuple[str, ...] | None:
-    """The dotted name an instruction loads (a global, or an attribute of one, `a.b.c`), or None."""
+def _dotted(
+    info: CodeInfo, prov: _Provenance, off: int, hops: int = 0
+) -> tuple[bool, tuple[str, ...]] | None:
+    """The dotted name an instruction loads (a global or local variable, or an attribute of one,
+    `a.b.c`), and whether it starts with a local's, or None."""
     ins = info.instrs[off]
     if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-        return (str(ins.argval),)
+        return False, (str(ins.argval),)
+    if ins.opname in ("LOAD_FAST", "LOAD_FAST_CHECK"):
+        return True, (str(ins.argval),)
     if ins.opname not in _ATTRIBUTE_LOADS or hops >= 3:
         return None
     receiver = prov.producers(off, 1)
@@ -270,7 +283,7 @@ def _dotted(info: CodeInfo, prov: _Provenance, off: int, hops: int = 0) -> tuple
         return None
     ((base_off, _),) = receiver
     base = _dotted(info, prov, base_off, hops + 1)
-    return None if base is None else (*base, str(ins.argval))
+    return None if base is None else (base[0], (*base[1], str(ins.argval)))
 
 
 def _judged(info: CodeInfo, prov: _Provenance) -> list[Call]:

@@ -52,7 +52,10 @@ What is issued ahead, and what is not (the rules of a replay, kept narrow):
   before the loop: no call waits for another round's.
 
 A call taking a map whole (`list(map(llm, docs))`) is dispatched too, always: `execute.fanout`
-issues the map's calls at once after its first.
+issues the map's calls at once after its first.  So is a call of a helper by name
+(`summarize_all(docs)`, `helpers.summarize(d)`) that `execute.follow` would follow: it is made
+through the helper's own jitted function, whose trace runs on this thread with this session
+detached (`Session.detached`), so the helper's loops go ahead as this function's do.
 
 As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
 assumptions"), and one the run does not reach (it raised, or a later round went another way) is
@@ -96,7 +99,7 @@ from xcs_bc.build.purity import memo_wrapper
 from xcs_bc.build.skipping import LoopBody, loop_body
 from xcs_bc.build.trace import DecisionKind, LoopRecord
 from xcs_bc.execute.apis import overloaded
-from xcs_bc.execute.callsites import SiteKey, find_calls, map_consumers, named_callees, walk_code
+from xcs_bc.execute.callsites import Named, SiteKey, find_calls, map_consumers, named_callees, walk_code
 from xcs_bc.execute.executor import Executor, runs_in_process, wait_done
 from xcs_bc.execute.fanout import Fanning, consume, fan, immutable
 from xcs_bc.execute.follow import Follower
@@ -181,23 +184,22 @@ def first_call(
     sites = [(paths[code], offset) for code in targets for offset in _looped_calls(code)]
     consumers = [(paths[code], offset) for code in targets for offset in map_consumers(code)]
     helpers = [
-        (paths[code], offset)
+        (paths[code], named.offset)
         for code in targets
-        for offset, name in named_callees(code)
-        if follow.worth_following(_resolved(fn.__globals__, name))
+        for named in named_callees(code)
+        if follow.worth_following(_resolved(named, fn.__globals__, env.args))
     ]
     if not sites and not consumers and not helpers:
         return None
     return FirstCall(fn, paths, sites, consumers, helpers, follow, env, executor(), stats, options, fanning)
 
 
-def _resolved(namespace: Mapping[str, Any], name: tuple[str, ...]) -> Any:
-    """What a dotted name of globals holds now (`helpers.summarize`: through modules only), or None."""
-    value = namespace.get(name[0])
-    for part in name[1:]:
-        if not isinstance(value, types.ModuleType):
-            return None
-        value = vars(value).get(part)
+def _resolved(named: Named, globals_: Mapping[str, Any], arguments: Mapping[str, Any]) -> Any:
+    """What a call's dotted name holds as the call starts, as far as it can be read without running
+    code of the user's (`peek_attr`): a local's only when it is an argument.  MISSING if unknown."""
+    value = (arguments if named.local else globals_).get(named.names[0], MISSING)
+    for part in named.names[1:]:
+        value = peek_attr(value, part)
     return value
 
 

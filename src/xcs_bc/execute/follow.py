@@ -17,7 +17,8 @@ calls, or a call and a loop, and not defined inside a function of the chain bein
 `def` or lambda made anew by every call would be traced anew by every call).  Recursion is never
 followed: a helper already in the chain (the jitted function itself, or a helper followed to get
 here) is called as it is.  A helper whose first traced call found no two calls that could overlap
-is called as it is from then on: following it would only cost time.
+(in its own code, or in a helper it follows in turn) is called as it is from then on: following it
+would only cost time.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class Follower:
         """Is `value` a function to follow, not known yet to make no two calls that could overlap,
         that may make a slow call (its code calls something not known to be pure)?  Asked before the
         first call's trace, of the functions its call sites call by name (see `execute.first`)."""
-        helper = self._helper(value)
-        return helper is not None and helper.useful and purity.classify(value) is purity.Effect.UNKNOWN
+        helper = self.helper(value)
+        return helper is not None and purity.classify(helper.fn) is purity.Effect.UNKNOWN
 
     def helper(self, callee: Any) -> _Helper | None:
         """The helper `callee` is called through, if followed (for a method: its function's)."""
@@ -111,7 +112,9 @@ class _Helper:
     def __init__(self, fn: types.FunctionType, jitted: Any) -> None:
         self.fn = fn
         self.jitted = jitted
-        self.useful = True  # false once its first trace found no two calls that could overlap
+        # false once its first trace found no two calls that could overlap, in its code or in a
+        # helper it follows
+        self.useful = True
         self._tracing = False
         self._lock = threading.Lock()
 
@@ -131,7 +134,9 @@ class _Helper:
             return jitted(*args, **kwargs)
         finally:
             self.useful = jitted._refusal is None and (
-                jitted.stats.traces == 0 or any(_overlaps(cached) for cached in jitted._plans)
+                jitted.stats.traces == 0
+                or any(_overlaps(cached) for cached in jitted._plans)
+                or any(helper.useful for helper in jitted._follower.helpers())
             )
             self._tracing = False
 
