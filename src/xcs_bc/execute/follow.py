@@ -42,7 +42,7 @@ Jit = Callable[[types.FunctionType, tuple[types.CodeType, ...]], Any]
 
 
 class Follower:
-    """What a jitted function's replays call its helpers through (see the module's docstring)."""
+    """What a jitted function calls its helpers through (see the module's docstring)."""
 
     def __init__(self, jit: Jit, chain: tuple[types.CodeType, ...]) -> None:
         self._jit = jit
@@ -136,7 +136,7 @@ class _Helper:
             self.useful = jitted._refusal is None and (
                 jitted.stats.traces == 0
                 or any(_overlaps(cached) for cached in jitted._plans)
-                or any(helper.useful for helper in jitted._follower.helpers())
+                or any(helper.useful and helper.jitted.stats.traces for helper in jitted._follower.helpers())
             )
             self._tracing = False
 
