@@ -99,7 +99,7 @@ def test_helper_calls_handed_the_same_object_wait_for_each_other_under_the_jit()
     assert pipeline.saves_today == pytest.approx(0.020)
     assert pipeline.held == (
         "analyze (app.py:3) waits for the call before it, a helper call handed the same Client (`client`), "
-        "which it may change (the jit does not look inside helpers)"
+        "which it may change (to the jit's plan a helper call is one call)"
     )
     report = format_report(graph)
     assert f"    of which the jit saves about 20.0 ms: {pipeline.held}" in report

@@ -143,7 +143,7 @@ def test_the_reports_share_for_the_jit_is_what_the_jit_issues_ahead() -> None:
     assert report.bound < report.today < report.sequential
     assert report.held == (
         "analyze (untouched.py:66) waits for the call before it, a helper call handed the same Client "
-        "(`client`), which it may change (the jit does not look inside helpers)"
+        "(`client`), which it may change (to the jit's plan a helper call is one call)"
     )
     assert "    of which the jit saves about " in cap.report()
     assert wraps["analyze"].today == pytest.approx(wraps["analyze"].sequential)  # outline, then keywords

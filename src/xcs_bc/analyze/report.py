@@ -141,9 +141,9 @@ def _wrapping(graph: ComputationGraph) -> str:
     if not found:
         return ""
     lines = [
-        "Functions worth wrapping in xcs.jit (it issues ahead the calls a function makes itself, a helper's "
-        "as one; from its second call on, and where it can check a call's inputs ahead: its explain() "
-        "names the calls it runs in their turn):"
+        "Functions worth wrapping in xcs.jit (it issues ahead the calls a function makes itself, a helper "
+        "call as one, where it can check a call's inputs ahead: its explain() names the calls it runs in "
+        "their turn; this leaves out what the calls inside a helper gain, which it follows into):"
     ]
     for wrap in found[:_WRAPS_SHOWN]:
         calls = f"{wrap.calls} call{'s' if wrap.calls != 1 else ''}"
