@@ -4,8 +4,8 @@ A capture that traced through the user's functions knows, for every slow call, t
 was made in (`Operation.stack`).  A jitted function issues ahead the calls *its own code* makes;
 a helper it calls is one call to it (the jit follows into the helper, whose own calls may then
 overlap too: this estimate leaves that out, it is a lower bound of what the jit saves).  So for
-one call of a function `f`, the calls made in it are cut into units: each slow call `f`'s own code made, and each call of
-a helper that made slow calls (lasting as long as those calls, one after another).  Units run one
+one call of a function `f`, the calls made in it are cut into units: each slow call `f`'s own
+code made, and each call of a helper that made slow calls (lasting as long as those calls, one after another).  Units run one
 after another take their sequential time; started as soon as the units they need are done, they
 take their critical path.  The difference, added up over `f`'s calls in the run, is what
 `xcs.jit(f)` could save at best.
