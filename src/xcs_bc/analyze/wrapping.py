@@ -3,20 +3,20 @@
 A capture that traced through the user's functions knows, for every slow call, the functions it
 was made in (`Operation.stack`).  A jitted function issues ahead the calls *its own code* makes;
 a helper it calls is one call to it (the jit follows into the helper, whose own calls may then
-overlap too: this estimate leaves that out, it is a lower bound of what the jit saves).  So for
-one call of a function `f`, the calls made in it are cut into units: each slow call `f`'s own
-code made, and each call of a helper that made slow calls (lasting as long as those calls, one after another).  Units run one
-after another take their sequential time; started as soon as the units they need are done, they
-take their critical path.  The difference, added up over `f`'s calls in the run, is what
-`xcs.jit(f)` could save at best.
+overlap too: this estimate leaves that out, so it is a lower bound of what the jit saves).  So
+for one call of a function `f`, the calls made in it are cut into units: each slow call `f`'s
+own code made, and each call of a helper that made slow calls (lasting as long as those calls,
+one after another).  Units run one after another take their sequential time; started as soon as
+the units they need are done, they take their critical path.  The difference, added up over
+`f`'s calls in the run, is what `xcs.jit(f)` could save at best.
 
 What the jit realizes of it (`Wrap.today`): to the function's plan a helper is one call that may
-change whatever mutable object it is handed, so a later
-unit handed (or reading) one of those objects waits for that helper call: the capture report
-counts those waits (what each followed call was handed is the graph's `metadata["objects_handed"]`, by
-call number), and names the first (`Wrap.held`).  The jit may still run a call in its turn for
-reasons a capture cannot tell (branches it cannot guard, values it cannot recompute: its
-`explain()` names them), and its first call traces.
+change whatever mutable object it is handed, so a later unit handed (or reading) one of those
+objects waits for that helper call: the capture report counts those waits (what each followed
+call was handed is the graph's `metadata["objects_handed"]`, by call number), and names the
+first (`Wrap.held`).  The jit may still run a call in its turn for reasons a capture cannot tell
+(branches it cannot guard, values it cannot recompute: its `explain()` names them), and its
+first call traces.
 """
 
 from __future__ import annotations
