@@ -84,6 +84,7 @@ _OPERATORS: dict[ExprKind, Callable[[Any, Any], Any]] = {
 }  # fmt: skip
 _ITERATORS: tuple[type, ...] = (  # made by a pure call of ours from plain data: may be consumed
     type(zip()),
+    type(filter(None, ())),
     type(enumerate(())),
     type(reversed(())),
     type(iter(range(0))),

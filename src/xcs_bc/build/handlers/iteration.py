@@ -5,9 +5,10 @@ and range() called in the code.
 
 from __future__ import annotations
 
+import types
 from typing import TYPE_CHECKING, Any
 
-from xcs_bc.build import skipping
+from xcs_bc.build import purity, skipping
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.displays import fixed, positional
 from xcs_bc.build.effects import dict_view_of
@@ -19,6 +20,7 @@ from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.values import (
     NULL,
+    const,
     copy_of,
     expr,
     index_const,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
+    ref = _filtered(ref)
     it = expr(ExprKind.ITER, (ref,))
     state = LoopState(it, ref, len(b.ops), b.python_starts, frame=fs.frame, start=(fs.info.code, ins))
     walked = (ref, *lockstep(ref)[1])
@@ -125,6 +128,32 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
+_PREDICATES = (types.BuiltinFunctionType, types.MethodDescriptorType)
+
+
+def _filtered(ref: ValueRef) -> ValueRef:
+    """A loop over `filter(pred, xs)` walks the items of `list(filter(pred, xs))`, when `pred` is None
+    or a built-in known to be pure (`str.strip`) and `xs` a list, tuple, range or str: a list that
+    recipes compute again from `xs` (as they do `sorted(xs)`), so that its rounds are those of a loop
+    over a list.  The run's own filter walks the same items: its predicate runs no code of the user's."""
+    if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or ref.path or len(ref.operands) != 3:
+        return ref
+    callee, predicate, items = ref.operands
+    if callee.value is not filter or type(items.value) not in _WALKED:
+        return ref
+    test = predicate.value
+    if test is not None and (
+        type(test) not in _PREDICATES or purity.classify(test) is not purity.Effect.PURE
+    ):
+        return ref
+    try:
+        kept = list(filter(test, items.value))
+    except Exception:  # noqa: BLE001 - (the run's own filter raises it in its turn)
+        return ref
+    return expr(ExprKind.CALL, (const(list), ref), kept)
+
+
+_WALKED = (list, tuple, range, str)
 
 
 def _round_sequence(b: GraphBuilder, state: LoopState | None, iterable: ValueRef) -> ValueRef | None:
