@@ -476,7 +476,7 @@ class JittedFunction(Generic[P, R]):
     def _helper_jit(
         self, helper: types.FunctionType, chain: tuple[types.CodeType, ...]
     ) -> JittedFunction[Any, Any]:
-        """The jitted function a replay calls `helper` through (see `execute.follow`): this one's
+        """The jitted function this one calls `helper` through (see `execute.follow`): with its
         options and executor, following helpers of its own but none of `chain`."""
         speculate, max_wasted = self._speculate
         jitted: JittedFunction[Any, Any] = JittedFunction(

@@ -594,18 +594,18 @@ class FirstCall:
     def _in_turn(
         self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], room: Room | None
     ) -> tuple[Any, bool]:
-        """Make the call here, and say whether it made no slow call.  A helper to follow goes through
-        its own jitted function, which may trace it on this thread (the session detached meanwhile:
-        the builder hears of the call from `_served`); when it made no slow call, the time that
-        tracing took is no sign that the call is slow."""
+        """Make the call here, and say whether it is known to have made no slow call.  A helper to
+        follow goes through its own jitted function, which may trace it on this thread (the session
+        detached meanwhile: the builder hears of the call from `_served`); when its trace or replay
+        made no slow call, the time that took is no sign that the call is slow."""
         rejected = rejected_counter(self.stats, None, fn)
         helper = self.follow.helper(fn) if key in self.helpers else None
         if helper is None or self.session is None:
             return call_in_turn(fn, args, kwargs, rejected, room), False
-        made = helper.slow_calls()
-        with self.session.detached():
-            result = call_in_turn(self.follow(fn), args, kwargs, rejected, room)
-        return result, helper.slow_calls() == made
+        runs, made = helper.tally()
+        with self.session.detached() as detached:
+            result = call_in_turn(self.follow(fn) if detached else fn, args, kwargs, rejected, room)
+        return result, detached and helper.tally() == (runs + 1, made)
 
     def _take(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ahead | None:
         """The call issued ahead for this site that is this call (under the lock)."""

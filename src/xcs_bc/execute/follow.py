@@ -71,9 +71,10 @@ class Follower:
         return helper if helper is not None and helper.useful else None
 
     def helpers(self) -> list[_Helper]:
-        """The helpers followed so far, useful or not (for `explain()`)."""
+        """The helpers called through so far, useful or not (for `explain()`)."""
         with self._lock:
-            return [helper for helper in self._helpers.values() if helper is not None]
+            helpers = [helper for helper in self._helpers.values() if helper is not None]
+        return [helper for helper in helpers if helper.tally()[0]]
 
     def _helper(self, fn: Any) -> _Helper | None:
         if type(fn) is not types.FunctionType:
@@ -118,9 +119,11 @@ class _Helper:
         self._tracing = False
         self._lock = threading.Lock()
 
-    def slow_calls(self) -> int:
-        """The slow calls its calls have made so far (traced, served or made in their turn)."""
-        return sum(counts.get("calls", 0) for counts in self.jitted.stats.by_callee().values())
+    def tally(self) -> tuple[int, int]:
+        """Its calls traced or replayed so far, and the slow calls they made."""
+        stats = self.jitted.stats
+        made = sum(counts.get("calls", 0) for counts in stats.by_callee().values())
+        return stats.traces + stats.replays, made
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         jitted = self.jitted
@@ -136,7 +139,7 @@ class _Helper:
             self.useful = jitted._refusal is None and (
                 jitted.stats.traces == 0
                 or any(_overlaps(cached) for cached in jitted._plans)
-                or any(helper.useful and helper.jitted.stats.traces for helper in jitted._follower.helpers())
+                or any(helper.useful for helper in jitted._follower.helpers())
             )
             self._tracing = False
 

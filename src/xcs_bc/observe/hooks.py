@@ -24,7 +24,9 @@ later rounds of a long loop of glue, see `build.skipping`).
 One session per thread at a time: a second `start()` on a thread that is
 already observed raises `CaptureError`, except that an explicit capture
 takes the thread over from a jit trace (the trace ends early; its call runs
-on unobserved).  Sessions on different threads work side by side.
+on unobserved), and that a first call's dispatcher may set its session aside
+while a helper's own jitted function traces it (`Session.detached`).
+Sessions on different threads work side by side.
 
 Interrupts (Ctrl-C) may land between any two steps.  `start()` marks the
 thread first and installs hooks after, recording every hook before it is
@@ -310,11 +312,12 @@ class Session:
             backend.resume()
 
     @contextlib.contextmanager
-    def detached(self) -> Iterator[None]:
+    def detached(self) -> Iterator[bool]:
         """While code of ours runs in an observed frame's call with the events paused (see `pause`),
         the thread counts as not observed: a jitted helper called there may trace it with a session
         of its own (`execute.follow`).  The thread is this session's again after.  Not on 3.10/3.11
-        while a trace function is installed (ours not paused, or one we chain to): it stays observed."""
+        while a trace function is installed (ours not paused, or one we chain to): it stays observed,
+        and the context gives False."""
         detach = PY312 or sys.gettrace() is None
         if detach:
             with _sessions_lock:
@@ -322,7 +325,7 @@ class Session:
                 if detach:
                     del _sessions[self.thread]
         try:
-            yield
+            yield detach
         finally:
             if detach:
                 left = _sessions.get(self.thread)
