@@ -83,6 +83,14 @@ def summarize_nonblank_pool(docs):
     return list(POOL.map(lambda d: llm(f"Summarize: {d}"), [d for d in docs if d.strip()]))
 
 
+def summarize_filtered(docs):
+    return [llm(f"Summarize: {d}") for d in filter(None, docs)]
+
+
+def summarize_filtered_pool(docs):
+    return list(POOL.map(lambda d: llm(f"Summarize: {d}"), [d for d in docs if d]))
+
+
 def summarize_named(docs):
     out = {}
     for name, text in docs.items():
@@ -272,6 +280,12 @@ SCENARIOS = [
     Scenario('"".join(generator) of 8 documents', summarize_joined, summarize_pool, fresh_docs(8)),
     Scenario(
         "map of 8, 2 blank skipped", summarize_nonblank, summarize_nonblank_pool, fresh_docs(8, blank_every=3)
+    ),
+    Scenario(
+        "filter(None, 8 docs), 2 blank",
+        summarize_filtered,
+        summarize_filtered_pool,
+        fresh_docs(8, blank_every=3),
     ),
     Scenario(
         "map of a dict's 8 items",
