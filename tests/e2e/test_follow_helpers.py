@@ -330,3 +330,12 @@ def test_the_first_call_follows_a_method_of_an_object_it_is_handed_or_holds(fn: 
         run_both_fresh(fn, fast, lambda args=args: args, watch=[llm])
         assert llm.max_concurrency >= (4 if call == 0 else 5), (call, fast.explain())
     assert fast.stats.traces == 1 and "followed into Stages." in fast.explain()
+
+
+def test_the_first_call_follows_the_helpers_its_loops_issue_ahead() -> None:
+    fast = xcs.jit(issued_ahead)
+    docs = [f"{fresh('a')} {fresh('b')} {fresh('c')}" for _ in range(3)]
+    run_both_fresh(issued_ahead, fast, lambda: (list(docs),), watch=[llm])
+    # the first round's helper call traced in place, the other two replayed on workers, each with
+    # its three calls at once
+    assert fast.stats.traces == 1 and llm.max_concurrency >= 6, fast.explain()

@@ -55,7 +55,8 @@ A call taking a map whole (`list(map(llm, docs))`) is dispatched too, always: `e
 issues the map's calls at once after its first.  So is a call of a helper by name
 (`summarize_all(docs)`, `helpers.summarize(d)`) that `execute.follow` would follow: it is made
 through the helper's own jitted function, whose trace runs on this thread with this session
-detached (`Session.detached`), so the helper's loops go ahead as this function's do.
+detached (`Session.detached`), so the helper's loops go ahead as this function's do; and a call
+of a helper issued ahead for a loop's later round runs through it too, on its worker.
 
 As in a replay, a call issued ahead runs before the glue that precedes it (docs/jit.md, "The
 assumptions"), and one the run does not reach (it raised, or a later round went another way) is
@@ -503,10 +504,11 @@ class FirstCall:
         n = len(values) - len(kwnames)
         args, kwargs = tuple(values[:n]), dict(zip(kwnames, values[n:], strict=True))
         started: list[float] = []
+        made = self.follow(callee)  # (a helper of the user's: through its own jitted function)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started.append(time.perf_counter())
-            result = callee(*args, **kwargs)
+            result = made(*args, **kwargs)
             if then is not None:
                 with contextlib.suppress(Exception):  # (a failed prediction costs time, never the call)
                     then(result)
