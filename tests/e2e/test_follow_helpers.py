@@ -1,9 +1,9 @@
-"""A replay follows into the user's helpers: `summarize_all(docs)` called by a jitted function makes
-its own calls at once (`execute.follow`), and stays exactly like the plain helper.
+"""A jitted function follows into the user's helpers: `summarize_all(docs)` called by it makes its
+own calls at once (`execute.follow`), on replays and, for helpers called by name, on the first call,
+and stays exactly like the plain helper.
 
 Each test runs the plain function and the jitted one on fresh arguments, several times (the first
-call is traced, the second replays and traces the helper, the later ones replay both), comparing
-outcomes and the calls made."""
+call is traced, the later ones replay), comparing outcomes and the calls made."""
 
 from __future__ import annotations
 
