@@ -314,16 +314,23 @@ def through_a_global_object(docs: list[str]) -> str:
     return STAGES.run(docs)
 
 
+def through_an_object_it_makes(docs: list[str]) -> str:
+    return Stages(llm).run(docs)
+
+
 @pytest.mark.parametrize(
     ("fn", "make_args"),
     [
         (through_an_argument, lambda: (Stages(llm), docs_of(5))),
         (through_a_global_object, lambda: (docs_of(5),)),
+        (through_an_object_it_makes, lambda: (docs_of(5),)),
         (Stages(llm).run, lambda: (docs_of(5),)),  # the jitted method follows into `self.summarize_all`
     ],
-    ids=["argument", "global object", "jitted method"],
+    ids=["argument", "global object", "object it makes", "jitted method"],
 )
-def test_the_first_call_follows_a_method_of_an_object_it_is_handed_or_holds(fn: Any, make_args: Any) -> None:
+def test_the_first_call_follows_a_method_of_an_object_it_is_handed_holds_or_makes(
+    fn: Any, make_args: Any
+) -> None:
     fast = xcs.jit(fn)
     for call in range(3):
         args = make_args()

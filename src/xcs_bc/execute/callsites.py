@@ -228,7 +228,8 @@ def map_consumers(code: types.CodeType) -> list[int]:
 
 class Named(NamedTuple):
     """A call whose callable is what a dotted name holds: a global's (``summarize_all``,
-    ``helpers.summarize``) or, `local`, a local variable's (``pipe.run``, ``self.summarize``)."""
+    ``helpers.summarize``) or, `local`, a local variable's (``pipe.run``, ``self.summarize``);
+    ``()`` stands for what a call of the name before it gives (``Pipe(llm).run``)."""
 
     offset: int
     local: bool
@@ -270,12 +271,16 @@ def _dotted(
     info: CodeInfo, prov: _Provenance, off: int, hops: int = 0
 ) -> tuple[bool, tuple[str, ...]] | None:
     """The dotted name an instruction loads (a global or local variable, or an attribute of one,
-    `a.b.c`), and whether it starts with a local's, or None."""
+    `a.b.c`; `()` for what a call of a dotted name gives, `Pipe(llm).run` -> `Pipe`, `()`, `run`),
+    and whether it starts with a local's, or None."""
     ins = info.instrs[off]
     if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
         return False, (str(ins.argval),)
     if ins.opname in ("LOAD_FAST", "LOAD_FAST_CHECK"):
         return True, (str(ins.argval),)
+    if ins.opname in CALL_OPS and hops < 3:
+        made = _callee_name(info, prov, info.order.index(off))
+        return None if made is None else (made[0], (*made[1], "()"))
     if ins.opname not in _ATTRIBUTE_LOADS or hops >= 3:
         return None
     receiver = prov.producers(off, 1)

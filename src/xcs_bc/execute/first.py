@@ -109,7 +109,7 @@ from xcs_bc.execute.replay import Issued, Stats, rejected_counter, same_call
 from xcs_bc.execute.rewrite import Dispatch, Gated, gate
 from xcs_bc.ir import MISSING, ExprKind, Local, OpType, Source, ValueRef
 from xcs_bc.ir.passes import fold, walk
-from xcs_bc.ir.values import awaits, peek_attr
+from xcs_bc.ir.values import awaits, class_lookup, peek_attr
 from xcs_bc.observe.hooks import Session
 from xcs_bc.plan.guards import Guard, decision_guard
 from xcs_bc.plan.recipes import never_ahead
@@ -197,10 +197,18 @@ def first_call(
 
 def _resolved(named: Named, globals_: Mapping[str, Any], arguments: Mapping[str, Any]) -> Any:
     """What a call's dotted name holds as the call starts, as far as it can be read without running
-    code of the user's (`peek_attr`): a local's only when it is an argument.  MISSING if unknown."""
+    code of the user's (`peek_attr`): a local's only when it is an argument; after a call of a class
+    (`Pipe(llm).run`), the function its class defines by that name.  MISSING if unknown."""
     value = (arguments if named.local else globals_).get(named.names[0], MISSING)
+    made: type | None = None  # the class whose instance the last call made
     for part in named.names[1:]:
-        value = peek_attr(value, part)
+        if part == "()":
+            made, value = (value, MISSING) if isinstance(value, type) else (None, MISSING)
+        elif made is not None:
+            value = class_lookup(made, part)
+            made = None
+        else:
+            value = peek_attr(value, part)
     return value
 
 
