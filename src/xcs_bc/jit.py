@@ -448,7 +448,7 @@ class JittedFunction(Generic[P, R]):
             code,
             arm_sites,
             self._speculation,
-            self._follower,
+            follow=self._follower,
         )
         try:
             push(replay)
@@ -489,6 +489,16 @@ class JittedFunction(Generic[P, R]):
         )
         jitted._follower = Follower(jitted._helper_jit, chain)
         return jitted
+
+    def _gains(self) -> bool:
+        """Does calling this function through the jit gain anything, as a helper another jitted function
+        follows into (see `execute.follow`): not traced yet, or a plan whose calls may overlap, or a
+        helper it follows that gains?"""
+        return self._refusal is None and (
+            self.stats.traces == 0
+            or any(cached.overlaps() for cached in self._plans)
+            or any(helper.useful for helper in self._follower.helpers())
+        )
 
     def _get_executor(self) -> Executor:
         if self._executor is None:

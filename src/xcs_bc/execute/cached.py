@@ -85,6 +85,20 @@ class CachedPlan:
         self.clone = rewritten.function
         self.refused = rewritten.refused
 
+    def overlaps(self) -> bool:
+        """Can a replay of this plan make two calls at once: a loop of any length, a map taken whole, or
+        a call issued ahead that does not wait for an earlier one?  (One call, or a chain of calls
+        each reading the one before, cannot.)"""
+        if self.consumers or self.general is not None:
+            return True
+        after: dict[int, frozenset[int]] = {}  # planned call -> every call it waits for, directly or not
+        for recipe in self.plan.recipes:
+            waits = frozenset(recipe.needs).union(*(after.get(need, ()) for need in recipe.needs))
+            after[recipe.op.id] = waits
+            if recipe.ahead and any(earlier not in waits for earlier in after if earlier != recipe.op.id):
+                return True
+        return False
+
     def _sites(self, schedule: Schedule) -> dict[SiteKey, list[int]]:
         """Which scheduled call each site's n-th call is."""
         sites: dict[SiteKey, list[int]] = {}

@@ -242,12 +242,12 @@ def named_callees(code: types.CodeType) -> list[Named]:
     try:
         info = code_info(code)
         prov = _Provenance(info)
+        index_of = {off: i for i, off in enumerate(info.order)}
         named = []
-        for index, off in enumerate(info.order):
-            if info.instrs[off].opname in CALL_OPS and _judge(info, prov, index).reason is None:
-                name = _callee_name(info, prov, index)
-                if name is not None:
-                    named.append(Named(off, *name))
+        for call in _judged(info, prov):
+            name = _callee_name(info, prov, index_of[call.offset]) if call.reason is None else None
+            if name is not None:
+                named.append(Named(call.offset, *name))
         return named
     except UnsupportedCodeError:
         return []

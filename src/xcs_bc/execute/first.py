@@ -614,7 +614,7 @@ class FirstCall:
             return call_in_turn(fn, args, kwargs, rejected, room), False
         runs, made = helper.tally()
         with self.session.detached() as detached:
-            result = call_in_turn(self.follow(fn) if detached else fn, args, kwargs, rejected, room)
+            result = call_in_turn(helper.standing_for(fn) if detached else fn, args, kwargs, rejected, room)
         return result, detached and helper.tally() == (runs + 1, made)
 
     def _take(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Ahead | None:

@@ -29,9 +29,10 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, COMPREHENSIONS
+from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, nested_code
 from xcs_bc.build import purity
 from xcs_bc.errors import XCSError
+from xcs_bc.execute.callsites import walk_code
 from xcs_bc.observe.reach import library
 
 _UNSEEN = object()
@@ -47,16 +48,15 @@ class Follower:
     def __init__(self, jit: Jit, chain: tuple[types.CodeType, ...]) -> None:
         self._jit = jit
         self._chain = chain
-        self._made = _made_within(chain)
+        # the code defined inside the chain's (nested functions, lambdas, comprehensions)
+        self._made = frozenset(made for code in chain for _, made in walk_code(code, ()))
         self._helpers: dict[types.CodeType, Any] = {}  # a helper's code -> its _Helper, or None
         self._lock = threading.Lock()
 
     def __call__(self, callee: Any) -> Any:
         """What to call in `callee`'s place, with the same arguments: `callee` itself, or its helper."""
         helper = self.helper(callee)
-        if helper is None:
-            return callee
-        return types.MethodType(helper, callee.__self__) if type(callee) is types.MethodType else helper
+        return callee if helper is None else helper.standing_for(callee)
 
     def worth_following(self, value: Any) -> bool:
         """Is `value` a function to follow, not known yet to make no two calls that could overlap,
@@ -119,11 +119,14 @@ class _Helper:
         self._tracing = False
         self._lock = threading.Lock()
 
+    def standing_for(self, callee: Any) -> Any:
+        """This helper as what to call in `callee`'s place (bound to its object, for a method)."""
+        return types.MethodType(self, callee.__self__) if type(callee) is types.MethodType else self
+
     def tally(self) -> tuple[int, int]:
         """Its calls traced or replayed so far, and the slow calls they made."""
         stats = self.jitted.stats
-        made = sum(counts.get("calls", 0) for counts in stats.by_callee().values())
-        return stats.traces + stats.replays, made
+        return stats.traces + stats.replays, stats.calls_made()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         jitted = self.jitted
@@ -136,46 +139,15 @@ class _Helper:
         try:
             return jitted(*args, **kwargs)
         finally:
-            self.useful = jitted._refusal is None and (
-                jitted.stats.traces == 0
-                or any(_overlaps(cached) for cached in jitted._plans)
-                or any(helper.useful for helper in jitted._follower.helpers())
-            )
+            self.useful = jitted._gains()
             self._tracing = False
-
-
-def _overlaps(cached: Any) -> bool:
-    """Can a replay of this plan (an `execute.cached.CachedPlan`) make two calls at once: a loop of
-    any length, a map taken whole, or a call issued ahead that does not wait for an earlier one?  A
-    helper making one call, or a chain of calls each reading the one before, gains nothing."""
-    if cached.consumers or cached.general is not None:
-        return True
-    after: dict[int, frozenset[int]] = {}  # planned call -> every call it waits for, directly or not
-    for recipe in cached.plan.recipes:
-        waits = frozenset(recipe.needs).union(*(after.get(need, ()) for need in recipe.needs))
-        after[recipe.op.id] = waits
-        if recipe.ahead and any(earlier not in waits for earlier in after if earlier != recipe.op.id):
-            return True
-    return False
 
 
 def _calls_and_loops(code: types.CodeType) -> int:
     """The call and FOR_ITER instructions of `code` and of its comprehensions (not of the functions
     it defines: it makes them, it does not run them)."""
-    return sum(ins.opname in _CALLS_AND_LOOPS for ins in dis.get_instructions(code)) + sum(
-        _calls_and_loops(const)
-        for const in code.co_consts
-        if isinstance(const, types.CodeType) and const.co_name in COMPREHENSIONS
+    return sum(
+        ins.opname in _CALLS_AND_LOOPS
+        for each in (code, *nested_code(code))
+        for ins in dis.get_instructions(each)
     )
-
-
-def _made_within(chain: tuple[types.CodeType, ...]) -> frozenset[types.CodeType]:
-    """The code objects defined inside the chain's code (nested functions, lambdas, comprehensions)."""
-    found: set[types.CodeType] = set()
-    todo = list(chain)
-    while todo:
-        for const in todo.pop().co_consts:
-            if isinstance(const, types.CodeType) and const not in found:
-                found.add(const)
-                todo.append(const)
-    return frozenset(found)

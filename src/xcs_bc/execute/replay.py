@@ -109,6 +109,11 @@ class Stats:
             if tokens:
                 _add(self.tokens_by_callee, callee, tokens)
 
+    def calls_made(self) -> int:
+        """The slow calls that returned to the run, of every callee (see `made`)."""
+        with self._lock:
+            return sum(self.calls_by_callee.values())
+
     def by_callee(self) -> dict[str, dict[str, int]]:
         """Per callee: `calls` that returned, those answered `ahead`, `wasted`, `rejected` and `tokens`
         (each only when not 0)."""
@@ -186,12 +191,13 @@ class Replay:
         code: types.CodeType,
         arm_sites: Mapping[int, SiteKey] | None = None,
         speculation: Speculation | None = None,
-        follow: Callable[[Any], Any] | None = None,
+        *,
+        follow: Callable[[Any], Any],
     ) -> None:
         self.plan = plan
         # what a call is made through: a helper of the user's through its own jitted function
         # (see execute.follow), anything else as it is
-        self.follow: Callable[[Any], Any] = follow or _as_it_is
+        self.follow = follow
         self.code = code  # the clone's: its frame holds the locals some recipes read
         self.schedule = schedule
         # the schedule's calls, and those of rounds a loop over a result runs beyond the traced ones,
@@ -725,10 +731,6 @@ def _timed(ran: dict[int, tuple[float, float, int, bool]], op_id: int, callee: A
             ran[op_id] = (start, time.perf_counter(), threading.get_ident(), True)
 
     return run
-
-
-def _as_it_is(callee: Any) -> Any:
-    return callee
 
 
 def rejected_counter(stats: Stats, name: str | None, fn: Any) -> Callable[[], None]:
