@@ -192,6 +192,20 @@ def map_combine_pool(docs):
     return llm("Combine: " + " | ".join(parts))
 
 
+def chunks(text, size=40):  # a generator of the user's: its body is pure, so a loop walks its items
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
+def map_chunks_combine(doc):
+    notes = [llm(f"Summarize: {c}") for c in chunks(doc)]
+    return llm("Combine: " + " | ".join(notes))
+
+
+def map_chunks_combine_pool(doc):
+    return map_combine_pool([doc[start : start + 40] for start in range(0, len(doc), 40)])
+
+
 def _summarize_all(docs):  # a helper of the user's, not jitted: the jit follows into it
     return [llm(f"Summarize: {d}") for d in docs]
 
@@ -256,6 +270,11 @@ def fresh_docs(n: int, words: int = 0, blank_every: int = 0) -> Callable[[], lis
     return make
 
 
+def fresh_text(chunks: int) -> Callable[[], str]:
+    """A document of `chunks` pieces of 40 characters, new each time."""
+    return lambda: "".join(f"section {next(_counter)} of the report".ljust(40, ".") for _ in range(chunks))
+
+
 def fresh_query() -> str:
     return f"q{next(_counter)} a b c d e f"  # the fake search answers "search(qN a b c d e f)": 7 hits
 
@@ -308,6 +327,9 @@ SCENARIOS = [
         in_turn=expanded_in_turn,
     ),
     Scenario("map of 8, then combine", map_combine, map_combine_pool, fresh_docs(8)),
+    Scenario(
+        "8 chunks of a generator, then combine", map_chunks_combine, map_chunks_combine_pool, fresh_text(8)
+    ),
     Scenario("map of 8 in a helper, then combine", map_combine_in_a_helper, map_combine_pool, fresh_docs(8)),
     Scenario("search, read every hit", research, research_pool, fresh_query),
     Scenario("nested: 4 docs x 3 aspects", aspects, aspects_pool, fresh_docs(4)),

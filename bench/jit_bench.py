@@ -297,6 +297,30 @@ def helper_stages_pool(docs):
     return combiner("Combine:\n" + "\n".join(reviews))
 
 
+# -- 9c. a document's chunks from a generator of the user's, then combined -------------------------------
+
+
+def chunks(text, size=40):  # (its body is pure: a loop over it walks the list of its items)
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
+def chunk_summaries(doc):
+    notes = [summarizer(f"Summarize: {c}") for c in chunks(doc)]
+    return combiner("Combine:\n" + "\n".join(notes))
+
+
+def chunk_summaries_pool(doc):
+    pieces = [doc[start : start + 40] for start in range(0, len(doc), 40)]
+    notes = list(POOL.map(lambda c: summarizer(f"Summarize: {c}"), pieces))
+    return combiner("Combine:\n" + "\n".join(notes))
+
+
+def fresh_text(chunks: int) -> Callable[[], str]:
+    """A document of `chunks` pieces of 40 characters, new each time."""
+    return lambda: "".join(f"section {next(_counter)} of the report".ljust(40, ".") for _ in range(chunks))
+
+
 # -- 10. one text translated to 6 languages through a str.format template -----------------------------
 
 
@@ -402,6 +426,7 @@ SCENARIOS = [
     Scenario("moa3_fstring", moa3, moa3_pool, fresh_topic),
     Scenario("map_refine", map_refine, map_refine_pool, fresh_docs(6)),
     Scenario("2 helpers x 6 docs + combine", helper_stages, helper_stages_pool, fresh_docs(6)),
+    Scenario("6 chunks of a generator + combine", chunk_summaries, chunk_summaries_pool, fresh_text(6)),
     Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
     Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
     Scenario("glue loop, then 5 calls", glue_then_calls, glue_then_calls_pool, fresh_topic),

@@ -20,6 +20,7 @@ PY313: Final = VERSION >= (3, 13)  # CALL_KW, NULL above the callable, live f_lo
 
 CO_VARARGS: Final = inspect.CO_VARARGS
 CO_VARKEYWORDS: Final = inspect.CO_VARKEYWORDS
+CO_GENERATOR: Final = inspect.CO_GENERATOR
 CO_GENERATOR_LIKE: Final = (
     inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 )

@@ -464,19 +464,15 @@ def test_moderator_embeds_at_once_and_calls_the_cache_once_per_text() -> None:
     fast, runs = moderator().fast, moderator().runs
     assert_like_plain(runs, fast)
     assert peak(runs, "embedder") == [1, 2, 3]  # "p4" twice: the second hits the cache, as plainly
-    assert peak(runs, "llm") == [1, 1, 1] and peak(runs, "judge") == [1, 1, 1]
+    assert peak(runs, "judge") == [1, 1, 1]  # (`any()` over the rules: it may stop at any of them)
 
 
-@missed(
-    "the prompts come from a generator method (`for prompt in self._prompts(posts)`): its items are "
-    "the result of a call not known to be pure, which depends on every call made so far, so explain() "
-    "says 'Moderator._ask ... runs in its turn, because it is reached through a branch on an earlier "
-    "call's result'"
-)
 def test_moderator_asks_about_every_post_at_once() -> None:
+    # the prompts come from a generator method whose body is pure (`for prompt in
+    # self._prompts(posts)`): the loop walks the list of its items
     fast, runs = moderator().fast, moderator().runs
     assert_like_plain(runs, fast)
-    assert peak(runs, "llm")[1:] == [3, 3]
+    assert peak(runs, "llm") == [2, 3, 3]  # (the first call: the first post alone, then the other two)
 
 
 # -- 10. service objects with state ------------------------------------------------------------------------

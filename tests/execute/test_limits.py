@@ -7,7 +7,7 @@ exception named `RateLimitError` past it), and counts what it answered.
 
 from __future__ import annotations
 
-import _thread
+import signal
 import threading
 import time
 from collections import Counter
@@ -264,9 +264,19 @@ def test_an_interrupt_while_waiting_for_room_leaves_the_limit_as_it_was() -> Non
     held = limit.issue(pool.submit, gate.wait, (5,), {}, in_process=True)
     while limit.in_flight == 0:
         time.sleep(0.001)
-    threading.Timer(0.1, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        limit.call(time.sleep, (0,), {}, lambda: None)  # waits for the room `held` takes
+    # a real SIGINT (`_thread.interrupt_main` only sets a flag, which a blocked lock never looks at:
+    # the interrupt would show only when `held` ends, 5 s on, and under load after the call returned)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    main = threading.main_thread().ident
+    assert main is not None
+    try:
+        threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            limit.call(time.sleep, (0,), {}, lambda: None)  # waits for the room `held` takes
+        assert time.monotonic() - started < 4  # (interrupted, not let in when `held` gave up)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not limit._waiting  # its place in line is given up
     gate.set()
     held.result(timeout=5)

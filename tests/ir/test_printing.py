@@ -195,7 +195,9 @@ class Text(str):
         ({"k": object()}, "<dict>"),
         (Color.RED, "<Color>"),  # an int subclass: its repr differs across versions
         (Text("a"), "<Text>"),
-        (print, "<builtin_function_or_method>"),
+        (print, "print"),  # a built-in by its name
+        (list, "list"),
+        (len, "len"),
     ],
 )
 def test_constants_print_as_plain_data_or_their_type(value: object, text: str) -> None:

@@ -56,7 +56,7 @@ from xcs_bc.build.calls import bound_arguments, code_site, frame_arguments, para
 from xcs_bc.build.codeinfo import CodeInfo, Instr, code_info
 from xcs_bc.build.following import Following
 from xcs_bc.build.frames import EXC, Control, FrameState, QuietBranch, RoundMark, merge_point
-from xcs_bc.build.generators import identity
+from xcs_bc.build.generators import Listed, identity
 from xcs_bc.build.handlers.names import single_stores
 from xcs_bc.build.handlers.stack import conservative, return_value
 from xcs_bc.build.handlers.table import HANDLERS
@@ -168,6 +168,8 @@ class GraphBuilder(Following):
         self._handed: dict[int, tuple[Any, int]] = {}
         # these two are keyed by `identity` of a generator's or an iterator's ref:
         self._yields: dict[int, list[ValueRef]] = {}  # generator -> refs it yielded
+        # a pure generator's listed items (see Calls.listed_generator) -> what they were computed from
+        self.listed: dict[int, tuple[tuple[ValueRef, ...], Listed]] = {}
         # iterator -> its loop; shared by frames because a 3.10/3.11 comprehension frame (and a generator
         # expression's) iterates the iterator its parent made
         self.iters: dict[int, LoopState] = {}

@@ -24,7 +24,7 @@ from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
 from xcs_bc.build.effects import Effects
 from xcs_bc.build.frames import FrameState
-from xcs_bc.build.generators import identity, made_code, takes_all
+from xcs_bc.build.generators import Listed, identity, items_of, made_code, takes_all
 from xcs_bc.build.loopshape import handled_out, while_heads
 from xcs_bc.build.slow import plain_builtin, reads_callers_frame
 from xcs_bc.build.trace import CallFacts
@@ -77,6 +77,7 @@ class Calls(Effects):
     live: dict[str, int]
     _occurrences: dict[tuple[int, int], int]
     _yields: dict[int, list[ValueRef]]
+    listed: dict[int, tuple[tuple[ValueRef, ...], Listed]]
     _awaiting_exception: list[dict[str, Any] | CallEvent]
 
     def complete_call(self, fs: FrameState, ins: Instr, now: float, *, raised: bool) -> None:
@@ -160,7 +161,9 @@ class Calls(Effects):
             if raised:
                 return
             before = self.effects
-            result = self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
+            result = self.listed_generator(
+                fs, ins, callee, callee_ref, args, kwnames, star
+            ) or self.fast_call(callee, callee_ref, args, kwnames, star, fs.control_deps)
             if self.effects != before:
                 self.changer = (callee, fs.info.code, ins, self.effects)
             if self.kept_read(fs, ins, callee, result):
@@ -172,6 +175,39 @@ class Calls(Effects):
                 result = op.outputs[0]
         if not raised:
             fs.push(with_value(result, fs.callee_result) if result.value is MISSING else result)
+
+    def listed_generator(
+        self,
+        fs: FrameState,
+        ins: Instr,
+        callee: Any,
+        callee_ref: ValueRef,
+        args: tuple[ValueRef, ...],
+        kwnames: tuple[str, ...],
+        star: bool,
+    ) -> ValueRef | None:
+        """`for c in chunks(doc, 500)`, `chunks` a generator function whose body is pure: the loop walks
+        `list(chunks(doc, 500))`, which recipes compute again from the arguments (as they do
+        `sorted(docs)`), so that its rounds are those of a loop over a list.  Only when the generator
+        is taken at once (`_taken_at_once`): one kept in a local may be consumed elsewhere too."""
+        if star or not purity.pure_generator(callee) or not _taken_at_once(fs, ins):
+            return None
+        values = [ref.value for ref in args]
+        if any(value is MISSING for value in values):
+            return None
+        held = self.snapshot_held((callee, *values))
+        if held is None:
+            return None
+        positional = len(values) - len(kwnames)
+        items = items_of(callee, values[:positional], dict(zip(kwnames, values[positional:], strict=True)))
+        if items is None:
+            return None
+        reads = purity.module_state(callee).reads
+        call = call_expr(self.holding(callee_ref), tuple(map(self.holding, args)), kwnames, star, items)
+        listed = expr(ExprKind.CALL, (const(list), call), items)
+        bound = tuple((namespace, name, namespace.get(name, MISSING)) for namespace, name in reads)
+        self.listed[identity(listed)] = (listed.operands, Listed(held, bound))
+        return listed
 
     def kept_read(self, fs: FrameState, ins: Instr, callee: Any, result: ValueRef) -> bool:
         """Is this fast call to a function not known to be pure (its result is UNKNOWN) one whose result
@@ -194,8 +230,9 @@ class Calls(Effects):
             after = fs.info.instrs.get(after.next) if after.next is not None else None
         return after is not None and (after.opname in _KEEPS or after.opname in COND_POP_JUMPS)
 
+    @staticmethod
     def call_layout(
-        self, fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
+        fs: FrameState, ins: Instr, popped: tuple[ValueRef, ...]
     ) -> tuple[ValueRef, tuple[ValueRef, ...], tuple[str, ...], bool]:
         """Split the consumed slots into callee, argument values and keyword names."""
         items = list(popped)
@@ -464,6 +501,43 @@ def _module_reason(state: purity.ModuleState, read: tuple[str, str] | None) -> s
 def code_site(code: types.CodeType, ins: Instr) -> Site:
     line = ins.line if ins.line is not None else code.co_firstlineno
     return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+
+
+def _consumer_call(fs: FrameState, ins: Instr) -> tuple[Instr | None, int, int]:
+    """The instruction that takes the result of `ins` (past constants its call is also handed,
+    `enumerate(gen, start=1)`), how many slots it pops, and how many of them those constants are
+    (3.11: a PRECALL and its CALL are one call)."""
+    after = fs.info.instrs.get(ins.next) if ins.next is not None else None
+    constants = pops = 0
+    while after is not None and after.opname in ("LOAD_CONST", "KW_NAMES", "PRECALL"):
+        if after.opname == "PRECALL":
+            pops += after.pops
+        elif after.opname == "LOAD_CONST":
+            constants += 1
+        after = fs.info.instrs.get(after.next) if after.next is not None else None
+    return after, pops + (after.pops if after is not None else 0), constants
+
+
+_CONSUMER_CALLS = frozenset({"CALL", "CALL_KW", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_METHOD"})
+
+
+def _taken_at_once(fs: FrameState, ins: Instr) -> bool:
+    """Is the result of the call `ins` makes taken at once by a consumer that walks it from its start,
+    so that nothing else ever holds it: a loop (`for c in chunks(doc)`), an `enumerate()` or `zip()` a
+    loop walks (`for i, c in enumerate(chunks(doc))`), or a call that takes every item
+    (`list(chunks(doc))`, `"".join(...)`)?"""
+    after, pops, constants = _consumer_call(fs, ins)
+    if after is None or after.opname == "GET_ITER":
+        return after is not None and constants == 0
+    below = pops - 1 - constants  # (the consumer's slots under the result: callee, other arguments)
+    if after.opname not in _CONSUMER_CALLS or below < 1 or below > len(fs.stack):
+        return False
+    slots = (*fs.stack[len(fs.stack) - below :], NULL, *(NULL,) * constants)
+    consumer = Calls.call_layout(fs, after, slots)[0].value
+    if consumer in (enumerate, zip):
+        then, _, constants = _consumer_call(fs, after)
+        return then is not None and then.opname == "GET_ITER" and constants == 0
+    return consumer is not MISSING and takes_all(consumer)
 
 
 def call_expr(

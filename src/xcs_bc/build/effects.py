@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -346,19 +346,36 @@ class Effects:
         sequence itself (changed in place at all) and the objects it was read from (`self` of
         `self.items`: handed to a call, which may change what they hold). Entries: (object, whether it is
         the sequence, its _heap entry, how many times it was handed to a call)."""
-        out = []
+        out: list[Watched] = []
         for ref in refs:
             objects = [(ref.value, True)]
             value = self.root_value(fs, ref)
             for hop in ref.path:
                 objects.append((value, False))
                 value = _peek(value, hop)
-            for obj, itself in objects:
-                if obj is not MISSING and not purity.is_immutable(obj):
-                    handed = self._handed.get(id(obj))
-                    count = handed[1] if handed is not None and handed[0] is obj else 0
-                    out.append((obj, itself, self._heap.get(id(obj)), count))
+            out.extend(
+                self._watched(obj, itself)
+                for obj, itself in objects
+                if obj is not MISSING and not purity.is_immutable(obj)
+            )
         return tuple(out)
+
+    def snapshot_held(self, values: Iterable[Any]) -> tuple[Watched, ...] | None:
+        """Each mutable object `values` are or hold, a few levels down (see `_within`), watched as a
+        walked sequence is (`changed` tells a change in place of any); None: too many to watch."""
+        out: list[Watched] = []
+        for value in values:
+            for obj, _ in _within(value):
+                if obj is _TOO_MANY:
+                    return None
+                if not purity.is_immutable(obj):
+                    out.append(self._watched(obj, True))
+        return tuple(out)
+
+    def _watched(self, obj: Any, itself: bool) -> Watched:
+        handed = self._handed.get(id(obj))
+        count = handed[1] if handed is not None and handed[0] is obj else 0
+        return (obj, itself, self._heap.get(id(obj)), count)
 
     def changed(self, snapshot: tuple[Watched, ...]) -> bool:
         for obj, itself, entry, count in snapshot:

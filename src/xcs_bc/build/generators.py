@@ -7,10 +7,14 @@ keep its operands tuple: `identity` keys the builder's per-generator and per-ite
 
 from __future__ import annotations
 
+import itertools
 import types
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from xcs_bc.ir import ExprKind, Source, ValueRef
+from xcs_bc.build.effects import Watched
+from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 
 
 def identity(ref: ValueRef) -> int:
@@ -57,3 +61,33 @@ def takes_all(callee: Any) -> bool:
     return isinstance(callee, types.BuiltinMethodType) and (
         (type(callee.__self__), callee.__name__) in _TAKE_ALL_METHODS
     )
+
+
+# a pure generator whose items are listed yields at most so many (more: an endless one, which a loop
+# leaves by `break`, or no list worth making)
+MAX_ITEMS = 100_000
+
+
+def items_of(callee: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any] | None:
+    """The items a call of `callee`, a pure generator function (`purity.pure_generator`), yields, listed
+    by a call of our own (the run's generator is the user's, consumed by the run); None when it raises
+    (the run's generator raises in its turn) or yields more than `MAX_ITEMS`."""
+    try:
+        items = list(itertools.islice(callee(*args, **kwargs), MAX_ITEMS + 1))
+    except Exception:  # noqa: BLE001 - (see above)
+        return None
+    return items if len(items) <= MAX_ITEMS else None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the items of a pure generator, listed at its call (`Calls.listed_generator`), were computed
+    from: the mutable objects its arguments hold (watched, see `Effects.snapshot_held`) and the data
+    globals its code reads, with what each was bound to then.  Changed while a loop walks the run's
+    own generator, the items it yields are no longer the listed ones."""
+
+    held: tuple[Watched, ...]
+    globals: tuple[tuple[dict[str, Any], str, Any], ...]
+
+    def rebound(self) -> bool:
+        return any(namespace.get(name, MISSING) is not value for namespace, name, value in self.globals)

@@ -19,7 +19,7 @@ from xcs_bc.build.calls import Calls
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.effects import Watched
 from xcs_bc.build.frames import FrameState, RoundMark
-from xcs_bc.build.generators import generator_of, identity, same, takes_all
+from xcs_bc.build.generators import Listed, generator_of, identity, same, takes_all
 from xcs_bc.build.trace import Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
@@ -42,6 +42,7 @@ class LoopState:
     decision_starts: list[int] = field(default_factory=list)
     stored: set[tuple[int, str]] = field(default_factory=set)  # (id(frame), local) assigned in its rounds
     watched: tuple[Watched, ...] = ()  # see GraphBuilder.snapshot
+    listed: Listed | None = None  # a loop over a pure generator's listed items: what they came from
     rounds: ValueRef | None = None  # for a loop over a result: the sequence its rounds' conditions read
     # for GraphBuilder.on_round (see execute.first): the first round's item, its round_mark(), and
     # what the frame held when it began (see `build.carried`)
@@ -68,6 +69,11 @@ class Loops(Calls):
     iters: dict[int, LoopState]
     _watch: dict[tuple[int, str], list[int]]
     _frames: dict[types.FrameType, FrameState]
+
+    def walked_changed(self, state: LoopState) -> bool:
+        """Did what the loop walks change under it so far (see `snapshot`), or, for a loop over a pure
+        generator's listed items, a global its code reads get rebound?"""
+        return self.changed(state.watched) or (state.listed is not None and state.listed.rebound())
 
     def record_loop(
         self,

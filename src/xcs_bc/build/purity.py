@@ -42,7 +42,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from xcs_bc._compat import CALL_OPS, CO_GENERATOR_LIKE, PY312, PY313
+from xcs_bc._compat import CALL_OPS, CO_GENERATOR, CO_GENERATOR_LIKE, PY312, PY313
 from xcs_bc.build.codeinfo import Instr, code_info
 from xcs_bc.errors import UnsupportedCodeError
 from xcs_bc.ir import MISSING
@@ -373,6 +373,9 @@ _FORBIDDEN_OPS = frozenset(
     "GEN_START STORE_NAME DELETE_NAME LOAD_NAME LOAD_BUILD_CLASS SETUP_ANNOTATIONS RAISE_VARARGS".split()
 )
 _MAX_DEPTH = 3
+# what a generator's body may hold besides a PURE function's (not `yield from`: what it delegates to
+# could be anything, and `send` hands values in)
+_YIELDS = frozenset({"YIELD_VALUE", "RETURN_GENERATOR", "GEN_START"})
 
 
 class _CodeEntry(NamedTuple):
@@ -384,9 +387,21 @@ class _CodeEntry(NamedTuple):
     reads: _Reads
 
 
-# One entry per code object (another function of the same code replaces it), so the cache and the
+# One entry per code object and question (another function of the same code replaces it), so the cache and the
 # objects its entries hold stay bounded by the code objects ever classified.
-_code_cache: dict[types.CodeType, _CodeEntry] = {}
+_code_cache: dict[tuple[types.CodeType, bool], _CodeEntry] = {}
+
+
+def pure_generator(callee: Any) -> bool:
+    """Is `callee` a generator function (or a method of one) whose body is PURE but for its `yield`s:
+    the items of the generator a call makes depend only on the arguments, so the list of them can be
+    computed again from the arguments (`for c in chunks(doc, 500)`)?  (A generator is no PURE callee:
+    the object a call makes is consumed once, so only the call whose generator a loop takes at once is
+    listed, see `build.generators.items_of`.)"""
+    fn = callee.__func__ if isinstance(callee, types.MethodType) else callee
+    if not isinstance(fn, types.FunctionType) or fn.__code__.co_flags & CO_GENERATOR_LIKE != CO_GENERATOR:
+        return False
+    return classify_code(fn.__code__, fn.__globals__, fn.__closure__, yields=True) is Effect.PURE
 
 
 def classify_code(
@@ -395,6 +410,8 @@ def classify_code(
     closure: tuple[types.CellType, ...] | None = None,
     depth: int = 0,
     reads: _Reads | None = None,
+    *,
+    yields: bool = False,
 ) -> Effect:
     """Classify a Python helper from its bytecode: PURE when it provably only computes from its inputs.
 
@@ -408,16 +425,17 @@ def classify_code(
     prompt builders, never optimistic.
 
     Every place looked at is recorded in `reads` (a nested helper's into its
-    caller's); the outermost classification is cached with them.
+    caller's); the outermost classification is cached with them.  With
+    `yields`, a generator's body is classified, its `yield`s allowed.
     """
     if depth > 0 or reads is not None:
         return _classify_code_uncached(code, globals_, closure, depth, reads or _Reads())
-    entry = _code_cache.get(code)
+    entry = _code_cache.get((code, yields))
     if entry is not None and entry.globals is globals_ and entry.closure is closure and entry.reads.hold():
         return entry.effect
     reads = _Reads()
-    effect = _classify_code_uncached(code, globals_, closure, depth, reads)
-    _code_cache[code] = _CodeEntry(globals_, closure, effect, reads)
+    effect = _classify_code_uncached(code, globals_, closure, depth, reads, yields)
+    _code_cache[code, yields] = _CodeEntry(globals_, closure, effect, reads)
     return effect
 
 
@@ -427,12 +445,13 @@ def _classify_code_uncached(
     closure: tuple[types.CellType, ...] | None,
     depth: int,
     reads: _Reads,
+    yields: bool = False,
 ) -> Effect:
-    if depth > _MAX_DEPTH or code.co_flags & CO_GENERATOR_LIKE:  # generators, coroutines
-        return Effect.UNKNOWN
+    if depth > _MAX_DEPTH or code.co_flags & CO_GENERATOR_LIKE != (CO_GENERATOR if yields else 0):
+        return Effect.UNKNOWN  # (generators, coroutines: unless a generator's body is asked about)
     module: types.ModuleType | None = None  # a module global just loaded: `json.dumps(...)`
     for ins in dis.get_instructions(code):
-        if ins.opname in _FORBIDDEN_OPS:
+        if ins.opname in _FORBIDDEN_OPS and not (yields and ins.opname in _YIELDS):
             return Effect.UNKNOWN
         loaded_module, module = module, None
         if loaded_module is not None and ins.opname in ("LOAD_METHOD", "LOAD_ATTR"):

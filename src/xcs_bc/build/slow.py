@@ -86,11 +86,32 @@ def _may_call(ref: ValueRef) -> bool:
     return ref.kind is ExprKind.CALL and bool(ref.operands) and ref.operands[0].value in (map, filter)
 
 
+def _plain(ref: ValueRef) -> bool:
+    return ref.value is not MISSING and type(ref.value) in _PLAIN_TYPES
+
+
+def _iterates_plainly(ref: ValueRef) -> bool:
+    """Is taking an iterator of this value running no user code (a plain container, or an iterator,
+    whose iterator is itself)?"""
+    return _plain(ref) or (ref.value is not MISSING and type(ref.value) in _CALLING_ITERATORS)
+
+
 def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
-    """A built-in method of a plain value (`list.append`, `str.join`) or a pure built-in (`len`),
-    handed nothing to call (`sorted(xs, key=lambda x: judge(x))` makes the calls its key does;
-    `"".join(map(llm, docs))` those of `llm`): it does no IO and runs no user code, so its time is
-    never a slow call's (with `min_call_ms=0`, every call is an operation all the same)."""
+    """A built-in method of a plain value (`list.append`, `str.join`), a pure built-in (`len`) or a
+    pure built-in type made of plain values (`list(docs)`), handed nothing to call
+    (`sorted(xs, key=lambda x: judge(x))` makes the calls its key does; `"".join(map(llm, docs))`
+    those of `llm`): it does no IO and runs no user code, so its time is
+    never a slow call's (with `min_call_ms=0`, every call is an operation all the same).  Nor is
+    the making of a lazy built-in iterator over plain values (`map(llm, docs)`): under load it may
+    take milliseconds all the same, and taken for a slow call it would cut a consumer's map off."""
+    if isinstance(callee, type) and getattr(builtins, callee.__name__, None) is callee:
+        args = tuple(args)
+        if callee in (map, filter):  # (the function it is handed is called by the consumer)
+            return len(args) >= 2 and all(_iterates_plainly(arg) for arg in args[1:])
+        if callee in (zip, enumerate, reversed):
+            return all(_iterates_plainly(arg) for arg in args)
+        # `list(docs)`, `str(n)`: a pure built-in type made of plain values
+        return purity.classify(callee) is purity.Effect.PURE and all(_plain(arg) for arg in args)
     if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
         return False
     if any(_may_call(arg) for arg in args):

@@ -302,7 +302,7 @@ class FirstCall:
             return
         if fs.info.code.co_flags & CO_GENERATOR_LIKE and not _taken_whole(b, fs):
             return  # (a generator whose consumer may stop it at any item)
-        if b.changed(state.watched):
+        if b.walked_changed(state):
             return  # (the list it walks changed under it, though the glue's own: `del docs[0]`)
         item = state.first_item
         displayed = positional(state.iterable)

@@ -25,6 +25,7 @@ compare it with a golden string.
 from __future__ import annotations
 
 import keyword
+import types
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -159,7 +160,10 @@ def _fstring_piece(ref: ValueRef, printer: _Printer) -> str:
 
 
 def _const_text(value: object) -> str:
-    """repr of plain data, cut to `_CONST_WIDTH`; `<TypeName>` for anything else."""
+    """repr of plain data, cut to `_CONST_WIDTH`; a built-in by its name (`list`, as in
+    `list(filter(None, docs))`); `<TypeName>` for anything else."""
+    if isinstance(value, (type, types.BuiltinFunctionType)) and value.__module__ == "builtins":
+        return value.__qualname__  # (not `builtins.print is value`: Ray's workers replace print)
     text = _bounded_repr(value, 2 * _CONST_WIDTH)
     if text is None:
         return f"<{type(value).__name__}>"

@@ -38,6 +38,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 from xcs_bc._assemble import assemble
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
+from xcs_bc.build.generators import items_of
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import const, describe_callee, local_of, peek_attr, peek_item, unknown_origin
@@ -314,13 +315,17 @@ def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any)
         for v, ok in zip(args, fresh, strict=True)
     ):
         raise NotComputable("a pure call on values whose methods could run user code")
+    names = args[-1] if kind is ExprKind.CALL_KW else ()
+    n = len(args) - (1 + len(names) if kind is ExprKind.CALL_KW else 0)
+    positional, keywords = args[:n], dict(zip(names, args[n : len(args) - 1], strict=True))
+    if purity.pure_generator(callee):  # (its items: only a loop that took its generator at once walks it)
+        items = items_of(callee, positional, keywords)
+        if items is None:
+            raise NotComputable(f"{describe_callee(callee)} raised or yielded too many items")
+        return items
     if purity.classify(callee) is not purity.Effect.PURE:
         raise NotComputable(f"{describe_callee(callee)} is not known to be pure")
-    if kind is ExprKind.CALL:
-        return callee(*args)
-    names = args[-1]
-    n = len(args) - 1 - len(names)
-    return callee(*args[:n], **dict(zip(names, args[n:-1], strict=True)))
+    return callee(*positional, **keywords)
 
 
 def _refuse(node: int) -> Any:

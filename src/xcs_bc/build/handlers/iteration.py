@@ -44,6 +44,12 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     # (and the dict of `d.items()`: changed in place, its view yields other items)
     views = tuple(view for view in map(dict_view_of, walked) if view is not None)
     state.watched = b.snapshot(fs, (*walked, *views))
+    # (and what a pure generator's items were listed from, see `Calls.listed_generator`)
+    for sequence in walked:
+        entry = b.listed.pop(identity(sequence), None)
+        if entry is not None and entry[0] is sequence.operands:
+            state.listed = entry[1]
+            state.watched += entry[1].held
     b.iters[identity(it)] = state  # popped when the loop runs out
     fs.push(it)
 
@@ -72,7 +78,7 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         built = positional(iterable)
         # (recorded even under a branch on a result, e.g. a `break` that was not taken: a length
         # guard can only make a plan apply less often)
-        if state is not None and b.changed(state.watched):
+        if state is not None and b.walked_changed(state):
             # what it walked changed in place under it (`items.pop()` in its body): its length when the
             # run is over says nothing of how many rounds it made, so nothing from it on is issued ahead
             site = b._site(fs, ins)
