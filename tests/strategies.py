@@ -160,6 +160,8 @@ f                the test jits f, so f(xs[1:], flag) calls the jit    (nested)
 deep(p, n)       llm(p) under n judges, by recursion                  (recursion)
 each(ps), tagged(ps)  llm of each prompt; judge of each, NOTES and MODE between (follows)
 client.ask_each(ps)   client.ask of each prompt                                 (follows)
+pieces(ps), halves(ps)  generators of pieces of each prompt: pure           (generators)
+moded(ps), noted(ps)  pure but reading MODE; appending to NOTES at each item (generators)
 Holder(h), hold(h)  a slow callable object and a partial over h: llm/judge of p and len(h) (holders)
 """
 
@@ -185,6 +187,7 @@ class Grammar:
     holders: bool = False  # (with effects) rounds calling what holds a list they grow, retries (`_held`)
     maps: bool = False  # (with recent, not uniform) a "list" or "join" consumer is now and then a map's
     follows: bool = False  # `each(ps)`, `tagged(ps)`: helpers with loops of slow calls, which the jit follows
+    generators: bool = False  # loops over generators of the program's own (`pieces(xs)`), pure or not
 
 
 HELPER_SOURCE = """\
@@ -617,6 +620,8 @@ def _statement(draw: st.DrawFn, scope: _Scope) -> list[str]:
         kinds += ["glue_loop", "glue_loop"]
     if scope.grammar.follows:
         kinds += ["followed", "followed"]
+    if scope.grammar.generators:
+        kinds += ["generated", "generated"]
     if scope.grammar.recent:
         kinds += ["consume"] * 3 + ["format"]
         if scope.lists and not scope.grammar.uniform:
@@ -775,6 +780,36 @@ def _followed(draw: st.DrawFn, scope: _Scope) -> list[str]:
     return [f"{name} = {helper}({over})"]
 
 
+def _generated(draw: st.DrawFn, scope: _Scope) -> list[str]:
+    """(generators) Calls over a generator of the program's own, over xs or a list made before:
+    `pieces` and `halves` are pure (a loop walks the list of their items), `moded` is pure but reads
+    MODE, which a round may rebind (`retune(g)`), `noted` appends to NOTES at each item (not
+    listed); walked by a loop, a comprehension or `enumerate(..., start=1)`; a loop's round may also
+    grow xs, which the generator walks lazily."""
+    name = scope.fresh()
+    generator = draw(st.sampled_from(["pieces", "halves", "moded", "noted"]))
+    over = draw(st.sampled_from(["xs", "xs", *scope.lists]))
+    shape = draw(st.sampled_from(["loop", "comprehension", "enumerate"]))
+    inner = scope.inner(loop_var="g", in_loop=True)
+    inner.strs.append("g")
+    scope.count += 1
+    scope.loops_over_xs += over == "xs"
+    scope.lists.append(name)
+    if shape == "comprehension":
+        return [f"{name} = [{_call(draw, inner, 1)} for g in {generator}({over})]"]
+    target, walked = "g", f"{generator}({over})"
+    if shape == "enumerate":
+        target, walked = "i, g", f"enumerate({walked}, start=1)"
+        inner.strs.append("str(i)")
+    lines = [f"{name} = []", f"for {target} in {walked}:", f"    {name}.append({_call(draw, inner, 1)})"]
+    tail = draw(st.sampled_from(["", "", "retune", "grow"]))
+    if tail == "retune":
+        lines.append("    retune(g)")
+    elif tail == "grow" and over == "xs":
+        lines += ["    if len(xs) < 6:", "        xs.append(g + '+')"]
+    return lines
+
+
 def _deep(draw: st.DrawFn, scope: _Scope) -> list[str]:
     """(recursion) A helper recursing n times around slow calls; n from the inputs or a constant."""
     depth = draw(st.sampled_from(["len(xs)", "flag", "0", "2"]))
@@ -798,6 +833,7 @@ _HELPER_STATEMENTS = {
     "inner_map": _inner_map,
     "deep": _deep,
     "followed": _followed,
+    "generated": _generated,
     "glue_loop": _glue_loop,
 }
 

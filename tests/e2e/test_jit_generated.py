@@ -224,6 +224,28 @@ def tagged(prompts):
     return out
 
 
+def pieces(prompts):
+    for p in prompts:  # (generators) a pure generator: a loop over it walks the list of its items
+        yield p[:12]
+
+
+def halves(prompts):
+    for p in prompts:  # (generators) pure, two items per prompt
+        yield p[: len(p) // 2]
+        yield p[len(p) // 2 :] + '.'
+
+
+def moded(prompts):
+    for p in prompts:  # (generators) pure, but reading MODE, which retune() rebinds
+        yield p + ' ' + MODE
+
+
+def noted(prompts):
+    for p in prompts:  # (generators) an effect at each item: not listed
+        NOTES.append('n')
+        yield p + str(len(NOTES))
+
+
 def inner(prompt, n):
     parts = [llm(prompt + str(i)) for i in range(n)]  # the test jits it (in the jitted run)
     return judge('|'.join(parts))
@@ -783,9 +805,10 @@ HUNT_GRAMMAR = Grammar(  # every feature
     holders=True,
 )
 
-# the campaign's (bench/campaign.py): every feature, maps taken whole (`list(map(lambda g: ...))`) and
-# helpers of the program's own with loops of slow calls (`each(xs)`), which the jit follows into
-CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True, follows=True)
+# the campaign's (bench/campaign.py): every feature, maps taken whole (`list(map(lambda g: ...))`),
+# helpers of the program's own with loops of slow calls (`each(xs)`), which the jit follows into, and
+# loops over generators of the program's own (`for g in pieces(xs)`)
+CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True, follows=True, generators=True)
 
 
 @settings(SETTINGS, max_examples=int(os.environ.get("XCS_BC_HUNT_EXAMPLES", "60")))
@@ -793,6 +816,19 @@ CAMPAIGN_GRAMMAR = dataclasses.replace(HUNT_GRAMMAR, maps=True, follows=True)
 def test_hunt(program: Program, sequence: list[Inputs]) -> None:
     """Every feature of the grammar: inputs resized in place, free `break`s, hidden changes, module state,
     jitted functions calling jitted functions, recursion and look-alike flags included."""
+    note(program.source)
+    check_program(program, sequence)
+
+
+@SETTINGS
+@given(programs(Grammar(effects=True, module_state=True, generators=True)), length_sequences(min_first=3))
+def test_loops_over_generators_of_the_program_s_own_behave_like_plain(
+    program: Program, sequence: list[Inputs]
+) -> None:
+    """Loops, comprehensions and `enumerate()` over generators of the program's own
+    (`strategies._generated`): pure ones are walked as the list of their items, on the first call and
+    on replays; a round that rebinds what the generator reads (`retune(g)` under `moded`) or grows
+    the list it walks, and a generator with an effect (`noted`), keep the calls exact."""
     note(program.source)
     check_program(program, sequence)
 
@@ -1464,10 +1500,10 @@ def test_a_trace_of_the_gated_clone_makes_the_plan_of_the_function(
     assert made[0] == made[1]
 
 
-def test_the_campaign_grammar_draws_maps_taken_whole_and_followed_helpers() -> None:
+def test_the_campaign_grammar_draws_maps_taken_whole_followed_helpers_and_generators() -> None:
     """The campaign's grammar (a check of the strategies, no jit) draws `list(map(lambda g: ...))`,
-    `'|'.join(map(lambda g: ...))` and the helpers the jit follows into (`each(...)`, `tagged(...)`);
-    the hunt's draws none."""
+    `'|'.join(map(lambda g: ...))`, the helpers the jit follows into (`each(...)`, `tagged(...)`) and
+    loops over the program's generators (`for g in pieces(xs)`); the hunt's draws none."""
 
     def drawn(grammar: Grammar) -> set[str]:
         found: set[str] = set()
@@ -1477,9 +1513,13 @@ def test_the_campaign_grammar_draws_maps_taken_whole_and_followed_helpers() -> N
         def collect(program: Program) -> None:
             found.update(re.findall(r"(list|'\|'\.join)\(map\(lambda g: ", program.source))
             found.update(re.findall(r"= (each|tagged|client\.ask_each)\(", program.source))
+            found.update(re.findall(r"in (?:enumerate\()?(pieces|halves|moded|noted)\(", program.source))
 
         collect()
         return found
 
-    assert drawn(CAMPAIGN_GRAMMAR) == {"list", "'|'.join", "each", "tagged", "client.ask_each"}
+    assert drawn(CAMPAIGN_GRAMMAR) == {
+        *("list", "'|'.join", "each", "tagged", "client.ask_each"),
+        *("pieces", "halves", "moded", "noted"),
+    }
     assert not drawn(HUNT_GRAMMAR)
