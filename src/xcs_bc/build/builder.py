@@ -373,9 +373,11 @@ class GraphBuilder(Following):
             self.global_changes,
         )
 
-    def returned(self, caller: types.FrameType, value: Any) -> None:
+    def returned(self, caller: types.FrameType, value: Any, code: types.CodeType) -> None:
         fs = self._frames.get(caller)
-        if fs is not None:
+        if fs is not None and not self.calls_back(
+            fs, code
+        ):  # (`sorted(xs, key=f)`: f's return is not sorted's)
             fs.callee_result = value
 
     def raised(self, frame: types.FrameType, exc: BaseException) -> None:

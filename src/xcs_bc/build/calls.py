@@ -22,7 +22,7 @@ from xcs_bc._compat import (
 )
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import COND_POP_JUMPS, Instr, in_loop
-from xcs_bc.build.effects import Effects
+from xcs_bc.build.effects import Effects, Watched
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import Listed, identity, items_of, made_code, takes_all
 from xcs_bc.build.loopshape import handled_out, while_heads
@@ -110,7 +110,7 @@ class Calls(Effects):
             result = self.nested_result(fs, callee, callee_ref, args)
         elif (
             duration >= self.min_call_s
-            and not (self.min_call_s and plain_builtin(callee, args))
+            and not (self.min_call_s and plain_builtin(callee, args, fs.frame.f_globals))
             and not reads_callers_frame(callee)
             and (id(fs.info.code), ins.offset) not in self.steady_sites  # (see GraphBuilder.steady)
         ):
@@ -202,9 +202,13 @@ class Calls(Effects):
         items = items_of(callee, values[:positional], dict(zip(kwnames, values[positional:], strict=True)))
         if items is None:
             return None
-        reads = purity.module_state(callee).reads
         call = call_expr(self.holding(callee_ref), tuple(map(self.holding, args)), kwnames, star, items)
-        listed = expr(ExprKind.CALL, (const(list), call), items)
+        return self.keep_listed(expr(ExprKind.CALL, (const(list), call), items), callee, held)
+
+    def keep_listed(self, listed: ValueRef, fn: Any, held: tuple[Watched, ...]) -> ValueRef:
+        """Note what `listed`, the items of a pure generator (or of a map or filter of a pure function)
+        listed by a call of ours, was computed from (`Listed`), for the loop that walks it."""
+        reads = purity.module_state(fn).reads
         bound = tuple((namespace, name, namespace.get(name, MISSING)) for namespace, name in reads)
         self.listed[identity(listed)] = (listed.operands, Listed(held, bound))
         return listed

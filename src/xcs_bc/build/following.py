@@ -69,6 +69,15 @@ class Following(Loops):
             return tuple(code for code in map(_code_of, _handed(args)) if code is not None)
         return ()
 
+    def calls_back(self, fs: FrameState, code: types.CodeType) -> bool:
+        """Is `code`, returning to `fs`, a function the call pending there (C code) was handed to call
+        back (`sorted(xs, key=f)`, `list(map(f, xs))`): what it returns is not the call's result?"""
+        if fs.pending is None or fs.pending.opname not in CALL_OPS:
+            return False
+        callee_ref, args, _, _ = self.call_layout(fs, fs.pending, fs.operands)
+        callee = callee_ref.value if callee_ref.value is not MISSING else fs.callee
+        return _c_code(callee) and any(_code_of(ref) is code for ref in _handed(args))
+
     def follow_into(self, fs: FrameState, frame: types.FrameType) -> None:
         """`frame` started while the call pending in `fs` runs: trace it when `reach` traces through its
         code and it is the frame of the Python function called (or the frame of a function handed to

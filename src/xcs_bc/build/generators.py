@@ -45,6 +45,29 @@ def made_code(ref: ValueRef) -> types.CodeType | None:
     return None
 
 
+def made_alone(ref: ValueRef) -> types.CodeType | None:
+    """The code of a function a MAKE_FUNCTION of code alone made here: a `lambda` or a `def` with no
+    closure, defaults or annotations (`key=lambda d: len(d)`); None for any other ref."""
+    code = made_code(ref)
+    if code is None or code.co_freevars or ref.path:
+        return None
+    if not all(
+        operand.source is Source.CONST and type(operand.value) in _MADE_OF for operand in ref.operands
+    ):
+        return None  # (defaults, annotations, a closure: operands of their own)
+    return code
+
+
+_MADE_OF = (types.CodeType, str)  # (3.10 hands MAKE_FUNCTION the qualified name too)
+
+
+def remade_function(ref: ValueRef, globals_: Any) -> types.FunctionType | None:
+    """The function `made_alone` says `ref` is, made again from its code and the globals it runs in:
+    it behaves as the one the run made, which no ref holds."""
+    code = made_alone(ref)
+    return types.FunctionType(code, globals_) if code is not None and type(globals_) is dict else None
+
+
 _TAKE_ALL: tuple[Any, ...] = (list, tuple, set, frozenset, dict, sorted, sum, min, max)
 
 

@@ -392,6 +392,12 @@ class _CodeEntry(NamedTuple):
 _code_cache: dict[tuple[types.CodeType, bool], _CodeEntry] = {}
 
 
+def pure_function(value: Any) -> bool:
+    """Is `value` a Python function whose code is PURE (`key=lambda d: len(d)`, `filter(keep, docs)`):
+    a pure call may be handed it, to call (see `plan.slices`)."""
+    return isinstance(value, types.FunctionType) and classify(value) is Effect.PURE
+
+
 def pure_generator(callee: Any) -> bool:
     """Is `callee` a generator function (or a method of one) whose body is PURE but for its `yield`s:
     the items of the generator a call makes depend only on the arguments, so the list of them can be

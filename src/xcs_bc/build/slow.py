@@ -16,6 +16,7 @@ from typing import Any
 from xcs_bc.build import purity
 from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.frames import EXC, FrameState
+from xcs_bc.build.generators import remade_function
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.values import (
     NULL,
@@ -96,11 +97,18 @@ def _iterates_plainly(ref: ValueRef) -> bool:
     return _plain(ref) or (ref.value is not MISSING and type(ref.value) in _CALLING_ITERATORS)
 
 
-def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
+def _calls_purely(ref: ValueRef, globals_: Any) -> bool:
+    """Is `ref` a Python function known to be pure (a lambda made here: made again, see
+    `remade_function`)?  Handed one, a pure built-in runs only pure code of the user's."""
+    value = ref.value if ref.value is not MISSING else remade_function(ref, globals_)
+    return purity.pure_function(value)
+
+
+def plain_builtin(callee: Any, args: Iterable[ValueRef] = (), globals_: Any = None) -> bool:
     """A built-in method of a plain value (`list.append`, `str.join`), a pure built-in (`len`) or a
     pure built-in type made of plain values (`list(docs)`), handed nothing to call
-    (`sorted(xs, key=lambda x: judge(x))` makes the calls its key does; `"".join(map(llm, docs))`
-    those of `llm`): it does no IO and runs no user code, so its time is
+    but functions known to be pure (`sorted(xs, key=lambda x: judge(x))` makes the calls its key
+    does; `"".join(map(llm, docs))` those of `llm`): it does no IO and runs no user code, so its time is
     never a slow call's (with `min_call_ms=0`, every call is an operation all the same).  Nor is
     the making of a lazy built-in iterator over plain values (`map(llm, docs)`): under load it may
     take milliseconds all the same, and taken for a slow call it would cut a consumer's map off."""
@@ -114,7 +122,7 @@ def plain_builtin(callee: Any, args: Iterable[ValueRef] = ()) -> bool:
         return purity.classify(callee) is purity.Effect.PURE and all(_plain(arg) for arg in args)
     if not isinstance(callee, types.BuiltinMethodType):  # (built-in functions are of this type too)
         return False
-    if any(_may_call(arg) for arg in args):
+    if any(_may_call(arg) and not _calls_purely(arg, globals_) for arg in args):
         return False
     owner = getattr(callee, "__self__", None)
     if isinstance(owner, types.ModuleType):

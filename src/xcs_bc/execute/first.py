@@ -1037,11 +1037,11 @@ class _Translated:
             return
         self.builder.entered(caller, callee_frame)
 
-    def returned(self, caller: types.FrameType, value: Any) -> None:
+    def returned(self, caller: types.FrameType, value: Any, code: types.CodeType) -> None:
         if caller in self.dispatching:
             self.dispatching.discard(caller)
             return
-        self.builder.returned(caller, value)
+        self.builder.returned(caller, value, code)
 
     def raised(self, frame: types.FrameType, exc: BaseException) -> None:
         self.builder.raised(frame, exc)

@@ -166,7 +166,7 @@ class _TargetTracer:
             session.deliver(session.listener.raised, frame, arg[1])
         elif event == "return":  # done, or a generator suspended: put the frame back, keep it not alive
             if hook.followed and frame.f_back is not None and frame.f_code.co_name != "__init__":
-                session.deliver(session.listener.returned, frame.f_back, arg)
+                session.deliver(session.listener.returned, frame.f_back, arg, frame.f_code)
             tracing._release(frame, hook)
         return self
 
@@ -186,5 +186,5 @@ class _CalleeTracer:
             self.previous_local = self.tracing._chain(self.previous_local, frame, event, arg)
         if event == "return" and frame.f_code.co_name != "__init__":  # (a class's call gives the object)
             session = self.tracing.session
-            session.deliver(session.listener.returned, self.caller, arg)
+            session.deliver(session.listener.returned, self.caller, arg, frame.f_code)
         return self

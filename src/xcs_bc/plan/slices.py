@@ -38,7 +38,7 @@ from bytecode import Bytecode, CompilerFlags, Instr
 from xcs_bc._assemble import assemble
 from xcs_bc._compat import VERSION
 from xcs_bc.build import purity
-from xcs_bc.build.generators import items_of
+from xcs_bc.build.generators import items_of, made_alone, remade_function
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
 from xcs_bc.ir.values import const, describe_callee, local_of, peek_attr, peek_item, unknown_origin
@@ -86,6 +86,7 @@ _OPERATORS: dict[ExprKind, Callable[[Any, Any], Any]] = {
 _ITERATORS: tuple[type, ...] = (  # made by a pure call of ours from plain data: may be consumed
     type(zip()),
     type(filter(None, ())),
+    type(map(len, ())),
     type(enumerate(())),
     type(reversed(())),
     type(iter(range(0))),
@@ -190,6 +191,10 @@ def _leaf(ref: ValueRef, env: Env) -> Any:
             raise NotComputable(f"cell {ref.name!r} is empty") from None
     elif (local := local_of(ref)) is not None and local in env.locals:
         value = env.locals[local]
+    elif made_alone(ref) is not None:  # (a lambda made in the function, of its code alone: made again)
+        value = remade_function(ref, env.globals)
+        if value is None:
+            raise NotComputable("a function made in the code, of globals that are no dict")
     else:
         origin = unknown_origin(ref)
         if origin is not None:
@@ -311,7 +316,7 @@ def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any)
     if over_keys and all(plain(key) for key in args[0]):  # `sorted(TOOLS)`: only the keys are read
         return callee(args[0])
     if not all(
-        plain(v) or (ok and type(v) in _ITERATORS) or _pure_builtin(v)
+        plain(v) or (ok and type(v) in _ITERATORS) or _pure_builtin(v) or purity.pure_function(v)
         for v, ok in zip(args, fresh, strict=True)
     ):
         raise NotComputable("a pure call on values whose methods could run user code")
@@ -348,7 +353,7 @@ def _shape(ref: ValueRef, leaves: list[ValueRef], nodes: list[ValueRef]) -> Any:
     expression's path is a leaf too, after its operands' (`(kind, operands, has a path)`): one
     compiled function serves every round of a loop, whose items differ only by their paths' keys.
     """
-    if ref.source is not Source.EXPR:
+    if ref.source is not Source.EXPR or made_alone(ref) is not None:
         leaves.append(ref)
         return "s" if ref.source is Source.CONST and type(ref.value) is str and not ref.path else "v"
     nodes.append(ref)

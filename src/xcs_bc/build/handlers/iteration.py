@@ -13,7 +13,7 @@ from xcs_bc.build.codeinfo import Instr
 from xcs_bc.build.displays import fixed, positional
 from xcs_bc.build.effects import dict_view_of
 from xcs_bc.build.frames import FrameState
-from xcs_bc.build.generators import identity
+from xcs_bc.build.generators import identity, remade_function
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.trace import Decision, DecisionKind
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
     (ref,) = fs.pop(1)
-    ref = _filtered(ref)
+    ref = _listed_iterator(b, fs, ref)
     it = expr(ExprKind.ITER, (ref,))
     state = LoopState(it, ref, len(b.ops), b.python_starts, frame=fs.frame, start=(fs.info.code, ins))
     walked = (ref, *lockstep(ref)[1])
@@ -137,26 +137,39 @@ _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)
 _PREDICATES = (types.BuiltinFunctionType, types.MethodDescriptorType)
 
 
-def _filtered(ref: ValueRef) -> ValueRef:
-    """A loop over `filter(pred, xs)` walks the items of `list(filter(pred, xs))`, when `pred` is None
-    or a built-in known to be pure (`str.strip`) and `xs` a list, tuple, range or str: a list that
-    recipes compute again from `xs` (as they do `sorted(xs)`), so that its rounds are those of a loop
-    over a list.  The run's own filter walks the same items: its predicate runs no code of the user's."""
-    if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or ref.path or len(ref.operands) != 3:
+def _listed_iterator(b: GraphBuilder, fs: FrameState, ref: ValueRef) -> ValueRef:
+    """A loop over `filter(pred, xs)` or `map(fn, xs, ...)` walks `list(filter(pred, xs))` or
+    `list(map(fn, xs, ...))`, when `pred` is None, the function a built-in known to be pure
+    (`str.strip`) or a function of the user's known to be pure (`keep`, `lambda d: len(d) > 3`), and
+    each `xs` a list, tuple, range or str: a list that recipes compute again from `xs` (as they do
+    `sorted(xs)`), so that its rounds are those of a loop over a list.  The run's own iterator calls
+    the function between rounds: what it reads is watched (`Listed`), as for a pure generator."""
+    if ref.source is not Source.EXPR or ref.kind is not ExprKind.CALL or ref.path or len(ref.operands) < 3:
         return ref
-    callee, predicate, items = ref.operands
-    if callee.value is not filter or type(items.value) not in _WALKED:
+    callee, function, *sequences = ref.operands
+    making = callee.value
+    if making not in (filter, map) or (making is filter and len(sequences) != 1):
         return ref
-    test = predicate.value
-    if test is not None and (
-        type(test) not in _PREDICATES or purity.classify(test) is not purity.Effect.PURE
-    ):
+    if not all(type(sequence.value) in _WALKED for sequence in sequences):
+        return ref
+    fn = function.value
+    if fn is MISSING:
+        fn = remade_function(function, fs.frame.f_globals)
+    if fn is None:
+        if making is not filter or function.value is not None:
+            return ref
+    elif not (
+        type(fn) in _PREDICATES and purity.classify(fn) is purity.Effect.PURE
+    ) and not purity.pure_function(fn):
+        return ref
+    held = b.snapshot_held((fn, *(sequence.value for sequence in sequences)))
+    if held is None:
         return ref
     try:
-        kept = list(filter(test, items.value))
-    except Exception:  # noqa: BLE001 - (the run's own filter raises it in its turn)
+        items = list(making(fn, *(sequence.value for sequence in sequences)))
+    except Exception:  # noqa: BLE001 - (the run's own iterator raises it in its turn)
         return ref
-    return expr(ExprKind.CALL, (const(list), ref), kept)
+    return b.keep_listed(expr(ExprKind.CALL, (const(list), ref), items), fn, held)
 
 
 _WALKED = (list, tuple, range, str)
