@@ -122,7 +122,10 @@ class JittedFunction(Generic[P, R]):
         self._max_workers = max_workers
         self._executor = executor
         self._signature = inspect.signature(target)
-        self._stored_globals = _stored_globals(target.__code__)
+        self._stored_globals = _stored(target.__code__, ("STORE_GLOBAL", "DELETE_GLOBAL"))
+        self._stored_cells = _stored(target.__code__, ("STORE_DEREF", "DELETE_DEREF")) & frozenset(
+            target.__code__.co_freevars
+        )
         self._plans: list[CachedPlan] = []
         self._traces_without_plan = 0  # consecutive; past _GIVE_UP the function runs plainly
         self._retired = 0  # plans dropped for mispredicting; past _GIVE_UP the function runs plainly
@@ -211,6 +214,10 @@ class JittedFunction(Generic[P, R]):
         bound.apply_defaults()
         fn = self._fn
         cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True))
+        for name in self._stored_cells:
+            # as for globals below: a closure variable the function assigns (`nonlocal count; count +=
+            # 1`) means its value when the call began, not the one a late recipe would find
+            cells[name] = _entry_cell(cells[name])
         globals_: Mapping[str, Any] = fn.__globals__
         if self._stored_globals:
             # A recipe's global means its value when the call began (the builder tracks what the
@@ -628,16 +635,25 @@ def _why_idle(plan: Plan) -> str:
     return "the trace made no slow call (see min_call_ms)"
 
 
-def _stored_globals(code: types.CodeType) -> frozenset[str]:
-    """The globals `code` (or code nested in it) assigns or deletes (`global n; n += 1`)."""
+def _stored(code: types.CodeType, opnames: tuple[str, ...]) -> frozenset[str]:
+    """The names `code` (or code nested in it) assigns or deletes with `opnames` (`global n; n += 1`:
+    STORE_GLOBAL; `nonlocal n; n += 1`: STORE_DEREF)."""
     names: set[str] = set()
     for ins in dis.get_instructions(code):
-        if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+        if ins.opname in opnames:
             names.add(ins.argval)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _stored_globals(const)
+            names |= _stored(const, opnames)
     return frozenset(names)
+
+
+def _entry_cell(cell: types.CellType) -> types.CellType:
+    """A cell holding what `cell` holds now (empty if it is)."""
+    try:
+        return types.CellType(cell.cell_contents)
+    except ValueError:  # (an empty cell)
+        return types.CellType()
 
 
 def _unwrap(fn: Any) -> tuple[types.FunctionType, Any]:

@@ -335,6 +335,46 @@ def test_an_augmented_assignment_to_an_immutable_value_is_planned() -> None:
     assert explained.count("issued ahead once the inputs are known") == 2, explained
 
 
+def test_a_closure_variable_the_function_assigns_is_read_as_it_was_when_the_call_began() -> None:
+    """Campaign seed 137: `nonlocal count; count += 1`, then, in an arm learned from a later trace,
+    `ask(*[str(count)])`, issued once an earlier call's result was in.  The recipe read `count + 1`
+    with the cell as it was then, already incremented by the run: `ask("5")` issued, `ask("4")` made
+    (one call wasted).  As for a global the function assigns, a closure variable it assigns now means its
+    value when the call began."""
+    ask = Ask()
+
+    def make() -> Callable[[list[str]], str]:
+        count = 0
+
+        @functools.cache
+        def recall(prompt: str) -> str:  # (each function its own cache)
+            return ask(prompt)
+
+        def f(xs: list[str]) -> str:
+            nonlocal count
+            count += 1
+            v1 = ask(xs[0])
+            ask(xs[0] + "!")
+            if "a" in v1:
+                recall(xs[0])
+                return ask(*[str(count)])
+            return ask("slow a")
+
+        return f
+
+    plain, jitted = make(), make()
+    fast = xcs.jit(jitted)
+    for xs in (["slow b"], ["slow a"], ["slow a", "a", "a"], ["slow a", "a"]):
+        ask.calls.clear()
+        expected = plain(xs)
+        plain_calls = Counter(ask.calls)
+        ask.calls.clear()
+        assert fast(xs) == expected, fast.explain()
+        time.sleep(0.1)  # a call issued ahead and still running counts too
+        assert ask.calls == plain_calls, (dict(ask.calls), dict(plain_calls), fast.explain())
+    assert fast.stats.wasted == 0, fast.explain()
+
+
 @pytest.mark.xfail(
     reason="KNOWN, not fixed: a replay resized to an empty list made the first round's call of a "
     "generator expression walked by a `for` loop with a `break` (`for r in (llm(...) for g in v1)`, v1 "
