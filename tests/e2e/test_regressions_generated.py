@@ -316,8 +316,8 @@ def test_an_augmented_assignment_to_an_immutable_value_is_planned() -> None:
 
     ``n += 1`` on an int was recorded as the expression ``n += 1``, which no recipe evaluates (only
     ``n + 1``): a call reading ``n`` ran in its turn.  On an immutable value the two are the same.
-    (A cell the function itself changes, like that counter, still runs in its turn: its recipe is
-    checked against the cell's value after the run.)
+    (A cell the function itself changes, like that counter, is read as it was when the call began:
+    see the test after this one.)
     """
     ask = Ask()
 

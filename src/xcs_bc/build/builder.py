@@ -375,9 +375,7 @@ class GraphBuilder(Following):
 
     def returned(self, caller: types.FrameType, value: Any, code: types.CodeType) -> None:
         fs = self._frames.get(caller)
-        if fs is not None and not self.calls_back(
-            fs, code
-        ):  # (`sorted(xs, key=f)`: f's return is not sorted's)
+        if fs is not None and not self.calls_back(fs, code):  # (`sorted(xs, key=f)`: not what f returns)
             fs.callee_result = value
 
     def raised(self, frame: types.FrameType, exc: BaseException) -> None:

@@ -387,8 +387,8 @@ class _CodeEntry(NamedTuple):
     reads: _Reads
 
 
-# One entry per code object and question (another function of the same code replaces it), so the cache and the
-# objects its entries hold stay bounded by the code objects ever classified.
+# One entry per code object and question (`yields`; another function of the same code replaces it), so
+# the cache and the objects its entries hold stay bounded by the code objects ever classified.
 _code_cache: dict[tuple[types.CodeType, bool], _CodeEntry] = {}
 
 

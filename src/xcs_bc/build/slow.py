@@ -106,13 +106,13 @@ def _calls_purely(ref: ValueRef, globals_: Any) -> bool:
 
 def plain_builtin(callee: Any, args: Iterable[ValueRef] = (), globals_: Any = None) -> bool:
     """A built-in method of a plain value (`list.append`, `str.join`), a pure built-in (`len`) or a
-    pure built-in type made of plain values (`list(docs)`), handed nothing to call
-    but functions known to be pure (`sorted(xs, key=lambda x: judge(x))` makes the calls its key
-    does; `"".join(map(llm, docs))` those of `llm`): it does no IO and runs no user code, so its time is
-    never a slow call's (with `min_call_ms=0`, every call is an operation all the same).  Nor is
+    pure built-in type made of plain values (`list(docs)`), handed nothing to call but functions known
+    to be pure (`sorted(xs, key=lambda x: judge(x))` makes the calls its key does; `"".join(map(llm,
+    docs))` those of `llm`): it does no IO and runs no user code but pure code, so its time is never
+    a slow call's (with `min_call_ms=0`, every call is an operation all the same).  Nor is
     the making of a lazy built-in iterator over plain values (`map(llm, docs)`): under load it may
     take milliseconds all the same, and taken for a slow call it would cut a consumer's map off."""
-    if isinstance(callee, type) and getattr(builtins, callee.__name__, None) is callee:
+    if isinstance(callee, type) and callee.__module__ == "builtins":
         args = tuple(args)
         if callee in (map, filter):  # (the function it is handed is called by the consumer)
             return len(args) >= 2 and all(_iterates_plainly(arg) for arg in args[1:])

@@ -120,9 +120,9 @@ def _expr_text(ref: ValueRef, printer: _Printer, nested: bool) -> str:
         return printer.format(ref.operands[0], nested=True)
     if kind in (ExprKind.CALL, ExprKind.CALL_KW) and ref.operands:
         return _call_text(ref, printer)
-    code = next((o.value for o in ref.operands if isinstance(o.value, types.CodeType)), None)
-    if kind is ExprKind.MAKE_FUNCTION and code is not None:  # `<lambda>`, or the name a `def` gave
-        return code.co_name if code.co_name.startswith("<") else f"<function {code.co_name}>"
+    if kind is ExprKind.MAKE_FUNCTION:  # `<lambda>`, or the name a `def` gave
+        for code in (o.value for o in ref.operands if isinstance(o.value, types.CodeType)):
+            return code.co_name if code.co_name.startswith("<") else f"<function {code.co_name}>"
     if kind is ExprKind.EFFECT and len(ref.operands) == 1:  # changed in place, however many times
         changed = ref.operands[0]
         while changed.kind is ExprKind.EFFECT and len(changed.operands) == 1 and not changed.path:
