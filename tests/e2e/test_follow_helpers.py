@@ -95,6 +95,24 @@ def test_helpers_the_replay_issues_ahead_are_followed_on_the_workers() -> None:
     assert "followed into parts_of, whose own calls replay as:" in fast.explain()
 
 
+def summarize_doc(doc: str) -> str:
+    notes = [llm(f"part {i}: {doc}") for i in range(3)]
+    return llm(" | ".join(notes))
+
+
+def mapped(docs: list[str]) -> list[str]:
+    return list(map(summarize_doc, docs))
+
+
+def test_a_helper_a_map_taken_whole_calls_is_followed_on_the_workers() -> None:
+    # `list(map(summarize_doc, docs))`: the map's calls go at once (`execute.fanout`), and each
+    # document's own calls at once too: every part of every document in flight together
+    fast = runs(mapped, lambda: (docs_of(4),))
+    assert llm.max_concurrency >= 12, fast.explain()
+    assert "followed into summarize_doc, whose own calls replay as:" in fast.explain()
+    no_waste(fast)
+
+
 def test_the_helper_s_calls_are_counted_in_its_own_explain() -> None:
     fast = runs(pipeline, lambda: (docs_of(4),))
     text = fast.explain()

@@ -150,10 +150,12 @@ def consume(
     stats: Stats,
     served: str,
     in_place: str | None,
+    follow: Callable[[Any], Any],
 ) -> Any:
     """`consumer(a map)`, the map's calls issued at once after the first (see above); `served` and
     `in_place` name the stats counters a call served from one issued ahead, and one made in its
-    turn, count in."""
+    turn, count in.  A slow function of the user's is called through `follow` (`execute.follow`:
+    `list(map(summarize, docs))` replays `summarize`'s own calls in parallel too)."""
     func = fanned.func
     name = describe_callee(func)
     pending: deque[Issued] = deque()
@@ -161,7 +163,7 @@ def consume(
     def issue(items: list[tuple[Any, ...]]) -> None:
         for args in items:
             try:
-                future = issue_ahead(executor, context, True, func, args, {})
+                future = issue_ahead(executor, context, True, follow(func), args, {})
             except Exception:  # noqa: BLE001 - (an executor shut down): the rest are made in their turn
                 return
             pending.append(Issued.handing(name, func, args, {}, future))
@@ -174,7 +176,7 @@ def consume(
         return result
 
     def in_turn(args: tuple[Any, ...], room: Any = None) -> Any:
-        return call_in_turn(func, args, {}, rejected_counter(stats, name, func), room)
+        return call_in_turn(follow(func), args, {}, rejected_counter(stats, name, func), room)
 
     first = key not in fanning.slow
     fast = False  # (the first call was not slow: the others are made as the plain map would)
@@ -241,6 +243,7 @@ def dispatcher(plan: Plan, consumers: frozenset[SiteKey], fanning: Fanning) -> D
             replay.stats,
             "served",
             "in_place",
+            replay.follow,
         )
 
     return fanned_out

@@ -584,6 +584,7 @@ class FirstCall:
                     self.stats,
                     "served_in_trace",
                     None,
+                    self.follow,
                 )
             elif not served:  # (none, not started, or e.g. answered as overloaded)
                 result, fast = self._in_turn(key, fn, args, kwargs, room)
