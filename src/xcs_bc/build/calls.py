@@ -193,8 +193,8 @@ class Calls(Effects):
         if star or not purity.pure_generator(callee) or not _taken_at_once(fs, ins):
             return None
         values = [ref.value for ref in args]
-        if any(value is MISSING for value in values):
-            return None
+        if not all(type(value) in _FINITE for value in values):
+            return None  # (unknown, or an iterator of the user's, which may never end)
         held = self.snapshot_held((callee, *values))
         if held is None:
             return None
@@ -505,6 +505,12 @@ def _module_reason(state: purity.ModuleState, read: tuple[str, str] | None) -> s
 def code_site(code: types.CodeType, ins: Instr) -> Site:
     line = ins.line if ins.line is not None else code.co_firstlineno
     return Site(code.co_filename, line, getattr(code, "co_qualname", code.co_name), ins.offset)
+
+
+# what a pure generator listed ahead may be handed: data of a finite size, whose iteration ends
+_FINITE = frozenset(
+    {str, bytes, int, float, complex, bool, type(None), list, tuple, dict, set, frozenset, range}
+)
 
 
 def _consumer_call(fs: FrameState, ins: Instr) -> tuple[Instr | None, int, int]:
