@@ -113,8 +113,22 @@ def rebinds_what_the_predicate_reads(docs: list[str]) -> list[str]:
     return out
 
 
+def has_a_digit(d: str) -> bool:
+    i = 0
+    while i < len(d):  # (a `while` loop: not run ahead on items the run may never reach)
+        if d[i].isdigit():
+            return True
+        i += 1
+    return False
+
+
+def by_a_while_loop(docs: list[str]) -> list[str]:
+    return [llm(d) for d in filter(has_a_digit, docs)]
+
+
 @pytest.mark.parametrize(
-    "fn", [over_a_generator, by_a_closure, by_a_slow_verdict, rebinds_what_the_predicate_reads]
+    "fn",
+    [over_a_generator, by_a_closure, by_a_slow_verdict, rebinds_what_the_predicate_reads, by_a_while_loop],
 )
 def test_other_filters_keep_their_calls_exact(fn: Any) -> None:
     fast = xcs.jit(fn)

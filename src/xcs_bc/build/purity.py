@@ -402,7 +402,7 @@ def pure_generator(callee: Any) -> bool:
     """Is `callee` a generator function (or a method of one) whose body is PURE but for its `yield`s:
     the items of the generator a call makes depend only on the arguments, so the list of them can be
     computed again from the arguments (`for c in chunks(doc, 500)`), and whose loops are all `for`
-    loops (`_loops_but_for`)?  (A generator is no PURE callee:
+    loops (`loops_but_for`)?  (A generator is no PURE callee:
     the object a call makes is consumed once, so only the call whose generator a loop takes at once is
     listed, see `build.generators.items_of`.)"""
     fn = callee.__func__ if isinstance(callee, types.MethodType) else callee
@@ -456,7 +456,7 @@ def _classify_code_uncached(
 ) -> Effect:
     if depth > _MAX_DEPTH or code.co_flags & CO_GENERATOR_LIKE != (CO_GENERATOR if yields else 0):
         return Effect.UNKNOWN  # (generators, coroutines: unless a generator's body is asked about)
-    if yields and _loops_but_for(code):
+    if yields and loops_but_for(code):
         return Effect.UNKNOWN
     module: types.ModuleType | None = None  # a module global just loaded: `json.dumps(...)`
     for ins in dis.get_instructions(code):
@@ -493,7 +493,7 @@ def _classify_code_uncached(
     return Effect.PURE if _calls_checked_callees(code) else Effect.UNKNOWN
 
 
-def _loops_but_for(code: types.CodeType) -> bool:
+def loops_but_for(code: types.CodeType) -> bool:
     """Does `code` jump back anywhere but to a `for` loop's FOR_ITER (a `while` loop)?  A generator
     listed ahead of its consumer runs to its end: a `for` loop over finite data ends, a `while` loop
     may spin without yielding past the item where the consumer would have stopped (`break`)."""
