@@ -393,9 +393,20 @@ _code_cache: dict[tuple[types.CodeType, bool], _CodeEntry] = {}
 
 
 def pure_function(value: Any) -> bool:
-    """Is `value` a Python function whose code is PURE (`key=lambda d: len(d)`, `filter(keep, docs)`):
-    a pure call may be handed it, to call (see `plan.slices`)."""
+    """Is `value` a Python function whose code is PURE (`key=lambda d: len(d)`, `filter(keep, docs)`)?"""
     return isinstance(value, types.FunctionType) and classify(value) is Effect.PURE
+
+
+_HANDED_BUILTINS = (types.BuiltinFunctionType, types.MethodDescriptorType)
+
+
+def pure_callable(value: Any) -> bool:
+    """What a pure call may be handed to call (`sorted(xs, key=len)`, `map(str.strip, xs)`,
+    `filter(keep, xs)`): a built-in function or method known to be pure, which runs no user code on
+    plain data, or a Python function whose code is PURE (`pure_function`)."""
+    if type(value) in _HANDED_BUILTINS:
+        return classify(value) is Effect.PURE
+    return pure_function(value)
 
 
 def pure_generator(callee: Any) -> bool:

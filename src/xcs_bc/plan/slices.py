@@ -95,9 +95,6 @@ _ITERATORS: tuple[type, ...] = (  # made by a pure call of ours from plain data:
     type({}.values()),
     set,
 )
-# callables a pure call may be handed (`sorted(xs, key=len)`, `map(str.strip, xs)`): built-in functions
-# known to be pure, which run no user code on the plain data the call is also handed
-_BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType)
 
 
 def plain(value: Any) -> bool:
@@ -300,10 +297,6 @@ def _getitem(node: int, container: Any, key: Any) -> Any:
     return item
 
 
-def _pure_builtin(value: Any) -> bool:
-    return type(value) in _BUILTIN_CALLABLES and purity.classify(value) is purity.Effect.PURE
-
-
 def _binary_slice(node: int, container: Any, start: Any, stop: Any) -> Any:  # 3.12+: container[start:stop]
     return _getitem(node, container, slice(start, stop))
 
@@ -316,7 +309,7 @@ def _pure_call(kind: ExprKind, fresh: tuple[bool, ...], callee: Any, *args: Any)
     if over_keys and all(plain(key) for key in args[0]):  # `sorted(TOOLS)`: only the keys are read
         return callee(args[0])
     if not all(
-        plain(v) or (ok and type(v) in _ITERATORS) or _pure_builtin(v) or purity.pure_function(v)
+        plain(v) or (ok and type(v) in _ITERATORS) or purity.pure_callable(v)
         for v, ok in zip(args, fresh, strict=True)
     ):
         raise NotComputable("a pure call on values whose methods could run user code")

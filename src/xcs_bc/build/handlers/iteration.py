@@ -134,7 +134,6 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}
-_PREDICATES = (types.BuiltinFunctionType, types.MethodDescriptorType)
 
 
 def _listed_iterator(b: GraphBuilder, fs: FrameState, ref: ValueRef) -> ValueRef:
@@ -158,8 +157,8 @@ def _listed_iterator(b: GraphBuilder, fs: FrameState, ref: ValueRef) -> ValueRef
     if fn is None:
         if making is not filter or function.value is not None:
             return ref
-    elif not (type(fn) in _PREDICATES and purity.classify(fn) is purity.Effect.PURE) and not (
-        purity.pure_function(fn) and not purity.loops_but_for(fn.__code__)
+    elif not purity.pure_callable(fn) or (
+        isinstance(fn, types.FunctionType) and purity.loops_but_for(fn.__code__)
     ):
         return ref  # (a `while` loop could spin on an item the run's own iterator never reaches)
     held = b.snapshot_held((fn, *(sequence.value for sequence in sequences)))
