@@ -16,6 +16,7 @@ import pytest
 import xcs_bc as xcs
 from likeplain import fresh
 from xcs_bc.execute.callsites import map_consumers
+from xcs_bc.execute.fanout import fan
 from xcs_bc.testing import CallLog, FakeLLM, FakeLLMError
 
 LATENCY = 0.03
@@ -287,6 +288,9 @@ def test_a_fast_function_is_not_issued_ahead() -> None:
 
     fast = compare(lengths, llm, lambda: (docs_of(50),))
     assert fast.stats.served == fast.stats.served_in_trace == 0
+    # (whatever its first call's time: a function known to be pure is never fanned out)
+    assert fan(sum, (map(lambda d: len(d.strip()), docs_of(3)),), {}) is None
+    assert fan(sum, (map(lambda d: len(llm(d)), docs_of(3)),), {}) is not None
 
 
 # -- which sites are consumers ------------------------------------------------------------------------

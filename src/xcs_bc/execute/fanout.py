@@ -16,7 +16,8 @@ finds that:
   which run no user code) whose items are immutable built-in data (str, bytes, numbers, None,
   tuples of them): what each call is handed is then known before any runs, and no call can
   change what another is handed;
-- the map's function is one a loop's slow call could be issued ahead for (a Python function,
+- the map's function is not known to be pure (it does no IO: its time is never a slow call's),
+  and is one a loop's slow call could be issued ahead for (a Python function,
   method or object whose `__call__` is Python; not a cache wrapper nor a function that may call
   one, a delay or synchronisation), and whose own code changes nothing a later call of it could
   read: no attribute, global or closure cell it stores (`purity.stores_state`), no attribute of its object
@@ -113,6 +114,9 @@ def _may_fan(func: Any) -> bool:
     python = python_code(func)
     return (
         python is not None
+        # (a function known to be pure does no IO: however long its first call took, under load or
+        # under the tracer, it is no slow call, as in `build.slow`)
+        and not purity.pure_function(func)
         and not python[0].__code__.co_flags & CO_GENERATOR_LIKE  # (a call only makes a generator)
         and purity.memo_wrapper(func) is None
         and not purity.reaches_memo(func)
@@ -157,13 +161,14 @@ def consume(
     turn, count in.  A slow function of the user's is called through `follow` (`execute.follow`:
     `list(map(summarize, docs))` replays `summarize`'s own calls in parallel too)."""
     func = fanned.func
+    called = follow(func)  # (looked up once, and not inside the first call's timing)
     name = describe_callee(func)
     pending: deque[Issued] = deque()
 
     def issue(items: list[tuple[Any, ...]]) -> None:
         for args in items:
             try:
-                future = issue_ahead(executor, context, True, follow(func), args, {})
+                future = issue_ahead(executor, context, True, called, args, {})
             except Exception:  # noqa: BLE001 - (an executor shut down): the rest are made in their turn
                 return
             pending.append(Issued.handing(name, func, args, {}, future))
@@ -176,7 +181,7 @@ def consume(
         return result
 
     def in_turn(args: tuple[Any, ...], room: Any = None) -> Any:
-        return call_in_turn(follow(func), args, {}, rejected_counter(stats, name, func), room)
+        return call_in_turn(called, args, {}, rejected_counter(stats, name, func), room)
 
     first = key not in fanning.slow
     fast = False  # (the first call was not slow: the others are made as the plain map would)
