@@ -1,7 +1,9 @@
-"""Benchmark scenarios whose control flow the run decides: calls under branches on results, loops
-over results, and a loop over what a fast tool not known to be pure returns.
+"""Benchmark scenarios whose control flow the run decides: a retry loop left by `break`, calls under
+branches on results, loops over results, and a loop over what a fast tool not known to be pure
+returns.
 
-Imported by `jit_bench.py`, which measures them beside its other rows.  Every call gets a fresh
+Imported by `jit_bench.py`, which measures them beside its other rows (and `first_call_bench.py`,
+the retry loop).  Every call gets a fresh
 input, and the branches go another way from one call to the next (the trace saw one of them).
 The hand-written versions wait for each result and then fan out, as a good engineer would.
 """
@@ -84,6 +86,34 @@ FAKES = [classifier, solver, combiner, exists, search, reader, writer, extract, 
 FAKES.append(summarizer)
 POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="handwritten-branches")
 _counter = itertools.count()
+
+
+# -- a retry loop per document, left by break once the call returned, then a combine ------------------
+
+
+def retried(docs):
+    notes = []
+    for d in docs:
+        for _attempt in range(3):
+            try:
+                notes.append(summarizer(f"Summarize: {d}"))
+                break
+            except TimeoutError:
+                pass
+    return combiner("Combine: " + " | ".join(notes))
+
+
+def retried_pool(docs):
+    def summarized(d):
+        for _attempt in range(3):
+            try:
+                return [summarizer(f"Summarize: {d}")]
+            except TimeoutError:
+                pass
+        return []
+
+    notes = [note for found in POOL.map(summarized, docs) for note in found]
+    return combiner("Combine: " + " | ".join(notes))
 
 
 # -- a router: a classifier, then three solvers and a combine, or a single call ------------------------

@@ -40,12 +40,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import decided_at_run_time as decided
 import xcs_bc as xcs
 from xcs_bc.testing import CallLog, FakeLLM
 
 llm = FakeLLM("llm", 0.05)
 search = FakeLLM("search", 0.05)
-FAKES = [llm, search]
+FAKES = [llm, search, decided.summarizer, decided.combiner]
 POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="handwritten-first")
 _counter = itertools.count()
 
@@ -327,6 +328,7 @@ SCENARIOS = [
         in_turn=expanded_in_turn,
     ),
     Scenario("map of 8, then combine", map_combine, map_combine_pool, fresh_docs(8)),
+    Scenario("8 in retry loops, then combine", decided.retried, decided.retried_pool, fresh_docs(8)),
     Scenario(
         "8 chunks of a generator, then combine", map_chunks_combine, map_chunks_combine_pool, fresh_text(8)
     ),

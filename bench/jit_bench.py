@@ -430,6 +430,7 @@ SCENARIOS = [
     Scenario("translate_fanout", translate_fanout, translate_fanout_pool, fresh_topic),
     Scenario("map_varying", map_varying, map_varying_pool, fresh_docs_varying(), varying=True),
     Scenario("glue loop, then 5 calls", glue_then_calls, glue_then_calls_pool, fresh_topic),
+    Scenario("8 docs in retry loops + combine", decided.retried, decided.retried_pool, fresh_docs(8)),
     # control flow the run decides: calls under branches on results (bench/decided_at_run_time.py)
     Scenario("router: classify, 3 solvers", decided.router, decided.router_pool, decided.fresh_questions()),
     Scenario("tv/phone checks", decided.tv_and_phone, decided.tv_and_phone_pool, decided.fresh_images()),

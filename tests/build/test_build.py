@@ -314,9 +314,12 @@ def _leaves_a_loop(docs: list[str]) -> str:
     except ValueError:
         pass
     for doc in docs:
-        if doc == "b":
+        if doc == "b":  # left where a guarded decision says: a guard that docs has more than 1 item
             break
         P.llm(doc)
+    for doc in docs:
+        if P.llm(doc):  # left on a result's say-so: no guard says where
+            break
     shrinking = list(docs)
     for doc in shrinking:
         shrinking.pop()
@@ -342,7 +345,9 @@ def test_decisions_say_what_kind_they_are_and_events_branch_on_no_value() -> Non
     assert set(by_kind) == {DecisionKind.LEFT_LOOP, DecisionKind.RAISED, DecisionKind.CHANGED}
     assert all(d.expected is True for d in events)
     left = by_kind[DecisionKind.LEFT_LOOP].site  # seen only when the run is over: named by the loop's start
-    assert left is not None and left.line == _leaves_a_loop.__code__.co_firstlineno + 5
+    assert left is not None and left.line == _leaves_a_loop.__code__.co_firstlineno + 9
+    (more,) = [d for d in _trace_of(_leaves_a_loop, ["a", "b", "c"]).decisions if d.kind is DecisionKind.MORE]
+    assert more.expected == 1 and more.cond is not None and more.cond.name == "docs"
     assert by_kind[DecisionKind.RAISED].site is not None and by_kind[DecisionKind.CHANGED].site is not None
 
 

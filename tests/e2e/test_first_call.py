@@ -330,22 +330,23 @@ def inner_first_only(docs):
     return out
 
 
-@pytest.mark.parametrize(
-    ("fn", "docs"),
-    [
-        (inner_first_only, ["a", "b", "c", "d", "e"]),
-        (by_part, ["a|b|c", "d|e|f", "g|h", "i|j|k|l", "m|n|o"]),
-    ],
-    ids=["left-by-break", "its-own-list"],
-)
-def test_an_inner_loop_that_may_go_another_way_keeps_the_outer_rounds_one_at_a_time(fn, docs) -> None:
-    """An inner loop over a list each round makes, or one the first round left by break: the outer
-    rounds are not predicted from the first (the inner loop's own later rounds still may go at
-    once); results and calls are the plain ones, nothing is wasted."""
-    fast = xcs.jit(fn)
+def test_an_inner_loop_over_a_list_each_round_makes_keeps_the_outer_rounds_one_at_a_time() -> None:
+    """The outer rounds are not predicted from the first (the inner loop's own later rounds still may
+    go at once); results and calls are the plain ones, nothing is wasted."""
+    fast = xcs.jit(by_part)
     llm.reset()
-    run_both_fresh_list(fn, fast, docs)
+    run_both_fresh_list(by_part, fast, ["a|b|c", "d|e|f", "g|h", "i|j|k|l", "m|n|o"])
     assert llm.max_concurrency <= 3, fast.explain()  # never a later document's calls at once
+    no_waste(fast)
+
+
+def test_an_inner_loop_every_round_leaves_by_break_lets_the_outer_rounds_go_at_once() -> None:
+    """The first round left its inner loop by a `break` no result decided, in its first round: every
+    later round leaves its own there too (a guard: ASPECTS has an item), so they go at once."""
+    fast = xcs.jit(inner_first_only)
+    llm.reset()
+    run_both_fresh_list(inner_first_only, fast, ["a", "b", "c", "d", "e"])
+    assert llm.max_concurrency == 4, fast.explain()
     no_waste(fast)
 
 

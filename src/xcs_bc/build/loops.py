@@ -58,6 +58,8 @@ class LoopState:
     issued: set[int] = field(default_factory=set)
     frame: types.FrameType | None = None  # the frame running the loop
     start: tuple[types.CodeType, Instr] | None = None  # its GET_ITER (a site made when needed)
+    # the branches on results its frame ran under when it began (see `handlers.iteration.pop_top`)
+    entered_under: tuple[Condition, ...] = ()
 
 
 class Loops(Calls):

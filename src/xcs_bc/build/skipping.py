@@ -49,7 +49,7 @@ from xcs_bc.build.remade import recomputed
 from xcs_bc.build.trace import Decision, DecisionKind
 from xcs_bc.errors import XCSError
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
-from xcs_bc.ir.values import unknown
+from xcs_bc.ir.values import SIZED, unknown
 
 if TYPE_CHECKING:
     from xcs_bc.build.builder import GraphBuilder
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 # from its LONG_LOOP-th.
 OBSERVED_ROUNDS = 2
 LONG_LOOP = 64
-_SIZED = (list, tuple, str, bytes, range, dict, set, frozenset)
 
 
 class UnobservedRoundsError(XCSError):
@@ -208,7 +207,7 @@ def _length(iterable: ValueRef) -> int:
         if callee.value in (enumerate, reversed) or (callee.value is zip and len(args) > 0):
             return min(_length(arg) for arg in (args[:1] if callee.value is not zip else args))
     value = iterable.value if iterable.value is not MISSING else recomputed(iterable)
-    return len(value) if type(value) in _SIZED else 0
+    return len(value) if type(value) in SIZED else 0
 
 
 def _data(value: object) -> bool:

@@ -22,13 +22,14 @@ class DecisionKind(enum.Enum):
     NONE = "none"  # a branch on whether `cond` is None: `expected` is `cond is None`
     LENGTH = "loop"  # a loop over `cond` ran out: `expected` is how many items it took
     MORE = "more"  # a loop over `cond` took item number `expected` (0 for the first): len(cond) > expected
-    LEFT_LOOP = "left"  # a loop left by break or return: how many items it took is no guard
+    LEFT_LOOP = "left"  # a loop left by break or return on a result's say-so: no guard says when
     RAISED = "raised"  # an exception no slow call caused was handled
     CHANGED = "changed"  # a sequence changed in place while a loop walked it
 
 
 # the kinds that are a branch on a value a guard may check; the others always cut a plan off
-BRANCHES = frozenset({DecisionKind.TRUTH, DecisionKind.NONE, DecisionKind.LENGTH})
+# (MORE as a decision: a loop left by break or return that only guarded decisions led to)
+BRANCHES = frozenset({DecisionKind.TRUTH, DecisionKind.NONE, DecisionKind.LENGTH, DecisionKind.MORE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,6 +252,9 @@ class FirstCall:
         # could not be computed): a call there that matches none issued ahead may be that round's
         # own, not a sign that the calls issued for the site are wrong
         self.partial: set[SiteKey] = set()
+        # the calls issued ahead that a site took: one made again there (a retry after its exception)
+        # is a visit the prediction did not count, not a sign that it is wrong
+        self.taken: dict[SiteKey, list[_Ahead]] = {}
         self.session: Session | None = None  # set by the caller once observing starts
         self.finished = False
         self.issued = 0  # calls issued ahead
@@ -558,7 +561,8 @@ class FirstCall:
             ahead = self._take(key, fn, args, kwargs)
             # none is this call: the prediction for this site is wrong, the calls issued for it go
             # (unless some rounds' calls at the site were not issued: it may be one of those)
-            dropped = self.pending.pop(key, []) if ahead is None and key not in self.partial else []
+            wrong = ahead is None and key not in self.partial and not self._again(key, fn, args, kwargs)
+            dropped = self.pending.pop(key, []) if wrong else []
             if dropped:
                 self.gated.armed.discard(key)
         for other in dropped:
@@ -626,8 +630,13 @@ class FirstCall:
                 del waiting[index]
                 if not waiting:
                     self.gated.armed.discard(key)
+                self.taken.setdefault(key, []).append(ahead)
                 return ahead
         return None
+
+    def _again(self, key: SiteKey, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Is this call one the site already took from those issued ahead (under the lock)?"""
+        return any(same_call(ahead, fn, args, kwargs) for ahead in self.taken.get(key, ()))
 
     def _served(
         self,
@@ -652,6 +661,7 @@ class FirstCall:
             self.finished = True
             left = [ahead for waiting in self.pending.values() for ahead in waiting]
             self.pending.clear()
+            self.taken.clear()
             self.gated.armed.clear()
         for ahead in left:
             ahead.unused(self.stats)
@@ -936,12 +946,19 @@ def _branches(
     decided = [
         (index, d) for index, d in enumerate(b.decisions[first : upto.decisions], first) if index not in own
     ]
+    # a loop the round left by break or return where branches on values said (see
+    # `handlers.iteration.pop_top`): round k leaves its own where the first did when those branches go
+    # the same way and it has as many items (a guard); one that has fewer goes another way
+    left = [decision_guard(d) for _, d in decided if d.kind is DecisionKind.MORE]
+    if None in left:
+        return None
+    decided = [(index, d) for index, d in decided if d.kind is not DecisionKind.MORE]
     if len(decided) != upto.mark.tests - state.first_mark.tests:
         return None  # (one under a branch on a result, say: no decision records it)
     body = loop_body(fs.info, state.head) if decided and state.head is not None else None
     unchangeable = _unchangeable(fs, body, walked) if body is not None else None
-    guards = []
-    alike = True
+    guards = [guard for guard in left if guard is not None]
+    alike = not left
     for index, decision in decided:
         guard = decision_guard(decision)
         where = b.untaken.get(index)

@@ -51,13 +51,13 @@ from xcs_bc.execute.limits import (
 from xcs_bc.execute.rewrite import Dispatch
 from xcs_bc.execute.speculation import Speculation
 from xcs_bc.execute.timeline import Span, Timeline
-from xcs_bc.ir.values import class_lookup, describe_callee, reported_tokens
+from xcs_bc.ir.values import SIZED, class_lookup, describe_callee, reported_tokens
 from xcs_bc.plan.learn import strays
 from xcs_bc.plan.planner import Plan, Schedule
 from xcs_bc.plan.readpoints import local_reads
 from xcs_bc.plan.recipes import Recipe
 from xcs_bc.plan.rounds import ResultLoop
-from xcs_bc.plan.slices import SIZED, Env, NotComputable, evaluate, plain, same_value
+from xcs_bc.plan.slices import Env, NotComputable, evaluate, plain, same_value
 
 
 @dataclass

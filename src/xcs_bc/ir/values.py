@@ -20,6 +20,20 @@ from xcs_bc.ir.refs import MISSING, ExprKind, Local, PathStep, Source, ValueRef
 NULL = ValueRef(Source.CONST, name="<NULL>", value=None)
 """The NULL slot CPython pushes beside a callable (3.11+); never an operand."""
 
+SIZED: tuple[type, ...] = (  # len() of these runs no user code
+    str,
+    bytes,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    range,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+)
+
 
 def const(value: Any) -> ValueRef:
     return ValueRef(Source.CONST, value=value)

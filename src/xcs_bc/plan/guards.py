@@ -17,7 +17,8 @@ from typing import Any
 from xcs_bc.build.trace import BRANCHES, Condition, Decision, DecisionKind, LoopRecord
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.text import format_value
-from xcs_bc.plan.slices import SIZED, Env, NotComputable, Slice, evaluate, plain
+from xcs_bc.ir.values import SIZED
+from xcs_bc.plan.slices import Env, NotComputable, Slice, evaluate, plain
 
 __all__ = [
     "Guard",

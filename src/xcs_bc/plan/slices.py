@@ -41,7 +41,7 @@ from xcs_bc.build import purity
 from xcs_bc.build.generators import items_of, made_alone, remade_function
 from xcs_bc.ir import MAX_DEPTH, MISSING, ExprKind, Local, PathStep, Source, ValueRef
 from xcs_bc.ir.text import format_value
-from xcs_bc.ir.values import const, describe_callee, local_of, peek_attr, peek_item, unknown_origin
+from xcs_bc.ir.values import SIZED, const, describe_callee, local_of, peek_attr, peek_item, unknown_origin
 
 
 class NotComputable(Exception):
@@ -62,19 +62,6 @@ class Env:
 # -- built-in data ---------------------------------------------------------------------------------
 
 _SAFE_VALUES = (str, bytes, int, float, complex, bool, type(None), tuple, list, dict, frozenset, range, slice)
-SIZED: tuple[type, ...] = (  # len() of these runs no user code
-    str,
-    bytes,
-    tuple,
-    list,
-    dict,
-    set,
-    frozenset,
-    range,
-    type({}.keys()),
-    type({}.values()),
-    type({}.items()),
-)
 _OPERATORS: dict[ExprKind, Callable[[Any, Any], Any]] = {
     ExprKind.ADD: operator.add, ExprKind.SUB: operator.sub, ExprKind.MUL: operator.mul,
     ExprKind.TRUEDIV: operator.truediv, ExprKind.FLOORDIV: operator.floordiv, ExprKind.MOD: operator.mod,

@@ -15,11 +15,12 @@ from xcs_bc.build.effects import dict_view_of
 from xcs_bc.build.frames import FrameState
 from xcs_bc.build.generators import identity, remade_function
 from xcs_bc.build.loops import LoopState
-from xcs_bc.build.trace import Decision, DecisionKind
+from xcs_bc.build.trace import Condition, Decision, DecisionKind
 from xcs_bc.ir import MISSING, ExprKind, Source, ValueRef
 from xcs_bc.ir.passes import walk
 from xcs_bc.ir.values import (
     NULL,
+    SIZED,
     const,
     copy_of,
     expr,
@@ -50,7 +51,8 @@ def get_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         if entry is not None and entry[0] is sequence.operands:
             state.listed = entry[1]
             state.watched += entry[1].held
-    b.iters[identity(it)] = state  # popped when the loop runs out
+    state.entered_under = fs.conditions()
+    b.iters[identity(it)] = state  # popped when the loop runs out, or is left (see `pop_top`)
     fs.push(it)
 
 
@@ -131,6 +133,71 @@ def for_iter(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
         state.head = ins.offset
     elif index == 1 and ended is not None:  # its first round is observed: the rest may go ahead
         b.on_round(b, fs, state, ended)
+
+
+def pop_top(b: GraphBuilder, fs: FrameState, ins: Instr, jumped: bool) -> None:
+    """POP_TOP drops a value.  Dropping a loop's iterator is leaving the loop in the middle: `break`,
+    or `return` from inside it (every version pops the iterator first; an exception leaves without)."""
+    if fs.stack and fs.stack[-1].source is Source.EXPR and fs.stack[-1].kind is ExprKind.ITER:
+        _left(b, fs, ins, fs.stack[-1])
+    fs.pop(1)
+
+
+# what makes a sequence whose length a guard can ask (an iterator's or a generator's cannot be)
+_SIZED_MAKERS = (list, tuple, sorted, dict, set, frozenset, str, bytes, range)
+_SIZED_METHODS = frozenset({"split", "rsplit", "splitlines", "keys", "values", "items", "copy"})
+
+
+def _sized(ref: ValueRef) -> bool:
+    """Is `ref` a built-in container (known by its value, or by what made it: `sorted(xs)`,
+    `doc.splitlines()`, `d.items()`)?"""
+    if ref.value is not MISSING:
+        return type(ref.value) in SIZED
+    if ref.source is not Source.EXPR or ref.kind not in (ExprKind.CALL, ExprKind.CALL_KW) or ref.path:
+        return False
+    if not ref.operands:
+        return False
+    callee = ref.operands[0].value
+    if any(callee is maker for maker in _SIZED_MAKERS):
+        return True
+    owner = getattr(callee, "__self__", None)
+    return type(owner) in SIZED and getattr(callee, "__name__", "") in _SIZED_METHODS
+
+
+def _left(b: GraphBuilder, fs: FrameState, ins: Instr, it: ValueRef) -> None:
+    """A loop left by break or return in round k.  When only branches a guard checks led there (its
+    frame runs under the same branches on results as when the loop began: no result, no exception
+    handled on a result's say-so, decided it), a replay whose guards hold leaves it in the same round:
+    what comes after it is reached, and the loop is a guard that its sequences have more than k items.
+    Else the loop stays open, and when the run ends nothing from its start on is issued ahead
+    (`GraphBuilder.finish`)."""
+    state = b.iters.get(identity(it))
+    if state is None or state.iterator.operands is not it.operands or state.frame is not fs.frame:
+        return
+    if b.skipping is not None or not state.op_starts or b.walked_changed(state):
+        return
+    if not _same_conditions(state.entered_under, fs.conditions()):
+        return
+    iterable = state.iterable
+    sequences: tuple[ValueRef, ...] = ()
+    if not positional(iterable):  # (a list built here is as long as earlier decisions made it)
+        if iterable.deps:
+            return
+        builtin, walked = lockstep(iterable)
+        sequences = tuple(walked or [iterable])
+        if builtin is not range and not all(map(_sized, sequences)):
+            return
+    site = b._site(fs, ins)
+    taken = len(state.op_starts) - 1  # the index of the round it was left in
+    for sequence in sequences:
+        b.decisions.append(Decision(DecisionKind.MORE, sequence, taken, state.ops_before, site))
+    b.iters.pop(identity(it), None)
+
+
+def _same_conditions(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
+    return len(a) == len(b) and all(
+        x.cond is y.cond and x.outcome == y.outcome for x, y in zip(a, b, strict=True)
+    )
 
 
 _KEYWORDS: dict[Any, tuple[str, ...]] = {zip: ("strict",), enumerate: ("start",)}

@@ -26,7 +26,7 @@ from xcs_bc.build.handlers.containers import (
     store_subscr,
     unpack_sequence,
 )
-from xcs_bc.build.handlers.iteration import for_iter, get_iter
+from xcs_bc.build.handlers.iteration import for_iter, get_iter, pop_top
 from xcs_bc.build.handlers.names import (
     delete_attr,
     delete_fast,
@@ -134,7 +134,7 @@ HANDLERS: dict[str, Any] = {
     "RETURN_VALUE": return_value,
     "RETURN_CONST": return_value,
     "YIELD_VALUE": yield_value,
-    "POP_TOP": nop,
+    "POP_TOP": pop_top,
     "END_FOR": nop,
     "NOP": nop,
     "RESUME": nop,
