@@ -240,6 +240,19 @@ def aspects_pool(docs):
     return list(POOL.map(lambda p: llm(f"{p[1]} of {p[0]}"), pairs))
 
 
+def sections(docs):  # an inner loop as long as its document's sections: 3, 2, 4, 3, 2
+    out = []
+    for d in docs:
+        for section in d.split("|"):
+            out.append(llm(f"Summarize: {section}"))
+    return out
+
+
+def sections_pool(docs):
+    parts = [section for d in docs for section in d.split("|")]
+    return list(POOL.map(lambda section: llm(f"Summarize: {section}"), parts))
+
+
 def chain(topic):
     a = llm(f"Outline {topic}")
     b = llm(f"Draft {a}")
@@ -267,6 +280,14 @@ def fresh_docs(n: int, words: int = 0, blank_every: int = 0) -> Callable[[], lis
         if blank_every:  # (the first is never blank: the first round makes the call)
             return ["" if j % blank_every == blank_every - 1 else f"doc {k}.{j}" for j in range(n)]
         return [f"doc {k}.{j}" for j in range(n)]
+
+    return make
+
+
+def fresh_sectioned(counts: tuple[int, ...]) -> Callable[[], list[str]]:
+    def make() -> list[str]:
+        k = next(_counter)
+        return ["|".join(f"doc {k}.{j} section {i}" for i in range(n)) for j, n in enumerate(counts)]
 
     return make
 
@@ -335,6 +356,7 @@ SCENARIOS = [
     Scenario("map of 8 in a helper, then combine", map_combine_in_a_helper, map_combine_pool, fresh_docs(8)),
     Scenario("search, read every hit", research, research_pool, fresh_query),
     Scenario("nested: 4 docs x 3 aspects", aspects, aspects_pool, fresh_docs(4)),
+    Scenario("nested: 5 docs of 2-4 sections", sections, sections_pool, fresh_sectioned((3, 2, 4, 3, 2))),
     Scenario("chain of 4 (no loop)", chain, None, lambda: f"topic {next(_counter)}", kind="chain"),
     Scenario("glue: 4 docs x 150 words", glue_heavy, None, fresh_docs(4, words=150), kind="glue"),
 ]

@@ -30,7 +30,9 @@ def loop_offsets(info: CodeInfo, head: int) -> frozenset[int]:
         start = set(_edges(info, head))
     ahead = _reached(start, lambda off: _edges(info, off), stop=head)
     preds = _predecessors(info)
-    rounds_end = {off for off in preds.get(head, ()) if off in ahead}  # (the jumps back to the head)
+    # the jumps back to the head: not the way in, falling through into it (which the code of a round
+    # may reach again: a `break` that jumps to the next round of a loop around it, 3.12+)
+    rounds_end = {off for off in preds.get(head, ()) if off in ahead and info.instrs[off].target == head}
     back = _reached(rounds_end, lambda off: preds.get(off, ()), stop=head)
     return frozenset({head} | (ahead & back))
 

@@ -94,6 +94,7 @@ from xcs_bc.build.frames import FrameState, RoundMark
 from xcs_bc.build.generators import same as same_generator
 from xcs_bc.build.generators import takes_all
 from xcs_bc.build.handlers.iteration import lockstep, round_item
+from xcs_bc.build.liveness import loaded_names
 from xcs_bc.build.loops import LoopState
 from xcs_bc.build.loopshape import handled_out
 from xcs_bc.build.purity import memo_wrapper
@@ -298,7 +299,9 @@ class FirstCall:
         rounds = min(map(len, walked)) if walked else 0  # (zip: the shortest)
         if rounds < 3:
             return  # (with two items, the second round's call is the next thing anyway)
-        around = [outer for outer in b.iters.values() if outer.frame is fs.frame and outer is not state]
+        # (the loops around it: its frame's, and for a comprehension's frame, 3.10/3.11, its maker's)
+        frames = (fs.frame, fs.frame.f_back if fs.info.code.co_name in _COMPREHENSIONS else None)
+        around = [outer for outer in b.iters.values() if outer.frame in frames and outer is not state]
         if any(len(outer.op_starts) - 1 in outer.issued for outer in around):
             return  # a loop around it issued this round's calls already (see `_inner_loops_alike`)
         if not b.ops[start:] or state.head is None or handled_out(fs.info, state.head):
@@ -327,9 +330,14 @@ class FirstCall:
         alike = self._alike(b, fs, state, ended, item, others, env, changed, walked)
         if alike is None:
             return
-        inner, branches, upto = alike
+        inner, varying, branches, upto = alike
         issue = self._steps(b, fs, state, path, item, others[0], env, upto.ops)
         if issue is None:
+            return
+        if not all(_keeps_to_itself(fs, state, inner[index]) for index in varying):
+            return
+        rounds_of = _inner_rounds(b, inner, varying, issue, env)
+        if rounds_of is None:
             return
         if changed.read_by(ref for step in issue for ref in step.inputs):
             return  # a round reads what the round before it left (`i += 1`, `acc.append(d)`)
@@ -364,7 +372,8 @@ class FirstCall:
                 continue
             state.issued.add(k)
             steps = [
-                dataclasses.replace(step, inputs=_with_item(step.inputs, item, others[k])) for step in issue
+                dataclasses.replace(step, inputs=_with_item(step.inputs, item, others[k]))
+                for step in rounds_of(k)
             ]
             later = _Round(steps, dataclasses.replace(env, outputs=dict(outputs)))
             for index in later.ready():
@@ -383,7 +392,7 @@ class FirstCall:
         env: Env,
         changed: Carried,
         walked: list[Any],
-    ) -> tuple[Sequence[LoopRecord], _Branches, _Upto] | None:
+    ) -> tuple[Sequence[LoopRecord], dict[int, list[int]], _Branches, _Upto] | None:
         """The loops the first round ran and the branches it took, which every later round must run and
         take alike (see `_inner_loops_alike`, `_branches`): those of the round up to its tail (`_Upto`),
         whose code is then read whole (`_tail_alike`: whichever way a round goes there, the next round
@@ -402,12 +411,13 @@ class FirstCall:
             inner = _inner_loops(b, state, upto.mark)
             if inner is None or not _walks_alone(b, state, inner):
                 continue
-            if not self._inner_loops_alike(item, others, inner, env, changed):
+            varying = self._inner_loops_alike(item, others, inner, env, changed)
+            if varying is None:
                 continue
             branches = _branches(b, fs, state, upto, inner, walked)
             if branches is None or changed.read_by(guard.ref for guard in branches.guards):
                 continue
-            return inner, branches, upto
+            return inner, varying, branches, upto
         return None
 
     def _steps(
@@ -428,11 +438,16 @@ class FirstCall:
         first_round = dataclasses.replace(env, outputs=dict(env.outputs))  # (with the round's results)
         for op in b.ops[state.op_starts[0] : until]:
             facts = b.call_facts[op.id]
-            key = (path, op.site.offset)
+            # (a call of a comprehension of the round's, which runs in a frame of its own on 3.10/3.11)
+            code = facts.code
+            own = code is fs.info.code or (
+                code is not None and code.co_name in _COMPREHENSIONS and code in self.paths
+            )
+            key = (self.paths[code] if own and code is not None else path, op.site.offset)
             if (
                 op.op_type is not OpType.CALL
                 or "exception" in op.metadata
-                or facts.code is not fs.info.code
+                or not own
                 or facts.star
                 or facts.read
                 or key not in self.gated.sites
@@ -482,24 +497,36 @@ class FirstCall:
 
     def _inner_loops_alike(
         self, item: ValueRef, others: list[ValueRef], inner: Sequence[LoopRecord], env: Env, changed: Carried
-    ) -> bool:
-        """Will the loops the first round (of `item`) ran (`inner`) run alike in every round?  Each
-        must have run out over sequences that are the same for every item of the loop (`others`:
-        `for aspect in ASPECTS` inside `for d in docs`, not `for part in d.parts`).  The calls of the
-        later rounds, theirs included, are then issued at once, and the inner loops issue nothing
-        more in those rounds (`LoopState.issued`)."""
+    ) -> dict[int, list[int]] | None:
+        """Will the loops the first round (of `item`) ran (`inner`) run alike in every round?  Each must
+        have run out over sequences that are either the same for every item of the loop (`for aspect
+        in ASPECTS` inside `for d in docs`), or the later rounds' own, made by the same recipes from
+        their items (`for w in d.split()`): those are returned, by their index in `inner`, with how
+        many rounds they run in each round of the loop (see `_inner_rounds`).  The calls of the later
+        rounds, theirs included, are then issued at once, and the inner loops issue nothing more in
+        those rounds (`LoopState.issued`).  None when one will not do."""
         if changed.read_by(walked for record in inner for walked in record.sequences):
-            return False
-        for record in inner:
-            for walked in record.sequences:
-                for other in others[1:]:
+            return None
+        varying: dict[int, list[int]] = {}
+        for index, record in enumerate(inner):
+            lengths, same = [len(record.op_starts)], True
+            for other in others[1:]:
+                made = []
+                for walked in record.sequences:
                     try:
                         (again,) = Slice(_with_item((walked,), item, other))(env)
                     except NotComputable:
-                        return False
-                    if not same_value(again, walked.value):
-                        return False
-        return True
+                        return None
+                    same = same and same_value(again, walked.value)
+                    made.append(again)
+                if not all(type(sequence) in _SEQUENCES for sequence in made):
+                    return None
+                lengths.append(min(map(len, made), default=0))  # (zip(): its shortest)
+            if not same:
+                if lockstep(record.iterable)[0] is reversed:
+                    return None
+                varying[index] = lengths
+        return varying
 
     def _submit(
         self,
@@ -909,6 +936,129 @@ def _inner_loops(b: GraphBuilder, state: LoopState, ended: RoundMark) -> Sequenc
     if any(index < state.decision_starts[0] for record in inner for index in record.own_decisions):
         return None
     return inner
+
+
+def _inner_rounds(
+    b: GraphBuilder,
+    inner: Sequence[LoopRecord],
+    varying: Mapping[int, list[int]],
+    issue: list[_Step],
+    env: Env,
+) -> Callable[[int], list[_Step]] | None:
+    """What round k of the loop calls, before its item is put in (see `_with_item`): the first round's
+    calls, where each inner loop over a sequence of the round's own (`varying`, see
+    `_inner_loops_alike`) runs as many rounds as round k's sequence has, each its first round's calls
+    made for its item.  None unless those calls can be so made: every round of the inner loop made
+    the same calls, which its first round's made for its item give back (at least two rounds, so
+    that an item put in no place shows), on no branch of its own, and nothing reads their results."""
+    first_round = dataclasses.replace(env, outputs=dict(env.outputs))
+    for step in issue:  # (the results of the first round, for recipes reading them)
+        op = b.ops[step.op]
+        if op.outputs:
+            first_round.outputs[op.id] = op.outputs[0].value
+    spans: dict[int, tuple[range, list[_Step], ValueRef, ValueRef]] = {}
+    for index in varying:
+        record = inner[index]
+        if record.decision_starts and record.decision_starts[0] != record.decision_end:
+            return None  # (a branch in its rounds: those past the first round's count are not checked)
+        starts = record.op_starts
+        body = (starts[1] if len(starts) > 1 else record.op_end) - starts[0]
+        if not body:
+            continue  # (no call in it)
+        ends = (*starts[1:], record.op_end)
+        if len(starts) < 2:
+            return None
+        if any(end - start != body for start, end in zip(starts, ends, strict=True)):
+            return None
+        span = range(starts[0], record.op_end)
+        if any(_deps(step) & set(span) for step in issue):
+            return None  # (a call reading an inner call's result: its recipe has the first round's count)
+        template = [step for step in issue if starts[0] <= step.op < starts[0] + body]
+        first = _first_item(round_item(b, record.iterable, 0), template)
+        for j in range(1, len(starts)):
+            traced = [step for step in issue if starts[j] <= step.op < starts[j] + body]
+            made = _inner_made(template, first, round_item(b, record.iterable, j))
+            if made is None or len(traced) != len(made):
+                return None
+            for again, step in zip(made, traced, strict=True):
+                try:
+                    values = Slice(again.inputs)(first_round)
+                except NotComputable:
+                    return None
+                if again.key != step.key or not all(
+                    same_value(value, ref.value) for value, ref in zip(values, step.inputs, strict=True)
+                ):
+                    return None
+        spans[index] = (span, template, first, record.iterable)
+    if not spans:
+        return lambda k: issue
+    inside = [span for span, _, _, _ in spans.values()]
+
+    def rounds_of(k: int) -> list[_Step]:
+        steps = [step for step in issue if not any(step.op in span for span in inside)]
+        for index, (_, template, first, iterable) in spans.items():
+            for j in range(varying[index][k]):
+                steps += _inner_made(template, first, round_item(b, iterable, j), checked=False) or []
+        return steps
+
+    return rounds_of
+
+
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
+
+
+def _keeps_to_itself(fs: FrameState, state: LoopState, record: LoopRecord) -> bool:
+    """Does nothing of the rest of the round read what an inner loop's rounds assigned (its loop
+    variable, `title = line`, `count += 1`)?  Those hold what its last round left, and that loop runs
+    another number of rounds in later rounds.  A comprehension's frame keeps its locals to itself (on
+    3.10/3.11); an inner loop of the round's own code must assign no local that the rest of the
+    loop's body loads."""
+    code = fs.info.code
+    names = (code.co_name, getattr(code, "co_qualname", code.co_name))  # (a site names the latter, 3.11+)
+    if record.site.file != code.co_filename or record.site.code not in names:
+        return record.site.code.rpartition(".")[2] in _COMPREHENSIONS
+    if state.head is None or record.site.offset not in fs.info.instrs:
+        return False
+    inner, outer = loop_body(fs.info, record.site.offset), loop_body(fs.info, state.head)
+    if inner is None or outer is None:
+        return False
+    rest = outer.offsets - inner.offsets
+    loaded = {
+        name
+        for off in rest
+        if off in fs.info.instrs and fs.info.instrs[off].opname != "LOAD_FAST_AND_CLEAR"
+        for name in loaded_names(fs.info.instrs[off])
+    }  # (LOAD_FAST_AND_CLEAR: an inlined comprehension keeps what its variable held, 3.12+)
+    return not loaded & set(inner.stored)
+
+
+def _first_item(made: ValueRef, template: list[_Step]) -> ValueRef:
+    """An inner loop's first item as its first round's calls read it: a counter of enumerate() is put
+    in place by identity (see `_with_item`), so the very counter ref they hold stands for the one
+    `round_item` made again."""
+    parts = _parts(made)
+    if not any(part.counter for part in parts):
+        return made
+    held = [ref for ref in walk([ref for step in template for ref in step.inputs]) if ref.counter]
+    found = []
+    for part in parts:
+        same = [ref for ref in held if _same_place(ref, part) and ref.value == part.value]
+        found.append(same[0] if part.counter and len(same) == 1 else part)
+    return made.replaced(operands=tuple(found))
+
+
+def _inner_made(
+    template: list[_Step], first: ValueRef, other: ValueRef, *, checked: bool = True
+) -> list[_Step] | None:
+    """An inner loop's first round's calls made for the round of item `other`; when `checked`, None
+    unless each reads the item (else the item would be put in no place)."""
+    made = []
+    for step in template:
+        inputs = _with_item(step.inputs, first, other)
+        if checked and all(new is old for new, old in zip(inputs, step.inputs, strict=True)):
+            return None
+        made.append(dataclasses.replace(step, inputs=inputs))
+    return made
 
 
 @dataclass(frozen=True)
