@@ -567,6 +567,11 @@ class Replay:
         on, `except ValueError: continue`; an inner loop ran fewer rounds).  Those are skipped: never
         issued from now on, wasted if they were, and the site's next visit is the one after it.  Under
         the lock."""
+        own = planned[occurrence] if occurrence < len(planned) else None
+        if own is not None and own not in self.issued and self._would_make(own, fn, args, kwargs):
+            # this visit's own call, not issued (it waits for a call of its lru_cache wrapper that may
+            # fill the entry it reads, say): a later visit's call like it is the same call again
+            return None
         for index in range(occurrence + 1, min(len(planned), occurrence + 1 + _SKIPPED_VISITS)):
             op_id = planned[index]
             issued = self.issued.get(op_id)
@@ -577,6 +582,16 @@ class Replay:
             self.occurrences[key] = index + 1
             return op_id, issued
         return None
+
+    def _would_make(self, op_id: int, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Is this the call planned call `op_id` makes, as its recipe computes it now?  Under the lock."""
+        try:
+            callee, planned_args, planned_kwargs = self.recipes[op_id].call(
+                self.local_envs.get(op_id, self.env)
+            )
+        except NotComputable:
+            return False
+        return same_parts(callee, planned_args, planned_kwargs, fn, args, kwargs)
 
     def _passed_over(self, op_id: int) -> None:
         """The run went past the visit planned for `op_id` without taking its call: never issued from
@@ -783,14 +798,26 @@ def as_handed(value: Any) -> Any:
 
 
 def same_call(issued: Issued, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    if len(issued.args) != len(args) or issued.kwargs.keys() != kwargs.keys():
+    return same_parts(issued.callee, issued.args, issued.kwargs, fn, args, kwargs)
+
+
+def same_parts(
+    callee: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    fn: Any,
+    other_args: tuple[Any, ...],
+    other_kwargs: dict[str, Any],
+) -> bool:
+    """Are the two calls the same: the same callee, handed the same values?"""
+    if len(args) != len(other_args) or kwargs.keys() != other_kwargs.keys():
         return False
-    if not same_value(issued.callee, fn):
+    if not same_value(callee, fn):
         return False
-    for a, b in zip(issued.args, args, strict=True):  # (a loop, not all() of a generator: per served call)
+    for a, b in zip(args, other_args, strict=True):  # (a loop, not all() of a generator: per served call)
         if not same_value(a, b):
             return False
-    return all(same_value(issued.kwargs[k], kwargs[k]) for k in kwargs)
+    return all(same_value(kwargs[k], other_kwargs[k]) for k in kwargs)
 
 
 # -- routing a clone's dispatches to the replay running it on this thread ---------------------------
