@@ -114,10 +114,8 @@ def main() -> int:
         for name, (wall, cpu, results) in costs.items():
             failed |= results != expected
             over = f"{(wall - plain_wall) / N * 1e6:>8.1f}" if not latency else f"{'':>8}"
-            print(
-                f"{latency * 1000:>6.0f}ms {name:<26} {over} {(cpu - plain_cpu) / N * 1e6:>8.1f} "
-                f"{latency / wall if latency else 0:>8.0%}"
-            )
+            ideal = f"{latency / wall:>8.0%}" if latency else f"{'':>8}"
+            print(f"{latency * 1000:>6.0f}ms {name:<26} {over} {(cpu - plain_cpu) / N * 1e6:>8.1f} {ideal}")
         served_per_round = (jitted.stats.served - served) / rounds
         if latency == 0.0:
             best_pool = min(wall for name, (wall, _, _) in costs.items() if name.startswith("pool"))
