@@ -31,28 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import xcs_bc as xcs
+from jit_bench import Instant
 
 N = 200
 TARGET_US = 10.0 if sys.version_info >= (3, 12) else 20.0
 
 
-class Model:
-    """A fake model call: answers after `latency` seconds (at once when 0; not even a sleep(0),
-    which waits for the kernel's timer slack on 3.11+)."""
-
-    def __init__(self) -> None:
-        self.__name__ = self.__qualname__ = "model"
-        self.latency = 0.0
-        self.calls = 0
-
-    def __call__(self, prompt: str) -> str:
-        self.calls += 1
-        if self.latency:
-            time.sleep(self.latency)
-        return f"model({prompt})"
-
-
-model = Model()
+model = Instant("model")  # answers at once unless its latency is set
 
 
 def summarize_all(items: list[str]) -> list[str]:

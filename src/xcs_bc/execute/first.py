@@ -519,11 +519,10 @@ class FirstCall:
                         return None
                     same = same and same_value(again, walked.value)
                     made.append(again)
-                if not all(type(sequence) in _SEQUENCES for sequence in made):
-                    return None
-                lengths.append(min(map(len, made), default=0))  # (zip(): its shortest)
+                sized = all(type(sequence) in _SEQUENCES for sequence in made)
+                lengths.append(min(map(len, made), default=0) if sized else -1)  # (zip(): its shortest)
             if not same:
-                if lockstep(record.iterable)[0] is reversed:
+                if -1 in lengths or lockstep(record.iterable)[0] is reversed:
                     return None
                 varying[index] = lengths
         return varying
