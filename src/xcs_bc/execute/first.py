@@ -509,7 +509,7 @@ class FirstCall:
             return None
         varying: dict[int, list[int]] = {}
         for index, record in enumerate(inner):
-            lengths, same = [len(record.op_starts)], True
+            lengths, same, countable = [len(record.op_starts)], True, True
             for other in others[1:]:
                 made = []
                 for walked in record.sequences:
@@ -520,9 +520,10 @@ class FirstCall:
                     same = same and same_value(again, walked.value)
                     made.append(again)
                 sized = all(type(sequence) in _SEQUENCES for sequence in made)
-                lengths.append(min(map(len, made), default=0) if sized else -1)  # (zip(): its shortest)
+                countable = countable and sized
+                lengths.append(min(map(len, made), default=0) if sized else 0)  # (zip(): its shortest)
             if not same:
-                if -1 in lengths or lockstep(record.iterable)[0] is reversed:
+                if not countable or lockstep(record.iterable)[0] is reversed:
                     return None
                 varying[index] = lengths
         return varying
@@ -977,8 +978,11 @@ def _inner_rounds(
         for j in range(1, len(starts)):
             traced = [step for step in issue if starts[j] <= step.op < starts[j] + body]
             made = _inner_made(template, first, round_item(b, record.iterable, j))
-            if made is None or len(traced) != len(made):
-                return None
+            if len(traced) != len(made) or any(
+                all(new is old for new, old in zip(again.inputs, step.inputs, strict=True))
+                for again, step in zip(made, template, strict=True)
+            ):
+                return None  # (a call the item was put in no place of: it would show in no round)
             for again, step in zip(made, traced, strict=True):
                 try:
                     values = Slice(again.inputs)(first_round)
@@ -997,7 +1001,7 @@ def _inner_rounds(
         steps = [step for step in issue if not any(step.op in span for span in inside)]
         for index, (_, template, first, iterable) in spans.items():
             for j in range(varying[index][k]):
-                steps += _inner_made(template, first, round_item(b, iterable, j), checked=False) or []
+                steps += _inner_made(template, first, round_item(b, iterable, j))
         return steps
 
     return rounds_of
@@ -1046,18 +1050,9 @@ def _first_item(made: ValueRef, template: list[_Step]) -> ValueRef:
     return made.replaced(operands=tuple(found))
 
 
-def _inner_made(
-    template: list[_Step], first: ValueRef, other: ValueRef, *, checked: bool = True
-) -> list[_Step] | None:
-    """An inner loop's first round's calls made for the round of item `other`; when `checked`, None
-    unless each reads the item (else the item would be put in no place)."""
-    made = []
-    for step in template:
-        inputs = _with_item(step.inputs, first, other)
-        if checked and all(new is old for new, old in zip(inputs, step.inputs, strict=True)):
-            return None
-        made.append(dataclasses.replace(step, inputs=inputs))
-    return made
+def _inner_made(template: list[_Step], first: ValueRef, other: ValueRef) -> list[_Step]:
+    """An inner loop's first round's calls made for the round of item `other`."""
+    return [dataclasses.replace(step, inputs=_with_item(step.inputs, first, other)) for step in template]
 
 
 @dataclass(frozen=True)

@@ -183,9 +183,8 @@ def _left(b: GraphBuilder, fs: FrameState, ins: Instr, it: ValueRef) -> None:
     if not positional(iterable):  # (a list built here is as long as earlier decisions made it)
         if iterable.deps:
             return
-        builtin, walked = lockstep(iterable)
-        sequences = tuple(walked or [iterable])
-        if builtin is not range and not all(map(_sized, sequences)):
+        sequences = tuple(lockstep(iterable)[1] or [iterable])  # (range(...): itself, a maker of `_sized`)
+        if not all(map(_sized, sequences)):
             return
     site = b._site(fs, ins)
     taken = len(state.op_starts) - 1  # the index of the round it was left in
